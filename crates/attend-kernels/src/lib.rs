@@ -1,0 +1,27 @@
+//! Pure Rust CPU kernels for `attend`, on plain `f32` slices.
+//!
+//! Nothing here knows about candle: the `attend` crate's `ops.rs` is the only
+//! bridge. Every fused kernel sits beside its backward, and the plain
+//! reference versions in [`reference`] are the oracle the tests hold them to.
+//!
+//! Layout conventions (all row-major, contiguous):
+//! - attention q, k, v: `[batch, heads, seq, head_dim]`
+//! - attention scores / weights: `[batch, heads, seq_q, seq_k]`
+//! - row-wise ops (layer norm, softmax, cross-entropy): `[rows, dim]`
+//!
+//! Determinism: every reduction across rows is done over fixed-size chunks
+//! whose partial sums are added in a fixed order, so results do not depend on
+//! how rayon schedules the work or on the number of threads.
+
+pub mod adamw;
+pub mod loss;
+pub mod norm;
+pub mod pattern;
+pub mod reference;
+pub mod softmax;
+
+pub use pattern::AttentionPattern;
+
+/// Number of rows handed to one rayon task. Fixed (never derived from the
+/// thread count) so reductions are bitwise reproducible.
+pub(crate) const ROW_CHUNK: usize = 64;

@@ -1,0 +1,169 @@
+//! Turning sentences into padded, length-bucketed batches.
+
+use crate::data::conllu::Sentence;
+use crate::data::vocab::{TaggerVocab, PAD, UNK};
+use attend_kernels::loss::IGNORE;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+/// One sentence as indices, computed once before training.
+#[derive(Debug, Clone)]
+pub struct EncodedSentence {
+    pub words: Vec<u32>,
+    pub chars: Vec<Vec<u32>>,
+    /// Gold tag per word; [`IGNORE`] where the tag is missing or unseen in training.
+    pub tags: Vec<u32>,
+}
+
+impl EncodedSentence {
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// Encodes the words of each sentence.
+pub fn encode(sentences: &[Sentence], vocab: &TaggerVocab, max_word_chars: usize) -> Vec<EncodedSentence> {
+    sentences
+        .iter()
+        .map(|s| {
+            let words = s.words();
+            let mut e = EncodedSentence { words: vec![], chars: vec![], tags: vec![] };
+            for t in words {
+                e.words.push(vocab.word_id(&t.form));
+                e.chars.push(vocab.char_ids(&t.form, max_word_chars));
+                e.tags.push(vocab.tags.get(&t.upos).unwrap_or(IGNORE));
+            }
+            e
+        })
+        .collect()
+}
+
+/// A padded batch, row-major `[batch, seq]` (and `[batch, seq, chars]`).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub batch: usize,
+    pub seq: usize,
+    pub max_chars: usize,
+    pub word_ids: Vec<u32>,
+    pub char_ids: Vec<u32>,
+    pub tags: Vec<u32>,
+    /// Words in each sequence; positions past it are padding.
+    pub lengths: Vec<usize>,
+    /// Which input sentences, in order.
+    pub indices: Vec<usize>,
+}
+
+impl Batch {
+    /// Pads the given sentences into one batch.
+    pub fn new(data: &[EncodedSentence], indices: &[usize]) -> Self {
+        let seq = indices.iter().map(|&i| data[i].len()).max().unwrap_or(0);
+        let max_chars = indices.iter().flat_map(|&i| data[i].chars.iter().map(Vec::len)).max().unwrap_or(0);
+        let b = indices.len();
+        let mut word_ids = vec![PAD; b * seq];
+        let mut char_ids = vec![PAD; b * seq * max_chars];
+        let mut tags = vec![IGNORE; b * seq];
+        let mut lengths = Vec::with_capacity(b);
+        for (r, &i) in indices.iter().enumerate() {
+            let s = &data[i];
+            lengths.push(s.len());
+            word_ids[r * seq..r * seq + s.len()].copy_from_slice(&s.words);
+            tags[r * seq..r * seq + s.len()].copy_from_slice(&s.tags);
+            for (t, chars) in s.chars.iter().enumerate() {
+                let at = (r * seq + t) * max_chars;
+                char_ids[at..at + chars.len()].copy_from_slice(chars);
+            }
+        }
+        Batch { batch: b, seq, max_chars, word_ids, char_ids, tags, lengths, indices: indices.to_vec() }
+    }
+
+    /// Number of real (unpadded) words.
+    pub fn tokens(&self) -> usize {
+        self.lengths.iter().sum()
+    }
+
+    /// Word dropout: replaces word `w` by `<unk>` with probability
+    /// `alpha / (alpha + count(w))`, so rare words teach the unknown-word
+    /// embedding what unseen words look like.
+    pub fn drop_words<R: Rng>(&mut self, vocab: &TaggerVocab, alpha: f32, rng: &mut R) {
+        if alpha <= 0.0 {
+            return;
+        }
+        for w in self.word_ids.iter_mut().filter(|w| **w > UNK) {
+            let count = vocab.word_counts[*w as usize] as f32;
+            if rng.random::<f32>() < alpha / (alpha + count) {
+                *w = UNK;
+            }
+        }
+    }
+}
+
+/// Groups sentences into batches of similar length, each holding at most
+/// `max_tokens` padded positions (and at least one sentence). With an RNG the
+/// order within equal lengths and the batch order are shuffled; without, the
+/// batches follow length order (for evaluation).
+pub fn bucket<R: Rng>(lengths: &[usize], max_tokens: usize, rng: Option<&mut R>) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    let mut rng = rng;
+    if let Some(r) = rng.as_deref_mut() {
+        order.shuffle(r);
+    }
+    // Stable sort keeps the shuffled order among equal lengths.
+    order.sort_by_key(|&i| lengths[i]);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for i in order {
+        let longest = current.iter().map(|&j| lengths[j]).max().unwrap_or(0).max(lengths[i]);
+        if !current.is_empty() && (current.len() + 1) * longest > max_tokens {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.push(i);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    if let Some(r) = rng {
+        batches.shuffle(r);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn buckets_respect_token_budget_and_cover_everything() {
+        let lengths: Vec<usize> = (0..200).map(|i| 1 + (i * 37) % 50).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let batches = bucket(&lengths, 200, Some(&mut rng));
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        for b in &batches {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(b.len() * longest <= 200 || b.len() == 1);
+        }
+        let again = bucket(&lengths, 200, Some(&mut ChaCha8Rng::seed_from_u64(1)));
+        assert_eq!(batches, again);
+    }
+
+    #[test]
+    fn batch_pads_words_chars_and_tags() {
+        let data = vec![
+            EncodedSentence { words: vec![5, 6], chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]], tags: vec![0, 1] },
+            EncodedSentence { words: vec![4], chars: vec![vec![2, 7, 3]], tags: vec![2] },
+        ];
+        let b = Batch::new(&data, &[0, 1]);
+        assert_eq!((b.batch, b.seq, b.max_chars), (2, 2, 4));
+        assert_eq!(b.word_ids, [5, 6, 4, PAD]);
+        assert_eq!(b.tags, [0, 1, 2, IGNORE]);
+        assert_eq!(&b.char_ids[4..8], &[2, 8, 9, 3]);
+        assert_eq!(&b.char_ids[12..16], &[0, 0, 0, 0]);
+        assert_eq!(b.tokens(), 3);
+    }
+}

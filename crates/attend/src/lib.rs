@@ -1,0 +1,24 @@
+//! # attend
+//!
+//! Self-attention models over vector sets: a sentence (one vector per word),
+//! a signal (one vector per frame) or a graph (one vector per node) goes in,
+//! one label per vector comes out.
+//!
+//! - [`data`]: CoNLL-U reading and writing, vocabularies, batches.
+//! - [`ops`]: fused candle ops with backward (layer norm, masked softmax,
+//!   cross-entropy, AdamW) over the `attend-kernels` crate.
+//! - [`nn`]: multi-head self-attention, positional encodings, encoder layers.
+//! - [`models`]: the part-of-speech tagger.
+//! - [`train`], [`checkpoint`]: training loop and saved models.
+
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod models;
+pub mod nn;
+pub mod ops;
+pub mod train;
+
+pub use attend_kernels;
+pub use candle_core;
+pub use error::{Error, Result};

@@ -1,0 +1,277 @@
+//! The part-of-speech tagger: each word becomes a vector (word embedding +
+//! character encoder), stacked multi-head self-attention layers let every
+//! word look at the whole sentence, and a linear head gives one tag per word.
+
+use crate::data::batch::{bucket, encode, Batch};
+use crate::data::conllu::Sentence;
+use crate::data::vocab::TaggerVocab;
+use crate::nn::char_encoder::CharEncoder;
+use crate::nn::position::{PositionEncoding, PositionKind};
+use crate::nn::{Ctx, Embedding, Encoder, Linear, ParamStore};
+use crate::ops;
+use attend_kernels::AttentionPattern;
+use candle_core::{Device, Result, Tensor, D};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Architecture of a tagger, saved as `config.json` in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaggerConfig {
+    /// Width of the vectors the attention layers work on.
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    /// Hidden width of each feed-forward layer.
+    pub ff_dim: usize,
+    /// Dropout on embeddings and residual branches.
+    pub dropout: f32,
+    /// Dropout on attention weights.
+    pub attention_dropout: f32,
+    pub position: PositionKind,
+    /// Longest sentence a learned position table covers.
+    pub max_positions: usize,
+    /// Truncated attention: each word sees this many words on each side
+    /// (`None`: the whole sentence).
+    pub window: Option<usize>,
+    pub word_dim: usize,
+    pub char_dim: usize,
+    pub char_filters: usize,
+    pub char_kernel: usize,
+    /// Longer words keep their first and last `max_word_chars / 2` characters.
+    pub max_word_chars: usize,
+    /// Vocabulary sizes (set from the data when training starts).
+    pub words: usize,
+    pub chars: usize,
+    pub tags: usize,
+}
+
+impl Default for TaggerConfig {
+    fn default() -> Self {
+        TaggerConfig {
+            d_model: 256,
+            heads: 8,
+            layers: 4,
+            ff_dim: 512,
+            dropout: 0.2,
+            attention_dropout: 0.1,
+            position: PositionKind::Rope,
+            max_positions: 512,
+            window: None,
+            word_dim: 128,
+            char_dim: 48,
+            char_filters: 192,
+            char_kernel: 3,
+            max_word_chars: 20,
+            words: 0,
+            chars: 0,
+            tags: 0,
+        }
+    }
+}
+
+impl TaggerConfig {
+    /// Checks the numbers fit together; the message names the setting.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.heads == 0 || self.d_model % self.heads != 0 {
+            return Err(format!("d_model ({}) must be a multiple of heads ({})", self.d_model, self.heads));
+        }
+        if self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
+            return Err(format!("rope needs an even head dimension; d_model / heads = {}", self.d_model / self.heads));
+        }
+        if self.char_kernel % 2 == 0 {
+            return Err(format!("char_kernel must be odd, got {}", self.char_kernel));
+        }
+        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{name} must be in [0, 1), got {p}"));
+            }
+        }
+        if self.max_word_chars < 2 || self.max_positions == 0 {
+            return Err("max_word_chars must be >= 2 and max_positions >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The tagger network.
+pub struct Tagger {
+    pub config: TaggerConfig,
+    pub params: ParamStore,
+    words: Embedding,
+    chars: CharEncoder,
+    input: Linear,
+    position: PositionEncoding,
+    encoder: Encoder,
+    head: Linear,
+    device: Device,
+}
+
+impl Tagger {
+    /// A freshly initialised tagger (initial values drawn from `seed`).
+    pub fn new(config: TaggerConfig, seed: u64) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let c = &config;
+        let mut p = ParamStore::new(seed);
+        let words = Embedding::new(&mut p, "words", c.words, c.word_dim, 0.1)?;
+        let chars = CharEncoder::new(&mut p, "chars", c.chars, c.char_dim, c.char_filters, c.char_kernel)?;
+        let input = Linear::new(&mut p, "input", c.word_dim + c.char_filters, c.d_model, true)?;
+        let position = PositionEncoding::new(&mut p, "position", c.position, c.d_model, c.max_positions)?;
+        let rotary = c.position == PositionKind::Rope;
+        let encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+        let head = Linear::new(&mut p, "head", c.d_model, c.tags, true)?;
+        Ok(Tagger { config, params: p, words, chars, input, position, encoder, head, device: Device::Cpu })
+    }
+
+    fn pattern(&self, batch: &Batch) -> AttentionPattern {
+        let p = AttentionPattern::dense().with_key_lengths(batch.lengths.clone());
+        match self.config.window {
+            Some(w) => p.with_window(w, w),
+            None => p,
+        }
+    }
+
+    /// Word vectors entering the first attention layer `[batch, seq, d_model]`.
+    fn embed(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
+        let (b, t) = (batch.batch, batch.seq);
+        let w = self.words.forward(&Tensor::from_slice(&batch.word_ids, (b, t), &self.device)?)?; // [B, T, word_dim]
+        let c = self.chars.forward(&batch.char_ids, b * t, batch.max_chars, &self.device)?; //       [B*T, filters]
+        let c = c.reshape((b, t, self.config.char_filters))?;
+        let x = Tensor::cat(&[w, c], D::Minus1)?; //                                                 [B, T, word_dim + filters]
+        let x = ctx.dropout(&x, self.config.dropout)?;
+        let x = self.position.forward(&self.input.forward(&x)?)?; //                                 [B, T, d_model]
+        ctx.dropout(&x, self.config.dropout)
+    }
+
+    /// Tag scores `[batch, seq, tags]`.
+    pub fn forward(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
+        let x = self.embed(batch, ctx)?;
+        let h = self.encoder.forward(&x, &self.pattern(batch), ctx)?;
+        self.head.forward(&h)
+    }
+
+    /// Mean cross-entropy of the batch's gold tags.
+    pub fn loss(&self, batch: &Batch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
+        let logits = self.forward(batch, ctx)?;
+        let rows = batch.batch * batch.seq;
+        let targets = Tensor::from_slice(&batch.tags, rows, &self.device)?;
+        ops::cross_entropy(&logits.reshape((rows, self.config.tags))?, &targets, label_smoothing)
+    }
+
+    /// Best tag index per word, one vector per sequence.
+    pub fn predict_batch(&self, batch: &Batch) -> Result<Vec<Vec<u32>>> {
+        let logits = self.forward(batch, &mut Ctx::eval())?;
+        let best = logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
+        Ok(best.into_iter().zip(&batch.lengths).map(|(row, &n)| row[..n].to_vec()).collect())
+    }
+
+    /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
+    pub fn attention_weights(&self, batch: &Batch) -> Result<Vec<Tensor>> {
+        let x = self.embed(batch, &mut Ctx::eval())?;
+        self.encoder.attention_weights(&x, &self.pattern(batch))
+    }
+
+    /// Predicted tag index for every word of every sentence, in input order.
+    pub fn predict(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<Vec<Vec<u32>>> {
+        let data = encode(sentences, vocab, self.config.max_word_chars);
+        let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
+        let mut out = vec![Vec::new(); sentences.len()];
+        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None) {
+            let batch = Batch::new(&data, &idx);
+            for (i, tags) in idx.iter().zip(self.predict_batch(&batch)?) {
+                out[*i] = tags;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes predicted UPOS tags into the sentences.
+    pub fn tag(&self, sentences: &mut [Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<()> {
+        let predicted = self.predict(sentences, vocab, batch_tokens)?;
+        for (s, tags) in sentences.iter_mut().zip(predicted) {
+            for (t, tag) in s.words_mut().zip(tags) {
+                t.upos = vocab.tags.name(tag).to_string();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts for one tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TagStats {
+    pub gold: usize,
+    pub predicted: usize,
+    pub correct: usize,
+}
+
+/// UPOS accuracy, overall, on words unseen in training, and per tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub tokens: usize,
+    pub correct: usize,
+    pub unknown_tokens: usize,
+    pub unknown_correct: usize,
+    pub per_tag: BTreeMap<String, TagStats>,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+impl EvalReport {
+    pub fn accuracy(&self) -> f64 {
+        ratio(self.correct, self.tokens)
+    }
+    pub fn unknown_accuracy(&self) -> f64 {
+        ratio(self.unknown_correct, self.unknown_tokens)
+    }
+    /// A JSON object with the counts and the derived accuracies.
+    pub fn to_json(&self) -> serde_json::Value {
+        let per_tag: serde_json::Map<String, serde_json::Value> = self
+            .per_tag
+            .iter()
+            .map(|(tag, s)| {
+                let (p, r) = (ratio(s.correct, s.predicted), ratio(s.correct, s.gold));
+                let f1 = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+                (tag.clone(), serde_json::json!({"gold": s.gold, "predicted": s.predicted, "correct": s.correct, "precision": p, "recall": r, "f1": f1}))
+            })
+            .collect();
+        serde_json::json!({
+            "tokens": self.tokens, "correct": self.correct, "accuracy": self.accuracy(),
+            "unknown_tokens": self.unknown_tokens, "unknown_correct": self.unknown_correct,
+            "unknown_accuracy": self.unknown_accuracy(), "per_tag": per_tag,
+        })
+    }
+}
+
+/// Compares predicted tags with the gold UPOS of `gold`. Gold tags the model
+/// has never seen count as errors (it cannot predict them).
+pub fn score(gold: &[Sentence], predicted: &[Vec<u32>], vocab: &TaggerVocab) -> EvalReport {
+    let mut r = EvalReport::default();
+    for (s, tags) in gold.iter().zip(predicted) {
+        for (t, &p) in s.words().zip(tags) {
+            let p = vocab.tags.name(p);
+            let ok = t.upos == p;
+            r.tokens += 1;
+            r.correct += ok as usize;
+            if vocab.is_unknown(&t.form) {
+                r.unknown_tokens += 1;
+                r.unknown_correct += ok as usize;
+            }
+            r.per_tag.entry(t.upos.clone()).or_default().gold += 1;
+            r.per_tag.entry(p.to_string()).or_default().predicted += 1;
+            if ok {
+                r.per_tag.get_mut(p).expect("inserted above").correct += 1;
+            }
+        }
+    }
+    r
+}
+
+impl Tagger {
+    /// Tags `sentences` and scores against their gold UPOS.
+    pub fn evaluate(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<EvalReport> {
+        Ok(score(sentences, &self.predict(sentences, vocab, batch_tokens)?, vocab))
+    }
+}

@@ -1,0 +1,46 @@
+//! Character-level word encoder: a convolution over each word's characters
+//! with max pooling, so a word unseen in training still gets a vector from
+//! its spelling (suffixes like -ing, -ly, capitals, digits).
+
+use super::params::{Embedding, Linear, ParamStore};
+use crate::data::vocab::PAD;
+use candle_core::{Device, Result, Tensor};
+
+/// Char embeddings -> width-`kernel` convolution -> ReLU -> max over chars.
+pub struct CharEncoder {
+    pub embedding: Embedding,
+    /// The convolution as one GEMM over windows of `kernel` embeddings.
+    pub conv: Linear,
+    pub kernel: usize,
+}
+
+impl CharEncoder {
+    pub fn new(store: &mut ParamStore, name: &str, chars: usize, char_dim: usize, filters: usize, kernel: usize) -> Result<Self> {
+        if kernel % 2 == 0 {
+            candle_core::bail!("character kernel width must be odd, got {kernel}");
+        }
+        Ok(CharEncoder {
+            embedding: Embedding::new(store, &format!("{name}.embedding"), chars, char_dim, 0.1)?,
+            conv: Linear::new(store, &format!("{name}.conv"), kernel * char_dim, filters, true)?,
+            kernel,
+        })
+    }
+
+    /// `ids`: `[words * max_chars]` char indices ([`PAD`] after each word's
+    /// end). Returns `[words, filters]`; a word with no characters gets 0.
+    pub fn forward(&self, ids: &[u32], words: usize, max_chars: usize, device: &Device) -> Result<Tensor> {
+        let x = self.embedding.forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
+        let half = self.kernel / 2;
+        let padded = x.pad_with_zeros(1, half, half)?; //                                           [W, L+k-1, c]
+        let windows: Vec<Tensor> = (0..self.kernel).map(|o| padded.narrow(1, o, max_chars)).collect::<Result<_>>()?;
+        let windows = Tensor::cat(&windows, 2)?; //                                                  [W, L, k*c]
+        let h = self.conv.forward(&windows)?.relu()?; //                                             [W, L, F]
+        // Padding characters must not win the max: push them far below any ReLU output.
+        let mask: Vec<f32> = ids.iter().map(|&c| if c == PAD { -1e4 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, (words, max_chars, 1), device)?;
+        let pooled = h.broadcast_add(&mask)?.max(1)?; //                                             [W, F]
+        // Words with no characters at all (padding positions) come out as 0.
+        let has_chars: Vec<f32> = ids.chunks(max_chars).map(|w| if w[0] == PAD { 0.0 } else { 1.0 }).collect();
+        pooled.broadcast_mul(&Tensor::from_vec(has_chars, (words, 1), device)?)
+    }
+}

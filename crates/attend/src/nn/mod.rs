@@ -1,0 +1,43 @@
+//! Neural network building blocks on candle, trained through our fused ops.
+
+pub mod attention;
+pub mod char_encoder;
+pub mod encoder;
+pub mod params;
+pub mod position;
+
+pub use attention::MultiHeadSelfAttention;
+pub use encoder::{Encoder, EncoderLayer};
+pub use params::{Embedding, Init, LayerNorm, Linear, ParamStore};
+pub use position::{PositionEncoding, Rotary};
+
+use candle_core::{Result, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// What a forward pass needs besides its input: training mode and the
+/// seeded RNG for dropout (candle's own CPU RNG cannot be seeded).
+pub struct Ctx {
+    pub train: bool,
+    pub rng: ChaCha8Rng,
+}
+
+impl Ctx {
+    pub fn eval() -> Self {
+        use rand::SeedableRng;
+        Ctx { train: false, rng: ChaCha8Rng::seed_from_u64(0) }
+    }
+
+    /// Inverted dropout: zero each element with probability `p` in training,
+    /// scale the rest by 1/(1-p); identity in evaluation.
+    pub fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
+        if !self.train || p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep })
+            .collect();
+        x * Tensor::from_vec(mask, x.shape(), x.device())?
+    }
+}

@@ -1,0 +1,190 @@
+//! Parameters: a named, ordered store with seeded initialisation, and the
+//! small layers built on it.
+
+use crate::ops;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use std::collections::BTreeMap;
+
+/// How a parameter starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    Zeros,
+    Ones,
+    /// Normal with mean 0 and this standard deviation.
+    Normal(f32),
+    /// Glorot/Xavier uniform for a `[fan_in, fan_out]` matrix.
+    XavierUniform,
+}
+
+/// All trainable parameters of a model, by name, in a fixed (sorted) order
+/// so that optimizer updates and gradient norms are reproducible.
+///
+/// ```
+/// use attend::nn::{Init, ParamStore};
+/// let mut store = ParamStore::new(7);
+/// let w = store.add("layer.weight", &[4, 3], Init::XavierUniform).unwrap();
+/// assert_eq!(w.dims(), &[4, 3]);
+/// assert_eq!(store.len(), 1);
+/// ```
+pub struct ParamStore {
+    vars: BTreeMap<String, Var>,
+    rng: ChaCha8Rng,
+    device: Device,
+}
+
+impl ParamStore {
+    /// An empty store whose initial values are drawn from `seed`.
+    pub fn new(seed: u64) -> Self {
+        ParamStore { vars: BTreeMap::new(), rng: ChaCha8Rng::seed_from_u64(seed), device: Device::Cpu }
+    }
+
+    /// Creates a parameter. Names must be unique.
+    pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        if self.vars.contains_key(name) {
+            candle_core::bail!("parameter {name} defined twice");
+        }
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = match init {
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+            Init::Normal(std) => {
+                let dist = Normal::new(0.0, std).expect("valid std");
+                (0..n).map(|_| dist.sample(&mut self.rng)).collect()
+            }
+            Init::XavierUniform => {
+                let (fan_in, fan_out) = (shape[0], shape[shape.len() - 1]);
+                let a = (6.0 / (fan_in + fan_out) as f32).sqrt();
+                (0..n).map(|_| self.rng.random_range(-a..a)).collect()
+            }
+        };
+        let var = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
+        let t = var.as_tensor().clone();
+        self.vars.insert(name.to_string(), var);
+        Ok(t)
+    }
+
+    pub fn vars(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.vars.iter()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// Total number of scalars.
+    pub fn num_scalars(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// Copies of all values, by name (for saving or keeping the best model).
+    pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
+        self.vars.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
+    }
+
+    /// Sets values from `tensors`, which must hold exactly this store's names
+    /// and shapes; every difference is listed in the error.
+    pub fn load(&self, tensors: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
+        let mut problems = Vec::new();
+        for (name, var) in &self.vars {
+            match tensors.get(name) {
+                None => problems.push(format!("missing parameter {name} {:?}", var.dims())),
+                Some(t) if t.dims() != var.dims() => problems.push(format!(
+                    "parameter {name}: checkpoint has shape {:?}, config expects {:?}",
+                    t.dims(),
+                    var.dims()
+                )),
+                Some(t) if t.dtype() != DType::F32 => problems.push(format!("parameter {name}: dtype {:?}, expected f32", t.dtype())),
+                Some(_) => {}
+            }
+        }
+        for name in tensors.keys().filter(|k| !self.vars.contains_key(*k)) {
+            problems.push(format!("unexpected parameter {name}"));
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        for (name, var) in &self.vars {
+            var.set(&tensors[name]).map_err(|e| format!("parameter {name}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// y = x W + b, for x of any rank with the last dimension `in_dim`.
+pub struct Linear {
+    pub weight: Tensor, // [in, out]
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(store: &mut ParamStore, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let weight = store.add(&format!("{name}.weight"), &[in_dim, out_dim], Init::XavierUniform)?;
+        let bias = if bias { Some(store.add(&format!("{name}.bias"), &[out_dim], Init::Zeros)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        // One GEMM over all rows rather than a batched one per leading index.
+        let y = x.reshape((rows, in_dim))?.matmul(&self.weight)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().unwrap() = self.weight.dim(1)?;
+        y.reshape(out)
+    }
+}
+
+/// A lookup table of vectors.
+pub struct Embedding {
+    pub table: Tensor, // [count, dim]
+}
+
+impl Embedding {
+    pub fn new(store: &mut ParamStore, name: &str, count: usize, dim: usize, std: f32) -> Result<Self> {
+        Ok(Embedding { table: store.add(&format!("{name}.weight"), &[count, dim], Init::Normal(std))? })
+    }
+
+    /// Rows of the table for `ids` (u32, any shape): shape `[..ids, dim]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.table.dim(1)?);
+        self.table.index_select(&ids.flatten_all()?, 0)?.reshape(shape)
+    }
+}
+
+/// Layer norm over the last dimension, through the fused op (with backward).
+pub struct LayerNorm {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn new(store: &mut ParamStore, name: &str, dim: usize) -> Result<Self> {
+        Ok(LayerNorm {
+            gamma: store.add(&format!("{name}.gamma"), &[dim], Init::Ones)?,
+            beta: store.add(&format!("{name}.beta"), &[dim], Init::Zeros)?,
+            eps: 1e-5,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::layer_norm(x, &self.gamma, &self.beta, self.eps)
+    }
+}

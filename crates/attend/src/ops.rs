@@ -1,0 +1,286 @@
+//! candle custom ops wrapping `attend-kernels`, each with its backward.
+//!
+//! This is the only bridge between candle and the kernels. candle-nn's fast
+//! `layer_norm`, `softmax_last_dim` and `rms_norm` have no backward (gradients
+//! silently stop there), so training code uses these instead.
+
+use attend_kernels::adamw::{adamw_update, AdamWStep};
+use attend_kernels::softmax::ScoresShape;
+use attend_kernels::{loss, norm, softmax, AttentionPattern};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor,
+};
+use std::sync::Mutex;
+
+/// The contiguous f32 data of a CPU storage under `layout`.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Runs `f` on a tensor's f32 data without copying it (unless it is strided).
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(f32_slice(cpu, layout, "attend op")?)),
+        _ => bail!("attend's fused ops run on the CPU"),
+    }
+}
+
+fn tensor_like(data: Vec<f32>, like: &Tensor) -> Result<Tensor> {
+    Tensor::from_vec(data, like.shape(), like.device())
+}
+
+// ---------------------------------------------------------------- layer norm
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "attend-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g, b) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
+        if l1.dims().last() != Some(&g.len()) || g.len() != b.len() {
+            bail!("layer norm: last dim {:?} does not match gamma {} / beta {}", l1.dims(), g.len(), b.len());
+        }
+        let y = norm::layer_norm_forward(x, g, b, self.eps);
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dg, db) = with_f32(x, |x| {
+            with_f32(gamma, |g| with_f32(grad, |dy| norm::layer_norm_backward(x, g, dy, self.eps)))
+        })???;
+        Ok((Some(tensor_like(dx, x)?), Some(tensor_like(dg, gamma)?), Some(tensor_like(db, beta)?)))
+    }
+}
+
+/// Layer norm over the last dimension, with backward.
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(gamma, beta, LayerNormOp { eps })
+}
+
+// ------------------------------------------------------ masked scaled softmax
+
+struct MaskedSoftmaxOp {
+    scale: f32,
+    pattern: AttentionPattern,
+}
+
+impl CustomOp1 for MaskedSoftmaxOp {
+    fn name(&self) -> &'static str {
+        "attend-masked-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let scores = f32_slice(s, l, self.name())?;
+        let (batch, heads, seq_q, seq_k) = l.shape().dims4()?;
+        if let Err(e) = self.pattern.check(batch) {
+            bail!("masked softmax: {e}");
+        }
+        let shape = ScoresShape { batch, heads, seq_q, seq_k };
+        let p = softmax::masked_softmax_forward(scores, shape, self.scale, &self.pattern);
+        Ok((CpuStorage::F32(p), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let seq_k = arg.dim(3)?;
+        let ds = with_f32(res, |p| with_f32(grad, |dp| softmax::masked_softmax_backward(p, dp, seq_k, self.scale)))??;
+        Ok(Some(tensor_like(ds, arg)?))
+    }
+}
+
+/// Softmax of `scale * scores` (`[batch, heads, seq_q, seq_k]`) over the keys
+/// each query may see under `pattern`; 0 elsewhere, 0 for a row that sees none.
+pub fn masked_softmax(scores: &Tensor, scale: f32, pattern: &AttentionPattern) -> Result<Tensor> {
+    scores.contiguous()?.apply_op1(MaskedSoftmaxOp { scale, pattern: pattern.clone() })
+}
+
+// ------------------------------------------------------ softmax cross-entropy
+
+struct CrossEntropyOp {
+    smoothing: f32,
+}
+
+impl CustomOp2 for CrossEntropyOp {
+    fn name(&self) -> &'static str {
+        "attend-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let logits = f32_slice(s1, l1, self.name())?;
+        let (rows, classes) = l1.shape().dims2()?;
+        let targets = match (s2, l2.contiguous_offsets()) {
+            (CpuStorage::U32(t), Some((a, b))) => &t[a..b],
+            _ => bail!("cross-entropy: targets must be a contiguous u32 tensor"),
+        };
+        if targets.len() != rows {
+            bail!("cross-entropy: {rows} rows of logits but {} targets", targets.len());
+        }
+        if let Some(&t) = targets.iter().find(|&&t| t != loss::IGNORE && t as usize >= classes) {
+            bail!("cross-entropy: target {t} out of range for {classes} classes");
+        }
+        let l = loss::cross_entropy_forward(logits, targets, classes, self.smoothing);
+        Ok((CpuStorage::F32(vec![l]), Shape::from(())))
+    }
+
+    fn bwd(&self, logits: &Tensor, targets: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let classes = logits.dim(1)?;
+        let g = grad.to_scalar::<f32>()?;
+        let t = targets.to_vec1::<u32>()?;
+        let dz = with_f32(logits, |z| loss::cross_entropy_backward(z, &t, classes, self.smoothing, g))?;
+        Ok((Some(tensor_like(dz, logits)?), None))
+    }
+}
+
+/// Mean softmax cross-entropy of `logits` `[rows, classes]` against `targets`
+/// `[rows]` (u32, [`loss::IGNORE`] rows skipped), with label smoothing.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f32) -> Result<Tensor> {
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, CrossEntropyOp { smoothing })
+}
+
+// ------------------------------------------------------------------- AdamW
+
+struct AdamWOp<'a> {
+    m: Mutex<&'a mut [f32]>,
+    v: Mutex<&'a mut [f32]>,
+    step: AdamWStep,
+}
+
+impl InplaceOp2 for AdamWOp<'_> {
+    fn name(&self) -> &'static str {
+        "attend-adamw"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let grad = f32_slice(s2, l2, self.name())?;
+        let (a, b) = match l1.contiguous_offsets() {
+            Some(r) => r,
+            None => bail!("adamw: parameter must be contiguous"),
+        };
+        let param = match s1 {
+            CpuStorage::F32(p) => &mut p[a..b],
+            _ => bail!("adamw: parameter must be f32"),
+        };
+        let mut m = self.m.lock().expect("adamw state lock");
+        let mut v = self.v.lock().expect("adamw state lock");
+        if param.len() != grad.len() || m.len() != grad.len() || v.len() != grad.len() {
+            bail!("adamw: parameter, gradient and state sizes differ");
+        }
+        adamw_update(param, grad, &mut m, &mut v, &self.step);
+        Ok(())
+    }
+}
+
+/// One fused AdamW update of `param` in place, with moments `m` and `v`.
+pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
+    let grad = grad.contiguous()?;
+    param.inplace_op2(&grad, &AdamWOp { m: Mutex::new(m), v: Mutex::new(v), step })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(data: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_slice(data, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Each fused op against the same computation written with candle's
+    /// differentiable primitives: outputs and gradients.
+    #[test]
+    fn layer_norm_matches_candle_primitives() {
+        let x = Var::from_tensor(&t(&(0..24).map(|i| ((i * 7 % 11) as f32) * 0.3).collect::<Vec<_>>(), &[2, 3, 4])).unwrap();
+        let g = Var::from_tensor(&t(&[1.0, 0.5, 2.0, -1.0], &[4])).unwrap();
+        let b = Var::from_tensor(&t(&[0.1, 0.2, 0.3, 0.4], &[4])).unwrap();
+        let w = t(&(0..24).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[2, 3, 4]);
+        let fused = layer_norm(&x, &g, &b, 1e-5).unwrap();
+        let mean = x.mean_keepdim(2).unwrap();
+        let xc = x.broadcast_sub(&mean).unwrap();
+        let var = xc.sqr().unwrap().mean_keepdim(2).unwrap();
+        let plain = xc.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&g).unwrap().broadcast_add(&b).unwrap();
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5);
+        let gf = (&fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (&plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &g, &b] {
+            let a = gf.get(v).unwrap();
+            let c = gp.get(v).unwrap();
+            let d = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-4, "gradient differs by {d}");
+        }
+    }
+
+    #[test]
+    fn masked_softmax_matches_candle_softmax_on_visible_keys() {
+        let s = Var::from_tensor(&t(&(0..2 * 3 * 3).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[2, 1, 3, 3])).unwrap();
+        let pattern = AttentionPattern::dense().with_key_lengths(vec![3, 2]);
+        let p = masked_softmax(&s, 0.5, &pattern).unwrap();
+        // sequence 0: plain softmax; sequence 1: softmax over the first 2 keys, 0 for the third
+        let full = candle_nn::ops::softmax(&(s.narrow(0, 0, 1).unwrap() * 0.5).unwrap(), 3).unwrap();
+        let part = candle_nn::ops::softmax(&(s.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() * 0.5).unwrap(), 3).unwrap();
+        let d0 = (p.narrow(0, 0, 1).unwrap() - &full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d1 = (p.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() - &part).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d0 < 1e-6 && d1 < 1e-6);
+        assert_eq!(p.narrow(0, 1, 1).unwrap().narrow(3, 2, 1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let w = t(&(0..18).map(|i| (i % 4) as f32).collect::<Vec<_>>(), &[2, 1, 3, 3]);
+        let gf = (&p * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let fw = |x: &Tensor| (x * &w.narrow(0, 0, 1).unwrap()).unwrap().sum_all().unwrap();
+        let gp = fw(&full).backward().unwrap();
+        let a = gf.get(&s).unwrap().narrow(0, 0, 1).unwrap();
+        let c = gp.get(&s).unwrap().narrow(0, 0, 1).unwrap();
+        assert!((a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
+    }
+
+    #[test]
+    fn cross_entropy_matches_log_softmax_and_skips_ignored_rows() {
+        let z = Var::from_tensor(&t(&[1.0, 2.0, 0.5, -1.0, 0.0, 3.0, 9.0, 9.0, 9.0], &[3, 3])).unwrap();
+        let targets = Tensor::new(&[1u32, 2, loss::IGNORE], &Device::Cpu).unwrap();
+        let l = cross_entropy(&z, &targets, 0.0).unwrap();
+        let logp = candle_nn::ops::log_softmax(&z.narrow(0, 0, 2).unwrap(), 1).unwrap().to_vec2::<f32>().unwrap();
+        let expect = -(logp[0][1] + logp[1][2]) / 2.0;
+        assert!((l.to_scalar::<f32>().unwrap() - expect).abs() < 1e-6);
+        let g = l.backward().unwrap();
+        let dz = g.get(&z).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(dz[2], vec![0.0; 3]);
+        assert!(dz[0].iter().sum::<f32>().abs() < 1e-6);
+        let bad = Tensor::new(&[5u32, 0, 0], &Device::Cpu).unwrap();
+        assert!(cross_entropy(&z, &bad, 0.0).unwrap_err().to_string().contains("target 5 out of range"));
+    }
+
+    #[test]
+    fn adamw_updates_in_place() {
+        let p = Var::from_tensor(&t(&[1.0, -1.0], &[2])).unwrap();
+        let g = t(&[0.5, -0.5], &[2]);
+        let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+        let step = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0 };
+        adamw_step(&p, &g, &mut m, &mut v, step).unwrap();
+        let after = p.as_tensor().to_vec1::<f32>().unwrap();
+        assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] + 0.9).abs() < 1e-5);
+        assert!(m[0] > 0.0 && v[0] > 0.0);
+    }
+}

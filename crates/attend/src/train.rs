@@ -1,0 +1,300 @@
+//! Training: fused AdamW with warmup + cosine decay, gradient clipping by
+//! global norm, length-bucketed batches with word dropout, model selection on
+//! dev, and a checkpoint written each time dev accuracy improves.
+
+use crate::checkpoint;
+use crate::data::batch::{bucket, encode, Batch};
+use crate::data::conllu::Sentence;
+use crate::data::vocab::TaggerVocab;
+use crate::error::{Error, Result};
+use crate::models::tagger::{EvalReport, Tagger};
+use crate::nn::{Ctx, ParamStore};
+use crate::ops;
+use attend_kernels::adamw::AdamWStep;
+use candle_core::backprop::GradStore;
+use candle_core::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Optimisation settings, saved beside the model config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Stop after this many minutes even if epochs remain (the best model so
+    /// far is kept). A safety limit: the schedule still follows `epochs`.
+    pub max_minutes: Option<f64>,
+    /// Peak learning rate.
+    pub lr: f32,
+    pub warmup_steps: usize,
+    /// The learning rate decays (cosine) to `lr * min_lr_ratio`.
+    pub min_lr_ratio: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Clip gradients to this global L2 norm (0 = off).
+    pub clip: f32,
+    /// Padded positions per training batch.
+    pub batch_tokens: usize,
+    pub label_smoothing: f32,
+    /// Word dropout strength alpha: word w becomes `<unk>` with probability
+    /// alpha / (alpha + count(w)).
+    pub word_dropout: f32,
+    pub seed: u64,
+    /// Stop when dev accuracy has not improved for this many epochs.
+    pub patience: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 30,
+            max_minutes: None,
+            lr: 1e-3,
+            warmup_steps: 400,
+            min_lr_ratio: 0.02,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.98,
+            clip: 1.0,
+            batch_tokens: 2048,
+            label_smoothing: 0.0,
+            word_dropout: 0.25,
+            seed: 42,
+            patience: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr must be positive, got {}", self.lr));
+        }
+        if self.batch_tokens == 0 {
+            return Err("batch_tokens must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));
+        }
+        Ok(())
+    }
+
+    /// Learning rate at 1-based `step` of `total` steps.
+    pub fn lr_at(&self, step: usize, total: usize) -> f32 {
+        if step <= self.warmup_steps {
+            return self.lr * step as f32 / self.warmup_steps.max(1) as f32;
+        }
+        let span = total.saturating_sub(self.warmup_steps).max(1);
+        let progress = ((step - self.warmup_steps) as f32 / span as f32).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f32::consts::PI * progress).cos());
+        self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+    }
+}
+
+/// AdamW with its moments kept by parameter name, so they can be saved with
+/// a checkpoint and training resumed exactly.
+#[derive(Debug, Clone, Default)]
+pub struct AdamW {
+    pub m: BTreeMap<String, Vec<f32>>,
+    pub v: BTreeMap<String, Vec<f32>>,
+    pub step: u64,
+}
+
+impl AdamW {
+    /// Applies one update from `grads`; returns the gradient norm before clipping.
+    /// Weight decay applies to matrices only (not biases or norm gains).
+    pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, cfg: &TrainConfig) -> Result<f32> {
+        self.step += 1;
+        let mut sq = 0f64;
+        for (_, var) in params.vars() {
+            if let Some(g) = grads.get(var) {
+                sq += ops::with_f32(g, attend_kernels::adamw::sum_of_squares)?;
+            }
+        }
+        let norm = sq.sqrt() as f32;
+        let grad_scale = if cfg.clip > 0.0 && norm > cfg.clip { cfg.clip / norm } else { 1.0 };
+        for (name, var) in params.vars() {
+            let Some(g) = grads.get(var) else { continue };
+            let n = var.elem_count();
+            let m = self.m.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
+            let v = self.v.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
+            let step = AdamWStep {
+                lr,
+                beta1: cfg.beta1,
+                beta2: cfg.beta2,
+                eps: 1e-8,
+                weight_decay: if var.rank() >= 2 { cfg.weight_decay } else { 0.0 },
+                step: self.step,
+                grad_scale,
+            };
+            ops::adamw_step(var.as_tensor(), g, m, v, step)?;
+        }
+        Ok(norm)
+    }
+}
+
+/// What the loop reports to whoever shows progress.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
+    fn step(&mut self, _info: &StepInfo) {}
+    fn epoch_end(&mut self, _summary: &EpochSummary) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+#[derive(Debug, Clone)]
+pub struct StepInfo {
+    pub epoch: usize,
+    pub step: usize,
+    pub loss: f32,
+    pub lr: f32,
+    pub grad_norm: f32,
+    pub tokens: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochSummary {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub dev_accuracy: f64,
+    pub best_dev_accuracy: f64,
+    pub improved: bool,
+    pub train_tokens_per_sec: f64,
+    pub elapsed_sec: f64,
+}
+
+/// How training went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub epochs: Vec<EpochSummary>,
+    pub best_epoch: usize,
+    pub best_dev: EvalReport,
+    pub steps: usize,
+    pub train_tokens: usize,
+    pub train_seconds: f64,
+    pub stopped_early: Option<String>,
+}
+
+/// Trains `model` on `train`, selects the epoch with the best accuracy on
+/// `dev`, and leaves the model holding those weights. With `checkpoint_dir`,
+/// each improvement is saved there (atomically) at once.
+pub fn train_tagger(
+    model: &mut Tagger,
+    vocab: &TaggerVocab,
+    train: &[Sentence],
+    dev: &[Sentence],
+    cfg: &TrainConfig,
+    checkpoint_dir: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary> {
+    cfg.validate().map_err(Error::Config)?;
+    let data = encode(train, vocab, model.config.max_word_chars);
+    let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d20f) };
+    let steps_per_epoch = bucket::<ChaCha8Rng>(&lengths, cfg.batch_tokens, None).len();
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let mut opt = AdamW::default();
+    let start = Instant::now();
+    let mut best: Option<(f64, usize, BTreeMap<String, Tensor>, EvalReport)> = None;
+    let mut epochs = Vec::new();
+    let mut train_tokens = 0usize;
+    let mut stopped_early = None;
+    for epoch in 1..=cfg.epochs {
+        let batches = bucket(&lengths, cfg.batch_tokens, Some(&mut rng));
+        observer.epoch_start(epoch, batches.len());
+        let epoch_start = Instant::now();
+        let (mut loss_sum, mut epoch_tokens) = (0f64, 0usize);
+        for idx in &batches {
+            let mut batch = Batch::new(&data, idx);
+            batch.drop_words(vocab, cfg.word_dropout, &mut rng);
+            let loss = model.loss(&batch, &mut ctx, cfg.label_smoothing)?;
+            let loss_value = loss.to_scalar::<f32>()?;
+            let step = opt.step as usize + 1;
+            if !loss_value.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "loss became {loss_value} at step {step} (epoch {epoch}); the last good model is kept{}; try a lower --lr (now {})",
+                    checkpoint_dir.map(|d| format!(" in {}", d.display())).unwrap_or_default(),
+                    cfg.lr
+                )));
+            }
+            let grads = loss.backward()?;
+            let lr = cfg.lr_at(step, total_steps);
+            let grad_norm = opt.update(&model.params, &grads, lr, cfg)?;
+            loss_sum += loss_value as f64 * batch.tokens() as f64;
+            epoch_tokens += batch.tokens();
+            observer.step(&StepInfo { epoch, step, loss: loss_value, lr, grad_norm, tokens: batch.tokens() });
+        }
+        let train_secs = epoch_start.elapsed().as_secs_f64();
+        train_tokens += epoch_tokens;
+        let report = model.evaluate(dev, vocab, 8192)?;
+        let acc = report.accuracy();
+        let improved = best.as_ref().is_none_or(|b| acc > b.0);
+        if improved {
+            best = Some((acc, epoch, model.params.snapshot()?, report));
+            if let Some(dir) = checkpoint_dir {
+                checkpoint::save_tagger(dir, model, vocab, cfg, Some(&opt))?;
+            }
+        }
+        let best_ref = best.as_ref().expect("set above");
+        let summary = EpochSummary {
+            epoch,
+            train_loss: (loss_sum / epoch_tokens.max(1) as f64) as f32,
+            dev_accuracy: acc,
+            best_dev_accuracy: best_ref.0,
+            improved,
+            train_tokens_per_sec: epoch_tokens as f64 / train_secs.max(1e-9),
+            elapsed_sec: start.elapsed().as_secs_f64(),
+        };
+        observer.epoch_end(&summary);
+        epochs.push(summary);
+        if let Some(p) = cfg.patience {
+            if epoch - best_ref.1 >= p {
+                stopped_early = Some(format!("no dev improvement for {p} epochs"));
+                break;
+            }
+        }
+        if let Some(limit) = cfg.max_minutes {
+            if start.elapsed().as_secs_f64() >= limit * 60.0 && epoch < cfg.epochs {
+                stopped_early = Some(format!("time limit of {limit} minutes reached after epoch {epoch}"));
+                break;
+            }
+        }
+    }
+    let (_, best_epoch, weights, best_dev) = best.expect("at least one epoch ran");
+    model.params.load(&weights).map_err(Error::Input)?;
+    Ok(TrainSummary {
+        epochs,
+        best_epoch,
+        best_dev,
+        steps: opt.step as usize,
+        train_tokens,
+        train_seconds: start.elapsed().as_secs_f64(),
+        stopped_early,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let cfg = TrainConfig { lr: 1.0, warmup_steps: 10, min_lr_ratio: 0.1, ..Default::default() };
+        assert!((cfg.lr_at(5, 110) - 0.5).abs() < 1e-6);
+        assert!((cfg.lr_at(10, 110) - 1.0).abs() < 1e-6);
+        assert!((cfg.lr_at(60, 110) - 0.55).abs() < 1e-5);
+        assert!((cfg.lr_at(110, 110) - 0.1).abs() < 1e-6);
+        assert!(cfg.lr_at(40, 110) > cfg.lr_at(80, 110));
+    }
+}
