@@ -1,1 +1,60 @@
-fn main(){}
+//! The `attend` command line.
+
+mod settings;
+mod tagger_cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Self-attention models over vector sets: train, evaluate and run a
+/// part-of-speech tagger built from stacked multi-head self-attention.
+#[derive(Parser)]
+#[command(name = "attend", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Worker threads for matrix products and kernels (default: all cores).
+    /// Results are reproducible for a given seed and thread count.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Score a trained tagger on a CoNLL-U file with gold UPOS tags.
+    Eval(tagger_cmd::EvalArgs),
+    /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
+    Tag(tagger_cmd::TagArgs),
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Train a UPOS tagger on a Universal Dependencies treebank.
+    Tagger(tagger_cmd::TrainTaggerArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // candle's GEMM reads RAYON_NUM_THREADS; our kernels use rayon's global pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        let _ = rayon_pool(n);
+    }
+    let result: Result<()> = match cli.command {
+        Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
+        Command::Eval(args) => tagger_cmd::eval(args),
+        Command::Tag(args) => tagger_cmd::tag(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn rayon_pool(n: usize) -> Result<()> {
+    attend::rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    Ok(())
+}

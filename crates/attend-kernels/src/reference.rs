@@ -195,7 +195,7 @@ mod tests {
     fn backward_matches_finite_differences() {
         let shape = AttentionShape { batch: 1, heads: 2, seq: 5, head_dim: 3 };
         let init = |s: u32| -> Vec<f32> {
-            (0..shape.len()).map(|i| (((i as u32 * 2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0).collect()
+            (0..shape.len()).map(|i| (((i as u32).wrapping_mul(2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0).collect()
         };
         let (q, k, v) = (init(1), init(2), init(3));
         let w: Vec<f32> = (0..shape.len()).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();

@@ -1,0 +1,189 @@
+//! Hyperparameters from flags and a TOML file.
+//!
+//! A config file has a `[model]` and a `[train]` table with the same names
+//! as the flags (underscores instead of dashes). Flags given on the command
+//! line win over the file; anything given in neither takes the default.
+
+use anyhow::{Context, Result};
+use attend::models::TaggerConfig;
+use attend::nn::position::PositionKind;
+use attend::train::TrainConfig;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Model architecture flags (defaults in brackets are TaggerConfig's).
+#[derive(Args, Serialize, Debug, Default)]
+pub struct ModelArgs {
+    /// Width of the attention layers [256]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d_model: Option<usize>,
+    /// Attention heads per layer [8]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heads: Option<usize>,
+    /// Stacked encoder layers [4]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
+    /// Hidden width of the feed-forward layers [512]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ff_dim: Option<usize>,
+    /// Dropout on embeddings and residual branches [0.2]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropout: Option<f32>,
+    /// Dropout on attention weights [0.1]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention_dropout: Option<f32>,
+    /// Positional encoding: none, sinusoidal, learned or rope [rope]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<PositionKind>,
+    /// Longest sentence a learned position table covers [512]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_positions: Option<usize>,
+    /// Truncated attention: each word sees N words on each side [whole sentence]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<usize>,
+    /// Word embedding width [128]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    word_dim: Option<usize>,
+    /// Character embedding width [48]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    char_dim: Option<usize>,
+    /// Character convolution filters [192]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    char_filters: Option<usize>,
+    /// Character convolution width, odd [3]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    char_kernel: Option<usize>,
+    /// Longer words keep their first and last N/2 characters [20]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_word_chars: Option<usize>,
+}
+
+/// Training flags (defaults in brackets are TrainConfig's).
+#[derive(Args, Serialize, Debug, Default)]
+pub struct TrainArgs {
+    /// Passes over the training data [30]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epochs: Option<usize>,
+    /// Stop after this many minutes, keeping the best model so far [no limit]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
+    /// Peak learning rate [0.001]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr: Option<f32>,
+    /// Linear warmup steps [400]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warmup_steps: Option<usize>,
+    /// Cosine decay ends at lr * this [0.02]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_lr_ratio: Option<f32>,
+    /// AdamW decoupled weight decay on matrices [0.01]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_decay: Option<f32>,
+    /// AdamW beta1 [0.9]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beta1: Option<f32>,
+    /// AdamW beta2 [0.98]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beta2: Option<f32>,
+    /// Clip gradients to this global norm, 0 = off [1.0]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clip: Option<f32>,
+    /// Padded word positions per batch [2048]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_tokens: Option<usize>,
+    /// Label smoothing [0.0]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_smoothing: Option<f32>,
+    /// Word dropout alpha: word w -> <unk> with p = alpha/(alpha+count) [0.25]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    word_dropout: Option<f32>,
+    /// Random seed for initialisation, batching and dropout [42]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Stop after N epochs without dev improvement [off]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patience: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub model: TaggerConfig,
+    pub train: TrainConfig,
+}
+
+fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
+    let entry = base.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = entry {
+        t.extend(overrides);
+    }
+}
+
+/// Resolves settings: defaults, then the TOML file, then flags.
+pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Result<Settings> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            text.parse::<toml::Table>().with_context(|| format!("config {}", path.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    merge_table(&mut table, "model", toml::Table::try_from(model)?);
+    merge_table(&mut table, "train", toml::Table::try_from(train)?);
+    let where_ = file.map(|p| p.display().to_string()).unwrap_or_else(|| "command line".into());
+    let settings: Settings = toml::Value::Table(table).try_into().with_context(|| format!("settings from {where_}"))?;
+    settings.model.validate().map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
+    settings.train.validate().map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n").unwrap();
+        let model = ModelArgs { layers: Some(3), ..Default::default() };
+        let s = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
+        assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
+        assert_eq!(s.model.d_model, TaggerConfig::default().d_model);
+        std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
+        let err = format!("{:#}", resolve(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
+        assert!(err.contains("unknown field `head`"), "{err}");
+        let bad = ModelArgs { heads: Some(3), ..Default::default() };
+        let err = format!("{:#}", resolve(None, &bad, &TrainArgs::default()).err().unwrap());
+        assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
+    }
+}

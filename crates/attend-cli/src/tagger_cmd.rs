@@ -1,0 +1,245 @@
+//! `attend train tagger`, `attend eval`, `attend tag`.
+
+use crate::settings::{self, ModelArgs, TrainArgs};
+use anyhow::{bail, Context, Result};
+use attend::checkpoint;
+use attend::data::conllu::{self, Sentence};
+use attend::data::vocab::TaggerVocab;
+use attend::models::Tagger;
+use attend::train::{self, EpochSummary, Observer, StepInfo};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainTaggerArgs {
+    /// Treebank directory holding *-ud-train.conllu and *-ud-dev.conllu
+    /// (and *-ud-test.conllu, scored at the end if present).
+    #[arg(long)]
+    treebank: PathBuf,
+    /// Where the checkpoint goes (rewritten each time dev accuracy improves).
+    #[arg(long, default_value = "runs/tagger")]
+    out: PathBuf,
+    /// TOML file with [model] and [train] tables; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Checkpoint directory written by `attend train tagger`.
+    #[arg(long)]
+    model: PathBuf,
+    /// CoNLL-U file with gold UPOS tags.
+    #[arg(long)]
+    input: PathBuf,
+    /// Print the full report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum InputFormat {
+    /// CoNLL-U if the input starts with a comment or a 10-column line, else text.
+    Auto,
+    Conllu,
+    /// Whitespace-tokenized text, one sentence per line.
+    Text,
+}
+
+#[derive(Args)]
+pub struct TagArgs {
+    /// Checkpoint directory written by `attend train tagger`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Input file; stdin when absent or `-`.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Output file; stdout when absent.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    format: InputFormat,
+}
+
+/// Progress bar per epoch with loss, learning rate and speed; one line per
+/// epoch with dev accuracy.
+struct Progress {
+    bar: Option<ProgressBar>,
+    tokens: usize,
+    started: Instant,
+}
+
+impl Observer for Progress {
+    fn epoch_start(&mut self, epoch: usize, batches: usize) {
+        let bar = ProgressBar::new(batches as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(epoch.to_string());
+        self.bar = Some(bar);
+        self.tokens = 0;
+        self.started = Instant::now();
+    }
+    fn step(&mut self, info: &StepInfo) {
+        self.tokens += info.tokens;
+        if let Some(bar) = &self.bar {
+            let speed = self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", info.loss, info.lr, speed));
+            bar.inc(1);
+        }
+    }
+    fn epoch_end(&mut self, s: &EpochSummary) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!(
+            "epoch {:>3}  loss {:.4}  dev {:.2}%  best {:.2}%{}  {:.0} tok/s  {:.1} min",
+            s.epoch,
+            s.train_loss,
+            100.0 * s.dev_accuracy,
+            100.0 * s.best_dev_accuracy,
+            if s.improved { " (saved)" } else { "" },
+            s.train_tokens_per_sec,
+            s.elapsed_sec / 60.0
+        );
+    }
+}
+
+fn read_conllu(path: &Path) -> Result<Vec<Sentence>> {
+    Ok(conllu::read_file(path)?)
+}
+
+pub fn train(args: TrainTaggerArgs) -> Result<()> {
+    let settings = settings::resolve(args.config.as_deref(), &args.model, &args.train)?;
+    let files = conllu::find_treebank(&args.treebank)?;
+    let train = read_conllu(&files.train)?;
+    let dev = read_conllu(&files.dev)?;
+    let vocab = TaggerVocab::build(&train);
+    let mut config = settings.model;
+    config.words = vocab.words.len();
+    config.chars = vocab.chars.len();
+    config.tags = vocab.tags.len();
+    let tcfg = settings.train;
+    let mut model = Tagger::new(config, tcfg.seed)?;
+    eprintln!(
+        "train {} sentences / {} words, dev {} sentences; {} word types, {} chars, {} tags; {} parameters; {} threads",
+        train.len(),
+        train.iter().map(Sentence::word_count).sum::<usize>(),
+        dev.len(),
+        vocab.words.len(),
+        vocab.chars.len(),
+        vocab.tags.len(),
+        model.params.num_scalars(),
+        attend::rayon::current_num_threads()
+    );
+    let mut progress = Progress { bar: None, tokens: 0, started: Instant::now() };
+    let summary = train::train_tagger(&mut model, &vocab, &train, &dev, &tcfg, Some(&args.out), &mut progress)?;
+    if let Some(why) = &summary.stopped_early {
+        eprintln!("stopped early: {why}");
+    }
+    eprintln!(
+        "best dev {:.2}% at epoch {}; {} steps, {:.0} train tok/s, {:.1} min; model in {}",
+        100.0 * summary.best_dev.accuracy(),
+        summary.best_epoch,
+        summary.steps,
+        summary.train_tokens as f64 / summary.train_seconds,
+        summary.train_seconds / 60.0,
+        args.out.display()
+    );
+    let mut report = serde_json::json!({ "train": summary, "dev": summary.best_dev.to_json() });
+    if let Some(test_path) = &files.test {
+        let test = read_conllu(test_path)?;
+        let t0 = Instant::now();
+        let r = model.evaluate(&test, &vocab, 8192)?;
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "test {}: UPOS {:.2}%, unknown words {:.2}% ({} tokens), tagging {:.0} tok/s",
+            test_path.display(),
+            100.0 * r.accuracy(),
+            100.0 * r.unknown_accuracy(),
+            r.unknown_tokens,
+            r.tokens as f64 / secs
+        );
+        report["test"] = r.to_json();
+        report["test_tagging_tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
+    }
+    let path = args.out.join("train_report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let loaded = checkpoint::load_tagger(&args.model)?;
+    let gold = read_conllu(&args.input)?;
+    let t0 = Instant::now();
+    let r = loaded.model.evaluate(&gold, &loaded.vocab, 8192)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if args.json {
+        let mut j = r.to_json();
+        j["tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    println!("{}: {} tokens, {:.0} tok/s", args.input.display(), r.tokens, r.tokens as f64 / secs);
+    println!("UPOS accuracy      {:6.2}%", 100.0 * r.accuracy());
+    println!("unknown words      {:6.2}%  ({} tokens)", 100.0 * r.unknown_accuracy(), r.unknown_tokens);
+    println!("{:<8} {:>7} {:>9} {:>7} {:>7}", "tag", "gold", "precision", "recall", "f1");
+    let j = r.to_json();
+    for (tag, s) in j["per_tag"].as_object().expect("object") {
+        println!(
+            "{:<8} {:>7} {:>8.2}% {:>6.2}% {:>6.2}%",
+            tag,
+            s["gold"],
+            100.0 * s["precision"].as_f64().unwrap_or(0.0),
+            100.0 * s["recall"].as_f64().unwrap_or(0.0),
+            100.0 * s["f1"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+pub fn tag(args: TagArgs) -> Result<()> {
+    let loaded = checkpoint::load_tagger(&args.model)?;
+    let (bytes, label) = match args.input.as_deref() {
+        Some(p) if p != Path::new("-") => (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.to_path_buf()),
+        _ => {
+            let mut b = Vec::new();
+            std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+            (b, PathBuf::from("<stdin>"))
+        }
+    };
+    let conllu_input = match args.format {
+        InputFormat::Conllu => true,
+        InputFormat::Text => false,
+        InputFormat::Auto => conllu::looks_like_conllu(&String::from_utf8_lossy(&bytes)),
+    };
+    let mut sentences = if conllu_input {
+        conllu::parse_bytes(&bytes, &label)?
+    } else {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow::anyhow!("{}:{line}: not valid UTF-8", label.display())
+        })?;
+        conllu::parse_plain_text(&text)
+    };
+    if sentences.is_empty() {
+        bail!("{}: no sentences to tag", label.display());
+    }
+    loaded.model.tag(&mut sentences, &loaded.vocab, 8192)?;
+    let out = conllu::to_string(&sentences);
+    match &args.output {
+        Some(p) => std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?,
+        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    Ok(())
+}
