@@ -6,6 +6,11 @@ mod tagger_cmd;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+// candle allocates a fresh buffer per op; mimalloc reuses them instead of
+// returning pages to the OS and faulting them back in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-attention models over vector sets: train, evaluate and run a
 /// part-of-speech tagger built from stacked multi-head self-attention.
 #[derive(Parser)]

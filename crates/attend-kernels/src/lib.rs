@@ -14,9 +14,11 @@
 //! how rayon schedules the work or on the number of threads.
 
 pub mod adamw;
+pub mod dropout;
 pub mod loss;
 pub mod norm;
 pub mod pattern;
+pub mod pool;
 pub mod reference;
 pub mod softmax;
 

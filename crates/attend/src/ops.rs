@@ -162,6 +162,74 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f32) -> Resul
     logits.contiguous()?.apply_op2(&targets.contiguous()?, CrossEntropyOp { smoothing })
 }
 
+// ------------------------------------------------------------------ dropout
+
+struct DropoutOp {
+    p: f32,
+    seed: u64,
+}
+
+impl CustomOp1 for DropoutOp {
+    fn name(&self) -> &'static str {
+        "attend-dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        Ok((CpuStorage::F32(attend_kernels::dropout::dropout(x, self.p, self.seed)), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // Same mask, recomputed from the seed.
+        let dx = with_f32(grad, |g| attend_kernels::dropout::dropout(g, self.p, self.seed))?;
+        Ok(Some(tensor_like(dx, arg)?))
+    }
+}
+
+/// Inverted dropout with a mask drawn from `seed` (never stored: backward
+/// recomputes it).
+pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(DropoutOp { p, seed })
+}
+
+// ---------------------------------------------------------- masked max pool
+
+struct MaskedMaxOp {
+    lengths: Vec<usize>,
+    /// Winning step per output, kept from forward for backward.
+    arg: Mutex<Vec<u32>>,
+}
+
+impl CustomOp1 for MaskedMaxOp {
+    fn name(&self) -> &'static str {
+        "attend-masked-max"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let (items, steps, features) = l.shape().dims3()?;
+        if items != self.lengths.len() {
+            bail!("masked max: {items} items but {} lengths", self.lengths.len());
+        }
+        let (y, arg) = attend_kernels::pool::masked_max_forward(x, &self.lengths, steps, features);
+        *self.arg.lock().expect("pool lock") = arg;
+        Ok((CpuStorage::F32(y), Shape::from((items, features))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (_, steps, features) = arg.dims3()?;
+        let winners = self.arg.lock().expect("pool lock");
+        let dx = with_f32(grad, |g| attend_kernels::pool::masked_max_backward(g, &winners, &self.lengths, steps, features))?;
+        Ok(Some(tensor_like(dx, arg)?))
+    }
+}
+
+/// Max over the first `lengths[i]` steps of each item of `x`
+/// `[items, steps, features]`; 0 for an item of length 0.
+pub fn masked_max(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(MaskedMaxOp { lengths: lengths.to_vec(), arg: Mutex::new(Vec::new()) })
+}
+
 // ------------------------------------------------------------------- AdamW
 
 struct AdamWOp<'a> {
@@ -270,6 +338,28 @@ mod tests {
         assert!(dz[0].iter().sum::<f32>().abs() < 1e-6);
         let bad = Tensor::new(&[5u32, 0, 0], &Device::Cpu).unwrap();
         assert!(cross_entropy(&z, &bad, 0.0).unwrap_err().to_string().contains("target 5 out of range"));
+    }
+
+    #[test]
+    fn dropout_gradient_uses_the_forward_mask() {
+        let x = Var::from_tensor(&t(&[1.0; 64], &[8, 8])).unwrap();
+        let y = dropout(&x, 0.5, 3).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&x).unwrap().to_vec2::<f32>().unwrap(), y.to_vec2::<f32>().unwrap());
+    }
+
+    #[test]
+    fn masked_max_matches_candle_max_on_valid_steps() {
+        let data: Vec<f32> = (0..2 * 4 * 3).map(|i| ((i * 17 % 23) as f32) - 11.0).collect();
+        let x = Var::from_tensor(&t(&data, &[2, 4, 3])).unwrap();
+        let y = masked_max(&x, &[4, 2]).unwrap();
+        let a = x.narrow(0, 0, 1).unwrap().max(1).unwrap();
+        let b = x.narrow(0, 1, 1).unwrap().narrow(1, 0, 2).unwrap().max(1).unwrap();
+        let expect = Tensor::cat(&[a, b], 0).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), expect.to_vec2::<f32>().unwrap());
+        let gf = y.sum_all().unwrap().backward().unwrap();
+        let gp = expect.sum_all().unwrap().backward().unwrap();
+        assert_eq!(gf.get(&x).unwrap().to_vec3::<f32>().unwrap(), gp.get(&x).unwrap().to_vec3::<f32>().unwrap());
     }
 
     #[test]

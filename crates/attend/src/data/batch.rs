@@ -5,6 +5,7 @@ use crate::data::vocab::{TaggerVocab, PAD, UNK};
 use attend_kernels::loss::IGNORE;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::collections::HashMap;
 
 /// One sentence as indices, computed once before training.
 #[derive(Debug, Clone)]
@@ -41,42 +42,59 @@ pub fn encode(sentences: &[Sentence], vocab: &TaggerVocab, max_word_chars: usize
         .collect()
 }
 
-/// A padded batch, row-major `[batch, seq]` (and `[batch, seq, chars]`).
+/// A padded batch, row-major `[batch, seq]`. Characters are stored once per
+/// distinct spelling in the batch (a batch of 2,000 words has about half as
+/// many distinct ones), and each word position points at its spelling.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub batch: usize,
     pub seq: usize,
-    pub max_chars: usize,
     pub word_ids: Vec<u32>,
-    pub char_ids: Vec<u32>,
     pub tags: Vec<u32>,
     /// Words in each sequence; positions past it are padding.
     pub lengths: Vec<usize>,
     /// Which input sentences, in order.
     pub indices: Vec<usize>,
+    /// Longest spelling (in characters, with markers).
+    pub max_chars: usize,
+    /// `[spellings, max_chars]` character indices, [`PAD`] after each end.
+    /// Spelling 0 is empty: padding positions point at it.
+    pub spellings: Vec<u32>,
+    /// Characters in each spelling.
+    pub spelling_lengths: Vec<usize>,
+    /// `[batch, seq]`: the spelling of each position.
+    pub spelling_of: Vec<u32>,
 }
 
 impl Batch {
     /// Pads the given sentences into one batch.
     pub fn new(data: &[EncodedSentence], indices: &[usize]) -> Self {
         let seq = indices.iter().map(|&i| data[i].len()).max().unwrap_or(0);
-        let max_chars = indices.iter().flat_map(|&i| data[i].chars.iter().map(Vec::len)).max().unwrap_or(0);
+        let max_chars = indices.iter().flat_map(|&i| data[i].chars.iter().map(Vec::len)).max().unwrap_or(0).max(1);
         let b = indices.len();
         let mut word_ids = vec![PAD; b * seq];
-        let mut char_ids = vec![PAD; b * seq * max_chars];
         let mut tags = vec![IGNORE; b * seq];
+        let mut spelling_of = vec![0u32; b * seq];
         let mut lengths = Vec::with_capacity(b);
+        let mut distinct: HashMap<&[u32], u32> = HashMap::new();
+        let mut spellings = vec![PAD; max_chars];
+        let mut spelling_lengths = vec![0usize];
         for (r, &i) in indices.iter().enumerate() {
             let s = &data[i];
             lengths.push(s.len());
             word_ids[r * seq..r * seq + s.len()].copy_from_slice(&s.words);
             tags[r * seq..r * seq + s.len()].copy_from_slice(&s.tags);
             for (t, chars) in s.chars.iter().enumerate() {
-                let at = (r * seq + t) * max_chars;
-                char_ids[at..at + chars.len()].copy_from_slice(chars);
+                let next = spelling_lengths.len() as u32;
+                let id = *distinct.entry(chars.as_slice()).or_insert_with(|| {
+                    spellings.extend(chars.iter().copied().chain(std::iter::repeat(PAD)).take(max_chars));
+                    spelling_lengths.push(chars.len());
+                    next
+                });
+                spelling_of[r * seq + t] = id;
             }
         }
-        Batch { batch: b, seq, max_chars, word_ids, char_ids, tags, lengths, indices: indices.to_vec() }
+        Batch { batch: b, seq, word_ids, tags, lengths, indices: indices.to_vec(), max_chars, spellings, spelling_lengths, spelling_of }
     }
 
     /// Number of real (unpadded) words.
@@ -162,8 +180,11 @@ mod tests {
         assert_eq!((b.batch, b.seq, b.max_chars), (2, 2, 4));
         assert_eq!(b.word_ids, [5, 6, 4, PAD]);
         assert_eq!(b.tags, [0, 1, 2, IGNORE]);
-        assert_eq!(&b.char_ids[4..8], &[2, 8, 9, 3]);
-        assert_eq!(&b.char_ids[12..16], &[0, 0, 0, 0]);
+        // spellings: empty, [2 7 3], [2 8 9 3]; the repeated one is stored once
+        assert_eq!(b.spelling_lengths, [0, 3, 4]);
+        assert_eq!(b.spelling_of, [1, 2, 1, 0]);
+        assert_eq!(&b.spellings[4..8], &[2, 7, 3, 0]);
+        assert_eq!(&b.spellings[8..12], &[2, 8, 9, 3]);
         assert_eq!(b.tokens(), 3);
     }
 }

@@ -135,8 +135,9 @@ impl Tagger {
     fn embed(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
         let (b, t) = (batch.batch, batch.seq);
         let w = self.words.forward(&Tensor::from_slice(&batch.word_ids, (b, t), &self.device)?)?; // [B, T, word_dim]
-        let c = self.chars.forward(&batch.char_ids, b * t, batch.max_chars, &self.device)?; //       [B*T, filters]
-        let c = c.reshape((b, t, self.config.char_filters))?;
+        let c = self.chars.forward(&batch.spellings, &batch.spelling_lengths, batch.max_chars, &self.device)?; // [S, filters]
+        let of = Tensor::from_slice(&batch.spelling_of, b * t, &self.device)?;
+        let c = c.index_select(&of, 0)?.reshape((b, t, self.config.char_filters))?; //             [B, T, filters]
         let x = Tensor::cat(&[w, c], D::Minus1)?; //                                                 [B, T, word_dim + filters]
         let x = ctx.dropout(&x, self.config.dropout)?;
         let x = self.position.forward(&self.input.forward(&x)?)?; //                                 [B, T, d_model]

@@ -3,7 +3,7 @@
 //! its spelling (suffixes like -ing, -ly, capitals, digits).
 
 use super::params::{Embedding, Linear, ParamStore};
-use crate::data::vocab::PAD;
+use crate::ops;
 use candle_core::{Device, Result, Tensor};
 
 /// Char embeddings -> width-`kernel` convolution -> ReLU -> max over chars.
@@ -26,21 +26,17 @@ impl CharEncoder {
         })
     }
 
-    /// `ids`: `[words * max_chars]` char indices ([`PAD`] after each word's
-    /// end). Returns `[words, filters]`; a word with no characters gets 0.
-    pub fn forward(&self, ids: &[u32], words: usize, max_chars: usize, device: &Device) -> Result<Tensor> {
+    /// `ids`: `[words * max_chars]` char indices, word w's first
+    /// `lengths[w]` entries real, the rest padding. Returns `[words, filters]`;
+    /// a word of length 0 gets 0.
+    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize, device: &Device) -> Result<Tensor> {
+        let words = lengths.len();
         let x = self.embedding.forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
         let half = self.kernel / 2;
         let padded = x.pad_with_zeros(1, half, half)?; //                                           [W, L+k-1, c]
         let windows: Vec<Tensor> = (0..self.kernel).map(|o| padded.narrow(1, o, max_chars)).collect::<Result<_>>()?;
         let windows = Tensor::cat(&windows, 2)?; //                                                  [W, L, k*c]
         let h = self.conv.forward(&windows)?.relu()?; //                                             [W, L, F]
-        // Padding characters must not win the max: push them far below any ReLU output.
-        let mask: Vec<f32> = ids.iter().map(|&c| if c == PAD { -1e4 } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (words, max_chars, 1), device)?;
-        let pooled = h.broadcast_add(&mask)?.max(1)?; //                                             [W, F]
-        // Words with no characters at all (padding positions) come out as 0.
-        let has_chars: Vec<f32> = ids.chunks(max_chars).map(|w| if w[0] == PAD { 0.0 } else { 1.0 }).collect();
-        pooled.broadcast_mul(&Tensor::from_vec(has_chars, (words, 1), device)?)
+        ops::masked_max(&h, lengths) //                                                              [W, F]
     }
 }

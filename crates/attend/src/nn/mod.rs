@@ -34,10 +34,6 @@ impl Ctx {
         if !self.train || p <= 0.0 {
             return Ok(x.clone());
         }
-        let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if self.rng.random::<f32>() < p { 0.0 } else { keep })
-            .collect();
-        x * Tensor::from_vec(mask, x.shape(), x.device())?
+        crate::ops::dropout(x, p, self.rng.random::<u64>())
     }
 }

@@ -1,0 +1,53 @@
+//! Dropout from a counter-based hash: element i of a call with seed s is
+//! kept when hash(s, i) >= p. The mask is never stored: backward recomputes
+//! it from the seed, and any thread count gives the same mask.
+
+use rayon::prelude::*;
+
+const CHUNK: usize = 16384;
+
+/// splitmix64 finaliser of (seed, index): a well-mixed 64-bit value.
+#[inline]
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// True when element `i` survives dropout with drop probability `p`.
+#[inline]
+pub fn keep(seed: u64, i: usize, p: f32) -> bool {
+    // top 24 bits as a uniform in [0, 1)
+    ((mix(seed, i as u64) >> 40) as f32) * (1.0 / (1u64 << 24) as f32) >= p
+}
+
+/// y = x * keep / (1 - p). Backward is the same call on dy.
+pub fn dropout(x: &[f32], p: f32, seed: u64) -> Vec<f32> {
+    let scale = 1.0 / (1.0 - p);
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (yc, xc))| {
+        for (j, (y, &x)) in yc.iter_mut().zip(xc).enumerate() {
+            if keep(seed, c * CHUNK + j, p) {
+                *y = x * scale;
+            }
+        }
+    });
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_about_p_and_scales_the_rest() {
+        let x = vec![1.0f32; 100_000];
+        let y = dropout(&x, 0.3, 11);
+        let kept = y.iter().filter(|&&v| v != 0.0).count() as f32 / x.len() as f32;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+        assert_eq!(y, dropout(&x, 0.3, 11));
+        assert_ne!(y, dropout(&x, 0.3, 12));
+    }
+}
