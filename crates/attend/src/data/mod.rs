@@ -2,4 +2,5 @@
 
 pub mod batch;
 pub mod conllu;
+pub mod synthetic;
 pub mod vocab;

@@ -1,0 +1,101 @@
+//! A small synthetic treebank for tests, examples and smoke runs.
+//!
+//! Sentences follow `DET (ADJ) NOUN VERB (DET NOUN | PRON) (ADP DET NOUN) PUNCT`.
+//! Two things make it a real tagging problem rather than a lookup:
+//! - ambiguous words ("run", "watch", "light") are NOUN after a determiner or
+//!   adjective and VERB after a noun, so the tag depends on context;
+//! - nouns, adjectives and verbs are invented from random stems with telling
+//!   suffixes (-ness/-tion, -ous/-ful, -ed/-izes), so held-out sentences
+//!   hold words never seen in training, taggable only from their spelling.
+
+use crate::data::conllu::Sentence;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const DET: &[&str] = &["the", "a", "this", "every", "that"];
+const ADP: &[&str] = &["in", "on", "with", "under", "near"];
+const PRON: &[&str] = &["it", "them", "her", "him"];
+const AMBIGUOUS: &[&str] = &["run", "watch", "light", "plant", "cook"];
+const CONSONANTS: &[char] = &['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z'];
+const VOWELS: &[char] = &['a', 'e', 'i', 'o', 'u'];
+
+fn stem(rng: &mut ChaCha8Rng) -> String {
+    let mut s = String::new();
+    for _ in 0..rng.random_range(1..=2) {
+        s.push(*CONSONANTS.choose(rng).expect("nonempty"));
+        s.push(*VOWELS.choose(rng).expect("nonempty"));
+    }
+    s.push(*CONSONANTS.choose(rng).expect("nonempty"));
+    s
+}
+
+fn invented(rng: &mut ChaCha8Rng, tag: &str) -> String {
+    let suffixes: &[&str] = match tag {
+        "NOUN" => &["ness", "tion", "ment"],
+        "ADJ" => &["ous", "ful", "ive"],
+        _ => &["ed", "izes", "ates"],
+    };
+    format!("{}{}", stem(rng), suffixes.choose(rng).expect("nonempty"))
+}
+
+/// `count` sentences drawn from `seed`. Different seeds share the closed-class
+/// words and the ambiguous ones but mostly invent different open-class words.
+pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // A small fixed lexicon (shared by all seeds) plus fresh inventions.
+    let mut lex_rng = ChaCha8Rng::seed_from_u64(0x1e8_1c0);
+    let lexicon: Vec<(String, &str)> = ["NOUN", "ADJ", "VERB"]
+        .iter()
+        .flat_map(|&t| (0..12).map(|_| (invented(&mut lex_rng, t), t)).collect::<Vec<_>>())
+        .collect();
+    let open = |rng: &mut ChaCha8Rng, tag: &'static str| -> (String, &'static str) {
+        if rng.random_bool(0.7) {
+            let choices: Vec<&(String, &str)> = lexicon.iter().filter(|(_, t)| *t == tag).collect();
+            (choices.choose(rng).expect("nonempty").0.clone(), tag)
+        } else {
+            (invented(rng, tag), tag)
+        }
+    };
+    let pick = |rng: &mut ChaCha8Rng, words: &[&str], tag: &'static str| (words.choose(rng).expect("nonempty").to_string(), tag);
+    (0..count)
+        .map(|_| {
+            let mut words: Vec<(String, &str)> = Vec::new();
+            let noun_phrase = |rng: &mut ChaCha8Rng, words: &mut Vec<(String, &str)>| {
+                words.push(pick(rng, DET, "DET"));
+                if rng.random_bool(0.5) {
+                    words.push(open(rng, "ADJ"));
+                }
+                words.push(if rng.random_bool(0.3) { pick(rng, AMBIGUOUS, "NOUN") } else { open(rng, "NOUN") });
+            };
+            noun_phrase(&mut rng, &mut words);
+            words.push(if rng.random_bool(0.3) { pick(&mut rng, AMBIGUOUS, "VERB") } else { open(&mut rng, "VERB") });
+            if rng.random_bool(0.5) {
+                noun_phrase(&mut rng, &mut words);
+            } else {
+                words.push(pick(&mut rng, PRON, "PRON"));
+            }
+            if rng.random_bool(0.4) {
+                words.push(pick(&mut rng, ADP, "ADP"));
+                noun_phrase(&mut rng, &mut words);
+            }
+            words.push((".".into(), "PUNCT"));
+            let forms: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+            let mut s = Sentence::from_words(&forms);
+            for (t, (_, tag)) in s.words_mut().zip(&words) {
+                t.upos = tag.to_string();
+            }
+            s
+        })
+        .collect()
+}
+
+/// Writes a toy treebank directory (`toy-ud-{train,dev,test}.conllu`).
+pub fn write_toy_treebank(dir: &std::path::Path, train: usize, dev: usize, test: usize) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (split, n, seed) in [("train", train, 1), ("dev", dev, 2), ("test", test, 3)] {
+        let text = crate::data::conllu::to_string(&toy_treebank(n, seed));
+        std::fs::write(dir.join(format!("toy-ud-{split}.conllu")), text)?;
+    }
+    Ok(())
+}
