@@ -1,0 +1,109 @@
+//! The `attend` binary end to end on a synthetic treebank: train, eval, tag,
+//! and the errors users see on bad input.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn attend(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_attend")).args(args).output().expect("run attend")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const TINY: &[&str] = &[
+    "--d-model", "32", "--heads", "4", "--layers", "2", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8",
+    "--char-filters", "24", "--epochs", "30", "--lr", "0.003", "--warmup-steps", "20", "--batch-tokens", "256",
+    "--seed", "5",
+];
+
+fn train(dir: &Path) -> std::path::PathBuf {
+    let bank = dir.join("toy");
+    attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
+    let out = dir.join("model");
+    let mut args = vec!["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    let o = attend(&args);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let log = stderr(&o);
+    assert!(log.contains("best dev") && log.contains("test "), "{log}");
+    out
+}
+
+#[test]
+fn train_eval_and_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path());
+    for f in ["model.safetensors", "config.json", "vocab.json", "optimizer.safetensors", "train_report.json"] {
+        assert!(model.join(f).exists(), "missing {f}");
+    }
+    let test = dir.path().join("toy/toy-ud-test.conllu");
+    let o = attend(&["eval", "--model", model.to_str().unwrap(), "--input", test.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["accuracy"].as_f64().unwrap() > 0.93, "{j}");
+    assert!(j["per_tag"]["NOUN"]["recall"].as_f64().unwrap() > 0.8);
+    assert!(j["unknown_tokens"].as_u64().unwrap() > 0);
+
+    // Plain text on stdin -> CoNLL-U with UPOS.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .args(["tag", "--model", model.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"the run watch it .\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let tags: Vec<&str> = out.lines().filter(|l| !l.is_empty()).map(|l| l.split('\t').nth(3).unwrap()).collect();
+    assert_eq!(tags, ["DET", "NOUN", "VERB", "PRON", "PUNCT"], "{out}");
+
+    // CoNLL-U in, CoNLL-U out: same lines, UPOS column rewritten.
+    let tagged = dir.path().join("tagged.conllu");
+    let o = attend(&["tag", "--model", model.to_str().unwrap(), "--input", test.to_str().unwrap(), "--output", tagged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read_to_string(&test).unwrap();
+    let b = std::fs::read_to_string(&tagged).unwrap();
+    assert_eq!(a.lines().count(), b.lines().count());
+}
+
+#[test]
+fn bad_input_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("bank");
+    std::fs::create_dir_all(&bank).unwrap();
+    std::fs::write(bank.join("x-ud-train.conllu"), "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2 cat _ NOUN _ _ _ _ _ _\n").unwrap();
+    std::fs::write(bank.join("x-ud-dev.conllu"), "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n").unwrap();
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", dir.path().join("m").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("x-ud-train.conllu:2: expected 10 tab-separated columns, found 1"), "{err}");
+
+    let o = attend(&["train", "tagger", "--treebank", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no *-ud-train.conllu file in this directory"), "{}", stderr(&o));
+
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[model]\nlayer = 3\n").unwrap();
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown field `layer`"), "{}", stderr(&o));
+
+    let o = attend(&["eval", "--model", dir.path().join("none").to_str().unwrap(), "--input", "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_lists_hyperparameters() {
+    let o = attend(&["train", "tagger", "--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in ["--treebank", "--position", "--heads", "--layers", "--window", "--lr", "--seed", "--config", "--max-minutes"] {
+        assert!(help.contains(flag), "help lacks {flag}");
+    }
+}
