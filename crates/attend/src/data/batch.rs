@@ -53,8 +53,6 @@ pub struct Batch {
     pub tags: Vec<u32>,
     /// Words in each sequence; positions past it are padding.
     pub lengths: Vec<usize>,
-    /// Which input sentences, in order.
-    pub indices: Vec<usize>,
     /// Longest spelling (in characters, with markers).
     pub max_chars: usize,
     /// `[spellings, max_chars]` character indices, [`PAD`] after each end.
@@ -94,7 +92,7 @@ impl Batch {
                 spelling_of[r * seq + t] = id;
             }
         }
-        Batch { batch: b, seq, word_ids, tags, lengths, indices: indices.to_vec(), max_chars, spellings, spelling_lengths, spelling_of }
+        Batch { batch: b, seq, word_ids, tags, lengths, max_chars, spellings, spelling_lengths, spelling_of }
     }
 
     /// Number of real (unpadded) words.
