@@ -11,12 +11,12 @@ cargo build --release --quiet
 bin=target/release/attend
 common=(--epochs "$epochs" --batch-tokens 1024 --warmup-steps 150)
 variants=(
-  "rope, 8 heads, 4 layers (default)|"
-  "no position|--position none"
-  "sinusoidal|--position sinusoidal"
-  "learned|--position learned"
-  "1 head|--heads 1"
-  "4 heads|--heads 4"
+  "rope, 8 heads, 4 layers (baseline)|--layers 4"
+  "no position|--layers 4 --position none"
+  "sinusoidal|--layers 4 --position sinusoidal"
+  "learned|--layers 4 --position learned"
+  "1 head|--layers 4 --heads 1"
+  "4 heads|--layers 4 --heads 4"
   "2 layers|--layers 2"
   "6 layers|--layers 6"
 )

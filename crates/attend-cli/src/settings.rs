@@ -23,7 +23,7 @@ pub struct ModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     heads: Option<usize>,
-    /// Stacked encoder layers [4]
+    /// Stacked encoder layers [2]
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     layers: Option<usize>,
@@ -76,7 +76,7 @@ pub struct ModelArgs {
 /// Training flags (defaults in brackets are TrainConfig's).
 #[derive(Args, Serialize, Debug, Default)]
 pub struct TrainArgs {
-    /// Passes over the training data [30]
+    /// Passes over the training data [18]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     epochs: Option<usize>,
@@ -88,7 +88,7 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     lr: Option<f32>,
-    /// Linear warmup steps [400]
+    /// Linear warmup steps [300]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     warmup_steps: Option<usize>,
@@ -112,7 +112,7 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     clip: Option<f32>,
-    /// Padded word positions per batch [2048]
+    /// Padded word positions per batch [1024]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_tokens: Option<usize>,

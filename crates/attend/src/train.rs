@@ -52,16 +52,16 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 30,
+            epochs: 18,
             max_minutes: None,
             lr: 1e-3,
-            warmup_steps: 400,
+            warmup_steps: 300,
             min_lr_ratio: 0.02,
             weight_decay: 0.01,
             beta1: 0.9,
             beta2: 0.98,
             clip: 1.0,
-            batch_tokens: 2048,
+            batch_tokens: 1024,
             label_smoothing: 0.0,
             word_dropout: 0.25,
             seed: 42,

@@ -51,7 +51,7 @@ impl Default for TaggerConfig {
         TaggerConfig {
             d_model: 256,
             heads: 8,
-            layers: 4,
+            layers: 2,
             ff_dim: 512,
             dropout: 0.2,
             attention_dropout: 0.1,
