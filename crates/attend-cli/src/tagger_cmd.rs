@@ -225,12 +225,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
     let mut sentences = if conllu_input {
         conllu::parse_bytes(&bytes, &label)?
     } else {
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
-            anyhow::anyhow!("{}:{line}: not valid UTF-8", label.display())
-        })?;
-        conllu::parse_plain_text(&text)
+        conllu::parse_plain_text(&bytes, &label)?
     };
     if sentences.is_empty() {
         bail!("{}: no sentences to tag", label.display());

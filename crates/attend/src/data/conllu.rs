@@ -127,17 +127,23 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Sentence>> {
     parse_bytes(&bytes, path)
 }
 
+/// The lines of `bytes` as (1-based number, text), each checked to be UTF-8.
+fn utf8_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+    bytes.split(|&b| b == b'\n').enumerate().map(move |(idx, raw)| {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        std::str::from_utf8(raw)
+            .map(|line| (idx + 1, line))
+            .map_err(|e| parse_err(path, idx + 1, format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)))
+    })
+}
+
 /// Parses CoNLL-U from bytes; `path` only labels errors.
 pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
     let mut sentences = Vec::new();
     let mut current = Sentence::default();
     let mut text_lines = 0usize;
-    for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let lineno = idx + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = std::str::from_utf8(raw).map_err(|e| {
-            parse_err(path, lineno, format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1))
-        })?;
+    for item in utf8_lines(bytes, path) {
+        let (lineno, line) = item?;
         text_lines += 1;
         if line.trim().is_empty() {
             if !current.tokens.is_empty() || !current.comments.is_empty() {
@@ -240,14 +246,17 @@ pub fn to_string(sentences: &[Sentence]) -> String {
 }
 
 /// Reads whitespace-tokenized text: one sentence per non-blank line.
-pub fn parse_plain_text(text: &str) -> Vec<Sentence> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            (!words.is_empty()).then(|| Sentence { line: i + 1, ..Sentence::from_words(&words) })
-        })
-        .collect()
+/// `path` only labels errors (invalid UTF-8, with its line).
+pub fn parse_plain_text(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
+    let mut sentences = Vec::new();
+    for item in utf8_lines(bytes, path) {
+        let (lineno, line) = item?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !words.is_empty() {
+            sentences.push(Sentence { line: lineno, ..Sentence::from_words(&words) });
+        }
+    }
+    Ok(sentences)
 }
 
 /// True when the text looks like CoNLL-U (a comment or a 10-column token line
@@ -342,10 +351,14 @@ mod tests {
 
     #[test]
     fn plain_text_and_format_detection() {
-        let s = parse_plain_text("The cat sat .\n\n  Hello  world \n");
+        let s = parse_plain_text(b"The cat sat .\n\n  Hello  world \n", Path::new("t.txt")).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].words().map(|t| t.form.clone()).collect::<Vec<_>>(), ["Hello", "world"]);
         assert_eq!(s[1].line, 3);
+        assert_eq!(
+            parse_plain_text(b"ok\nbad \xff\n", Path::new("t.txt")).unwrap_err().to_string(),
+            "t.txt:2: not valid UTF-8 (byte 5 of the line)"
+        );
         assert!(looks_like_conllu(SAMPLE));
         assert!(!looks_like_conllu("The cat sat ."));
     }
