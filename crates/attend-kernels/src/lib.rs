@@ -14,15 +14,19 @@
 //! how rayon schedules the work or on the number of threads.
 
 pub mod adamw;
+pub mod dense;
 pub mod dropout;
 pub mod loss;
 pub mod norm;
 pub mod pattern;
 pub mod pool;
 pub mod reference;
+pub mod simd;
 pub mod softmax;
 
+pub use dense::{flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward};
 pub use pattern::AttentionPattern;
+pub use simd::Isa;
 
 /// Number of rows handed to one rayon task. Fixed (never derived from the
 /// thread count) so reductions are bitwise reproducible.

@@ -6,6 +6,7 @@
 //! `P = softmax_rows(S)`, `O = P V`. It stores the whole N x N matrix: it is
 //! the oracle for every fast kernel, not a path for long inputs.
 
+use crate::dense::AttentionDropout;
 use crate::pattern::AttentionPattern;
 
 /// Shape of a `[batch, heads, seq, head_dim]` attention problem.
@@ -54,6 +55,20 @@ pub fn attention_forward(
     scale: f32,
     pattern: &AttentionPattern,
 ) -> ReferenceForward {
+    attention_forward_dropout(q, k, v, shape, scale, pattern, None)
+}
+
+/// [`attention_forward`] with dropout on the normalised weights, using the
+/// same mask as the fused kernels. `weights` are the weights before dropout.
+pub fn attention_forward_dropout(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: AttentionShape,
+    scale: f32,
+    pattern: &AttentionPattern,
+    dropout: Option<AttentionDropout>,
+) -> ReferenceForward {
     let AttentionShape { batch, heads, seq: n, head_dim: d } = shape;
     assert_eq!(q.len(), shape.len());
     assert_eq!(k.len(), shape.len());
@@ -87,6 +102,7 @@ pub fn attention_forward(
                 for (j, s) in keys.zip(scores) {
                     let p = (s - max).exp() / sum;
                     row[j] = p as f32;
+                    let p = p * kept(dropout, bh, i, j);
                     for (a, &vj) in acc.iter_mut().zip(&v[base + j * d..base + (j + 1) * d]) {
                         *a += p * vj as f64;
                     }
@@ -115,6 +131,22 @@ pub fn attention_backward(
     scale: f32,
     pattern: &AttentionPattern,
 ) -> ReferenceBackward {
+    attention_backward_dropout(q, k, v, weights, dout, shape, scale, pattern, None)
+}
+
+/// Gradients of [`attention_forward_dropout`] (same dropout).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_dropout(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    weights: &[f32],
+    dout: &[f32],
+    shape: AttentionShape,
+    scale: f32,
+    pattern: &AttentionPattern,
+    dropout: Option<AttentionDropout>,
+) -> ReferenceBackward {
     let AttentionShape { batch, heads, seq: n, head_dim: d } = shape;
     let mut dq = vec![0f64; shape.len()];
     let mut dk = vec![0f64; shape.len()];
@@ -127,17 +159,18 @@ pub fn attention_backward(
                 let keys = pattern.key_range(b, i, n);
                 let doi = &dout[base + i * d..base + (i + 1) * d];
                 let p_row = &weights[(bh * n + i) * n..(bh * n + i + 1) * n];
-                // dP_ij = dO_i . V_j ; delta_i = sum_j P_ij dP_ij
+                // dP_ij = dO_i . V_j (times the dropout mask) ; delta_i = sum_j P_ij dP_ij
                 let dp: Vec<f64> = keys
                     .clone()
-                    .map(|j| dot64(doi, &v[base + j * d..base + (j + 1) * d]))
+                    .map(|j| dot64(doi, &v[base + j * d..base + (j + 1) * d]) * kept(dropout, bh, i, j))
                     .collect();
                 let delta: f64 = keys.clone().zip(&dp).map(|(j, g)| p_row[j] as f64 * g).sum();
                 for (j, g) in keys.zip(dp) {
                     let p = p_row[j] as f64;
                     let ds = p * (g - delta) * scale as f64;
+                    let p_kept = p * kept(dropout, bh, i, j);
                     for c in 0..d {
-                        dv[base + j * d + c] += p * doi[c] as f64;
+                        dv[base + j * d + c] += p_kept * doi[c] as f64;
                         dq[base + i * d + c] += ds * k[base + j * d + c] as f64;
                         dk[base + j * d + c] += ds * q[base + i * d + c] as f64;
                     }
@@ -147,6 +180,20 @@ pub fn attention_backward(
     }
     let to32 = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect();
     ReferenceBackward { dq: to32(dq), dk: to32(dk), dv: to32(dv) }
+}
+
+/// The dropout multiplier of weight (i, j) of head `bh`: 0 or 1 / (1 - p).
+fn kept(dropout: Option<AttentionDropout>, bh: usize, i: usize, j: usize) -> f64 {
+    match dropout {
+        Some(dr) if dr.p > 0.0 => {
+            if dr.keep(bh, i, j) {
+                dr.kept_scale() as f64
+            } else {
+                0.0
+            }
+        }
+        _ => 1.0,
+    }
 }
 
 fn dot64(a: &[f32], b: &[f32]) -> f64 {
