@@ -1,5 +1,6 @@
 //! The `attend` command line.
 
+mod bench_cmd;
 mod settings;
 mod tagger_cmd;
 
@@ -7,9 +8,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 // candle allocates a fresh buffer per op; mimalloc reuses them instead of
-// returning pages to the OS and faulting them back in.
+// returning pages to the OS and faulting them back in. The counting wrapper
+// gives `attend bench` its peak-memory column.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: attend::memory::Counting<mimalloc::MiMalloc> = attend::memory::Counting(mimalloc::MiMalloc);
 
 /// Self-attention models over vector sets: train, evaluate and run a
 /// part-of-speech tagger built from stacked multi-head self-attention.
@@ -33,6 +35,9 @@ enum Command {
     Eval(tagger_cmd::EvalArgs),
     /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
     Tag(tagger_cmd::TagArgs),
+    /// Benchmarks, reported as ratios against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -42,6 +47,7 @@ enum TrainCommand {
 }
 
 fn main() {
+    attend::memory::enable();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // candle's GEMM reads RAYON_NUM_THREADS; our kernels use rayon's global pool.
@@ -52,6 +58,7 @@ fn main() {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
         Command::Eval(args) => tagger_cmd::eval(args),
         Command::Tag(args) => tagger_cmd::tag(args),
+        Command::Bench(command) => bench_cmd::run(command),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

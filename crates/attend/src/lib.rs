@@ -10,10 +10,13 @@
 //! - [`nn`]: multi-head self-attention, positional encodings, encoder layers.
 //! - [`models`]: the part-of-speech tagger.
 //! - [`train`], [`checkpoint`]: training loop and saved models.
+//! - [`bench`], [`memory`]: kernel benchmarks and heap accounting.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod memory;
 pub mod models;
 pub mod nn;
 pub mod ops;

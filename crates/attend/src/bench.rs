@@ -1,0 +1,292 @@
+//! Attention kernel benchmarks against the machine's own GEMM ceiling,
+//! measured in the same run (`attend bench attention`).
+//!
+//! Every row times the fused kernel on `[1, batch_heads, N, head_dim]`
+//! inputs and divides its GFLOP/s by the GFLOP/s of a plain square f32 GEMM
+//! (the `gemm` crate that candle uses, on the same threads) of the same total
+//! flops. Flops count only the query-key pairs the pattern lets through:
+//! forward `4 * pairs * head_dim` per head, backward 2.5 times that.
+
+use attend_kernels::dense::{flash_backward_on, flash_forward_on};
+use attend_kernels::reference::AttentionShape;
+use attend_kernels::{AttentionParams, AttentionPattern, Isa};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+/// A pattern to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchPattern {
+    Dense,
+    Causal,
+    /// Symmetric window: each query sees `w` keys to each side and itself.
+    Window(usize),
+}
+
+impl BenchPattern {
+    pub fn pattern(&self) -> AttentionPattern {
+        match *self {
+            BenchPattern::Dense => AttentionPattern::dense(),
+            BenchPattern::Causal => AttentionPattern::dense().with_causal(true),
+            BenchPattern::Window(w) => AttentionPattern::dense().with_window(w, w),
+        }
+    }
+}
+
+impl fmt::Display for BenchPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchPattern::Dense => write!(f, "dense"),
+            BenchPattern::Causal => write!(f, "causal"),
+            BenchPattern::Window(w) => write!(f, "window{w}"),
+        }
+    }
+}
+
+impl FromStr for BenchPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dense" => Ok(BenchPattern::Dense),
+            "causal" => Ok(BenchPattern::Causal),
+            _ => s
+                .strip_prefix("window")
+                .and_then(|w| w.parse().ok())
+                .map(BenchPattern::Window)
+                .ok_or_else(|| format!("unknown pattern '{s}': use dense, causal or windowW (e.g. window256)")),
+        }
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct AttentionBenchConfig {
+    pub sizes: Vec<usize>,
+    pub patterns: Vec<BenchPattern>,
+    pub batch_heads: usize,
+    pub head_dim: usize,
+    /// Also time forward + backward.
+    pub backward: bool,
+    /// Repeat each measurement until this much time is spent (one run at least).
+    pub min_seconds: f64,
+    pub isa: Isa,
+}
+
+impl Default for AttentionBenchConfig {
+    fn default() -> Self {
+        AttentionBenchConfig {
+            sizes: vec![256, 1024, 4096, 8192, 16384],
+            patterns: vec![BenchPattern::Dense, BenchPattern::Causal, BenchPattern::Window(256)],
+            batch_heads: 8,
+            head_dim: 64,
+            backward: true,
+            min_seconds: 1.0,
+            isa: Isa::detect(),
+        }
+    }
+}
+
+/// One measured row.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttentionBenchRow {
+    pub pattern: String,
+    pub seq: usize,
+    /// "forward" or "forward+backward".
+    pub pass: &'static str,
+    /// Median seconds per call.
+    pub seconds: f64,
+    pub reps: usize,
+    /// Visible query-key pairs over N^2.
+    pub visited_fraction: f64,
+    pub gflop: f64,
+    pub gflops: f64,
+    /// Side of the square GEMM used as the ceiling, and its GFLOP/s.
+    pub gemm_size: usize,
+    pub gemm_gflops: f64,
+    /// `gflops / gemm_gflops`.
+    pub ratio_to_gemm: f64,
+    /// Peak heap beyond the inputs and the returned gradients/outputs, MiB
+    /// (`None` without the counting allocator).
+    pub extra_mib: Option<f64>,
+}
+
+/// Runs the benchmark, calling `on_row` as each row is measured.
+pub fn bench_attention(cfg: &AttentionBenchConfig, mut on_row: impl FnMut(&AttentionBenchRow)) -> Vec<AttentionBenchRow> {
+    let mut gemm_cache: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for &n in &cfg.sizes {
+        let shape = AttentionShape { batch: 1, heads: cfg.batch_heads, seq: n, head_dim: cfg.head_dim };
+        let len = shape.len();
+        let (q, k, v, dout) = (values(len, 1), values(len, 2), values(len, 3), values(len, 4));
+        for bp in &cfg.patterns {
+            let pattern = bp.pattern();
+            let pairs: usize = (0..n).map(|i| pattern.key_range(0, i, n).len()).sum();
+            let forward_flop = 4.0 * pairs as f64 * cfg.head_dim as f64 * cfg.batch_heads as f64;
+            let params = AttentionParams { shape, scale: 1.0 / (cfg.head_dim as f32).sqrt(), pattern: &pattern, dropout: None };
+            let out_bytes = len * 4;
+            let mut passes: Vec<(&'static str, f64, usize)> = vec![("forward", forward_flop, out_bytes)];
+            if cfg.backward {
+                passes.push(("forward+backward", forward_flop * 3.5, out_bytes * 4));
+            }
+            for (pass, flop, output_bytes) in passes {
+                let backward = pass != "forward";
+                let run = || {
+                    let f = flash_forward_on(cfg.isa, &q, &k, &v, &params);
+                    if backward {
+                        let g = flash_backward_on(cfg.isa, &q, &k, &v, &f.out, &f.lse, &dout, &params);
+                        std::hint::black_box(&g.dq);
+                    }
+                    std::hint::black_box(&f.out);
+                };
+                let before = crate::memory::live();
+                crate::memory::reset_peak();
+                let (seconds, reps) = time(cfg.min_seconds, run);
+                let extra_mib = match (before, crate::memory::peak()) {
+                    (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(output_bytes) as f64 / (1 << 20) as f64),
+                    _ => None,
+                };
+                let gemm_size = gemm_side(flop);
+                let gemm_gflops = *gemm_cache.entry(gemm_size).or_insert_with(|| gemm_gflops(gemm_size, cfg.min_seconds));
+                let gflops = flop / seconds / 1e9;
+                let row = AttentionBenchRow {
+                    pattern: bp.to_string(),
+                    seq: n,
+                    pass,
+                    seconds,
+                    reps,
+                    visited_fraction: pairs as f64 / (n as f64 * n as f64),
+                    gflop: flop / 1e9,
+                    gflops,
+                    gemm_size,
+                    gemm_gflops,
+                    ratio_to_gemm: gflops / gemm_gflops,
+                    extra_mib,
+                };
+                on_row(&row);
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+/// Side m of the square GEMM with `2 m^3` close to `flop`, a multiple of 64,
+/// between 64 and 2048 (beyond 2048 the GEMM's throughput no longer grows).
+pub fn gemm_side(flop: f64) -> usize {
+    let m = (flop / 2.0).cbrt();
+    ((m / 64.0).round() as usize * 64).clamp(64, 2048)
+}
+
+/// GFLOP/s of a square `m x m` f32 GEMM through the `gemm` crate on the
+/// current rayon thread count.
+pub fn gemm_gflops(m: usize, min_seconds: f64) -> f64 {
+    let a = values(m * m, 5);
+    let b = values(m * m, 6);
+    let mut c = vec![0f32; m * m];
+    let threads = rayon::current_num_threads();
+    let (seconds, _) = time(min_seconds, || {
+        // Safety: a, b and c are m x m row-major and live through the call.
+        unsafe {
+            gemm::gemm(
+                m,
+                m,
+                m,
+                c.as_mut_ptr(),
+                1,
+                m as isize,
+                false,
+                a.as_ptr(),
+                1,
+                m as isize,
+                b.as_ptr(),
+                1,
+                m as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        };
+        std::hint::black_box(&c);
+    });
+    2.0 * (m as f64).powi(3) / seconds / 1e9
+}
+
+/// Median seconds of `f`, repeated until `min_seconds` have passed. A first
+/// run shorter than a quarter of the budget is a discarded warm-up.
+fn time(min_seconds: f64, mut f: impl FnMut()) -> (f64, usize) {
+    let start = Instant::now();
+    f();
+    let first = start.elapsed().as_secs_f64();
+    if first * 4.0 >= min_seconds {
+        return (first, 1);
+    }
+    let mut times = Vec::new();
+    let mut total = 0.0;
+    while total < min_seconds && times.len() < 200 {
+        let t = Instant::now();
+        f();
+        let s = t.elapsed().as_secs_f64();
+        total += s;
+        times.push(s);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times.len())
+}
+
+/// Deterministic inputs in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    (0..len as u64)
+        .map(|i| {
+            let mut z = (i ^ (seed << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_parse_and_print() {
+        for s in ["dense", "causal", "window256"] {
+            assert_eq!(s.parse::<BenchPattern>().unwrap().to_string(), s);
+        }
+        assert!("window".parse::<BenchPattern>().is_err());
+        assert!("sparse".parse::<BenchPattern>().unwrap_err().contains("dense, causal or windowW"));
+    }
+
+    #[test]
+    fn gemm_side_matches_flops() {
+        assert_eq!(gemm_side(2.0 * 1024f64.powi(3)), 1024);
+        assert_eq!(gemm_side(1.0), 64);
+        assert_eq!(gemm_side(1e15), 2048);
+    }
+
+    #[test]
+    fn a_small_run_reports_sane_rows() {
+        let cfg = AttentionBenchConfig {
+            sizes: vec![100],
+            patterns: vec![BenchPattern::Dense, BenchPattern::Window(10)],
+            batch_heads: 2,
+            head_dim: 16,
+            backward: true,
+            min_seconds: 0.0,
+            isa: Isa::detect(),
+        };
+        let rows = bench_attention(&cfg, |_| {});
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].visited_fraction, 1.0);
+        // window 10 over 100 positions: 21 keys for most queries, fewer at the ends
+        let pairs: f64 = (0..100).map(|i: i64| ((i + 10).min(99) - (i - 10).max(0) + 1) as f64).sum();
+        assert!((rows[2].visited_fraction - pairs / 1e4).abs() < 1e-12);
+        assert!((rows[1].gflop / rows[0].gflop - 3.5).abs() < 1e-9);
+        assert!(rows.iter().all(|r| r.seconds > 0.0 && r.gflops > 0.0 && r.gemm_gflops > 0.0));
+    }
+}
