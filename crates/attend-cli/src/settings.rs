@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 use attend::models::TaggerConfig;
 use attend::nn::position::PositionKind;
+use attend::nn::AttentionKernel;
 use attend::train::TrainConfig;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,11 @@ pub struct ModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<usize>,
+    /// Attention implementation: fused (flash-style, O(N) memory, fast) or
+    /// reference (candle matmuls, stores the N x N weights) [fused]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention_kernel: Option<AttentionKernel>,
     /// Word embedding width [128]
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,8 @@
 
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
-use attend_kernels::{loss, norm, softmax, AttentionPattern};
+use attend_kernels::reference::AttentionShape;
+use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
 use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor,
 };
@@ -117,6 +118,89 @@ impl CustomOp1 for MaskedSoftmaxOp {
 /// each query may see under `pattern`; 0 elsewhere, 0 for a row that sees none.
 pub fn masked_softmax(scores: &Tensor, scale: f32, pattern: &AttentionPattern) -> Result<Tensor> {
     scores.contiguous()?.apply_op1(MaskedSoftmaxOp { scale, pattern: pattern.clone() })
+}
+
+// --------------------------------------------------------- fused attention
+
+struct FlashAttentionOp {
+    scale: f32,
+    pattern: AttentionPattern,
+    dropout: Option<AttentionDropout>,
+    /// Each query's log-sum-exp from the forward, kept for the backward
+    /// (O(seq) per head; the weights themselves are never stored).
+    lse: Mutex<Vec<f32>>,
+}
+
+impl FlashAttentionOp {
+    fn params(&self, dims: &[usize]) -> Result<AttentionParams<'_>> {
+        let &[batch, heads, seq, head_dim] = dims else {
+            bail!("fused attention: q, k, v must be [batch, heads, seq, head_dim], got {dims:?}");
+        };
+        if let Err(e) = self.pattern.check(batch) {
+            bail!("fused attention: {e}");
+        }
+        let shape = AttentionShape { batch, heads, seq, head_dim };
+        Ok(AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout })
+    }
+}
+
+impl CustomOp3 for FlashAttentionOp {
+    fn name(&self) -> &'static str {
+        "attend-flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() || l1.dims() != l3.dims() {
+            bail!("fused attention: q {:?}, k {:?} and v {:?} differ in shape", l1.dims(), l2.dims(), l3.dims());
+        }
+        let params = self.params(l1.dims())?;
+        let (q, k, v) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
+        let f = flash_forward(q, k, v, &params);
+        *self.lse.lock().expect("lse lock") = f.lse;
+        Ok((CpuStorage::F32(f.out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let params = self.params(q.dims())?;
+        let lse = self.lse.lock().expect("lse lock");
+        let g = with_f32(q, |q| {
+            with_f32(k, |k| {
+                with_f32(v, |v| with_f32(out, |o| with_f32(grad, |dout| flash_backward(q, k, v, o, &lse, dout, &params))))
+            })
+        })?????;
+        Ok((Some(tensor_like(g.dq, q)?), Some(tensor_like(g.dk, k)?), Some(tensor_like(g.dv, v)?)))
+    }
+}
+
+/// Fused attention `softmax(q k^T * scale) v` over `[batch, heads, seq,
+/// head_dim]` inputs, restricted to `pattern`, with optional dropout on the
+/// weights. Never stores the `seq x seq` weights; backward recomputes them
+/// block by block from the saved log-sum-exp.
+pub fn flash_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+    pattern: &AttentionPattern,
+    dropout: Option<AttentionDropout>,
+) -> Result<Tensor> {
+    let op = FlashAttentionOp { scale, pattern: pattern.clone(), dropout, lse: Mutex::new(Vec::new()) };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 // ------------------------------------------------------ softmax cross-entropy

@@ -11,7 +11,8 @@ use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
-use attend::nn::{Ctx, MultiHeadSelfAttention, ParamStore};
+use attend::candle_core::Var;
+use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
 use attend::train::{train_tagger, Silent, TrainConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -81,6 +82,46 @@ fn candle_attention_matches_kernel_reference() {
     let w = attn.attention_weights(&xt, &pattern, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for (a, e) in w.iter().zip(&r.weights) {
         assert!((a - e).abs() < 1e-5);
+    }
+}
+
+/// The fused kernel and the candle reference path of the same layer give the
+/// same outputs and the same gradients for the input and every parameter,
+/// with RoPE, padding and a window.
+#[test]
+fn fused_layer_matches_reference_layer_with_gradients() {
+    let (b, t, d, h) = (3, 37, 64, 4);
+    let mut store = ParamStore::new(4);
+    let mut attn = MultiHeadSelfAttention::new(&mut store, "a", d, h, 0.0).unwrap();
+    let x: Vec<f32> = (0..b * t * d).map(|i| ((i * 53 % 29) as f32 - 14.0) * 0.07).collect();
+    let x = Var::from_tensor(&Tensor::from_slice(&x, (b, t, d), &Device::Cpu).unwrap()).unwrap();
+    let w: Vec<f32> = (0..b * t * d).map(|i| ((i * 17 % 13) as f32 - 6.0) * 0.1).collect();
+    let w = Tensor::from_slice(&w, (b, t, d), &Device::Cpu).unwrap();
+    let rotary = Rotary::new(t, d / h, &Device::Cpu).unwrap();
+    for pattern in [
+        AttentionPattern::dense().with_key_lengths(vec![37, 20, 1]),
+        AttentionPattern::dense().with_key_lengths(vec![37, 30, 0]).with_window(5, 5),
+    ] {
+        let mut results = Vec::new();
+        for kernel in [AttentionKernel::Fused, AttentionKernel::Reference] {
+            attn.kernel = kernel;
+            let y = attn.forward(x.as_tensor(), &pattern, Some(&rotary), &mut Ctx::eval()).unwrap();
+            let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut all = vec![("y".to_string(), y.flatten_all().unwrap().to_vec1::<f32>().unwrap())];
+            let dx = grads.get(x.as_tensor()).expect("gradient for x");
+            all.push(("dx".into(), dx.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+            for (name, var) in store.vars() {
+                let g = grads.get(var).unwrap_or_else(|| panic!("{kernel:?}: no gradient for {name}"));
+                all.push((name.to_string(), g.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+            }
+            results.push(all);
+        }
+        for ((name, fused), (_, reference)) in results[0].iter().zip(&results[1]) {
+            let scale = reference.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (a, e)) in fused.iter().zip(reference).enumerate() {
+                assert!((a - e).abs() <= 2e-5 * scale, "{name}[{i}]: fused {a} vs reference {e} ({pattern:?})");
+            }
+        }
     }
 }
 

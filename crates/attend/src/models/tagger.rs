@@ -7,7 +7,7 @@ use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::nn::char_encoder::CharEncoder;
 use crate::nn::position::{PositionEncoding, PositionKind};
-use crate::nn::{Ctx, Embedding, Encoder, Linear, ParamStore};
+use crate::nn::{AttentionKernel, Ctx, Embedding, Encoder, Linear, ParamStore};
 use crate::ops;
 use attend_kernels::AttentionPattern;
 use candle_core::{Device, Result, Tensor, D};
@@ -34,6 +34,8 @@ pub struct TaggerConfig {
     /// Truncated attention: each word sees this many words on each side
     /// (`None`: the whole sentence).
     pub window: Option<usize>,
+    /// Attention implementation (same function; fused is faster and O(seq) memory).
+    pub attention_kernel: AttentionKernel,
     pub word_dim: usize,
     pub char_dim: usize,
     pub char_filters: usize,
@@ -58,6 +60,7 @@ impl Default for TaggerConfig {
             position: PositionKind::Rope,
             max_positions: 512,
             window: None,
+            attention_kernel: AttentionKernel::Fused,
             word_dim: 128,
             char_dim: 48,
             char_filters: 192,
@@ -118,7 +121,8 @@ impl Tagger {
         let input = Linear::new(&mut p, "input", c.word_dim + c.char_filters, c.d_model, true)?;
         let position = PositionEncoding::new(&mut p, "position", c.position, c.d_model, c.max_positions)?;
         let rotary = c.position == PositionKind::Rope;
-        let encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+        let mut encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+        encoder.set_attention_kernel(c.attention_kernel);
         let head = Linear::new(&mut p, "head", c.d_model, c.tags, true)?;
         Ok(Tagger { config, params: p, words, chars, input, position, encoder, head, device: Device::Cpu })
     }

@@ -1,13 +1,44 @@
-//! Multi-head self-attention, the reference path written like the seed's
-//! matrix form: Q = W^q I, K = W^k I, V = W^v I, A = K^T Q, A' = softmax,
-//! O = V A', heads joined by W^o.
+//! Multi-head self-attention: Q = W^q I, K = W^k I, V = W^v I, A = K^T Q,
+//! A' = softmax, O = V A', heads joined by W^o.
+//!
+//! Two kernels compute the same thing. The default, [`AttentionKernel::Fused`],
+//! is the flash-style kernel of `attend-kernels` (the seq x seq weights are
+//! never stored, windowed patterns skip the keys they cannot see). The
+//! [`AttentionKernel::Reference`] path is written like the seed's matrix
+//! form with candle matmuls and stores the weights; it is the oracle the
+//! fused path is tested against.
 
 use super::params::{Linear, ParamStore};
 use super::position::Rotary;
 use super::Ctx;
 use crate::ops;
 use attend_kernels::AttentionPattern;
+use attend_kernels::AttentionDropout;
 use candle_core::{Result, Tensor};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Which implementation computes the attention.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionKernel {
+    /// Flash-style fused kernel: O(seq) memory, the fast path.
+    #[default]
+    Fused,
+    /// Score matrix, masked softmax and two matmuls in candle.
+    Reference,
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "fused" => Ok(AttentionKernel::Fused),
+            "reference" => Ok(AttentionKernel::Reference),
+            _ => Err(format!("unknown attention kernel '{s}': use fused or reference")),
+        }
+    }
+}
 
 /// Multi-head self-attention over `[batch, seq, d_model]`.
 ///
@@ -31,6 +62,7 @@ pub struct MultiHeadSelfAttention {
     pub head_dim: usize,
     /// Dropout on the attention weights A' in training.
     pub dropout: f32,
+    pub kernel: AttentionKernel,
 }
 
 impl MultiHeadSelfAttention {
@@ -44,6 +76,7 @@ impl MultiHeadSelfAttention {
             heads,
             head_dim: d_model / heads,
             dropout,
+            kernel: AttentionKernel::default(),
         })
     }
 
@@ -65,16 +98,28 @@ impl MultiHeadSelfAttention {
     /// sum to 1 over visible keys).
     fn weights(&self, q: &Tensor, k: &Tensor, pattern: &AttentionPattern) -> Result<Tensor> {
         let scores = q.matmul(&k.t()?)?; //                                  [B, H, T, T]: q^i . k^j
-        ops::masked_softmax(&scores, 1.0 / (self.head_dim as f32).sqrt(), pattern)
+        ops::masked_softmax(&scores, self.scale(), pattern)
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
     }
 
     /// b^i for every position at once.
     pub fn forward(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>, ctx: &mut Ctx) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let (q, k, v) = self.project(x, rotary)?;
-        let a = self.weights(&q, &k, pattern)?; //                           [B, H, T, T]
-        let a = ctx.dropout(&a, self.dropout)?;
-        let o = a.matmul(&v)?; //                                            [B, H, T, dh]: sum_j a'(i,j) v^j
+        let o = match self.kernel {
+            AttentionKernel::Fused => {
+                let dropout = (ctx.train && self.dropout > 0.0).then(|| AttentionDropout { p: self.dropout, seed: ctx.rng.random() });
+                ops::flash_attention(&q, &k, &v, self.scale(), pattern, dropout)? //   [B, H, T, dh]
+            }
+            AttentionKernel::Reference => {
+                let a = self.weights(&q, &k, pattern)?; //                   [B, H, T, T]
+                let a = ctx.dropout(&a, self.dropout)?;
+                a.matmul(&v)? //                                             [B, H, T, dh]: sum_j a'(i,j) v^j
+            }
+        };
         let o = o.transpose(1, 2)?.reshape((b, t, d))?; //                   [B, T, D]: heads side by side
         self.out.forward(&o) //                                              W^o [b^{i,1}; b^{i,2}; ...]
     }

@@ -74,6 +74,13 @@ impl Encoder {
         Ok(Encoder { layers, norm: LayerNorm::new(store, &format!("{name}.norm"), d_model)?, rotary })
     }
 
+    /// Chooses the attention implementation of every layer.
+    pub fn set_attention_kernel(&mut self, kernel: super::AttentionKernel) {
+        for layer in &mut self.layers {
+            layer.attention.kernel = kernel;
+        }
+    }
+
     fn rotary_for(&self, x: &Tensor) -> Result<Option<Rotary>> {
         match (self.rotary, self.layers.first()) {
             (true, Some(l)) => Ok(Some(Rotary::new(x.dim(1)?, l.attention.head_dim, x.device())?)),

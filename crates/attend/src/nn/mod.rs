@@ -6,7 +6,7 @@ pub mod encoder;
 pub mod params;
 pub mod position;
 
-pub use attention::MultiHeadSelfAttention;
+pub use attention::{AttentionKernel, MultiHeadSelfAttention};
 pub use encoder::{Encoder, EncoderLayer};
 pub use params::{Embedding, Init, LayerNorm, Linear, ParamStore};
 pub use position::{PositionEncoding, Rotary};
