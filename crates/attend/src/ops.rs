@@ -6,6 +6,7 @@
 
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
+use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::reference::AttentionShape;
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
 use candle_core::{
@@ -201,6 +202,108 @@ pub fn flash_attention(
 ) -> Result<Tensor> {
     let op = FlashAttentionOp { scale, pattern: pattern.clone(), dropout, lse: Mutex::new(Vec::new()) };
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+// ------------------------------------- fused self-attention from projections
+
+/// Tensors the self-attention forward keeps for its backward.
+struct SavedAttention {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    out: Vec<f32>,
+    lse: Vec<f32>,
+}
+
+struct SelfAttentionOp {
+    heads: usize,
+    scale: f32,
+    pattern: AttentionPattern,
+    dropout: Option<AttentionDropout>,
+    /// RoPE cos and sin tables `[seq, head_dim / 2]`.
+    rope: Option<(Vec<f32>, Vec<f32>)>,
+    saved: Mutex<Option<SavedAttention>>,
+}
+
+impl SelfAttentionOp {
+    fn shapes(&self, dims: &[usize]) -> Result<(HeadsShape, AttentionShape)> {
+        let &[batch, seq, width] = dims else {
+            bail!("self-attention: qkv must be [batch, seq, 3 * d_model], got {dims:?}");
+        };
+        if self.heads == 0 || width % (3 * self.heads) != 0 {
+            bail!("self-attention: qkv width {width} is not 3 x {} heads x head_dim", self.heads);
+        }
+        if let Err(e) = self.pattern.check(batch) {
+            bail!("self-attention: {e}");
+        }
+        let head_dim = width / (3 * self.heads);
+        if let Some((cos, _)) = &self.rope {
+            if head_dim % 2 != 0 || cos.len() != seq * head_dim / 2 {
+                bail!("self-attention: RoPE tables of {} values do not fit seq {seq} x head_dim {head_dim} / 2", cos.len());
+            }
+        }
+        Ok((HeadsShape { batch, seq, heads: self.heads, head_dim }, AttentionShape { batch, heads: self.heads, seq, head_dim }))
+    }
+
+    fn rope(&self) -> Option<Rope<'_>> {
+        self.rope.as_ref().map(|(cos, sin)| Rope { cos, sin })
+    }
+}
+
+impl CustomOp1 for SelfAttentionOp {
+    fn name(&self) -> &'static str {
+        "attend-self-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (heads_shape, shape) = self.shapes(layout.dims())?;
+        let qkv = f32_slice(storage, layout, self.name())?;
+        let [q, k, v] = split_qkv(qkv, heads_shape, self.rope());
+        let params = AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout };
+        let f = flash_forward(&q, &k, &v, &params);
+        let merged = merge_heads(&f.out, heads_shape);
+        *self.saved.lock().expect("saved lock") = Some(SavedAttention { q, k, v, out: f.out, lse: f.lse });
+        let (batch, seq) = (heads_shape.batch, heads_shape.seq);
+        Ok((CpuStorage::F32(merged), Shape::from((batch, seq, heads_shape.heads * heads_shape.head_dim))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (heads_shape, shape) = self.shapes(qkv.dims())?;
+        let saved = self.saved.lock().expect("saved lock");
+        let Some(s) = saved.as_ref() else {
+            bail!("self-attention: backward before forward");
+        };
+        let params = AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout };
+        let dout = with_f32(grad, |g| split_heads(g, heads_shape))?;
+        let g = flash_backward(&s.q, &s.k, &s.v, &s.out, &s.lse, &dout, &params);
+        let dqkv = split_qkv_backward(&g.dq, &g.dk, &g.dv, heads_shape, self.rope());
+        Ok(Some(tensor_like(dqkv, qkv)?))
+    }
+}
+
+/// Multi-head self-attention straight from the joint projection `qkv`
+/// `[batch, seq, 3 * d_model]` (q, k, v of all heads side by side) to the
+/// heads' outputs side by side `[batch, seq, d_model]`, in one op: split into
+/// heads, optional RoPE on q and k (`rope` = cos and sin tables `[seq,
+/// head_dim / 2]`), the fused kernel, merge. Its backward does the same in
+/// reverse, so no per-head copies or rotations go through candle's graph.
+pub fn self_attention(
+    qkv: &Tensor,
+    heads: usize,
+    rope: Option<(&[f32], &[f32])>,
+    scale: f32,
+    pattern: &AttentionPattern,
+    dropout: Option<AttentionDropout>,
+) -> Result<Tensor> {
+    let op = SelfAttentionOp {
+        heads,
+        scale,
+        pattern: pattern.clone(),
+        dropout,
+        rope: rope.map(|(c, s)| (c.to_vec(), s.to_vec())),
+        saved: Mutex::new(None),
+    };
+    qkv.contiguous()?.apply_op1(op)
 }
 
 // ------------------------------------------------------ softmax cross-entropy

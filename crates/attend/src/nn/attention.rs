@@ -107,20 +107,21 @@ impl MultiHeadSelfAttention {
 
     /// b^i for every position at once.
     pub fn forward(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>, ctx: &mut Ctx) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let (q, k, v) = self.project(x, rotary)?;
         let o = match self.kernel {
             AttentionKernel::Fused => {
                 let dropout = (ctx.train && self.dropout > 0.0).then(|| AttentionDropout { p: self.dropout, seed: ctx.rng.random() });
-                ops::flash_attention(&q, &k, &v, self.scale(), pattern, dropout)? //   [B, H, T, dh]
+                let qkv = self.qkv.forward(x)?; //                           [B, T, 3*D]
+                ops::self_attention(&qkv, self.heads, rotary.map(Rotary::tables), self.scale(), pattern, dropout)? // [B, T, D]
             }
             AttentionKernel::Reference => {
+                let (b, t, d) = x.dims3()?;
+                let (q, k, v) = self.project(x, rotary)?;
                 let a = self.weights(&q, &k, pattern)?; //                   [B, H, T, T]
                 let a = ctx.dropout(&a, self.dropout)?;
-                a.matmul(&v)? //                                             [B, H, T, dh]: sum_j a'(i,j) v^j
+                let o = a.matmul(&v)?; //                                    [B, H, T, dh]: sum_j a'(i,j) v^j
+                o.transpose(1, 2)?.reshape((b, t, d))? //                    [B, T, D]: heads side by side
             }
         };
-        let o = o.transpose(1, 2)?.reshape((b, t, d))?; //                   [B, T, D]: heads side by side
         self.out.forward(&o) //                                              W^o [b^{i,1}; b^{i,2}; ...]
     }
 

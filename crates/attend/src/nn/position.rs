@@ -88,6 +88,8 @@ impl PositionEncoding {
 pub struct Rotary {
     cos: Tensor, // [seq, head_dim/2]
     sin: Tensor,
+    /// The same tables on the host, for the fused attention op.
+    host: (Vec<f32>, Vec<f32>),
 }
 
 impl Rotary {
@@ -102,7 +104,16 @@ impl Rotary {
                 sin[p * half + i] = angle.sin() as f32;
             }
         }
-        Ok(Rotary { cos: Tensor::from_vec(cos, (seq, half), device)?, sin: Tensor::from_vec(sin, (seq, half), device)? })
+        Ok(Rotary {
+            cos: Tensor::from_vec(cos.clone(), (seq, half), device)?,
+            sin: Tensor::from_vec(sin.clone(), (seq, half), device)?,
+            host: (cos, sin),
+        })
+    }
+
+    /// The cos and sin tables `[seq, head_dim / 2]` as plain slices.
+    pub fn tables(&self) -> (&[f32], &[f32]) {
+        (&self.host.0, &self.host.1)
     }
 
     /// Rotates `x` `[batch, heads, seq, head_dim]`.
