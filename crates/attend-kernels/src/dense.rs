@@ -343,16 +343,37 @@ impl BlockRanges {
     }
 }
 
-/// `t[p * width + r] = x[r * d + p] * mul` for the block's rows: a block of
-/// q or dout transposed so that queries are lanes.
-fn transpose_rows(x: &[f32], rows: usize, d: usize, width: usize, mul: f32) -> Vec<f32> {
-    let mut t = vec![0f32; d * width];
+/// `t[p * width + r] = x[r * d + p] * mul` for the block's rows (padding
+/// lanes 0): a block of q or dout transposed so that queries are lanes.
+fn transpose_rows(x: &[f32], rows: usize, d: usize, width: usize, mul: f32, t: &mut Vec<f32>) {
+    t.clear();
+    t.resize(d * width, 0.0);
     for r in 0..rows {
         for (p, &val) in x[r * d..(r + 1) * d].iter().enumerate() {
             t[p * width + r] = val * mul;
         }
     }
-    t
+}
+
+/// Grows `v` to at least `len` values (contents unspecified) and returns them.
+fn at_least(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// A forward task's large buffers, kept per thread so that short tasks (many
+/// small heads, as in a tagger's batch) do not allocate and zero them each time.
+#[derive(Default)]
+struct ForwardScratch {
+    qt: Vec<f32>,
+    acc: Vec<f32>,
+    st: Vec<f32>,
+}
+
+thread_local! {
+    static FORWARD_SCRATCH: std::cell::RefCell<ForwardScratch> = std::cell::RefCell::default();
 }
 
 /// Forward for query rows `r0 .. r0 + lse.len()` of head `bh`.
@@ -368,14 +389,18 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
         return;
     }
     let w = ranges.width;
-    let qt = transpose_rows(&ctx.q[base + r0 * d..], rows, d, w, ctx.scale * LOG2_E);
+    let mut scratch = FORWARD_SCRATCH.with_borrow_mut(std::mem::take);
+    transpose_rows(&ctx.q[base + r0 * d..], rows, d, w, ctx.scale * LOG2_E, &mut scratch.qt);
+    let qt = &scratch.qt;
     // Running max starts at the lowest finite value, not -inf, so a query
     // whose keys are all masked so far never computes -inf - (-inf).
     let mut m = vec![f32::MIN; w];
     let mut l = vec![0f32; w];
     let mut alpha = vec![0f32; w];
-    let mut acc = vec![0f32; rows * d];
-    let mut st = vec![0f32; BLOCK_K * w];
+    scratch.acc.clear();
+    scratch.acc.resize(rows * d, 0.0);
+    let acc = &mut scratch.acc;
+    let st = at_least(&mut scratch.st, BLOCK_K * w);
     let dropout = ctx.dropout.map(|dr| (dr, dr.head_key(bh), dr.threshold(), dr.scale()));
     let salts: Vec<u32> = (0..w).map(|r| AttentionDropout::lane_salt(r0 + r)).collect();
     let mut row_keys = vec![0u32; BLOCK_K];
@@ -390,37 +415,48 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                 *key = AttentionDropout::row_key(head_key, j0 + c);
             }
         }
-        for x in (0..w).step_by(LANES) {
-            // Safety: x + LANES <= w, every st row has w lanes.
+        // Two vectors (16 lanes, one cache line of a row) at a time: two
+        // independent running sums keep the exponentials' pipeline full.
+        for x in (0..w).step_by(2 * LANES) {
+            // Safety: x + 2 * LANES <= w (w is a multiple of 16), every st row has w lanes.
             unsafe {
-                let (start, end) = (S::load(ranges.starts[x..].as_ptr()), S::load(ranges.ends[x..].as_ptr()));
-                let mut block_max = S::splat(f32::NEG_INFINITY);
+                let lanes = [x, x + LANES];
+                let start = lanes.map(|x| S::load(ranges.starts[x..].as_ptr()));
+                let end = lanes.map(|x| S::load(ranges.ends[x..].as_ptr()));
+                let mut block_max = [S::splat(f32::NEG_INFINITY); 2];
                 for c in 0..bc {
-                    let p = st.as_mut_ptr().add(c * w + x);
-                    let mut s = S::load(p);
-                    if masked {
-                        s = S::keep_range(s, (j0 + c) as f32, start, end);
-                        S::store(p, s);
+                    for h in 0..2 {
+                        let p = st.as_mut_ptr().add(c * w + lanes[h]);
+                        let mut s = S::load(p);
+                        if masked {
+                            s = S::keep_range(s, (j0 + c) as f32, start[h], end[h]);
+                            S::store(p, s);
+                        }
+                        block_max[h] = S::max(block_max[h], s);
                     }
-                    block_max = S::max(block_max, s);
                 }
-                let m_old = S::load(m[x..].as_ptr());
-                let m_new = S::max(m_old, block_max);
-                S::store(m[x..].as_mut_ptr(), m_new);
-                let a = S::exp2(S::sub(m_old, m_new));
-                S::store(alpha[x..].as_mut_ptr(), a);
-                let mut sum = S::splat(0.0);
+                let m_old = lanes.map(|x| S::load(m[x..].as_ptr()));
+                let m_new = [S::max(m_old[0], block_max[0]), S::max(m_old[1], block_max[1])];
+                let mut sum = [S::splat(0.0); 2];
                 for c in 0..bc {
-                    let ptr = st.as_mut_ptr().add(c * w + x);
-                    let mut p = S::exp2(S::sub(S::load(ptr), m_new));
-                    sum = S::add(sum, p);
-                    if let Some((_, _, threshold, scale)) = dropout {
-                        p = S::dropout(p, row_keys[c], salts[x..].as_ptr(), threshold, scale);
+                    for h in 0..2 {
+                        let ptr = st.as_mut_ptr().add(c * w + lanes[h]);
+                        let mut p = S::exp2(S::sub(S::load(ptr), m_new[h]));
+                        sum[h] = S::add(sum[h], p);
+                        if let Some((_, _, threshold, scale)) = dropout {
+                            p = S::dropout(p, row_keys[c], salts[lanes[h]..].as_ptr(), threshold, scale);
+                        }
+                        S::store(ptr, p);
                     }
-                    S::store(ptr, p);
                 }
-                let l_old = S::load(l[x..].as_ptr());
-                S::store(l[x..].as_mut_ptr(), S::fma(l_old, a, sum));
+                for h in 0..2 {
+                    let x = lanes[h];
+                    S::store(m[x..].as_mut_ptr(), m_new[h]);
+                    let a = S::exp2(S::sub(m_old[h], m_new[h]));
+                    S::store(alpha[x..].as_mut_ptr(), a);
+                    let l_old = S::load(l[x..].as_ptr());
+                    S::store(l[x..].as_mut_ptr(), S::fma(l_old, a, sum[h]));
+                }
             }
         }
         for (row, &a) in acc.chunks_exact_mut(d).zip(&alpha) {
@@ -445,6 +481,7 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
             lse[r] = f32::NEG_INFINITY;
         }
     }
+    FORWARD_SCRATCH.with_borrow_mut(|s| *s = scratch);
 }
 
 /// Backward for all of head `bh`: `dq`, `dk`, `dv` are this head's
@@ -457,6 +494,8 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
     let mut st = vec![0f32; BLOCK_K * BLOCK_Q.next_multiple_of(NR)];
     let mut dpt = vec![0f32; st.len()];
     let mut row_keys = vec![0u32; BLOCK_K];
+    let (mut qt, mut dot) = (Vec::new(), Vec::new());
+    let mut dq_acc = Vec::new();
     for r0 in (0..n).step_by(BLOCK_Q) {
         let rows = BLOCK_Q.min(n - r0);
         let ranges = BlockRanges::new(ctx, bh / ctx.heads, r0, rows);
@@ -465,8 +504,8 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
         }
         let w = ranges.width;
         let (q_rows, do_rows) = (&ctx.q[base + r0 * d..], &g.dout[base + r0 * d..]);
-        let qt = transpose_rows(q_rows, rows, d, w, ctx.scale * LOG2_E);
-        let dot = transpose_rows(do_rows, rows, d, w, 1.0);
+        transpose_rows(q_rows, rows, d, w, ctx.scale * LOG2_E, &mut qt);
+        transpose_rows(do_rows, rows, d, w, 1.0, &mut dot);
         // lse in log2 units; +inf for queries that see nothing, so P = 0
         let mut lse2 = vec![f32::INFINITY; w];
         let mut delta = vec![0f32; w];
@@ -479,7 +518,8 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
             delta[r] = g.dout[at..at + d].iter().zip(&g.out[at..at + d]).map(|(a, b)| a * b).sum();
         }
         let salts: Vec<u32> = (0..w).map(|r| AttentionDropout::lane_salt(r0 + r)).collect();
-        let mut dq_acc = vec![0f32; rows * d];
+        dq_acc.clear();
+        dq_acc.resize(rows * d, 0.0);
         for (j0, j1) in ranges.key_blocks() {
             let bc = j1 - j0;
             let (k_rows, v_rows) = (ctx.k[base + j0 * d..].as_ptr(), ctx.v[base + j0 * d..].as_ptr());
