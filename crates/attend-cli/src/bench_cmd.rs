@@ -29,7 +29,7 @@ pub struct AttentionArgs {
     /// Time the forward pass only.
     #[arg(long)]
     forward_only: bool,
-    /// Repeat each measurement for at least this many seconds (median reported).
+    /// Repeat each measurement for at least this many seconds and at least 3 times (median reported).
     #[arg(long, default_value_t = 1.0)]
     min_seconds: f64,
     /// Use the portable kernels even where AVX2 + FMA is available.

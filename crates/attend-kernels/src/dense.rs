@@ -36,6 +36,9 @@ use rayon::prelude::*;
 pub const BLOCK_Q: usize = 64;
 /// Keys per block (the rows of a score block).
 pub const BLOCK_K: usize = 96;
+/// K + V bytes of one head above which the forward runs heads one after
+/// another (each with all threads on its query blocks).
+const SHARED_HEAD_BYTES: usize = 2 << 20;
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 const LN_2: f32 = std::f32::consts::LN_2;
@@ -170,11 +173,22 @@ pub fn flash_forward_on(isa: Isa, q: &[f32], k: &[f32], v: &[f32], params: &Atte
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => forward_block_avx2,
     };
-    out.par_chunks_mut(n * d).zip(lse.par_chunks_mut(n)).enumerate().for_each(|(bh, (out, lse))| {
+    let head = |bh: usize, out: &mut [f32], lse: &mut [f32]| {
         out.par_chunks_mut(BLOCK_Q * d).zip(lse.par_chunks_mut(BLOCK_Q)).enumerate().for_each(|(qb, (out, lse))| {
             task(&ctx, bh, qb * BLOCK_Q, out, lse);
         });
-    });
+    };
+    // Threads that work on different heads each stream their own K and V.
+    // Once those no longer fit in the shared cache together, all threads
+    // take query blocks of one head at a time, so K and V are read once
+    // from memory for all of them.
+    if 2 * n * d * std::mem::size_of::<f32>() > SHARED_HEAD_BYTES {
+        for (bh, (out, lse)) in out.chunks_mut(n * d).zip(lse.chunks_mut(n)).enumerate() {
+            head(bh, out, lse);
+        }
+    } else {
+        out.par_chunks_mut(n * d).zip(lse.par_chunks_mut(n)).enumerate().for_each(|(bh, (out, lse))| head(bh, out, lse));
+    }
     FlashForward { out, lse }
 }
 

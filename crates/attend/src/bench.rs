@@ -216,18 +216,20 @@ pub fn gemm_gflops(m: usize, min_seconds: f64) -> f64 {
     2.0 * (m as f64).powi(3) / seconds / 1e9
 }
 
-/// Median seconds of `f`, repeated until `min_seconds` have passed. A first
-/// run shorter than a quarter of the budget is a discarded warm-up.
+/// Median seconds of `f` over at least [`MIN_SAMPLES`] runs, repeated until
+/// `min_seconds` have passed. A first run shorter than a quarter of the
+/// budget is a discarded warm-up; a longer one is the first sample.
 fn time(min_seconds: f64, mut f: impl FnMut()) -> (f64, usize) {
     let start = Instant::now();
     f();
     let first = start.elapsed().as_secs_f64();
-    if first * 4.0 >= min_seconds {
-        return (first, 1);
-    }
     let mut times = Vec::new();
     let mut total = 0.0;
-    while total < min_seconds && times.len() < 200 {
+    if first * 4.0 >= min_seconds {
+        times.push(first);
+        total = first;
+    }
+    while (total < min_seconds || times.len() < MIN_SAMPLES) && times.len() < 200 {
         let t = Instant::now();
         f();
         let s = t.elapsed().as_secs_f64();
@@ -237,6 +239,10 @@ fn time(min_seconds: f64, mut f: impl FnMut()) -> (f64, usize) {
     times.sort_by(f64::total_cmp);
     (times[times.len() / 2], times.len())
 }
+
+/// Fewest timed runs behind a median: one slow run on a shared machine must
+/// not become the reported number.
+const MIN_SAMPLES: usize = 3;
 
 /// Deterministic inputs in [-1, 1).
 fn values(len: usize, seed: u64) -> Vec<f32> {
