@@ -16,6 +16,7 @@
 pub mod adamw;
 pub mod dense;
 pub mod dropout;
+pub mod graph;
 pub mod heads;
 pub mod loss;
 pub mod norm;
