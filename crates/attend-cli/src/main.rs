@@ -1,6 +1,7 @@
 //! The `attend` command line.
 
 mod bench_cmd;
+mod graph_cmd;
 mod settings;
 mod tagger_cmd;
 
@@ -31,8 +32,10 @@ enum Command {
     /// Train a model.
     #[command(subcommand)]
     Train(TrainCommand),
-    /// Score a trained tagger on a CoNLL-U file with gold UPOS tags.
-    Eval(tagger_cmd::EvalArgs),
+    /// Score a trained model: `attend eval --model DIR --input FILE` (or
+    /// `attend eval tagger ...`) for a tagger, `attend eval graph ...` for a
+    /// graph model.
+    Eval(EvalCommand),
     /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
     Tag(tagger_cmd::TagArgs),
     /// Benchmarks, reported as ratios against a baseline measured in the same run.
@@ -44,6 +47,25 @@ enum Command {
 enum TrainCommand {
     /// Train a UPOS tagger on a Universal Dependencies treebank.
     Tagger(tagger_cmd::TrainTaggerArgs),
+    /// Train a graph attention node classifier (GAT) on a graph directory.
+    Graph(graph_cmd::TrainGraphArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct EvalCommand {
+    #[command(subcommand)]
+    kind: Option<EvalKind>,
+    #[command(flatten)]
+    tagger: Option<tagger_cmd::EvalArgs>,
+}
+
+#[derive(Subcommand)]
+enum EvalKind {
+    /// Score a trained tagger on a CoNLL-U file with gold UPOS tags.
+    Tagger(tagger_cmd::EvalArgs),
+    /// Score a graph model on the train/val/test splits of a graph directory.
+    Graph(graph_cmd::EvalGraphArgs),
 }
 
 fn main() {
@@ -56,7 +78,11 @@ fn main() {
     }
     let result: Result<()> = match cli.command {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
-        Command::Eval(args) => tagger_cmd::eval(args),
+        Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
+        Command::Eval(EvalCommand { kind: Some(EvalKind::Tagger(args)), .. }) => tagger_cmd::eval(args),
+        Command::Eval(EvalCommand { kind: Some(EvalKind::Graph(args)), .. }) => graph_cmd::eval(args),
+        Command::Eval(EvalCommand { tagger: Some(args), .. }) => tagger_cmd::eval(args),
+        Command::Eval(_) => Err(anyhow::anyhow!("attend eval needs --model and --input (a tagger), or the graph subcommand; see attend eval --help")),
         Command::Tag(args) => tagger_cmd::tag(args),
         Command::Bench(command) => bench_cmd::run(command),
     };

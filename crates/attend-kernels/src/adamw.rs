@@ -15,6 +15,10 @@ pub struct AdamWStep {
     pub step: u64,
     /// Multiplies every gradient first (gradient clipping by global norm).
     pub grad_scale: f32,
+    /// Classic L2 regularisation (Adam with `weight_decay` as in PyTorch's
+    /// `Adam` and the GAT paper): `l2 * param` is added to the gradient
+    /// before the moments, unlike the decoupled `weight_decay`.
+    pub l2: f32,
 }
 
 const CHUNK: usize = 4096;
@@ -32,7 +36,7 @@ pub fn adamw_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32
         .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
         .for_each(|((p, g), (m, v))| {
             for i in 0..p.len() {
-                let g = g[i] * s.grad_scale;
+                let g = g[i] * s.grad_scale + s.l2 * p[i];
                 m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * g;
                 v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * g * g;
                 let denom = (v[i] / bc2).sqrt() + s.eps;
@@ -59,7 +63,7 @@ mod tests {
         let mut p = vec![1.0f32, -1.0, 0.5];
         let g = vec![0.3f32, -2.0, 0.0];
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0 };
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_update(&mut p, &g, &mut m, &mut v, &s);
         // bias-corrected first step is lr * sign(g)
         assert!((p[0] - 0.9).abs() < 1e-5);
@@ -71,8 +75,20 @@ mod tests {
     fn weight_decay_is_decoupled() {
         let mut p = vec![2.0f32];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
-        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5, step: 1, grad_scale: 1.0 };
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
         assert!((p[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn l2_acts_through_the_moments() {
+        // zero gradient, l2 0.5 on p = 2: effective gradient 1, so the first
+        // bias-corrected step moves by lr against it
+        let mut p = vec![2.0f32];
+        let (mut m, mut v) = (vec![0.0], vec![0.0]);
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.5 };
+        adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
+        assert!((p[0] - 1.9).abs() < 1e-5);
+        assert!((m[0] - 0.1).abs() < 1e-6);
     }
 }

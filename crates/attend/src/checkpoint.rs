@@ -12,6 +12,7 @@
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
 use crate::models::tagger::{Tagger, TaggerConfig};
+use crate::nn::ParamStore;
 use crate::train::{AdamW, TrainConfig};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -30,11 +31,11 @@ pub struct CheckpointConfig {
     pub train: Option<TrainConfig>,
 }
 
-fn ck_err(path: &Path, message: impl Into<String>) -> Error {
+pub(crate) fn ck_err(path: &Path, message: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), message: message.into() }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| ck_err(path, e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
@@ -44,8 +45,9 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.{suffix}-{}", std::process::id()))
 }
 
-/// Saves a tagger (and optionally its optimizer state) to `dir`, atomically.
-pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &TrainConfig, opt: Option<&AdamW>) -> Result<()> {
+/// Writes a checkpoint directory atomically: `fill` writes the files into a
+/// sibling temporary directory, which then replaces `dir`.
+pub(crate) fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -54,30 +56,7 @@ pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &Trai
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let weights: HashMap<String, Tensor> = model.params.snapshot()?.into_iter().collect();
-    let model_path = tmp.join("model.safetensors");
-    candle_core::safetensors::save(&weights, &model_path).map_err(|e| ck_err(&model_path, e.to_string()))?;
-    let config = CheckpointConfig {
-        kind: "tagger".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        model: model.config.clone(),
-        train: Some(train.clone()),
-    };
-    write_json(&tmp.join("config.json"), &config)?;
-    write_json(&tmp.join("vocab.json"), vocab)?;
-    if let Some(opt) = opt {
-        let mut state: HashMap<String, Tensor> = HashMap::new();
-        let dev = Device::Cpu;
-        for (name, m) in &opt.m {
-            state.insert(format!("m.{name}"), Tensor::from_slice(m, m.len(), &dev)?);
-        }
-        for (name, v) in &opt.v {
-            state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
-        }
-        state.insert("step".into(), Tensor::new(&[opt.step as u32], &dev)?);
-        let path = tmp.join("optimizer.safetensors");
-        candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))?;
-    }
+    fill(&tmp)?;
     // Swap: old -> backup, tmp -> dir, drop backup.
     let backup = sibling(dir, "old");
     if dir.exists() {
@@ -90,7 +69,56 @@ pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &Trai
     Ok(())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+/// Writes `model.safetensors` from a parameter store.
+pub(crate) fn save_weights(dir: &Path, params: &ParamStore) -> Result<()> {
+    let weights: HashMap<String, Tensor> = params.snapshot()?.into_iter().collect();
+    let path = dir.join("model.safetensors");
+    candle_core::safetensors::save(&weights, &path).map_err(|e| ck_err(&path, e.to_string()))
+}
+
+/// Loads `model.safetensors` into a parameter store built from the config.
+pub(crate) fn load_weights(dir: &Path, params: &ParamStore) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    if !path.exists() {
+        return Err(ck_err(&path, "missing"));
+    }
+    let weights: BTreeMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
+        .map_err(|e| ck_err(&path, e.to_string()))?
+        .into_iter()
+        .collect();
+    params.load(&weights).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))
+}
+
+/// Saves a tagger (and optionally its optimizer state) to `dir`, atomically.
+pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &TrainConfig, opt: Option<&AdamW>) -> Result<()> {
+    write_atomically(dir, |tmp| {
+        save_weights(tmp, &model.params)?;
+        let config = CheckpointConfig {
+            kind: "tagger".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            model: model.config.clone(),
+            train: Some(train.clone()),
+        };
+        write_json(&tmp.join("config.json"), &config)?;
+        write_json(&tmp.join("vocab.json"), vocab)?;
+        if let Some(opt) = opt {
+            let mut state: HashMap<String, Tensor> = HashMap::new();
+            let dev = Device::Cpu;
+            for (name, m) in &opt.m {
+                state.insert(format!("m.{name}"), Tensor::from_slice(m, m.len(), &dev)?);
+            }
+            for (name, v) in &opt.v {
+                state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
+            }
+            state.insert("step".into(), Tensor::new(&[opt.step as u32], &dev)?);
+            let path = tmp.join("optimizer.safetensors");
+            candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
 }
@@ -124,14 +152,6 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
         return Err(ck_err(&vocab_path, "word_counts and words differ in length"));
     }
     let model = Tagger::new(config.model.clone(), 0).map_err(|e| ck_err(&config_path, e.to_string()))?;
-    let weights_path = dir.join("model.safetensors");
-    if !weights_path.exists() {
-        return Err(ck_err(&weights_path, "missing"));
-    }
-    let weights: BTreeMap<String, Tensor> = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-        .map_err(|e| ck_err(&weights_path, e.to_string()))?
-        .into_iter()
-        .collect();
-    model.params.load(&weights).map_err(|e| ck_err(&weights_path, format!("does not match config.json: {e}")))?;
+    load_weights(dir, &model.params)?;
     Ok(LoadedTagger { model, vocab, config })
 }

@@ -6,6 +6,7 @@
 
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
+use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::reference::AttentionShape;
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
@@ -306,6 +307,123 @@ pub fn self_attention(
     qkv.contiguous()?.apply_op1(op)
 }
 
+// ---------------------------------------------------------- graph attention
+
+/// Which score a graph attention op uses (see [`attend_kernels::graph::GraphScore`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GraphScoreKind {
+    /// `scale * q_i . k_j`; the op's first two inputs are q and k `[nodes, heads, key_dim]`.
+    Dot { scale: f32 },
+    /// `LeakyReLU(dst_i + src_j)`; the first two inputs are dst and src `[nodes, heads]`.
+    Additive { slope: f32 },
+}
+
+struct GraphAttentionOp {
+    graph: std::sync::Arc<Graph>,
+    score: GraphScoreKind,
+    dropout: Option<EdgeDropout>,
+    /// Run the dense adjacency-masked twin instead of the fused kernel.
+    dense: bool,
+    /// The forward's log-sum-exp (fused) or weights (dense), for backward.
+    saved: Mutex<Vec<f32>>,
+}
+
+impl GraphAttentionOp {
+    fn attention<'a>(&'a self, a: &'a [f32], b: &'a [f32], v_dims: &[usize]) -> Result<GraphAttention<'a>> {
+        let &[nodes, heads, _] = v_dims else {
+            bail!("graph attention: v must be [nodes, heads, channels], got {v_dims:?}");
+        };
+        if nodes != self.graph.nodes() {
+            bail!("graph attention: v has {nodes} nodes but the graph has {}", self.graph.nodes());
+        }
+        let score = match self.score {
+            GraphScoreKind::Dot { scale } => GraphScore::Dot { q: a, k: b, scale },
+            GraphScoreKind::Additive { slope } => GraphScore::Additive { dst: a, src: b, slope },
+        };
+        let fits = match self.score {
+            GraphScoreKind::Dot { .. } => a.len() == b.len() && a.len() % (nodes * heads).max(1) == 0,
+            GraphScoreKind::Additive { .. } => a.len() == nodes * heads && b.len() == nodes * heads,
+        };
+        if !fits {
+            bail!("graph attention: score inputs of {} and {} elements do not fit {nodes} nodes x {heads} heads", a.len(), b.len());
+        }
+        Ok(GraphAttention { graph: &self.graph, heads, score, dropout: self.dropout })
+    }
+}
+
+impl CustomOp3 for GraphAttentionOp {
+    fn name(&self) -> &'static str {
+        "attend-graph-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b, v) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
+        let att = self.attention(a, b, l3.dims())?;
+        let (f, saved) = if self.dense {
+            let (f, weights) = graph::dense_reference::forward(&att, v);
+            (f, weights)
+        } else {
+            let f = graph::graph_forward(&att, v);
+            let lse = f.lse.clone();
+            (f, lse)
+        };
+        *self.saved.lock().expect("graph attention lock") = saved;
+        Ok((CpuStorage::F32(f.out), l3.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self.saved.lock().expect("graph attention lock");
+        let g = with_f32(a, |a| {
+            with_f32(b, |b| {
+                with_f32(v, |vs| {
+                    with_f32(grad, |dout| -> Result<GraphBackward> {
+                        let att = self.attention(a, b, v.dims())?;
+                        if self.dense {
+                            Ok(graph::dense_reference::backward(&att, vs, &saved, dout))
+                        } else {
+                            with_f32(out, |o| graph::graph_backward(&att, vs, o, &saved, dout))
+                        }
+                    })
+                })
+            })
+        })?????;
+        Ok((Some(tensor_like(g.d_target, a)?), Some(tensor_like(g.d_source, b)?), Some(tensor_like(g.dv, v)?)))
+    }
+}
+
+/// Graph attention: node i's output in head h is the softmax over its
+/// neighbours j of score(i, j) times `v_j`. `a` and `b` are q and k for the
+/// dot score or the per-node dst and src terms for the additive score; `v`
+/// is `[nodes, heads, channels]`. `dense` runs the adjacency-masked dense
+/// twin (O(nodes^2) memory; for tests and benchmarks).
+pub fn graph_attention(
+    a: &Tensor,
+    b: &Tensor,
+    v: &Tensor,
+    graph: &std::sync::Arc<Graph>,
+    score: GraphScoreKind,
+    dropout: Option<EdgeDropout>,
+    dense: bool,
+) -> Result<Tensor> {
+    let op = GraphAttentionOp { graph: graph.clone(), score, dropout, dense, saved: Mutex::new(Vec::new()) };
+    a.contiguous()?.apply_op3(&b.contiguous()?, &v.contiguous()?, op)
+}
+
 // ------------------------------------------------------ softmax cross-entropy
 
 struct CrossEntropyOp {
@@ -554,7 +672,7 @@ mod tests {
         let p = Var::from_tensor(&t(&[1.0, -1.0], &[2])).unwrap();
         let g = t(&[0.5, -0.5], &[2]);
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-        let step = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0 };
+        let step = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_step(&p, &g, &mut m, &mut v, step).unwrap();
         let after = p.as_tensor().to_vec1::<f32>().unwrap();
         assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] + 0.9).abs() < 1e-5);

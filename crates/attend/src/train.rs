@@ -112,6 +112,13 @@ impl AdamW {
     /// Applies one update from `grads`; returns the gradient norm before clipping.
     /// Weight decay applies to matrices only (not biases or norm gains).
     pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, cfg: &TrainConfig) -> Result<f32> {
+        let h = Hyper { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 };
+        self.update_with(params, grads, lr, &h)
+    }
+
+    /// [`AdamW::update`] with explicit settings. Decoupled weight decay and
+    /// L2 apply to matrices only (rank >= 2), not to biases or gains.
+    pub fn update_with(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, h: &Hyper) -> Result<f32> {
         self.step += 1;
         let mut sq = 0f64;
         for (_, var) in params.vars() {
@@ -120,25 +127,40 @@ impl AdamW {
             }
         }
         let norm = sq.sqrt() as f32;
-        let grad_scale = if cfg.clip > 0.0 && norm > cfg.clip { cfg.clip / norm } else { 1.0 };
+        let grad_scale = if h.clip > 0.0 && norm > h.clip { h.clip / norm } else { 1.0 };
         for (name, var) in params.vars() {
             let Some(g) = grads.get(var) else { continue };
             let n = var.elem_count();
             let m = self.m.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
             let v = self.v.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
+            let matrix = var.rank() >= 2;
             let step = AdamWStep {
                 lr,
-                beta1: cfg.beta1,
-                beta2: cfg.beta2,
+                beta1: h.beta1,
+                beta2: h.beta2,
                 eps: 1e-8,
-                weight_decay: if var.rank() >= 2 { cfg.weight_decay } else { 0.0 },
+                weight_decay: if matrix { h.weight_decay } else { 0.0 },
                 step: self.step,
                 grad_scale,
+                l2: if matrix { h.l2 } else { 0.0 },
             };
             ops::adamw_step(var.as_tensor(), g, m, v, step)?;
         }
         Ok(norm)
     }
+}
+
+/// Optimizer settings for [`AdamW::update_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Clip to this global gradient norm (0 = off).
+    pub clip: f32,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f32,
+    /// L2 added to the gradient (Adam with weight decay, as in GAT).
+    pub l2: f32,
 }
 
 /// What the loop reports to whoever shows progress.

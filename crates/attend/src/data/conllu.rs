@@ -100,7 +100,7 @@ impl Sentence {
     }
 }
 
-fn parse_err(path: &Path, line: usize, message: impl Into<String>) -> Error {
+pub(crate) fn parse_err(path: &Path, line: usize, message: impl Into<String>) -> Error {
     Error::Parse { path: path.to_path_buf(), line, message: message.into() }
 }
 
@@ -128,7 +128,7 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Sentence>> {
 }
 
 /// The lines of `bytes` as (1-based number, text), each checked to be UTF-8.
-fn utf8_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+pub(crate) fn utf8_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
     bytes.split(|&b| b == b'\n').enumerate().map(move |(idx, raw)| {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         std::str::from_utf8(raw)

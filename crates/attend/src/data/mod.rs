@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod conllu;
+pub mod planetoid;
 pub mod synthetic;
 pub mod vocab;

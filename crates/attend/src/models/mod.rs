@@ -1,5 +1,7 @@
 //! Models: a vector set in, one label per vector out.
 
+pub mod graph;
 pub mod tagger;
 
+pub use graph::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
 pub use tagger::{EvalReport, Tagger, TaggerConfig};

@@ -1,0 +1,243 @@
+//! Node-classification graphs in a plain text format (Cora and the other
+//! Planetoid sets, or your own).
+//!
+//! A graph directory holds:
+//! - `nodes.tsv`: line i describes node i (ids are line order, from 0):
+//!   `label<TAB>feature:value feature:value ...`. The label is a class
+//!   number (0, 1, ...) or `?` for an unlabelled node; features are sparse,
+//!   0-based indices with finite values, any order, each index at most once.
+//!   The feature dimension is the largest index + 1 (a model trained on one
+//!   graph needs the same dimension on the next).
+//! - `edges.tsv`: `source<TAB>target` per line, node ids from 0. The edge
+//!   list is read as undirected (each edge is used both ways); repeated
+//!   edges are merged and self edges dropped (the model adds one self loop
+//!   per node itself). A node id out of range is an error.
+//! - `train.txt`, `val.txt`, `test.txt`: one node id per line; each node
+//!   named must be labelled, and the three sets must not overlap.
+//!
+//! Blank lines and lines starting with `#` are skipped in every file.
+//! Errors name the file and line.
+
+use crate::data::conllu::{parse_err, utf8_lines};
+use crate::error::{Error, Result};
+use attend_kernels::graph::{EdgeOptions, EdgeStats, Graph};
+use std::path::{Path, PathBuf};
+
+/// A labelled graph with its split.
+#[derive(Debug, Clone)]
+pub struct GraphData {
+    pub dir: PathBuf,
+    /// Dense features `[nodes, feature_dim]`.
+    pub features: Vec<f32>,
+    pub feature_dim: usize,
+    /// Class of each node, `None` if unlabelled.
+    pub labels: Vec<Option<u32>>,
+    /// Number of classes (largest label + 1).
+    pub classes: usize,
+    /// `(source, target)` as given (before merging and reversing).
+    pub edges: Vec<(u64, u64)>,
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+impl GraphData {
+    pub fn nodes(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The graph the models use: undirected, with a self loop per node when
+    /// `self_loops`.
+    pub fn graph(&self, self_loops: bool) -> Result<(Graph, EdgeStats)> {
+        Graph::from_edges(self.nodes(), &self.edges, EdgeOptions { symmetric: true, self_loops })
+            .map_err(|e| Error::Input(format!("{}: {e}", self.dir.join("edges.tsv").display())))
+    }
+
+    /// Scales each node's features to sum to 1 (rows of zeros stay zero),
+    /// as GAT does for the Planetoid sets.
+    pub fn normalize_rows(&mut self) {
+        let d = self.feature_dim.max(1);
+        for row in self.features.chunks_exact_mut(d) {
+            let sum: f32 = row.iter().sum();
+            if sum != 0.0 {
+                row.iter_mut().for_each(|x| *x /= sum);
+            }
+        }
+    }
+
+    /// Labels of `nodes` as u32 (every split node is labelled: checked on read).
+    pub fn labels_of(&self, nodes: &[usize]) -> Vec<u32> {
+        nodes.iter().map(|&i| self.labels[i].expect("split nodes are labelled")).collect()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Non-empty, non-comment lines as (line number, text).
+fn content_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+    utf8_lines(bytes, path).filter(|item| match item {
+        Ok((_, line)) => !(line.trim().is_empty() || line.starts_with('#')),
+        Err(_) => true,
+    })
+}
+
+fn node_id(text: &str, path: &Path, line: usize, nodes: usize, what: &str) -> Result<usize> {
+    let id: u64 = text.trim().parse().map_err(|_| parse_err(path, line, format!("{what} {text:?} is not a node id (a whole number from 0)")))?;
+    if id >= nodes as u64 {
+        return Err(parse_err(path, line, format!("{what} {id} is out of range: nodes.tsv has {nodes} nodes (ids 0..{nodes})")));
+    }
+    Ok(id as usize)
+}
+
+/// Parses `nodes.tsv` into (features, feature_dim, labels).
+pub fn parse_nodes(bytes: &[u8], path: &Path, min_feature_dim: usize) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
+    let mut rows: Vec<Vec<(usize, f32)>> = Vec::new();
+    let mut labels = Vec::new();
+    let mut dim = min_feature_dim;
+    for item in content_lines(bytes, path) {
+        let (lineno, line) = item?;
+        let (label, feats) = line.split_once('\t').unwrap_or((line, ""));
+        let label = label.trim();
+        labels.push(match label {
+            "?" => None,
+            _ => Some(label.parse::<u32>().map_err(|_| {
+                parse_err(path, lineno, format!("label {label:?} is not a class number (0, 1, ...) or ? (is the line tab-separated?)"))
+            })?),
+        });
+        let mut row = Vec::new();
+        for pair in feats.split_whitespace() {
+            let (idx, value) = pair
+                .split_once(':')
+                .ok_or_else(|| parse_err(path, lineno, format!("feature {pair:?} is not index:value")))?;
+            let idx: usize = idx.parse().map_err(|_| parse_err(path, lineno, format!("feature index {idx:?} is not a whole number from 0")))?;
+            let value: f32 = value.parse().map_err(|_| parse_err(path, lineno, format!("feature {idx} value {value:?} is not a number")))?;
+            if !value.is_finite() {
+                return Err(parse_err(path, lineno, format!("feature {idx} is {value}: features must be finite")));
+            }
+            if idx >= 1 << 24 {
+                return Err(parse_err(path, lineno, format!("feature index {idx} is too large (limit 16,777,215)")));
+            }
+            dim = dim.max(idx + 1);
+            row.push((idx, value));
+        }
+        row.sort_unstable_by_key(|&(i, _)| i);
+        if let Some(w) = row.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(parse_err(path, lineno, format!("feature {} is given twice", w[0].0)));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(Error::Input(format!("{}: no nodes (the file is empty)", path.display())));
+    }
+    let mut features = vec![0f32; rows.len() * dim];
+    for (i, row) in rows.iter().enumerate() {
+        for &(j, x) in row {
+            features[i * dim + j] = x;
+        }
+    }
+    Ok((features, dim, labels))
+}
+
+/// Parses `edges.tsv` for a graph of `nodes` nodes.
+pub fn parse_edges(bytes: &[u8], path: &Path, nodes: usize) -> Result<Vec<(u64, u64)>> {
+    let mut edges = Vec::new();
+    for item in content_lines(bytes, path) {
+        let (lineno, line) = item?;
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != 2 {
+            return Err(parse_err(path, lineno, format!("expected source<TAB>target, found {} tab-separated fields", fields.len())));
+        }
+        let src = node_id(fields[0], path, lineno, nodes, "source")?;
+        let dst = node_id(fields[1], path, lineno, nodes, "target")?;
+        edges.push((src as u64, dst as u64));
+    }
+    Ok(edges)
+}
+
+/// Parses a split file (one node id per line); every node must be labelled.
+pub fn parse_split(bytes: &[u8], path: &Path, labels: &[Option<u32>]) -> Result<Vec<usize>> {
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for item in content_lines(bytes, path) {
+        let (lineno, line) = item?;
+        let id = node_id(line, path, lineno, labels.len(), "node")?;
+        if labels[id].is_none() {
+            return Err(parse_err(path, lineno, format!("node {id} has no label (? in nodes.tsv) but is in this split")));
+        }
+        if !seen.insert(id) {
+            return Err(parse_err(path, lineno, format!("node {id} is listed twice")));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Reads a graph directory (see the module docs). `min_feature_dim` is the
+/// feature dimension a trained model expects (0 when training).
+pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphData> {
+    let dir = dir.as_ref();
+    let file = |name: &str| dir.join(name);
+    let nodes_path = file("nodes.tsv");
+    let (features, feature_dim, labels) = parse_nodes(&read(&nodes_path)?, &nodes_path, min_feature_dim)?;
+    let edges_path = file("edges.tsv");
+    let edges = parse_edges(&read(&edges_path)?, &edges_path, labels.len())?;
+    let mut splits = Vec::new();
+    for name in ["train.txt", "val.txt", "test.txt"] {
+        let path = file(name);
+        splits.push(parse_split(&read(&path)?, &path, &labels)?);
+    }
+    let [train, val, test]: [Vec<usize>; 3] = splits.try_into().expect("three splits");
+    for (a, an, b, bn) in [(&train, "train", &val, "val"), (&train, "train", &test, "test"), (&val, "val", &test, "test")] {
+        let set: std::collections::HashSet<_> = a.iter().collect();
+        if let Some(id) = b.iter().find(|id| set.contains(id)) {
+            return Err(Error::Input(format!("{}: node {id} is in both {an}.txt and {bn}.txt", dir.display())));
+        }
+    }
+    if train.is_empty() {
+        return Err(Error::Input(format!("{}: train.txt lists no nodes", dir.display())));
+    }
+    let classes = labels.iter().flatten().max().map_or(0, |&m| m as usize + 1);
+    Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train, val, test })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn nodes_parse_and_bad_lines_name_file_and_line() {
+        let p = Path::new("g/nodes.tsv");
+        let (f, dim, labels) = parse_nodes(b"1\t2:0.5 0:1\n# comment\n?\t\n0\t1:2\n", p, 0).unwrap();
+        assert_eq!(dim, 3);
+        assert_eq!(labels, vec![Some(1), None, Some(0)]);
+        assert_eq!(f, vec![1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
+        assert_eq!(parse_nodes(b"0\t1:1\n", p, 5).unwrap().1, 5);
+        assert_eq!(err(parse_nodes(b"0\t1:1\ncat\t1:1\n", p, 0)), "g/nodes.tsv:2: label \"cat\" is not a class number (0, 1, ...) or ? (is the line tab-separated?)");
+        assert_eq!(err(parse_nodes(b"0\t1:NaN\n", p, 0)), "g/nodes.tsv:1: feature 1 is NaN: features must be finite");
+        assert_eq!(err(parse_nodes(b"0\t1:inf\n", p, 0)), "g/nodes.tsv:1: feature 1 is inf: features must be finite");
+        assert_eq!(err(parse_nodes(b"0\t1=2\n", p, 0)), "g/nodes.tsv:1: feature \"1=2\" is not index:value");
+        assert_eq!(err(parse_nodes(b"0\t1:1 1:2\n", p, 0)), "g/nodes.tsv:1: feature 1 is given twice");
+        assert_eq!(err(parse_nodes(b"\n\n", p, 0)), "g/nodes.tsv: no nodes (the file is empty)");
+        assert_eq!(err(parse_nodes(b"0\t1:1\n\xff\n", p, 0)), "g/nodes.tsv:2: not valid UTF-8 (byte 1 of the line)");
+    }
+
+    #[test]
+    fn edges_and_splits_check_ids() {
+        let p = Path::new("g/edges.tsv");
+        assert_eq!(parse_edges(b"0\t1\n1\t2\n", p, 3).unwrap(), vec![(0, 1), (1, 2)]);
+        assert_eq!(err(parse_edges(b"0\t1\n1\t3\n", p, 3)), "g/edges.tsv:2: target 3 is out of range: nodes.tsv has 3 nodes (ids 0..3)");
+        assert_eq!(err(parse_edges(b"0 1\n", p, 3)), "g/edges.tsv:1: expected source<TAB>target, found 1 tab-separated fields");
+        assert_eq!(err(parse_edges(b"-1\t1\n", p, 3)), "g/edges.tsv:1: source \"-1\" is not a node id (a whole number from 0)");
+        let s = Path::new("g/train.txt");
+        let labels = [Some(0), None, Some(1)];
+        assert_eq!(parse_split(b"2\n0\n", s, &labels).unwrap(), vec![2, 0]);
+        assert_eq!(err(parse_split(b"1\n", s, &labels)), "g/train.txt:1: node 1 has no label (? in nodes.tsv) but is in this split");
+        assert_eq!(err(parse_split(b"0\n0\n", s, &labels)), "g/train.txt:2: node 0 is listed twice");
+    }
+}
