@@ -205,11 +205,30 @@ pub struct EdgeDropout {
 impl EdgeDropout {
     /// The multiplier of edge `e`'s weight in head `h`: 0 or `1 / (1 - p)`.
     pub fn factor(&self, h: usize, e: usize) -> f32 {
-        let key = fmix32(self.seed as u32 ^ fmix32((self.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9)));
-        let hash = fmix32(key ^ (e as u32).wrapping_mul(0x85eb_ca77));
-        let threshold = (self.p as f64 * (1u64 << 24) as f64).round() as u32;
-        if (hash >> 8) >= threshold {
-            1.0 / (1.0 - self.p)
+        DropoutPlan::new(*self, h + 1).factor(h, e)
+    }
+}
+
+/// An [`EdgeDropout`] with its per-head keys and threshold worked out once.
+struct DropoutPlan {
+    threshold: u32,
+    scale: f32,
+    head_keys: Vec<u32>,
+}
+
+impl DropoutPlan {
+    fn new(d: EdgeDropout, heads: usize) -> Self {
+        let head_keys = (0..heads)
+            .map(|h| fmix32(d.seed as u32 ^ fmix32((d.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9))))
+            .collect();
+        DropoutPlan { threshold: (d.p as f64 * (1u64 << 24) as f64).round() as u32, scale: 1.0 / (1.0 - d.p), head_keys }
+    }
+
+    #[inline(always)]
+    fn factor(&self, h: usize, e: usize) -> f32 {
+        let hash = fmix32(self.head_keys[h] ^ (e as u32).wrapping_mul(0x85eb_ca77));
+        if (hash >> 8) >= self.threshold {
+            self.scale
         } else {
             0.0
         }
@@ -305,12 +324,15 @@ impl GraphAttention<'_> {
         }
     }
 
-    fn keep(&self, h: usize, e: usize) -> f32 {
-        match self.dropout {
-            Some(d) if d.p > 0.0 => d.factor(h, e),
-            _ => 1.0,
-        }
+    fn plan(&self) -> Option<DropoutPlan> {
+        self.dropout.filter(|d| d.p > 0.0).map(|d| DropoutPlan::new(d, self.heads))
     }
+}
+
+/// Dropout multiplier of edge `e` in head `h` (1 without dropout).
+#[inline(always)]
+fn keep(plan: &Option<DropoutPlan>, h: usize, e: usize) -> f32 {
+    plan.as_ref().map_or(1.0, |p| p.factor(h, e))
 }
 
 #[inline(always)]
@@ -330,6 +352,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
     let c = att.check(v);
     let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
+    let plan = att.plan();
     let mut out = vec![0f32; n * heads * c];
     let mut lse = vec![f32::NEG_INFINITY; n * heads];
     if c == 0 {
@@ -354,7 +377,7 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
                         }
                         let p = (s - m).exp();
                         l += p;
-                        let w = p * att.keep(h, first + t);
+                        let w = p * keep(&plan, h, first + t);
                         if w != 0.0 {
                             axpy(acc, w, &v[(j * heads + h) * c..][..c]);
                         }
@@ -373,11 +396,13 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
 
 /// Fused graph attention backward, from the forward's `out` and `lse` and
 /// the output gradient `dout`. Pass 1 walks each node's incoming edges
-/// (gradients of the target side); pass 2 walks each node's outgoing edges
-/// through the reverse index (source side and values).
+/// (gradients of the target side) and keeps two numbers per (edge, head);
+/// pass 2 walks each node's outgoing edges through the reverse index
+/// (source side and values). Extra memory: `2 x edges x heads` floats.
 pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32], dout: &[f32]) -> GraphBackward {
     let c = att.check(v);
     let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
+    let plan = att.plan();
     assert_eq!(out.len(), v.len(), "out and v differ in size");
     assert_eq!(dout.len(), v.len(), "dout and v differ in size");
     assert_eq!(lse.len(), n * heads, "lse has {} elements, expected {}", lse.len(), n * heads);
@@ -393,40 +418,63 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
     }
     // delta_i = sum_j P~_ij (dout_i . v_j) = dout_i . out_i
     let delta: Vec<f32> = dout.chunks_exact(c).zip(out.chunks_exact(c)).map(|(g, o)| dot(g, o)).collect();
-    // dS_ij = P_ij (keep_ij * dout_i . v_j - delta_i), times the score's derivative.
-    let d_score = |h: usize, i: usize, j: usize, e: usize| -> (f32, f32) {
-        let (s, slope) = att.score(h, i, j, kd);
-        let p = (s - lse[i * heads + h]).exp();
-        let keep = att.keep(h, e);
-        let dp = keep * dot(&dout[(i * heads + h) * c..][..c], &v[(j * heads + h) * c..][..c]);
-        (p * (dp - delta[i * heads + h]) * slope, p * keep)
-    };
-    d_target.par_chunks_mut(ROW_CHUNK * heads * side).enumerate().for_each(|(chunk, dt)| {
+    // Pass 1, by target: for each edge (i <- j) and head, the kept weight
+    // P~_ij and dS_ij = P_ij (keep_ij * dout_i . v_j - delta_i) times the
+    // score's derivative, stored per (edge, head) for pass 2; dq or d_dst
+    // are gathered here.
+    let edges = att.graph.edges();
+    let mut kept = vec![0f32; edges * heads];
+    let mut d_score = vec![0f32; edges * heads];
+    let offsets = &att.graph.offsets;
+    // Chunks of ROW_CHUNK target nodes own a contiguous range of edges.
+    let mut work: Vec<(usize, &mut [f32], &mut [f32], &mut [f32])> = Vec::new();
+    {
+        let (mut dt_rest, mut kept_rest, mut ds_rest) = (&mut d_target[..], &mut kept[..], &mut d_score[..]);
+        for start in (0..n).step_by(ROW_CHUNK) {
+            let end = (start + ROW_CHUNK).min(n);
+            let span = (offsets[end] - offsets[start]) as usize * heads;
+            let (dt, r) = std::mem::take(&mut dt_rest).split_at_mut((end - start) * heads * side);
+            dt_rest = r;
+            let (kp, r) = std::mem::take(&mut kept_rest).split_at_mut(span);
+            kept_rest = r;
+            let (ds, r) = std::mem::take(&mut ds_rest).split_at_mut(span);
+            ds_rest = r;
+            work.push((start, dt, kp, ds));
+        }
+    }
+    work.into_par_iter().for_each(|(start, dt, kept, d_score)| {
+        let base = offsets[start] as usize;
         for (r, dt) in dt.chunks_exact_mut(heads * side).enumerate() {
-            let i = chunk * ROW_CHUNK + r;
+            let i = start + r;
             let first = att.graph.first_edge(i);
-            for h in 0..heads {
-                for (t, &j) in att.graph.sources(i).iter().enumerate() {
-                    let (ds, _) = d_score(h, i, j as usize, first + t);
+            for (t, &j) in att.graph.sources(i).iter().enumerate() {
+                let (j, e) = (j as usize, first + t);
+                for h in 0..heads {
+                    let (s, slope) = att.score(h, i, j, kd);
+                    let p = (s - lse[i * heads + h]).exp();
+                    let keep = keep(&plan, h, e);
+                    let dp = keep * dot(&dout[(i * heads + h) * c..][..c], &v[(j * heads + h) * c..][..c]);
+                    let ds = p * (dp - delta[i * heads + h]) * slope;
+                    kept[(e - base) * heads + h] = p * keep;
+                    d_score[(e - base) * heads + h] = ds;
                     match att.score {
-                        GraphScore::Dot { k, scale, .. } => {
-                            axpy(&mut dt[h * kd..(h + 1) * kd], ds * scale, &k[(j as usize * heads + h) * kd..][..kd])
-                        }
+                        GraphScore::Dot { k, scale, .. } => axpy(&mut dt[h * kd..(h + 1) * kd], ds * scale, &k[(j * heads + h) * kd..][..kd]),
                         GraphScore::Additive { .. } => dt[h] += ds,
                     }
                 }
             }
         }
     });
+    // Pass 2, by source through the reverse index: dv, and dk or d_src.
     d_source.par_chunks_mut(ROW_CHUNK * heads * side).zip(dv.par_chunks_mut(ROW_CHUNK * heads * c)).enumerate().for_each(
         |(chunk, (ds_out, dv))| {
             for (r, (dsrc, dv)) in ds_out.chunks_exact_mut(heads * side).zip(dv.chunks_exact_mut(heads * c)).enumerate() {
                 let j = chunk * ROW_CHUNK + r;
-                let (targets, edges) = att.graph.targets(j);
-                for h in 0..heads {
-                    for (&i, &e) in targets.iter().zip(edges) {
-                        let i = i as usize;
-                        let (ds, w) = d_score(h, i, j, e as usize);
+                let (targets, edge_ids) = att.graph.targets(j);
+                for (&i, &e) in targets.iter().zip(edge_ids) {
+                    let (i, e) = (i as usize, e as usize);
+                    for h in 0..heads {
+                        let (w, ds) = (kept[e * heads + h], d_score[e * heads + h]);
                         axpy(&mut dv[h * c..(h + 1) * c], w, &dout[(i * heads + h) * c..][..c]);
                         match att.score {
                             GraphScore::Dot { q, scale, .. } => {
@@ -465,6 +513,7 @@ pub mod dense_reference {
     pub fn forward(att: &GraphAttention, v: &[f32]) -> (GraphForward, Vec<f32>) {
         let c = att.check(v);
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
+    let plan = att.plan();
         let adj = adjacency(att.graph);
         let mut p = vec![0f32; heads * n * n];
         let mut out = vec![0f32; n * heads * c];
@@ -489,7 +538,7 @@ pub mod dense_reference {
                 lse[i * heads + h] = m + sum.ln();
                 for j in 0..n {
                     if adj[i * n + j] > 0 {
-                        let w = row[j] * att.keep(h, adj[i * n + j] as usize - 1);
+                        let w = row[j] * keep(&plan, h, adj[i * n + j] as usize - 1);
                         axpy(&mut out[(i * heads + h) * c..][..c], w, &v[(j * heads + h) * c..][..c]);
                     }
                 }
@@ -502,6 +551,7 @@ pub mod dense_reference {
     pub fn backward(att: &GraphAttention, v: &[f32], weights: &[f32], dout: &[f32]) -> GraphBackward {
         let c = att.check(v);
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
+    let plan = att.plan();
         let adj = adjacency(att.graph);
         let side = match att.score {
             GraphScore::Dot { .. } => kd,
@@ -519,7 +569,7 @@ pub mod dense_reference {
                 for j in 0..n {
                     dp[j] = 0.0;
                     if adj[i * n + j] > 0 {
-                        let keep = att.keep(h, adj[i * n + j] as usize - 1);
+                        let keep = keep(&plan, h, adj[i * n + j] as usize - 1);
                         axpy(&mut dv[(j * heads + h) * c..][..c], p[j] * keep, g);
                         dp[j] = keep * dot(g, &v[(j * heads + h) * c..][..c]);
                         rowsum += p[j] * dp[j];

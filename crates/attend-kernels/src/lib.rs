@@ -25,6 +25,7 @@ pub mod pool;
 pub mod reference;
 pub mod simd;
 pub mod softmax;
+pub mod sparse;
 
 pub use dense::{flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward};
 pub use pattern::AttentionPattern;

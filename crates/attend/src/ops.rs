@@ -7,6 +7,7 @@
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
 use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
+use attend_kernels::sparse::SparseRows;
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::reference::AttentionShape;
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
@@ -422,6 +423,41 @@ pub fn graph_attention(
 ) -> Result<Tensor> {
     let op = GraphAttentionOp { graph: graph.clone(), score, dropout, dense, saved: Mutex::new(Vec::new()) };
     a.contiguous()?.apply_op3(&b.contiguous()?, &v.contiguous()?, op)
+}
+
+// ------------------------------------------------------ sparse input matmul
+
+struct SparseMatmulOp {
+    x: std::sync::Arc<SparseRows>,
+    dropout: Option<(f32, u64)>,
+}
+
+impl CustomOp1 for SparseMatmulOp {
+    fn name(&self) -> &'static str {
+        "attend-sparse-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let w = f32_slice(s, l, self.name())?;
+        let (cols, n) = l.shape().dims2()?;
+        if cols != self.x.cols() {
+            bail!("sparse matmul: input has {} columns but the weight has {cols} rows", self.x.cols());
+        }
+        Ok((CpuStorage::F32(self.x.matmul(w, n, self.dropout)), Shape::from((self.x.rows(), n))))
+    }
+
+    fn bwd(&self, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let n = w.dim(1)?;
+        let dw = with_f32(grad, |g| self.x.matmul_weight_grad(g, n, self.dropout))?;
+        Ok(Some(tensor_like(dw, w)?))
+    }
+}
+
+/// `dropout(x) w` for a sparse `x` `[rows, cols]` and a weight `w` `[cols,
+/// n]`; dropout (probability, seed) acts on the stored entries. Cost
+/// `nnz x n`; only `w` gets a gradient.
+pub fn sparse_matmul(x: &std::sync::Arc<SparseRows>, w: &Tensor, dropout: Option<(f32, u64)>) -> Result<Tensor> {
+    w.contiguous()?.apply_op1(SparseMatmulOp { x: x.clone(), dropout })
 }
 
 // ------------------------------------------------------ softmax cross-entropy

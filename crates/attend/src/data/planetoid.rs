@@ -202,6 +202,78 @@ pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphDa
     Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train, val, test })
 }
 
+/// A random graph for tests and benchmarks: `edges` random (source,
+/// target) pairs, sparse binary features (about `active` of `features` per
+/// node) and labels that depend on both a node's own features and its
+/// neighbours', so that attending to neighbours helps. Split: 20 labelled
+/// nodes per class for training, then 500 validation and 1,000 test nodes
+/// (fewer on small graphs).
+pub fn random_graph(nodes: usize, edges: usize, features: usize, active: usize, classes: usize, seed: u64) -> GraphData {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut x = vec![0f32; nodes * features];
+    for row in x.chunks_exact_mut(features) {
+        for _ in 0..active {
+            row[rng.random_range(0..features)] = 1.0;
+        }
+    }
+    let edge_list: Vec<(u64, u64)> =
+        (0..edges).map(|_| (rng.random_range(0..nodes as u64), rng.random_range(0..nodes as u64))).collect();
+    // Class scores: a fixed random projection of the node's features plus
+    // the mean of its neighbours'.
+    let proj: Vec<f32> = (0..features * classes).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let own: Vec<Vec<f32>> = x
+        .chunks_exact(features)
+        .map(|row| (0..classes).map(|c| row.iter().enumerate().map(|(f, v)| v * proj[f * classes + c]).sum()).collect())
+        .collect();
+    let mut neigh = vec![vec![0f32; classes]; nodes];
+    let mut degree = vec![0usize; nodes];
+    for &(s, t) in &edge_list {
+        for (a, b) in [(s as usize, t as usize), (t as usize, s as usize)] {
+            degree[b] += 1;
+            for c in 0..classes {
+                neigh[b][c] += own[a][c];
+            }
+        }
+    }
+    let labels: Vec<Option<u32>> = (0..nodes)
+        .map(|i| {
+            let score = |c: usize| own[i][c] + 2.0 * neigh[i][c] / degree[i].max(1) as f32;
+            Some((0..classes).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(0) as u32)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..nodes).collect();
+    for i in (1..nodes).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let mut per_class = vec![0usize; classes];
+    let (mut train, mut rest) = (Vec::new(), Vec::new());
+    for &i in &order {
+        let c = labels[i].unwrap_or(0) as usize;
+        if per_class[c] < 20 {
+            per_class[c] += 1;
+            train.push(i);
+        } else {
+            rest.push(i);
+        }
+    }
+    let val_len = 500.min(rest.len() / 3);
+    let test_len = 1000.min(rest.len() - val_len);
+    let val = rest[..val_len].to_vec();
+    let test = rest[val_len..val_len + test_len].to_vec();
+    GraphData {
+        dir: PathBuf::from(format!("random-{nodes}-{edges}")),
+        features: x,
+        feature_dim: features,
+        labels,
+        classes,
+        edges: edge_list,
+        train,
+        val,
+        test,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

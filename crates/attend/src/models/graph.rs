@@ -10,6 +10,7 @@ use crate::nn::{AttentionKernel, Ctx, Init, Linear, ParamStore};
 use crate::ops::{self, GraphScoreKind};
 use crate::train::{AdamW, Hyper};
 use attend_kernels::graph::{EdgeDropout, Graph};
+use attend_kernels::sparse::SparseRows;
 use candle_core::{Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,11 +156,22 @@ impl GraphLayer {
         Ok(GraphLayer { heads, channels, concat, value, att_src, att_dst, query, key, bias, residual })
     }
 
-    fn forward(&self, x: &Tensor, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
-        let n = x.dim(0)?;
+    fn forward(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
+        let n = graph.nodes();
         let (h, c) = (self.heads, self.channels);
-        let input = ctx.dropout(x, cfg.dropout)?;
-        let v = self.value.forward(&input)?.reshape((n, h, c))?;
+        // Input dropout, then every projection of the same dropped input.
+        let project: Box<dyn Fn(&Linear) -> candle_core::Result<Tensor>> = match x {
+            Features::Dense(x) => {
+                let input = ctx.dropout(x, cfg.dropout)?;
+                Box::new(move |l: &Linear| l.forward(&input))
+            }
+            Features::Sparse(x) => {
+                let dropout = (ctx.train && cfg.dropout > 0.0).then(|| (cfg.dropout, ctx.rng.random::<u64>()));
+                let x = x.clone();
+                Box::new(move |l: &Linear| ops::sparse_matmul(&x, &l.weight, dropout))
+            }
+        };
+        let v = project(&self.value)?.reshape((n, h, c))?;
         let (a, b, kind) = match (&self.att_src, &self.att_dst, &self.query, &self.key) {
             (Some(src), Some(dst), _, _) => {
                 let dst_term = v.broadcast_mul(&dst.unsqueeze(0)?)?.sum(D::Minus1)?; // [n, h]
@@ -167,8 +179,8 @@ impl GraphLayer {
                 (dst_term, src_term, GraphScoreKind::Additive { slope: cfg.negative_slope })
             }
             (_, _, Some(q), Some(k)) => (
-                q.forward(&input)?.reshape((n, h, c))?,
-                k.forward(&input)?.reshape((n, h, c))?,
+                project(q)?.reshape((n, h, c))?,
+                project(k)?.reshape((n, h, c))?,
                 GraphScoreKind::Dot { scale: 1.0 / (c as f32).sqrt() },
             ),
             _ => unreachable!("a layer has either score vectors or projections"),
@@ -178,10 +190,12 @@ impl GraphLayer {
         let out = ops::graph_attention(&a, &b, &v, graph, kind, dropout, dense)?; // [n, h, c]
         let out = if self.concat { out.reshape((n, h * c))? } else { out.mean(1)? };
         let out = out.broadcast_add(&self.bias)?;
-        match &self.residual {
-            None => Ok(out),
-            Some(None) => out + x,
-            Some(Some(proj)) => out + proj.forward(x)?,
+        match (&self.residual, x) {
+            (None, _) => Ok(out),
+            (Some(None), Features::Dense(x)) => out + x,
+            (Some(None), Features::Sparse(x)) => out + Tensor::from_vec(x.to_dense(None), (x.rows(), x.cols()), &Device::Cpu)?,
+            (Some(Some(proj)), Features::Dense(x)) => out + proj.forward(x)?,
+            (Some(Some(proj)), Features::Sparse(x)) => out + ops::sparse_matmul(x, &proj.weight, None)?,
         }
     }
 }
@@ -213,15 +227,19 @@ impl GraphClassifier {
     }
 
     /// Logits `[nodes, classes]` for features `[nodes, feature_dim]`.
-    pub fn forward(&self, x: &Tensor, graph: &Arc<Graph>, ctx: &mut Ctx) -> Result<Tensor> {
+    pub fn forward(&self, x: &Features, graph: &Arc<Graph>, ctx: &mut Ctx) -> Result<Tensor> {
         let mut h = x.clone();
         for (l, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, graph, &self.config, ctx)?;
+            let mut y = layer.forward(&h, graph, &self.config, ctx)?;
             if l + 1 < self.layers.len() {
-                h = h.elu(1.0)?;
+                y = y.elu(1.0)?;
             }
+            h = Features::Dense(y);
         }
-        Ok(h)
+        match h {
+            Features::Dense(logits) => Ok(logits),
+            Features::Sparse(_) => unreachable!("a model has at least one layer"),
+        }
     }
 
     /// Loss and accuracy on `nodes` without dropout.
@@ -257,10 +275,18 @@ fn scores(logits: &Tensor, input: &GraphInput, nodes: &[usize]) -> Result<Scores
     Ok(Scores { loss, accuracy: correct as f32 / nodes.len() as f32 })
 }
 
-/// A graph ready for a model: features as a tensor, the CSR graph, labels
+/// Node features: dense, or sparse rows (used when at most a quarter of
+/// the entries are non-zero; the first layer then costs nnz x width).
+#[derive(Clone)]
+pub enum Features {
+    Dense(Tensor),
+    Sparse(Arc<SparseRows>),
+}
+
+/// A graph ready for a model: features, the CSR graph, labels
 /// (`u32::MAX` for unlabelled nodes).
 pub struct GraphInput {
-    pub features: Tensor,
+    pub features: Features,
     pub graph: Arc<Graph>,
     pub labels: Vec<u32>,
 }
@@ -297,7 +323,13 @@ impl GraphInput {
             data.normalize_rows();
         }
         let (graph, _) = data.graph(config.self_loops)?;
-        let features = Tensor::from_vec(data.features, (data.labels.len(), config.feature_dim), &Device::Cpu)?;
+        let nodes = data.labels.len();
+        let nnz = data.features.iter().filter(|x| **x != 0.0).count();
+        let features = if nnz * 4 <= data.features.len() {
+            Features::Sparse(Arc::new(SparseRows::from_dense(&data.features, nodes, config.feature_dim)))
+        } else {
+            Features::Dense(Tensor::from_vec(data.features, (nodes, config.feature_dim), &Device::Cpu)?)
+        };
         Ok(GraphInput { features, graph: Arc::new(graph), labels: data.labels.iter().map(|l| l.unwrap_or(u32::MAX)).collect() })
     }
 }

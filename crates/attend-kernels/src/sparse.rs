@@ -1,0 +1,191 @@
+//! Sparse input rows times a dense weight matrix, with dropout on the
+//! stored entries: the first layer of a model on bag-of-words features
+//! (Cora's node features are 98.7% zeros) costs `nnz x out` instead of
+//! `rows x cols x out`.
+//!
+//! Dropout drops stored entries only (a zero stays zero either way, so this
+//! is the same distribution as dense dropout). Entry k (in row-major order)
+//! is kept by [`crate::dropout::keep`] of `(seed, k)`; the mask is never
+//! stored. The weight gradient gathers per weight row through a column
+//! index, so it is deterministic for any thread count.
+
+use crate::dropout::keep;
+use crate::ROW_CHUNK;
+use rayon::prelude::*;
+
+/// A `[rows, cols]` matrix in compressed sparse rows, with a column index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRows {
+    rows: usize,
+    cols: usize,
+    offsets: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    /// Column index: `col_offsets[j]..col_offsets[j + 1]` into `col_rows` /
+    /// `col_entries` (the row and the entry number of column j's values).
+    col_offsets: Vec<usize>,
+    col_rows: Vec<u32>,
+    col_entries: Vec<u32>,
+}
+
+impl SparseRows {
+    /// The non-zeros of a dense row-major `[rows, cols]` matrix.
+    pub fn from_dense(x: &[f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(x.len(), rows * cols, "dense matrix has {} elements, not {rows} x {cols}", x.len());
+        let mut offsets = Vec::with_capacity(rows + 1);
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        offsets.push(0);
+        for row in x.chunks_exact(cols.max(1)).take(rows) {
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    values.push(v);
+                }
+            }
+            offsets.push(indices.len());
+        }
+        if cols == 0 {
+            offsets.resize(rows + 1, 0);
+        }
+        assert!(indices.len() < u32::MAX as usize, "{} stored entries exceed the u32 index", indices.len());
+        let mut col_offsets = vec![0usize; cols + 1];
+        for &j in &indices {
+            col_offsets[j as usize + 1] += 1;
+        }
+        for j in 0..cols {
+            col_offsets[j + 1] += col_offsets[j];
+        }
+        let mut fill = col_offsets.clone();
+        let (mut col_rows, mut col_entries) = (vec![0u32; indices.len()], vec![0u32; indices.len()]);
+        for i in 0..rows {
+            for k in offsets[i]..offsets[i + 1] {
+                let slot = &mut fill[indices[k] as usize];
+                col_rows[*slot] = i as u32;
+                col_entries[*slot] = k as u32;
+                *slot += 1;
+            }
+        }
+        SparseRows { rows, cols, offsets, indices, values, col_offsets, col_rows, col_entries }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Stored (non-zero) entries.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Value of entry k after dropout (`p` = 0: unchanged).
+    #[inline(always)]
+    fn value(&self, k: usize, dropout: Option<(f32, u64)>) -> f32 {
+        match dropout {
+            Some((p, seed)) if p > 0.0 => {
+                if keep(seed, k, p) {
+                    self.values[k] / (1.0 - p)
+                } else {
+                    0.0
+                }
+            }
+            _ => self.values[k],
+        }
+    }
+
+    /// `dropout(X) W` for `w` `[cols, n]`: `[rows, n]`.
+    pub fn matmul(&self, w: &[f32], n: usize, dropout: Option<(f32, u64)>) -> Vec<f32> {
+        assert_eq!(w.len(), self.cols * n, "weight has {} elements, not {} x {n}", w.len(), self.cols);
+        let mut y = vec![0f32; self.rows * n];
+        if n == 0 {
+            return y;
+        }
+        y.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, y)| {
+            for (r, y) in y.chunks_exact_mut(n).enumerate() {
+                let i = chunk * ROW_CHUNK + r;
+                for k in self.offsets[i]..self.offsets[i + 1] {
+                    let x = self.value(k, dropout);
+                    if x != 0.0 {
+                        let wj = &w[self.indices[k] as usize * n..][..n];
+                        y.iter_mut().zip(wj).for_each(|(y, w)| *y += x * w);
+                    }
+                }
+            }
+        });
+        y
+    }
+
+    /// Gradient of [`SparseRows::matmul`] with respect to `w`:
+    /// `dropout(X)^T dy`, `[cols, n]`, for `dy` `[rows, n]`.
+    pub fn matmul_weight_grad(&self, dy: &[f32], n: usize, dropout: Option<(f32, u64)>) -> Vec<f32> {
+        assert_eq!(dy.len(), self.rows * n, "dy has {} elements, not {} x {n}", dy.len(), self.rows);
+        let mut dw = vec![0f32; self.cols * n];
+        if n == 0 {
+            return dw;
+        }
+        dw.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, dw)| {
+            for (r, dw) in dw.chunks_exact_mut(n).enumerate() {
+                let j = chunk * ROW_CHUNK + r;
+                for t in self.col_offsets[j]..self.col_offsets[j + 1] {
+                    let x = self.value(self.col_entries[t] as usize, dropout);
+                    if x != 0.0 {
+                        let g = &dy[self.col_rows[t] as usize * n..][..n];
+                        dw.iter_mut().zip(g).for_each(|(d, g)| *d += x * g);
+                    }
+                }
+            }
+        });
+        dw
+    }
+
+    /// The dense matrix after dropout (the reference for tests).
+    pub fn to_dense(&self, dropout: Option<(f32, u64)>) -> Vec<f32> {
+        let mut x = vec![0f32; self.rows * self.cols];
+        for i in 0..self.rows {
+            for k in self.offsets[i]..self.offsets[i + 1] {
+                x[i * self.cols + self.indices[k] as usize] = self.value(k, dropout);
+            }
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_products_match_dense_with_and_without_dropout() {
+        let (rows, cols, n) = (150, 37, 5);
+        let x: Vec<f32> = (0..rows * cols).map(|i| if (i * 7919) % 13 < 2 { ((i % 17) as f32 - 8.0) * 0.25 } else { 0.0 }).collect();
+        let w: Vec<f32> = (0..cols * n).map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5).collect();
+        let dy: Vec<f32> = (0..rows * n).map(|i| ((i * 17) % 7) as f32 * 0.2 - 0.6).collect();
+        let s = SparseRows::from_dense(&x, rows, cols);
+        assert_eq!(s.nnz(), x.iter().filter(|v| **v != 0.0).count());
+        assert_eq!(s.to_dense(None), x);
+        for dropout in [None, Some((0.5f32, 9u64))] {
+            let xd = s.to_dense(dropout);
+            if dropout.is_some() {
+                let kept = xd.iter().filter(|v| **v != 0.0).count() as f32 / s.nnz() as f32;
+                assert!((0.35..0.65).contains(&kept), "kept {kept}");
+            }
+            let y = s.matmul(&w, n, dropout);
+            let dw = s.matmul_weight_grad(&dy, n, dropout);
+            for i in 0..rows {
+                for c in 0..n {
+                    let want: f32 = (0..cols).map(|j| xd[i * cols + j] * w[j * n + c]).sum();
+                    assert!((y[i * n + c] - want).abs() < 1e-5, "y[{i},{c}]");
+                }
+            }
+            for j in 0..cols {
+                for c in 0..n {
+                    let want: f32 = (0..rows).map(|i| xd[i * cols + j] * dy[i * n + c]).sum();
+                    assert!((dw[j * n + c] - want).abs() < 1e-4, "dw[{j},{c}]");
+                }
+            }
+        }
+    }
+}
