@@ -3,7 +3,12 @@
 use anyhow::{bail, Result};
 use attend::attend_kernels::Isa;
 use attend::bench::{bench_attention, AttentionBenchConfig, AttentionBenchRow, BenchPattern};
+use attend::bench::{bench_graph_kernel, bench_graph_model, GraphKernelRow, GraphModelRow};
+use attend::data::planetoid;
+use attend::models::{GraphModelConfig, GraphScoreType};
+use attend::nn::AttentionKernel;
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -11,6 +16,36 @@ pub enum BenchCommand {
     /// compare their GFLOP/s with a plain GEMM of the same flops measured in
     /// the same run.
     Attention(AttentionArgs),
+    /// Graph attention: ms per training epoch and per inference pass on a
+    /// graph directory (fused kernel vs the dense adjacency-masked
+    /// reference, same run), and the fused kernel's time and memory on
+    /// random graphs of growing edge count.
+    Graph(GraphArgs),
+}
+
+#[derive(Args)]
+pub struct GraphArgs {
+    /// Graph directory (e.g. Cora) for the end-to-end rows; skipped when absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Nodes of the random graphs.
+    #[arg(long, default_value_t = 200_000)]
+    random_nodes: usize,
+    /// Random edge counts (before symmetrising; 0 skips the random graphs).
+    #[arg(long, value_delimiter = ',', default_value = "500000,1000000,2000000")]
+    random_edges: Vec<usize>,
+    /// Score for the model rows: additive or dot.
+    #[arg(long, default_value = "additive")]
+    score: GraphScoreType,
+    /// Skip the dense reference (O(nodes^2) memory and time).
+    #[arg(long)]
+    no_reference: bool,
+    /// Repeat each measurement for at least this many seconds and at least 3 times (median reported).
+    #[arg(long, default_value_t = 1.0)]
+    min_seconds: f64,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -43,6 +78,7 @@ pub struct AttentionArgs {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Attention(args) => attention(args),
+        BenchCommand::Graph(args) => graph(args),
     }
 }
 
@@ -102,6 +138,79 @@ fn attention(args: AttentionArgs) -> Result<()> {
             "head_dim": cfg.head_dim,
             "rows": rows,
         });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(())
+}
+
+pub fn graph(args: GraphArgs) -> Result<()> {
+    let threads = attend::rayon::current_num_threads();
+    let machine = format!("{} ({threads} threads)", cpu_model());
+    let mut models: Vec<GraphModelRow> = Vec::new();
+    let mut kernels: Vec<GraphKernelRow> = Vec::new();
+    let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
+    say(format!("graph attention, {machine}"));
+    let model_row = |r: &GraphModelRow| {
+        format!(
+            "{:<22} {:<10} {:>8} {:>9} {:>12.2} {:>13.2} {:>12}",
+            r.graph,
+            r.kernel,
+            r.nodes,
+            r.edges,
+            r.train_epoch_ms,
+            r.inference_ms,
+            r.train_peak_mib.map_or("n/a".into(), |m| format!("{m:.1}"))
+        )
+    };
+    let model_header = format!("{:<22} {:<10} {:>8} {:>9} {:>12} {:>13} {:>12}", "graph", "kernel", "nodes", "edges", "train ms/ep", "inference ms", "train MiB");
+    if let Some(dir) = &args.data {
+        let data = planetoid::read_dir(dir, 0)?;
+        let name = dir.file_name().map_or("graph".into(), |n| n.to_string_lossy().into_owned());
+        let mut kernels_to_run = vec![AttentionKernel::Fused];
+        if !args.no_reference {
+            kernels_to_run.push(AttentionKernel::Reference);
+        }
+        say(model_header.clone());
+        for kernel in kernels_to_run {
+            let cfg = GraphModelConfig { score: args.score, kernel, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
+            let row = bench_graph_model(&name, &data, &cfg, args.min_seconds)?;
+            say(model_row(&row));
+            models.push(row);
+        }
+        if let [fused, reference] = &models[..] {
+            say(format!(
+                "fused vs reference: training {:.1}x, inference {:.1}x faster",
+                reference.train_epoch_ms / fused.train_epoch_ms,
+                reference.inference_ms / fused.inference_ms
+            ));
+        }
+    }
+    let edges: Vec<usize> = args.random_edges.iter().copied().filter(|&e| e > 0).collect();
+    if !edges.is_empty() {
+        say(format!("\nfused additive kernel alone, {} nodes, 8 heads x 8 channels, edge dropout 0.5", args.random_nodes));
+        say(format!("{:>10} {:>11} {:>15} {:>10} {:>15}", "edges", "forward ms", "fwd+bwd ms", "extra MiB", "B/(edge*head)"));
+        for &e in &edges {
+            let r = bench_graph_kernel(args.random_nodes, e, 8, 8, args.min_seconds);
+            say(format!(
+                "{:>10} {:>11.2} {:>15.2} {:>10} {:>15}",
+                r.edges,
+                r.forward_ms,
+                r.forward_backward_ms,
+                r.extra_mib.map_or("n/a".into(), |m| format!("{m:.1}")),
+                r.extra_bytes_per_edge_head.map_or("n/a".into(), |b| format!("{b:.1}"))
+            ));
+            kernels.push(r);
+        }
+        let largest = *edges.iter().max().expect("non-empty");
+        let data = planetoid::random_graph(args.random_nodes, largest, 500, 10, 8, 1);
+        let cfg = GraphModelConfig { score: args.score, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
+        say(format!("\nGAT model on the largest random graph (500 sparse features, 8 classes)\n{model_header}"));
+        let row = bench_graph_model(&format!("random-{}", data.nodes()), &data, &cfg, args.min_seconds)?;
+        say(model_row(&row));
+        models.push(row);
+    }
+    if args.json {
+        let doc = serde_json::json!({ "bench": "graph", "machine": machine, "threads": threads, "models": models, "kernels": kernels });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(())

@@ -107,3 +107,43 @@ fn help_lists_hyperparameters() {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
+
+#[test]
+fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = attend::data::planetoid::random_graph(300, 900, 30, 4, 3, 2);
+    let graph = dir.path().join("graph");
+    attend::data::planetoid::write_dir(&data, &graph).unwrap();
+    let out = dir.path().join("gat");
+    let o = attend(&[
+        "train", "graph", "--data", graph.to_str().unwrap(), "--out", out.to_str().unwrap(), "--seeds", "2", "--max-epochs", "80",
+        "--patience", "30", "--heads", "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("test accuracy over 2 seeds:"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["runs"].as_array().unwrap().len(), 2);
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["test_accuracy"].as_f64().unwrap() > 0.5, "{j}");
+    assert_eq!(j["test_accuracy"].as_f64().unwrap(), report["runs"][0]["test"]["accuracy"].as_f64().unwrap());
+
+    // A bad edge names the file and line.
+    let edges = graph.join("edges.tsv");
+    let mut text = std::fs::read_to_string(&edges).unwrap();
+    text.push_str("1\t300\n");
+    std::fs::write(&edges, text).unwrap();
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("edges.tsv:901: target 300 is out of range: nodes.tsv has 300 nodes (ids 0..300)"), "{}", stderr(&o));
+    // A graph with more features than the model takes.
+    std::fs::write(&edges, "0\t1\n").unwrap();
+    let nodes = graph.join("nodes.tsv");
+    let text = std::fs::read_to_string(&nodes).unwrap().replacen('\n', " 40:1\n", 1);
+    std::fs::write(&nodes, text).unwrap();
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nodes.tsv has features up to index 40 but the model takes 30 features"), "{}", stderr(&o));
+}

@@ -358,34 +358,42 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
     if c == 0 {
         return GraphForward { out, lse };
     }
+    // Edges outer, heads inner: each neighbour's value row is read once for
+    // all heads. `lse` holds the running max until the end.
     out.par_chunks_mut(ROW_CHUNK * heads * c).zip(lse.par_chunks_mut(ROW_CHUNK * heads)).enumerate().for_each(
         |(chunk, (out, lse))| {
-            for (r, (out, lse)) in out.chunks_exact_mut(heads * c).zip(lse.chunks_exact_mut(heads)).enumerate() {
+            let mut sums = vec![0f32; heads];
+            for (r, (out, max)) in out.chunks_exact_mut(heads * c).zip(lse.chunks_exact_mut(heads)).enumerate() {
                 let i = chunk * ROW_CHUNK + r;
                 let first = att.graph.first_edge(i);
-                for h in 0..heads {
-                    let acc = &mut out[h * c..(h + 1) * c];
-                    let (mut m, mut l) = (f32::NEG_INFINITY, 0f32);
-                    for (t, &j) in att.graph.sources(i).iter().enumerate() {
-                        let j = j as usize;
+                sums.fill(0.0);
+                for (t, &j) in att.graph.sources(i).iter().enumerate() {
+                    let j = j as usize;
+                    let vj = &v[j * heads * c..(j + 1) * heads * c];
+                    for h in 0..heads {
+                        let acc = &mut out[h * c..(h + 1) * c];
                         let (s, _) = att.score(h, i, j, kd);
-                        if s > m {
-                            let rescale = (m - s).exp();
-                            l *= rescale;
+                        if s > max[h] {
+                            let rescale = (max[h] - s).exp();
+                            sums[h] *= rescale;
                             acc.iter_mut().for_each(|a| *a *= rescale);
-                            m = s;
+                            max[h] = s;
                         }
-                        let p = (s - m).exp();
-                        l += p;
+                        let p = (s - max[h]).exp();
+                        sums[h] += p;
                         let w = p * keep(&plan, h, first + t);
                         if w != 0.0 {
-                            axpy(acc, w, &v[(j * heads + h) * c..][..c]);
+                            axpy(acc, w, &vj[h * c..(h + 1) * c]);
                         }
                     }
-                    if l > 0.0 {
-                        let inv = 1.0 / l;
-                        acc.iter_mut().for_each(|a| *a *= inv);
-                        lse[h] = m + l.ln();
+                }
+                for h in 0..heads {
+                    if sums[h] > 0.0 {
+                        let inv = 1.0 / sums[h];
+                        out[h * c..(h + 1) * c].iter_mut().for_each(|a| *a *= inv);
+                        max[h] += sums[h].ln();
+                    } else {
+                        max[h] = f32::NEG_INFINITY;
                     }
                 }
             }

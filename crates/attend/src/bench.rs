@@ -172,6 +172,148 @@ pub fn bench_attention(cfg: &AttentionBenchConfig, mut on_row: impl FnMut(&Atten
     rows
 }
 
+// ------------------------------------------------------------------ graphs
+
+/// One graph model measured end to end (`attend bench graph`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphModelRow {
+    pub graph: String,
+    /// "fused" or "reference" (dense adjacency-masked).
+    pub kernel: String,
+    pub nodes: usize,
+    /// Directed edges the attention visits, self loops included.
+    pub edges: usize,
+    /// One training step: forward with dropout, loss, backward, optimizer update.
+    pub train_epoch_ms: f64,
+    /// One forward pass without dropout over all nodes.
+    pub inference_ms: f64,
+    /// Peak heap during a training step beyond what was live before it, MiB.
+    pub train_peak_mib: Option<f64>,
+}
+
+/// Times training steps and inference of `cfg` on `data`.
+pub fn bench_graph_model(
+    name: &str,
+    data: &crate::data::planetoid::GraphData,
+    cfg: &crate::models::GraphModelConfig,
+    min_seconds: f64,
+) -> crate::Result<GraphModelRow> {
+    use crate::models::graph::GraphInput;
+    use crate::models::GraphClassifier;
+    use crate::nn::Ctx;
+    use candle_core::{Device, Tensor};
+    use rand::SeedableRng;
+    let input = GraphInput::new(data, cfg)?;
+    let model = GraphClassifier::new(cfg.clone(), 1)?;
+    let idx = Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &Device::Cpu)?;
+    let targets = Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &Device::Cpu)?;
+    let mut opt = crate::train::AdamW::default();
+    let hyper = crate::train::Hyper { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: 5e-4 };
+    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+    let mut step = || -> crate::Result<()> {
+        let logits = model.forward(&input.features, &input.graph, &mut ctx)?;
+        let loss = crate::ops::cross_entropy(&logits.index_select(&idx, 0)?, &targets, 0.0)?;
+        let grads = loss.backward()?;
+        opt.update_with(&model.params, &grads, 0.005, &hyper)?;
+        Ok(())
+    };
+    step()?; // warm-up, and the optimizer state exists before measuring memory
+    let before = crate::memory::live();
+    crate::memory::reset_peak();
+    step()?;
+    let train_peak_mib = match (before, crate::memory::peak()) {
+        (Some(b), Some(p)) => Some(p.saturating_sub(b) as f64 / (1 << 20) as f64),
+        _ => None,
+    };
+    let mut failed = None;
+    let (train, _) = time(min_seconds, || {
+        if let Err(e) = step() {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let (inference, _) = time(min_seconds, || {
+        std::hint::black_box(model.forward(&input.features, &input.graph, &mut Ctx::eval()).ok());
+    });
+    Ok(GraphModelRow {
+        graph: name.to_string(),
+        kernel: match cfg.kernel {
+            crate::nn::AttentionKernel::Fused => "fused".into(),
+            crate::nn::AttentionKernel::Reference => "reference".into(),
+        },
+        nodes: data.nodes(),
+        edges: input.graph.edges(),
+        train_epoch_ms: train * 1e3,
+        inference_ms: inference * 1e3,
+        train_peak_mib,
+    })
+}
+
+/// The graph attention kernel alone on a random graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphKernelRow {
+    pub nodes: usize,
+    /// Directed edges incl. self loops.
+    pub edges: usize,
+    pub heads: usize,
+    pub channels: usize,
+    pub forward_ms: f64,
+    pub forward_backward_ms: f64,
+    /// Peak heap of forward + backward beyond inputs and results, MiB.
+    pub extra_mib: Option<f64>,
+    /// `extra` per (edge, head), bytes: flat when memory grows as edges x heads.
+    pub extra_bytes_per_edge_head: Option<f64>,
+}
+
+/// Times the fused additive graph attention (forward, forward + backward)
+/// on a random graph with `edges` random pairs, and its peak extra memory.
+pub fn bench_graph_kernel(nodes: usize, edges: usize, heads: usize, channels: usize, min_seconds: f64) -> GraphKernelRow {
+    use attend_kernels::graph::{graph_backward, graph_forward, EdgeDropout, EdgeOptions, Graph, GraphAttention, GraphScore};
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let list: Vec<(u64, u64)> = (0..edges).map(|_| (next() % nodes as u64, next() % nodes as u64)).collect();
+    let (graph, _) = Graph::from_edges(nodes, &list, EdgeOptions::default()).expect("ids in range");
+    drop(list);
+    let (dst, src, v) = (values(nodes * heads, 1), values(nodes * heads, 2), values(nodes * heads * channels, 3));
+    let att = GraphAttention {
+        graph: &graph,
+        heads,
+        score: GraphScore::Additive { dst: &dst, src: &src, slope: 0.2 },
+        dropout: Some(EdgeDropout { p: 0.5, seed: 7 }),
+    };
+    let (forward, _) = time(min_seconds, || {
+        std::hint::black_box(graph_forward(&att, &v));
+    });
+    let results = 2 * nodes * heads * channels * 4 + nodes * heads * 4 + 2 * nodes * heads * 4; // out, dv, lse, d_dst, d_src
+    let before = crate::memory::live();
+    crate::memory::reset_peak();
+    let (forward_backward, _) = time(min_seconds, || {
+        let f = graph_forward(&att, &v);
+        std::hint::black_box(graph_backward(&att, &v, &f.out, &f.lse, &v));
+    });
+    let extra = match (before, crate::memory::peak()) {
+        (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(results) as f64),
+        _ => None,
+    };
+    GraphKernelRow {
+        nodes,
+        edges: graph.edges(),
+        heads,
+        channels,
+        forward_ms: forward * 1e3,
+        forward_backward_ms: forward_backward * 1e3,
+        extra_mib: extra.map(|b| b / (1 << 20) as f64),
+        extra_bytes_per_edge_head: extra.map(|b| b / (graph.edges() * heads) as f64),
+    }
+}
+
 /// Side m of the square GEMM with `2 m^3` close to `flop`, a multiple of 64,
 /// between 64 and 2048 (beyond 2048 the GEMM's throughput no longer grows).
 pub fn gemm_side(flop: f64) -> usize {

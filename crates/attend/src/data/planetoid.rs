@@ -202,6 +202,34 @@ pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphDa
     Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train, val, test })
 }
 
+/// Writes `data` as a graph directory that [`read_dir`] reads back.
+pub fn write_dir(data: &GraphData, dir: impl AsRef<Path>) -> Result<()> {
+    use std::fmt::Write as _;
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    };
+    let mut nodes = String::new();
+    for (i, label) in data.labels.iter().enumerate() {
+        match label {
+            Some(l) => write!(nodes, "{l}\t").expect("string write"),
+            None => nodes.push_str("?\t"),
+        }
+        let row = &data.features[i * data.feature_dim..(i + 1) * data.feature_dim];
+        let feats: Vec<String> = row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| format!("{j}:{v}")).collect();
+        nodes.push_str(&feats.join(" "));
+        nodes.push('\n');
+    }
+    write("nodes.tsv", nodes)?;
+    write("edges.tsv", data.edges.iter().map(|(s, t)| format!("{s}\t{t}\n")).collect())?;
+    for (name, ids) in [("train.txt", &data.train), ("val.txt", &data.val), ("test.txt", &data.test)] {
+        write(name, ids.iter().map(|i| format!("{i}\n")).collect())?;
+    }
+    Ok(())
+}
+
 /// A random graph for tests and benchmarks: `edges` random (source,
 /// target) pairs, sparse binary features (about `active` of `features` per
 /// node) and labels that depend on both a node's own features and its
