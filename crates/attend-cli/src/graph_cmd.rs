@@ -39,9 +39,17 @@ pub struct TrainGraphArgs {
     /// Dropout on each layer's input [0.6]
     #[arg(long, default_value_t = 0.6, help_heading = "Model")]
     dropout: f32,
+    /// One input dropout mask shared by all heads of a layer (as PyG and
+    /// DGL do), instead of one mask per head (the GAT authors' code) [off]
+    #[arg(long, help_heading = "Model")]
+    shared_input_dropout: bool,
     /// Dropout on attention weights [0.6]
     #[arg(long, default_value_t = 0.6, help_heading = "Model")]
     attention_dropout: f32,
+    /// Dropout on the projected features where they are aggregated, after
+    /// scoring (as in the reference GAT code) [0.6]
+    #[arg(long, default_value_t = 0.6, help_heading = "Model")]
+    value_dropout: f32,
     /// Residual connections around each layer [off]
     #[arg(long, help_heading = "Model")]
     residual: bool,
@@ -63,8 +71,8 @@ pub struct TrainGraphArgs {
     /// Stop after this many epochs without validation loss or accuracy improving [100]
     #[arg(long, default_value_t = 100, help_heading = "Training")]
     patience: usize,
-    /// Upper limit on epochs [1000]
-    #[arg(long, default_value_t = 1000, help_heading = "Training")]
+    /// Upper limit on epochs (early stopping usually ends sooner) [5000]
+    #[arg(long, default_value_t = 5000, help_heading = "Training")]
     max_epochs: usize,
     /// First random seed [42]
     #[arg(long, default_value_t = 42, help_heading = "Training")]
@@ -115,7 +123,9 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         hidden: args.hidden,
         output_heads: args.output_heads,
         dropout: args.dropout,
+        shared_input_dropout: args.shared_input_dropout,
         attention_dropout: args.attention_dropout,
+        value_dropout: args.value_dropout,
         negative_slope: 0.2,
         residual: args.residual,
         self_loops: !args.no_self_loops,

@@ -521,7 +521,7 @@ pub mod dense_reference {
     pub fn forward(att: &GraphAttention, v: &[f32]) -> (GraphForward, Vec<f32>) {
         let c = att.check(v);
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
-    let plan = att.plan();
+        let plan = att.plan();
         let adj = adjacency(att.graph);
         let mut p = vec![0f32; heads * n * n];
         let mut out = vec![0f32; n * heads * c];
@@ -559,7 +559,7 @@ pub mod dense_reference {
     pub fn backward(att: &GraphAttention, v: &[f32], weights: &[f32], dout: &[f32]) -> GraphBackward {
         let c = att.check(v);
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
-    let plan = att.plan();
+        let plan = att.plan();
         let adj = adjacency(att.graph);
         let side = match att.score {
             GraphScore::Dot { .. } => kd,

@@ -13,6 +13,15 @@ use crate::dropout::keep;
 use crate::ROW_CHUNK;
 use rayon::prelude::*;
 
+/// Dropout on the stored entries: probability `p`, and one seed per mask
+/// (several masks split the output columns into equal groups, e.g. one
+/// mask per attention head).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseDropout {
+    pub p: f32,
+    pub seeds: Vec<u64>,
+}
+
 /// A `[rows, cols]` matrix in compressed sparse rows, with a column index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SparseRows {
@@ -81,13 +90,13 @@ impl SparseRows {
         self.values.len()
     }
 
-    /// Value of entry k after dropout (`p` = 0: unchanged).
+    /// Value of entry k after dropout with mask `m` (unchanged without dropout).
     #[inline(always)]
-    fn value(&self, k: usize, dropout: Option<(f32, u64)>) -> f32 {
+    fn value(&self, k: usize, dropout: Option<&SparseDropout>, m: usize) -> f32 {
         match dropout {
-            Some((p, seed)) if p > 0.0 => {
-                if keep(seed, k, p) {
-                    self.values[k] / (1.0 - p)
+            Some(d) if d.p > 0.0 => {
+                if keep(d.seeds[m], k, d.p) {
+                    self.values[k] / (1.0 - d.p)
                 } else {
                     0.0
                 }
@@ -96,21 +105,34 @@ impl SparseRows {
         }
     }
 
-    /// `dropout(X) W` for `w` `[cols, n]`: `[rows, n]`.
-    pub fn matmul(&self, w: &[f32], n: usize, dropout: Option<(f32, u64)>) -> Vec<f32> {
+    /// Masks of a dropout spec (1 without dropout), checked against `n`.
+    fn masks(dropout: Option<&SparseDropout>, n: usize) -> usize {
+        let masks = dropout.map_or(1, |d| d.seeds.len().max(1));
+        assert!(n % masks == 0, "{n} output columns do not split into {masks} dropout masks");
+        masks
+    }
+
+    /// `dropout(X) W` for `w` `[cols, n]`: `[rows, n]`. With `m` masks,
+    /// output columns `k n/m .. (k+1) n/m` see mask k.
+    pub fn matmul(&self, w: &[f32], n: usize, dropout: Option<&SparseDropout>) -> Vec<f32> {
         assert_eq!(w.len(), self.cols * n, "weight has {} elements, not {} x {n}", w.len(), self.cols);
         let mut y = vec![0f32; self.rows * n];
         if n == 0 {
             return y;
         }
+        let masks = Self::masks(dropout, n);
+        let width = n / masks;
         y.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, y)| {
             for (r, y) in y.chunks_exact_mut(n).enumerate() {
                 let i = chunk * ROW_CHUNK + r;
                 for k in self.offsets[i]..self.offsets[i + 1] {
-                    let x = self.value(k, dropout);
-                    if x != 0.0 {
-                        let wj = &w[self.indices[k] as usize * n..][..n];
-                        y.iter_mut().zip(wj).for_each(|(y, w)| *y += x * w);
+                    let wj = &w[self.indices[k] as usize * n..][..n];
+                    for m in 0..masks {
+                        let x = self.value(k, dropout, m);
+                        if x != 0.0 {
+                            let cols = m * width..(m + 1) * width;
+                            y[cols.clone()].iter_mut().zip(&wj[cols]).for_each(|(y, w)| *y += x * w);
+                        }
                     }
                 }
             }
@@ -120,20 +142,25 @@ impl SparseRows {
 
     /// Gradient of [`SparseRows::matmul`] with respect to `w`:
     /// `dropout(X)^T dy`, `[cols, n]`, for `dy` `[rows, n]`.
-    pub fn matmul_weight_grad(&self, dy: &[f32], n: usize, dropout: Option<(f32, u64)>) -> Vec<f32> {
+    pub fn matmul_weight_grad(&self, dy: &[f32], n: usize, dropout: Option<&SparseDropout>) -> Vec<f32> {
         assert_eq!(dy.len(), self.rows * n, "dy has {} elements, not {} x {n}", dy.len(), self.rows);
         let mut dw = vec![0f32; self.cols * n];
         if n == 0 {
             return dw;
         }
+        let masks = Self::masks(dropout, n);
+        let width = n / masks;
         dw.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, dw)| {
             for (r, dw) in dw.chunks_exact_mut(n).enumerate() {
                 let j = chunk * ROW_CHUNK + r;
                 for t in self.col_offsets[j]..self.col_offsets[j + 1] {
-                    let x = self.value(self.col_entries[t] as usize, dropout);
-                    if x != 0.0 {
-                        let g = &dy[self.col_rows[t] as usize * n..][..n];
-                        dw.iter_mut().zip(g).for_each(|(d, g)| *d += x * g);
+                    let g = &dy[self.col_rows[t] as usize * n..][..n];
+                    for m in 0..masks {
+                        let x = self.value(self.col_entries[t] as usize, dropout, m);
+                        if x != 0.0 {
+                            let cols = m * width..(m + 1) * width;
+                            dw[cols.clone()].iter_mut().zip(&g[cols]).for_each(|(d, g)| *d += x * g);
+                        }
                     }
                 }
             }
@@ -141,12 +168,12 @@ impl SparseRows {
         dw
     }
 
-    /// The dense matrix after dropout (the reference for tests).
-    pub fn to_dense(&self, dropout: Option<(f32, u64)>) -> Vec<f32> {
+    /// The dense matrix after dropout with mask `m` (the reference for tests).
+    pub fn to_dense(&self, dropout: Option<&SparseDropout>, m: usize) -> Vec<f32> {
         let mut x = vec![0f32; self.rows * self.cols];
         for i in 0..self.rows {
             for k in self.offsets[i]..self.offsets[i + 1] {
-                x[i * self.cols + self.indices[k] as usize] = self.value(k, dropout);
+                x[i * self.cols + self.indices[k] as usize] = self.value(k, dropout, m);
             }
         }
         x
@@ -159,29 +186,35 @@ mod tests {
 
     #[test]
     fn sparse_products_match_dense_with_and_without_dropout() {
-        let (rows, cols, n) = (150, 37, 5);
+        let (rows, cols, n) = (150, 37, 6);
         let x: Vec<f32> = (0..rows * cols).map(|i| if (i * 7919) % 13 < 2 { ((i % 17) as f32 - 8.0) * 0.25 } else { 0.0 }).collect();
         let w: Vec<f32> = (0..cols * n).map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5).collect();
         let dy: Vec<f32> = (0..rows * n).map(|i| ((i * 17) % 7) as f32 * 0.2 - 0.6).collect();
         let s = SparseRows::from_dense(&x, rows, cols);
         assert_eq!(s.nnz(), x.iter().filter(|v| **v != 0.0).count());
-        assert_eq!(s.to_dense(None), x);
-        for dropout in [None, Some((0.5f32, 9u64))] {
-            let xd = s.to_dense(dropout);
+        assert_eq!(s.to_dense(None, 0), x);
+        let one = SparseDropout { p: 0.5, seeds: vec![9] };
+        let three = SparseDropout { p: 0.5, seeds: vec![9, 10, 11] };
+        for dropout in [None, Some(&one), Some(&three)] {
+            let masks = dropout.map_or(1, |d| d.seeds.len());
+            let dense: Vec<Vec<f32>> = (0..masks).map(|m| s.to_dense(dropout, m)).collect();
             if dropout.is_some() {
-                let kept = xd.iter().filter(|v| **v != 0.0).count() as f32 / s.nnz() as f32;
+                let kept = dense[0].iter().filter(|v| **v != 0.0).count() as f32 / s.nnz() as f32;
                 assert!((0.35..0.65).contains(&kept), "kept {kept}");
+                if masks > 1 {
+                    assert_ne!(dense[0], dense[1], "masks must differ");
+                }
             }
             let y = s.matmul(&w, n, dropout);
             let dw = s.matmul_weight_grad(&dy, n, dropout);
-            for i in 0..rows {
-                for c in 0..n {
+            let width = n / masks;
+            for c in 0..n {
+                let xd = &dense[c / width];
+                for i in 0..rows {
                     let want: f32 = (0..cols).map(|j| xd[i * cols + j] * w[j * n + c]).sum();
                     assert!((y[i * n + c] - want).abs() < 1e-5, "y[{i},{c}]");
                 }
-            }
-            for j in 0..cols {
-                for c in 0..n {
+                for j in 0..cols {
                     let want: f32 = (0..rows).map(|i| xd[i * cols + j] * dy[i * n + c]).sum();
                     assert!((dw[j * n + c] - want).abs() < 1e-4, "dw[{j},{c}]");
                 }

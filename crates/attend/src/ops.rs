@@ -7,7 +7,7 @@
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
 use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
-use attend_kernels::sparse::SparseRows;
+use attend_kernels::sparse::{SparseDropout, SparseRows};
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::reference::AttentionShape;
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
@@ -429,7 +429,7 @@ pub fn graph_attention(
 
 struct SparseMatmulOp {
     x: std::sync::Arc<SparseRows>,
-    dropout: Option<(f32, u64)>,
+    dropout: Option<SparseDropout>,
 }
 
 impl CustomOp1 for SparseMatmulOp {
@@ -443,20 +443,20 @@ impl CustomOp1 for SparseMatmulOp {
         if cols != self.x.cols() {
             bail!("sparse matmul: input has {} columns but the weight has {cols} rows", self.x.cols());
         }
-        Ok((CpuStorage::F32(self.x.matmul(w, n, self.dropout)), Shape::from((self.x.rows(), n))))
+        Ok((CpuStorage::F32(self.x.matmul(w, n, self.dropout.as_ref())), Shape::from((self.x.rows(), n))))
     }
 
     fn bwd(&self, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let n = w.dim(1)?;
-        let dw = with_f32(grad, |g| self.x.matmul_weight_grad(g, n, self.dropout))?;
+        let dw = with_f32(grad, |g| self.x.matmul_weight_grad(g, n, self.dropout.as_ref()))?;
         Ok(Some(tensor_like(dw, w)?))
     }
 }
 
 /// `dropout(x) w` for a sparse `x` `[rows, cols]` and a weight `w` `[cols,
-/// n]`; dropout (probability, seed) acts on the stored entries. Cost
-/// `nnz x n`; only `w` gets a gradient.
-pub fn sparse_matmul(x: &std::sync::Arc<SparseRows>, w: &Tensor, dropout: Option<(f32, u64)>) -> Result<Tensor> {
+/// n]`; dropout acts on the stored entries, with one mask per equal group
+/// of output columns. Cost `nnz x n`; only `w` gets a gradient.
+pub fn sparse_matmul(x: &std::sync::Arc<SparseRows>, w: &Tensor, dropout: Option<SparseDropout>) -> Result<Tensor> {
     w.contiguous()?.apply_op1(SparseMatmulOp { x: x.clone(), dropout })
 }
 

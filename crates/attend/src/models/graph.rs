@@ -10,7 +10,7 @@ use crate::nn::{AttentionKernel, Ctx, Init, Linear, ParamStore};
 use crate::ops::{self, GraphScoreKind};
 use crate::train::{AdamW, Hyper};
 use attend_kernels::graph::{EdgeDropout, Graph};
-use attend_kernels::sparse::SparseRows;
+use attend_kernels::sparse::{SparseDropout, SparseRows};
 use candle_core::{Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,8 +56,14 @@ pub struct GraphModelConfig {
     pub output_heads: usize,
     /// Dropout on each layer's input.
     pub dropout: f32,
+    /// One input dropout mask for all heads of a layer (PyG, DGL) instead
+    /// of one per head (the GAT authors' code).
+    pub shared_input_dropout: bool,
     /// Dropout on the normalised attention weights.
     pub attention_dropout: f32,
+    /// Dropout on the projected features `W h` where they are aggregated
+    /// (after scoring), as in the reference GAT implementation.
+    pub value_dropout: f32,
     /// Negative slope of the additive score's LeakyReLU.
     pub negative_slope: f32,
     /// Add each layer's input (projected when widths differ) to its output.
@@ -82,7 +88,9 @@ impl Default for GraphModelConfig {
             hidden: 8,
             output_heads: 1,
             dropout: 0.6,
+            shared_input_dropout: false,
             attention_dropout: 0.6,
+            value_dropout: 0.6,
             negative_slope: 0.2,
             residual: false,
             self_loops: true,
@@ -99,7 +107,7 @@ impl GraphModelConfig {
         if self.layers == 0 || self.heads == 0 || self.hidden == 0 || self.output_heads == 0 {
             return Err("layers, heads, hidden and output_heads must be at least 1".into());
         }
-        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout)] {
+        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout), ("value_dropout", self.value_dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{name} must be in [0, 1), got {p}"));
             }
@@ -159,16 +167,27 @@ impl GraphLayer {
     fn forward(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
         let n = graph.nodes();
         let (h, c) = (self.heads, self.channels);
-        // Input dropout, then every projection of the same dropped input.
+        // Input dropout, then every projection of the dropped input. With
+        // per-head masks (the GAT authors' code), head k's columns of each
+        // projection see their own mask.
+        let masks = if cfg.shared_input_dropout { 1 } else { h };
+        let train = ctx.train && cfg.dropout > 0.0;
         let project: Box<dyn Fn(&Linear) -> candle_core::Result<Tensor>> = match x {
-            Features::Dense(x) => {
+            Features::Dense(x) if masks == 1 || !train => {
                 let input = ctx.dropout(x, cfg.dropout)?;
                 Box::new(move |l: &Linear| l.forward(&input))
             }
+            Features::Dense(x) => {
+                let inputs = (0..masks).map(|_| ctx.dropout(x, cfg.dropout)).collect::<candle_core::Result<Vec<_>>>()?;
+                Box::new(move |l: &Linear| {
+                    let parts = inputs.iter().enumerate().map(|(k, x)| x.matmul(&l.weight.narrow(1, k * c, c)?)).collect::<candle_core::Result<Vec<_>>>()?;
+                    Tensor::cat(&parts, 1)
+                })
+            }
             Features::Sparse(x) => {
-                let dropout = (ctx.train && cfg.dropout > 0.0).then(|| (cfg.dropout, ctx.rng.random::<u64>()));
+                let dropout = train.then(|| SparseDropout { p: cfg.dropout, seeds: (0..masks).map(|_| ctx.rng.random::<u64>()).collect() });
                 let x = x.clone();
-                Box::new(move |l: &Linear| ops::sparse_matmul(&x, &l.weight, dropout))
+                Box::new(move |l: &Linear| ops::sparse_matmul(&x, &l.weight, dropout.clone()))
             }
         };
         let v = project(&self.value)?.reshape((n, h, c))?;
@@ -187,13 +206,14 @@ impl GraphLayer {
         };
         let dropout = (ctx.train && cfg.attention_dropout > 0.0).then(|| EdgeDropout { p: cfg.attention_dropout, seed: ctx.rng.random() });
         let dense = cfg.kernel == AttentionKernel::Reference;
-        let out = ops::graph_attention(&a, &b, &v, graph, kind, dropout, dense)?; // [n, h, c]
+        let values = ctx.dropout(&v, cfg.value_dropout)?;
+        let out = ops::graph_attention(&a, &b, &values, graph, kind, dropout, dense)?; // [n, h, c]
         let out = if self.concat { out.reshape((n, h * c))? } else { out.mean(1)? };
         let out = out.broadcast_add(&self.bias)?;
         match (&self.residual, x) {
             (None, _) => Ok(out),
             (Some(None), Features::Dense(x)) => out + x,
-            (Some(None), Features::Sparse(x)) => out + Tensor::from_vec(x.to_dense(None), (x.rows(), x.cols()), &Device::Cpu)?,
+            (Some(None), Features::Sparse(x)) => out + Tensor::from_vec(x.to_dense(None, 0), (x.rows(), x.cols()), &Device::Cpu)?,
             (Some(Some(proj)), Features::Dense(x)) => out + proj.forward(x)?,
             (Some(Some(proj)), Features::Sparse(x)) => out + ops::sparse_matmul(x, &proj.weight, None)?,
         }
@@ -350,7 +370,7 @@ pub struct GraphTrainConfig {
 
 impl Default for GraphTrainConfig {
     fn default() -> Self {
-        GraphTrainConfig { max_epochs: 1000, lr: 0.005, l2: 5e-4, patience: 100, seed: 42 }
+        GraphTrainConfig { max_epochs: 5000, lr: 0.005, l2: 5e-4, patience: 100, seed: 42 }
     }
 }
 
