@@ -154,6 +154,13 @@ fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
     }
 }
 
+/// The model and training flags given on the command line, as `--name`.
+pub fn given_flags(model: &ModelArgs, train: &TrainArgs) -> Result<Vec<String>> {
+    let mut names: Vec<String> = toml::Table::try_from(model)?.keys().cloned().collect();
+    names.extend(toml::Table::try_from(train)?.keys().cloned());
+    Ok(names.into_iter().map(|n| format!("--{}", n.replace('_', "-"))).collect())
+}
+
 /// Resolves settings: defaults, then the TOML file, then flags.
 pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Result<Settings> {
     let mut table = match file {

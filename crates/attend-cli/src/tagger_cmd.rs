@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -19,9 +20,17 @@ pub struct TrainTaggerArgs {
     /// (and *-ud-test.conllu, scored at the end if present).
     #[arg(long)]
     treebank: PathBuf,
-    /// Where the checkpoint goes (rewritten each time dev accuracy improves).
+    /// Where the checkpoint goes: the best model so far, plus resume/ with
+    /// the latest state, rewritten atomically after every epoch (and on
+    /// Ctrl-C).
     #[arg(long, default_value = "runs/tagger")]
     out: PathBuf,
+    /// Continue the interrupted run in this checkpoint directory, with its
+    /// saved settings, vocabulary, optimizer, schedule, data order and random
+    /// state (the result equals an uninterrupted run). Give no model or
+    /// training flags with it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config"])]
+    resume: Option<PathBuf>,
     /// TOML file with [model] and [train] tables; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -119,17 +128,41 @@ fn read_conllu(path: &Path) -> Result<Vec<Sentence>> {
 }
 
 pub fn train(args: TrainTaggerArgs) -> Result<()> {
-    let settings = settings::resolve(args.config.as_deref(), &args.model, &args.train)?;
+    // Settings first: a bad flag or config file is reported before any data is read.
+    let settings = match args.resume {
+        Some(_) => None,
+        None => Some(settings::resolve(args.config.as_deref(), &args.model, &args.train)?),
+    };
     let files = conllu::find_treebank(&args.treebank)?;
     let train = read_conllu(&files.train)?;
     let dev = read_conllu(&files.dev)?;
-    let vocab = TaggerVocab::build(&train);
-    let mut config = settings.model;
-    config.words = vocab.words.len();
-    config.chars = vocab.chars.len();
-    config.tags = vocab.tags.len();
-    let tcfg = settings.train;
-    let mut model = Tagger::new(config, tcfg.seed)?;
+    let (mut model, vocab, tcfg, out, resume) = match &args.resume {
+        Some(dir) => {
+            let given = settings::given_flags(&args.model, &args.train)?;
+            if !given.is_empty() {
+                bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
+            }
+            let r = checkpoint::load_training(dir)?;
+            eprintln!(
+                "resuming {} at epoch {}, batch {} (step {})",
+                dir.display(),
+                r.state.epoch,
+                r.state.next_batch,
+                r.opt.step
+            );
+            (r.model, r.vocab, r.train, dir.clone(), Some((r.opt, r.state, r.best)))
+        }
+        None => {
+            let settings = settings.expect("resolved above");
+            let vocab = TaggerVocab::build(&train);
+            let mut config = settings.model;
+            config.words = vocab.words.len();
+            config.chars = vocab.chars.len();
+            config.tags = vocab.tags.len();
+            let model = Tagger::new(config, settings.train.seed)?;
+            (model, vocab, settings.train, args.out.clone(), None)
+        }
+    };
     eprintln!(
         "train {} sentences / {} words, dev {} sentences; {} word types, {} chars, {} tags; {} parameters; {} threads",
         train.len(),
@@ -141,8 +174,28 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         model.params.num_scalars(),
         attend::rayon::current_num_threads()
     );
+    // Ctrl-C: finish the current step, save, stop. A second Ctrl-C exits at once.
+    let interrupt: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    ctrlc::set_handler(move || {
+        if interrupt.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: saving after this step (press again to exit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
     let mut progress = Progress { bar: None, tokens: 0, started: Instant::now() };
-    let summary = train::train_tagger(&mut model, &vocab, &train, &dev, &tcfg, Some(&args.out), &mut progress)?;
+    let options = train::RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
+    let summary = match train::train_tagger_with(&mut model, &vocab, &train, &dev, &tcfg, options, &mut progress) {
+        Err(attend::Error::Interrupted(why)) => {
+            if let Some(bar) = progress.bar.take() {
+                bar.abandon();
+            }
+            eprintln!("interrupted: {why}");
+            std::process::exit(130);
+        }
+        other => other?,
+    };
     if let Some(why) = &summary.stopped_early {
         eprintln!("stopped early: {why}");
     }
@@ -153,7 +206,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         summary.steps,
         summary.train_tokens as f64 / summary.train_seconds,
         summary.train_seconds / 60.0,
-        args.out.display()
+        out.display()
     );
     let mut report = serde_json::json!({ "train": summary, "dev": summary.best_dev.to_json() });
     if let Some(test_path) = &files.test {
@@ -172,7 +225,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         report["test"] = r.to_json();
         report["test_tagging_tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
     }
-    let path = args.out.join("train_report.json");
+    let path = out.join("train_report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

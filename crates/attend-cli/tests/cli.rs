@@ -36,7 +36,7 @@ fn train(dir: &Path) -> std::path::PathBuf {
 fn train_eval_and_tag() {
     let dir = tempfile::tempdir().unwrap();
     let model = train(dir.path());
-    for f in ["model.safetensors", "config.json", "vocab.json", "optimizer.safetensors", "train_report.json"] {
+    for f in ["model.safetensors", "config.json", "vocab.json", "resume/optimizer.safetensors", "resume/state.json", "train_report.json"] {
         assert!(model.join(f).exists(), "missing {f}");
     }
     let test = dir.path().join("toy/toy-ud-test.conllu");
@@ -146,4 +146,46 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nodes.tsv has features up to index 40 but the model takes 30 features"), "{}", stderr(&o));
+}
+
+#[test]
+fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("toy");
+    attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
+    let run = |out: &Path| {
+        let mut args = vec!["train".to_string(), "tagger".into(), "--treebank".into(), bank.to_str().unwrap().into(), "--out".into(), out.to_str().unwrap().into()];
+        args.extend(TINY.iter().map(|s| s.to_string()));
+        *args.iter_mut().skip_while(|a| *a != "--epochs").nth(1).unwrap() = "8".into();
+        args
+    };
+    let whole = dir.path().join("whole");
+    let o = attend(&run(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Interrupt a second run once its first epoch is saved.
+    let split = dir.path().join("split");
+    let child = Command::new(env!("CARGO_BIN_EXE_attend")).args(run(&split)).stderr(Stdio::piped()).spawn().unwrap();
+    let state = split.join("resume/state.json");
+    let t0 = std::time::Instant::now();
+    while !state.exists() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    // Several epochs remain when the first is saved, so the signal lands mid-run.
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: stopped") && err.contains("continue with --resume"), "{err}");
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--lr", "0.1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--resume continues with the settings saved in") && stderr(&o).contains("drop --lr"), "{}", stderr(&o));
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+    for f in ["model.safetensors", "resume/model.safetensors", "resume/optimizer.safetensors"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(split.join(f)).unwrap(), "{f} differs");
+    }
 }

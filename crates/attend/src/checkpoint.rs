@@ -2,8 +2,11 @@
 //! - `model.safetensors`: the parameters, by name;
 //! - `config.json`: the architecture and training settings;
 //! - `vocab.json`: words, characters and tags;
-//! - `optimizer.safetensors`: AdamW moments (`m.NAME`, `v.NAME`) and `step`,
-//!   when saved from training.
+//! - `resume/` (written by training): the latest weights
+//!   (`model.safetensors`), AdamW moments (`optimizer.safetensors`:
+//!   `m.NAME`, `v.NAME`, `step`) and `state.json` (epoch, batch, random
+//!   generator states, best-so-far), so `attend train tagger --resume DIR`
+//!   continues exactly where the run stopped.
 //!
 //! Writes are atomic: everything goes to a sibling temporary directory that
 //! then replaces the old checkpoint, so a crash leaves the old or the new
@@ -13,7 +16,7 @@ use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
 use crate::models::tagger::{Tagger, TaggerConfig};
 use crate::nn::ParamStore;
-use crate::train::{AdamW, TrainConfig};
+use crate::train::{AdamW, RunState, TrainConfig};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -71,9 +74,106 @@ pub(crate) fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()
 
 /// Writes `model.safetensors` from a parameter store.
 pub(crate) fn save_weights(dir: &Path, params: &ParamStore) -> Result<()> {
-    let weights: HashMap<String, Tensor> = params.snapshot()?.into_iter().collect();
+    save_weight_map(dir, &params.snapshot()?)
+}
+
+/// Writes `model.safetensors` from named tensors.
+fn save_weight_map(dir: &Path, weights: &BTreeMap<String, Tensor>) -> Result<()> {
+    let weights: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let path = dir.join("model.safetensors");
     candle_core::safetensors::save(&weights, &path).map_err(|e| ck_err(&path, e.to_string()))
+}
+
+/// Writes `optimizer.safetensors`: the AdamW moments `m.NAME`, `v.NAME` and `step`.
+fn save_optimizer(dir: &Path, opt: &AdamW) -> Result<()> {
+    let mut state: HashMap<String, Tensor> = HashMap::new();
+    let dev = Device::Cpu;
+    for (name, m) in &opt.m {
+        state.insert(format!("m.{name}"), Tensor::from_slice(m, m.len(), &dev)?);
+    }
+    for (name, v) in &opt.v {
+        state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
+    }
+    // the step as two u32 halves (safetensors has no u64 in candle)
+    state.insert("step".into(), Tensor::new(&[opt.step as u32, (opt.step >> 32) as u32], &dev)?);
+    let path = dir.join("optimizer.safetensors");
+    candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))
+}
+
+/// Reads what [`save_optimizer`] wrote.
+fn load_optimizer(dir: &Path) -> Result<AdamW> {
+    let path = dir.join("optimizer.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e.to_string()))?;
+    let mut opt = AdamW::default();
+    for (key, t) in tensors {
+        let bad = |e: candle_core::Error| ck_err(&path, format!("{key}: {e}"));
+        if key == "step" {
+            let halves = t.to_vec1::<u32>().map_err(bad)?;
+            opt.step = halves.first().copied().unwrap_or(0) as u64 | (halves.get(1).copied().unwrap_or(0) as u64) << 32;
+        } else if let Some(name) = key.strip_prefix("m.") {
+            opt.m.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
+        } else if let Some(name) = key.strip_prefix("v.") {
+            opt.v.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
+        } else {
+            return Err(ck_err(&path, format!("unexpected tensor {key}")));
+        }
+    }
+    Ok(opt)
+}
+
+/// Saves a training run: the best weights so far at the top level (what
+/// `load_tagger` reads) and, in `resume/`, the current weights, optimizer
+/// state and [`RunState`], all in one atomic swap of `dir`.
+#[allow(clippy::too_many_arguments)]
+pub fn save_training(
+    dir: &Path,
+    model: &Tagger,
+    best: &BTreeMap<String, Tensor>,
+    vocab: &TaggerVocab,
+    train: &TrainConfig,
+    opt: &AdamW,
+    state: &RunState,
+) -> Result<()> {
+    write_atomically(dir, |tmp| {
+        save_weight_map(tmp, best)?;
+        write_json(&tmp.join("config.json"), &tagger_config(model, train))?;
+        write_json(&tmp.join("vocab.json"), vocab)?;
+        let resume = tmp.join("resume");
+        std::fs::create_dir_all(&resume).map_err(|e| Error::io(&resume, e))?;
+        save_weights(&resume, &model.params)?;
+        save_optimizer(&resume, opt)?;
+        write_json(&resume.join("state.json"), state)
+    })
+}
+
+/// A run to continue: the model at its last weights, the best weights so
+/// far, and everything else [`save_training`] wrote.
+pub struct Resume {
+    pub model: Tagger,
+    pub best: BTreeMap<String, Tensor>,
+    pub vocab: TaggerVocab,
+    pub train: TrainConfig,
+    pub opt: AdamW,
+    pub state: RunState,
+}
+
+/// Loads a run saved by [`save_training`] from `dir`.
+pub fn load_training(dir: &Path) -> Result<Resume> {
+    let resume = dir.join("resume");
+    if !resume.join("state.json").exists() {
+        return Err(ck_err(dir, "has no resume/state.json: it was not written by attend train tagger (or by an older version)"));
+    }
+    let best = load_tagger(dir)?;
+    let train = best.config.train.clone().ok_or_else(|| ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
+    let model = Tagger::new(best.config.model.clone(), 0).map_err(|e| ck_err(&dir.join("config.json"), e.to_string()))?;
+    load_weights(&resume, &model.params)?;
+    let opt = load_optimizer(&resume)?;
+    let state: RunState = read_json(&resume.join("state.json"))?;
+    Ok(Resume { best: best.model.params.snapshot()?, model, vocab: best.vocab, train, opt, state })
+}
+
+fn tagger_config(model: &Tagger, train: &TrainConfig) -> CheckpointConfig {
+    CheckpointConfig { kind: "tagger".into(), version: env!("CARGO_PKG_VERSION").into(), model: model.config.clone(), train: Some(train.clone()) }
 }
 
 /// Loads `model.safetensors` into a parameter store built from the config.
@@ -93,28 +193,12 @@ pub(crate) fn load_weights(dir: &Path, params: &ParamStore) -> Result<()> {
 pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &TrainConfig, opt: Option<&AdamW>) -> Result<()> {
     write_atomically(dir, |tmp| {
         save_weights(tmp, &model.params)?;
-        let config = CheckpointConfig {
-            kind: "tagger".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            model: model.config.clone(),
-            train: Some(train.clone()),
-        };
-        write_json(&tmp.join("config.json"), &config)?;
+        write_json(&tmp.join("config.json"), &tagger_config(model, train))?;
         write_json(&tmp.join("vocab.json"), vocab)?;
-        if let Some(opt) = opt {
-            let mut state: HashMap<String, Tensor> = HashMap::new();
-            let dev = Device::Cpu;
-            for (name, m) in &opt.m {
-                state.insert(format!("m.{name}"), Tensor::from_slice(m, m.len(), &dev)?);
-            }
-            for (name, v) in &opt.v {
-                state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
-            }
-            state.insert("step".into(), Tensor::new(&[opt.step as u32], &dev)?);
-            let path = tmp.join("optimizer.safetensors");
-            candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))?;
+        match opt {
+            Some(opt) => save_optimizer(tmp, opt),
+            None => Ok(()),
         }
-        Ok(())
     })
 }
 

@@ -21,6 +21,8 @@ pub enum Error {
     Input(String),
     #[error("training diverged: {0}")]
     Diverged(String),
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -14,6 +14,7 @@ use attend_kernels::adamw::AdamWStep;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, Ordering};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -207,9 +208,73 @@ pub struct TrainSummary {
     pub stopped_early: Option<String>,
 }
 
+/// The state of a ChaCha8 generator, to restore it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    /// Word position (u128, as a decimal string for JSON).
+    pub word_pos: String,
+}
+
+impl RngState {
+    pub fn of(rng: &ChaCha8Rng) -> Self {
+        RngState { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos().to_string() }
+    }
+
+    pub fn restore(&self) -> Result<ChaCha8Rng> {
+        let pos: u128 = self.word_pos.parse().map_err(|_| Error::Input(format!("bad generator position {:?} in resume state", self.word_pos)))?;
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(pos);
+        Ok(rng)
+    }
+}
+
+/// Where a training run stands (`resume/state.json`): enough to continue
+/// it with the same result as if it had never stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// The epoch in progress (1-based; `epochs + 1` once finished).
+    pub epoch: usize,
+    /// Batches of that epoch already trained on.
+    pub next_batch: usize,
+    /// Data generator at the start of the epoch (it draws the batch order).
+    pub epoch_rng: RngState,
+    /// Data generator now (batch order, then word dropout per batch).
+    pub rng: RngState,
+    /// Dropout generator now.
+    pub ctx_rng: RngState,
+    /// Partial sums of the epoch in progress.
+    pub loss_sum: f64,
+    pub epoch_tokens: usize,
+    pub train_tokens: usize,
+    /// Training seconds before this state was saved (wall time of earlier sessions).
+    pub elapsed_sec: f64,
+    pub epochs: Vec<EpochSummary>,
+    /// Best dev accuracy so far, its epoch and report (the weights are the
+    /// checkpoint's top-level model).
+    pub best: Option<(f64, usize, EvalReport)>,
+    pub stopped_early: Option<String>,
+}
+
+/// How a run is driven besides its data and settings.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Save the best model and the resume state here after every epoch.
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Continue a saved run (from [`checkpoint::load_training`]); the model
+    /// passed in must already hold `resume`'s latest weights.
+    pub resume: Option<(AdamW, RunState, BTreeMap<String, Tensor>)>,
+    /// Checked after every step: when set, the run saves its state (with a
+    /// checkpoint directory) and stops with [`Error::Interrupted`].
+    pub interrupt: Option<&'a AtomicBool>,
+}
+
 /// Trains `model` on `train`, selects the epoch with the best accuracy on
 /// `dev`, and leaves the model holding those weights. With `checkpoint_dir`,
-/// each improvement is saved there (atomically) at once.
+/// the best model and the state to resume from are saved (atomically) after
+/// every epoch.
 pub fn train_tagger(
     model: &mut Tagger,
     vocab: &TaggerVocab,
@@ -219,25 +284,69 @@ pub fn train_tagger(
     checkpoint_dir: Option<&Path>,
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
+    let options = RunOptions { checkpoint_dir, ..RunOptions::default() };
+    train_tagger_with(model, vocab, train, dev, cfg, options, observer)
+}
+
+/// [`train_tagger`] with resume and interruption.
+pub fn train_tagger_with(
+    model: &mut Tagger,
+    vocab: &TaggerVocab,
+    train: &[Sentence],
+    dev: &[Sentence],
+    cfg: &TrainConfig,
+    options: RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary> {
     cfg.validate().map_err(Error::Config)?;
     let data = encode(train, vocab, model.config.max_word_chars);
     let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d20f) };
     let steps_per_epoch = bucket::<ChaCha8Rng>(&lengths, cfg.batch_tokens, None).len();
     let total_steps = steps_per_epoch * cfg.epochs;
-    let mut opt = AdamW::default();
     let start = Instant::now();
-    let mut best: Option<(f64, usize, BTreeMap<String, Tensor>, EvalReport)> = None;
-    let mut epochs = Vec::new();
-    let mut train_tokens = 0usize;
-    let mut stopped_early = None;
-    for epoch in 1..=cfg.epochs {
+    let (mut opt, mut state, mut best_weights) = match options.resume {
+        Some(r) => r,
+        None => {
+            let rng = RngState::of(&ChaCha8Rng::seed_from_u64(cfg.seed));
+            let state = RunState {
+                epoch: 1,
+                next_batch: 0,
+                epoch_rng: rng.clone(),
+                rng,
+                ctx_rng: RngState::of(&ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d20f)),
+                loss_sum: 0.0,
+                epoch_tokens: 0,
+                train_tokens: 0,
+                elapsed_sec: 0.0,
+                epochs: Vec::new(),
+                best: None,
+                stopped_early: None,
+            };
+            (AdamW::default(), state, BTreeMap::new())
+        }
+    };
+    let earlier_sec = state.elapsed_sec;
+    let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
+    let mut ctx = Ctx { train: true, rng: state.ctx_rng.restore()? };
+    let save = |model: &Tagger, best: &BTreeMap<String, Tensor>, opt: &AdamW, state: &RunState| -> Result<()> {
+        match options.checkpoint_dir {
+            Some(dir) => checkpoint::save_training(dir, model, best, vocab, cfg, opt, state),
+            None => Ok(()),
+        }
+    };
+    while state.epoch <= cfg.epochs && state.stopped_early.is_none() {
+        let epoch = state.epoch;
+        // The batch order comes from the generator as it was when the epoch
+        // began; mid-epoch, the generator then jumps to where it was.
+        let mut rng = state.epoch_rng.restore()?;
         let batches = bucket(&lengths, cfg.batch_tokens, Some(&mut rng));
-        observer.epoch_start(epoch, batches.len());
+        if state.next_batch > 0 {
+            rng = state.rng.restore()?;
+        }
+        observer.epoch_start(epoch, batches.len() - state.next_batch.min(batches.len()));
         let epoch_start = Instant::now();
-        let (mut loss_sum, mut epoch_tokens) = (0f64, 0usize);
-        for idx in &batches {
+        let (mut loss_sum, mut epoch_tokens) = (state.loss_sum, state.epoch_tokens);
+        for (b, idx) in batches.iter().enumerate().skip(state.next_batch) {
             let mut batch = Batch::new(&data, idx);
             batch.drop_words(vocab, cfg.word_dropout, &mut rng);
             let loss = model.loss(&batch, &mut ctx, cfg.label_smoothing)?;
@@ -246,7 +355,7 @@ pub fn train_tagger(
             if !loss_value.is_finite() {
                 return Err(Error::Diverged(format!(
                     "loss became {loss_value} at step {step} (epoch {epoch}); the last good model is kept{}; try a lower --lr (now {})",
-                    checkpoint_dir.map(|d| format!(" in {}", d.display())).unwrap_or_default(),
+                    options.checkpoint_dir.map(|d| format!(" in {}", d.display())).unwrap_or_default(),
                     cfg.lr
                 )));
             }
@@ -256,53 +365,82 @@ pub fn train_tagger(
             loss_sum += loss_value as f64 * batch.tokens() as f64;
             epoch_tokens += batch.tokens();
             observer.step(&StepInfo { epoch, step, loss: loss_value, lr, grad_norm, tokens: batch.tokens() });
-        }
-        let train_secs = epoch_start.elapsed().as_secs_f64();
-        train_tokens += epoch_tokens;
-        let report = model.evaluate(dev, vocab, 8192)?;
-        let acc = report.accuracy();
-        let improved = best.as_ref().is_none_or(|b| acc > b.0);
-        if improved {
-            best = Some((acc, epoch, model.params.snapshot()?, report));
-            if let Some(dir) = checkpoint_dir {
-                checkpoint::save_tagger(dir, model, vocab, cfg, Some(&opt))?;
+            if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && b + 1 < batches.len() {
+                state.next_batch = b + 1;
+                state.rng = RngState::of(&rng);
+                state.ctx_rng = RngState::of(&ctx.rng);
+                state.loss_sum = loss_sum;
+                state.epoch_tokens = epoch_tokens;
+                state.elapsed_sec = elapsed(&start);
+                let where_ = match options.checkpoint_dir {
+                    Some(dir) => {
+                        save(model, &best_weights, &opt, &state)?;
+                        format!("state saved in {}; continue with --resume {}", dir.display(), dir.display())
+                    }
+                    None => "nothing saved (no checkpoint directory)".to_string(),
+                };
+                return Err(Error::Interrupted(format!("stopped at step {step} (epoch {epoch}, batch {} of {}); {where_}", b + 1, batches.len())));
             }
         }
-        let best_ref = best.as_ref().expect("set above");
+        let train_secs = epoch_start.elapsed().as_secs_f64();
+        let session_tokens = epoch_tokens - state.epoch_tokens;
+        state.train_tokens += epoch_tokens;
+        let report = model.evaluate(dev, vocab, 8192)?;
+        let acc = report.accuracy();
+        let improved = state.best.as_ref().is_none_or(|b| acc > b.0);
+        if improved {
+            state.best = Some((acc, epoch, report));
+            best_weights = model.params.snapshot()?;
+        }
+        let (best_acc, best_epoch) = state.best.as_ref().map(|b| (b.0, b.1)).expect("set above");
         let summary = EpochSummary {
             epoch,
             train_loss: (loss_sum / epoch_tokens.max(1) as f64) as f32,
             dev_accuracy: acc,
-            best_dev_accuracy: best_ref.0,
+            best_dev_accuracy: best_acc,
             improved,
-            train_tokens_per_sec: epoch_tokens as f64 / train_secs.max(1e-9),
-            elapsed_sec: start.elapsed().as_secs_f64(),
+            train_tokens_per_sec: session_tokens as f64 / train_secs.max(1e-9),
+            elapsed_sec: elapsed(&start),
         };
         observer.epoch_end(&summary);
-        epochs.push(summary);
+        state.epochs.push(summary);
         if let Some(p) = cfg.patience {
-            if epoch - best_ref.1 >= p {
-                stopped_early = Some(format!("no dev improvement for {p} epochs"));
-                break;
+            if epoch - best_epoch >= p {
+                state.stopped_early = Some(format!("no dev improvement for {p} epochs"));
             }
         }
         if let Some(limit) = cfg.max_minutes {
-            if start.elapsed().as_secs_f64() >= limit * 60.0 && epoch < cfg.epochs {
-                stopped_early = Some(format!("time limit of {limit} minutes reached after epoch {epoch}"));
-                break;
+            if elapsed(&start) >= limit * 60.0 && epoch < cfg.epochs && state.stopped_early.is_none() {
+                state.stopped_early = Some(format!("time limit of {limit} minutes reached after epoch {epoch}"));
             }
         }
+        state.epoch += 1;
+        state.next_batch = 0;
+        state.epoch_rng = RngState::of(&rng);
+        state.rng = state.epoch_rng.clone();
+        state.ctx_rng = RngState::of(&ctx.rng);
+        state.loss_sum = 0.0;
+        state.epoch_tokens = 0;
+        state.elapsed_sec = elapsed(&start);
+        save(model, &best_weights, &opt, &state)?;
+        if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && state.epoch <= cfg.epochs && state.stopped_early.is_none() {
+            let where_ = match options.checkpoint_dir {
+                Some(dir) => format!("state saved in {}; continue with --resume {}", dir.display(), dir.display()),
+                None => "nothing saved (no checkpoint directory)".to_string(),
+            };
+            return Err(Error::Interrupted(format!("stopped after epoch {epoch}; {where_}")));
+        }
     }
-    let (_, best_epoch, weights, best_dev) = best.expect("at least one epoch ran");
-    model.params.load(&weights).map_err(Error::Input)?;
+    let (_, best_epoch, best_dev) = state.best.clone().ok_or_else(|| Error::Input("the run finished without an epoch".into()))?;
+    model.params.load(&best_weights).map_err(Error::Input)?;
     Ok(TrainSummary {
-        epochs,
+        epochs: state.epochs,
         best_epoch,
         best_dev,
         steps: opt.step as usize,
-        train_tokens,
-        train_seconds: start.elapsed().as_secs_f64(),
-        stopped_early,
+        train_tokens: state.train_tokens,
+        train_seconds: elapsed(&start),
+        stopped_early: state.stopped_early,
     })
 }
 

@@ -13,7 +13,8 @@ use attend::models::{Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
 use attend::candle_core::Var;
 use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
-use attend::train::{train_tagger, Silent, TrainConfig};
+use attend::train::{train_tagger, train_tagger_with, Observer, RunOptions, Silent, StepInfo, TrainConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -217,7 +218,67 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     // The checkpoint holds the selected model: same predictions after loading.
     let loaded = checkpoint::load_tagger(&ck).unwrap();
     assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
-    assert!(ck.join("optimizer.safetensors").exists());
+    for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        assert!(ck.join("resume").join(f).exists(), "resume/{f} missing");
+    }
+}
+
+/// Stops a run at a chosen step, as Ctrl-C does.
+struct StopAt<'a> {
+    step: usize,
+    flag: &'a AtomicBool,
+}
+
+impl Observer for StopAt<'_> {
+    fn step(&mut self, info: &StepInfo) {
+        if info.step == self.step {
+            self.flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn weights(params: &ParamStore) -> Vec<(String, Vec<f32>)> {
+    params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
+}
+
+#[test]
+fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
+    let (train, dev) = (toy_treebank(80, 1), toy_treebank(12, 2));
+    let vocab = TaggerVocab::build(&train);
+    let cfg = TrainConfig { epochs: 3, word_dropout: 0.3, ..tiny_train() };
+    let dir = tempfile::tempdir().unwrap();
+    // Uninterrupted.
+    let mut whole = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
+    let full = train_tagger(&mut whole, &vocab, &train, &dev, &cfg, Some(&dir.path().join("whole")), &mut Silent).unwrap();
+    let steps_per_epoch = full.steps / 3;
+    // Stopped mid-epoch 2, then at the end of an epoch, resumed each time.
+    let ck = dir.path().join("split");
+    let flag = AtomicBool::new(false);
+    for stop_at in [steps_per_epoch + 2, 2 * steps_per_epoch] {
+        flag.store(false, Ordering::SeqCst);
+        let (mut model, resume) = match checkpoint::load_training(&ck) {
+            Ok(r) => (r.model, Some((r.opt, r.state, r.best))),
+            Err(_) => (Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap(), None),
+        };
+        let options = RunOptions { checkpoint_dir: Some(&ck), resume, interrupt: Some(&flag) };
+        let err = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut StopAt { step: stop_at, flag: &flag }).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.starts_with("interrupted: stop"), "{msg}");
+        assert!(msg.contains(&format!("continue with --resume {}", ck.display())), "{msg}");
+    }
+    let r = checkpoint::load_training(&ck).unwrap();
+    assert_eq!(r.state.epoch, 3, "the second stop was at the end of epoch 2");
+    let mut model = r.model;
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let resumed = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut Silent).unwrap();
+    assert_eq!(weights(&model.params), weights(&whole.params), "best weights differ");
+    assert_eq!(resumed.best_epoch, full.best_epoch);
+    assert_eq!(resumed.steps, full.steps);
+    assert_eq!(resumed.train_tokens, full.train_tokens);
+    let last = |d: &std::path::Path| checkpoint::load_training(d).unwrap();
+    assert_eq!(weights(&last(&ck).model.params), weights(&last(&dir.path().join("whole")).model.params), "last weights differ");
+    let (a, b) = (last(&ck).opt, last(&dir.path().join("whole")).opt);
+    assert_eq!((a.step, a.m, a.v), (b.step, b.m, b.v), "optimizer state differs");
 }
 
 #[test]
