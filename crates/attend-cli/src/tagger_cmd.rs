@@ -233,6 +233,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let loaded = checkpoint::load_tagger(&args.model)?;
     let gold = read_conllu(&args.input)?;
+    attend::models::tagger::check_gold_tags(&gold, &loaded.vocab, &args.input)?;
     let t0 = Instant::now();
     let r = loaded.model.evaluate(&gold, &loaded.vocab, 8192)?;
     let secs = t0.elapsed().as_secs_f64();

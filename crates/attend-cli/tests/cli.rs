@@ -189,3 +189,56 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
         assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(split.join(f)).unwrap(), "{f} differs");
     }
 }
+
+/// One test per kind of bad input, each with its exact message and a
+/// non-zero exit.
+#[test]
+fn every_bad_input_gets_a_message_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path());
+    let m = model.to_str().unwrap();
+    let bank = dir.path().join("bad");
+    std::fs::create_dir_all(&bank).unwrap();
+    let dev = "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n";
+    std::fs::write(bank.join("x-ud-dev.conllu"), dev).unwrap();
+    let train_with = |train: &[u8]| {
+        std::fs::write(bank.join("x-ud-train.conllu"), train).unwrap();
+        let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", dir.path().join("m2").to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        stderr(&o)
+    };
+    let file = bank.join("x-ud-train.conllu").display().to_string();
+    let cases: Vec<(String, String)> = vec![
+        (train_with(b""), format!("error: {file}:1: no sentences in file (empty or only blank lines)")),
+        (train_with(b"# sent_id = 1\n\n"), format!("error: {file}:1: sentence has no words (only comments or multiword/empty lines)")),
+        (train_with(b"1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tca\xfft\t_\tNOUN\t_\t_\t_\t_\t_\t_\n"), format!("error: {file}:2: not valid UTF-8 (byte 5 of the line)")),
+        (train_with(b"1\tThe\t_\tDET\t_\t_\t_\n"), format!("error: {file}:1: expected 10 tab-separated columns, found 7")),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got.trim_end(), want);
+    }
+    // eval: a missing file, a tag the model never saw, an untagged file
+    let missing = dir.path().join("none.conllu");
+    let o = attend(&["eval", "--model", m, "--input", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim_end(), format!("error: {}: No such file or directory (os error 2)", missing.display()));
+    let gold = dir.path().join("gold.conllu");
+    std::fs::write(&gold, "# text = the cat\n1\tthe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tcat\t_\tNN\t_\t_\t_\t_\t_\t_\n\n").unwrap();
+    let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.starts_with(&format!("error: {}:3: gold UPOS \"NN\" never occurred in the model's training data (it knows ", gold.display())), "{err}");
+    std::fs::write(&gold, "1\tthe\t_\t_\t_\t_\t_\t_\t_\t_\n\n").unwrap();
+    let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("error: {}:1: no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)", gold.display())
+    );
+    // a tagger checkpoint given to the graph commands
+    let o = attend(&["eval", "graph", "--model", m, "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!("error: checkpoint {}: holds a \"tagger\" model, not a graph model (use attend eval tagger, attend tag)", model.join("config.json").display())
+    );
+}

@@ -207,6 +207,27 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
 }
 
+/// Reads only the `kind` of a checkpoint's `config.json` and checks it, so
+/// that a checkpoint of another kind is named as such rather than reported
+/// as unknown fields.
+pub(crate) fn check_kind(dir: &Path, want: &str) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let path = dir.join("config.json");
+    let k: Kind = read_json(&path)?;
+    if k.kind != want {
+        let use_ = match k.kind.as_str() {
+            "graph" => " (use attend eval graph)",
+            "tagger" => " (use attend eval tagger, attend tag)",
+            _ => "",
+        };
+        return Err(ck_err(&path, format!("holds a {:?} model, not a {want} model{use_}", k.kind)));
+    }
+    Ok(())
+}
+
 /// A loaded tagger with its vocabularies.
 pub struct LoadedTagger {
     pub model: Tagger,
@@ -219,11 +240,9 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
     if !dir.is_dir() {
         return Err(ck_err(dir, "not a directory (expected model.safetensors, config.json and vocab.json inside)"));
     }
+    check_kind(dir, "tagger")?;
     let config_path = dir.join("config.json");
     let config: CheckpointConfig = read_json(&config_path)?;
-    if config.kind != "tagger" {
-        return Err(ck_err(&config_path, format!("holds a {:?} model, not a tagger", config.kind)));
-    }
     let vocab_path = dir.join("vocab.json");
     let vocab: TaggerVocab = read_json(&vocab_path)?;
     let m = &config.model;

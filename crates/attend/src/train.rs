@@ -304,6 +304,7 @@ pub fn train_tagger_with(
     let steps_per_epoch = bucket::<ChaCha8Rng>(&lengths, cfg.batch_tokens, None).len();
     let total_steps = steps_per_epoch * cfg.epochs;
     let start = Instant::now();
+    let resumed = options.resume.is_some();
     let (mut opt, mut state, mut best_weights) = match options.resume {
         Some(r) => r,
         None => {
@@ -325,11 +326,17 @@ pub fn train_tagger_with(
             (AdamW::default(), state, BTreeMap::new())
         }
     };
+    // What the checkpoint directory holds from this run, for messages.
+    let mut last_saved = resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
     let earlier_sec = state.elapsed_sec;
     let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
     let mut ctx = Ctx { train: true, rng: state.ctx_rng.restore()? };
     let save = |model: &Tagger, best: &BTreeMap<String, Tensor>, opt: &AdamW, state: &RunState| -> Result<()> {
         match options.checkpoint_dir {
+            // Before the first dev evaluation there is no best model yet:
+            // the current weights stand in for it (and are replaced at the
+            // end of the first epoch).
+            Some(dir) if state.best.is_none() => checkpoint::save_training(dir, model, &model.params.snapshot()?, vocab, cfg, opt, state),
             Some(dir) => checkpoint::save_training(dir, model, best, vocab, cfg, opt, state),
             None => Ok(()),
         }
@@ -353,9 +360,13 @@ pub fn train_tagger_with(
             let loss_value = loss.to_scalar::<f32>()?;
             let step = opt.step as usize + 1;
             if !loss_value.is_finite() {
+                let kept = match (options.checkpoint_dir, &last_saved) {
+                    (Some(dir), Some(when)) => format!("the last good state ({when}) is kept in {}", dir.display()),
+                    (Some(_), None) => "no checkpoint was written (it diverged in the first epoch)".to_string(),
+                    (None, _) => "nothing was saved (no checkpoint directory)".to_string(),
+                };
                 return Err(Error::Diverged(format!(
-                    "loss became {loss_value} at step {step} (epoch {epoch}); the last good model is kept{}; try a lower --lr (now {})",
-                    options.checkpoint_dir.map(|d| format!(" in {}", d.display())).unwrap_or_default(),
+                    "loss became {loss_value} at step {step} (epoch {epoch}); {kept}; try a lower --lr (now {})",
                     cfg.lr
                 )));
             }
@@ -423,6 +434,7 @@ pub fn train_tagger_with(
         state.epoch_tokens = 0;
         state.elapsed_sec = elapsed(&start);
         save(model, &best_weights, &opt, &state)?;
+        last_saved = Some(format!("end of epoch {epoch}, best dev {:.2}%", 100.0 * best_acc));
         if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && state.epoch <= cfg.epochs && state.stopped_early.is_none() {
             let where_ = match options.checkpoint_dir {
                 Some(dir) => format!("state saved in {}; continue with --resume {}", dir.display(), dir.display()),

@@ -310,3 +310,34 @@ fn checkpoint_mismatch_is_reported_clearly() {
     assert!(err.contains("parameter encoder.layers.0.ff1.weight: checkpoint has shape [32, 64], config expects [32, 48]"), "{err}");
     assert!(checkpoint::load_tagger(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
 }
+
+#[test]
+fn a_diverging_run_stops_with_the_step_and_a_remedy() {
+    let (train, dev) = (toy_treebank(60, 1), toy_treebank(10, 2));
+    let vocab = TaggerVocab::build(&train);
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("m");
+    let cfg = TrainConfig { epochs: 2, lr: 1e30, warmup_steps: 0, clip: 0.0, ..tiny_train() };
+    let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 3).unwrap();
+    let err = train_tagger(&mut model, &vocab, &train, &dev, &cfg, Some(&ck), &mut Silent).err().unwrap().to_string();
+    assert!(err.starts_with("training diverged: loss became "), "{err}");
+    assert!(err.contains(" at step 2 (epoch 1); no checkpoint was written (it diverged in the first epoch); try a lower --lr (now 1000000000000000000000000000000)"), "{err}");
+    assert!(!ck.exists(), "nothing half-written");
+
+    // Diverging later keeps the last good state: one good epoch (stopped at
+    // its end), then the same run continued with an absurd learning rate.
+    let good = TrainConfig { epochs: 2, ..tiny_train() };
+    let flag = AtomicBool::new(true);
+    let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 3).unwrap();
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
+    let stop = train_tagger_with(&mut model, &vocab, &train, &dev, &good, options, &mut StopAt { step: usize::MAX, flag: &flag });
+    // the flag is set from the start: the run stops at step 1 and saves mid-epoch
+    assert!(stop.err().unwrap().to_string().contains("stopped at step 1"));
+    let r = checkpoint::load_training(&ck).unwrap();
+    let mut model = r.model;
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let bad = TrainConfig { lr: 1e30, warmup_steps: 0, clip: 0.0, ..good };
+    let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent).err().unwrap().to_string();
+    assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower --lr", ck.display())), "{err}");
+    assert!(checkpoint::load_training(&ck).unwrap().state.next_batch == 1, "the saved state is untouched");
+}

@@ -180,7 +180,11 @@ fn parse_token(line: &str, path: &Path, lineno: usize, sent: &Sentence) -> Resul
         return Err(parse_err(
             path,
             lineno,
-            format!("expected 10 tab-separated columns, found {} (is the file space-separated?)", cols.len()),
+            format!(
+                "expected 10 tab-separated columns, found {}{}",
+                cols.len(),
+                if cols.len() == 1 && line.contains(' ') { " (is the file space-separated?)" } else { "" }
+            ),
         ));
     }
     let id = parse_id(cols[0])
@@ -337,7 +341,8 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_problem() {
-        assert_eq!(err("1\ta\t_\n"), "t.conllu:1: expected 10 tab-separated columns, found 3 (is the file space-separated?)");
+        assert_eq!(err("1\ta\t_\n"), "t.conllu:1: expected 10 tab-separated columns, found 3");
+        assert_eq!(err("1 a _ NOUN _ _ _ _ _ _\n"), "t.conllu:1: expected 10 tab-separated columns, found 1 (is the file space-separated?)");
         assert_eq!(err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n3\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:2: word ID 3 out of sequence (expected 2)");
         assert_eq!(err("x\ta\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:1: invalid ID \"x\" (expected N, N-M or N.M)");
         assert_eq!(err(""), "t.conllu:1: no sentences in file (empty or only blank lines)");

@@ -252,6 +252,28 @@ impl EvalReport {
 
 /// Compares predicted tags with the gold UPOS of `gold`. Gold tags the model
 /// has never seen count as errors (it cannot predict them).
+/// Checks that every gold UPOS in `gold` (read from `path`) is a tag the
+/// model knows: an unseen tag can never be predicted, and usually means the
+/// wrong column or an untagged file.
+pub fn check_gold_tags(gold: &[Sentence], vocab: &TaggerVocab, path: &std::path::Path) -> crate::Result<()> {
+    for s in gold {
+        for (i, t) in s.tokens.iter().enumerate() {
+            if !matches!(t.id, crate::data::conllu::TokenId::Word(_)) || vocab.tags.get(&t.upos).is_some() {
+                continue;
+            }
+            let line = s.line + s.comments.len() + i;
+            let message = if t.upos == "_" {
+                "no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)".to_string()
+            } else {
+                let known: Vec<&str> = (0..vocab.tags.len() as u32).map(|i| vocab.tags.name(i)).filter(|n| !n.starts_with('<')).collect();
+                format!("gold UPOS {:?} never occurred in the model's training data (it knows {})", t.upos, known.join(" "))
+            };
+            return Err(crate::Error::Parse { path: path.to_path_buf(), line, message });
+        }
+    }
+    Ok(())
+}
+
 pub fn score(gold: &[Sentence], predicted: &[Vec<u32>], vocab: &TaggerVocab) -> EvalReport {
     let mut r = EvalReport::default();
     for (s, tags) in gold.iter().zip(predicted) {
