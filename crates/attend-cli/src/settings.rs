@@ -5,12 +5,10 @@
 //! line win over the file; anything given in neither takes the default.
 
 use anyhow::{Context, Result};
-use attend::models::TaggerConfig;
 use attend::nn::position::PositionKind;
 use attend::nn::AttentionKernel;
-use attend::train::TrainConfig;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 
 /// Model architecture flags (defaults in brackets are TaggerConfig's).
@@ -140,12 +138,7 @@ pub struct TrainArgs {
     patience: Option<usize>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    pub model: TaggerConfig,
-    pub train: TrainConfig,
-}
+pub use attend::config::TaggerSettings as Settings;
 
 fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
     let entry = base.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -173,9 +166,7 @@ pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Res
     merge_table(&mut table, "model", toml::Table::try_from(model)?);
     merge_table(&mut table, "train", toml::Table::try_from(train)?);
     let where_ = file.map(|p| p.display().to_string()).unwrap_or_else(|| "command line".into());
-    let settings: Settings = toml::Value::Table(table).try_into().with_context(|| format!("settings from {where_}"))?;
-    settings.model.validate().map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
-    settings.train.validate().map_err(|e| anyhow::anyhow!("{where_}: {e}"))?;
+    let settings = Settings::from_table(table).map_err(|e| anyhow::anyhow!("settings from {where_}: {e}"))?;
     Ok(settings)
 }
 
@@ -191,7 +182,7 @@ mod tests {
         let model = ModelArgs { layers: Some(3), ..Default::default() };
         let s = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
         assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
-        assert_eq!(s.model.d_model, TaggerConfig::default().d_model);
+        assert_eq!(s.model.d_model, attend::models::TaggerConfig::default().d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
         let err = format!("{:#}", resolve(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
         assert!(err.contains("unknown field `head`"), "{err}");

@@ -241,10 +241,22 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
         return Err(ck_err(dir, "not a directory (expected model.safetensors, config.json and vocab.json inside)"));
     }
     check_kind(dir, "tagger")?;
-    let config_path = dir.join("config.json");
-    let config: CheckpointConfig = read_json(&config_path)?;
-    let vocab_path = dir.join("vocab.json");
-    let vocab: TaggerVocab = read_json(&vocab_path)?;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| Error::io(path, e))
+    };
+    tagger_from_bytes(dir, &read("config.json")?, &read("vocab.json")?, &read("model.safetensors")?)
+}
+
+/// [`load_tagger`] from the three files' contents; `dir` only names them
+/// in errors. Any bytes give a tagger or an error, never a panic (fuzzed).
+pub fn tagger_from_bytes(dir: &Path, config: &[u8], vocab: &[u8], weights: &[u8]) -> Result<LoadedTagger> {
+    let json_err = |name: &str, e: serde_json::Error| Error::Parse { path: dir.join(name), line: e.line(), message: e.to_string() };
+    let config: CheckpointConfig = serde_json::from_slice(config).map_err(|e| json_err("config.json", e))?;
+    if config.kind != "tagger" {
+        return Err(ck_err(&dir.join("config.json"), format!("holds a {:?} model, not a tagger model", config.kind)));
+    }
+    let vocab: TaggerVocab = serde_json::from_slice(vocab).map_err(|e| json_err("vocab.json", e))?;
     let m = &config.model;
     for (what, in_config, in_vocab) in [("words", m.words, vocab.words.len()), ("chars", m.chars, vocab.chars.len()), ("tags", m.tags, vocab.tags.len())] {
         if in_config != in_vocab {
@@ -252,9 +264,15 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
         }
     }
     if vocab.word_counts.len() != vocab.words.len() {
-        return Err(ck_err(&vocab_path, "word_counts and words differ in length"));
+        return Err(ck_err(&dir.join("vocab.json"), "word_counts and words differ in length"));
     }
+    let config_path = dir.join("config.json");
     let model = Tagger::new(config.model.clone(), 0).map_err(|e| ck_err(&config_path, e.to_string()))?;
-    load_weights(dir, &model.params)?;
+    let path = dir.join("model.safetensors");
+    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
+        .map_err(|e| ck_err(&path, e.to_string()))?
+        .into_iter()
+        .collect();
+    model.params.load(&tensors).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))?;
     Ok(LoadedTagger { model, vocab, config })
 }

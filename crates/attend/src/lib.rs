@@ -14,8 +14,10 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod fuzzing;
 pub mod memory;
 pub mod models;
 pub mod nn;

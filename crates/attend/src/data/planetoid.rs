@@ -91,8 +91,14 @@ fn node_id(text: &str, path: &Path, line: usize, nodes: usize, what: &str) -> Re
     Ok(id as usize)
 }
 
-/// Parses `nodes.tsv` into (features, feature_dim, labels).
+/// Parses `nodes.tsv` into (features, feature_dim, labels). Refuses up
+/// front a graph whose dense features would not fit in available memory.
 pub fn parse_nodes(bytes: &[u8], path: &Path, min_feature_dim: usize) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
+    parse_nodes_within(bytes, path, min_feature_dim, crate::memory::available_bytes() / 4)
+}
+
+/// [`parse_nodes`] with the dense feature matrix limited to `max_floats`.
+pub fn parse_nodes_within(bytes: &[u8], path: &Path, min_feature_dim: usize, max_floats: u64) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
     let mut rows: Vec<Vec<(usize, f32)>> = Vec::new();
     let mut labels = Vec::new();
     let mut dim = min_feature_dim;
@@ -130,6 +136,17 @@ pub fn parse_nodes(bytes: &[u8], path: &Path, min_feature_dim: usize) -> Result<
     }
     if rows.is_empty() {
         return Err(Error::Input(format!("{}: no nodes (the file is empty)", path.display())));
+    }
+    let floats = rows.len() as u64 * dim as u64;
+    if floats > max_floats {
+        return Err(Error::Input(format!(
+            "{}: {} nodes x {dim} features take {} as dense f32, more than the {} available; \
+             reduce the feature indices (the dimension is the largest index + 1)",
+            path.display(),
+            rows.len(),
+            crate::memory::human_bytes(floats * 4),
+            crate::memory::human_bytes(max_floats * 4)
+        )));
     }
     let mut features = vec![0f32; rows.len() * dim];
     for (i, row) in rows.iter().enumerate() {
@@ -325,6 +342,10 @@ mod tests {
         assert_eq!(err(parse_nodes(b"0\t1:1 1:2\n", p, 0)), "g/nodes.tsv:1: feature 1 is given twice");
         assert_eq!(err(parse_nodes(b"\n\n", p, 0)), "g/nodes.tsv: no nodes (the file is empty)");
         assert_eq!(err(parse_nodes(b"0\t1:1\n\xff\n", p, 0)), "g/nodes.tsv:2: not valid UTF-8 (byte 1 of the line)");
+        assert_eq!(
+            err(parse_nodes_within(b"0\t1:1\n1\t1048575:1\n", p, 0, 1 << 20)),
+            "g/nodes.tsv: 2 nodes x 1048576 features take 8.0 MiB as dense f32, more than the 4.0 MiB available; reduce the feature indices (the dimension is the largest index + 1)"
+        );
     }
 
     #[test]

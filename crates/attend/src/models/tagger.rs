@@ -93,9 +93,30 @@ impl TaggerConfig {
         if self.max_word_chars < 2 || self.max_positions == 0 {
             return Err("max_word_chars must be >= 2 and max_positions >= 1".into());
         }
+        let n = self.parameter_count();
+        if n > MAX_PARAMETERS {
+            return Err(format!(
+                "this model would have {n} parameters ({:.1} GiB as f32); attend refuses more than {MAX_PARAMETERS} (4 GiB) up front",
+                n as f64 * 4.0 / (1u64 << 30) as f64
+            ));
+        }
         Ok(())
     }
+
+    /// Number of trainable scalars (computed in u128: fits any config).
+    pub fn parameter_count(&self) -> u128 {
+        let [d, ff, layers] = [self.d_model, self.ff_dim, self.layers].map(|x| x as u128);
+        let [words, chars, tags] = [self.words, self.chars, self.tags].map(|x| x as u128);
+        let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
+        let positions = if self.position == PositionKind::Learned { self.max_positions as u128 * d } else { 0 };
+        let layer = d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d;
+        words * wd + chars * cd + kernel * cd * filters + filters + (wd + filters) * d + d + positions + layers * layer + 2 * d + d * tags + tags
+    }
 }
+
+/// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
+/// mistyped size is refused with a message instead of exhausting memory.
+pub const MAX_PARAMETERS: u128 = 1 << 30;
 
 /// The tagger network.
 pub struct Tagger {

@@ -1,0 +1,87 @@
+//! Entry points for fuzzing the readers: CoNLL-U, graph directories, tagger
+//! checkpoints and TOML configs. Each takes arbitrary bytes and must return
+//! (an error is fine) without panicking, hanging or exhausting memory.
+//!
+//! `fuzz/` runs them under cargo-fuzz (libFuzzer); `tests/fuzz_smoke.rs`
+//! runs them on a fixed set of mutated inputs in every `cargo test`, plus
+//! every input in `fuzz/regressions/`. See docs/robustness.md.
+
+use crate::checkpoint;
+use crate::config::TaggerSettings;
+use crate::data::{conllu, planetoid};
+use attend_kernels::graph::{EdgeOptions, Graph};
+use std::path::Path;
+
+/// Largest model a fuzzed checkpoint may build (the library allows 2^30
+/// parameters; fuzzing keeps each run small).
+const FUZZ_MAX_PARAMETERS: u128 = 1 << 20;
+/// Largest dense feature matrix a fuzzed graph may allocate.
+const FUZZ_MAX_FLOATS: u64 = 1 << 22;
+
+/// Splits `data` at the first `n - 1` zero bytes (missing parts are empty).
+fn parts<const N: usize>(data: &[u8]) -> [&[u8]; N] {
+    let mut out = [&data[..0]; N];
+    let mut rest = data;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if i + 1 == N {
+            *slot = rest;
+            break;
+        }
+        match rest.iter().position(|&b| b == 0) {
+            Some(p) => {
+                *slot = &rest[..p];
+                rest = &rest[p + 1..];
+            }
+            None => {
+                *slot = rest;
+                rest = &rest[..0];
+            }
+        }
+    }
+    out
+}
+
+/// CoNLL-U and plain text. A file that reads is written back and must read
+/// back to the same sentences.
+pub fn conllu(data: &[u8]) {
+    let path = Path::new("fuzz.conllu");
+    if let Ok(sentences) = conllu::parse_bytes(data, path) {
+        let text = conllu::to_string(&sentences);
+        let again = conllu::parse_bytes(text.as_bytes(), path).expect("CoNLL-U that attend wrote reads back");
+        assert_eq!(again.len(), sentences.len(), "round trip changed the sentence count");
+        for (a, b) in again.iter().zip(&sentences) {
+            assert_eq!((&a.comments, &a.tokens), (&b.comments, &b.tokens), "round trip changed a sentence");
+        }
+    }
+    let _ = conllu::parse_plain_text(data, path);
+}
+
+/// A graph directory as `nodes.tsv \0 edges.tsv \0 split`.
+pub fn graph(data: &[u8]) {
+    let [nodes, edges, split] = parts::<3>(data);
+    let Ok((features, dim, labels)) = planetoid::parse_nodes_within(nodes, Path::new("nodes.tsv"), 0, FUZZ_MAX_FLOATS) else {
+        return;
+    };
+    assert_eq!(features.len(), labels.len() * dim);
+    if let Ok(edges) = planetoid::parse_edges(edges, Path::new("edges.tsv"), labels.len()) {
+        let (g, stats) = Graph::from_edges(labels.len(), &edges, EdgeOptions::default()).expect("parsed edges are in range");
+        assert_eq!(g.edges(), stats.edges);
+    }
+    let _ = planetoid::parse_split(split, Path::new("train.txt"), &labels);
+}
+
+/// A tagger checkpoint as `config.json \0 vocab.json \0 model.safetensors`.
+pub fn checkpoint(data: &[u8]) {
+    let [config, vocab, weights] = parts::<3>(data);
+    if let Ok(c) = serde_json::from_slice::<checkpoint::CheckpointConfig>(config) {
+        if c.model.parameter_count() > FUZZ_MAX_PARAMETERS {
+            return;
+        }
+    }
+    let _ = checkpoint::tagger_from_bytes(Path::new("fuzz"), config, vocab, weights);
+}
+
+/// A TOML tagger config.
+pub fn config(data: &[u8]) {
+    let _ = TaggerSettings::from_toml(&String::from_utf8_lossy(data));
+}
