@@ -264,7 +264,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 pub fn tag(args: TagArgs) -> Result<()> {
     let loaded = checkpoint::load_tagger(&args.model)?;
     let (bytes, label) = match args.input.as_deref() {
-        Some(p) if p != Path::new("-") => (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.to_path_buf()),
+        Some(p) if p != Path::new("-") => {
+            conllu::check_fits_in_memory(p)?;
+            (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.to_path_buf())
+        }
         _ => {
             let mut b = Vec::new();
             std::io::stdin().read_to_end(&mut b).context("reading stdin")?;

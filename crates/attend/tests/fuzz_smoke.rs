@@ -69,24 +69,32 @@ fn run(target: &str, f: fn(&[u8]), seeds: &[Vec<u8>], mutations: usize) {
     }
 }
 
-#[test]
-fn conllu_reader_survives_mutations() {
+fn conllu_seeds() -> Vec<Vec<u8>> {
     let toy = conllu::to_string(&synthetic::toy_treebank(12, 1)).into_bytes();
     let rich = b"# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\t_\t_\t3\taux\t_\t_\n2\tn't\tnot\tPART\t_\t_\t3\tadvmod\t_\t_\n3\tgo\tgo\tVERB\t_\t_\t0\troot\t_\t_\n3.1\tgone\t_\t_\t_\t_\t_\t_\t3:x\t_\n4\t.\t.\tPUNCT\t_\t_\t3\tpunct\t_\t_\n\n".to_vec();
-    run("conllu", fuzzing::conllu, &[toy, rich, b"the old man the boat .\n".to_vec()], 20_000);
+    vec![toy, rich, b"the old man the boat .\n".to_vec()]
 }
 
 #[test]
-fn graph_reader_survives_mutations() {
+fn conllu_reader_survives_mutations() {
+    run("conllu", fuzzing::conllu, &conllu_seeds(), 20_000);
+}
+
+fn graph_seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     planetoid::write_dir(&planetoid::random_graph(30, 60, 12, 3, 3, 1), dir.path()).unwrap();
     let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
     let joined = [read("nodes.tsv"), read("edges.tsv"), read("train.txt")].join(&0u8);
-    run("graph", fuzzing::graph, &[joined, b"0\t1:1\n?\t\n\x000\t1\n\x000\n".to_vec()], 20_000);
+    vec![joined, b"0\t1:1\n?\t\n\x000\t1\n\x000\n".to_vec()]
 }
 
 #[test]
-fn checkpoint_loader_survives_mutations() {
+fn graph_reader_survives_mutations() {
+    run("graph", fuzzing::graph, &graph_seeds(), 20_000);
+}
+
+/// A tiny tagger checkpoint's three files.
+fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let train = synthetic::toy_treebank(20, 1);
     let vocab = attend::data::vocab::TaggerVocab::build(&train);
     let config = TaggerConfig {
@@ -107,7 +115,12 @@ fn checkpoint_loader_survives_mutations() {
     let ck = dir.path().join("m");
     checkpoint::save_tagger(&ck, &model, &vocab, &TrainConfig::default(), None).unwrap();
     let read = |name: &str| std::fs::read(ck.join(name)).unwrap();
-    let (config, vocab, weights) = (read("config.json"), read("vocab.json"), read("model.safetensors"));
+    (ck.clone(), read("config.json"), read("vocab.json"), read("model.safetensors"))
+}
+
+#[test]
+fn checkpoint_loader_survives_mutations() {
+    let (ck, config, vocab, weights) = checkpoint_parts();
     let joined = [config.clone(), vocab.clone(), weights.clone()].join(&0u8);
     // the valid checkpoint loads; mutations of each part in turn must not panic
     assert!(checkpoint::tagger_from_bytes(&ck, &config, &vocab, &weights).is_ok());
@@ -123,14 +136,39 @@ fn checkpoint_loader_survives_mutations() {
     }
 }
 
-#[test]
-fn config_reader_survives_mutations() {
-    let seeds = [
+fn config_seeds() -> Vec<Vec<u8>> {
+    vec![
         b"[model]\nheads = 4\nlayers = 2\nposition = \"rope\"\nwindow = 8\n[train]\nlr = 0.003\nepochs = 3\n".to_vec(),
         b"[model]\nd_model = 4096\nff_dim = 65536\nlayers = 96\n".to_vec(),
-    ];
-    run("config", fuzzing::config, &seeds, 20_000);
+    ]
+}
+
+#[test]
+fn config_reader_survives_mutations() {
+    run("config", fuzzing::config, &config_seeds(), 20_000);
     // sizes beyond memory are refused up front
     let err = attend::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n").err().unwrap();
     assert!(err.starts_with("this model would have ") && err.ends_with("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
+}
+
+/// Writes the seed inputs as starting corpora for cargo-fuzz:
+/// `cargo test -p attend --test fuzz_smoke -- --ignored write_fuzz_corpora`.
+#[test]
+#[ignore]
+fn write_fuzz_corpora() {
+    let (_dir, config, vocab, weights) = checkpoint_parts();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let sets = [
+        ("conllu", conllu_seeds()),
+        ("graph", graph_seeds()),
+        ("checkpoint", vec![[config, vocab, weights].join(&0u8)]),
+        ("config", config_seeds()),
+    ];
+    for (target, seeds) in sets {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
+        }
+    }
 }

@@ -123,8 +123,25 @@ fn parse_id(s: &str) -> Option<TokenId> {
 /// Reads a CoNLL-U file. Errors name the file, the line and what is wrong.
 pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Sentence>> {
     let path = path.as_ref();
+    check_fits_in_memory(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_bytes(&bytes, path)
+}
+
+/// Refuses, before reading it, a file that (with the structures built from
+/// it, about 8x its size) would not fit in available memory.
+pub fn check_fits_in_memory(path: &Path) -> Result<()> {
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let available = crate::memory::available_bytes();
+    if size.saturating_mul(8) > available {
+        return Err(Error::Input(format!(
+            "{}: {} is too large to process in the {} of memory available (about 8x the file size is needed); split it into smaller files",
+            path.display(),
+            crate::memory::human_bytes(size),
+            crate::memory::human_bytes(available)
+        )));
+    }
+    Ok(())
 }
 
 /// The lines of `bytes` as (1-based number, text), each checked to be UTF-8.

@@ -97,6 +97,17 @@ impl MultiHeadSelfAttention {
     /// Attention weights A' `[batch, heads, seq, seq]` (rows are queries and
     /// sum to 1 over visible keys).
     fn weights(&self, q: &Tensor, k: &Tensor, pattern: &AttentionPattern) -> Result<Tensor> {
+        let (b, h, t, _) = q.dims4()?;
+        // The score matrix and its softmax are stored (a few copies in
+        // training): refuse up front what memory cannot hold.
+        let bytes = 3 * 4 * (b * h) as u64 * (t as u64) * (t as u64);
+        if bytes > crate::memory::available_bytes() {
+            candle_core::bail!(
+                "the reference attention would store {} of scores for {b} x {t} positions and {h} heads, more than the {} available; use the fused kernel (--attention-kernel fused, O(positions) memory) or --window",
+                crate::memory::human_bytes(bytes),
+                crate::memory::human_bytes(crate::memory::available_bytes())
+            );
+        }
         let scores = q.matmul(&k.t()?)?; //                                  [B, H, T, T]: q^i . k^j
         ops::masked_softmax(&scores, self.scale(), pattern)
     }
