@@ -341,3 +341,33 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower --lr", ck.display())), "{err}");
     assert!(checkpoint::load_training(&ck).unwrap().state.next_batch == 1, "the saved state is untouched");
 }
+
+#[test]
+fn long_sentences_are_tagged_or_refused_with_a_remedy() {
+    let train = toy_treebank(20, 1);
+    let vocab = TaggerVocab::build(&train);
+    let words: Vec<String> = (0..3000).map(|i| ["the", "old", "man", "boats", "."][i % 5].to_string()).collect();
+    let long = vec![attend::data::conllu::Sentence::from_words(&words)];
+    // rope and the fused kernel: any length, memory linear in it
+    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
+    let tags = model.predict(&long, &vocab, 8192).unwrap();
+    assert_eq!(tags[0].len(), 3000);
+    // a learned position table has a fixed length: a clear error instead
+    let config = TaggerConfig { max_positions: 512, ..tiny_config(&vocab, PositionKind::Learned) };
+    let err = Tagger::new(config, 1).unwrap().predict(&long, &vocab, 8192).err().unwrap().to_string();
+    assert!(err.contains("sequence of 3000 words is longer than the learned position table (512); retrain with a larger --max-positions or use --position rope"), "{err}");
+}
+
+#[test]
+fn parameter_count_is_exact_and_oversized_models_are_refused() {
+    let train = toy_treebank(20, 1);
+    let vocab = TaggerVocab::build(&train);
+    for position in [PositionKind::Rope, PositionKind::Learned] {
+        let config = tiny_config(&vocab, position);
+        let model = Tagger::new(config.clone(), 1).unwrap();
+        assert_eq!(config.parameter_count(), model.params.num_scalars() as u128, "{position:?}");
+    }
+    let huge = TaggerConfig { d_model: 1 << 16, ff_dim: 1 << 20, ..tiny_config(&vocab, PositionKind::Rope) };
+    let err = Tagger::new(huge, 1).err().unwrap().to_string();
+    assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
+}
