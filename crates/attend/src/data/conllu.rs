@@ -147,7 +147,11 @@ pub fn check_fits_in_memory(path: &Path) -> Result<()> {
 /// The lines of `bytes` as (1-based number, text), each checked to be UTF-8.
 pub(crate) fn utf8_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
     bytes.split(|&b| b == b'\n').enumerate().map(move |(idx, raw)| {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        // CRLF (or stray CRs) before the line end are not part of the line.
+        let mut raw = raw;
+        while let Some(r) = raw.strip_suffix(b"\r") {
+            raw = r;
+        }
         std::str::from_utf8(raw)
             .map(|line| (idx + 1, line))
             .map_err(|e| parse_err(path, idx + 1, format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)))
