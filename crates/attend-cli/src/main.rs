@@ -38,6 +38,9 @@ enum Command {
     Eval(EvalCommand),
     /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
     Tag(tagger_cmd::TagArgs),
+    /// Heatmaps of a tagger's attention for one sentence (per layer and head,
+    /// and averaged), plus the weights as JSON.
+    Attention(tagger_cmd::AttentionArgs),
     /// Benchmarks, reported as ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -84,6 +87,7 @@ fn main() {
         Command::Eval(EvalCommand { tagger: Some(args), .. }) => tagger_cmd::eval(args),
         Command::Eval(_) => Err(anyhow::anyhow!("attend eval needs --model and --input (a tagger), or the graph subcommand; see attend eval --help")),
         Command::Tag(args) => tagger_cmd::tag(args),
+        Command::Attention(args) => tagger_cmd::attention(args),
         Command::Bench(command) => bench_cmd::run(command),
     };
     if let Err(e) = result {

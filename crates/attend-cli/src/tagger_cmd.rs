@@ -295,3 +295,37 @@ pub fn tag(args: TagArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct AttentionArgs {
+    /// Checkpoint directory written by `attend train tagger`.
+    #[arg(long)]
+    model: PathBuf,
+    /// The sentence, whitespace-tokenized.
+    #[arg(long)]
+    text: String,
+    /// Directory for the heatmaps (layerL-headH.png, layerL-mean.png) and attention.json.
+    #[arg(long, default_value = "attention")]
+    out: PathBuf,
+}
+
+/// `attend attention`: heatmaps of who attends to whom in one sentence.
+pub fn attention(args: AttentionArgs) -> Result<()> {
+    let loaded = checkpoint::load_tagger(&args.model)?;
+    let words: Vec<&str> = args.text.split_whitespace().collect();
+    if words.is_empty() {
+        bail!("--text has no words");
+    }
+    let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
+    let files = attend::viz::write_heatmaps(&maps, &args.out)?;
+    let tagged: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w}/{t}")).collect();
+    println!("{}", tagged.join(" "));
+    // Where each word looks most, averaged over the last layer's heads.
+    let last = maps.mean(maps.layers.len() - 1);
+    for (i, row) in last.iter().enumerate() {
+        let (j, w) = row.iter().enumerate().fold((0, f32::MIN), |b, (j, &w)| if w > b.1 { (j, w) } else { b });
+        println!("  {:<16} looks most at {:<16} ({:.2})", maps.words[i], maps.words[j], w);
+    }
+    println!("{} files in {}", files.len(), args.out.display());
+    Ok(())
+}

@@ -69,6 +69,15 @@ fn train_eval_and_tag() {
     let a = std::fs::read_to_string(&test).unwrap();
     let b = std::fs::read_to_string(&tagged).unwrap();
     assert_eq!(a.lines().count(), b.lines().count());
+
+    // Heatmaps of one sentence.
+    let maps = dir.path().join("maps");
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--text", "the run watch it .", "--out", maps.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("the/DET run/NOUN watch/VERB it/PRON ./PUNCT"));
+    for f in ["layer1-head1.png", "layer2-head4.png", "layer2-mean.png", "attention.json"] {
+        assert!(maps.join(f).exists(), "missing {f}");
+    }
 }
 
 #[test]

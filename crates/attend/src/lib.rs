@@ -23,6 +23,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod train;
+pub mod viz;
 
 pub use attend_kernels;
 pub use candle_core;

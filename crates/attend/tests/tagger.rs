@@ -371,3 +371,35 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let err = Tagger::new(huge, 1).err().unwrap().to_string();
     assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
+
+#[test]
+fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
+    let train = toy_treebank(20, 1);
+    let vocab = TaggerVocab::build(&train);
+    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
+    let sentence = attend::data::conllu::Sentence::from_words(&["the", "old", "man", "watch", "the", "boat", "."]);
+    let maps = attend::viz::attention_maps(&model, &vocab, &sentence).unwrap();
+    assert_eq!(maps.layers.len(), 2);
+    assert_eq!(maps.tags.len(), 7);
+    for (l, heads) in maps.layers.iter().enumerate() {
+        assert_eq!(heads.len(), 4);
+        for row in heads.iter().flatten().chain(maps.mean(l).iter()) {
+            assert_eq!(row.len(), 7);
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "row sums to {}", row.iter().sum::<f32>());
+            assert!(row.iter().all(|w| (0.0..=1.0).contains(w)));
+        }
+    }
+    // the maps are what the layer computes: the reference attention's softmax
+    let data = encode(std::slice::from_ref(&sentence), &vocab, model.config.max_word_chars);
+    let direct = model.attention_weights(&Batch::new(&data, &[0])).unwrap();
+    assert_eq!(direct[1].squeeze(0).unwrap().to_vec3::<f32>().unwrap(), maps.layers[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let files = attend::viz::write_heatmaps(&maps, dir.path()).unwrap();
+    assert_eq!(files.len(), 2 * (4 + 1) + 1);
+    let png = std::fs::read(dir.path().join("layer1-head1.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let labels: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w} {t}")).collect();
+    let (w, h) = attend::viz::heatmap_size(&labels);
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), w);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), h);
+}
