@@ -297,6 +297,9 @@ impl GraphAttention<'_> {
         }
     }
 
+    /// Width of q and k per head for the dot score; 1 for the additive
+    /// score, whose per-node terms are one number per head (so it is also
+    /// the width of `d_target` and `d_source` per head).
     fn key_dim(&self) -> usize {
         match self.score {
             GraphScore::Dot { q, .. } if self.graph.nodes > 0 => q.len() / (self.graph.nodes * self.heads),
@@ -414,12 +417,8 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
     assert_eq!(out.len(), v.len(), "out and v differ in size");
     assert_eq!(dout.len(), v.len(), "dout and v differ in size");
     assert_eq!(lse.len(), n * heads, "lse has {} elements, expected {}", lse.len(), n * heads);
-    let side = match att.score {
-        GraphScore::Dot { .. } => kd,
-        GraphScore::Additive { .. } => 1,
-    };
-    let mut d_target = vec![0f32; n * heads * side];
-    let mut d_source = vec![0f32; n * heads * side];
+    let mut d_target = vec![0f32; n * heads * kd];
+    let mut d_source = vec![0f32; n * heads * kd];
     let mut dv = vec![0f32; v.len()];
     if c == 0 {
         return GraphBackward { d_target, d_source, dv };
@@ -441,7 +440,7 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
         for start in (0..n).step_by(ROW_CHUNK) {
             let end = (start + ROW_CHUNK).min(n);
             let span = (offsets[end] - offsets[start]) as usize * heads;
-            let (dt, r) = std::mem::take(&mut dt_rest).split_at_mut((end - start) * heads * side);
+            let (dt, r) = std::mem::take(&mut dt_rest).split_at_mut((end - start) * heads * kd);
             dt_rest = r;
             let (kp, r) = std::mem::take(&mut kept_rest).split_at_mut(span);
             kept_rest = r;
@@ -452,7 +451,7 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
     }
     work.into_par_iter().for_each(|(start, dt, kept, d_score)| {
         let base = offsets[start] as usize;
-        for (r, dt) in dt.chunks_exact_mut(heads * side).enumerate() {
+        for (r, dt) in dt.chunks_exact_mut(heads * kd).enumerate() {
             let i = start + r;
             let first = att.graph.first_edge(i);
             for (t, &j) in att.graph.sources(i).iter().enumerate() {
@@ -474,9 +473,9 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
         }
     });
     // Pass 2, by source through the reverse index: dv, and dk or d_src.
-    d_source.par_chunks_mut(ROW_CHUNK * heads * side).zip(dv.par_chunks_mut(ROW_CHUNK * heads * c)).enumerate().for_each(
+    d_source.par_chunks_mut(ROW_CHUNK * heads * kd).zip(dv.par_chunks_mut(ROW_CHUNK * heads * c)).enumerate().for_each(
         |(chunk, (ds_out, dv))| {
-            for (r, (dsrc, dv)) in ds_out.chunks_exact_mut(heads * side).zip(dv.chunks_exact_mut(heads * c)).enumerate() {
+            for (r, (dsrc, dv)) in ds_out.chunks_exact_mut(heads * kd).zip(dv.chunks_exact_mut(heads * c)).enumerate() {
                 let j = chunk * ROW_CHUNK + r;
                 let (targets, edge_ids) = att.graph.targets(j);
                 for (&i, &e) in targets.iter().zip(edge_ids) {
@@ -561,12 +560,8 @@ pub mod dense_reference {
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
         let plan = att.plan();
         let adj = adjacency(att.graph);
-        let side = match att.score {
-            GraphScore::Dot { .. } => kd,
-            GraphScore::Additive { .. } => 1,
-        };
-        let mut d_target = vec![0f32; n * heads * side];
-        let mut d_source = vec![0f32; n * heads * side];
+        let mut d_target = vec![0f32; n * heads * kd];
+        let mut d_source = vec![0f32; n * heads * kd];
         let mut dv = vec![0f32; v.len()];
         let mut dp = vec![0f32; n];
         for h in 0..heads {
