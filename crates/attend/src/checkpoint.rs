@@ -207,25 +207,31 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
 }
 
-/// Reads only the `kind` of a checkpoint's `config.json` and checks it, so
-/// that a checkpoint of another kind is named as such rather than reported
-/// as unknown fields.
-pub(crate) fn check_kind(dir: &Path, want: &str) -> Result<()> {
+/// Parses a checkpoint's `config.json` (read from `path`) after checking
+/// its `kind` alone, so that a checkpoint of another kind is named as such
+/// rather than reported as unknown fields.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8], want: &str) -> Result<T> {
     #[derive(Deserialize)]
     struct Kind {
         kind: String,
     }
-    let path = dir.join("config.json");
-    let k: Kind = read_json(&path)?;
+    let json_err = |e: serde_json::Error| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() };
+    let k: Kind = serde_json::from_slice(bytes).map_err(json_err)?;
     if k.kind != want {
         let use_ = match k.kind.as_str() {
             "graph" => " (use attend eval graph)",
             "tagger" => " (use attend eval tagger, attend tag)",
             _ => "",
         };
-        return Err(ck_err(&path, format!("holds a {:?} model, not a {want} model{use_}", k.kind)));
+        return Err(ck_err(path, format!("holds a {:?} model, not a {want} model{use_}", k.kind)));
     }
-    Ok(())
+    serde_json::from_slice(bytes).map_err(json_err)
+}
+
+/// Reads a file of a checkpoint directory.
+pub(crate) fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| Error::io(path, e))
 }
 
 /// A loaded tagger with its vocabularies.
@@ -240,11 +246,7 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
     if !dir.is_dir() {
         return Err(ck_err(dir, "not a directory (expected model.safetensors, config.json and vocab.json inside)"));
     }
-    check_kind(dir, "tagger")?;
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| Error::io(path, e))
-    };
+    let read = |name: &str| read_file(dir, name);
     tagger_from_bytes(dir, &read("config.json")?, &read("vocab.json")?, &read("model.safetensors")?)
 }
 
@@ -252,10 +254,7 @@ pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
 /// in errors. Any bytes give a tagger or an error, never a panic (fuzzed).
 pub fn tagger_from_bytes(dir: &Path, config: &[u8], vocab: &[u8], weights: &[u8]) -> Result<LoadedTagger> {
     let json_err = |name: &str, e: serde_json::Error| Error::Parse { path: dir.join(name), line: e.line(), message: e.to_string() };
-    let config: CheckpointConfig = serde_json::from_slice(config).map_err(|e| json_err("config.json", e))?;
-    if config.kind != "tagger" {
-        return Err(ck_err(&dir.join("config.json"), format!("holds a {:?} model, not a tagger model", config.kind)));
-    }
+    let config: CheckpointConfig = parse_config(&dir.join("config.json"), config, "tagger")?;
     let vocab: TaggerVocab = serde_json::from_slice(vocab).map_err(|e| json_err("vocab.json", e))?;
     let m = &config.model;
     for (what, in_config, in_vocab) in [("words", m.words, vocab.words.len()), ("chars", m.chars, vocab.chars.len()), ("tags", m.tags, vocab.tags.len())] {

@@ -490,9 +490,8 @@ pub fn load(dir: &Path) -> Result<(GraphClassifier, GraphCheckpointConfig)> {
     if !dir.is_dir() {
         return Err(checkpoint::ck_err(dir, "not a directory (expected model.safetensors and config.json inside)"));
     }
-    checkpoint::check_kind(dir, "graph")?;
     let config_path = dir.join("config.json");
-    let config: GraphCheckpointConfig = checkpoint::read_json(&config_path)?;
+    let config: GraphCheckpointConfig = checkpoint::parse_config(&config_path, &checkpoint::read_file(dir, "config.json")?, "graph")?;
     let model = GraphClassifier::new(config.model.clone(), 0).map_err(|e| checkpoint::ck_err(&config_path, e.to_string()))?;
     checkpoint::load_weights(dir, &model.params)?;
     Ok((model, config))
