@@ -198,25 +198,13 @@ pub fn bench_graph_model(
     cfg: &crate::models::GraphModelConfig,
     min_seconds: f64,
 ) -> crate::Result<GraphModelRow> {
-    use crate::models::graph::GraphInput;
-    use crate::models::GraphClassifier;
+    use crate::models::graph::{GraphInput, GraphTrainer};
+    use crate::models::{GraphClassifier, GraphTrainConfig};
     use crate::nn::Ctx;
-    use candle_core::{Device, Tensor};
-    use rand::SeedableRng;
     let input = GraphInput::new(data, cfg)?;
     let model = GraphClassifier::new(cfg.clone(), 1)?;
-    let idx = Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &Device::Cpu)?;
-    let targets = Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &Device::Cpu)?;
-    let mut opt = crate::train::AdamW::default();
-    let hyper = crate::train::Hyper { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: 5e-4 };
-    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
-    let mut step = || -> crate::Result<()> {
-        let logits = model.forward(&input.features, &input.graph, &mut ctx)?;
-        let loss = crate::ops::cross_entropy(&logits.index_select(&idx, 0)?, &targets, 0.0)?;
-        let grads = loss.backward()?;
-        opt.update_with(&model.params, &grads, 0.005, &hyper)?;
-        Ok(())
-    };
+    let mut trainer = GraphTrainer::new(data, &GraphTrainConfig { seed: 1, ..GraphTrainConfig::default() })?;
+    let mut step = || trainer.step(&model, &input).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
     let before = crate::memory::live();
     crate::memory::reset_peak();

@@ -397,6 +397,45 @@ pub struct GraphRun {
     pub train_step_ms: f64,
 }
 
+/// Full-batch training steps: the optimizer, the dropout generator and the
+/// training nodes as tensors.
+pub struct GraphTrainer {
+    opt: AdamW,
+    hyper: Hyper,
+    lr: f32,
+    ctx: Ctx,
+    train_idx: Tensor,
+    train_targets: Tensor,
+}
+
+impl GraphTrainer {
+    pub fn new(data: &GraphData, cfg: &GraphTrainConfig) -> Result<Self> {
+        Ok(GraphTrainer {
+            opt: AdamW::default(),
+            hyper: Hyper { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: cfg.l2 },
+            lr: cfg.lr,
+            ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908) },
+            train_idx: Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &Device::Cpu)?,
+            train_targets: Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &Device::Cpu)?,
+        })
+    }
+
+    /// One epoch: forward with dropout, loss on the training nodes,
+    /// backward, update. Returns the loss; a NaN or infinite loss is
+    /// [`Error::Diverged`] and leaves the weights untouched.
+    pub fn step(&mut self, model: &GraphClassifier, input: &GraphInput) -> Result<f32> {
+        let logits = model.forward(&input.features, &input.graph, &mut self.ctx)?;
+        let loss = ops::cross_entropy(&logits.index_select(&self.train_idx, 0)?, &self.train_targets, 0.0)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(Error::Diverged(format!("training loss is {value}")));
+        }
+        let grads = loss.backward()?;
+        self.opt.update_with(&model.params, &grads, self.lr, &self.hyper)?;
+        Ok(value)
+    }
+}
+
 /// Trains a classifier full-batch with GAT's early stopping: patience counts
 /// epochs in which neither validation loss nor accuracy improved; the kept
 /// weights are from the last epoch where both were at their best.
@@ -408,11 +447,7 @@ pub fn train_graph(
     mut on_epoch: impl FnMut(&GraphEpoch),
 ) -> Result<GraphRun> {
     let start = Instant::now();
-    let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908) };
-    let mut opt = AdamW::default();
-    let hyper = Hyper { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: cfg.l2 };
-    let train_idx = Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &Device::Cpu)?;
-    let train_targets = Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &Device::Cpu)?;
+    let mut trainer = GraphTrainer::new(data, cfg)?;
     let (mut best_acc, mut best_loss) = (f32::NEG_INFINITY, f32::INFINITY);
     let mut best = (model.params.snapshot()?, 0usize, Scores { loss: f32::NAN, accuracy: f32::NAN });
     let mut waited = 0;
@@ -421,15 +456,10 @@ pub fn train_graph(
     for epoch in 1..=cfg.max_epochs {
         epochs = epoch;
         let t = Instant::now();
-        ctx.train = true;
-        let logits = model.forward(&input.features, &input.graph, &mut ctx)?;
-        let loss = ops::cross_entropy(&logits.index_select(&train_idx, 0)?, &train_targets, 0.0)?;
-        let train_loss = loss.to_scalar::<f32>()?;
-        if !train_loss.is_finite() {
-            return Err(Error::Diverged(format!("training loss is {train_loss} at epoch {epoch}; try a lower --lr")));
-        }
-        let grads = loss.backward()?;
-        opt.update_with(&model.params, &grads, cfg.lr, &hyper)?;
+        let train_loss = trainer.step(model, input).map_err(|e| match e {
+            Error::Diverged(what) => Error::Diverged(format!("{what} at epoch {epoch}; try a lower --lr")),
+            e => e,
+        })?;
         step_seconds += t.elapsed().as_secs_f64();
         let val = model.evaluate(input, &data.val)?;
         on_epoch(&GraphEpoch { epoch, train_loss, val });
