@@ -6,16 +6,8 @@ use attend_kernels::dense::{flash_backward_on, flash_forward_on, BLOCK_K, BLOCK_
 use attend_kernels::reference::{attention_backward_dropout, attention_forward_dropout, AttentionShape};
 use attend_kernels::{flash_backward, flash_forward, AttentionDropout, AttentionParams, AttentionPattern, Isa};
 
-/// Deterministic values in [-amp, amp).
-fn values(len: usize, seed: u32, amp: f32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) ^ (seed << 7);
-            let h = h ^ (h >> 15);
-            ((h.wrapping_mul(2_246_822_519) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
