@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod graph_cmd;
+mod serve;
 mod settings;
 mod tagger_cmd;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Heatmaps of a tagger's attention for one sentence (per layer and head,
     /// and averaged), plus the weights as JSON.
     Attention(tagger_cmd::AttentionArgs),
+    /// A local web page (and JSON API) that tags sentences and shows their
+    /// attention interactively.
+    Serve(serve::ServeArgs),
     /// Benchmarks, reported as ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -88,6 +92,7 @@ fn main() {
         Command::Eval(_) => Err(anyhow::anyhow!("attend eval needs --model and --input (a tagger), or the graph subcommand; see attend eval --help")),
         Command::Tag(args) => tagger_cmd::tag(args),
         Command::Attention(args) => tagger_cmd::attention(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Bench(command) => bench_cmd::run(command),
     };
     if let Err(e) = result {
