@@ -235,3 +235,20 @@ pub fn eval(args: EvalGraphArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `attend attention` for a graph model: where one node looks.
+pub fn node_attention(model_dir: &Path, data_dir: &Path, node: usize, out: &Path) -> Result<()> {
+    let (model, _) = graph::load(model_dir)?;
+    let data = planetoid::read_dir(data_dir, model.config.feature_dim)?;
+    let input = GraphInput::new(&data, &model.config)?;
+    let view = attend::viz::node_attention(&model, &input, node)?;
+    let files = attend::viz::write_node_views(&view, out)?;
+    let class = |c: Option<u32>| c.map_or("unlabelled".to_string(), |c| format!("class {c}"));
+    println!("node {node}: {}, predicted class {}", class(view.label), view.predicted);
+    for (l, list) in view.layers.iter().enumerate() {
+        let top: Vec<String> = list.iter().take(5).map(|n| format!("{} ({:.2})", n.node, n.mean)).collect();
+        println!("  layer {}: {} neighbours; heaviest: {}", l + 1, list.len(), top.join(", "));
+    }
+    println!("{} files in {}", files.len(), out.display());
+    Ok(())
+}

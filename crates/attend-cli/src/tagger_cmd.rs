@@ -298,21 +298,40 @@ pub fn tag(args: TagArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct AttentionArgs {
-    /// Checkpoint directory written by `attend train tagger`.
+    /// Checkpoint directory written by `attend train tagger` or `attend train graph`.
     #[arg(long)]
     model: PathBuf,
-    /// The sentence, whitespace-tokenized.
+    /// Tagger: the sentence, whitespace-tokenized.
+    #[arg(long, required_unless_present = "node")]
+    text: Option<String>,
+    /// Graph model: the node whose neighbours' weights to show (its id in nodes.tsv order).
+    #[arg(long, requires = "data", conflicts_with = "text")]
+    node: Option<usize>,
+    /// Graph model: the graph directory (nodes.tsv, edges.tsv) the node is in.
     #[arg(long)]
-    text: String,
-    /// Directory for the heatmaps (layerL-headH.png, layerL-mean.png) and attention.json.
+    data: Option<PathBuf>,
+    /// Directory for the pictures and JSON: layerL-headH.png, layerL-mean.png
+    /// and attention.json for a tagger; node-N-layerL.png and node-N.json for a graph.
     #[arg(long, default_value = "attention")]
     out: PathBuf,
 }
 
-/// `attend attention`: heatmaps of who attends to whom in one sentence.
+/// `attend attention`: who attends to whom, for one sentence (tagger) or
+/// one node (graph model).
 pub fn attention(args: AttentionArgs) -> Result<()> {
+    let kind = checkpoint::kind(&args.model)?;
+    match (kind.as_str(), &args.text, args.node, &args.data) {
+        ("tagger", Some(text), _, _) => sentence_attention(&args, text),
+        ("graph", _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
+        ("tagger", None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
+        ("graph", _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
+        (other, _, _, _) => bail!("{}: unknown model kind {other:?}", args.model.display()),
+    }
+}
+
+fn sentence_attention(args: &AttentionArgs, text: &str) -> Result<()> {
     let loaded = checkpoint::load_tagger(&args.model)?;
-    let words: Vec<&str> = args.text.split_whitespace().collect();
+    let words: Vec<&str> = text.split_whitespace().collect();
     if words.is_empty() {
         bail!("--text has no words");
     }

@@ -139,6 +139,20 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     assert!(j["test_accuracy"].as_f64().unwrap() > 0.5, "{j}");
     assert_eq!(j["test_accuracy"].as_f64().unwrap(), report["runs"][0]["test"]["accuracy"].as_f64().unwrap());
 
+    // The node view: one picture per layer plus JSON; a tagger flag is refused.
+    let model = out.join("seed-42");
+    let views = dir.path().join("views");
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "5", "--out", views.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("node 5: class"), "{}", String::from_utf8_lossy(&o.stdout));
+    for f in ["node-5-layer1.png", "node-5-layer2.png", "node-5.json"] {
+        assert!(views.join(f).exists(), "missing {f}");
+    }
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--text", "a b"]);
+    assert!(!o.status.success() && stderr(&o).contains("is a graph model: give --node ID and --data DIR"), "{}", stderr(&o));
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "300"]);
+    assert!(!o.status.success() && stderr(&o).contains("node 300 is not in the graph (ids 0..300)"), "{}", stderr(&o));
+
     // A bad edge names the file and line.
     let edges = graph.join("edges.tsv");
     let mut text = std::fs::read_to_string(&edges).unwrap();

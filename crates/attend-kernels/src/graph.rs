@@ -405,6 +405,36 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
     GraphForward { out, lse }
 }
 
+/// The normalised weight of every edge in every head, `[edges, heads]`
+/// (edge ids in [`Graph::sources`] order), before dropout: what
+/// [`graph_forward`] averages the values with. For looking at a model, not
+/// for training: it stores `edges x heads` floats.
+pub fn graph_edge_weights(att: &GraphAttention) -> Vec<f32> {
+    let (n, heads) = (att.graph.nodes, att.heads);
+    let kd = att.key_dim();
+    let mut w = vec![0f32; att.graph.edges() * heads];
+    for i in 0..n {
+        let (first, sources) = (att.graph.first_edge(i), att.graph.sources(i));
+        let rows = &mut w[first * heads..(first + sources.len()) * heads];
+        for h in 0..heads {
+            let mut max = f32::NEG_INFINITY;
+            for (t, &j) in sources.iter().enumerate() {
+                rows[t * heads + h] = att.score(h, i, j as usize, kd).0;
+                max = max.max(rows[t * heads + h]);
+            }
+            let mut sum = 0.0;
+            for t in 0..sources.len() {
+                rows[t * heads + h] = (rows[t * heads + h] - max).exp();
+                sum += rows[t * heads + h];
+            }
+            for t in 0..sources.len() {
+                rows[t * heads + h] /= sum;
+            }
+        }
+    }
+    w
+}
+
 /// Fused graph attention backward, from the forward's `out` and `lse` and
 /// the output gradient `dout`. Pass 1 walks each node's incoming edges
 /// (gradients of the target side) and keeps two numbers per (edge, head);

@@ -3,7 +3,7 @@
 //! differences; determinism across thread counts.
 
 use attend_kernels::graph::{
-    dense_reference, graph_backward, graph_forward, EdgeDropout, EdgeOptions, Graph, GraphAttention, GraphScore,
+    dense_reference, graph_backward, graph_edge_weights, graph_forward, EdgeDropout, EdgeOptions, Graph, GraphAttention, GraphScore,
 };
 
 mod common;
@@ -76,6 +76,37 @@ fn fused_matches_dense_masked_reference_with_gradients() {
                     assert_close(&format!("d_target {what}"), &gb.d_target, &rb.d_target, 2e-5);
                     assert_close(&format!("d_source {what}"), &gb.d_source, &rb.d_source, 2e-5);
                     assert_close(&format!("dv {what}"), &gb.dv, &rb.dv, 2e-5);
+                }
+            }
+        }
+    }
+}
+
+/// The per-edge weights a user inspects are the dense reference's softmax,
+/// edge by edge; each (node, head) sums to 1 over its neighbours.
+#[test]
+fn edge_weights_equal_the_dense_reference_softmax() {
+    for (nodes, edges) in [(9, 6), (40, 120)] {
+        let g = random_graph(nodes, edges, nodes as u32 + 7, EdgeOptions::default());
+        for additive in [true, false] {
+            let heads = 3;
+            let x = inputs(nodes, heads, 4, 5, additive);
+            let att = attention(&g, heads, &x, additive, Some(EdgeDropout { p: 0.5, seed: 1 }));
+            let weights = graph_edge_weights(&att);
+            let (_, dense) = dense_reference::forward(&GraphAttention { dropout: None, ..att }, &x.v);
+            assert_eq!(weights.len(), g.edges() * heads);
+            for i in 0..nodes {
+                for h in 0..heads {
+                    let mut sum = 0.0;
+                    for (t, &j) in g.sources(i).iter().enumerate() {
+                        let w = weights[(g.first_edge(i) + t) * heads + h];
+                        let want = dense[(h * nodes + i) * nodes + j as usize];
+                        assert!((w - want).abs() < 1e-6, "node {i} head {h} edge from {j}: {w} vs {want}");
+                        sum += w;
+                    }
+                    if !g.sources(i).is_empty() {
+                        assert!((sum - 1.0).abs() < 1e-5, "node {i} head {h}: weights sum to {sum}");
+                    }
                 }
             }
         }

@@ -207,6 +207,19 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
 }
 
+/// What a checkpoint directory holds: `"tagger"` or `"graph"` (the `kind`
+/// of its `config.json`).
+pub fn kind(dir: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let path = dir.join("config.json");
+    let bytes = read_file(dir, "config.json")?;
+    let k: Kind = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path, line: e.line(), message: e.to_string() })?;
+    Ok(k.kind)
+}
+
 /// Parses a checkpoint's `config.json` (read from `path`) after checking
 /// its `kind` alone, so that a checkpoint of another kind is named as such
 /// rather than reported as unknown fields.

@@ -425,6 +425,15 @@ pub fn graph_attention(
     a.contiguous()?.apply_op3(&b.contiguous()?, &v.contiguous()?, op)
 }
 
+/// The weights [`graph_attention`] uses, `[edges, heads]` in the graph's
+/// edge order (no dropout, no gradient): for looking at a model.
+pub fn graph_attention_weights(a: &Tensor, b: &Tensor, heads: usize, graph: &std::sync::Arc<Graph>, score: GraphScoreKind) -> Result<Vec<f32>> {
+    let op = GraphAttentionOp { graph: graph.clone(), score, dropout: None, dense: false, saved: Mutex::new(Vec::new()) };
+    let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?.to_vec1::<f32>()?);
+    let att = op.attention(&a, &b, &[graph.nodes(), heads, 1])?;
+    Ok(graph::graph_edge_weights(&att))
+}
+
 // ------------------------------------------------------ sparse input matmul
 
 struct SparseMatmulOp {

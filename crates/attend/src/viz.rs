@@ -1,11 +1,13 @@
 //! Seeing the attention: the weights a tagger uses for one sentence (per
 //! layer and head, recomputed on demand; the fused training and tagging path
-//! never stores them) and PNG heatmaps of them.
+//! never stores them) and PNG heatmaps of them; for graph models, the
+//! weights a node gives its neighbours, drawn as a star and a table.
 
 use crate::data::batch::{encode, Batch};
 use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
+use crate::models::graph::{GraphClassifier, GraphInput};
 use crate::models::Tagger;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -161,6 +163,185 @@ pub fn write_heatmaps(maps: &AttentionMaps, dir: &Path) -> Result<Vec<std::path:
     }
     let path = dir.join("attention.json");
     let text = serde_json::to_string(maps).map_err(|e| Error::Input(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    files.push(path);
+    Ok(files)
+}
+
+/// One neighbour of a node in one graph attention layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Neighbour {
+    pub node: usize,
+    /// Its true class, when labelled.
+    pub label: Option<u32>,
+    pub predicted: u32,
+    /// Weight the centre node gives it, per head (each head's weights over
+    /// the neighbours sum to 1).
+    pub weights: Vec<f32>,
+    /// Mean over heads.
+    pub mean: f32,
+}
+
+/// Where one node of a graph looks: its neighbours and their weights in
+/// every layer, heaviest (by mean over heads) first.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeAttention {
+    pub node: usize,
+    pub label: Option<u32>,
+    pub predicted: u32,
+    /// `layers[l]`: the node's neighbours in layer l (itself included when
+    /// the model adds self loops).
+    pub layers: Vec<Vec<Neighbour>>,
+}
+
+/// The attention of node `node` over its neighbours, in every layer of a
+/// graph model.
+pub fn node_attention(model: &GraphClassifier, input: &GraphInput, node: usize) -> Result<NodeAttention> {
+    let n = input.graph.nodes();
+    if node >= n {
+        return Err(Error::Input(format!("node {node} is not in the graph (ids 0..{n})")));
+    }
+    let predicted = model.predict(input)?;
+    let weights = model.attention_weights(input)?;
+    let label = |i: usize| (input.labels[i] != u32::MAX).then_some(input.labels[i]);
+    let (first, sources) = (input.graph.first_edge(node), input.graph.sources(node));
+    let layers = weights
+        .iter()
+        .enumerate()
+        .map(|(l, w)| {
+            let heads = model.layer_heads(l);
+            let mut list: Vec<Neighbour> = sources
+                .iter()
+                .enumerate()
+                .map(|(t, &j)| {
+                    let ws = w[(first + t) * heads..(first + t + 1) * heads].to_vec();
+                    let mean = ws.iter().sum::<f32>() / heads as f32;
+                    Neighbour { node: j as usize, label: label(j as usize), predicted: predicted[j as usize], weights: ws, mean }
+                })
+                .collect();
+            list.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.node.cmp(&b.node)));
+            list
+        })
+        .collect();
+    Ok(NodeAttention { node, label: label(node), predicted: predicted[node], layers })
+}
+
+/// Distinct colours for classes (Tableau 10).
+fn class_colour(c: u32) -> RGBColor {
+    const C: [(u8, u8, u8); 10] = [
+        (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
+        (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172),
+    ];
+    let (r, g, b) = C[c as usize % C.len()];
+    RGBColor(r, g, b)
+}
+
+/// Most neighbours a node view draws (the heaviest ones; the JSON has all).
+const VIEW_NEIGHBOURS: usize = 24;
+
+/// Writes the node view of layer `l`: on the left the node in the middle
+/// and its neighbours around it, each edge as thick and dark as its mean
+/// weight, nodes coloured by predicted class; on the right the weights per
+/// head as a table (rows: neighbours, columns: heads and their mean).
+pub fn node_view_png(path: &Path, view: &NodeAttention, l: usize) -> Result<()> {
+    ensure_font()?;
+    let list = &view.layers[l];
+    let shown = &list[..list.len().min(VIEW_NEIGHBOURS)];
+    let heads = shown.first().map_or(1, |n| n.weights.len());
+    let c = 26i32;
+    let (star, label_w) = (520i32, 150i32);
+    let table_w = label_w + c * (heads as i32 + 1) + 20;
+    let h = (star + 60).max(80 + c * shown.len() as i32 + 40);
+    let w = star + table_w;
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (w as u32, h as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let who = |node: usize, label: Option<u32>, predicted: u32| match label {
+            Some(t) => format!("{node} (class {t}, predicted {predicted})"),
+            None => format!("{node} (predicted {predicted})"),
+        };
+        let title = format!("layer {}: the weights node {} gives its neighbours", l + 1, who(view.node, view.label, view.predicted));
+        root.draw(&Text::new(title, (10, 10), ("sans-serif", 16).into_font().color(&BLACK)))?;
+        let more = list.len() - shown.len();
+        let note = format!(
+            "{} neighbours{}; edge width and darkness = mean weight over heads; colour = predicted class",
+            list.len(),
+            if more > 0 { format!(", the {} heaviest shown", shown.len()) } else { String::new() }
+        );
+        root.draw(&Text::new(note, (10, 32), ("sans-serif", 12).into_font().color(&RGBColor(90, 100, 112))))?;
+        // The star.
+        let (cx, cy, r) = (star / 2, 60 + (star - 40) / 2, (star - 40) / 2 - 70);
+        let at = |k: usize| {
+            let a = std::f64::consts::TAU * k as f64 / shown.len().max(1) as f64 - std::f64::consts::FRAC_PI_2;
+            ((cx as f64 + r as f64 * a.cos()) as i32, (cy as f64 + r as f64 * a.sin()) as i32, a)
+        };
+        for (k, nb) in shown.iter().enumerate() {
+            let (x, y, _) = at(k);
+            let width = 1 + (12.0 * nb.mean).round() as u32;
+            root.draw(&PathElement::new(vec![(cx, cy), (x, y)], shade(nb.mean).stroke_width(width)))?;
+        }
+        for (k, nb) in shown.iter().enumerate() {
+            let (x, y, a) = at(k);
+            root.draw(&Circle::new((x, y), 9, class_colour(nb.predicted).filled()))?;
+            root.draw(&Circle::new((x, y), 9, BLACK.stroke_width(1)))?;
+            let (hp, dx) = if a.cos() >= 0.0 { (HPos::Left, 14) } else { (HPos::Right, -14) };
+            let text = format!("{}{} {:.2}", nb.node, if nb.node == view.node { " (self)" } else { "" }, nb.mean);
+            let style = ("sans-serif", 12).into_font().color(&BLACK).pos(Pos::new(hp, VPos::Center));
+            root.draw(&Text::new(text, (x + dx, y), style))?;
+        }
+        root.draw(&Circle::new((cx, cy), 14, class_colour(view.predicted).filled()))?;
+        root.draw(&Circle::new((cx, cy), 14, BLACK.stroke_width(2)))?;
+        let style = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let name = view.node.to_string();
+        let half = 4 * name.len() as i32 + 3;
+        root.draw(&Rectangle::new([(cx - half, cy - 34), (cx + half, cy - 17)], WHITE.filled()))?;
+        root.draw(&Text::new(name, (cx, cy - 18), style))?;
+        // The table: neighbours x heads.
+        let (tx, ty) = (star + label_w, 80);
+        let font = ("sans-serif", 11).into_font();
+        for k in 0..=heads {
+            let name = if k == heads { "mean".to_string() } else { format!("h{}", k + 1) };
+            let style = font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+            root.draw(&Text::new(name, (tx + k as i32 * c + c / 2, ty - 4), style))?;
+        }
+        for (row, nb) in shown.iter().enumerate() {
+            let y = ty + row as i32 * c;
+            let label = match nb.label {
+                Some(t) => format!("{} (class {t})", nb.node),
+                None => nb.node.to_string(),
+            };
+            let style = font.color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(label, (tx - 6, y + c / 2), style))?;
+            for (k, &v) in nb.weights.iter().chain(std::iter::once(&nb.mean)).enumerate() {
+                let x = tx + k as i32 * c;
+                root.draw(&Rectangle::new([(x, y), (x + c, y + c)], shade(v).filled()))?;
+                let ink = if v > 0.35 { &WHITE } else { &BLACK };
+                let style = ("sans-serif", 9).into_font().color(ink).pos(Pos::new(HPos::Center, VPos::Center));
+                root.draw(&Text::new(format!("{:.2}", v).trim_start_matches('0').to_string(), (x + c / 2, y + c / 2), style))?;
+            }
+        }
+        if !shown.is_empty() {
+            let bottom = ty + c * shown.len() as i32;
+            root.draw(&Rectangle::new([(tx, ty), (tx + c * heads as i32, bottom)], BLACK.stroke_width(1)))?;
+            root.draw(&Rectangle::new([(tx + c * heads as i32, ty), (tx + c * (heads as i32 + 1), bottom)], BLACK.stroke_width(1)))?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+}
+
+/// Writes `node-N-layerL.png` for every layer and `node-N.json` into `dir`.
+pub fn write_node_views(view: &NodeAttention, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files = Vec::new();
+    for l in 0..view.layers.len() {
+        let path = dir.join(format!("node-{}-layer{}.png", view.node, l + 1));
+        node_view_png(&path, view, l)?;
+        files.push(path);
+    }
+    let path = dir.join(format!("node-{}.json", view.node));
+    let text = serde_json::to_string(view).map_err(|e| Error::Input(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     files.push(path);
     Ok(files)

@@ -115,3 +115,34 @@ fn training_beats_chance_saves_loads_and_reproduces() {
     assert_eq!(loaded.predict(&input).unwrap(), model.predict(&input).unwrap());
     assert_eq!(loaded.evaluate(&input, &data.test).unwrap(), run.test);
 }
+
+/// The node view: every neighbour once, per-head weights summing to 1,
+/// pictures and JSON written.
+#[test]
+fn node_view_lists_each_neighbour_with_weights_summing_to_one() {
+    let data = small_graph();
+    let cfg = config(&data, GraphScoreType::Additive, AttentionKernel::Fused, false);
+    let model = GraphClassifier::new(cfg.clone(), 3).unwrap();
+    let input = GraphInput::new(&data, &cfg).unwrap();
+    let node = (0..data.nodes()).max_by_key(|&i| input.graph.sources(i).len()).unwrap();
+    let view = attend::viz::node_attention(&model, &input, node).unwrap();
+    assert_eq!(view.layers.len(), 2);
+    for (l, list) in view.layers.iter().enumerate() {
+        let mut ids: Vec<usize> = list.iter().map(|n| n.node).collect();
+        ids.sort();
+        assert_eq!(ids, input.graph.sources(node).iter().map(|&j| j as usize).collect::<Vec<_>>());
+        assert!(ids.contains(&node), "self loop");
+        let heads = if l == 0 { 3 } else { 2 };
+        for h in 0..heads {
+            let sum: f32 = list.iter().map(|n| n.weights[h]).sum();
+            assert!((sum - 1.0).abs() < 1e-5, "layer {l} head {h}: {sum}");
+        }
+        assert!(list.windows(2).all(|w| w[0].mean >= w[1].mean), "heaviest first");
+    }
+    assert!(attend::viz::node_attention(&model, &input, data.nodes()).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let files = attend::viz::write_node_views(&view, dir.path()).unwrap();
+    assert_eq!(files.len(), 3);
+    let png = std::fs::read(&files[0]).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}

@@ -164,7 +164,9 @@ impl GraphLayer {
         Ok(GraphLayer { heads, channels, concat, value, att_src, att_dst, query, key, bias, residual })
     }
 
-    fn forward(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
+    /// Values `[n, heads, channels]` and the two score inputs of
+    /// [`ops::graph_attention`] for input `x`.
+    fn project(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<(Tensor, Tensor, Tensor, GraphScoreKind)> {
         let n = graph.nodes();
         let (h, c) = (self.heads, self.channels);
         // Input dropout, then every projection of the dropped input. With
@@ -204,6 +206,12 @@ impl GraphLayer {
             ),
             _ => unreachable!("a layer has either score vectors or projections"),
         };
+        Ok((v, a, b, kind))
+    }
+
+    fn forward(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
+        let (n, h, c) = (graph.nodes(), self.heads, self.channels);
+        let (v, a, b, kind) = self.project(x, graph, cfg, ctx)?;
         let dropout = (ctx.train && cfg.attention_dropout > 0.0).then(|| EdgeDropout { p: cfg.attention_dropout, seed: ctx.rng.random() });
         let dense = cfg.kernel == AttentionKernel::Reference;
         let values = ctx.dropout(&v, cfg.value_dropout)?;
@@ -260,6 +268,31 @@ impl GraphClassifier {
             Features::Dense(logits) => Ok(logits),
             Features::Sparse(_) => unreachable!("a model has at least one layer"),
         }
+    }
+
+    /// Attention weights of every layer, as in inference: `[layer][edge *
+    /// heads + head]`, edges in `input.graph`'s order (each node's weights
+    /// over its neighbours sum to 1 per head). Recomputed here; the fused
+    /// forward never stores them.
+    pub fn attention_weights(&self, input: &GraphInput) -> Result<Vec<Vec<f32>>> {
+        let mut ctx = Ctx::eval();
+        let mut h = input.features.clone();
+        let mut weights = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (_, a, b, kind) = layer.project(&h, &input.graph, &self.config, &mut ctx)?;
+            weights.push(ops::graph_attention_weights(&a, &b, layer.heads, &input.graph, kind)?);
+            let mut y = layer.forward(&h, &input.graph, &self.config, &mut ctx)?;
+            if l + 1 < self.layers.len() {
+                y = y.elu(1.0)?;
+            }
+            h = Features::Dense(y);
+        }
+        Ok(weights)
+    }
+
+    /// Heads of layer `l`.
+    pub fn layer_heads(&self, l: usize) -> usize {
+        self.layers[l].heads
     }
 
     /// Loss and accuracy on `nodes` without dropout.
