@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// reference, same run), and the fused kernel's time and memory on
     /// random graphs of growing edge count.
     Graph(GraphArgs),
+    /// The viewer's API: latency of `POST /api/tag` for one sentence over
+    /// loopback HTTP, against tagging it in-process in the same run.
+    Serve(crate::serve::BenchServeArgs),
 }
 
 #[derive(Args)]
@@ -79,6 +82,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Graph(args) => graph(args),
+        BenchCommand::Serve(args) => crate::serve::bench(args),
     }
 }
 

@@ -193,3 +193,115 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .context("server failed")
     })
 }
+
+#[derive(Args)]
+pub struct BenchServeArgs {
+    /// Checkpoint directory written by `attend train tagger`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Words in the test sentence.
+    #[arg(long, default_value_t = 50)]
+    words: usize,
+    /// Requests per measurement (at least; more until --min-seconds pass).
+    #[arg(long, default_value_t = 50)]
+    requests: usize,
+    /// Keep measuring each row for at least this long.
+    #[arg(long, default_value_t = 2.0)]
+    min_seconds: f64,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A plain English passage the test sentence is cut from (repeated as needed).
+const PASSAGE: &str = "The committee said on Tuesday that it would review the new proposal before the end of the month , \
+    but several members warned that the plan could raise costs for small businesses and families who already struggle \
+    to pay their bills . A spokesman for the company declined to comment on the report , which was published after \
+    a long investigation into how the money had been spent over the last three years .";
+
+/// Median and 95th percentile of `runs` in milliseconds.
+fn quantiles(mut runs: Vec<f64>) -> (f64, f64) {
+    runs.sort_by(f64::total_cmp);
+    let at = |q: f64| runs[((runs.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+/// Times `f` at least `n` times and for at least `min_seconds`.
+fn repeat_ms(n: usize, min_seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    let start = Instant::now();
+    let mut runs = Vec::new();
+    while runs.len() < n || start.elapsed().as_secs_f64() < min_seconds {
+        let t = Instant::now();
+        f()?;
+        runs.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(runs)
+}
+
+/// `attend bench serve`: latency of `POST /api/tag` over loopback for one
+/// sentence, against tagging the same sentence in-process (same run).
+pub fn bench(args: BenchServeArgs) -> Result<()> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let loaded = checkpoint::load_tagger(&args.model)?;
+    let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
+    let text = words.join(" ");
+    let sentence = Sentence::from_words(&words);
+    let baseline = repeat_ms(args.requests, args.min_seconds, || {
+        attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
+        Ok(())
+    })?;
+    let config = loaded.model.config.clone();
+    let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?;
+    let url = format!("http://{}/api/tag", listener.local_addr()?);
+    runtime.spawn(async move { axum::serve(listener, app(state)).await });
+    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let http = |attention: bool| -> Result<Vec<f64>> {
+        let body = serde_json::json!({ "text": text, "attention": attention }).to_string();
+        repeat_ms(args.requests, args.min_seconds, || {
+            runtime.block_on(async {
+                let req = axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
+                let res = client.request(req).await?;
+                let status = res.status();
+                let bytes = res.into_body().collect().await?.to_bytes();
+                if !status.is_success() {
+                    anyhow::bail!("{status}: {}", String::from_utf8_lossy(&bytes));
+                }
+                Ok(())
+            })
+        })
+    };
+    let with_weights = http(true)?;
+    let tags_only = http(false)?;
+    let (b50, b95) = quantiles(baseline);
+    let (w50, w95) = quantiles(with_weights);
+    let (t50, t95) = quantiles(tags_only);
+    let threads = attend::rayon::current_num_threads();
+    if args.json {
+        let row = |name: &str, med: f64, p95: f64| serde_json::json!({ "name": name, "median_ms": med, "p95_ms": p95, "ratio_to_in_process": med / b50 });
+        let doc = serde_json::json!({
+            "words": args.words, "model": args.model, "threads": threads,
+            "layers": config.layers, "heads": config.heads, "d_model": config.d_model,
+            "rows": [row("in-process attention_maps", b50, b95), row("POST /api/tag with weights", w50, w95), row("POST /api/tag tags only", t50, t95)],
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "attend bench serve: {}-word sentence, {} ({} layers x {} heads, d_model {}), {threads} threads, loopback HTTP",
+            args.words,
+            args.model.display(),
+            config.layers,
+            config.heads,
+            config.d_model
+        );
+        println!("{:<32} {:>10} {:>10} {:>10}", "", "median ms", "p95 ms", "x in-proc");
+        for (name, med, p95) in [("in-process attention_maps", b50, b95), ("POST /api/tag with weights", w50, w95), ("POST /api/tag tags only", t50, t95)] {
+            println!("{name:<32} {med:>10.2} {p95:>10.2} {:>10.2}", med / b50);
+        }
+    }
+    Ok(())
+}

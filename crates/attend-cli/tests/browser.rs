@@ -119,6 +119,7 @@ async fn viewer_page_tags_a_sentence_and_draws_a_heatmap() {
         assert_eq!(shown, want, "tags on the page");
         let status = client.find(Locator::Css("#status")).await?.text().await?;
         assert!(status.contains("ms on the server"), "status line: {status}");
+        eprintln!("page status: {status}");
 
         // The heatmap is drawn: a coloured cell, one small map per head.
         let probe = client
