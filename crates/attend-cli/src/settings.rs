@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result};
 use attend::nn::position::PositionKind;
+use attend::models::EncoderKind;
 use attend::nn::AttentionKernel;
 use clap::Args;
 use serde::Serialize;
@@ -14,6 +15,12 @@ use std::path::Path;
 /// Model architecture flags (defaults in brackets are TaggerConfig's).
 #[derive(Args, Serialize, Debug, Default)]
 pub struct ModelArgs {
+    /// Encoder: attention (stacked self-attention) or rnn (the BiLSTM
+    /// baseline; d_model / 2 units per direction, --layers deep; attention
+    /// and position flags do not apply) [attention]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoder: Option<EncoderKind>,
     /// Width of the attention layers [256]
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,7 @@ pub mod dropout;
 pub mod graph;
 pub mod heads;
 pub mod loss;
+pub mod lstm;
 pub mod norm;
 pub mod pattern;
 pub mod pool;

@@ -7,6 +7,7 @@
 use attend_kernels::adamw::{adamw_update, AdamWStep};
 use attend_kernels::softmax::ScoresShape;
 use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
+use attend_kernels::lstm::{self, LstmForward, LstmShape};
 use attend_kernels::sparse::{SparseDropout, SparseRows};
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::reference::AttentionShape;
@@ -434,6 +435,49 @@ pub fn graph_attention_weights(a: &Tensor, b: &Tensor, heads: usize, graph: &std
     Ok(graph::graph_edge_weights(&att))
 }
 
+// ------------------------------------------------------------------- LSTM
+
+struct LstmOp {
+    /// The forward's states, for backward.
+    saved: Mutex<Option<(LstmShape, LstmForward)>>,
+}
+
+impl CustomOp2 for LstmOp {
+    fn name(&self) -> &'static str {
+        "attend-lstm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (gx, w) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?);
+        let (batch, steps, four) = l1.shape().dims3()?;
+        let (hidden, four_w) = l2.shape().dims2()?;
+        if four != 4 * hidden || four_w != 4 * hidden {
+            bail!("lstm: gx {:?} and w_hh {:?} must be [batch, steps, 4 x hidden] and [hidden, 4 x hidden]", l1.dims(), l2.dims());
+        }
+        let shape = LstmShape { batch, steps, hidden };
+        let f = lstm::lstm_forward(shape, gx, w);
+        let h = f.h.clone();
+        *self.saved.lock().expect("lstm lock") = Some((shape, f));
+        Ok((CpuStorage::F32(h), Shape::from((batch, steps, hidden))))
+    }
+
+    fn bwd(&self, _gx: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let saved = self.saved.lock().expect("lstm lock");
+        let Some((shape, f)) = saved.as_ref() else { bail!("lstm: backward before forward") };
+        let g = with_f32(w, |ws| with_f32(grad, |dh| lstm::lstm_backward(*shape, ws, f, dh)))??;
+        let dgx = Tensor::from_vec(g.dgx, (shape.batch, shape.steps, 4 * shape.hidden), w.device())?;
+        Ok((Some(dgx), Some(tensor_like(g.dw, w)?)))
+    }
+}
+
+/// The LSTM recurrence over precomputed input gates `gx` `[batch, steps, 4
+/// x hidden]` (`x W_ih + b`, gates i, f, g, o) with recurrent weights `w_hh`
+/// `[hidden, 4 x hidden]`, from zero state: outputs `h` `[batch, steps,
+/// hidden]`. Fused kernel with a hand-written backward through time.
+pub fn lstm(gx: &Tensor, w_hh: &Tensor) -> Result<Tensor> {
+    gx.contiguous()?.apply_op2(&w_hh.contiguous()?, LstmOp { saved: Mutex::new(None) })
+}
+
 // ------------------------------------------------------ sparse input matmul
 
 struct SparseMatmulOp {
@@ -622,7 +666,7 @@ pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn t(data: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_slice(data, shape, &Device::Cpu).unwrap()
@@ -688,6 +732,37 @@ mod tests {
         assert!(dz[0].iter().sum::<f32>().abs() < 1e-6);
         let bad = Tensor::new(&[5u32, 0, 0], &Device::Cpu).unwrap();
         assert!(cross_entropy(&z, &bad, 0.0).unwrap_err().to_string().contains("target 5 out of range"));
+    }
+
+    /// The fused LSTM against the same recurrence in candle primitives
+    /// (sigmoid as tanh): outputs and both gradients.
+    #[test]
+    fn lstm_matches_candle_primitives() {
+        let (b, steps, h) = (5, 6, 4);
+        let gx = Var::from_tensor(&t(&(0..b * steps * 4 * h).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.5).collect::<Vec<_>>(), &[b, steps, 4 * h])).unwrap();
+        let w = Var::from_tensor(&t(&(0..h * 4 * h).map(|i| ((i * 13 % 29) as f32 / 14.0 - 1.0) * 0.5).collect::<Vec<_>>(), &[h, 4 * h])).unwrap();
+        let r = t(&(0..b * steps * h).map(|i| ((i * 7 % 11) as f32) - 5.0).collect::<Vec<_>>(), &[b, steps, h]);
+        let fused = lstm(&gx, &w).unwrap();
+        let sig = |x: &Tensor| ((x * 0.5).unwrap().tanh().unwrap() + 1.0).unwrap() * 0.5;
+        let (mut hp, mut cp) = (Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap());
+        let mut outs = Vec::new();
+        for s in 0..steps {
+            let z = (gx.narrow(1, s, 1).unwrap().squeeze(1).unwrap() + hp.matmul(&w).unwrap()).unwrap();
+            let (i, f) = (sig(&z.narrow(1, 0, h).unwrap()).unwrap(), sig(&z.narrow(1, h, h).unwrap()).unwrap());
+            let (g, o) = (z.narrow(1, 2 * h, h).unwrap().tanh().unwrap(), sig(&z.narrow(1, 3 * h, h).unwrap()).unwrap());
+            cp = ((&f * &cp).unwrap() + (&i * &g).unwrap()).unwrap();
+            hp = (&o * cp.tanh().unwrap()).unwrap();
+            outs.push(hp.unsqueeze(1).unwrap());
+        }
+        let plain = Tensor::cat(&outs, 1).unwrap();
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "outputs differ by {diff}");
+        let gf = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (&plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&gx, &w] {
+            let d = (gf.get(v).unwrap() - gp.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-4, "gradient differs by {d}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use attend::checkpoint;
 use attend::data::batch::{encode, Batch};
 use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
-use attend::models::{Tagger, TaggerConfig};
+use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
 use attend::candle_core::Var;
 use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
@@ -45,8 +45,14 @@ fn tiny_train() -> TrainConfig {
 fn every_parameter_gets_a_nonzero_gradient() {
     let train = toy_treebank(40, 1);
     let vocab = TaggerVocab::build(&train);
-    for position in [PositionKind::Rope, PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::None] {
-        let model = Tagger::new(tiny_config(&vocab, position), 3).unwrap();
+    let rnn = TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) };
+    for (position, config) in [PositionKind::Rope, PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::None]
+        .into_iter()
+        .map(|p| (p, tiny_config(&vocab, p)))
+        .chain([(PositionKind::None, rnn)])
+    {
+        let position = (position, config.encoder);
+        let model = Tagger::new(config, 3).unwrap();
         let data = encode(&train, &vocab, 20);
         let batch = Batch::new(&data, &(0..40).collect::<Vec<_>>());
         let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
@@ -223,6 +229,25 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     }
 }
 
+/// The BiLSTM baseline learns the same task through the same training
+/// loop, round-trips through a checkpoint, and has no attention to show.
+#[test]
+fn bilstm_learns_the_toy_task_and_round_trips_through_a_checkpoint() {
+    let (train, dev, test) = (toy_treebank(300, 1), toy_treebank(60, 2), toy_treebank(100, 3));
+    let vocab = TaggerVocab::build(&train);
+    let mut model = Tagger::new(TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) }, 7).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("model");
+    train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
+    let report = model.evaluate(&test, &vocab, 1024).unwrap();
+    assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
+    let loaded = checkpoint::load_tagger(&ck).unwrap();
+    assert_eq!(loaded.model.config.encoder, EncoderKind::Rnn);
+    assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
+    let err = attend::viz::attention_maps(&model, &vocab, &test[0]).unwrap_err().to_string();
+    assert!(err.contains("BiLSTM: it has no attention weights"), "{err}");
+}
+
 /// Stops a run at a chosen step, as Ctrl-C does.
 struct StopAt<'a> {
     step: usize,
@@ -363,9 +388,11 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
     for position in [PositionKind::Rope, PositionKind::Learned] {
-        let config = tiny_config(&vocab, position);
-        let model = Tagger::new(config.clone(), 1).unwrap();
-        assert_eq!(config.parameter_count(), model.params.num_scalars() as u128, "{position:?}");
+        for encoder in [EncoderKind::Attention, EncoderKind::Rnn] {
+            let config = TaggerConfig { encoder, ..tiny_config(&vocab, position) };
+            let model = Tagger::new(config.clone(), 1).unwrap();
+            assert_eq!(config.parameter_count(), model.params.num_scalars() as u128, "{position:?} {encoder:?}");
+        }
     }
     let huge = TaggerConfig { d_model: 1 << 16, ff_dim: 1 << 20, ..tiny_config(&vocab, PositionKind::Rope) };
     let err = Tagger::new(huge, 1).err().unwrap().to_string();

@@ -1,12 +1,14 @@
 //! The part-of-speech tagger: each word becomes a vector (word embedding +
 //! character encoder), stacked multi-head self-attention layers let every
 //! word look at the whole sentence, and a linear head gives one tag per word.
+//! A bidirectional LSTM can replace the attention layers (the baseline).
 
 use crate::data::batch::{bucket, encode, Batch};
 use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::nn::char_encoder::CharEncoder;
 use crate::nn::position::{PositionEncoding, PositionKind};
+use crate::nn::rnn::BiLstm;
 use crate::nn::{AttentionKernel, Ctx, Embedding, Encoder, Linear, ParamStore};
 use crate::ops;
 use attend_kernels::AttentionPattern;
@@ -18,7 +20,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaggerConfig {
-    /// Width of the vectors the attention layers work on.
+    /// What relates the words: stacked self-attention, or the BiLSTM baseline.
+    pub encoder: EncoderKind,
+    /// Width of the vectors the attention layers work on (for the BiLSTM:
+    /// its output, `d_model / 2` per direction).
     pub d_model: usize,
     pub heads: usize,
     pub layers: usize,
@@ -51,6 +56,7 @@ pub struct TaggerConfig {
 impl Default for TaggerConfig {
     fn default() -> Self {
         TaggerConfig {
+            encoder: EncoderKind::Attention,
             d_model: 256,
             heads: 8,
             layers: 2,
@@ -76,10 +82,14 @@ impl Default for TaggerConfig {
 impl TaggerConfig {
     /// Checks the numbers fit together; the message names the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.encoder == EncoderKind::Rnn && (self.d_model < 2 || self.d_model % 2 != 0) {
+            return Err(format!("the rnn encoder needs an even d_model (d_model / 2 units per direction), got {}", self.d_model));
+        }
+        let attention = self.encoder == EncoderKind::Attention;
+        if attention && (self.heads == 0 || self.d_model % self.heads != 0) {
             return Err(format!("d_model ({}) must be a multiple of heads ({})", self.d_model, self.heads));
         }
-        if self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
+        if attention && self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
             return Err(format!("rope needs an even head dimension; d_model / heads = {}", self.d_model / self.heads));
         }
         if self.char_kernel % 2 == 0 {
@@ -109,9 +119,43 @@ impl TaggerConfig {
         let [words, chars, tags] = [self.words, self.chars, self.tags].map(|x| x as u128);
         let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
         let positions = if self.position == PositionKind::Learned { self.max_positions as u128 * d } else { 0 };
-        let layer = d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d;
-        words * wd + chars * cd + kernel * cd * filters + filters + (wd + filters) * d + d + positions + layers * layer + 2 * d + d * tags + tags
+        let layer = match self.encoder {
+            EncoderKind::Attention => d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d,
+            // Two directions of d/2 units, input d wide: (d x 2d + 2d + d/2 x 2d) each.
+            EncoderKind::Rnn => 2 * (d * 2 * d + 2 * d + d / 2 * 2 * d),
+        };
+        let final_norm = if self.encoder == EncoderKind::Attention { 2 * d } else { 0 };
+        let positions = if self.encoder == EncoderKind::Rnn { 0 } else { positions };
+        words * wd + chars * cd + kernel * cd * filters + filters + (wd + filters) * d + d + positions + layers * layer + final_norm + d * tags + tags
     }
+}
+
+/// The layers between the word vectors and the tag scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    /// Stacked multi-head self-attention (every word sees the sentence in one step).
+    #[default]
+    Attention,
+    /// Stacked bidirectional LSTM (the recurrent baseline; no attention, no positions).
+    Rnn,
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "attention" => Ok(EncoderKind::Attention),
+            "rnn" | "lstm" | "bilstm" => Ok(EncoderKind::Rnn),
+            _ => Err(format!("unknown encoder '{s}': use attention or rnn")),
+        }
+    }
+}
+
+/// The encoder a tagger runs.
+enum Body {
+    Attention(Encoder),
+    Rnn(BiLstm),
 }
 
 /// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
@@ -126,7 +170,7 @@ pub struct Tagger {
     chars: CharEncoder,
     input: Linear,
     position: PositionEncoding,
-    encoder: Encoder,
+    encoder: Body,
     head: Linear,
     device: Device,
 }
@@ -140,10 +184,17 @@ impl Tagger {
         let words = Embedding::new(&mut p, "words", c.words, c.word_dim, 0.1)?;
         let chars = CharEncoder::new(&mut p, "chars", c.chars, c.char_dim, c.char_filters, c.char_kernel)?;
         let input = Linear::new(&mut p, "input", c.word_dim + c.char_filters, c.d_model, true)?;
-        let position = PositionEncoding::new(&mut p, "position", c.position, c.d_model, c.max_positions)?;
-        let rotary = c.position == PositionKind::Rope;
-        let mut encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
-        encoder.set_attention_kernel(c.attention_kernel);
+        let (kind, encoder) = match c.encoder {
+            EncoderKind::Attention => {
+                let rotary = c.position == PositionKind::Rope;
+                let mut encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+                encoder.set_attention_kernel(c.attention_kernel);
+                (c.position, Body::Attention(encoder))
+            }
+            // A recurrence knows the order already: no position encoding.
+            EncoderKind::Rnn => (PositionKind::None, Body::Rnn(BiLstm::new(&mut p, "rnn", c.layers, c.d_model, c.d_model / 2, c.dropout)?)),
+        };
+        let position = PositionEncoding::new(&mut p, "position", kind, c.d_model, c.max_positions)?;
         let head = Linear::new(&mut p, "head", c.d_model, c.tags, true)?;
         Ok(Tagger { config, params: p, words, chars, input, position, encoder, head, device: Device::Cpu })
     }
@@ -172,7 +223,10 @@ impl Tagger {
     /// Tag scores `[batch, seq, tags]`.
     pub fn forward(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
         let x = self.embed(batch, ctx)?;
-        let h = self.encoder.forward(&x, &self.pattern(batch), ctx)?;
+        let h = match &self.encoder {
+            Body::Attention(encoder) => encoder.forward(&x, &self.pattern(batch), ctx)?,
+            Body::Rnn(rnn) => rnn.forward(&x, &batch.lengths, ctx)?,
+        };
         self.head.forward(&h)
     }
 
@@ -193,8 +247,11 @@ impl Tagger {
 
     /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
     pub fn attention_weights(&self, batch: &Batch) -> Result<Vec<Tensor>> {
+        let Body::Attention(encoder) = &self.encoder else {
+            return Err(candle_core::Error::msg("this tagger's encoder is a BiLSTM: it has no attention weights to show"));
+        };
         let x = self.embed(batch, &mut Ctx::eval())?;
-        self.encoder.attention_weights(&x, &self.pattern(batch))
+        encoder.attention_weights(&x, &self.pattern(batch))
     }
 
     /// Predicted tag index for every word of every sentence, in input order.

@@ -5,6 +5,7 @@ pub mod char_encoder;
 pub mod encoder;
 pub mod params;
 pub mod position;
+pub mod rnn;
 
 pub use attention::{AttentionKernel, MultiHeadSelfAttention};
 pub use encoder::{Encoder, EncoderLayer};
