@@ -75,6 +75,17 @@ pub struct TagArgs {
     output: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "auto")]
     format: InputFormat,
+    /// Truncated attention for this run: each word sees N words on each
+    /// side (linear cost; for long inputs). Attention taggers only.
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// Longest sequence tagged with dense attention; longer ones are
+    /// refused with a pointer to --window.
+    #[arg(long, value_name = "WORDS", default_value_t = attend::models::MAX_DENSE_WORDS)]
+    max_dense_words: usize,
+    /// Print words, time, speed and peak memory (RSS) to stderr at the end.
+    #[arg(long)]
+    stats: bool,
 }
 
 /// Progress bar per epoch with loss, learning rate and speed; one line per
@@ -262,7 +273,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn tag(args: TagArgs) -> Result<()> {
-    let loaded = checkpoint::load_tagger(&args.model)?;
+    let started = Instant::now();
+    let mut loaded = checkpoint::load_tagger(&args.model)?;
+    if args.window.is_some() {
+        loaded.model.set_window(args.window)?;
+    }
     let (bytes, label) = match args.input.as_deref() {
         Some(p) if p != Path::new("-") => {
             conllu::check_fits_in_memory(p)?;
@@ -287,11 +302,25 @@ pub fn tag(args: TagArgs) -> Result<()> {
     if sentences.is_empty() {
         bail!("{}: no sentences to tag", label.display());
     }
+    let longest = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
+    loaded.model.check_dense_length(longest, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
+    let tagging = Instant::now();
     loaded.model.tag(&mut sentences, &loaded.vocab, 8192)?;
+    let tag_secs = tagging.elapsed().as_secs_f64();
     let out = conllu::to_string(&sentences);
     match &args.output {
         Some(p) => std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?,
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    if args.stats {
+        let words: usize = sentences.iter().map(Sentence::word_count).sum();
+        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), |b| attend::memory::human_bytes(b));
+        eprintln!(
+            "tagged {} sentences, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
+            sentences.len(),
+            words as f64 / tag_secs.max(1e-9),
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -94,6 +94,15 @@ pub fn available_bytes() -> u64 {
         .unwrap_or(8 << 30)
 }
 
+/// This process's peak resident set size so far (Linux `VmHWM`), if the
+/// system reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Bytes as `"12.3 MiB"` or `"4.0 GiB"`.
 pub fn human_bytes(bytes: u64) -> String {
     if bytes >= 1 << 30 {

@@ -54,7 +54,7 @@ pub fn attention_maps(model: &Tagger, vocab: &TaggerVocab, sentence: &Sentence) 
 
 /// Registers a TrueType font for the labels once: `ATTEND_FONT`, or a
 /// common system font.
-fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let candidates = std::env::var("ATTEND_FONT").into_iter().chain(

@@ -99,3 +99,64 @@ pub fn write_toy_treebank(dir: &std::path::Path, train: usize, dev: usize, test:
     }
     Ok(())
 }
+
+/// Tag of a position whose symbol appears elsewhere in its sequence.
+pub const REPEATED: &str = "REP";
+/// Tag of a position whose symbol appears nowhere else.
+pub const ONCE: &str = "ONCE";
+
+/// The long-range task: `count` sequences of `len` symbols (`s0`, `s1`, ...
+/// drawn uniformly from `symbols`), each position tagged [`REPEATED`] when
+/// its symbol occurs anywhere else in the sequence, else [`ONCE`]. Getting
+/// it right needs to compare a position with every other, at any distance.
+pub fn repeat_task(count: usize, len: usize, symbols: usize, seed: u64) -> Vec<Sentence> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let seq: Vec<usize> = (0..len).map(|_| rng.random_range(0..symbols.max(1))).collect();
+            let forms: Vec<String> = seq.iter().map(|s| format!("s{s}")).collect();
+            let mut sentence = Sentence::from_words(&forms);
+            for (t, d) in sentence.words_mut().zip(nearest_repeat(&forms)) {
+                t.upos = if d.is_some() { REPEATED } else { ONCE }.to_string();
+            }
+            sentence
+        })
+        .collect()
+}
+
+/// For each position, the distance to the nearest other position holding
+/// the same form (`None`: the form occurs once).
+pub fn nearest_repeat<S: AsRef<str>>(forms: &[S]) -> Vec<Option<usize>> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut best = vec![None::<usize>; forms.len()];
+    for (i, f) in forms.iter().enumerate() {
+        if let Some(&j) = last.get(f.as_ref()) {
+            let d = i - j;
+            best[i] = Some(best[i].map_or(d, |b: usize| b.min(d)));
+            best[j] = Some(best[j].map_or(d, |b: usize| b.min(d)));
+        }
+        last.insert(f.as_ref(), i);
+    }
+    best
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::*;
+
+    #[test]
+    fn nearest_repeat_finds_the_closest_other_occurrence() {
+        assert_eq!(nearest_repeat(&["a", "b", "a", "c", "a", "b"]), vec![Some(2), Some(4), Some(2), None, Some(2), Some(4)]);
+    }
+
+    #[test]
+    fn repeat_task_tags_match_the_definition() {
+        for s in repeat_task(20, 30, 40, 1) {
+            let forms: Vec<&str> = s.words().map(|t| t.form.as_str()).collect();
+            for (i, t) in s.words().enumerate() {
+                let elsewhere = forms.iter().enumerate().any(|(j, f)| j != i && *f == forms[i]);
+                assert_eq!(t.upos == REPEATED, elsewhere);
+            }
+        }
+    }
+}

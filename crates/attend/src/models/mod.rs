@@ -4,4 +4,4 @@ pub mod graph;
 pub mod tagger;
 
 pub use graph::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
-pub use tagger::{EncoderKind, EvalReport, Tagger, TaggerConfig};
+pub use tagger::{EncoderKind, EvalReport, Tagger, TaggerConfig, MAX_DENSE_WORDS};

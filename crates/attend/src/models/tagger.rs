@@ -158,6 +158,11 @@ enum Body {
     Rnn(BiLstm),
 }
 
+/// Longest sequence tagged with dense (untruncated) attention unless the
+/// caller raises the limit: above it the quadratic cost takes minutes, and
+/// `--window` gives linear cost instead.
+pub const MAX_DENSE_WORDS: usize = 16384;
+
 /// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
 /// mistyped size is refused with a message instead of exhausting memory.
 pub const MAX_PARAMETERS: u128 = 1 << 30;
@@ -222,7 +227,10 @@ impl Tagger {
 
     /// Tag scores `[batch, seq, tags]`.
     pub fn forward(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
-        let x = self.embed(batch, ctx)?;
+        let mut x = self.embed(batch, ctx)?;
+        if !ctx.train {
+            x = x.detach(); // inference: the embedding's intermediates can go
+        }
         let h = match &self.encoder {
             Body::Attention(encoder) => encoder.forward(&x, &self.pattern(batch), ctx)?,
             Body::Rnn(rnn) => rnn.forward(&x, &batch.lengths, ctx)?,
@@ -236,6 +244,30 @@ impl Tagger {
         let rows = batch.batch * batch.seq;
         let targets = Tensor::from_slice(&batch.tags, rows, &self.device)?;
         ops::cross_entropy(&logits.reshape((rows, self.config.tags))?, &targets, label_smoothing)
+    }
+
+    /// Runs attention truncated to `window` words on each side from now on
+    /// (`None`: the whole sequence). Applies at inference to a model trained
+    /// either way; a BiLSTM tagger refuses.
+    pub fn set_window(&mut self, window: Option<usize>) -> crate::Result<()> {
+        if self.config.encoder == EncoderKind::Rnn && window.is_some() {
+            return Err(crate::Error::Input("--window applies to attention taggers; this one is a BiLSTM (its cost is already linear in the length)".into()));
+        }
+        self.config.window = window;
+        Ok(())
+    }
+
+    /// Refuses sequences longer than `limit` words under dense attention,
+    /// with the remedy; truncated attention and the BiLSTM take any length.
+    pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
+        if self.config.encoder == EncoderKind::Attention && self.config.window.is_none() && longest > limit {
+            return Err(crate::Error::Input(format!(
+                "a sequence of {longest} words under dense attention costs {longest}^2 scores per head and layer (minutes on a CPU; \
+                 memory stays linear with the fused kernel); pass --window 64 for truncated attention with linear cost, \
+                 or --max-dense-words {longest} to run it anyway"
+            )));
+        }
+        Ok(())
     }
 
     /// Best tag index per word, one vector per sequence.

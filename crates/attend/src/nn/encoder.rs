@@ -93,6 +93,11 @@ impl Encoder {
         let mut h = x.clone();
         for layer in &self.layers {
             h = layer.forward(&h, pattern, rotary.as_ref(), ctx)?;
+            if !ctx.train {
+                // Nothing will call backward: let the layer's intermediates go
+                // (the graph would otherwise keep all of them alive).
+                h = h.detach();
+            }
         }
         self.norm.forward(&h)
     }

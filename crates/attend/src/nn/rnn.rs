@@ -74,6 +74,9 @@ impl BiLstm {
             let forward = fwd.forward(&h)?;
             let backward = flip(&bwd.forward(&flip(&h)?)?)?;
             h = Tensor::cat(&[forward, backward], 2)?;
+            if !ctx.train {
+                h = h.detach(); // inference: free this layer's intermediates now
+            }
         }
         Ok(h)
     }
