@@ -1,6 +1,7 @@
 //! The `attend` command line.
 
 mod bench_cmd;
+mod compare_cmd;
 mod graph_cmd;
 mod serve;
 mod settings;
@@ -42,6 +43,10 @@ enum Command {
     /// Heatmaps of a tagger's attention for one sentence (per layer and head,
     /// and averaged), plus the weights as JSON.
     Attention(tagger_cmd::AttentionArgs),
+    /// Self-attention against the BiLSTM baseline on EWT (accuracy, training
+    /// and tagging speed, latency by length with a plot, one very long
+    /// input) and what truncated attention costs on a long-range task.
+    Compare(compare_cmd::CompareArgs),
     /// A local web page (and JSON API) that tags sentences and shows their
     /// attention interactively.
     Serve(serve::ServeArgs),
@@ -93,6 +98,7 @@ fn main() {
         Command::Tag(args) => tagger_cmd::tag(args),
         Command::Attention(args) => tagger_cmd::attention(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Compare(args) => compare_cmd::compare(args),
         Command::Bench(command) => bench_cmd::run(command),
     };
     if let Err(e) = result {

@@ -265,3 +265,57 @@ fn every_bad_input_gets_a_message_naming_where() {
         format!("error: checkpoint {}: holds a \"tagger\" model, not a graph model (use attend eval tagger, attend tag)", model.join("config.json").display())
     );
 }
+
+/// `attend compare` end to end on the toy treebank with small settings:
+/// trains both encoders, measures, plots, writes its reports; a rerun
+/// reuses the finished trainings.
+#[test]
+fn compare_trains_both_encoders_measures_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("toy");
+    attend::data::synthetic::write_toy_treebank(&bank, 200, 40, 60).unwrap();
+    let out = dir.path().join("cmp");
+    let args = [
+        "compare", "--treebank", bank.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "2", "--lengths", "8,32",
+        "--window", "4", "--long-words", "3000", "--synthetic-train", "60", "--synthetic-length", "16", "--synthetic-epochs", "1",
+        "--min-seconds", "0",
+    ];
+    let o = attend(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(report["models"].as_array().unwrap().len(), 3);
+    for m in report["models"].as_array().unwrap() {
+        assert!(m["upos"].as_f64().unwrap() > 0.0 && m["tag_tokens_per_sec"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    for s in report["latency_ms"].as_array().unwrap() {
+        assert_eq!(s["points"].as_array().unwrap().len(), 2, "{s}");
+    }
+    let long = report["long_input"].as_array().unwrap();
+    assert_eq!(long.len(), 3);
+    assert!(long.iter().all(|l| l["ok"].as_bool().unwrap() && l["result"].as_str().unwrap().contains("3000 words")), "{long:?}");
+    assert_eq!(report["synthetic"].as_array().unwrap().len(), 3);
+    assert_eq!(&std::fs::read(out.join("latency.png")).unwrap()[1..4], b"PNG");
+    assert!(std::fs::read_to_string(out.join("compare.md")).unwrap().contains("| BiLSTM |"));
+    // The rerun reuses the two trained models.
+    let o = attend(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("reusing the finished").count(), 2, "{}", stderr(&o));
+}
+
+/// Long inputs: dense attention above the limit is refused with the
+/// remedy; --window tags it; a BiLSTM refuses --window.
+#[test]
+fn long_inputs_need_a_window_under_dense_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path());
+    let input = dir.path().join("long.txt");
+    std::fs::write(&input, vec!["the run watch it ."; 40].join(" ") + "\n").unwrap();
+    let (m, i) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("long.txt: a sequence of 200 words under dense attention") && stderr(&o).contains("pass --window 64"), "{}", stderr(&o));
+    let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100", "--window", "8", "--stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("200 words (longest 200)") && stderr(&o).contains("peak RSS"), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.split('\t').nth(3).is_some_and(|t| t != "_")).count(), 200);
+}
