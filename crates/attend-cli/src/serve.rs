@@ -6,7 +6,8 @@
 //! - `POST /api/tag` with `{"text": "The old man the boat ."}` (whitespace
 //!   tokenized; `"attention": false` leaves the weights out): words, tags,
 //!   which words are unknown, and `attention[l][h][i][j]`, how much word i
-//!   looks at word j in head h of layer l (rows sum to 1).
+//!   looks at word j in head h of layer l (rows sum to 1; absent for a
+//!   BiLSTM tagger, which has none).
 //! - `GET /`: the viewer page, which uses the API above.
 
 use anyhow::{Context, Result};
@@ -113,6 +114,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.loaded.model.config;
     let body = serde_json::json!({
         "kind": "tagger",
+        "encoder": m.encoder,
         "layers": m.layers,
         "heads": m.heads,
         "d_model": m.d_model,
@@ -149,7 +151,8 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
         let loaded = &worker.loaded;
         let sentence = Sentence::from_words(&words);
         let unknown = words.iter().map(|w| loaded.vocab.is_unknown(w)).collect();
-        let (tags, attention) = if req.attention {
+        let has_attention = loaded.model.config.encoder == attend::models::EncoderKind::Attention;
+        let (tags, attention) = if req.attention && has_attention {
             let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
             let layers = maps.layers.into_iter().map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect()).collect();

@@ -6,7 +6,8 @@ mod common;
 
 use attend::checkpoint;
 use attend::data::conllu::Sentence;
-use common::{small_model, Server};
+use attend::models::EncoderKind;
+use common::{small_model, small_model_with, Server};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -148,4 +149,19 @@ async fn survives_a_thousand_mixed_requests() {
     assert!(server.alive(), "the server died under load");
     let r = c.get(format!("{}/api/info", server.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// A BiLSTM tagger is served too: tags, and no attention to show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bilstm_tagger_gets_tags_without_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    small_model_with(dir.path(), EncoderKind::Rnn);
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let info: Value = c.get(format!("{}/api/info", server.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["encoder"], "rnn");
+    let (status, got) = post_json(&c, &server.url, json!({ "text": "the run watch it ." })).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["tags"].as_array().unwrap().len(), 5);
+    assert!(got.get("attention").is_none());
 }

@@ -30,6 +30,7 @@ pub fn median_ms(min_runs: usize, min_seconds: f64, mut f: impl FnMut() -> Resul
 /// Median time to tag one sequence of `words`.
 pub fn latency_ms(model: &Tagger, vocab: &TaggerVocab, words: &[String], min_runs: usize, min_seconds: f64) -> Result<f64> {
     let sentence = [Sentence::from_words(words)];
+    model.predict(&sentence, vocab, usize::MAX)?; // warm-up: first-touch allocations, thread pool
     median_ms(min_runs, min_seconds, || Ok(model.predict(&sentence, vocab, usize::MAX).map(|_| ())?))
 }
 

@@ -6,7 +6,7 @@
 use attend::checkpoint;
 use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
-use attend::models::{Tagger, TaggerConfig};
+use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::train::TrainConfig;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,9 +16,15 @@ use std::process::{Child, Command, Stdio};
 /// treebank's vocabulary into `dir`: its tags are arbitrary but
 /// deterministic, which is all the server tests need.
 pub fn small_model(dir: &Path) {
+    small_model_with(dir, EncoderKind::Attention)
+}
+
+/// [`small_model`] with the given encoder.
+pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
     let train = toy_treebank(200, 1);
     let vocab = TaggerVocab::build(&train);
     let config = TaggerConfig {
+        encoder,
         d_model: 32,
         heads: 4,
         layers: 2,
