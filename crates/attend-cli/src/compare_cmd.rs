@@ -4,14 +4,14 @@
 use anyhow::{bail, Context, Result};
 use attend::checkpoint::{self, LoadedTagger};
 use attend::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
-use attend::data::conllu;
+use attend::data::conllu::{self, Sentence};
 use attend::data::synthetic::repeat_task;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
 use attend::train::{train_tagger, Silent, TrainConfig};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,9 +54,17 @@ pub struct CompareArgs {
     /// Epochs of each synthetic-task model.
     #[arg(long, default_value_t = 15)]
     synthetic_epochs: usize,
+    /// Positional encoding of the synthetic task's attention models.
+    #[arg(long, default_value = "rope")]
+    synthetic_position: PositionKind,
     /// Window (words each side) of the synthetic task's truncated model.
     #[arg(long, default_value_t = 4)]
     synthetic_window: usize,
+    /// Training speed is measured in this run (not read from the training
+    /// logs, which other work on the machine may have slowed) by one epoch
+    /// of each architecture over this many training sentences; 0 skips.
+    #[arg(long, default_value_t = 2000)]
+    speed_sentences: usize,
     /// Repeat each timing for at least this long (median of at least 3 runs).
     #[arg(long, default_value_t = 1.0)]
     min_seconds: f64,
@@ -85,9 +93,13 @@ fn ensure_trained(treebank: &Path, dir: &Path, encoder: &str, epochs: Option<usi
     Ok(())
 }
 
-fn train_speed(dir: &Path) -> Option<f64> {
-    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("train_report.json")).ok()?).ok()?;
-    Some(report["train"]["train_tokens"].as_f64()? / report["train"]["train_seconds"].as_f64()?)
+/// Training tokens per second of a fresh model with `config`: one epoch
+/// over `train` (dev scoring not timed).
+fn train_speed(config: &TaggerConfig, vocab: &TaggerVocab, train: &[Sentence], dev: &[Sentence]) -> Result<f64> {
+    let mut model = Tagger::new(config.clone(), 1)?;
+    let cfg = TrainConfig { epochs: 1, ..TrainConfig::default() };
+    let summary = train_tagger(&mut model, vocab, train, dev, &cfg, None, &mut Silent)?;
+    Ok(summary.train_tokens as f64 / summary.train_seconds)
 }
 
 /// Runs `attend tag --stats` on `input` in a separate process; returns its
@@ -132,6 +144,16 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let mut windowed = checkpoint::load_tagger(&attention_dir)?;
     windowed.model.set_window(Some(args.window))?;
     let test = conllu::read_file(&test_path)?;
+    let mut speeds = [None, None];
+    if args.speed_sentences > 0 {
+        let train = conllu::read_file(&files.train)?;
+        let dev = conllu::read_file(&files.dev)?;
+        let (train, dev) = (&train[..args.speed_sentences.min(train.len())], &dev[..dev.len().min(50)]);
+        for (k, m) in [&attention, &rnn].into_iter().enumerate() {
+            eprintln!("compare: training speed, {:?} encoder, one epoch of {} sentences", m.model.config.encoder, train.len());
+            speeds[k] = Some(train_speed(&m.model.config, &m.vocab, train, dev)?);
+        }
+    }
     let threads = attend::rayon::current_num_threads();
     let mut md = String::new();
     let machine = format!("{threads} threads, {:?} kernels", attend::attend_kernels::Isa::detect());
@@ -139,39 +161,46 @@ pub fn compare(args: CompareArgs) -> Result<()> {
 
     // Accuracy and throughput on EWT.
     eprintln!("compare: accuracy and tagging throughput on {}", test_path.display());
-    let models: Vec<(String, &LoadedTagger, &Path)> = vec![
-        ("self-attention (dense)".into(), &attention, &attention_dir),
-        (format!("self-attention, window {}", args.window), &windowed, &attention_dir),
-        ("BiLSTM".into(), &rnn, &rnn_dir),
+    let models: Vec<(String, &LoadedTagger)> = vec![
+        ("self-attention (dense)".into(), &attention),
+        (format!("self-attention, window {}", args.window), &windowed),
+        ("BiLSTM".into(), &rnn),
     ];
     let mut rows = Vec::new();
     writeln!(md, "| EWT test | UPOS | unknown words | training tok/s | tagging tok/s (batch) | parameters |\n|---|---|---|---|---|---|")?;
-    for (name, m, dir) in &models {
+    for (k, (name, m)) in models.iter().enumerate() {
         let r = m.model.evaluate(&test, &m.vocab, 8192)?;
         let speed = throughput(&m.model, &m.vocab, &test, 8192, args.min_seconds)?;
-        let train = if name.contains("window") { None } else { train_speed(dir) };
+        let train = match k {
+            0 => speeds[0],
+            2 => speeds[1],
+            _ => None,
+        };
         writeln!(
             md,
             "| {name} | {} | {} | {} | {speed:.0} | {:.2} M |",
             pct(r.accuracy()),
             pct(r.unknown_accuracy()),
-            train.map_or("(trained dense)".into(), |t| format!("{t:.0}")),
+            train.map_or("–".into(), |t| format!("{t:.0}")),
             m.model.params.num_scalars() as f64 / 1e6
         )?;
         rows.push(json!({ "model": name, "upos": r.accuracy(), "unknown": r.unknown_accuracy(), "train_tokens_per_sec": train, "tag_tokens_per_sec": speed }));
     }
     let ratio = rows[0]["tag_tokens_per_sec"].as_f64().unwrap_or(0.0) / rows[2]["tag_tokens_per_sec"].as_f64().unwrap_or(1.0);
-    writeln!(md, "\nTagging throughput, dense self-attention / BiLSTM, same run: **{ratio:.2}x**.\n")?;
+    writeln!(md, "\nTagging throughput, dense self-attention / BiLSTM, same run: **{ratio:.2}x**.")?;
+    if let [Some(a), Some(r)] = speeds {
+        writeln!(md, "Training throughput (one epoch of {} sentences each, same run): **{:.2}x**.", args.speed_sentences, a / r)?;
+    }
 
     // Latency by length.
     let words: Vec<String> = test.iter().flat_map(|s| s.words().map(|t| t.form.clone()).collect::<Vec<_>>()).collect();
-    let mut series: Vec<(String, Vec<(usize, f64)>)> = models.iter().map(|(n, _, _)| (n.to_string(), Vec::new())).collect();
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = models.iter().map(|(n, _)| (n.to_string(), Vec::new())).collect();
     let names: Vec<&str> = models.iter().map(|m| m.0.as_str()).collect();
     writeln!(md, "\n| one sequence of N words (ms) | {} |\n|---|---|---|---|", names.join(" | "))?;
     for &n in &args.lengths {
         let seq: Vec<String> = words.iter().cycle().take(n).cloned().collect();
         let mut cells = Vec::new();
-        for (k, (_, m, _)) in models.iter().enumerate() {
+        for (k, (_, m)) in models.iter().enumerate() {
             let ms = latency_ms(&m.model, &m.vocab, &seq, 3, args.min_seconds.min(0.5))?;
             series[k].1.push((n, ms));
             cells.push(format!("{ms:.2}"));
@@ -220,9 +249,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             word_dim: 32,
             char_dim: 8,
             char_filters: 16,
-            dropout: 0.1,
+            dropout: 0.0,
             attention_dropout: 0.0,
-            position: PositionKind::Rope,
+            position: args.synthetic_position,
             window,
             words: vocab.words.len(),
             chars: vocab.chars.len(),

@@ -12,6 +12,7 @@
 
 use anyhow::{Context, Result};
 use attend::checkpoint::{self, LoadedTagger};
+use attend::compare::{quantile, timings_ms};
 use attend::data::conllu::Sentence;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -222,23 +223,9 @@ const PASSAGE: &str = "The committee said on Tuesday that it would review the ne
     to pay their bills . A spokesman for the company declined to comment on the report , which was published after \
     a long investigation into how the money had been spent over the last three years .";
 
-/// Median and 95th percentile of `runs` in milliseconds.
-fn quantiles(mut runs: Vec<f64>) -> (f64, f64) {
-    runs.sort_by(f64::total_cmp);
-    let at = |q: f64| runs[((runs.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.95))
-}
-
-/// Times `f` at least `n` times and for at least `min_seconds`.
-fn repeat_ms(n: usize, min_seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
-    let start = Instant::now();
-    let mut runs = Vec::new();
-    while runs.len() < n || start.elapsed().as_secs_f64() < min_seconds {
-        let t = Instant::now();
-        f()?;
-        runs.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(runs)
+/// Median and 95th percentile of `runs` (sorted) in milliseconds.
+fn quantiles(runs: Vec<f64>) -> (f64, f64) {
+    (quantile(&runs, 0.5), quantile(&runs, 0.95))
 }
 
 /// `attend bench serve`: latency of `POST /api/tag` over loopback for one
@@ -252,10 +239,7 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
     let text = words.join(" ");
     let sentence = Sentence::from_words(&words);
-    let baseline = repeat_ms(args.requests, args.min_seconds, || {
-        attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
-        Ok(())
-    })?;
+    let baseline = timings_ms(args.requests, args.min_seconds, || attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ()))?;
     let config = loaded.model.config.clone();
     let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -265,7 +249,7 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let http = |attention: bool| -> Result<Vec<f64>> {
         let body = serde_json::json!({ "text": text, "attention": attention }).to_string();
-        repeat_ms(args.requests, args.min_seconds, || {
+        timings_ms(args.requests, args.min_seconds, || {
             runtime.block_on(async {
                 let req = axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
                 let res = client.request(req).await?;

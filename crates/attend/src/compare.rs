@@ -13,9 +13,9 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
-/// Median of `f`'s wall time in milliseconds over at least `min_runs` runs
-/// and at least `min_seconds`.
-pub fn median_ms(min_runs: usize, min_seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Wall times of `f` in milliseconds, sorted, over at least `min_runs`
+/// runs and at least `min_seconds`.
+pub fn timings_ms<E>(min_runs: usize, min_seconds: f64, mut f: impl FnMut() -> std::result::Result<(), E>) -> std::result::Result<Vec<f64>, E> {
     let start = Instant::now();
     let mut runs = Vec::new();
     while runs.len() < min_runs.max(1) || start.elapsed().as_secs_f64() < min_seconds {
@@ -24,7 +24,18 @@ pub fn median_ms(min_runs: usize, min_seconds: f64, mut f: impl FnMut() -> Resul
         runs.push(t.elapsed().as_secs_f64() * 1e3);
     }
     runs.sort_by(f64::total_cmp);
-    Ok(runs[runs.len() / 2])
+    Ok(runs)
+}
+
+/// The `q` quantile (0..=1) of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Median of `f`'s wall time in milliseconds over at least `min_runs` runs
+/// and at least `min_seconds`.
+pub fn median_ms(min_runs: usize, min_seconds: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    Ok(quantile(&timings_ms(min_runs, min_seconds, f)?, 0.5))
 }
 
 /// Median time to tag one sequence of `words`.
