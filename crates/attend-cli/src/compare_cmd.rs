@@ -52,7 +52,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 64)]
     synthetic_length: usize,
     /// Epochs of each synthetic-task model.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 20)]
     synthetic_epochs: usize,
     /// Positional encoding of the synthetic task's attention models.
     #[arg(long, default_value = "rope")]

@@ -117,14 +117,14 @@ pub fn lstm_forward(s: LstmShape, gx: &[f32], w: &[f32]) -> LstmForward {
                 for r in 0..n {
                     let zr = &z[r * 4 * h..(r + 1) * 4 * h];
                     let g = &mut gates[r * seq_g + step * 4 * h..][..4 * h];
-                    let c_prev = if step > 0 { cs[r * seq_h + (step - 1) * h..][..h].to_vec() } else { vec![0.0; h] };
                     for u in 0..h {
+                        let c_prev = if step > 0 { cs[r * seq_h + (step - 1) * h + u] } else { 0.0 };
                         let (i, f, cell, o) = (sigmoid(zr[u]), sigmoid(zr[h + u]), zr[2 * h + u].tanh(), sigmoid(zr[3 * h + u]));
                         g[u] = i;
                         g[h + u] = f;
                         g[2 * h + u] = cell;
                         g[3 * h + u] = o;
-                        let c = f * c_prev[u] + i * cell;
+                        let c = f * c_prev + i * cell;
                         cs[r * seq_h + step * h + u] = c;
                         let hv = o * c.tanh();
                         hs[r * seq_h + step * h + u] = hv;
