@@ -76,7 +76,10 @@ pub struct TagArgs {
     #[arg(long, value_enum, default_value = "auto")]
     format: InputFormat,
     /// Truncated attention for this run: each word sees N words on each
-    /// side (linear cost; for long inputs). Attention taggers only.
+    /// side (linear cost; for long inputs). A sequence longer than 4096
+    /// words is then tagged in slices with N x layers words of context on
+    /// each side: the same tags, in memory bounded by the slice.
+    /// Attention taggers only.
     #[arg(long, value_name = "N")]
     window: Option<usize>,
     /// Longest sequence tagged with dense attention; longer ones are
