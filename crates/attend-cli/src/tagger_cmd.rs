@@ -380,8 +380,9 @@ pub fn tag(args: TagArgs) -> Result<()> {
         let rss = attend::memory::peak_rss_bytes()
             .map_or("unknown".to_string(), |b| attend::memory::human_bytes(b));
         eprintln!(
-            "tagged {} sentences, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
+            "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
             sentences.len(),
+            if sentences.len() == 1 { "" } else { "s" },
             words as f64 / tag_secs.max(1e-9),
             started.elapsed().as_secs_f64()
         );
