@@ -54,11 +54,7 @@ pub struct GraphArgs {
 #[derive(Args)]
 pub struct AttentionArgs {
     /// Sequence lengths N.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "256,1024,4096,8192,16384"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,8192,16384")]
     sizes: Vec<usize>,
     /// Patterns: dense, causal, windowW (W keys each side, e.g. window256).
     #[arg(long, value_delimiter = ',', default_value = "dense,causal,window256")]
@@ -104,43 +100,20 @@ fn attention(args: AttentionArgs) -> Result<()> {
         head_dim: args.head_dim,
         backward: !args.forward_only,
         min_seconds: args.min_seconds,
-        isa: if args.portable {
-            Isa::Portable
-        } else {
-            Isa::detect()
-        },
+        isa: if args.portable { Isa::Portable } else { Isa::detect() },
     };
     let threads = attend::rayon::current_num_threads();
     let machine = format!("{} ({threads} threads, {:?})", cpu_model(), cfg.isa);
     if !args.json {
-        println!(
-            "fused attention, batch*heads {}, head_dim {}, {machine}",
-            cfg.batch_heads, cfg.head_dim
-        );
+        println!("fused attention, batch*heads {}, head_dim {}, {machine}", cfg.batch_heads, cfg.head_dim);
         println!(
             "{:<11} {:>6} {:<17} {:>10} {:>5} {:>8} {:>9} {:>10} {:>7} {:>10}",
-            "pattern",
-            "N",
-            "pass",
-            "ms",
-            "reps",
-            "GFLOP/s",
-            "GEMM",
-            "GEMM GF/s",
-            "ratio",
-            "extra MiB"
+            "pattern", "N", "pass", "ms", "reps", "GFLOP/s", "GEMM", "GEMM GF/s", "ratio", "extra MiB"
         );
     }
     let print = |r: &AttentionBenchRow| {
         if args.json {
-            eprintln!(
-                "{} N={} {}: {:.1} GFLOP/s ({:.0}% of GEMM)",
-                r.pattern,
-                r.seq,
-                r.pass,
-                r.gflops,
-                100.0 * r.ratio_to_gemm
-            );
+            eprintln!("{} N={} {}: {:.1} GFLOP/s ({:.0}% of GEMM)", r.pattern, r.seq, r.pass, r.gflops, 100.0 * r.ratio_to_gemm);
         } else {
             let mem = r.extra_mib.map_or("n/a".to_string(), |m| format!("{m:.2}"));
             println!(
@@ -179,13 +152,7 @@ pub fn graph(args: GraphArgs) -> Result<()> {
     let machine = format!("{} ({threads} threads)", cpu_model());
     let mut models: Vec<GraphModelRow> = Vec::new();
     let mut kernels: Vec<GraphKernelRow> = Vec::new();
-    let say = |line: String| {
-        if args.json {
-            eprintln!("{line}")
-        } else {
-            println!("{line}")
-        }
-    };
+    let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
     say(format!("graph attention, {machine}"));
     let model_row = |r: &GraphModelRow| {
         format!(
@@ -199,28 +166,17 @@ pub fn graph(args: GraphArgs) -> Result<()> {
             r.train_peak_mib.map_or("n/a".into(), |m| format!("{m:.1}"))
         )
     };
-    let model_header = format!(
-        "{:<22} {:<10} {:>8} {:>9} {:>12} {:>13} {:>12}",
-        "graph", "kernel", "nodes", "edges", "train ms/ep", "inference ms", "train MiB"
-    );
+    let model_header = format!("{:<22} {:<10} {:>8} {:>9} {:>12} {:>13} {:>12}", "graph", "kernel", "nodes", "edges", "train ms/ep", "inference ms", "train MiB");
     if let Some(dir) = &args.data {
         let data = planetoid::read_dir(dir, 0)?;
-        let name = dir
-            .file_name()
-            .map_or("graph".into(), |n| n.to_string_lossy().into_owned());
+        let name = dir.file_name().map_or("graph".into(), |n| n.to_string_lossy().into_owned());
         let mut kernels_to_run = vec![AttentionKernel::Fused];
         if !args.no_reference {
             kernels_to_run.push(AttentionKernel::Reference);
         }
         say(model_header.clone());
         for kernel in kernels_to_run {
-            let cfg = GraphModelConfig {
-                score: args.score,
-                kernel,
-                feature_dim: data.feature_dim,
-                classes: data.classes,
-                ..GraphModelConfig::default()
-            };
+            let cfg = GraphModelConfig { score: args.score, kernel, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
             let row = bench_graph_model(&name, &data, &cfg, args.min_seconds)?;
             say(model_row(&row));
             models.push(row);
@@ -233,21 +189,10 @@ pub fn graph(args: GraphArgs) -> Result<()> {
             ));
         }
     }
-    let edges: Vec<usize> = args
-        .random_edges
-        .iter()
-        .copied()
-        .filter(|&e| e > 0)
-        .collect();
+    let edges: Vec<usize> = args.random_edges.iter().copied().filter(|&e| e > 0).collect();
     if !edges.is_empty() {
-        say(format!(
-            "\nfused additive kernel alone, {} nodes, 8 heads x 8 channels, edge dropout 0.5",
-            args.random_nodes
-        ));
-        say(format!(
-            "{:>10} {:>11} {:>15} {:>10} {:>15}",
-            "edges", "forward ms", "fwd+bwd ms", "extra MiB", "B/(edge*head)"
-        ));
+        say(format!("\nfused additive kernel alone, {} nodes, 8 heads x 8 channels, edge dropout 0.5", args.random_nodes));
+        say(format!("{:>10} {:>11} {:>15} {:>10} {:>15}", "edges", "forward ms", "fwd+bwd ms", "extra MiB", "B/(edge*head)"));
         for &e in &edges {
             let r = bench_graph_kernel(args.random_nodes, e, 8, 8, args.min_seconds);
             say(format!(
@@ -256,26 +201,15 @@ pub fn graph(args: GraphArgs) -> Result<()> {
                 r.forward_ms,
                 r.forward_backward_ms,
                 r.extra_mib.map_or("n/a".into(), |m| format!("{m:.1}")),
-                r.extra_bytes_per_edge_head
-                    .map_or("n/a".into(), |b| format!("{b:.1}"))
+                r.extra_bytes_per_edge_head.map_or("n/a".into(), |b| format!("{b:.1}"))
             ));
             kernels.push(r);
         }
         let largest = *edges.iter().max().expect("non-empty");
         let data = planetoid::random_graph(args.random_nodes, largest, 500, 10, 8, 1);
-        let cfg = GraphModelConfig {
-            score: args.score,
-            feature_dim: data.feature_dim,
-            classes: data.classes,
-            ..GraphModelConfig::default()
-        };
+        let cfg = GraphModelConfig { score: args.score, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
         say(format!("\nGAT model on the largest random graph (500 sparse features, 8 classes)\n{model_header}"));
-        let row = bench_graph_model(
-            &format!("random-{}", data.nodes()),
-            &data,
-            &cfg,
-            args.min_seconds,
-        )?;
+        let row = bench_graph_model(&format!("random-{}", data.nodes()), &data, &cfg, args.min_seconds)?;
         say(model_row(&row));
         models.push(row);
     }
@@ -290,11 +224,6 @@ pub fn graph(args: GraphArgs) -> Result<()> {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }

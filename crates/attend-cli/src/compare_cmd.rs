@@ -36,11 +36,7 @@ pub struct CompareArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// Sequence lengths for the latency rows.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "16,64,256,1024,4096,8192"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024,4096,8192")]
     lengths: Vec<usize>,
     /// Window (words each side) of the truncated-attention rows.
     #[arg(long, default_value_t = 64)]
@@ -79,53 +75,29 @@ pub struct CompareArgs {
 /// a finished run.
 fn ensure_trained(treebank: &Path, dir: &Path, encoder: &str, epochs: Option<usize>) -> Result<()> {
     if dir.join("train_report.json").exists() {
-        eprintln!(
-            "compare: reusing the finished {encoder} run in {}",
-            dir.display()
-        );
+        eprintln!("compare: reusing the finished {encoder} run in {}", dir.display());
         return Ok(());
     }
-    eprintln!(
-        "compare: training the {encoder} tagger into {}",
-        dir.display()
-    );
+    eprintln!("compare: training the {encoder} tagger into {}", dir.display());
     let exe = std::env::current_exe().context("finding the attend executable")?;
     let mut cmd = Command::new(exe);
-    cmd.args([
-        "--threads",
-        &attend::rayon::current_num_threads().to_string(),
-        "train",
-        "tagger",
-        "--encoder",
-        encoder,
-    ]);
+    cmd.args(["--threads", &attend::rayon::current_num_threads().to_string(), "train", "tagger", "--encoder", encoder]);
     cmd.arg("--treebank").arg(treebank).arg("--out").arg(dir);
     if let Some(e) = epochs {
         cmd.args(["--epochs", &e.to_string()]);
     }
     let status = cmd.status().context("running attend train tagger")?;
     if !status.success() {
-        bail!(
-            "training the {encoder} tagger failed ({status}); its checkpoint, if any, is in {}",
-            dir.display()
-        );
+        bail!("training the {encoder} tagger failed ({status}); its checkpoint, if any, is in {}", dir.display());
     }
     Ok(())
 }
 
 /// Training tokens per second of a fresh model with `config`: one epoch
 /// over `train` (dev scoring not timed).
-fn train_speed(
-    config: &TaggerConfig,
-    vocab: &TaggerVocab,
-    train: &[Sentence],
-    dev: &[Sentence],
-) -> Result<f64> {
+fn train_speed(config: &TaggerConfig, vocab: &TaggerVocab, train: &[Sentence], dev: &[Sentence]) -> Result<f64> {
     let mut model = Tagger::new(config.clone(), 1)?;
-    let cfg = TrainConfig {
-        epochs: 1,
-        ..TrainConfig::default()
-    };
+    let cfg = TrainConfig { epochs: 1, ..TrainConfig::default() };
     let summary = train_tagger(&mut model, vocab, train, dev, &cfg, None, &mut Silent)?;
     Ok(summary.train_tokens as f64 / summary.train_seconds)
 }
@@ -135,14 +107,7 @@ fn train_speed(
 fn tag_process(model: &Path, input: &Path, extra: &[&str]) -> Result<(bool, String)> {
     let exe = std::env::current_exe()?;
     let out = Command::new(exe)
-        .args([
-            "--threads",
-            &attend::rayon::current_num_threads().to_string(),
-            "tag",
-            "--format",
-            "text",
-            "--stats",
-        ])
+        .args(["--threads", &attend::rayon::current_num_threads().to_string(), "tag", "--format", "text", "--stats"])
         .arg("--model")
         .arg(model)
         .arg("--input")
@@ -151,11 +116,7 @@ fn tag_process(model: &Path, input: &Path, extra: &[&str]) -> Result<(bool, Stri
         .args(extra)
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
-        .lines()
-        .rfind(|l| l.starts_with("tagged ") || l.starts_with("error:"))
-        .unwrap_or("")
-        .to_string();
+    let line = err.lines().rfind(|l| l.starts_with("tagged ") || l.starts_with("error:")).unwrap_or("").to_string();
     Ok((out.status.success(), line))
 }
 
@@ -164,23 +125,11 @@ fn pct(x: f64) -> String {
 }
 
 pub fn compare(args: CompareArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let files = conllu::find_treebank(&args.treebank)?;
-    let Some(test_path) = files.test.clone() else {
-        bail!(
-            "{}: no *-ud-test.conllu to score on",
-            args.treebank.display()
-        )
-    };
-    let attention_dir = args
-        .attention_model
-        .clone()
-        .unwrap_or_else(|| args.out.join("attention"));
-    let rnn_dir = args
-        .rnn_model
-        .clone()
-        .unwrap_or_else(|| args.out.join("rnn"));
+    let Some(test_path) = files.test.clone() else { bail!("{}: no *-ud-test.conllu to score on", args.treebank.display()) };
+    let attention_dir = args.attention_model.clone().unwrap_or_else(|| args.out.join("attention"));
+    let rnn_dir = args.rnn_model.clone().unwrap_or_else(|| args.out.join("rnn"));
     if args.attention_model.is_none() {
         ensure_trained(&args.treebank, &attention_dir, "attention", args.epochs)?;
     }
@@ -189,9 +138,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     }
     let attention = checkpoint::load_tagger(&attention_dir)?;
     let rnn = checkpoint::load_tagger(&rnn_dir)?;
-    if attention.model.config.encoder != EncoderKind::Attention
-        || rnn.model.config.encoder != EncoderKind::Rnn
-    {
+    if attention.model.config.encoder != EncoderKind::Attention || rnn.model.config.encoder != EncoderKind::Rnn {
         bail!("--attention-model must be an attention tagger and --rnn-model a BiLSTM (--encoder rnn) tagger");
     }
     let mut windowed = checkpoint::load_tagger(&attention_dir)?;
@@ -201,32 +148,19 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if args.speed_sentences > 0 {
         let train = conllu::read_file(&files.train)?;
         let dev = conllu::read_file(&files.dev)?;
-        let (train, dev) = (
-            &train[..args.speed_sentences.min(train.len())],
-            &dev[..dev.len().min(50)],
-        );
+        let (train, dev) = (&train[..args.speed_sentences.min(train.len())], &dev[..dev.len().min(50)]);
         for (k, m) in [&attention, &rnn].into_iter().enumerate() {
-            eprintln!(
-                "compare: training speed, {:?} encoder, one epoch of {} sentences",
-                m.model.config.encoder,
-                train.len()
-            );
+            eprintln!("compare: training speed, {:?} encoder, one epoch of {} sentences", m.model.config.encoder, train.len());
             speeds[k] = Some(train_speed(&m.model.config, &m.vocab, train, dev)?);
         }
     }
     let threads = attend::rayon::current_num_threads();
     let mut md = String::new();
-    let machine = format!(
-        "{threads} threads, {:?} kernels",
-        attend::attend_kernels::Isa::detect()
-    );
+    let machine = format!("{threads} threads, {:?} kernels", attend::attend_kernels::Isa::detect());
     writeln!(md, "Measured by `attend compare` ({machine}).\n")?;
 
     // Accuracy and throughput on EWT.
-    eprintln!(
-        "compare: accuracy and tagging throughput on {}",
-        test_path.display()
-    );
+    eprintln!("compare: accuracy and tagging throughput on {}", test_path.display());
     let models: Vec<(String, &LoadedTagger)> = vec![
         ("self-attention (dense)".into(), &attention),
         (format!("self-attention, window {}", args.window), &windowed),
@@ -252,36 +186,17 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         )?;
         rows.push(json!({ "model": name, "upos": r.accuracy(), "unknown": r.unknown_accuracy(), "train_tokens_per_sec": train, "tag_tokens_per_sec": speed }));
     }
-    let ratio = rows[0]["tag_tokens_per_sec"].as_f64().unwrap_or(0.0)
-        / rows[2]["tag_tokens_per_sec"].as_f64().unwrap_or(1.0);
-    writeln!(
-        md,
-        "\nTagging throughput, dense self-attention / BiLSTM, same run: **{ratio:.2}x**."
-    )?;
+    let ratio = rows[0]["tag_tokens_per_sec"].as_f64().unwrap_or(0.0) / rows[2]["tag_tokens_per_sec"].as_f64().unwrap_or(1.0);
+    writeln!(md, "\nTagging throughput, dense self-attention / BiLSTM, same run: **{ratio:.2}x**.")?;
     if let [Some(a), Some(r)] = speeds {
-        writeln!(
-            md,
-            "Training throughput (one epoch of {} sentences each, same run): **{:.2}x**.",
-            args.speed_sentences,
-            a / r
-        )?;
+        writeln!(md, "Training throughput (one epoch of {} sentences each, same run): **{:.2}x**.", args.speed_sentences, a / r)?;
     }
 
     // Latency by length.
-    let words: Vec<String> = test
-        .iter()
-        .flat_map(|s| s.words().map(|t| t.form.clone()).collect::<Vec<_>>())
-        .collect();
-    let mut series: Vec<(String, Vec<(usize, f64)>)> = models
-        .iter()
-        .map(|(n, _)| (n.to_string(), Vec::new()))
-        .collect();
+    let words: Vec<String> = test.iter().flat_map(|s| s.words().map(|t| t.form.clone()).collect::<Vec<_>>()).collect();
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = models.iter().map(|(n, _)| (n.to_string(), Vec::new())).collect();
     let names: Vec<&str> = models.iter().map(|m| m.0.as_str()).collect();
-    writeln!(
-        md,
-        "\n| one sequence of N words (ms) | {} |\n|---|---|---|---|",
-        names.join(" | ")
-    )?;
+    writeln!(md, "\n| one sequence of N words (ms) | {} |\n|---|---|---|---|", names.join(" | "))?;
     for &n in &args.lengths {
         let seq: Vec<String> = words.iter().cycle().take(n).cloned().collect();
         let mut cells = Vec::new();
@@ -294,36 +209,19 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         writeln!(md, "| {n} | {} |", cells.join(" | "))?;
     }
     let plot = args.out.join("latency.png");
-    latency_plot(
-        &plot,
-        &format!("Tagging one sequence: latency by length ({machine})"),
-        &series,
-    )?;
+    latency_plot(&plot, &format!("Tagging one sequence: latency by length ({machine})"), &series)?;
 
     // One very long input, each in its own process for an honest peak RSS.
     let mut long = Vec::new();
     if args.long_words > 0 {
         let path = args.out.join(format!("long-{}.txt", args.long_words));
-        let text: Vec<&str> = words
-            .iter()
-            .cycle()
-            .take(args.long_words)
-            .map(String::as_str)
-            .collect();
+        let text: Vec<&str> = words.iter().cycle().take(args.long_words).map(String::as_str).collect();
         std::fs::write(&path, text.join(" ") + "\n")?;
-        writeln!(
-            md,
-            "\n| one input of {} words | result |\n|---|---|",
-            args.long_words
-        )?;
+        writeln!(md, "\n| one input of {} words | result |\n|---|---|", args.long_words)?;
         let window = args.window.to_string();
         for (name, model, extra) in [
             ("self-attention, dense", &attention_dir, vec![]),
-            (
-                "self-attention, window",
-                &attention_dir,
-                vec!["--window", window.as_str()],
-            ),
+            ("self-attention, window", &attention_dir, vec!["--window", window.as_str()]),
             ("BiLSTM", &rnn_dir, vec![]),
         ] {
             let (ok, line) = tag_process(model, &path, &extra)?;
@@ -339,11 +237,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if args.synthetic_train > 0 {
         let len = args.synthetic_length;
         let symbols = ((len as f64 - 1.0) / std::f64::consts::LN_2).round() as usize; // about half the positions repeat
-        let (train, dev, test) = (
-            repeat_task(args.synthetic_train, len, symbols, 11),
-            repeat_task(args.synthetic_train / 10 + 1, len, symbols, 12),
-            repeat_task(1000, len, symbols, 13),
-        );
+        let (train, dev, test) =
+            (repeat_task(args.synthetic_train, len, symbols, 11), repeat_task(args.synthetic_train / 10 + 1, len, symbols, 12), repeat_task(1000, len, symbols, 13));
         let vocab = TaggerVocab::build(&train);
         let tiny = |encoder: EncoderKind, window: Option<usize>| TaggerConfig {
             encoder,
@@ -363,15 +258,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             tags: vocab.tags.len(),
             ..TaggerConfig::default()
         };
-        let cfg = TrainConfig {
-            epochs: args.synthetic_epochs,
-            batch_tokens: 2048,
-            warmup_steps: 100,
-            lr: 0.002,
-            word_dropout: 0.0,
-            seed: 1,
-            ..TrainConfig::default()
-        };
+        let cfg = TrainConfig { epochs: args.synthetic_epochs, batch_tokens: 2048, warmup_steps: 100, lr: 0.002, word_dropout: 0.0, seed: 1, ..TrainConfig::default() };
         let edges: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&e| e < len).collect();
         let w = args.synthetic_window;
         writeln!(
@@ -382,14 +269,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         )?;
         let mut table: Vec<(String, Vec<DistanceRow>)> = Vec::new();
         for (name, config) in [
-            (
-                "self-attention (dense)".to_string(),
-                tiny(EncoderKind::Attention, None),
-            ),
-            (
-                format!("self-attention, window {w}"),
-                tiny(EncoderKind::Attention, Some(w)),
-            ),
+            ("self-attention (dense)".to_string(), tiny(EncoderKind::Attention, None)),
+            (format!("self-attention, window {w}"), tiny(EncoderKind::Attention, Some(w))),
             ("BiLSTM".to_string(), tiny(EncoderKind::Rnn, None)),
         ] {
             let t0 = Instant::now();
@@ -398,34 +279,14 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             let rows = accuracy_by_distance(&model, &vocab, &test, &edges)?;
             let total: usize = rows.iter().map(|r| r.tokens).sum();
             let correct: usize = rows.iter().map(|r| r.correct).sum();
-            eprintln!(
-                "compare: synthetic {name}: {} overall ({:.0} s)",
-                pct(correct as f64 / total as f64),
-                t0.elapsed().as_secs_f64()
-            );
+            eprintln!("compare: synthetic {name}: {} overall ({:.0} s)", pct(correct as f64 / total as f64), t0.elapsed().as_secs_f64());
             synthetic.push(json!({ "model": name, "overall": correct as f64 / total as f64, "by_distance": rows }));
             table.push((name, rows));
         }
-        let header: Vec<String> = table[0]
-            .1
-            .iter()
-            .map(|r| format!("{} ({})", r.bucket, r.tokens))
-            .collect();
-        writeln!(
-            md,
-            "| model | {} |\n|---|{}",
-            header.join(" | "),
-            "---|".repeat(header.len())
-        )?;
+        let header: Vec<String> = table[0].1.iter().map(|r| format!("{} ({})", r.bucket, r.tokens)).collect();
+        writeln!(md, "| model | {} |\n|---|{}", header.join(" | "), "---|".repeat(header.len()))?;
         for (name, rows) in &table {
-            writeln!(
-                md,
-                "| {name} | {} |",
-                rows.iter()
-                    .map(|r| pct(r.accuracy()))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            )?;
+            writeln!(md, "| {name} | {} |", rows.iter().map(|r| pct(r.accuracy())).collect::<Vec<_>>().join(" | "))?;
         }
     }
 
@@ -438,16 +299,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         "long_input": long,
         "synthetic": synthetic,
     });
-    std::fs::write(
-        args.out.join("compare.json"),
-        serde_json::to_string_pretty(&doc)?,
-    )?;
+    std::fs::write(args.out.join("compare.json"), serde_json::to_string_pretty(&doc)?)?;
     std::fs::write(args.out.join("compare.md"), &md)?;
     println!("{md}");
-    println!(
-        "wrote {}, compare.json and compare.md in {}",
-        plot.display(),
-        args.out.display()
-    );
+    println!("wrote {}, compare.json and compare.md in {}", plot.display(), args.out.display());
     Ok(())
 }

@@ -109,11 +109,7 @@ struct Report {
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (mean, var.sqrt())
 }
 
@@ -157,36 +153,17 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     let mut runs = Vec::new();
     for s in 0..args.seeds {
         let seed = args.seed + s as u64;
-        let train_cfg = GraphTrainConfig {
-            max_epochs: args.max_epochs,
-            lr: args.lr,
-            l2: args.l2,
-            patience: args.patience,
-            seed,
-        };
+        let train_cfg = GraphTrainConfig { max_epochs: args.max_epochs, lr: args.lr, l2: args.l2, patience: args.patience, seed };
         let model = GraphClassifier::new(config.clone(), seed)?;
         let bar = ProgressBar::new(args.max_epochs as u64);
-        bar.set_style(
-            ProgressStyle::with_template("seed {prefix} [{bar:30}] epoch {pos} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        bar.set_style(ProgressStyle::with_template("seed {prefix} [{bar:30}] epoch {pos} {msg}").expect("valid template").progress_chars("=> "));
         bar.set_prefix(seed.to_string());
         let run = graph::train_graph(&model, &input, &data, &train_cfg, |e: &GraphEpoch| {
             bar.set_position(e.epoch as u64);
-            bar.set_message(format!(
-                "loss {:.4}  val loss {:.4}  val acc {:.2}%",
-                e.train_loss,
-                e.val.loss,
-                100.0 * e.val.accuracy
-            ));
+            bar.set_message(format!("loss {:.4}  val loss {:.4}  val acc {:.2}%", e.train_loss, e.val.loss, 100.0 * e.val.accuracy));
         })?;
         bar.finish_and_clear();
-        let dir = if args.seeds == 1 {
-            args.out.clone()
-        } else {
-            args.out.join(format!("seed-{seed}"))
-        };
+        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{seed}")) };
         graph::save(&dir, &model, &train_cfg)?;
         println!(
             "seed {seed}: test {:.2}%  (val {:.2}%, loss {:.4}; best epoch {} of {}; {:.1} ms per training step; {:.1} s) -> {}",
@@ -201,33 +178,20 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         );
         runs.push(run);
     }
-    let accs: Vec<f64> = runs
-        .iter()
-        .map(|r| r.test.accuracy as f64 * 100.0)
-        .collect();
+    let accs: Vec<f64> = runs.iter().map(|r| r.test.accuracy as f64 * 100.0).collect();
     let (mean, std) = mean_std(&accs);
     if args.seeds > 1 {
-        println!(
-            "test accuracy over {} seeds: {mean:.2} +- {std:.2}%",
-            args.seeds
-        );
+        println!("test accuracy over {} seeds: {mean:.2} +- {std:.2}%", args.seeds);
         let report = Report {
             data: args.data.clone(),
             model: config,
-            train: GraphTrainConfig {
-                max_epochs: args.max_epochs,
-                lr: args.lr,
-                l2: args.l2,
-                patience: args.patience,
-                seed: args.seed,
-            },
+            train: GraphTrainConfig { max_epochs: args.max_epochs, lr: args.lr, l2: args.l2, patience: args.patience, seed: args.seed },
             runs,
             test_accuracy_mean: mean,
             test_accuracy_std: std,
         };
         let path = args.out.join("report.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -246,8 +210,7 @@ pub fn eval(args: EvalGraphArgs) -> Result<()> {
     let (model, _) = graph::load(&args.model)?;
     let data = planetoid::read_dir(&args.data, model.config.feature_dim)?;
     let input = GraphInput::new(&data, &model.config)?;
-    let [train, val, test] =
-        [&data.train, &data.val, &data.test].map(|nodes| model.evaluate(&input, nodes));
+    let [train, val, test] = [&data.train, &data.val, &data.test].map(|nodes| model.evaluate(&input, nodes));
     let (train, val, test) = (train?, val?, test?);
     let report = EvalReport {
         model: &args.model,
@@ -281,23 +244,10 @@ pub fn node_attention(model_dir: &Path, data_dir: &Path, node: usize, out: &Path
     let view = attend::viz::node_attention(&model, &input, node)?;
     let files = attend::viz::write_node_views(&view, out)?;
     let class = |c: Option<u32>| c.map_or("unlabelled".to_string(), |c| format!("class {c}"));
-    println!(
-        "node {node}: {}, predicted class {}",
-        class(view.label),
-        view.predicted
-    );
+    println!("node {node}: {}, predicted class {}", class(view.label), view.predicted);
     for (l, list) in view.layers.iter().enumerate() {
-        let top: Vec<String> = list
-            .iter()
-            .take(5)
-            .map(|n| format!("{} ({:.2})", n.node, n.mean))
-            .collect();
-        println!(
-            "  layer {}: {} neighbours; heaviest: {}",
-            l + 1,
-            list.len(),
-            top.join(", ")
-        );
+        let top: Vec<String> = list.iter().take(5).map(|n| format!("{} ({:.2})", n.node, n.mean)).collect();
+        println!("  layer {}: {} neighbours; heaviest: {}", l + 1, list.len(), top.join(", "));
     }
     println!("{} files in {}", files.len(), out.display());
     Ok(())

@@ -14,8 +14,7 @@ use clap::{Parser, Subcommand};
 // returning pages to the OS and faulting them back in. The counting wrapper
 // gives `attend bench` its peak-memory column.
 #[global_allocator]
-static GLOBAL: attend::memory::Counting<mimalloc::MiMalloc> =
-    attend::memory::Counting(mimalloc::MiMalloc);
+static GLOBAL: attend::memory::Counting<mimalloc::MiMalloc> = attend::memory::Counting(mimalloc::MiMalloc);
 
 /// Self-attention models over vector sets: train, evaluate and run a
 /// part-of-speech tagger built from stacked multi-head self-attention.
@@ -109,8 +108,6 @@ fn main() {
 }
 
 fn rayon_pool(n: usize) -> Result<()> {
-    attend::rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()?;
+    attend::rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     Ok(())
 }

@@ -106,12 +106,7 @@ fn app(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/api/info", get(info))
         .route("/api/tag", post(tag))
-        .fallback(|| async {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "no such page: the viewer is at /, the API at /api/info and /api/tag".into(),
-            )
-        })
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such page: the viewer is at /, the API at /api/info and /api/tag".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -135,43 +130,23 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
-async fn tag(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Json<TagRequest>, JsonRejection>,
-) -> std::result::Result<Json<TagResponse>, ApiError> {
+async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<TagRequest>, JsonRejection>) -> std::result::Result<Json<TagResponse>, ApiError> {
     let start = Instant::now();
     let Json(req) = body?;
     let words: Vec<String> = req.text.split_whitespace().map(String::from).collect();
     if words.is_empty() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "the text has no words: send {\"text\": \"a sentence\"}".into(),
-        ));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "the text has no words: send {\"text\": \"a sentence\"}".into()));
     }
     if words.len() > state.max_words {
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the text has {} words; this server takes at most {} (attend serve --max-words)",
-                words.len(),
-                state.max_words
-            ),
+            format!("the text has {} words; this server takes at most {} (attend serve --max-words)", words.len(), state.max_words),
         ));
     }
     let _permit = tokio::time::timeout(Duration::from_secs(30), state.permits.acquire())
         .await
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is busy; try again".into(),
-            )
-        })?
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down".into(),
-            )
-        })?;
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; try again".into()))?
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?;
     let worker = state.clone();
     let job = tokio::task::spawn_blocking(move || -> attend::Result<TagResponse> {
         let loaded = &worker.loaded;
@@ -181,49 +156,18 @@ async fn tag(
         let (tags, attention) = if req.attention && has_attention {
             let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
-            let layers = maps
-                .layers
-                .into_iter()
-                .map(|l| {
-                    l.into_iter()
-                        .map(|h| {
-                            h.into_iter()
-                                .map(|r| r.into_iter().map(round).collect())
-                                .collect()
-                        })
-                        .collect()
-                })
-                .collect();
+            let layers = maps.layers.into_iter().map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect()).collect();
             (maps.tags, Some(layers))
         } else {
-            let ids = loaded
-                .model
-                .predict(std::slice::from_ref(&sentence), &loaded.vocab, 8192)?
-                .remove(0);
-            (
-                ids.into_iter()
-                    .map(|t| loaded.vocab.tags.name(t).to_string())
-                    .collect(),
-                None,
-            )
+            let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.vocab, 8192)?.remove(0);
+            (ids.into_iter().map(|t| loaded.vocab.tags.name(t).to_string()).collect(), None)
         };
-        Ok(TagResponse {
-            words,
-            tags,
-            unknown,
-            attention,
-            ms: 0.0,
-        })
+        Ok(TagResponse { words, tags, unknown, attention, ms: 0.0 })
     });
     let mut response = match job.await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
-        Err(e) => {
-            return Err(ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("tagging failed: {e}"),
-            ))
-        }
+        Err(e) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("tagging failed: {e}"))),
     };
     response.ms = start.elapsed().as_secs_f64() * 1e3;
     Ok(Json(response))
@@ -236,25 +180,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     if loaded.model.config.position == attend::nn::position::PositionKind::Learned {
         max_words = max_words.min(loaded.model.config.max_positions);
     }
-    let state = Arc::new(AppState {
-        loaded,
-        max_words,
-        permits: Semaphore::new(args.concurrency.max(1)),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let state = Arc::new(AppState { loaded, max_words, permits: Semaphore::new(args.concurrency.max(1)) });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
-        println!(
-            "attend serve: {} on http://{bound}/ (API: /api/info, /api/tag; Ctrl-C stops)",
-            args.model.display()
-        );
+        println!("attend serve: {} on http://{bound}/ (API: /api/info, /api/tag; Ctrl-C stops)", args.model.display());
         use std::io::Write;
         std::io::stdout().flush()?;
         axum::serve(listener, app(state))
@@ -304,38 +236,22 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     use hyper_util::rt::TokioExecutor;
 
     let loaded = checkpoint::load_tagger(&args.model)?;
-    let words: Vec<&str> = PASSAGE
-        .split_whitespace()
-        .cycle()
-        .take(args.words.max(1))
-        .collect();
+    let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
     let text = words.join(" ");
     let sentence = Sentence::from_words(&words);
-    let baseline = timings_ms(args.requests, args.min_seconds, || {
-        attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ())
-    })?;
+    let baseline = timings_ms(args.requests, args.min_seconds, || attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ()))?;
     let config = loaded.model.config.clone();
-    let state = Arc::new(AppState {
-        loaded,
-        max_words: args.words.max(1),
-        permits: Semaphore::new(1),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?;
     let url = format!("http://{}/api/tag", listener.local_addr()?);
     runtime.spawn(async move { axum::serve(listener, app(state)).await });
-    let client: Client<_, Full<axum::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let http = |attention: bool| -> Result<Vec<f64>> {
         let body = serde_json::json!({ "text": text, "attention": attention }).to_string();
         timings_ms(args.requests, args.min_seconds, || {
             runtime.block_on(async {
-                let req = axum::http::Request::post(&url)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Full::from(body.clone()))?;
+                let req = axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
                 let res = client.request(req).await?;
                 let status = res.status();
                 let bytes = res.into_body().collect().await?.to_bytes();
@@ -369,15 +285,8 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
             config.heads,
             config.d_model
         );
-        println!(
-            "{:<32} {:>10} {:>10} {:>10}",
-            "", "median ms", "p95 ms", "x in-proc"
-        );
-        for (name, med, p95) in [
-            ("in-process attention_maps", b50, b95),
-            ("POST /api/tag with weights", w50, w95),
-            ("POST /api/tag tags only", t50, t95),
-        ] {
+        println!("{:<32} {:>10} {:>10} {:>10}", "", "median ms", "p95 ms", "x in-proc");
+        for (name, med, p95) in [("in-process attention_maps", b50, b95), ("POST /api/tag with weights", w50, w95), ("POST /api/tag tags only", t50, t95)] {
             println!("{name:<32} {med:>10.2} {p95:>10.2} {:>10.2}", med / b50);
         }
     }

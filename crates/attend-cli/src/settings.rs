@@ -5,8 +5,8 @@
 //! line win over the file; anything given in neither takes the default.
 
 use anyhow::{Context, Result};
-use attend::models::EncoderKind;
 use attend::nn::position::PositionKind;
+use attend::models::EncoderKind;
 use attend::nn::AttentionKernel;
 use clap::Args;
 use serde::Serialize;
@@ -148,9 +148,7 @@ pub struct TrainArgs {
 pub use attend::config::TaggerSettings as Settings;
 
 fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
-    let entry = base
-        .entry(key.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let entry = base.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(t) = entry {
         t.extend(overrides);
     }
@@ -160,30 +158,22 @@ fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
 pub fn given_flags(model: &ModelArgs, train: &TrainArgs) -> Result<Vec<String>> {
     let mut names: Vec<String> = toml::Table::try_from(model)?.keys().cloned().collect();
     names.extend(toml::Table::try_from(train)?.keys().cloned());
-    Ok(names
-        .into_iter()
-        .map(|n| format!("--{}", n.replace('_', "-")))
-        .collect())
+    Ok(names.into_iter().map(|n| format!("--{}", n.replace('_', "-"))).collect())
 }
 
 /// Resolves settings: defaults, then the TOML file, then flags.
 pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Result<Settings> {
     let mut table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config {}", path.display()))?;
-            text.parse::<toml::Table>()
-                .with_context(|| format!("config {}", path.display()))?
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            text.parse::<toml::Table>().with_context(|| format!("config {}", path.display()))?
         }
         None => toml::Table::new(),
     };
     merge_table(&mut table, "model", toml::Table::try_from(model)?);
     merge_table(&mut table, "train", toml::Table::try_from(train)?);
-    let where_ = file
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "command line".into());
-    let settings =
-        Settings::from_table(table).map_err(|e| anyhow::anyhow!("settings from {where_}: {e}"))?;
+    let where_ = file.map(|p| p.display().to_string()).unwrap_or_else(|| "command line".into());
+    let settings = Settings::from_table(table).map_err(|e| anyhow::anyhow!("settings from {where_}: {e}"))?;
     Ok(settings)
 }
 
@@ -195,40 +185,16 @@ mod tests {
     fn flags_override_file_and_unknown_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n",
-        )
-        .unwrap();
-        let model = ModelArgs {
-            layers: Some(3),
-            ..Default::default()
-        };
+        std::fs::write(&path, "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n").unwrap();
+        let model = ModelArgs { layers: Some(3), ..Default::default() };
         let s = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
         assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
-        assert_eq!(
-            s.model.d_model,
-            attend::models::TaggerConfig::default().d_model
-        );
+        assert_eq!(s.model.d_model, attend::models::TaggerConfig::default().d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
-        let err = format!(
-            "{:#}",
-            resolve(Some(&path), &ModelArgs::default(), &TrainArgs::default())
-                .err()
-                .unwrap()
-        );
+        let err = format!("{:#}", resolve(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
         assert!(err.contains("unknown field `head`"), "{err}");
-        let bad = ModelArgs {
-            heads: Some(3),
-            ..Default::default()
-        };
-        let err = format!(
-            "{:#}",
-            resolve(None, &bad, &TrainArgs::default()).err().unwrap()
-        );
-        assert!(
-            err.contains("d_model (256) must be a multiple of heads (3)"),
-            "{err}"
-        );
+        let bad = ModelArgs { heads: Some(3), ..Default::default() };
+        let err = format!("{:#}", resolve(None, &bad, &TrainArgs::default()).err().unwrap());
+        assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
     }
 }

@@ -103,11 +103,9 @@ impl Observer for Progress {
     fn epoch_start(&mut self, epoch: usize, batches: usize) {
         let bar = ProgressBar::new(batches as u64);
         bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(epoch.to_string());
         self.bar = Some(bar);
@@ -118,10 +116,7 @@ impl Observer for Progress {
         self.tokens += info.tokens;
         if let Some(bar) = &self.bar {
             let speed = self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.0} tok/s",
-                info.loss, info.lr, speed
-            ));
+            bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", info.loss, info.lr, speed));
             bar.inc(1);
         }
     }
@@ -150,11 +145,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match args.resume {
         Some(_) => None,
-        None => Some(settings::resolve(
-            args.config.as_deref(),
-            &args.model,
-            &args.train,
-        )?),
+        None => Some(settings::resolve(args.config.as_deref(), &args.model, &args.train)?),
     };
     let files = conllu::find_treebank(&args.treebank)?;
     let train = read_conllu(&files.train)?;
@@ -163,11 +154,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         Some(dir) => {
             let given = settings::given_flags(&args.model, &args.train)?;
             if !given.is_empty() {
-                bail!(
-                    "--resume continues with the settings saved in {}; drop {}",
-                    dir.display(),
-                    given.join(", ")
-                );
+                bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
             }
             let r = checkpoint::load_training(dir)?;
             eprintln!(
@@ -177,13 +164,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
                 r.state.next_batch,
                 r.opt.step
             );
-            (
-                r.model,
-                r.vocab,
-                r.train,
-                dir.clone(),
-                Some((r.opt, r.state, r.best)),
-            )
+            (r.model, r.vocab, r.train, dir.clone(), Some((r.opt, r.state, r.best)))
         }
         None => {
             let settings = settings.expect("resolved above");
@@ -217,25 +198,9 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         eprintln!("\nCtrl-C: saving after this step (press again to exit at once)");
     })
     .context("installing the Ctrl-C handler")?;
-    let mut progress = Progress {
-        bar: None,
-        tokens: 0,
-        started: Instant::now(),
-    };
-    let options = train::RunOptions {
-        checkpoint_dir: Some(&out),
-        resume,
-        interrupt: Some(interrupt),
-    };
-    let summary = match train::train_tagger_with(
-        &mut model,
-        &vocab,
-        &train,
-        &dev,
-        &tcfg,
-        options,
-        &mut progress,
-    ) {
+    let mut progress = Progress { bar: None, tokens: 0, started: Instant::now() };
+    let options = train::RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
+    let summary = match train::train_tagger_with(&mut model, &vocab, &train, &dev, &tcfg, options, &mut progress) {
         Err(attend::Error::Interrupted(why)) => {
             if let Some(bar) = progress.bar.take() {
                 bar.abandon();
@@ -275,8 +240,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         report["test_tagging_tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
     }
     let path = out.join("train_report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -293,22 +257,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
-    println!(
-        "{}: {} tokens, {:.0} tok/s",
-        args.input.display(),
-        r.tokens,
-        r.tokens as f64 / secs
-    );
+    println!("{}: {} tokens, {:.0} tok/s", args.input.display(), r.tokens, r.tokens as f64 / secs);
     println!("UPOS accuracy      {:6.2}%", 100.0 * r.accuracy());
-    println!(
-        "unknown words      {:6.2}%  ({} tokens)",
-        100.0 * r.unknown_accuracy(),
-        r.unknown_tokens
-    );
-    println!(
-        "{:<8} {:>7} {:>9} {:>7} {:>7}",
-        "tag", "gold", "precision", "recall", "f1"
-    );
+    println!("unknown words      {:6.2}%  ({} tokens)", 100.0 * r.unknown_accuracy(), r.unknown_tokens);
+    println!("{:<8} {:>7} {:>9} {:>7} {:>7}", "tag", "gold", "precision", "recall", "f1");
     let j = r.to_json();
     for (tag, s) in j["per_tag"].as_object().expect("object") {
         println!(
@@ -332,16 +284,11 @@ pub fn tag(args: TagArgs) -> Result<()> {
     let (bytes, label) = match args.input.as_deref() {
         Some(p) if p != Path::new("-") => {
             conllu::check_fits_in_memory(p)?;
-            (
-                std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-                p.to_path_buf(),
-            )
+            (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.to_path_buf())
         }
         _ => {
             let mut b = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut b)
-                .context("reading stdin")?;
+            std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
             (b, PathBuf::from("<stdin>"))
         }
     };
@@ -358,15 +305,8 @@ pub fn tag(args: TagArgs) -> Result<()> {
     if sentences.is_empty() {
         bail!("{}: no sentences to tag", label.display());
     }
-    let longest = sentences
-        .iter()
-        .map(Sentence::word_count)
-        .max()
-        .unwrap_or(0);
-    loaded
-        .model
-        .check_dense_length(longest, args.max_dense_words)
-        .with_context(|| format!("{}", label.display()))?;
+    let longest = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
+    loaded.model.check_dense_length(longest, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
     let tagging = Instant::now();
     loaded.model.tag(&mut sentences, &loaded.vocab, 8192)?;
     let tag_secs = tagging.elapsed().as_secs_f64();
@@ -377,8 +317,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
     }
     if args.stats {
         let words: usize = sentences.iter().map(Sentence::word_count).sum();
-        let rss = attend::memory::peak_rss_bytes()
-            .map_or("unknown".to_string(), |b| attend::memory::human_bytes(b));
+        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), |b| attend::memory::human_bytes(b));
         eprintln!(
             "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
             sentences.len(),
@@ -416,17 +355,9 @@ pub fn attention(args: AttentionArgs) -> Result<()> {
     let kind = checkpoint::kind(&args.model)?;
     match (kind.as_str(), &args.text, args.node, &args.data) {
         ("tagger", Some(text), _, _) => sentence_attention(&args, text),
-        ("graph", _, Some(node), Some(data)) => {
-            crate::graph_cmd::node_attention(&args.model, data, node, &args.out)
-        }
-        ("tagger", None, _, _) => bail!(
-            "{} is a tagger: give the sentence with --text",
-            args.model.display()
-        ),
-        ("graph", _, _, _) => bail!(
-            "{} is a graph model: give --node ID and --data DIR",
-            args.model.display()
-        ),
+        ("graph", _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
+        ("tagger", None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
+        ("graph", _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
         (other, _, _, _) => bail!("{}: unknown model kind {other:?}", args.model.display()),
     }
 }
@@ -437,27 +368,15 @@ fn sentence_attention(args: &AttentionArgs, text: &str) -> Result<()> {
     if words.is_empty() {
         bail!("--text has no words");
     }
-    let maps =
-        attend::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
+    let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
     let files = attend::viz::write_heatmaps(&maps, &args.out)?;
-    let tagged: Vec<String> = maps
-        .words
-        .iter()
-        .zip(&maps.tags)
-        .map(|(w, t)| format!("{w}/{t}"))
-        .collect();
+    let tagged: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w}/{t}")).collect();
     println!("{}", tagged.join(" "));
     // Where each word looks most, averaged over the last layer's heads.
     let last = maps.mean(maps.layers.len() - 1);
     for (i, row) in last.iter().enumerate() {
-        let (j, w) = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |b, (j, &w)| if w > b.1 { (j, w) } else { b });
-        println!(
-            "  {:<16} looks most at {:<16} ({:.2})",
-            maps.words[i], maps.words[j], w
-        );
+        let (j, w) = row.iter().enumerate().fold((0, f32::MIN), |b, (j, &w)| if w > b.1 { (j, w) } else { b });
+        println!("  {:<16} looks most at {:<16} ({:.2})", maps.words[i], maps.words[j], w);
     }
     println!("{} files in {}", files.len(), args.out.display());
     Ok(())

@@ -27,9 +27,7 @@ fn find(names: &[&str]) -> Option<PathBuf> {
         if p.is_absolute() {
             return p.is_file().then_some(p);
         }
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
+        std::env::split_paths(&path).map(|d| d.join(n)).find(|p| p.is_file())
     })
 }
 
@@ -47,11 +45,7 @@ async fn viewer_page_tags_a_sentence_and_draws_a_heatmap() {
     let driver = std::env::var("ATTEND_CHROMEDRIVER").ok();
     let driver = find(&[driver.as_deref().unwrap_or("chromedriver")]);
     let chromium = std::env::var("ATTEND_CHROMIUM").ok();
-    let chromium = find(&[
-        chromium.as_deref().unwrap_or("chromium"),
-        "chromium-browser",
-        "google-chrome",
-    ]);
+    let chromium = find(&[chromium.as_deref().unwrap_or("chromium"), "chromium-browser", "google-chrome"]);
     let (Some(driver), Some(chromium)) = (driver, chromium) else {
         let msg = "no chromedriver/chromium: install Debian's chromium and chromium-driver (.ci/run does)";
         if std::env::var_os("ATTEND_REQUIRE_BROWSER").is_some() {
@@ -72,25 +66,11 @@ async fn viewer_page_tags_a_sentence_and_draws_a_heatmap() {
     let text = std::env::var("ATTEND_VIEWER_TEXT").unwrap_or_else(|_| "the run watch it .".into());
     let server = Server::start(&model, &[]);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _driver = Kill(
-        Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _driver = Kill(Command::new(&driver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     let profile = dir.path().join("chromium-profile");
@@ -179,11 +159,6 @@ async fn viewer_page_tags_a_sentence_and_draws_a_heatmap() {
 }
 
 async fn api_heads(url: &str) -> usize {
-    let info: Value = reqwest::get(format!("{url}/api/info"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = reqwest::get(format!("{url}/api/info")).await.unwrap().json().await.unwrap();
     info["heads"].as_u64().unwrap() as usize
 }

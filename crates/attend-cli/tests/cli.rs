@@ -6,10 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn attend(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attend"))
-        .args(args)
-        .output()
-        .expect("run attend")
+    Command::new(env!("CARGO_BIN_EXE_attend")).args(args).output().expect("run attend")
 }
 
 fn stderr(o: &Output) -> String {
@@ -17,44 +14,16 @@ fn stderr(o: &Output) -> String {
 }
 
 const TINY: &[&str] = &[
-    "--d-model",
-    "32",
-    "--heads",
-    "4",
-    "--layers",
-    "2",
-    "--ff-dim",
-    "64",
-    "--word-dim",
-    "16",
-    "--char-dim",
-    "8",
-    "--char-filters",
-    "24",
-    "--epochs",
-    "30",
-    "--lr",
-    "0.003",
-    "--warmup-steps",
-    "20",
-    "--batch-tokens",
-    "256",
-    "--seed",
-    "5",
+    "--d-model", "32", "--heads", "4", "--layers", "2", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8",
+    "--char-filters", "24", "--epochs", "30", "--lr", "0.003", "--warmup-steps", "20", "--batch-tokens", "256",
+    "--seed", "5",
 ];
 
 fn train(dir: &Path) -> std::path::PathBuf {
     let bank = dir.join("toy");
     attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
     let out = dir.join("model");
-    let mut args = vec![
-        "train",
-        "tagger",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(TINY);
     let o = attend(&args);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
@@ -67,25 +36,11 @@ fn train(dir: &Path) -> std::path::PathBuf {
 fn train_eval_and_tag() {
     let dir = tempfile::tempdir().unwrap();
     let model = train(dir.path());
-    for f in [
-        "model.safetensors",
-        "config.json",
-        "vocab.json",
-        "resume/optimizer.safetensors",
-        "resume/state.json",
-        "train_report.json",
-    ] {
+    for f in ["model.safetensors", "config.json", "vocab.json", "resume/optimizer.safetensors", "resume/state.json", "train_report.json"] {
         assert!(model.join(f).exists(), "missing {f}");
     }
     let test = dir.path().join("toy/toy-ud-test.conllu");
-    let o = attend(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        test.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = attend(&["eval", "--model", model.to_str().unwrap(), "--input", test.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(j["accuracy"].as_f64().unwrap() > 0.93, "{j}");
@@ -100,33 +55,16 @@ fn train_eval_and_tag() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"the run watch it .\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"the run watch it .\n").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
-    let tags: Vec<&str> = out
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split('\t').nth(3).unwrap())
-        .collect();
+    let tags: Vec<&str> = out.lines().filter(|l| !l.is_empty()).map(|l| l.split('\t').nth(3).unwrap()).collect();
     assert_eq!(tags, ["DET", "NOUN", "VERB", "PRON", "PUNCT"], "{out}");
 
     // CoNLL-U in, CoNLL-U out: same lines, UPOS column rewritten.
     let tagged = dir.path().join("tagged.conllu");
-    let o = attend(&[
-        "tag",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        test.to_str().unwrap(),
-        "--output",
-        tagged.to_str().unwrap(),
-    ]);
+    let o = attend(&["tag", "--model", model.to_str().unwrap(), "--input", test.to_str().unwrap(), "--output", tagged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let a = std::fs::read_to_string(&test).unwrap();
     let b = std::fs::read_to_string(&tagged).unwrap();
@@ -134,24 +72,10 @@ fn train_eval_and_tag() {
 
     // Heatmaps of one sentence.
     let maps = dir.path().join("maps");
-    let o = attend(&[
-        "attention",
-        "--model",
-        model.to_str().unwrap(),
-        "--text",
-        "the run watch it .",
-        "--out",
-        maps.to_str().unwrap(),
-    ]);
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--text", "the run watch it .", "--out", maps.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout)
-        .starts_with("the/DET run/NOUN watch/VERB it/PRON ./PUNCT"));
-    for f in [
-        "layer1-head1.png",
-        "layer2-head4.png",
-        "layer2-mean.png",
-        "attention.json",
-    ] {
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("the/DET run/NOUN watch/VERB it/PRON ./PUNCT"));
+    for f in ["layer1-head1.png", "layer2-head4.png", "layer2-mean.png", "attention.json"] {
         assert!(maps.join(f).exists(), "missing {f}");
     }
 }
@@ -161,68 +85,24 @@ fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
     std::fs::create_dir_all(&bank).unwrap();
-    std::fs::write(
-        bank.join("x-ud-train.conllu"),
-        "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2 cat _ NOUN _ _ _ _ _ _\n",
-    )
-    .unwrap();
-    std::fs::write(
-        bank.join("x-ud-dev.conllu"),
-        "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n",
-    )
-    .unwrap();
-    let o = attend(&[
-        "train",
-        "tagger",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--out",
-        dir.path().join("m").to_str().unwrap(),
-    ]);
+    std::fs::write(bank.join("x-ud-train.conllu"), "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2 cat _ NOUN _ _ _ _ _ _\n").unwrap();
+    std::fs::write(bank.join("x-ud-dev.conllu"), "1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n").unwrap();
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", dir.path().join("m").to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(
-        err.contains("x-ud-train.conllu:2: expected 10 tab-separated columns, found 1"),
-        "{err}"
-    );
+    assert!(err.contains("x-ud-train.conllu:2: expected 10 tab-separated columns, found 1"), "{err}");
 
-    let o = attend(&[
-        "train",
-        "tagger",
-        "--treebank",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = attend(&["train", "tagger", "--treebank", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("no *-ud-train.conllu file in this directory"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("no *-ud-train.conllu file in this directory"), "{}", stderr(&o));
 
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[model]\nlayer = 3\n").unwrap();
-    let o = attend(&[
-        "train",
-        "tagger",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("unknown field `layer`"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("unknown field `layer`"), "{}", stderr(&o));
 
-    let o = attend(&[
-        "eval",
-        "--model",
-        dir.path().join("none").to_str().unwrap(),
-        "--input",
-        "x",
-    ]);
+    let o = attend(&["eval", "--model", dir.path().join("none").to_str().unwrap(), "--input", "x"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
 }
@@ -232,17 +112,7 @@ fn help_lists_hyperparameters() {
     let o = attend(&["train", "tagger", "--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in [
-        "--treebank",
-        "--position",
-        "--heads",
-        "--layers",
-        "--window",
-        "--lr",
-        "--seed",
-        "--config",
-        "--max-minutes",
-    ] {
+    for flag in ["--treebank", "--position", "--heads", "--layers", "--window", "--lr", "--seed", "--config", "--max-minutes"] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
@@ -255,138 +125,50 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     attend::data::planetoid::write_dir(&data, &graph).unwrap();
     let out = dir.path().join("gat");
     let o = attend(&[
-        "train",
-        "graph",
-        "--data",
-        graph.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seeds",
-        "2",
-        "--max-epochs",
-        "80",
-        "--patience",
-        "30",
-        "--heads",
-        "4",
+        "train", "graph", "--data", graph.to_str().unwrap(), "--out", out.to_str().unwrap(), "--seeds", "2", "--max-epochs", "80",
+        "--patience", "30", "--heads", "4",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("test accuracy over 2 seeds:"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 2);
-    let o = attend(&[
-        "eval",
-        "graph",
-        "--model",
-        out.join("seed-42").to_str().unwrap(),
-        "--data",
-        graph.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(j["test_accuracy"].as_f64().unwrap() > 0.5, "{j}");
-    assert_eq!(
-        j["test_accuracy"].as_f64().unwrap(),
-        report["runs"][0]["test"]["accuracy"].as_f64().unwrap()
-    );
+    assert_eq!(j["test_accuracy"].as_f64().unwrap(), report["runs"][0]["test"]["accuracy"].as_f64().unwrap());
 
     // The node view: one picture per layer plus JSON; a tagger flag is refused.
     let model = out.join("seed-42");
     let views = dir.path().join("views");
-    let o = attend(&[
-        "attention",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        graph.to_str().unwrap(),
-        "--node",
-        "5",
-        "--out",
-        views.to_str().unwrap(),
-    ]);
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "5", "--out", views.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).starts_with("node 5: class"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("node 5: class"), "{}", String::from_utf8_lossy(&o.stdout));
     for f in ["node-5-layer1.png", "node-5-layer2.png", "node-5.json"] {
         assert!(views.join(f).exists(), "missing {f}");
     }
-    let o = attend(&[
-        "attention",
-        "--model",
-        model.to_str().unwrap(),
-        "--text",
-        "a b",
-    ]);
-    assert!(
-        !o.status.success()
-            && stderr(&o).contains("is a graph model: give --node ID and --data DIR"),
-        "{}",
-        stderr(&o)
-    );
-    let o = attend(&[
-        "attention",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        graph.to_str().unwrap(),
-        "--node",
-        "300",
-    ]);
-    assert!(
-        !o.status.success() && stderr(&o).contains("node 300 is not in the graph (ids 0..300)"),
-        "{}",
-        stderr(&o)
-    );
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--text", "a b"]);
+    assert!(!o.status.success() && stderr(&o).contains("is a graph model: give --node ID and --data DIR"), "{}", stderr(&o));
+    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "300"]);
+    assert!(!o.status.success() && stderr(&o).contains("node 300 is not in the graph (ids 0..300)"), "{}", stderr(&o));
 
     // A bad edge names the file and line.
     let edges = graph.join("edges.tsv");
     let mut text = std::fs::read_to_string(&edges).unwrap();
     text.push_str("1\t300\n");
     std::fs::write(&edges, text).unwrap();
-    let o = attend(&[
-        "eval",
-        "graph",
-        "--model",
-        out.join("seed-42").to_str().unwrap(),
-        "--data",
-        graph.to_str().unwrap(),
-    ]);
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains(
-            "edges.tsv:901: target 300 is out of range: nodes.tsv has 300 nodes (ids 0..300)"
-        ),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("edges.tsv:901: target 300 is out of range: nodes.tsv has 300 nodes (ids 0..300)"), "{}", stderr(&o));
     // A graph with more features than the model takes.
     std::fs::write(&edges, "0\t1\n").unwrap();
     let nodes = graph.join("nodes.tsv");
-    let text = std::fs::read_to_string(&nodes)
-        .unwrap()
-        .replacen('\n', " 40:1\n", 1);
+    let text = std::fs::read_to_string(&nodes).unwrap().replacen('\n', " 40:1\n", 1);
     std::fs::write(&nodes, text).unwrap();
-    let o = attend(&[
-        "eval",
-        "graph",
-        "--model",
-        out.join("seed-42").to_str().unwrap(),
-        "--data",
-        graph.to_str().unwrap(),
-    ]);
+    let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o)
-            .contains("nodes.tsv has features up to index 40 but the model takes 30 features"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("nodes.tsv has features up to index 40 but the model takes 30 features"), "{}", stderr(&o));
 }
 
 #[test]
@@ -395,20 +177,9 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
     let bank = dir.path().join("toy");
     attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
     let run = |out: &Path| {
-        let mut args = vec![
-            "train".to_string(),
-            "tagger".into(),
-            "--treebank".into(),
-            bank.to_str().unwrap().into(),
-            "--out".into(),
-            out.to_str().unwrap().into(),
-        ];
+        let mut args = vec!["train".to_string(), "tagger".into(), "--treebank".into(), bank.to_str().unwrap().into(), "--out".into(), out.to_str().unwrap().into()];
         args.extend(TINY.iter().map(|s| s.to_string()));
-        *args
-            .iter_mut()
-            .skip_while(|a| *a != "--epochs")
-            .nth(1)
-            .unwrap() = "8".into();
+        *args.iter_mut().skip_while(|a| *a != "--epochs").nth(1).unwrap() = "8".into();
         args
     };
     let whole = dir.path().join("whole");
@@ -417,70 +188,28 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
 
     // Interrupt a second run once its first epoch is saved.
     let split = dir.path().join("split");
-    let child = Command::new(env!("CARGO_BIN_EXE_attend"))
-        .args(run(&split))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_attend")).args(run(&split)).stderr(Stdio::piped()).spawn().unwrap();
     let state = split.join("resume/state.json");
     let t0 = std::time::Instant::now();
     while !state.exists() {
-        assert!(
-            t0.elapsed().as_secs() < 120,
-            "no checkpoint after 2 minutes"
-        );
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     // Several epochs remain when the first is saved, so the signal lands mid-run.
     assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("interrupted: stopped") && err.contains("continue with --resume"),
-        "{err}"
-    );
-    let o = attend(&[
-        "train",
-        "tagger",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--resume",
-        split.to_str().unwrap(),
-        "--lr",
-        "0.1",
-    ]);
+    assert!(err.contains("interrupted: stopped") && err.contains("continue with --resume"), "{err}");
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--lr", "0.1"]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--resume continues with the settings saved in")
-            && stderr(&o).contains("drop --lr"),
-        "{}",
-        stderr(&o)
-    );
-    let o = attend(&[
-        "train",
-        "tagger",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--resume",
-        split.to_str().unwrap(),
-    ]);
+    assert!(stderr(&o).contains("--resume continues with the settings saved in") && stderr(&o).contains("drop --lr"), "{}", stderr(&o));
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
-    for f in [
-        "model.safetensors",
-        "resume/model.safetensors",
-        "resume/optimizer.safetensors",
-    ] {
-        assert_eq!(
-            std::fs::read(whole.join(f)).unwrap(),
-            std::fs::read(split.join(f)).unwrap(),
-            "{f} differs"
-        );
+    for f in ["model.safetensors", "resume/model.safetensors", "resume/optimizer.safetensors"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(split.join(f)).unwrap(), "{f} differs");
     }
 }
 
@@ -497,39 +226,16 @@ fn every_bad_input_gets_a_message_naming_where() {
     std::fs::write(bank.join("x-ud-dev.conllu"), dev).unwrap();
     let train_with = |train: &[u8]| {
         std::fs::write(bank.join("x-ud-train.conllu"), train).unwrap();
-        let o = attend(&[
-            "train",
-            "tagger",
-            "--treebank",
-            bank.to_str().unwrap(),
-            "--out",
-            dir.path().join("m2").to_str().unwrap(),
-        ]);
+        let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", dir.path().join("m2").to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1));
         stderr(&o)
     };
     let file = bank.join("x-ud-train.conllu").display().to_string();
     let cases: Vec<(String, String)> = vec![
-        (
-            train_with(b""),
-            format!("error: {file}:1: no sentences in file (empty or only blank lines)"),
-        ),
-        (
-            train_with(b"# sent_id = 1\n\n"),
-            format!(
-                "error: {file}:1: sentence has no words (only comments or multiword/empty lines)"
-            ),
-        ),
-        (
-            train_with(
-                b"1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tca\xfft\t_\tNOUN\t_\t_\t_\t_\t_\t_\n",
-            ),
-            format!("error: {file}:2: not valid UTF-8 (byte 5 of the line)"),
-        ),
-        (
-            train_with(b"1\tThe\t_\tDET\t_\t_\t_\n"),
-            format!("error: {file}:1: expected 10 tab-separated columns, found 7"),
-        ),
+        (train_with(b""), format!("error: {file}:1: no sentences in file (empty or only blank lines)")),
+        (train_with(b"# sent_id = 1\n\n"), format!("error: {file}:1: sentence has no words (only comments or multiword/empty lines)")),
+        (train_with(b"1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tca\xfft\t_\tNOUN\t_\t_\t_\t_\t_\t_\n"), format!("error: {file}:2: not valid UTF-8 (byte 5 of the line)")),
+        (train_with(b"1\tThe\t_\tDET\t_\t_\t_\n"), format!("error: {file}:1: expected 10 tab-separated columns, found 7")),
     ];
     for (got, want) in cases {
         assert_eq!(got.trim_end(), want);
@@ -538,29 +244,13 @@ fn every_bad_input_gets_a_message_naming_where() {
     let missing = dir.path().join("none.conllu");
     let o = attend(&["eval", "--model", m, "--input", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o).trim_end(),
-        format!(
-            "error: {}: No such file or directory (os error 2)",
-            missing.display()
-        )
-    );
+    assert_eq!(stderr(&o).trim_end(), format!("error: {}: No such file or directory (os error 2)", missing.display()));
     let gold = dir.path().join("gold.conllu");
-    std::fs::write(
-        &gold,
-        "# text = the cat\n1\tthe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tcat\t_\tNN\t_\t_\t_\t_\t_\t_\n\n",
-    )
-    .unwrap();
+    std::fs::write(&gold, "# text = the cat\n1\tthe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tcat\t_\tNN\t_\t_\t_\t_\t_\t_\n\n").unwrap();
     let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(
-        err.starts_with(&format!(
-            "error: {}:3: gold UPOS \"NN\" never occurred in the model's training data (it knows ",
-            gold.display()
-        )),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("error: {}:3: gold UPOS \"NN\" never occurred in the model's training data (it knows ", gold.display())), "{err}");
     std::fs::write(&gold, "1\tthe\t_\t_\t_\t_\t_\t_\t_\t_\n\n").unwrap();
     let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
     assert_eq!(
@@ -568,14 +258,7 @@ fn every_bad_input_gets_a_message_naming_where() {
         format!("error: {}:1: no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)", gold.display())
     );
     // a tagger checkpoint given to the graph commands
-    let o = attend(&[
-        "eval",
-        "graph",
-        "--model",
-        m,
-        "--data",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = attend(&["eval", "graph", "--model", m, "--data", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim_end(),
@@ -593,67 +276,30 @@ fn compare_trains_both_encoders_measures_and_plots() {
     attend::data::synthetic::write_toy_treebank(&bank, 200, 40, 60).unwrap();
     let out = dir.path().join("cmp");
     let args = [
-        "compare",
-        "--treebank",
-        bank.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--lengths",
-        "8,32",
-        "--window",
-        "4",
-        "--long-words",
-        "3000",
-        "--synthetic-train",
-        "60",
-        "--synthetic-length",
-        "16",
-        "--synthetic-epochs",
-        "1",
-        "--min-seconds",
-        "0",
+        "compare", "--treebank", bank.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "2", "--lengths", "8,32",
+        "--window", "4", "--long-words", "3000", "--synthetic-train", "60", "--synthetic-length", "16", "--synthetic-epochs", "1",
+        "--min-seconds", "0",
     ];
     let o = attend(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     assert_eq!(report["models"].as_array().unwrap().len(), 3);
     for m in report["models"].as_array().unwrap() {
-        assert!(
-            m["upos"].as_f64().unwrap() > 0.0 && m["tag_tokens_per_sec"].as_f64().unwrap() > 0.0,
-            "{m}"
-        );
+        assert!(m["upos"].as_f64().unwrap() > 0.0 && m["tag_tokens_per_sec"].as_f64().unwrap() > 0.0, "{m}");
     }
     for s in report["latency_ms"].as_array().unwrap() {
         assert_eq!(s["points"].as_array().unwrap().len(), 2, "{s}");
     }
     let long = report["long_input"].as_array().unwrap();
     assert_eq!(long.len(), 3);
-    assert!(
-        long.iter()
-            .all(|l| l["ok"].as_bool().unwrap()
-                && l["result"].as_str().unwrap().contains("3000 words")),
-        "{long:?}"
-    );
+    assert!(long.iter().all(|l| l["ok"].as_bool().unwrap() && l["result"].as_str().unwrap().contains("3000 words")), "{long:?}");
     assert_eq!(report["synthetic"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        &std::fs::read(out.join("latency.png")).unwrap()[1..4],
-        b"PNG"
-    );
-    assert!(std::fs::read_to_string(out.join("compare.md"))
-        .unwrap()
-        .contains("| BiLSTM |"));
+    assert_eq!(&std::fs::read(out.join("latency.png")).unwrap()[1..4], b"PNG");
+    assert!(std::fs::read_to_string(out.join("compare.md")).unwrap().contains("| BiLSTM |"));
     // The rerun reuses the two trained models.
     let o = attend(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        stderr(&o).matches("reusing the finished").count(),
-        2,
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(stderr(&o).matches("reusing the finished").count(), 2, "{}", stderr(&o));
 }
 
 /// Long inputs: dense attention above the limit is refused with the
@@ -665,45 +311,11 @@ fn long_inputs_need_a_window_under_dense_attention() {
     let input = dir.path().join("long.txt");
     std::fs::write(&input, vec!["the run watch it ."; 40].join(" ") + "\n").unwrap();
     let (m, i) = (model.to_str().unwrap(), input.to_str().unwrap());
-    let o = attend(&[
-        "tag",
-        "--model",
-        m,
-        "--input",
-        i,
-        "--max-dense-words",
-        "100",
-    ]);
+    let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100"]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("long.txt: a sequence of 200 words under dense attention")
-            && stderr(&o).contains("pass --window 64"),
-        "{}",
-        stderr(&o)
-    );
-    let o = attend(&[
-        "tag",
-        "--model",
-        m,
-        "--input",
-        i,
-        "--max-dense-words",
-        "100",
-        "--window",
-        "8",
-        "--stats",
-    ]);
+    assert!(stderr(&o).contains("long.txt: a sequence of 200 words under dense attention") && stderr(&o).contains("pass --window 64"), "{}", stderr(&o));
+    let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100", "--window", "8", "--stats"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("200 words (longest 200)") && stderr(&o).contains("peak RSS"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter(|l| l.split('\t').nth(3).is_some_and(|t| t != "_"))
-            .count(),
-        200
-    );
+    assert!(stderr(&o).contains("200 words (longest 200)") && stderr(&o).contains("peak RSS"), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.split('\t').nth(3).is_some_and(|t| t != "_")).count(), 200);
 }

@@ -28,13 +28,7 @@ fn sizes() -> Vec<usize> {
 }
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
-    (0..len as u32)
-        .map(|i| {
-            ((i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) >> 8) as f32
-                / (1 << 24) as f32
-                - 0.5
-        })
-        .collect()
+    (0..len as u32).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) >> 8) as f32 / (1 << 24) as f32 - 0.5).collect()
 }
 
 fn gemm_square(m: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -72,48 +66,21 @@ fn attention(c: &mut Criterion) {
     ];
     for (name, pattern) in &patterns {
         for backward in [false, true] {
-            let pass = if backward {
-                "forward+backward"
-            } else {
-                "forward"
-            };
+            let pass = if backward { "forward+backward" } else { "forward" };
             let mut group = c.benchmark_group(format!("attention/{name}/{pass}"));
-            group
-                .sample_size(10)
-                .warm_up_time(Duration::from_millis(500))
-                .measurement_time(Duration::from_secs(3));
+            group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
             for n in sizes() {
-                let shape = AttentionShape {
-                    batch: 1,
-                    heads: BATCH_HEADS,
-                    seq: n,
-                    head_dim: HEAD_DIM,
-                };
-                let (q, k, v, dout) = (
-                    values(shape.len(), 1),
-                    values(shape.len(), 2),
-                    values(shape.len(), 3),
-                    values(shape.len(), 4),
-                );
-                let params = AttentionParams {
-                    shape,
-                    scale: 0.125,
-                    pattern,
-                    dropout: None,
-                };
+                let shape = AttentionShape { batch: 1, heads: BATCH_HEADS, seq: n, head_dim: HEAD_DIM };
+                let (q, k, v, dout) = (values(shape.len(), 1), values(shape.len(), 2), values(shape.len(), 3), values(shape.len(), 4));
+                let params = AttentionParams { shape, scale: 0.125, pattern, dropout: None };
                 let pairs: usize = (0..n).map(|i| pattern.key_range(0, i, n).len()).sum();
-                let flop = 4.0
-                    * pairs as f64
-                    * (HEAD_DIM * BATCH_HEADS) as f64
-                    * if backward { 3.5 } else { 1.0 };
+                let flop = 4.0 * pairs as f64 * (HEAD_DIM * BATCH_HEADS) as f64 * if backward { 3.5 } else { 1.0 };
                 group.throughput(Throughput::Elements(flop as u64));
                 group.bench_function(BenchmarkId::new("fused", n), |bench| {
                     bench.iter(|| {
                         let f = flash_forward(&q, &k, &v, &params);
                         if backward {
-                            black_box(
-                                flash_backward(&q, &k, &v, &f.out, &f.lse, &dout, &params).dq,
-                            );
+                            black_box(flash_backward(&q, &k, &v, &f.out, &f.lse, &dout, &params).dq);
                         }
                         black_box(f.out)
                     })

@@ -63,16 +63,7 @@ mod tests {
         let mut p = vec![1.0f32, -1.0, 0.5];
         let g = vec![0.3f32, -2.0, 0.0];
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        let s = AdamWStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            step: 1,
-            grad_scale: 1.0,
-            l2: 0.0,
-        };
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_update(&mut p, &g, &mut m, &mut v, &s);
         // bias-corrected first step is lr * sign(g)
         assert!((p[0] - 0.9).abs() < 1e-5);
@@ -84,16 +75,7 @@ mod tests {
     fn weight_decay_is_decoupled() {
         let mut p = vec![2.0f32];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
-        let s = AdamWStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.5,
-            step: 1,
-            grad_scale: 1.0,
-            l2: 0.0,
-        };
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
         assert!((p[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
     }
@@ -104,16 +86,7 @@ mod tests {
         // bias-corrected step moves by lr against it
         let mut p = vec![2.0f32];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
-        let s = AdamWStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            step: 1,
-            grad_scale: 1.0,
-            l2: 0.5,
-        };
+        let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.5 };
         adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
         assert!((p[0] - 1.9).abs() < 1e-5);
         assert!((m[0] - 0.1).abs() < 1e-6);

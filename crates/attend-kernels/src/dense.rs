@@ -103,26 +103,14 @@ impl AttentionParams<'_> {
     fn check(&self, tensors: &[(&str, usize)]) {
         let len = self.shape.len();
         for (name, got) in tensors {
-            assert_eq!(
-                *got, len,
-                "{name} has {got} elements, shape {:?} needs {len}",
-                self.shape
-            );
+            assert_eq!(*got, len, "{name} has {got} elements, shape {:?} needs {len}", self.shape);
         }
         if let Err(e) = self.pattern.check(self.shape.batch) {
             panic!("{e}");
         }
-        assert!(
-            self.shape.seq < (1 << 24),
-            "sequence of {} positions is too long for the fused kernel",
-            self.shape.seq
-        );
+        assert!(self.shape.seq < (1 << 24), "sequence of {} positions is too long for the fused kernel", self.shape.seq);
         if let Some(d) = self.dropout {
-            assert!(
-                (0.0..1.0).contains(&d.p),
-                "attention dropout {} is outside [0, 1)",
-                d.p
-            );
+            assert!((0.0..1.0).contains(&d.p), "attention dropout {} is outside [0, 1)", d.p);
         }
     }
 
@@ -165,41 +153,18 @@ pub fn flash_backward(
 }
 
 /// [`flash_forward`] on a chosen instruction set (which must be available).
-pub fn flash_forward_on(
-    isa: Isa,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    params: &AttentionParams,
-) -> FlashForward {
+pub fn flash_forward_on(isa: Isa, q: &[f32], k: &[f32], v: &[f32], params: &AttentionParams) -> FlashForward {
     params.check(&[("q", q.len()), ("k", k.len()), ("v", v.len())]);
-    let AttentionShape {
-        batch,
-        heads,
-        seq: n,
-        head_dim: d,
-    } = params.shape;
+    let AttentionShape { batch, heads, seq: n, head_dim: d } = params.shape;
     let mut lse = vec![f32::NEG_INFINITY; batch * heads * n];
     if params.shape.is_empty() {
-        return FlashForward {
-            out: vec![0.0; params.shape.len()],
-            lse,
-        };
+        return FlashForward { out: vec![0.0; params.shape.len()], lse };
     }
     if d % NR != 0 {
         let dp = d.next_multiple_of(NR);
-        let padded = AttentionParams {
-            shape: AttentionShape {
-                head_dim: dp,
-                ..params.shape
-            },
-            ..*params
-        };
+        let padded = AttentionParams { shape: AttentionShape { head_dim: dp, ..params.shape }, ..*params };
         let f = flash_forward_on(isa, &pad(q, d, dp), &pad(k, d, dp), &pad(v, d, dp), &padded);
-        return FlashForward {
-            out: unpad(&f.out, dp, d),
-            lse: f.lse,
-        };
+        return FlashForward { out: unpad(&f.out, dp, d), lse: f.lse };
     }
     let mut out = vec![0f32; params.shape.len()];
     let ctx = Ctx::new(params, q, k, v);
@@ -209,12 +174,9 @@ pub fn flash_forward_on(
         Isa::Avx2Fma => forward_block_avx2,
     };
     let head = |bh: usize, out: &mut [f32], lse: &mut [f32]| {
-        out.par_chunks_mut(BLOCK_Q * d)
-            .zip(lse.par_chunks_mut(BLOCK_Q))
-            .enumerate()
-            .for_each(|(qb, (out, lse))| {
-                task(&ctx, bh, qb * BLOCK_Q, out, lse);
-            });
+        out.par_chunks_mut(BLOCK_Q * d).zip(lse.par_chunks_mut(BLOCK_Q)).enumerate().for_each(|(qb, (out, lse))| {
+            task(&ctx, bh, qb * BLOCK_Q, out, lse);
+        });
     };
     // Threads that work on different heads each stream their own K and V.
     // Once those no longer fit in the shared cache together, all threads
@@ -225,10 +187,7 @@ pub fn flash_forward_on(
             head(bh, out, lse);
         }
     } else {
-        out.par_chunks_mut(n * d)
-            .zip(lse.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(bh, (out, lse))| head(bh, out, lse));
+        out.par_chunks_mut(n * d).zip(lse.par_chunks_mut(n)).enumerate().for_each(|(bh, (out, lse))| head(bh, out, lse));
     }
     FlashForward { out, lse }
 }
@@ -245,59 +204,19 @@ pub fn flash_backward_on(
     dout: &[f32],
     params: &AttentionParams,
 ) -> FlashBackward {
-    params.check(&[
-        ("q", q.len()),
-        ("k", k.len()),
-        ("v", v.len()),
-        ("out", out.len()),
-        ("dout", dout.len()),
-    ]);
-    let AttentionShape {
-        batch,
-        heads,
-        seq: n,
-        head_dim: d,
-    } = params.shape;
-    assert_eq!(
-        lse.len(),
-        batch * heads * n,
-        "lse has {} elements for shape {:?}",
-        lse.len(),
-        params.shape
-    );
+    params.check(&[("q", q.len()), ("k", k.len()), ("v", v.len()), ("out", out.len()), ("dout", dout.len())]);
+    let AttentionShape { batch, heads, seq: n, head_dim: d } = params.shape;
+    assert_eq!(lse.len(), batch * heads * n, "lse has {} elements for shape {:?}", lse.len(), params.shape);
     let len = params.shape.len();
     if params.shape.is_empty() {
-        return FlashBackward {
-            dq: vec![0.0; len],
-            dk: vec![0.0; len],
-            dv: vec![0.0; len],
-        };
+        return FlashBackward { dq: vec![0.0; len], dk: vec![0.0; len], dv: vec![0.0; len] };
     }
     if d % NR != 0 {
         let dp = d.next_multiple_of(NR);
-        let padded = AttentionParams {
-            shape: AttentionShape {
-                head_dim: dp,
-                ..params.shape
-            },
-            ..*params
-        };
+        let padded = AttentionParams { shape: AttentionShape { head_dim: dp, ..params.shape }, ..*params };
         let (q, k, v) = (pad(q, d, dp), pad(k, d, dp), pad(v, d, dp));
-        let g = flash_backward_on(
-            isa,
-            &q,
-            &k,
-            &v,
-            &pad(out, d, dp),
-            lse,
-            &pad(dout, d, dp),
-            &padded,
-        );
-        return FlashBackward {
-            dq: unpad(&g.dq, dp, d),
-            dk: unpad(&g.dk, dp, d),
-            dv: unpad(&g.dv, dp, d),
-        };
+        let g = flash_backward_on(isa, &q, &k, &v, &pad(out, d, dp), lse, &pad(dout, d, dp), &padded);
+        return FlashBackward { dq: unpad(&g.dq, dp, d), dk: unpad(&g.dk, dp, d), dv: unpad(&g.dv, dp, d) };
     }
     let (mut dq, mut dk, mut dv) = (vec![0f32; len], vec![0f32; len], vec![0f32; len]);
     let ctx = Ctx::new(params, q, k, v);
@@ -325,10 +244,7 @@ fn pad(x: &[f32], d: usize, dp: usize) -> Vec<f32> {
 }
 
 fn unpad(x: &[f32], dp: usize, d: usize) -> Vec<f32> {
-    x.chunks_exact(dp)
-        .flat_map(|row| &row[..d])
-        .copied()
-        .collect()
+    x.chunks_exact(dp).flat_map(|row| &row[..d]).copied().collect()
 }
 
 /// What every block task reads.
@@ -382,14 +298,7 @@ fn forward_block_avx2(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mu
 }
 
 #[cfg(target_arch = "x86_64")]
-fn backward_head_avx2(
-    ctx: &Ctx,
-    g: &Grads,
-    bh: usize,
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-) {
+fn backward_head_avx2(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
     #[target_feature(enable = "avx2,fma")]
     fn run(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
         backward_head::<Avx2>(ctx, g, bh, dq, dk, dv)
@@ -430,15 +339,7 @@ impl BlockRanges {
                 hi = hi.max(keys.end);
             }
         }
-        BlockRanges {
-            width,
-            starts,
-            ends,
-            lo,
-            hi,
-            max_start,
-            min_end,
-        }
+        BlockRanges { width, starts, ends, lo, hi, max_start, min_end }
     }
 
     fn is_empty(&self) -> bool {
@@ -447,9 +348,7 @@ impl BlockRanges {
 
     /// Key blocks to visit: `BLOCK_K` keys at a time from `lo`.
     fn key_blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (self.lo..self.hi)
-            .step_by(BLOCK_K)
-            .map(|j0| (j0, (j0 + BLOCK_K).min(self.hi)))
+        (self.lo..self.hi).step_by(BLOCK_K).map(|j0| (j0, (j0 + BLOCK_K).min(self.hi)))
     }
 
     /// Whether every query of the block sees every key of `j0..j1`.
@@ -505,14 +404,7 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
     }
     let w = ranges.width;
     let mut scratch = FORWARD_SCRATCH.with_borrow_mut(std::mem::take);
-    transpose_rows(
-        &ctx.q[base + r0 * d..],
-        rows,
-        d,
-        w,
-        ctx.scale * LOG2_E,
-        &mut scratch.qt,
-    );
+    transpose_rows(&ctx.q[base + r0 * d..], rows, d, w, ctx.scale * LOG2_E, &mut scratch.qt);
     let qt = &scratch.qt;
     // Running max starts at the lowest finite value, not -inf, so a query
     // whose keys are all masked so far never computes -inf - (-inf).
@@ -523,32 +415,14 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
     scratch.acc.resize(rows * d, 0.0);
     let acc = &mut scratch.acc;
     let st = at_least(&mut scratch.st, BLOCK_K * w);
-    let dropout = ctx
-        .dropout
-        .map(|dr| (dr, dr.head_key(bh), dr.threshold(), dr.scale()));
-    let salts: Vec<u32> = (0..w)
-        .map(|r| AttentionDropout::lane_salt(r0 + r))
-        .collect();
+    let dropout = ctx.dropout.map(|dr| (dr, dr.head_key(bh), dr.threshold(), dr.scale()));
+    let salts: Vec<u32> = (0..w).map(|r| AttentionDropout::lane_salt(r0 + r)).collect();
     let mut row_keys = vec![0u32; BLOCK_K];
     for (j0, j1) in ranges.key_blocks() {
         let bc = j1 - j0;
         // S^T = K_j (c Q)^T: [bc, w], scores in log2 units
         // Safety: K rows j0..j1 of this head exist; qt is d x w; st is >= bc x w.
-        unsafe {
-            gemm::<S>(
-                bc,
-                w,
-                d,
-                ctx.k[base + j0 * d..].as_ptr(),
-                d,
-                1,
-                qt.as_ptr(),
-                w,
-                st.as_mut_ptr(),
-                w,
-                false,
-            )
-        };
+        unsafe { gemm::<S>(bc, w, d, ctx.k[base + j0 * d..].as_ptr(), d, 1, qt.as_ptr(), w, st.as_mut_ptr(), w, false) };
         let masked = !ranges.covers(j0, j1);
         if let Some((_, head_key, _, _)) = dropout {
             for (c, key) in row_keys[..bc].iter_mut().enumerate() {
@@ -576,10 +450,7 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                     }
                 }
                 let m_old = lanes.map(|x| S::load(m[x..].as_ptr()));
-                let m_new = [
-                    S::max(m_old[0], block_max[0]),
-                    S::max(m_old[1], block_max[1]),
-                ];
+                let m_new = [S::max(m_old[0], block_max[0]), S::max(m_old[1], block_max[1])];
                 let mut sum = [S::splat(0.0); 2];
                 for c in 0..bc {
                     for h in 0..2 {
@@ -587,13 +458,7 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                         let mut p = S::exp2(S::sub(S::load(ptr), m_new[h]));
                         sum[h] = S::add(sum[h], p);
                         if let Some((_, _, threshold, scale)) = dropout {
-                            p = S::dropout(
-                                p,
-                                row_keys[c],
-                                salts[lanes[h]..].as_ptr(),
-                                threshold,
-                                scale,
-                            );
+                            p = S::dropout(p, row_keys[c], salts[lanes[h]..].as_ptr(), threshold, scale);
                         }
                         S::store(ptr, p);
                     }
@@ -615,21 +480,7 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
         }
         // O += P V_j, with P read from S^T (a_rs = 1, a_ks = w)
         // Safety: V rows j0..j1 of this head exist; acc is rows x d.
-        unsafe {
-            gemm::<S>(
-                rows,
-                d,
-                bc,
-                st.as_ptr(),
-                1,
-                w,
-                ctx.v[base + j0 * d..].as_ptr(),
-                d,
-                acc.as_mut_ptr(),
-                d,
-                true,
-            )
-        };
+        unsafe { gemm::<S>(rows, d, bc, st.as_ptr(), 1, w, ctx.v[base + j0 * d..].as_ptr(), d, acc.as_mut_ptr(), d, true) };
     }
     for r in 0..rows {
         let row = &mut out[r * d..(r + 1) * d];
@@ -650,19 +501,10 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
 /// Backward for all of head `bh`: `dq`, `dk`, `dv` are this head's
 /// `[seq, head_dim]` slices, `dk` and `dv` zero on entry.
 #[inline(always)]
-fn backward_head<S: Simd>(
-    ctx: &Ctx,
-    g: &Grads,
-    bh: usize,
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-) {
+fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
     let (n, d) = (ctx.n, ctx.d);
     let base = bh * n * d;
-    let dropout = ctx
-        .dropout
-        .map(|dr| (dr.head_key(bh), dr.threshold(), dr.scale()));
+    let dropout = ctx.dropout.map(|dr| (dr.head_key(bh), dr.threshold(), dr.scale()));
     let mut st = vec![0f32; BLOCK_K * BLOCK_Q.next_multiple_of(NR)];
     let mut dpt = vec![0f32; st.len()];
     let mut row_keys = vec![0u32; BLOCK_K];
@@ -687,51 +529,18 @@ fn backward_head<S: Simd>(
                 lse2[r] = lse * LOG2_E;
             }
             let at = base + (r0 + r) * d;
-            delta[r] = g.dout[at..at + d]
-                .iter()
-                .zip(&g.out[at..at + d])
-                .map(|(a, b)| a * b)
-                .sum();
+            delta[r] = g.dout[at..at + d].iter().zip(&g.out[at..at + d]).map(|(a, b)| a * b).sum();
         }
-        let salts: Vec<u32> = (0..w)
-            .map(|r| AttentionDropout::lane_salt(r0 + r))
-            .collect();
+        let salts: Vec<u32> = (0..w).map(|r| AttentionDropout::lane_salt(r0 + r)).collect();
         dq_acc.clear();
         dq_acc.resize(rows * d, 0.0);
         for (j0, j1) in ranges.key_blocks() {
             let bc = j1 - j0;
-            let (k_rows, v_rows) = (
-                ctx.k[base + j0 * d..].as_ptr(),
-                ctx.v[base + j0 * d..].as_ptr(),
-            );
+            let (k_rows, v_rows) = (ctx.k[base + j0 * d..].as_ptr(), ctx.v[base + j0 * d..].as_ptr());
             // Safety: K and V rows j0..j1 exist; qt and dot are d x w; st and dpt hold bc x w.
             unsafe {
-                gemm::<S>(
-                    bc,
-                    w,
-                    d,
-                    k_rows,
-                    d,
-                    1,
-                    qt.as_ptr(),
-                    w,
-                    st.as_mut_ptr(),
-                    w,
-                    false,
-                ); //   S^T
-                gemm::<S>(
-                    bc,
-                    w,
-                    d,
-                    v_rows,
-                    d,
-                    1,
-                    dot.as_ptr(),
-                    w,
-                    dpt.as_mut_ptr(),
-                    w,
-                    false,
-                ); // dP^T
+                gemm::<S>(bc, w, d, k_rows, d, 1, qt.as_ptr(), w, st.as_mut_ptr(), w, false); //   S^T
+                gemm::<S>(bc, w, d, v_rows, d, 1, dot.as_ptr(), w, dpt.as_mut_ptr(), w, false); // dP^T
             }
             let masked = !ranges.covers(j0, j1);
             if let Some((head_key, _, _)) = dropout {
@@ -742,18 +551,12 @@ fn backward_head<S: Simd>(
             for x in (0..w).step_by(LANES) {
                 // Safety: x + LANES <= w.
                 unsafe {
-                    let (start, end) = (
-                        S::load(ranges.starts[x..].as_ptr()),
-                        S::load(ranges.ends[x..].as_ptr()),
-                    );
+                    let (start, end) = (S::load(ranges.starts[x..].as_ptr()), S::load(ranges.ends[x..].as_ptr()));
                     let lse_x = S::load(lse2[x..].as_ptr());
                     let delta_x = S::load(delta[x..].as_ptr());
                     let scale = S::splat(ctx.scale);
                     for c in 0..bc {
-                        let (ps, pd) = (
-                            st.as_mut_ptr().add(c * w + x),
-                            dpt.as_mut_ptr().add(c * w + x),
-                        );
+                        let (ps, pd) = (st.as_mut_ptr().add(c * w + x), dpt.as_mut_ptr().add(c * w + x));
                         let mut s = S::load(ps);
                         if masked {
                             s = S::keep_range(s, (j0 + c) as f32, start, end);
@@ -775,45 +578,9 @@ fn backward_head<S: Simd>(
             // Safety: dout, q and k rows exist; dk, dv hold this head; dq_acc is rows x d.
             unsafe {
                 // dV_j += P^T dO_i ; dK_j += dS^T Q_i ; dQ_i += dS K_j
-                gemm::<S>(
-                    bc,
-                    d,
-                    rows,
-                    st.as_ptr(),
-                    w,
-                    1,
-                    do_rows.as_ptr(),
-                    d,
-                    dv[j0 * d..].as_mut_ptr(),
-                    d,
-                    true,
-                );
-                gemm::<S>(
-                    bc,
-                    d,
-                    rows,
-                    dpt.as_ptr(),
-                    w,
-                    1,
-                    q_rows.as_ptr(),
-                    d,
-                    dk[j0 * d..].as_mut_ptr(),
-                    d,
-                    true,
-                );
-                gemm::<S>(
-                    rows,
-                    d,
-                    bc,
-                    dpt.as_ptr(),
-                    1,
-                    w,
-                    k_rows,
-                    d,
-                    dq_acc.as_mut_ptr(),
-                    d,
-                    true,
-                );
+                gemm::<S>(bc, d, rows, st.as_ptr(), w, 1, do_rows.as_ptr(), d, dv[j0 * d..].as_mut_ptr(), d, true);
+                gemm::<S>(bc, d, rows, dpt.as_ptr(), w, 1, q_rows.as_ptr(), d, dk[j0 * d..].as_mut_ptr(), d, true);
+                gemm::<S>(rows, d, bc, dpt.as_ptr(), 1, w, k_rows, d, dq_acc.as_mut_ptr(), d, true);
             }
         }
         dq[r0 * d..(r0 + rows) * d].copy_from_slice(&dq_acc);

@@ -26,18 +26,15 @@ pub fn keep(seed: u64, i: usize, p: f32) -> bool {
 pub fn dropout(x: &[f32], p: f32, seed: u64) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
     let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(c, (yc, xc))| {
-            for (j, (y, &x)) in yc.iter_mut().zip(xc).enumerate() {
-                // A zero stays zero: skip its hash (sparse inputs such as
-                // bag-of-words node features are mostly zeros).
-                if x != 0.0 && keep(seed, c * CHUNK + j, p) {
-                    *y = x * scale;
-                }
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (yc, xc))| {
+        for (j, (y, &x)) in yc.iter_mut().zip(xc).enumerate() {
+            // A zero stays zero: skip its hash (sparse inputs such as
+            // bag-of-words node features are mostly zeros).
+            if x != 0.0 && keep(seed, c * CHUNK + j, p) {
+                *y = x * scale;
             }
-        });
+        }
+    });
     y
 }
 

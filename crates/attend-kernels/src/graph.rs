@@ -27,11 +27,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphError {
     /// Edge number `edge` (0-based, in the order given) names a node `>= nodes`.
-    NodeOutOfRange {
-        edge: usize,
-        node: u64,
-        nodes: usize,
-    },
+    NodeOutOfRange { edge: usize, node: u64, nodes: usize },
     /// More nodes or edges than the u32 indices hold.
     TooLarge { nodes: usize, edges: usize },
 }
@@ -62,10 +58,7 @@ pub struct EdgeOptions {
 
 impl Default for EdgeOptions {
     fn default() -> Self {
-        EdgeOptions {
-            symmetric: true,
-            self_loops: true,
-        }
+        EdgeOptions { symmetric: true, self_loops: true }
     }
 }
 
@@ -103,33 +96,18 @@ impl Graph {
     /// Builds a graph from `(source, target)` pairs: `target` attends to
     /// `source`. Self edges in the list are dropped and duplicates merged
     /// (see [`EdgeStats`]); out-of-range ids are an error.
-    pub fn from_edges(
-        nodes: usize,
-        edges: &[(u64, u64)],
-        options: EdgeOptions,
-    ) -> Result<(Graph, EdgeStats), GraphError> {
-        let too_large = || GraphError::TooLarge {
-            nodes,
-            edges: edges.len(),
-        };
+    pub fn from_edges(nodes: usize, edges: &[(u64, u64)], options: EdgeOptions) -> Result<(Graph, EdgeStats), GraphError> {
+        let too_large = || GraphError::TooLarge { nodes, edges: edges.len() };
         if nodes >= u32::MAX as usize {
             return Err(too_large());
         }
-        let mut stats = EdgeStats {
-            given: edges.len(),
-            ..EdgeStats::default()
-        };
+        let mut stats = EdgeStats { given: edges.len(), ..EdgeStats::default() };
         // (target, source) pairs of the list, without self edges.
-        let mut pairs: Vec<(u32, u32)> =
-            Vec::with_capacity(edges.len() * (1 + options.symmetric as usize) + nodes);
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(edges.len() * (1 + options.symmetric as usize) + nodes);
         for (e, &(src, dst)) in edges.iter().enumerate() {
             for node in [src, dst] {
                 if node >= nodes as u64 {
-                    return Err(GraphError::NodeOutOfRange {
-                        edge: e,
-                        node,
-                        nodes,
-                    });
+                    return Err(GraphError::NodeOutOfRange { edge: e, node, nodes });
                 }
             }
             if src == dst {
@@ -144,11 +122,7 @@ impl Graph {
         stats.duplicates_merged = before - pairs.len();
         if options.symmetric {
             // An edge given in both directions is one undirected edge.
-            pairs.extend(
-                (0..pairs.len())
-                    .map(|e| (pairs[e].1, pairs[e].0))
-                    .collect::<Vec<_>>(),
-            );
+            pairs.extend((0..pairs.len()).map(|e| (pairs[e].1, pairs[e].0)).collect::<Vec<_>>());
             pairs.sort_unstable();
             pairs.dedup();
         }
@@ -186,17 +160,7 @@ impl Graph {
             rev_edges[*slot as usize] = e as u32;
             *slot += 1;
         }
-        Ok((
-            Graph {
-                nodes,
-                offsets,
-                sources,
-                rev_offsets,
-                rev_targets,
-                rev_edges,
-            },
-            stats,
-        ))
+        Ok((Graph { nodes, offsets, sources, rev_offsets, rev_targets, rev_edges }, stats))
     }
 
     pub fn nodes(&self) -> usize {
@@ -226,11 +190,7 @@ impl Graph {
 
     /// Bytes held by the index arrays.
     pub fn bytes(&self) -> usize {
-        4 * (self.offsets.len()
-            + self.sources.len()
-            + self.rev_offsets.len()
-            + self.rev_targets.len()
-            + self.rev_edges.len())
+        4 * (self.offsets.len() + self.sources.len() + self.rev_offsets.len() + self.rev_targets.len() + self.rev_edges.len())
     }
 }
 
@@ -259,18 +219,9 @@ struct DropoutPlan {
 impl DropoutPlan {
     fn new(d: EdgeDropout, heads: usize) -> Self {
         let head_keys = (0..heads)
-            .map(|h| {
-                fmix32(
-                    d.seed as u32
-                        ^ fmix32((d.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9)),
-                )
-            })
+            .map(|h| fmix32(d.seed as u32 ^ fmix32((d.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9))))
             .collect();
-        DropoutPlan {
-            threshold: (d.p as f64 * (1u64 << 24) as f64).round() as u32,
-            scale: 1.0 / (1.0 - d.p),
-            head_keys,
-        }
+        DropoutPlan { threshold: (d.p as f64 * (1u64 << 24) as f64).round() as u32, scale: 1.0 / (1.0 - d.p), head_keys }
     }
 
     #[inline(always)]
@@ -288,18 +239,10 @@ impl DropoutPlan {
 #[derive(Debug, Clone, Copy)]
 pub enum GraphScore<'a> {
     /// `scale * q_i . k_j`, with q and k `[nodes, heads, key_dim]`.
-    Dot {
-        q: &'a [f32],
-        k: &'a [f32],
-        scale: f32,
-    },
+    Dot { q: &'a [f32], k: &'a [f32], scale: f32 },
     /// `LeakyReLU(dst_i + src_j)` with negative slope `slope`, where
     /// `dst = a_dst . Wh` and `src = a_src . Wh` are `[nodes, heads]`.
-    Additive {
-        dst: &'a [f32],
-        src: &'a [f32],
-        slope: f32,
-    },
+    Additive { dst: &'a [f32], src: &'a [f32], slope: f32 },
 }
 
 /// One graph attention problem: values `v` are `[nodes, heads, channels]`.
@@ -333,45 +276,19 @@ impl GraphAttention<'_> {
     fn check(&self, v: &[f32]) -> usize {
         let (n, h) = (self.graph.nodes, self.heads);
         assert!(h > 0, "graph attention needs at least one head");
-        assert_eq!(
-            v.len() % (n * h).max(1),
-            0,
-            "v has {} elements, not a multiple of nodes {n} x heads {h}",
-            v.len()
-        );
+        assert_eq!(v.len() % (n * h).max(1), 0, "v has {} elements, not a multiple of nodes {n} x heads {h}", v.len());
         match self.score {
             GraphScore::Dot { q, k, .. } => {
                 assert_eq!(q.len(), k.len(), "q and k differ in size");
-                assert_eq!(
-                    q.len() % (n * h).max(1),
-                    0,
-                    "q has {} elements for {n} nodes x {h} heads",
-                    q.len()
-                );
+                assert_eq!(q.len() % (n * h).max(1), 0, "q has {} elements for {n} nodes x {h} heads", q.len());
             }
             GraphScore::Additive { dst, src, .. } => {
-                assert_eq!(
-                    dst.len(),
-                    n * h,
-                    "dst score has {} elements, expected nodes x heads = {}",
-                    dst.len(),
-                    n * h
-                );
-                assert_eq!(
-                    src.len(),
-                    n * h,
-                    "src score has {} elements, expected nodes x heads = {}",
-                    src.len(),
-                    n * h
-                );
+                assert_eq!(dst.len(), n * h, "dst score has {} elements, expected nodes x heads = {}", dst.len(), n * h);
+                assert_eq!(src.len(), n * h, "src score has {} elements, expected nodes x heads = {}", src.len(), n * h);
             }
         }
         if let Some(d) = self.dropout {
-            assert!(
-                (0.0..1.0).contains(&d.p),
-                "edge dropout {} is outside [0, 1)",
-                d.p
-            );
+            assert!((0.0..1.0).contains(&d.p), "edge dropout {} is outside [0, 1)", d.p);
         }
         if n == 0 {
             0
@@ -385,9 +302,7 @@ impl GraphAttention<'_> {
     /// the width of `d_target` and `d_source` per head).
     fn key_dim(&self) -> usize {
         match self.score {
-            GraphScore::Dot { q, .. } if self.graph.nodes > 0 => {
-                q.len() / (self.graph.nodes * self.heads)
-            }
+            GraphScore::Dot { q, .. } if self.graph.nodes > 0 => q.len() / (self.graph.nodes * self.heads),
             _ => 1,
         }
     }
@@ -398,10 +313,7 @@ impl GraphAttention<'_> {
     fn score(&self, h: usize, i: usize, j: usize, kd: usize) -> (f32, f32) {
         match self.score {
             GraphScore::Dot { q, k, scale } => {
-                let (qi, kj) = (
-                    &q[(i * self.heads + h) * kd..][..kd],
-                    &k[(j * self.heads + h) * kd..][..kd],
-                );
+                let (qi, kj) = (&q[(i * self.heads + h) * kd..][..kd], &k[(j * self.heads + h) * kd..][..kd]);
                 (scale * dot(qi, kj), 1.0)
             }
             GraphScore::Additive { dst, src, slope } => {
@@ -416,9 +328,7 @@ impl GraphAttention<'_> {
     }
 
     fn plan(&self) -> Option<DropoutPlan> {
-        self.dropout
-            .filter(|d| d.p > 0.0)
-            .map(|d| DropoutPlan::new(d, self.heads))
+        self.dropout.filter(|d| d.p > 0.0).map(|d| DropoutPlan::new(d, self.heads))
     }
 }
 
@@ -453,16 +363,10 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
     }
     // Edges outer, heads inner: each neighbour's value row is read once for
     // all heads. `lse` holds the running max until the end.
-    out.par_chunks_mut(ROW_CHUNK * heads * c)
-        .zip(lse.par_chunks_mut(ROW_CHUNK * heads))
-        .enumerate()
-        .for_each(|(chunk, (out, lse))| {
+    out.par_chunks_mut(ROW_CHUNK * heads * c).zip(lse.par_chunks_mut(ROW_CHUNK * heads)).enumerate().for_each(
+        |(chunk, (out, lse))| {
             let mut sums = vec![0f32; heads];
-            for (r, (out, max)) in out
-                .chunks_exact_mut(heads * c)
-                .zip(lse.chunks_exact_mut(heads))
-                .enumerate()
-            {
+            for (r, (out, max)) in out.chunks_exact_mut(heads * c).zip(lse.chunks_exact_mut(heads)).enumerate() {
                 let i = chunk * ROW_CHUNK + r;
                 let first = att.graph.first_edge(i);
                 sums.fill(0.0);
@@ -496,7 +400,8 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
                     }
                 }
             }
-        });
+        },
+    );
     GraphForward { out, lse }
 }
 
@@ -535,41 +440,21 @@ pub fn graph_edge_weights(att: &GraphAttention) -> Vec<f32> {
 /// (gradients of the target side) and keeps two numbers per (edge, head);
 /// pass 2 walks each node's outgoing edges through the reverse index
 /// (source side and values). Extra memory: `2 x edges x heads` floats.
-pub fn graph_backward(
-    att: &GraphAttention,
-    v: &[f32],
-    out: &[f32],
-    lse: &[f32],
-    dout: &[f32],
-) -> GraphBackward {
+pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32], dout: &[f32]) -> GraphBackward {
     let c = att.check(v);
     let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
     let plan = att.plan();
     assert_eq!(out.len(), v.len(), "out and v differ in size");
     assert_eq!(dout.len(), v.len(), "dout and v differ in size");
-    assert_eq!(
-        lse.len(),
-        n * heads,
-        "lse has {} elements, expected {}",
-        lse.len(),
-        n * heads
-    );
+    assert_eq!(lse.len(), n * heads, "lse has {} elements, expected {}", lse.len(), n * heads);
     let mut d_target = vec![0f32; n * heads * kd];
     let mut d_source = vec![0f32; n * heads * kd];
     let mut dv = vec![0f32; v.len()];
     if c == 0 {
-        return GraphBackward {
-            d_target,
-            d_source,
-            dv,
-        };
+        return GraphBackward { d_target, d_source, dv };
     }
     // delta_i = sum_j P~_ij (dout_i . v_j) = dout_i . out_i
-    let delta: Vec<f32> = dout
-        .chunks_exact(c)
-        .zip(out.chunks_exact(c))
-        .map(|(g, o)| dot(g, o))
-        .collect();
+    let delta: Vec<f32> = dout.chunks_exact(c).zip(out.chunks_exact(c)).map(|(g, o)| dot(g, o)).collect();
     // Pass 1, by target: for each edge (i <- j) and head, the kept weight
     // P~_ij and dS_ij = P_ij (keep_ij * dout_i . v_j - delta_i) times the
     // score's derivative, stored per (edge, head) for pass 2; dq or d_dst
@@ -581,8 +466,7 @@ pub fn graph_backward(
     // Chunks of ROW_CHUNK target nodes own a contiguous range of edges.
     let mut work: Vec<(usize, &mut [f32], &mut [f32], &mut [f32])> = Vec::new();
     {
-        let (mut dt_rest, mut kept_rest, mut ds_rest) =
-            (&mut d_target[..], &mut kept[..], &mut d_score[..]);
+        let (mut dt_rest, mut kept_rest, mut ds_rest) = (&mut d_target[..], &mut kept[..], &mut d_score[..]);
         for start in (0..n).step_by(ROW_CHUNK) {
             let end = (start + ROW_CHUNK).min(n);
             let span = (offsets[end] - offsets[start]) as usize * heads;
@@ -606,20 +490,12 @@ pub fn graph_backward(
                     let (s, slope) = att.score(h, i, j, kd);
                     let p = (s - lse[i * heads + h]).exp();
                     let keep = keep(&plan, h, e);
-                    let dp = keep
-                        * dot(
-                            &dout[(i * heads + h) * c..][..c],
-                            &v[(j * heads + h) * c..][..c],
-                        );
+                    let dp = keep * dot(&dout[(i * heads + h) * c..][..c], &v[(j * heads + h) * c..][..c]);
                     let ds = p * (dp - delta[i * heads + h]) * slope;
                     kept[(e - base) * heads + h] = p * keep;
                     d_score[(e - base) * heads + h] = ds;
                     match att.score {
-                        GraphScore::Dot { k, scale, .. } => axpy(
-                            &mut dt[h * kd..(h + 1) * kd],
-                            ds * scale,
-                            &k[(j * heads + h) * kd..][..kd],
-                        ),
+                        GraphScore::Dot { k, scale, .. } => axpy(&mut dt[h * kd..(h + 1) * kd], ds * scale, &k[(j * heads + h) * kd..][..kd]),
                         GraphScore::Additive { .. } => dt[h] += ds,
                     }
                 }
@@ -627,44 +503,28 @@ pub fn graph_backward(
         }
     });
     // Pass 2, by source through the reverse index: dv, and dk or d_src.
-    d_source
-        .par_chunks_mut(ROW_CHUNK * heads * kd)
-        .zip(dv.par_chunks_mut(ROW_CHUNK * heads * c))
-        .enumerate()
-        .for_each(|(chunk, (ds_out, dv))| {
-            for (r, (dsrc, dv)) in ds_out
-                .chunks_exact_mut(heads * kd)
-                .zip(dv.chunks_exact_mut(heads * c))
-                .enumerate()
-            {
+    d_source.par_chunks_mut(ROW_CHUNK * heads * kd).zip(dv.par_chunks_mut(ROW_CHUNK * heads * c)).enumerate().for_each(
+        |(chunk, (ds_out, dv))| {
+            for (r, (dsrc, dv)) in ds_out.chunks_exact_mut(heads * kd).zip(dv.chunks_exact_mut(heads * c)).enumerate() {
                 let j = chunk * ROW_CHUNK + r;
                 let (targets, edge_ids) = att.graph.targets(j);
                 for (&i, &e) in targets.iter().zip(edge_ids) {
                     let (i, e) = (i as usize, e as usize);
                     for h in 0..heads {
                         let (w, ds) = (kept[e * heads + h], d_score[e * heads + h]);
-                        axpy(
-                            &mut dv[h * c..(h + 1) * c],
-                            w,
-                            &dout[(i * heads + h) * c..][..c],
-                        );
+                        axpy(&mut dv[h * c..(h + 1) * c], w, &dout[(i * heads + h) * c..][..c]);
                         match att.score {
-                            GraphScore::Dot { q, scale, .. } => axpy(
-                                &mut dsrc[h * kd..(h + 1) * kd],
-                                ds * scale,
-                                &q[(i * heads + h) * kd..][..kd],
-                            ),
+                            GraphScore::Dot { q, scale, .. } => {
+                                axpy(&mut dsrc[h * kd..(h + 1) * kd], ds * scale, &q[(i * heads + h) * kd..][..kd])
+                            }
                             GraphScore::Additive { .. } => dsrc[h] += ds,
                         }
                     }
                 }
             }
-        });
-    GraphBackward {
-        d_target,
-        d_source,
-        dv,
-    }
+        },
+    );
+    GraphBackward { d_target, d_source, dv }
 }
 
 /// The dense twin: the same attention with the adjacency as a mask over a
@@ -700,34 +560,23 @@ pub mod dense_reference {
                 let row = &mut p[(h * n + i) * n..][..n];
                 let mut m = f32::NEG_INFINITY;
                 for j in 0..n {
-                    row[j] = if adj[i * n + j] > 0 {
-                        att.score(h, i, j, kd).0
-                    } else {
-                        f32::NEG_INFINITY
-                    };
+                    row[j] = if adj[i * n + j] > 0 { att.score(h, i, j, kd).0 } else { f32::NEG_INFINITY };
                     m = m.max(row[j]);
                 }
                 if m == f32::NEG_INFINITY {
                     row.fill(0.0);
                     continue;
                 }
-                let sum: f32 = row
-                    .iter_mut()
-                    .map(|s| {
-                        *s = (*s - m).exp();
-                        *s
-                    })
-                    .sum();
+                let sum: f32 = row.iter_mut().map(|s| {
+                    *s = (*s - m).exp();
+                    *s
+                }).sum();
                 row.iter_mut().for_each(|s| *s /= sum);
                 lse[i * heads + h] = m + sum.ln();
                 for j in 0..n {
                     if adj[i * n + j] > 0 {
                         let w = row[j] * keep(&plan, h, adj[i * n + j] as usize - 1);
-                        axpy(
-                            &mut out[(i * heads + h) * c..][..c],
-                            w,
-                            &v[(j * heads + h) * c..][..c],
-                        );
+                        axpy(&mut out[(i * heads + h) * c..][..c], w, &v[(j * heads + h) * c..][..c]);
                     }
                 }
             }
@@ -736,12 +585,7 @@ pub mod dense_reference {
     }
 
     /// Backward from the weights [`forward`] returned.
-    pub fn backward(
-        att: &GraphAttention,
-        v: &[f32],
-        weights: &[f32],
-        dout: &[f32],
-    ) -> GraphBackward {
+    pub fn backward(att: &GraphAttention, v: &[f32], weights: &[f32], dout: &[f32]) -> GraphBackward {
         let c = att.check(v);
         let (n, heads, kd) = (att.graph.nodes, att.heads, att.key_dim());
         let plan = att.plan();
@@ -771,16 +615,8 @@ pub mod dense_reference {
                     let ds = p[j] * (dp[j] - rowsum) * att.score(h, i, j, kd).1;
                     match att.score {
                         GraphScore::Dot { q, k, scale } => {
-                            axpy(
-                                &mut d_target[(i * heads + h) * kd..][..kd],
-                                ds * scale,
-                                &k[(j * heads + h) * kd..][..kd],
-                            );
-                            axpy(
-                                &mut d_source[(j * heads + h) * kd..][..kd],
-                                ds * scale,
-                                &q[(i * heads + h) * kd..][..kd],
-                            );
+                            axpy(&mut d_target[(i * heads + h) * kd..][..kd], ds * scale, &k[(j * heads + h) * kd..][..kd]);
+                            axpy(&mut d_source[(j * heads + h) * kd..][..kd], ds * scale, &q[(i * heads + h) * kd..][..kd]);
                         }
                         GraphScore::Additive { .. } => {
                             d_target[i * heads + h] += ds;
@@ -790,11 +626,7 @@ pub mod dense_reference {
                 }
             }
         }
-        GraphBackward {
-            d_target,
-            d_source,
-            dv,
-        }
+        GraphBackward { d_target, d_source, dv }
     }
 }
 
@@ -805,24 +637,8 @@ mod tests {
     #[test]
     fn csr_and_reverse_index_agree_and_edge_cases_are_counted() {
         let edges = [(0u64, 1u64), (1, 0), (1, 2), (1, 2), (3, 3)];
-        let (g, stats) = Graph::from_edges(
-            5,
-            &edges,
-            EdgeOptions {
-                symmetric: true,
-                self_loops: false,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            stats,
-            EdgeStats {
-                given: 5,
-                self_edges_dropped: 1,
-                duplicates_merged: 1,
-                edges: 4
-            }
-        );
+        let (g, stats) = Graph::from_edges(5, &edges, EdgeOptions { symmetric: true, self_loops: false }).unwrap();
+        assert_eq!(stats, EdgeStats { given: 5, self_edges_dropped: 1, duplicates_merged: 1, edges: 4 });
         assert_eq!(g.sources(0), &[1]);
         assert_eq!(g.sources(1), &[0, 2]);
         assert_eq!(g.sources(2), &[1]);
@@ -834,25 +650,13 @@ mod tests {
                 assert_eq!(g.sources(i as usize)[t] as usize, j);
             }
         }
-        let (g, stats) = Graph::from_edges(
-            5,
-            &edges,
-            EdgeOptions {
-                symmetric: false,
-                self_loops: true,
-            },
-        )
-        .unwrap();
+        let (g, stats) = Graph::from_edges(5, &edges, EdgeOptions { symmetric: false, self_loops: true }).unwrap();
         assert_eq!(stats.edges, 3 + 5);
         assert_eq!(g.sources(2), &[1, 2]);
         assert_eq!(g.sources(3), &[3]);
         assert_eq!(
             Graph::from_edges(3, &[(0, 1), (2, 7)], EdgeOptions::default()).unwrap_err(),
-            GraphError::NodeOutOfRange {
-                edge: 1,
-                node: 7,
-                nodes: 3
-            }
+            GraphError::NodeOutOfRange { edge: 1, node: 7, nodes: 3 }
         );
     }
 }

@@ -44,26 +44,16 @@ pub struct Rope<'a> {
 
 impl Rope<'_> {
     fn check(&self, shape: HeadsShape) {
-        assert!(
-            shape.head_dim % 2 == 0,
-            "RoPE needs an even head dimension, got {}",
-            shape.head_dim
-        );
+        assert!(shape.head_dim % 2 == 0, "RoPE needs an even head dimension, got {}", shape.head_dim);
         let want = shape.seq * shape.head_dim / 2;
-        assert!(
-            self.cos.len() == want && self.sin.len() == want,
-            "RoPE tables must be [seq, head_dim / 2] = {want} values"
-        );
+        assert!(self.cos.len() == want && self.sin.len() == want, "RoPE tables must be [seq, head_dim / 2] = {want} values");
     }
 
     /// `dst = R(pos) src`, or `R(pos)^T src` when `inverse`.
     #[inline]
     fn rotate(&self, pos: usize, src: &[f32], dst: &mut [f32], inverse: bool) {
         let half = src.len() / 2;
-        let (cos, sin) = (
-            &self.cos[pos * half..(pos + 1) * half],
-            &self.sin[pos * half..(pos + 1) * half],
-        );
+        let (cos, sin) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
         let (x1, x2) = src.split_at(half);
         let (y1, y2) = dst.split_at_mut(half);
         let sign = if inverse { -1.0 } else { 1.0 };
@@ -78,100 +68,64 @@ impl Rope<'_> {
 /// `qkv` `[batch, seq, 3, heads, head_dim]` to `[q, k, v]`, each
 /// `[batch, heads, seq, head_dim]`, with q and k rotated by `rope`.
 pub fn split_qkv(qkv: &[f32], shape: HeadsShape, rope: Option<Rope>) -> [Vec<f32>; 3] {
-    assert_eq!(
-        qkv.len(),
-        3 * shape.len(),
-        "qkv has {} values, {shape:?} needs {}",
-        qkv.len(),
-        3 * shape.len()
-    );
+    assert_eq!(qkv.len(), 3 * shape.len(), "qkv has {} values, {shape:?} needs {}", qkv.len(), 3 * shape.len());
     if let Some(r) = &rope {
         r.check(shape);
     }
-    let HeadsShape {
-        seq,
-        heads,
-        head_dim: d,
-        ..
-    } = shape;
-    let mut out = [
-        vec![0f32; shape.len()],
-        vec![0f32; shape.len()],
-        vec![0f32; shape.len()],
-    ];
+    let HeadsShape { seq, heads, head_dim: d, .. } = shape;
+    let mut out = [vec![0f32; shape.len()], vec![0f32; shape.len()], vec![0f32; shape.len()]];
     if shape.is_empty() {
         return out;
     }
     for (which, dst) in out.iter_mut().enumerate() {
         let rope = if which < 2 { rope } else { None };
-        dst.par_chunks_mut(shape.per_batch())
-            .enumerate()
-            .for_each(|(b, dst)| {
-                let src = &qkv[b * 3 * shape.per_batch()..(b + 1) * 3 * shape.per_batch()];
-                for h in 0..heads {
-                    for t in 0..seq {
-                        let from = &src[((t * 3 + which) * heads + h) * d..][..d];
-                        let to = &mut dst[(h * seq + t) * d..][..d];
-                        match &rope {
-                            Some(r) => r.rotate(t, from, to, false),
-                            None => to.copy_from_slice(from),
-                        }
+        dst.par_chunks_mut(shape.per_batch()).enumerate().for_each(|(b, dst)| {
+            let src = &qkv[b * 3 * shape.per_batch()..(b + 1) * 3 * shape.per_batch()];
+            for h in 0..heads {
+                for t in 0..seq {
+                    let from = &src[((t * 3 + which) * heads + h) * d..][..d];
+                    let to = &mut dst[(h * seq + t) * d..][..d];
+                    match &rope {
+                        Some(r) => r.rotate(t, from, to, false),
+                        None => to.copy_from_slice(from),
                     }
                 }
-            });
+            }
+        });
     }
     out
 }
 
 /// Gradient of [`split_qkv`]: `dq`, `dk`, `dv` `[batch, heads, seq, head_dim]`
 /// to `dqkv` `[batch, seq, 3, heads, head_dim]`.
-pub fn split_qkv_backward(
-    dq: &[f32],
-    dk: &[f32],
-    dv: &[f32],
-    shape: HeadsShape,
-    rope: Option<Rope>,
-) -> Vec<f32> {
+pub fn split_qkv_backward(dq: &[f32], dk: &[f32], dv: &[f32], shape: HeadsShape, rope: Option<Rope>) -> Vec<f32> {
     for g in [dq, dk, dv] {
-        assert_eq!(
-            g.len(),
-            shape.len(),
-            "gradient has {} values, {shape:?} needs {}",
-            g.len(),
-            shape.len()
-        );
+        assert_eq!(g.len(), shape.len(), "gradient has {} values, {shape:?} needs {}", g.len(), shape.len());
     }
     if let Some(r) = &rope {
         r.check(shape);
     }
-    let HeadsShape {
-        seq,
-        heads,
-        head_dim: d,
-        ..
-    } = shape;
+    let HeadsShape { seq, heads, head_dim: d, .. } = shape;
     let mut dqkv = vec![0f32; 3 * shape.len()];
     if shape.is_empty() {
         return dqkv;
     }
-    dqkv.par_chunks_mut(3 * shape.per_batch())
-        .enumerate()
-        .for_each(|(b, dst)| {
-            for (which, src) in [dq, dk, dv].into_iter().enumerate() {
-                let src = &src[b * shape.per_batch()..(b + 1) * shape.per_batch()];
-                let rope = if which < 2 { rope } else { None };
-                for t in 0..seq {
-                    for h in 0..heads {
-                        let from = &src[(h * seq + t) * d..][..d];
-                        let to = &mut dst[((t * 3 + which) * heads + h) * d..][..d];
-                        match &rope {
-                            Some(r) => r.rotate(t, from, to, true),
-                            None => to.copy_from_slice(from),
-                        }
+    dqkv.par_chunks_mut(3 * shape.per_batch()).enumerate().for_each(|(b, dst)| {
+        for (which, src) in [dq, dk, dv].into_iter().enumerate() {
+            let src = &src[b * shape.per_batch()..(b + 1) * shape.per_batch()];
+            let rope = if which < 2 { rope } else { None };
+            for t in 0..seq {
+                for h in 0..heads {
+                    let from = &src[(h * seq + t) * d..][..d];
+                    let to = &mut dst[((t * 3 + which) * heads + h) * d..][..d];
+                    match &rope {
+                        Some(r) => r.rotate(t, from, to, true),
+                        None => to.copy_from_slice(from),
                     }
                 }
             }
-        });
+        }
+    });
     dqkv
 }
 
@@ -187,37 +141,24 @@ pub fn split_heads(x: &[f32], shape: HeadsShape) -> Vec<f32> {
 }
 
 fn transpose_heads(x: &[f32], shape: HeadsShape, merge: bool) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        shape.len(),
-        "tensor has {} values, {shape:?} needs {}",
-        x.len(),
-        shape.len()
-    );
-    let HeadsShape {
-        seq,
-        heads,
-        head_dim: d,
-        ..
-    } = shape;
+    assert_eq!(x.len(), shape.len(), "tensor has {} values, {shape:?} needs {}", x.len(), shape.len());
+    let HeadsShape { seq, heads, head_dim: d, .. } = shape;
     let mut y = vec![0f32; shape.len()];
     if shape.is_empty() {
         return y;
     }
-    y.par_chunks_mut(shape.per_batch())
-        .zip(x.par_chunks(shape.per_batch()))
-        .for_each(|(dst, src)| {
-            for h in 0..heads {
-                for t in 0..seq {
-                    let (split_at, merged_at) = ((h * seq + t) * d, (t * heads + h) * d);
-                    if merge {
-                        dst[merged_at..merged_at + d].copy_from_slice(&src[split_at..split_at + d]);
-                    } else {
-                        dst[split_at..split_at + d].copy_from_slice(&src[merged_at..merged_at + d]);
-                    }
+    y.par_chunks_mut(shape.per_batch()).zip(x.par_chunks(shape.per_batch())).for_each(|(dst, src)| {
+        for h in 0..heads {
+            for t in 0..seq {
+                let (split_at, merged_at) = ((h * seq + t) * d, (t * heads + h) * d);
+                if merge {
+                    dst[merged_at..merged_at + d].copy_from_slice(&src[split_at..split_at + d]);
+                } else {
+                    dst[split_at..split_at + d].copy_from_slice(&src[merged_at..merged_at + d]);
                 }
             }
-        });
+        }
+    });
     y
 }
 
@@ -226,19 +167,12 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 - 500.0) / 250.0)
-            .collect()
+        (0..len).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 - 500.0) / 250.0).collect()
     }
 
     #[test]
     fn split_then_merge_moves_every_value_to_its_place() {
-        let shape = HeadsShape {
-            batch: 2,
-            seq: 3,
-            heads: 4,
-            head_dim: 5,
-        };
+        let shape = HeadsShape { batch: 2, seq: 3, heads: 4, head_dim: 5 };
         let qkv: Vec<f32> = (0..3 * shape.len()).map(|i| i as f32).collect();
         let [q, k, v] = split_qkv(&qkv, shape, None);
         // element (b, t, which, h, c) of qkv lands at (b, h, t, c) of q/k/v
@@ -254,38 +188,18 @@ mod tests {
     #[test]
     fn backward_is_the_transpose() {
         // <split(x), g> = <x, split_backward(g)> for random x and g, with RoPE
-        let shape = HeadsShape {
-            batch: 2,
-            seq: 5,
-            heads: 3,
-            head_dim: 8,
-        };
+        let shape = HeadsShape { batch: 2, seq: 5, heads: 3, head_dim: 8 };
         let half = shape.head_dim / 2;
         let angles: Vec<f32> = (0..shape.seq * half).map(|i| i as f32 * 0.37).collect();
         let (cos, sin): (Vec<f32>, Vec<f32>) = angles.iter().map(|a| (a.cos(), a.sin())).unzip();
-        let rope = Some(Rope {
-            cos: &cos,
-            sin: &sin,
-        });
+        let rope = Some(Rope { cos: &cos, sin: &sin });
         let x = values(3 * shape.len(), 1);
-        let g = [
-            values(shape.len(), 2),
-            values(shape.len(), 3),
-            values(shape.len(), 4),
-        ];
+        let g = [values(shape.len(), 2), values(shape.len(), 3), values(shape.len(), 4)];
         let y = split_qkv(&x, shape, rope);
-        let lhs: f64 = y
-            .iter()
-            .zip(&g)
-            .flat_map(|(y, g)| y.iter().zip(g))
-            .map(|(a, b)| (a * b) as f64)
-            .sum();
+        let lhs: f64 = y.iter().zip(&g).flat_map(|(y, g)| y.iter().zip(g)).map(|(a, b)| (a * b) as f64).sum();
         let dx = split_qkv_backward(&g[0], &g[1], &g[2], shape, rope);
         let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
-        assert!(
-            (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs}"
-        );
+        assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
         // and rotation keeps the norm of q
         let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
         let [q0, _, _] = split_qkv(&x, shape, None);

@@ -28,9 +28,7 @@ pub mod simd;
 pub mod softmax;
 pub mod sparse;
 
-pub use dense::{
-    flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward,
-};
+pub use dense::{flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward};
 pub use pattern::AttentionPattern;
 pub use simd::Isa;
 

@@ -22,12 +22,7 @@ fn counted(targets: &[u32]) -> usize {
 
 /// Mean cross-entropy over the rows whose target is not [`IGNORE`];
 /// 0 when no row counts.
-pub fn cross_entropy_forward(
-    logits: &[f32],
-    targets: &[u32],
-    classes: usize,
-    smoothing: f32,
-) -> f32 {
+pub fn cross_entropy_forward(logits: &[f32], targets: &[u32], classes: usize, smoothing: f32) -> f32 {
     assert_eq!(logits.len(), targets.len() * classes);
     let count = counted(targets);
     if count == 0 {
@@ -75,11 +70,7 @@ pub fn cross_entropy_backward(
     let g = grad_loss / count as f32;
     let off = smoothing / classes as f32;
     dz.par_chunks_mut(classes * ROW_CHUNK)
-        .zip(
-            logits
-                .par_chunks(classes * ROW_CHUNK)
-                .zip(targets.par_chunks(ROW_CHUNK)),
-        )
+        .zip(logits.par_chunks(classes * ROW_CHUNK).zip(targets.par_chunks(ROW_CHUNK)))
         .for_each(|(dc, (lc, tc))| {
             for ((dr, row), &t) in dc.chunks_mut(classes).zip(lc.chunks(classes)).zip(tc) {
                 if t == IGNORE {
@@ -111,9 +102,7 @@ mod tests {
     fn backward_matches_finite_differences() {
         let classes = 4;
         let targets = [2u32, IGNORE, 0, 3];
-        let z: Vec<f32> = (0..16)
-            .map(|i| ((i * 29 % 13) as f32 - 6.0) * 0.3)
-            .collect();
+        let z: Vec<f32> = (0..16).map(|i| ((i * 29 % 13) as f32 - 6.0) * 0.3).collect();
         for smoothing in [0.0, 0.1] {
             let dz = cross_entropy_backward(&z, &targets, classes, smoothing, 2.0);
             for i in 0..z.len() {
@@ -123,11 +112,7 @@ mod tests {
                 t[i] -= 2e-2;
                 let down = cross_entropy_forward(&t, &targets, classes, smoothing) as f64;
                 let fd = 2.0 * (up - down) / 2e-2;
-                assert!(
-                    (fd - dz[i] as f64).abs() < 1e-3,
-                    "idx {i}: fd {fd} vs {}",
-                    dz[i]
-                );
+                assert!((fd - dz[i] as f64).abs() < 1e-3, "idx {i}: fd {fd} vs {}", dz[i]);
             }
             assert!(dz[4..8].iter().all(|&v| v == 0.0));
         }

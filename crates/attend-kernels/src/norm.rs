@@ -47,10 +47,7 @@ pub fn layer_norm_backward(
     // Per-chunk partial sums for dgamma/dbeta, added in chunk order below.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
         .par_chunks_mut(dim * ROW_CHUNK)
-        .zip(
-            x.par_chunks(dim * ROW_CHUNK)
-                .zip(dy.par_chunks(dim * ROW_CHUNK)),
-        )
+        .zip(x.par_chunks(dim * ROW_CHUNK).zip(dy.par_chunks(dim * ROW_CHUNK)))
         .map(|(dxc, (xc, dyc))| {
             let mut dg = vec![0f32; dim];
             let mut db = vec![0f32; dim];
@@ -105,48 +102,24 @@ mod tests {
     fn backward_matches_finite_differences() {
         let dim = 5;
         let rows = 3;
-        let x: Vec<f32> = (0..rows * dim)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3)
-            .collect();
+        let x: Vec<f32> = (0..rows * dim).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
         let gamma: Vec<f32> = (0..dim).map(|i| 0.5 + i as f32 * 0.2).collect();
         let beta: Vec<f32> = (0..dim).map(|i| i as f32 * 0.1).collect();
-        let w: Vec<f32> = (0..rows * dim)
-            .map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5)
-            .collect();
+        let w: Vec<f32> = (0..rows * dim).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
         let loss = |x: &[f32], g: &[f32], b: &[f32]| -> f64 {
-            layer_norm_forward(x, g, b, 1e-5)
-                .iter()
-                .zip(&w)
-                .map(|(&y, &w)| (y * w) as f64)
-                .sum()
+            layer_norm_forward(x, g, b, 1e-5).iter().zip(&w).map(|(&y, &w)| (y * w) as f64).sum()
         };
         let (dx, dg, db) = layer_norm_backward(&x, &gamma, &w, 1e-5);
         let eps = 1e-2f32;
         let fd = |f: &dyn Fn(f32) -> f64| (f(eps) - f(-eps)) / (2.0 * eps as f64);
         for i in 0..x.len() {
-            let g = fd(&|e| {
-                let mut t = x.clone();
-                t[i] += e;
-                loss(&t, &gamma, &beta)
-            });
-            assert!(
-                (g - dx[i] as f64).abs() < 2e-3,
-                "dx[{i}] fd {g} vs {}",
-                dx[i]
-            );
+            let g = fd(&|e| { let mut t = x.clone(); t[i] += e; loss(&t, &gamma, &beta) });
+            assert!((g - dx[i] as f64).abs() < 2e-3, "dx[{i}] fd {g} vs {}", dx[i]);
         }
         for i in 0..dim {
-            let g = fd(&|e| {
-                let mut t = gamma.clone();
-                t[i] += e;
-                loss(&x, &t, &beta)
-            });
+            let g = fd(&|e| { let mut t = gamma.clone(); t[i] += e; loss(&x, &t, &beta) });
             assert!((g - dg[i] as f64).abs() < 2e-3);
-            let g = fd(&|e| {
-                let mut t = beta.clone();
-                t[i] += e;
-                loss(&x, &gamma, &t)
-            });
+            let g = fd(&|e| { let mut t = beta.clone(); t[i] += e; loss(&x, &gamma, &t) });
             assert!((g - db[i] as f64).abs() < 2e-3);
         }
     }
@@ -155,18 +128,11 @@ mod tests {
     fn reductions_are_deterministic_across_thread_counts() {
         let dim = 32;
         let rows = 1000;
-        let x: Vec<f32> = (0..rows * dim)
-            .map(|i| ((i * 7919) % 1013) as f32 / 97.0)
-            .collect();
-        let dy: Vec<f32> = (0..rows * dim)
-            .map(|i| ((i * 104729) % 211) as f32 / 50.0 - 2.0)
-            .collect();
+        let x: Vec<f32> = (0..rows * dim).map(|i| ((i * 7919) % 1013) as f32 / 97.0).collect();
+        let dy: Vec<f32> = (0..rows * dim).map(|i| ((i * 104729) % 211) as f32 / 50.0 - 2.0).collect();
         let g = vec![1.1f32; dim];
         let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
                 .install(|| layer_norm_backward(&x, &g, &dy, 1e-5))
         };
         let (a, b) = (run(1), run(3));

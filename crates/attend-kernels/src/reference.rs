@@ -69,12 +69,7 @@ pub fn attention_forward_dropout(
     pattern: &AttentionPattern,
     dropout: Option<AttentionDropout>,
 ) -> ReferenceForward {
-    let AttentionShape {
-        batch,
-        heads,
-        seq: n,
-        head_dim: d,
-    } = shape;
+    let AttentionShape { batch, heads, seq: n, head_dim: d } = shape;
     assert_eq!(q.len(), shape.len());
     assert_eq!(k.len(), shape.len());
     assert_eq!(v.len(), shape.len());
@@ -152,12 +147,7 @@ pub fn attention_backward_dropout(
     pattern: &AttentionPattern,
     dropout: Option<AttentionDropout>,
 ) -> ReferenceBackward {
-    let AttentionShape {
-        batch,
-        heads,
-        seq: n,
-        head_dim: d,
-    } = shape;
+    let AttentionShape { batch, heads, seq: n, head_dim: d } = shape;
     let mut dq = vec![0f64; shape.len()];
     let mut dk = vec![0f64; shape.len()];
     let mut dv = vec![0f64; shape.len()];
@@ -172,15 +162,9 @@ pub fn attention_backward_dropout(
                 // dP_ij = dO_i . V_j (times the dropout mask) ; delta_i = sum_j P_ij dP_ij
                 let dp: Vec<f64> = keys
                     .clone()
-                    .map(|j| {
-                        dot64(doi, &v[base + j * d..base + (j + 1) * d]) * kept(dropout, bh, i, j)
-                    })
+                    .map(|j| dot64(doi, &v[base + j * d..base + (j + 1) * d]) * kept(dropout, bh, i, j))
                     .collect();
-                let delta: f64 = keys
-                    .clone()
-                    .zip(&dp)
-                    .map(|(j, g)| p_row[j] as f64 * g)
-                    .sum();
+                let delta: f64 = keys.clone().zip(&dp).map(|(j, g)| p_row[j] as f64 * g).sum();
                 for (j, g) in keys.zip(dp) {
                     let p = p_row[j] as f64;
                     let ds = p * (g - delta) * scale as f64;
@@ -195,11 +179,7 @@ pub fn attention_backward_dropout(
         }
     }
     let to32 = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect();
-    ReferenceBackward {
-        dq: to32(dq),
-        dk: to32(dk),
-        dv: to32(dv),
-    }
+    ReferenceBackward { dq: to32(dq), dk: to32(dk), dv: to32(dv) }
 }
 
 /// The dropout multiplier of weight (i, j) of head `bh`: 0 or 1 / (1 - p).
@@ -229,12 +209,7 @@ mod tests {
     fn four_vectors_by_hand() {
         // q = k = v = a^i for simplicity; a^1..a^4 = (1,0), (0,1), (1,1), (0,0)
         let a = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0f32];
-        let shape = AttentionShape {
-            batch: 1,
-            heads: 1,
-            seq: 4,
-            head_dim: 2,
-        };
+        let shape = AttentionShape { batch: 1, heads: 1, seq: 4, head_dim: 2 };
         let f = attention_forward(&a, &a, &a, shape, 1.0, &AttentionPattern::dense());
         // query 1 = (1,0): scores (1, 0, 1, 0) -> weights e/(2e+2), 1/(2e+2), ...
         let e = std::f32::consts::E;
@@ -253,59 +228,28 @@ mod tests {
 
     #[test]
     fn fully_masked_query_is_zero_not_nan() {
-        let shape = AttentionShape {
-            batch: 2,
-            heads: 1,
-            seq: 3,
-            head_dim: 2,
-        };
+        let shape = AttentionShape { batch: 2, heads: 1, seq: 3, head_dim: 2 };
         let x: Vec<f32> = (0..shape.len()).map(|i| i as f32 * 0.1).collect();
         let pattern = AttentionPattern::dense().with_key_lengths(vec![3, 0]);
         let f = attention_forward(&x, &x, &x, shape, 1.0, &pattern);
         assert!(f.out.iter().all(|v| v.is_finite()));
         assert!(f.out[6..].iter().all(|&v| v == 0.0));
-        let g = attention_backward(
-            &x,
-            &x,
-            &x,
-            &f.weights,
-            &vec![1.0; shape.len()],
-            shape,
-            1.0,
-            &pattern,
-        );
-        assert!(g.dq[6..]
-            .iter()
-            .chain(&g.dk[6..])
-            .chain(&g.dv[6..])
-            .all(|&v| v == 0.0));
+        let g = attention_backward(&x, &x, &x, &f.weights, &vec![1.0; shape.len()], shape, 1.0, &pattern);
+        assert!(g.dq[6..].iter().chain(&g.dk[6..]).chain(&g.dv[6..]).all(|&v| v == 0.0));
     }
 
     #[test]
     fn backward_matches_finite_differences() {
-        let shape = AttentionShape {
-            batch: 1,
-            heads: 2,
-            seq: 5,
-            head_dim: 3,
-        };
+        let shape = AttentionShape { batch: 1, heads: 2, seq: 5, head_dim: 3 };
         let init = |s: u32| -> Vec<f32> {
-            (0..shape.len())
-                .map(|i| (((i as u32).wrapping_mul(2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0)
-                .collect()
+            (0..shape.len()).map(|i| (((i as u32).wrapping_mul(2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0).collect()
         };
         let (q, k, v) = (init(1), init(2), init(3));
-        let w: Vec<f32> = (0..shape.len())
-            .map(|i| ((i * 7) % 5) as f32 - 2.0)
-            .collect();
+        let w: Vec<f32> = (0..shape.len()).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let pattern = AttentionPattern::dense().with_window(2, 1);
         let loss = |q: &[f32], k: &[f32], v: &[f32]| -> f64 {
             let f = attention_forward(q, k, v, shape, 0.7, &pattern);
-            f.out
-                .iter()
-                .zip(&w)
-                .map(|(&o, &w)| o as f64 * w as f64)
-                .sum()
+            f.out.iter().zip(&w).map(|(&o, &w)| o as f64 * w as f64).sum()
         };
         let f = attention_forward(&q, &k, &v, shape, 0.7, &pattern);
         let g = attention_backward(&q, &k, &v, &f.weights, &w, shape, 0.7, &pattern);
@@ -318,11 +262,7 @@ mod tests {
                 t[which][idx] -= 2.0 * eps;
                 let down = loss(&t[0], &t[1], &t[2]);
                 let fd = (up - down) / (2.0 * eps as f64);
-                assert!(
-                    (fd - grad[idx] as f64).abs() < 2e-3,
-                    "tensor {which} idx {idx}: fd {fd} vs {}",
-                    grad[idx]
-                );
+                assert!((fd - grad[idx] as f64).abs() < 2e-3, "tensor {which} idx {idx}: fd {fd} vs {}", grad[idx]);
             }
         }
     }

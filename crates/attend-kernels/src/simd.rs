@@ -78,26 +78,13 @@ pub(crate) trait Simd: Copy {
     fn keep_range(v: Self::V, key: f32, start: Self::V, end: Self::V) -> Self::V;
     /// Attention dropout: lane i is kept (times `scale`) when
     /// `fmix32(row_key ^ lane_salt[i]) >> 8 >= threshold`, else set to 0.
-    unsafe fn dropout(
-        v: Self::V,
-        row_key: u32,
-        lane_salt: *const u32,
-        threshold: u32,
-        scale: f32,
-    ) -> Self::V;
+    unsafe fn dropout(v: Self::V, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> Self::V;
 }
 
 /// Coefficients of 2^f on f in [-0.5, 0.5]: degree 5, fitted for minimax
 /// relative error with the constant term pinned to 1 so that 2^0 = 1
 /// exactly (1.9e-7 in f32 arithmetic, under two ulps).
-const EXP2_C: [f32; 6] = [
-    1.0,
-    0.693_147,
-    0.240_222_42,
-    0.055_507_336,
-    0.009_671_513,
-    0.001_326_472_7,
-];
+const EXP2_C: [f32; 6] = [1.0, 0.693_147, 0.240_222_42, 0.055_507_336, 0.009_671_513, 0.001_326_472_7];
 
 /// 1.5 * 2^23 + 127: adding it rounds x to an integer n held in the low
 /// mantissa bits as n + 127, which shifted left by 23 is the f32 2^n.
@@ -176,30 +163,12 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn keep_range(v: Self::V, key: f32, start: Self::V, end: Self::V) -> Self::V {
-        std::array::from_fn(|i| {
-            if start[i] <= key && key < end[i] {
-                v[i]
-            } else {
-                f32::NEG_INFINITY
-            }
-        })
+        std::array::from_fn(|i| if start[i] <= key && key < end[i] { v[i] } else { f32::NEG_INFINITY })
     }
     #[inline(always)]
-    unsafe fn dropout(
-        v: Self::V,
-        row_key: u32,
-        lane_salt: *const u32,
-        threshold: u32,
-        scale: f32,
-    ) -> Self::V {
+    unsafe fn dropout(v: Self::V, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> Self::V {
         let salt = unsafe { std::ptr::read_unaligned(lane_salt as *const [u32; LANES]) };
-        std::array::from_fn(|i| {
-            if fmix32(row_key ^ salt[i]) >> 8 >= threshold {
-                v[i] * scale
-            } else {
-                0.0
-            }
-        })
+        std::array::from_fn(|i| if fmix32(row_key ^ salt[i]) >> 8 >= threshold { v[i] * scale } else { 0.0 })
     }
 }
 
@@ -267,36 +236,21 @@ mod avx2 {
                 for &c in EXP2_C[..5].iter().rev() {
                     p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(c));
                 }
-                _mm256_mul_ps(
-                    p,
-                    _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(t))),
-                )
+                _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(t))))
             }
         }
         #[inline(always)]
         fn keep_range(v: __m256, key: f32, start: __m256, end: __m256) -> __m256 {
             unsafe {
                 let key = _mm256_set1_ps(key);
-                let inside = _mm256_and_ps(
-                    _mm256_cmp_ps::<_CMP_LE_OQ>(start, key),
-                    _mm256_cmp_ps::<_CMP_LT_OQ>(key, end),
-                );
+                let inside = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(start, key), _mm256_cmp_ps::<_CMP_LT_OQ>(key, end));
                 _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), v, inside)
             }
         }
         #[inline(always)]
-        unsafe fn dropout(
-            v: __m256,
-            row_key: u32,
-            lane_salt: *const u32,
-            threshold: u32,
-            scale: f32,
-        ) -> __m256 {
+        unsafe fn dropout(v: __m256, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> __m256 {
             unsafe {
-                let mut h = _mm256_xor_si256(
-                    _mm256_set1_epi32(row_key as i32),
-                    _mm256_loadu_si256(lane_salt as *const __m256i),
-                );
+                let mut h = _mm256_xor_si256(_mm256_set1_epi32(row_key as i32), _mm256_loadu_si256(lane_salt as *const __m256i));
                 h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
                 h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0x85eb_ca6bu32 as i32));
                 h = _mm256_xor_si256(h, _mm256_srli_epi32::<13>(h));
@@ -383,17 +337,7 @@ pub(crate) unsafe fn gemm<S: Simd>(
             let (b, c) = (b.add(j), c.add(j));
             let mut i = 0;
             while i + MR <= m {
-                tile::<S, MR>(
-                    k,
-                    a.add(i * a_rs),
-                    a_rs,
-                    a_ks,
-                    b,
-                    ldb,
-                    c.add(i * ldc),
-                    ldc,
-                    accumulate,
-                );
+                tile::<S, MR>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
                 i += MR;
             }
             let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
@@ -446,97 +390,31 @@ mod tests {
                 let end = Avx2::splat(5.0);
                 Avx2::store(k.as_mut_ptr(), Avx2::keep_range(v, 3.0, start, end));
                 let mut d = [0f32; 8];
-                Avx2::store(
-                    d.as_mut_ptr(),
-                    Avx2::dropout(v, 12345, salt.as_ptr(), 1 << 23, 2.0),
-                );
+                Avx2::store(d.as_mut_ptr(), Avx2::dropout(v, 12345, salt.as_ptr(), 1 << 23, 2.0));
                 (e, k, d)
             }
         }
-        let x = [
-            -300.0,
-            -126.5,
-            -3.3,
-            -0.5,
-            0.0,
-            0.49,
-            127.0,
-            f32::NEG_INFINITY,
-        ];
+        let x = [-300.0, -126.5, -3.3, -0.5, 0.0, 0.49, 127.0, f32::NEG_INFINITY];
         let salt: [u32; 8] = std::array::from_fn(|i| fmix32(i as u32 * 7 + 1));
         let (e, k, d) = unsafe { run(&x, &salt) };
         let p = Portable::exp2(x);
         let pk = Portable::keep_range(x, 3.0, [0., 1., 2., 3., 4., 5., 6., 7.], [5.0; 8]);
         let pd = unsafe { Portable::dropout(x, 12345, salt.as_ptr(), 1 << 23, 2.0) };
         for i in 0..8 {
-            assert!(
-                (e[i] - p[i]).abs() <= 1e-7 * p[i].abs(),
-                "{i}: {} vs {}",
-                e[i],
-                p[i]
-            );
+            assert!((e[i] - p[i]).abs() <= 1e-7 * p[i].abs(), "{i}: {} vs {}", e[i], p[i]);
             assert_eq!(k[i].to_bits(), pk[i].to_bits());
             assert_eq!(d[i].to_bits(), pd[i].to_bits());
         }
     }
 
-    fn run_gemm(
-        isa: Isa,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        a_rs: usize,
-        a_ks: usize,
-        b: &[f32],
-        c: &mut [f32],
-        acc: bool,
-    ) {
+    fn run_gemm(isa: Isa, m: usize, n: usize, k: usize, a: &[f32], a_rs: usize, a_ks: usize, b: &[f32], c: &mut [f32], acc: bool) {
         match isa {
-            Isa::Portable => unsafe {
-                gemm::<Portable>(
-                    m,
-                    n,
-                    k,
-                    a.as_ptr(),
-                    a_rs,
-                    a_ks,
-                    b.as_ptr(),
-                    n,
-                    c.as_mut_ptr(),
-                    n,
-                    acc,
-                )
-            },
+            Isa::Portable => unsafe { gemm::<Portable>(m, n, k, a.as_ptr(), a_rs, a_ks, b.as_ptr(), n, c.as_mut_ptr(), n, acc) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => {
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn go(
-                    m: usize,
-                    n: usize,
-                    k: usize,
-                    a: &[f32],
-                    a_rs: usize,
-                    a_ks: usize,
-                    b: &[f32],
-                    c: &mut [f32],
-                    acc: bool,
-                ) {
-                    unsafe {
-                        gemm::<Avx2>(
-                            m,
-                            n,
-                            k,
-                            a.as_ptr(),
-                            a_rs,
-                            a_ks,
-                            b.as_ptr(),
-                            n,
-                            c.as_mut_ptr(),
-                            n,
-                            acc,
-                        )
-                    }
+                unsafe fn go(m: usize, n: usize, k: usize, a: &[f32], a_rs: usize, a_ks: usize, b: &[f32], c: &mut [f32], acc: bool) {
+                    unsafe { gemm::<Avx2>(m, n, k, a.as_ptr(), a_rs, a_ks, b.as_ptr(), n, c.as_mut_ptr(), n, acc) }
                 }
                 unsafe { go(m, n, k, a, a_rs, a_ks, b, c, acc) }
             }
@@ -556,13 +434,8 @@ mod tests {
                     run_gemm(isa, m, n, k, &a, 1, m, &b, &mut c, true);
                     for r in 0..m {
                         for j in 0..n {
-                            let want: f32 = c0[r * n + j]
-                                + (0..k).map(|p| a[p * m + r] * b[p * n + j]).sum::<f32>();
-                            assert_eq!(
-                                c[r * n + j],
-                                want,
-                                "{isa:?} m {m} n {n} k {k} at ({r},{j})"
-                            );
+                            let want: f32 = c0[r * n + j] + (0..k).map(|p| a[p * m + r] * b[p * n + j]).sum::<f32>();
+                            assert_eq!(c[r * n + j], want, "{isa:?} m {m} n {n} k {k} at ({r},{j})");
                         }
                     }
                     run_gemm(isa, m, n, k, &a, 1, m, &b, &mut c, false);

@@ -44,33 +44,28 @@ pub fn masked_softmax_forward(
     if n == 0 {
         return p;
     }
-    p.par_chunks_mut(n * ROW_CHUNK)
-        .enumerate()
-        .for_each(|(chunk, pc)| {
-            for (r, pr) in pc.chunks_mut(n).enumerate() {
-                let row = chunk * ROW_CHUNK + r;
-                let (b, i) = shape.row(row);
-                let keys = pattern.key_range(b, i, n);
-                if keys.is_empty() {
-                    continue;
-                }
-                let sr = &scores[row * n..(row + 1) * n];
-                let max = sr[keys.clone()]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-                    * scale;
-                let mut sum = 0f32;
-                for j in keys.clone() {
-                    let e = (sr[j] * scale - max).exp();
-                    pr[j] = e;
-                    sum += e;
-                }
-                let inv = 1.0 / sum;
-                for v in &mut pr[keys] {
-                    *v *= inv;
-                }
+    p.par_chunks_mut(n * ROW_CHUNK).enumerate().for_each(|(chunk, pc)| {
+        for (r, pr) in pc.chunks_mut(n).enumerate() {
+            let row = chunk * ROW_CHUNK + r;
+            let (b, i) = shape.row(row);
+            let keys = pattern.key_range(b, i, n);
+            if keys.is_empty() {
+                continue;
             }
-        });
+            let sr = &scores[row * n..(row + 1) * n];
+            let max = sr[keys.clone()].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            let mut sum = 0f32;
+            for j in keys.clone() {
+                let e = (sr[j] * scale - max).exp();
+                pr[j] = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            for v in &mut pr[keys] {
+                *v *= inv;
+            }
+        }
+    });
     p
 }
 
@@ -83,16 +78,9 @@ pub fn masked_softmax_backward(p: &[f32], dp: &[f32], seq_k: usize, scale: f32) 
         return ds;
     }
     ds.par_chunks_mut(seq_k * ROW_CHUNK)
-        .zip(
-            p.par_chunks(seq_k * ROW_CHUNK)
-                .zip(dp.par_chunks(seq_k * ROW_CHUNK)),
-        )
+        .zip(p.par_chunks(seq_k * ROW_CHUNK).zip(dp.par_chunks(seq_k * ROW_CHUNK)))
         .for_each(|(dsc, (pc, dpc))| {
-            for ((dsr, pr), dpr) in dsc
-                .chunks_mut(seq_k)
-                .zip(pc.chunks(seq_k))
-                .zip(dpc.chunks(seq_k))
-            {
+            for ((dsr, pr), dpr) in dsc.chunks_mut(seq_k).zip(pc.chunks(seq_k)).zip(dpc.chunks(seq_k)) {
                 let delta: f32 = pr.iter().zip(dpr).map(|(&p, &g)| p * g).sum();
                 for j in 0..seq_k {
                     dsr[j] = scale * pr[j] * (dpr[j] - delta);
@@ -108,12 +96,7 @@ mod tests {
 
     #[test]
     fn padded_keys_get_zero_and_empty_rows_are_zero() {
-        let shape = ScoresShape {
-            batch: 2,
-            heads: 1,
-            seq_q: 2,
-            seq_k: 3,
-        };
+        let shape = ScoresShape { batch: 2, heads: 1, seq_q: 2, seq_k: 3 };
         let s: Vec<f32> = (0..shape.len()).map(|i| i as f32).collect();
         let pattern = AttentionPattern::dense().with_key_lengths(vec![2, 0]);
         let p = masked_softmax_forward(&s, shape, 1.0, &pattern);
@@ -129,25 +112,12 @@ mod tests {
 
     #[test]
     fn backward_matches_finite_differences() {
-        let shape = ScoresShape {
-            batch: 1,
-            heads: 2,
-            seq_q: 3,
-            seq_k: 4,
-        };
-        let s: Vec<f32> = (0..shape.len())
-            .map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.2)
-            .collect();
-        let w: Vec<f32> = (0..shape.len())
-            .map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.7)
-            .collect();
+        let shape = ScoresShape { batch: 1, heads: 2, seq_q: 3, seq_k: 4 };
+        let s: Vec<f32> = (0..shape.len()).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.2).collect();
+        let w: Vec<f32> = (0..shape.len()).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.7).collect();
         let pattern = AttentionPattern::dense().with_causal(true);
         let loss = |s: &[f32]| -> f64 {
-            masked_softmax_forward(s, shape, 0.5, &pattern)
-                .iter()
-                .zip(&w)
-                .map(|(&a, &b)| (a * b) as f64)
-                .sum()
+            masked_softmax_forward(s, shape, 0.5, &pattern).iter().zip(&w).map(|(&a, &b)| (a * b) as f64).sum()
         };
         let p = masked_softmax_forward(&s, shape, 0.5, &pattern);
         let ds = masked_softmax_backward(&p, &w, shape.seq_k, 0.5);
@@ -157,11 +127,7 @@ mod tests {
             let up = loss(&t);
             t[i] -= 2e-2;
             let fd = (up - loss(&t)) / 2e-2;
-            assert!(
-                (fd - ds[i] as f64).abs() < 1e-3,
-                "idx {i}: fd {fd} vs {}",
-                ds[i]
-            );
+            assert!((fd - ds[i] as f64).abs() < 1e-3, "idx {i}: fd {fd} vs {}", ds[i]);
         }
     }
 }

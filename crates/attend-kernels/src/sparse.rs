@@ -40,12 +40,7 @@ pub struct SparseRows {
 impl SparseRows {
     /// The non-zeros of a dense row-major `[rows, cols]` matrix.
     pub fn from_dense(x: &[f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(
-            x.len(),
-            rows * cols,
-            "dense matrix has {} elements, not {rows} x {cols}",
-            x.len()
-        );
+        assert_eq!(x.len(), rows * cols, "dense matrix has {} elements, not {rows} x {cols}", x.len());
         let mut offsets = Vec::with_capacity(rows + 1);
         let (mut indices, mut values) = (Vec::new(), Vec::new());
         offsets.push(0);
@@ -61,11 +56,7 @@ impl SparseRows {
         if cols == 0 {
             offsets.resize(rows + 1, 0);
         }
-        assert!(
-            indices.len() < u32::MAX as usize,
-            "{} stored entries exceed the u32 index",
-            indices.len()
-        );
+        assert!(indices.len() < u32::MAX as usize, "{} stored entries exceed the u32 index", indices.len());
         let mut col_offsets = vec![0usize; cols + 1];
         for &j in &indices {
             col_offsets[j as usize + 1] += 1;
@@ -74,8 +65,7 @@ impl SparseRows {
             col_offsets[j + 1] += col_offsets[j];
         }
         let mut fill = col_offsets.clone();
-        let (mut col_rows, mut col_entries) =
-            (vec![0u32; indices.len()], vec![0u32; indices.len()]);
+        let (mut col_rows, mut col_entries) = (vec![0u32; indices.len()], vec![0u32; indices.len()]);
         for i in 0..rows {
             for k in offsets[i]..offsets[i + 1] {
                 let slot = &mut fill[indices[k] as usize];
@@ -84,16 +74,7 @@ impl SparseRows {
                 *slot += 1;
             }
         }
-        SparseRows {
-            rows,
-            cols,
-            offsets,
-            indices,
-            values,
-            col_offsets,
-            col_rows,
-            col_entries,
-        }
+        SparseRows { rows, cols, offsets, indices, values, col_offsets, col_rows, col_entries }
     }
 
     pub fn rows(&self) -> usize {
@@ -127,93 +108,63 @@ impl SparseRows {
     /// Masks of a dropout spec (1 without dropout), checked against `n`.
     fn masks(dropout: Option<&SparseDropout>, n: usize) -> usize {
         let masks = dropout.map_or(1, |d| d.seeds.len().max(1));
-        assert!(
-            n % masks == 0,
-            "{n} output columns do not split into {masks} dropout masks"
-        );
+        assert!(n % masks == 0, "{n} output columns do not split into {masks} dropout masks");
         masks
     }
 
     /// `dropout(X) W` for `w` `[cols, n]`: `[rows, n]`. With `m` masks,
     /// output columns `k n/m .. (k+1) n/m` see mask k.
     pub fn matmul(&self, w: &[f32], n: usize, dropout: Option<&SparseDropout>) -> Vec<f32> {
-        assert_eq!(
-            w.len(),
-            self.cols * n,
-            "weight has {} elements, not {} x {n}",
-            w.len(),
-            self.cols
-        );
+        assert_eq!(w.len(), self.cols * n, "weight has {} elements, not {} x {n}", w.len(), self.cols);
         let mut y = vec![0f32; self.rows * n];
         if n == 0 {
             return y;
         }
         let masks = Self::masks(dropout, n);
         let width = n / masks;
-        y.par_chunks_mut(ROW_CHUNK * n)
-            .enumerate()
-            .for_each(|(chunk, y)| {
-                for (r, y) in y.chunks_exact_mut(n).enumerate() {
-                    let i = chunk * ROW_CHUNK + r;
-                    for k in self.offsets[i]..self.offsets[i + 1] {
-                        let wj = &w[self.indices[k] as usize * n..][..n];
-                        for m in 0..masks {
-                            let x = self.value(k, dropout, m);
-                            if x != 0.0 {
-                                let cols = m * width..(m + 1) * width;
-                                y[cols.clone()]
-                                    .iter_mut()
-                                    .zip(&wj[cols])
-                                    .for_each(|(y, w)| *y += x * w);
-                            }
+        y.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, y)| {
+            for (r, y) in y.chunks_exact_mut(n).enumerate() {
+                let i = chunk * ROW_CHUNK + r;
+                for k in self.offsets[i]..self.offsets[i + 1] {
+                    let wj = &w[self.indices[k] as usize * n..][..n];
+                    for m in 0..masks {
+                        let x = self.value(k, dropout, m);
+                        if x != 0.0 {
+                            let cols = m * width..(m + 1) * width;
+                            y[cols.clone()].iter_mut().zip(&wj[cols]).for_each(|(y, w)| *y += x * w);
                         }
                     }
                 }
-            });
+            }
+        });
         y
     }
 
     /// Gradient of [`SparseRows::matmul`] with respect to `w`:
     /// `dropout(X)^T dy`, `[cols, n]`, for `dy` `[rows, n]`.
-    pub fn matmul_weight_grad(
-        &self,
-        dy: &[f32],
-        n: usize,
-        dropout: Option<&SparseDropout>,
-    ) -> Vec<f32> {
-        assert_eq!(
-            dy.len(),
-            self.rows * n,
-            "dy has {} elements, not {} x {n}",
-            dy.len(),
-            self.rows
-        );
+    pub fn matmul_weight_grad(&self, dy: &[f32], n: usize, dropout: Option<&SparseDropout>) -> Vec<f32> {
+        assert_eq!(dy.len(), self.rows * n, "dy has {} elements, not {} x {n}", dy.len(), self.rows);
         let mut dw = vec![0f32; self.cols * n];
         if n == 0 {
             return dw;
         }
         let masks = Self::masks(dropout, n);
         let width = n / masks;
-        dw.par_chunks_mut(ROW_CHUNK * n)
-            .enumerate()
-            .for_each(|(chunk, dw)| {
-                for (r, dw) in dw.chunks_exact_mut(n).enumerate() {
-                    let j = chunk * ROW_CHUNK + r;
-                    for t in self.col_offsets[j]..self.col_offsets[j + 1] {
-                        let g = &dy[self.col_rows[t] as usize * n..][..n];
-                        for m in 0..masks {
-                            let x = self.value(self.col_entries[t] as usize, dropout, m);
-                            if x != 0.0 {
-                                let cols = m * width..(m + 1) * width;
-                                dw[cols.clone()]
-                                    .iter_mut()
-                                    .zip(&g[cols])
-                                    .for_each(|(d, g)| *d += x * g);
-                            }
+        dw.par_chunks_mut(ROW_CHUNK * n).enumerate().for_each(|(chunk, dw)| {
+            for (r, dw) in dw.chunks_exact_mut(n).enumerate() {
+                let j = chunk * ROW_CHUNK + r;
+                for t in self.col_offsets[j]..self.col_offsets[j + 1] {
+                    let g = &dy[self.col_rows[t] as usize * n..][..n];
+                    for m in 0..masks {
+                        let x = self.value(self.col_entries[t] as usize, dropout, m);
+                        if x != 0.0 {
+                            let cols = m * width..(m + 1) * width;
+                            dw[cols.clone()].iter_mut().zip(&g[cols]).for_each(|(d, g)| *d += x * g);
                         }
                     }
                 }
-            });
+            }
+        });
         dw
     }
 
@@ -236,32 +187,14 @@ mod tests {
     #[test]
     fn sparse_products_match_dense_with_and_without_dropout() {
         let (rows, cols, n) = (150, 37, 6);
-        let x: Vec<f32> = (0..rows * cols)
-            .map(|i| {
-                if (i * 7919) % 13 < 2 {
-                    ((i % 17) as f32 - 8.0) * 0.25
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let w: Vec<f32> = (0..cols * n)
-            .map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5)
-            .collect();
-        let dy: Vec<f32> = (0..rows * n)
-            .map(|i| ((i * 17) % 7) as f32 * 0.2 - 0.6)
-            .collect();
+        let x: Vec<f32> = (0..rows * cols).map(|i| if (i * 7919) % 13 < 2 { ((i % 17) as f32 - 8.0) * 0.25 } else { 0.0 }).collect();
+        let w: Vec<f32> = (0..cols * n).map(|i| ((i * 31) % 11) as f32 * 0.1 - 0.5).collect();
+        let dy: Vec<f32> = (0..rows * n).map(|i| ((i * 17) % 7) as f32 * 0.2 - 0.6).collect();
         let s = SparseRows::from_dense(&x, rows, cols);
         assert_eq!(s.nnz(), x.iter().filter(|v| **v != 0.0).count());
         assert_eq!(s.to_dense(None, 0), x);
-        let one = SparseDropout {
-            p: 0.5,
-            seeds: vec![9],
-        };
-        let three = SparseDropout {
-            p: 0.5,
-            seeds: vec![9, 10, 11],
-        };
+        let one = SparseDropout { p: 0.5, seeds: vec![9] };
+        let three = SparseDropout { p: 0.5, seeds: vec![9, 10, 11] };
         for dropout in [None, Some(&one), Some(&three)] {
             let masks = dropout.map_or(1, |d| d.seeds.len());
             let dense: Vec<Vec<f32>> = (0..masks).map(|m| s.to_dense(dropout, m)).collect();

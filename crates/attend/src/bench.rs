@@ -55,9 +55,7 @@ impl FromStr for BenchPattern {
                 .strip_prefix("window")
                 .and_then(|w| w.parse().ok())
                 .map(BenchPattern::Window)
-                .ok_or_else(|| {
-                    format!("unknown pattern '{s}': use dense, causal or windowW (e.g. window256)")
-                }),
+                .ok_or_else(|| format!("unknown pattern '{s}': use dense, causal or windowW (e.g. window256)")),
         }
     }
 }
@@ -80,11 +78,7 @@ impl Default for AttentionBenchConfig {
     fn default() -> Self {
         AttentionBenchConfig {
             sizes: vec![256, 1024, 4096, 8192, 16384],
-            patterns: vec![
-                BenchPattern::Dense,
-                BenchPattern::Causal,
-                BenchPattern::Window(256),
-            ],
+            patterns: vec![BenchPattern::Dense, BenchPattern::Causal, BenchPattern::Window(256)],
             batch_heads: 8,
             head_dim: 64,
             backward: true,
@@ -119,39 +113,20 @@ pub struct AttentionBenchRow {
 }
 
 /// Runs the benchmark, calling `on_row` as each row is measured.
-pub fn bench_attention(
-    cfg: &AttentionBenchConfig,
-    mut on_row: impl FnMut(&AttentionBenchRow),
-) -> Vec<AttentionBenchRow> {
+pub fn bench_attention(cfg: &AttentionBenchConfig, mut on_row: impl FnMut(&AttentionBenchRow)) -> Vec<AttentionBenchRow> {
     let mut gemm_cache: BTreeMap<usize, f64> = BTreeMap::new();
     let mut rows = Vec::new();
     for &n in &cfg.sizes {
-        let shape = AttentionShape {
-            batch: 1,
-            heads: cfg.batch_heads,
-            seq: n,
-            head_dim: cfg.head_dim,
-        };
+        let shape = AttentionShape { batch: 1, heads: cfg.batch_heads, seq: n, head_dim: cfg.head_dim };
         let len = shape.len();
-        let (q, k, v, dout) = (
-            values(len, 1),
-            values(len, 2),
-            values(len, 3),
-            values(len, 4),
-        );
+        let (q, k, v, dout) = (values(len, 1), values(len, 2), values(len, 3), values(len, 4));
         for bp in &cfg.patterns {
             let pattern = bp.pattern();
             let pairs: usize = (0..n).map(|i| pattern.key_range(0, i, n).len()).sum();
             let forward_flop = 4.0 * pairs as f64 * cfg.head_dim as f64 * cfg.batch_heads as f64;
-            let params = AttentionParams {
-                shape,
-                scale: 1.0 / (cfg.head_dim as f32).sqrt(),
-                pattern: &pattern,
-                dropout: None,
-            };
+            let params = AttentionParams { shape, scale: 1.0 / (cfg.head_dim as f32).sqrt(), pattern: &pattern, dropout: None };
             let out_bytes = len * 4;
-            let mut passes: Vec<(&'static str, f64, usize)> =
-                vec![("forward", forward_flop, out_bytes)];
+            let mut passes: Vec<(&'static str, f64, usize)> = vec![("forward", forward_flop, out_bytes)];
             if cfg.backward {
                 passes.push(("forward+backward", forward_flop * 3.5, out_bytes * 4));
             }
@@ -160,8 +135,7 @@ pub fn bench_attention(
                 let run = || {
                     let f = flash_forward_on(cfg.isa, &q, &k, &v, &params);
                     if backward {
-                        let g =
-                            flash_backward_on(cfg.isa, &q, &k, &v, &f.out, &f.lse, &dout, &params);
+                        let g = flash_backward_on(cfg.isa, &q, &k, &v, &f.out, &f.lse, &dout, &params);
                         std::hint::black_box(&g.dq);
                     }
                     std::hint::black_box(&f.out);
@@ -170,15 +144,11 @@ pub fn bench_attention(
                 crate::memory::reset_peak();
                 let (seconds, reps) = time(cfg.min_seconds, run);
                 let extra_mib = match (before, crate::memory::peak()) {
-                    (Some(b), Some(p)) => Some(
-                        p.saturating_sub(b).saturating_sub(output_bytes) as f64 / (1 << 20) as f64,
-                    ),
+                    (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(output_bytes) as f64 / (1 << 20) as f64),
                     _ => None,
                 };
                 let gemm_size = gemm_side(flop);
-                let gemm_gflops = *gemm_cache
-                    .entry(gemm_size)
-                    .or_insert_with(|| gemm_gflops(gemm_size, cfg.min_seconds));
+                let gemm_gflops = *gemm_cache.entry(gemm_size).or_insert_with(|| gemm_gflops(gemm_size, cfg.min_seconds));
                 let gflops = flop / seconds / 1e9;
                 let row = AttentionBenchRow {
                     pattern: bp.to_string(),
@@ -233,13 +203,7 @@ pub fn bench_graph_model(
     use crate::nn::Ctx;
     let input = GraphInput::new(data, cfg)?;
     let model = GraphClassifier::new(cfg.clone(), 1)?;
-    let mut trainer = GraphTrainer::new(
-        data,
-        &GraphTrainConfig {
-            seed: 1,
-            ..GraphTrainConfig::default()
-        },
-    )?;
+    let mut trainer = GraphTrainer::new(data, &GraphTrainConfig { seed: 1, ..GraphTrainConfig::default() })?;
     let mut step = || trainer.step(&model, &input).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
     let before = crate::memory::live();
@@ -259,11 +223,7 @@ pub fn bench_graph_model(
         return Err(e);
     }
     let (inference, _) = time(min_seconds, || {
-        std::hint::black_box(
-            model
-                .forward(&input.features, &input.graph, &mut Ctx::eval())
-                .ok(),
-        );
+        std::hint::black_box(model.forward(&input.features, &input.graph, &mut Ctx::eval()).ok());
     });
     Ok(GraphModelRow {
         graph: name.to_string(),
@@ -297,16 +257,8 @@ pub struct GraphKernelRow {
 
 /// Times the fused additive graph attention (forward, forward + backward)
 /// on a random graph with `edges` random pairs, and its peak extra memory.
-pub fn bench_graph_kernel(
-    nodes: usize,
-    edges: usize,
-    heads: usize,
-    channels: usize,
-    min_seconds: f64,
-) -> GraphKernelRow {
-    use attend_kernels::graph::{
-        graph_backward, graph_forward, EdgeDropout, EdgeOptions, Graph, GraphAttention, GraphScore,
-    };
+pub fn bench_graph_kernel(nodes: usize, edges: usize, heads: usize, channels: usize, min_seconds: f64) -> GraphKernelRow {
+    use attend_kernels::graph::{graph_backward, graph_forward, EdgeDropout, EdgeOptions, Graph, GraphAttention, GraphScore};
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         state ^= state << 13;
@@ -314,24 +266,14 @@ pub fn bench_graph_kernel(
         state ^= state << 17;
         state
     };
-    let list: Vec<(u64, u64)> = (0..edges)
-        .map(|_| (next() % nodes as u64, next() % nodes as u64))
-        .collect();
+    let list: Vec<(u64, u64)> = (0..edges).map(|_| (next() % nodes as u64, next() % nodes as u64)).collect();
     let (graph, _) = Graph::from_edges(nodes, &list, EdgeOptions::default()).expect("ids in range");
     drop(list);
-    let (dst, src, v) = (
-        values(nodes * heads, 1),
-        values(nodes * heads, 2),
-        values(nodes * heads * channels, 3),
-    );
+    let (dst, src, v) = (values(nodes * heads, 1), values(nodes * heads, 2), values(nodes * heads * channels, 3));
     let att = GraphAttention {
         graph: &graph,
         heads,
-        score: GraphScore::Additive {
-            dst: &dst,
-            src: &src,
-            slope: 0.2,
-        },
+        score: GraphScore::Additive { dst: &dst, src: &src, slope: 0.2 },
         dropout: Some(EdgeDropout { p: 0.5, seed: 7 }),
     };
     let (forward, _) = time(min_seconds, || {
@@ -453,10 +395,7 @@ mod tests {
             assert_eq!(s.parse::<BenchPattern>().unwrap().to_string(), s);
         }
         assert!("window".parse::<BenchPattern>().is_err());
-        assert!("sparse"
-            .parse::<BenchPattern>()
-            .unwrap_err()
-            .contains("dense, causal or windowW"));
+        assert!("sparse".parse::<BenchPattern>().unwrap_err().contains("dense, causal or windowW"));
     }
 
     #[test]
@@ -481,13 +420,9 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].visited_fraction, 1.0);
         // window 10 over 100 positions: 21 keys for most queries, fewer at the ends
-        let pairs: f64 = (0..100)
-            .map(|i: i64| ((i + 10).min(99) - (i - 10).max(0) + 1) as f64)
-            .sum();
+        let pairs: f64 = (0..100).map(|i: i64| ((i + 10).min(99) - (i - 10).max(0) + 1) as f64).sum();
         assert!((rows[2].visited_fraction - pairs / 1e4).abs() < 1e-12);
         assert!((rows[1].gflop / rows[0].gflop - 3.5).abs() < 1e-9);
-        assert!(rows
-            .iter()
-            .all(|r| r.seconds > 0.0 && r.gflops > 0.0 && r.gemm_gflops > 0.0));
+        assert!(rows.iter().all(|r| r.seconds > 0.0 && r.gflops > 0.0 && r.gemm_gflops > 0.0));
     }
 }

@@ -35,10 +35,7 @@ pub struct CheckpointConfig {
 }
 
 pub(crate) fn ck_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    Error::Checkpoint { path: path.to_path_buf(), message: message.into() }
 }
 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -47,10 +44,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
     dir.with_file_name(format!(".{name}.{suffix}-{}", std::process::id()))
 }
 
@@ -85,10 +79,7 @@ pub(crate) fn save_weights(dir: &Path, params: &ParamStore) -> Result<()> {
 
 /// Writes `model.safetensors` from named tensors.
 fn save_weight_map(dir: &Path, weights: &BTreeMap<String, Tensor>) -> Result<()> {
-    let weights: HashMap<String, Tensor> = weights
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let weights: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let path = dir.join("model.safetensors");
     candle_core::safetensors::save(&weights, &path).map_err(|e| ck_err(&path, e.to_string()))
 }
@@ -104,10 +95,7 @@ fn save_optimizer(dir: &Path, opt: &AdamW) -> Result<()> {
         state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
     }
     // the step as two u32 halves (safetensors has no u64 in candle)
-    state.insert(
-        "step".into(),
-        Tensor::new(&[opt.step as u32, (opt.step >> 32) as u32], &dev)?,
-    );
+    state.insert("step".into(), Tensor::new(&[opt.step as u32, (opt.step >> 32) as u32], &dev)?);
     let path = dir.join("optimizer.safetensors");
     candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))
 }
@@ -115,21 +103,17 @@ fn save_optimizer(dir: &Path, opt: &AdamW) -> Result<()> {
 /// Reads what [`save_optimizer`] wrote.
 fn load_optimizer(dir: &Path) -> Result<AdamW> {
     let path = dir.join("optimizer.safetensors");
-    let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
-        .map_err(|e| ck_err(&path, e.to_string()))?;
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e.to_string()))?;
     let mut opt = AdamW::default();
     for (key, t) in tensors {
         let bad = |e: candle_core::Error| ck_err(&path, format!("{key}: {e}"));
         if key == "step" {
             let halves = t.to_vec1::<u32>().map_err(bad)?;
-            opt.step = halves.first().copied().unwrap_or(0) as u64
-                | (halves.get(1).copied().unwrap_or(0) as u64) << 32;
+            opt.step = halves.first().copied().unwrap_or(0) as u64 | (halves.get(1).copied().unwrap_or(0) as u64) << 32;
         } else if let Some(name) = key.strip_prefix("m.") {
-            opt.m
-                .insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
+            opt.m.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
         } else if let Some(name) = key.strip_prefix("v.") {
-            opt.v
-                .insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
+            opt.v.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
         } else {
             return Err(ck_err(&path, format!("unexpected tensor {key}")));
         }
@@ -180,34 +164,16 @@ pub fn load_training(dir: &Path) -> Result<Resume> {
         return Err(ck_err(dir, "has no resume/state.json: it was not written by attend train tagger (or by an older version)"));
     }
     let best = load_tagger(dir)?;
-    let train = best.config.train.clone().ok_or_else(|| {
-        ck_err(
-            &dir.join("config.json"),
-            "has no [train] settings to resume with",
-        )
-    })?;
-    let model = Tagger::new(best.config.model.clone(), 0)
-        .map_err(|e| ck_err(&dir.join("config.json"), e.to_string()))?;
+    let train = best.config.train.clone().ok_or_else(|| ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
+    let model = Tagger::new(best.config.model.clone(), 0).map_err(|e| ck_err(&dir.join("config.json"), e.to_string()))?;
     load_weights(&resume, &model.params)?;
     let opt = load_optimizer(&resume)?;
     let state: RunState = read_json(&resume.join("state.json"))?;
-    Ok(Resume {
-        best: best.model.params.snapshot()?,
-        model,
-        vocab: best.vocab,
-        train,
-        opt,
-        state,
-    })
+    Ok(Resume { best: best.model.params.snapshot()?, model, vocab: best.vocab, train, opt, state })
 }
 
 fn tagger_config(model: &Tagger, train: &TrainConfig) -> CheckpointConfig {
-    CheckpointConfig {
-        kind: "tagger".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        model: model.config.clone(),
-        train: Some(train.clone()),
-    }
+    CheckpointConfig { kind: "tagger".into(), version: env!("CARGO_PKG_VERSION").into(), model: model.config.clone(), train: Some(train.clone()) }
 }
 
 /// Loads `model.safetensors` into a parameter store built from the config.
@@ -220,19 +186,11 @@ pub(crate) fn load_weights(dir: &Path, params: &ParamStore) -> Result<()> {
         .map_err(|e| ck_err(&path, e.to_string()))?
         .into_iter()
         .collect();
-    params
-        .load(&weights)
-        .map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))
+    params.load(&weights).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))
 }
 
 /// Saves a tagger (and optionally its optimizer state) to `dir`, atomically.
-pub fn save_tagger(
-    dir: &Path,
-    model: &Tagger,
-    vocab: &TaggerVocab,
-    train: &TrainConfig,
-    opt: Option<&AdamW>,
-) -> Result<()> {
+pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &TrainConfig, opt: Option<&AdamW>) -> Result<()> {
     write_atomically(dir, |tmp| {
         save_weights(tmp, &model.params)?;
         write_json(&tmp.join("config.json"), &tagger_config(model, train))?;
@@ -246,11 +204,7 @@ pub fn save_tagger(
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Parse {
-        path: path.to_path_buf(),
-        line: e.line(),
-        message: e.to_string(),
-    })
+    serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
 }
 
 /// What a checkpoint directory holds: `"tagger"` or `"graph"` (the `kind`
@@ -262,31 +216,19 @@ pub fn kind(dir: &Path) -> Result<String> {
     }
     let path = dir.join("config.json");
     let bytes = read_file(dir, "config.json")?;
-    let k: Kind = serde_json::from_slice(&bytes).map_err(|e| Error::Parse {
-        path,
-        line: e.line(),
-        message: e.to_string(),
-    })?;
+    let k: Kind = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path, line: e.line(), message: e.to_string() })?;
     Ok(k.kind)
 }
 
 /// Parses a checkpoint's `config.json` (read from `path`) after checking
 /// its `kind` alone, so that a checkpoint of another kind is named as such
 /// rather than reported as unknown fields.
-pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    bytes: &[u8],
-    want: &str,
-) -> Result<T> {
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8], want: &str) -> Result<T> {
     #[derive(Deserialize)]
     struct Kind {
         kind: String,
     }
-    let json_err = |e: serde_json::Error| Error::Parse {
-        path: path.to_path_buf(),
-        line: e.line(),
-        message: e.to_string(),
-    };
+    let json_err = |e: serde_json::Error| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() };
     let k: Kind = serde_json::from_slice(bytes).map_err(json_err)?;
     if k.kind != want {
         let use_ = match k.kind.as_str() {
@@ -294,10 +236,7 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
             "tagger" => " (use attend eval tagger, attend tag)",
             _ => "",
         };
-        return Err(ck_err(
-            path,
-            format!("holds a {:?} model, not a {want} model{use_}", k.kind),
-        ));
+        return Err(ck_err(path, format!("holds a {:?} model, not a {want} model{use_}", k.kind)));
     }
     serde_json::from_slice(bytes).map_err(json_err)
 }
@@ -318,71 +257,34 @@ pub struct LoadedTagger {
 /// Loads a tagger from `dir`, checking that config, vocabulary and weights agree.
 pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
     if !dir.is_dir() {
-        return Err(ck_err(
-            dir,
-            "not a directory (expected model.safetensors, config.json and vocab.json inside)",
-        ));
+        return Err(ck_err(dir, "not a directory (expected model.safetensors, config.json and vocab.json inside)"));
     }
     let read = |name: &str| read_file(dir, name);
-    tagger_from_bytes(
-        dir,
-        &read("config.json")?,
-        &read("vocab.json")?,
-        &read("model.safetensors")?,
-    )
+    tagger_from_bytes(dir, &read("config.json")?, &read("vocab.json")?, &read("model.safetensors")?)
 }
 
 /// [`load_tagger`] from the three files' contents; `dir` only names them
 /// in errors. Any bytes give a tagger or an error, never a panic (fuzzed).
-pub fn tagger_from_bytes(
-    dir: &Path,
-    config: &[u8],
-    vocab: &[u8],
-    weights: &[u8],
-) -> Result<LoadedTagger> {
-    let json_err = |name: &str, e: serde_json::Error| Error::Parse {
-        path: dir.join(name),
-        line: e.line(),
-        message: e.to_string(),
-    };
+pub fn tagger_from_bytes(dir: &Path, config: &[u8], vocab: &[u8], weights: &[u8]) -> Result<LoadedTagger> {
+    let json_err = |name: &str, e: serde_json::Error| Error::Parse { path: dir.join(name), line: e.line(), message: e.to_string() };
     let config: CheckpointConfig = parse_config(&dir.join("config.json"), config, "tagger")?;
-    let vocab: TaggerVocab =
-        serde_json::from_slice(vocab).map_err(|e| json_err("vocab.json", e))?;
+    let vocab: TaggerVocab = serde_json::from_slice(vocab).map_err(|e| json_err("vocab.json", e))?;
     let m = &config.model;
-    for (what, in_config, in_vocab) in [
-        ("words", m.words, vocab.words.len()),
-        ("chars", m.chars, vocab.chars.len()),
-        ("tags", m.tags, vocab.tags.len()),
-    ] {
+    for (what, in_config, in_vocab) in [("words", m.words, vocab.words.len()), ("chars", m.chars, vocab.chars.len()), ("tags", m.tags, vocab.tags.len())] {
         if in_config != in_vocab {
-            return Err(ck_err(
-                dir,
-                format!("config.json says {in_config} {what} but vocab.json has {in_vocab}"),
-            ));
+            return Err(ck_err(dir, format!("config.json says {in_config} {what} but vocab.json has {in_vocab}")));
         }
     }
     if vocab.word_counts.len() != vocab.words.len() {
-        return Err(ck_err(
-            &dir.join("vocab.json"),
-            "word_counts and words differ in length",
-        ));
+        return Err(ck_err(&dir.join("vocab.json"), "word_counts and words differ in length"));
     }
     let config_path = dir.join("config.json");
-    let model =
-        Tagger::new(config.model.clone(), 0).map_err(|e| ck_err(&config_path, e.to_string()))?;
+    let model = Tagger::new(config.model.clone(), 0).map_err(|e| ck_err(&config_path, e.to_string()))?;
     let path = dir.join("model.safetensors");
-    let tensors: BTreeMap<String, Tensor> =
-        candle_core::safetensors::load_buffer(weights, &Device::Cpu)
-            .map_err(|e| ck_err(&path, e.to_string()))?
-            .into_iter()
-            .collect();
-    model
-        .params
-        .load(&tensors)
-        .map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))?;
-    Ok(LoadedTagger {
-        model,
-        vocab,
-        config,
-    })
+    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
+        .map_err(|e| ck_err(&path, e.to_string()))?
+        .into_iter()
+        .collect();
+    model.params.load(&tensors).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))?;
+    Ok(LoadedTagger { model, vocab, config })
 }

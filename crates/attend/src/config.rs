@@ -17,9 +17,7 @@ pub struct TaggerSettings {
 impl TaggerSettings {
     /// Settings from a parsed TOML table, checked (sizes, ranges).
     pub fn from_table(table: toml::Table) -> Result<Self, String> {
-        let s: TaggerSettings = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+        let s: TaggerSettings = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
         s.model.validate()?;
         s.train.validate()?;
         Ok(s)

@@ -47,19 +47,10 @@ pub fn conllu(data: &[u8]) {
     let path = Path::new("fuzz.conllu");
     if let Ok(sentences) = conllu::parse_bytes(data, path) {
         let text = conllu::to_string(&sentences);
-        let again = conllu::parse_bytes(text.as_bytes(), path)
-            .expect("CoNLL-U that attend wrote reads back");
-        assert_eq!(
-            again.len(),
-            sentences.len(),
-            "round trip changed the sentence count"
-        );
+        let again = conllu::parse_bytes(text.as_bytes(), path).expect("CoNLL-U that attend wrote reads back");
+        assert_eq!(again.len(), sentences.len(), "round trip changed the sentence count");
         for (a, b) in again.iter().zip(&sentences) {
-            assert_eq!(
-                (&a.comments, &a.tokens),
-                (&b.comments, &b.tokens),
-                "round trip changed a sentence"
-            );
+            assert_eq!((&a.comments, &a.tokens), (&b.comments, &b.tokens), "round trip changed a sentence");
         }
     }
     let _ = conllu::parse_plain_text(data, path);
@@ -68,15 +59,12 @@ pub fn conllu(data: &[u8]) {
 /// A graph directory as `nodes.tsv \0 edges.tsv \0 split`.
 pub fn graph(data: &[u8]) {
     let [nodes, edges, split] = parts::<3>(data);
-    let Ok((features, dim, labels)) =
-        planetoid::parse_nodes_within(nodes, Path::new("nodes.tsv"), 0, FUZZ_MAX_FLOATS)
-    else {
+    let Ok((features, dim, labels)) = planetoid::parse_nodes_within(nodes, Path::new("nodes.tsv"), 0, FUZZ_MAX_FLOATS) else {
         return;
     };
     assert_eq!(features.len(), labels.len() * dim);
     if let Ok(edges) = planetoid::parse_edges(edges, Path::new("edges.tsv"), labels.len()) {
-        let (g, stats) = Graph::from_edges(labels.len(), &edges, EdgeOptions::default())
-            .expect("parsed edges are in range");
+        let (g, stats) = Graph::from_edges(labels.len(), &edges, EdgeOptions::default()).expect("parsed edges are in range");
         assert_eq!(g.edges(), stats.edges);
     }
     let _ = planetoid::parse_split(split, Path::new("train.txt"), &labels);

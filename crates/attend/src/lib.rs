@@ -28,5 +28,5 @@ pub mod viz;
 
 pub use attend_kernels;
 pub use candle_core;
-pub use error::{Error, Result};
 pub use rayon;
+pub use error::{Error, Result};

@@ -5,21 +5,15 @@
 //! silently stop there), so training code uses these instead.
 
 use attend_kernels::adamw::{adamw_update, AdamWStep};
-use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
-use attend_kernels::heads::{
-    merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope,
-};
-use attend_kernels::lstm::{self, LstmForward, LstmShape};
-use attend_kernels::reference::AttentionShape;
 use attend_kernels::softmax::ScoresShape;
+use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
+use attend_kernels::lstm::{self, LstmForward, LstmShape};
 use attend_kernels::sparse::{SparseDropout, SparseRows};
-use attend_kernels::{
-    flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams,
-    AttentionPattern,
-};
+use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
+use attend_kernels::reference::AttentionShape;
+use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
 use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage,
-    Tensor,
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor,
 };
 use std::sync::Mutex;
 
@@ -66,18 +60,9 @@ impl CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, g, b) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-            f32_slice(s3, l3, self.name())?,
-        );
+        let (x, g, b) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
         if l1.dims().last() != Some(&g.len()) || g.len() != b.len() {
-            bail!(
-                "layer norm: last dim {:?} does not match gamma {} / beta {}",
-                l1.dims(),
-                g.len(),
-                b.len()
-            );
+            bail!("layer norm: last dim {:?} does not match gamma {} / beta {}", l1.dims(), g.len(), b.len());
         }
         let y = norm::layer_norm_forward(x, g, b, self.eps);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -92,15 +77,9 @@ impl CustomOp3 for LayerNormOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dg, db) = with_f32(x, |x| {
-            with_f32(gamma, |g| {
-                with_f32(grad, |dy| norm::layer_norm_backward(x, g, dy, self.eps))
-            })
+            with_f32(gamma, |g| with_f32(grad, |dy| norm::layer_norm_backward(x, g, dy, self.eps)))
         })???;
-        Ok((
-            Some(tensor_like(dx, x)?),
-            Some(tensor_like(dg, gamma)?),
-            Some(tensor_like(db, beta)?),
-        ))
+        Ok((Some(tensor_like(dx, x)?), Some(tensor_like(dg, gamma)?), Some(tensor_like(db, beta)?)))
     }
 }
 
@@ -127,23 +106,14 @@ impl CustomOp1 for MaskedSoftmaxOp {
         if let Err(e) = self.pattern.check(batch) {
             bail!("masked softmax: {e}");
         }
-        let shape = ScoresShape {
-            batch,
-            heads,
-            seq_q,
-            seq_k,
-        };
+        let shape = ScoresShape { batch, heads, seq_q, seq_k };
         let p = softmax::masked_softmax_forward(scores, shape, self.scale, &self.pattern);
         Ok((CpuStorage::F32(p), l.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let seq_k = arg.dim(3)?;
-        let ds = with_f32(res, |p| {
-            with_f32(grad, |dp| {
-                softmax::masked_softmax_backward(p, dp, seq_k, self.scale)
-            })
-        })??;
+        let ds = with_f32(res, |p| with_f32(grad, |dp| softmax::masked_softmax_backward(p, dp, seq_k, self.scale)))??;
         Ok(Some(tensor_like(ds, arg)?))
     }
 }
@@ -151,10 +121,7 @@ impl CustomOp1 for MaskedSoftmaxOp {
 /// Softmax of `scale * scores` (`[batch, heads, seq_q, seq_k]`) over the keys
 /// each query may see under `pattern`; 0 elsewhere, 0 for a row that sees none.
 pub fn masked_softmax(scores: &Tensor, scale: f32, pattern: &AttentionPattern) -> Result<Tensor> {
-    scores.contiguous()?.apply_op1(MaskedSoftmaxOp {
-        scale,
-        pattern: pattern.clone(),
-    })
+    scores.contiguous()?.apply_op1(MaskedSoftmaxOp { scale, pattern: pattern.clone() })
 }
 
 // --------------------------------------------------------- fused attention
@@ -176,18 +143,8 @@ impl FlashAttentionOp {
         if let Err(e) = self.pattern.check(batch) {
             bail!("fused attention: {e}");
         }
-        let shape = AttentionShape {
-            batch,
-            heads,
-            seq,
-            head_dim,
-        };
-        Ok(AttentionParams {
-            shape,
-            scale: self.scale,
-            pattern: &self.pattern,
-            dropout: self.dropout,
-        })
+        let shape = AttentionShape { batch, heads, seq, head_dim };
+        Ok(AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout })
     }
 }
 
@@ -206,19 +163,10 @@ impl CustomOp3 for FlashAttentionOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         if l1.dims() != l2.dims() || l1.dims() != l3.dims() {
-            bail!(
-                "fused attention: q {:?}, k {:?} and v {:?} differ in shape",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            );
+            bail!("fused attention: q {:?}, k {:?} and v {:?} differ in shape", l1.dims(), l2.dims(), l3.dims());
         }
         let params = self.params(l1.dims())?;
-        let (q, k, v) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-            f32_slice(s3, l3, self.name())?,
-        );
+        let (q, k, v) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
         let f = flash_forward(q, k, v, &params);
         *self.lse.lock().expect("lse lock") = f.lse;
         Ok((CpuStorage::F32(f.out), l1.shape().clone()))
@@ -236,18 +184,10 @@ impl CustomOp3 for FlashAttentionOp {
         let lse = self.lse.lock().expect("lse lock");
         let g = with_f32(q, |q| {
             with_f32(k, |k| {
-                with_f32(v, |v| {
-                    with_f32(out, |o| {
-                        with_f32(grad, |dout| flash_backward(q, k, v, o, &lse, dout, &params))
-                    })
-                })
+                with_f32(v, |v| with_f32(out, |o| with_f32(grad, |dout| flash_backward(q, k, v, o, &lse, dout, &params))))
             })
         })?????;
-        Ok((
-            Some(tensor_like(g.dq, q)?),
-            Some(tensor_like(g.dk, k)?),
-            Some(tensor_like(g.dv, v)?),
-        ))
+        Ok((Some(tensor_like(g.dq, q)?), Some(tensor_like(g.dk, k)?), Some(tensor_like(g.dv, v)?)))
     }
 }
 
@@ -263,14 +203,8 @@ pub fn flash_attention(
     pattern: &AttentionPattern,
     dropout: Option<AttentionDropout>,
 ) -> Result<Tensor> {
-    let op = FlashAttentionOp {
-        scale,
-        pattern: pattern.clone(),
-        dropout,
-        lse: Mutex::new(Vec::new()),
-    };
-    q.contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    let op = FlashAttentionOp { scale, pattern: pattern.clone(), dropout, lse: Mutex::new(Vec::new()) };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 // ------------------------------------- fused self-attention from projections
@@ -300,10 +234,7 @@ impl SelfAttentionOp {
             bail!("self-attention: qkv must be [batch, seq, 3 * d_model], got {dims:?}");
         };
         if self.heads == 0 || width % (3 * self.heads) != 0 {
-            bail!(
-                "self-attention: qkv width {width} is not 3 x {} heads x head_dim",
-                self.heads
-            );
+            bail!("self-attention: qkv width {width} is not 3 x {} heads x head_dim", self.heads);
         }
         if let Err(e) = self.pattern.check(batch) {
             bail!("self-attention: {e}");
@@ -314,20 +245,7 @@ impl SelfAttentionOp {
                 bail!("self-attention: RoPE tables of {} values do not fit seq {seq} x head_dim {head_dim} / 2", cos.len());
             }
         }
-        Ok((
-            HeadsShape {
-                batch,
-                seq,
-                heads: self.heads,
-                head_dim,
-            },
-            AttentionShape {
-                batch,
-                heads: self.heads,
-                seq,
-                head_dim,
-            },
-        ))
+        Ok((HeadsShape { batch, seq, heads: self.heads, head_dim }, AttentionShape { batch, heads: self.heads, seq, head_dim }))
     }
 
     fn rope(&self) -> Option<Rope<'_>> {
@@ -344,26 +262,12 @@ impl CustomOp1 for SelfAttentionOp {
         let (heads_shape, shape) = self.shapes(layout.dims())?;
         let qkv = f32_slice(storage, layout, self.name())?;
         let [q, k, v] = split_qkv(qkv, heads_shape, self.rope());
-        let params = AttentionParams {
-            shape,
-            scale: self.scale,
-            pattern: &self.pattern,
-            dropout: self.dropout,
-        };
+        let params = AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout };
         let f = flash_forward(&q, &k, &v, &params);
         let merged = merge_heads(&f.out, heads_shape);
-        *self.saved.lock().expect("saved lock") = Some(SavedAttention {
-            q,
-            k,
-            v,
-            out: f.out,
-            lse: f.lse,
-        });
+        *self.saved.lock().expect("saved lock") = Some(SavedAttention { q, k, v, out: f.out, lse: f.lse });
         let (batch, seq) = (heads_shape.batch, heads_shape.seq);
-        Ok((
-            CpuStorage::F32(merged),
-            Shape::from((batch, seq, heads_shape.heads * heads_shape.head_dim)),
-        ))
+        Ok((CpuStorage::F32(merged), Shape::from((batch, seq, heads_shape.heads * heads_shape.head_dim))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -372,12 +276,7 @@ impl CustomOp1 for SelfAttentionOp {
         let Some(s) = saved.as_ref() else {
             bail!("self-attention: backward before forward");
         };
-        let params = AttentionParams {
-            shape,
-            scale: self.scale,
-            pattern: &self.pattern,
-            dropout: self.dropout,
-        };
+        let params = AttentionParams { shape, scale: self.scale, pattern: &self.pattern, dropout: self.dropout };
         let dout = with_f32(grad, |g| split_heads(g, heads_shape))?;
         let g = flash_backward(&s.q, &s.k, &s.v, &s.out, &s.lse, &dout, &params);
         let dqkv = split_qkv_backward(&g.dq, &g.dk, &g.dv, heads_shape, self.rope());
@@ -432,44 +331,25 @@ struct GraphAttentionOp {
 }
 
 impl GraphAttentionOp {
-    fn attention<'a>(
-        &'a self,
-        a: &'a [f32],
-        b: &'a [f32],
-        v_dims: &[usize],
-    ) -> Result<GraphAttention<'a>> {
+    fn attention<'a>(&'a self, a: &'a [f32], b: &'a [f32], v_dims: &[usize]) -> Result<GraphAttention<'a>> {
         let &[nodes, heads, _] = v_dims else {
             bail!("graph attention: v must be [nodes, heads, channels], got {v_dims:?}");
         };
         if nodes != self.graph.nodes() {
-            bail!(
-                "graph attention: v has {nodes} nodes but the graph has {}",
-                self.graph.nodes()
-            );
+            bail!("graph attention: v has {nodes} nodes but the graph has {}", self.graph.nodes());
         }
         let score = match self.score {
             GraphScoreKind::Dot { scale } => GraphScore::Dot { q: a, k: b, scale },
-            GraphScoreKind::Additive { slope } => GraphScore::Additive {
-                dst: a,
-                src: b,
-                slope,
-            },
+            GraphScoreKind::Additive { slope } => GraphScore::Additive { dst: a, src: b, slope },
         };
         let fits = match self.score {
-            GraphScoreKind::Dot { .. } => {
-                a.len() == b.len() && a.len() % (nodes * heads).max(1) == 0
-            }
+            GraphScoreKind::Dot { .. } => a.len() == b.len() && a.len() % (nodes * heads).max(1) == 0,
             GraphScoreKind::Additive { .. } => a.len() == nodes * heads && b.len() == nodes * heads,
         };
         if !fits {
             bail!("graph attention: score inputs of {} and {} elements do not fit {nodes} nodes x {heads} heads", a.len(), b.len());
         }
-        Ok(GraphAttention {
-            graph: &self.graph,
-            heads,
-            score,
-            dropout: self.dropout,
-        })
+        Ok(GraphAttention { graph: &self.graph, heads, score, dropout: self.dropout })
     }
 }
 
@@ -487,11 +367,7 @@ impl CustomOp3 for GraphAttentionOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, b, v) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-            f32_slice(s3, l3, self.name())?,
-        );
+        let (a, b, v) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?, f32_slice(s3, l3, self.name())?);
         let att = self.attention(a, b, l3.dims())?;
         let (f, saved) = if self.dense {
             let (f, weights) = graph::dense_reference::forward(&att, v);
@@ -528,11 +404,7 @@ impl CustomOp3 for GraphAttentionOp {
                 })
             })
         })?????;
-        Ok((
-            Some(tensor_like(g.d_target, a)?),
-            Some(tensor_like(g.d_source, b)?),
-            Some(tensor_like(g.dv, v)?),
-        ))
+        Ok((Some(tensor_like(g.d_target, a)?), Some(tensor_like(g.d_source, b)?), Some(tensor_like(g.dv, v)?)))
     }
 }
 
@@ -550,37 +422,15 @@ pub fn graph_attention(
     dropout: Option<EdgeDropout>,
     dense: bool,
 ) -> Result<Tensor> {
-    let op = GraphAttentionOp {
-        graph: graph.clone(),
-        score,
-        dropout,
-        dense,
-        saved: Mutex::new(Vec::new()),
-    };
-    a.contiguous()?
-        .apply_op3(&b.contiguous()?, &v.contiguous()?, op)
+    let op = GraphAttentionOp { graph: graph.clone(), score, dropout, dense, saved: Mutex::new(Vec::new()) };
+    a.contiguous()?.apply_op3(&b.contiguous()?, &v.contiguous()?, op)
 }
 
 /// The weights [`graph_attention`] uses, `[edges, heads]` in the graph's
 /// edge order (no dropout, no gradient): for looking at a model.
-pub fn graph_attention_weights(
-    a: &Tensor,
-    b: &Tensor,
-    heads: usize,
-    graph: &std::sync::Arc<Graph>,
-    score: GraphScoreKind,
-) -> Result<Vec<f32>> {
-    let op = GraphAttentionOp {
-        graph: graph.clone(),
-        score,
-        dropout: None,
-        dense: false,
-        saved: Mutex::new(Vec::new()),
-    };
-    let (a, b) = (
-        a.flatten_all()?.to_vec1::<f32>()?,
-        b.flatten_all()?.to_vec1::<f32>()?,
-    );
+pub fn graph_attention_weights(a: &Tensor, b: &Tensor, heads: usize, graph: &std::sync::Arc<Graph>, score: GraphScoreKind) -> Result<Vec<f32>> {
+    let op = GraphAttentionOp { graph: graph.clone(), score, dropout: None, dense: false, saved: Mutex::new(Vec::new()) };
+    let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?.to_vec1::<f32>()?);
     let att = op.attention(&a, &b, &[graph.nodes(), heads, 1])?;
     Ok(graph::graph_edge_weights(&att))
 }
@@ -597,52 +447,25 @@ impl CustomOp2 for LstmOp {
         "attend-lstm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (gx, w) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-        );
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (gx, w) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?);
         let (batch, steps, four) = l1.shape().dims3()?;
         let (hidden, four_w) = l2.shape().dims2()?;
         if four != 4 * hidden || four_w != 4 * hidden {
             bail!("lstm: gx {:?} and w_hh {:?} must be [batch, steps, 4 x hidden] and [hidden, 4 x hidden]", l1.dims(), l2.dims());
         }
-        let shape = LstmShape {
-            batch,
-            steps,
-            hidden,
-        };
+        let shape = LstmShape { batch, steps, hidden };
         let f = lstm::lstm_forward(shape, gx, w);
         let h = f.h.clone();
         *self.saved.lock().expect("lstm lock") = Some((shape, f));
         Ok((CpuStorage::F32(h), Shape::from((batch, steps, hidden))))
     }
 
-    fn bwd(
-        &self,
-        _gx: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, _gx: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let saved = self.saved.lock().expect("lstm lock");
-        let Some((shape, f)) = saved.as_ref() else {
-            bail!("lstm: backward before forward")
-        };
-        let g = with_f32(w, |ws| {
-            with_f32(grad, |dh| lstm::lstm_backward(*shape, ws, f, dh))
-        })??;
-        let dgx = Tensor::from_vec(
-            g.dgx,
-            (shape.batch, shape.steps, 4 * shape.hidden),
-            w.device(),
-        )?;
+        let Some((shape, f)) = saved.as_ref() else { bail!("lstm: backward before forward") };
+        let g = with_f32(w, |ws| with_f32(grad, |dh| lstm::lstm_backward(*shape, ws, f, dh)))??;
+        let dgx = Tensor::from_vec(g.dgx, (shape.batch, shape.steps, 4 * shape.hidden), w.device())?;
         Ok((Some(dgx), Some(tensor_like(g.dw, w)?)))
     }
 }
@@ -652,12 +475,7 @@ impl CustomOp2 for LstmOp {
 /// `[hidden, 4 x hidden]`, from zero state: outputs `h` `[batch, steps,
 /// hidden]`. Fused kernel with a hand-written backward through time.
 pub fn lstm(gx: &Tensor, w_hh: &Tensor) -> Result<Tensor> {
-    gx.contiguous()?.apply_op2(
-        &w_hh.contiguous()?,
-        LstmOp {
-            saved: Mutex::new(None),
-        },
-    )
+    gx.contiguous()?.apply_op2(&w_hh.contiguous()?, LstmOp { saved: Mutex::new(None) })
 }
 
 // ------------------------------------------------------ sparse input matmul
@@ -676,22 +494,14 @@ impl CustomOp1 for SparseMatmulOp {
         let w = f32_slice(s, l, self.name())?;
         let (cols, n) = l.shape().dims2()?;
         if cols != self.x.cols() {
-            bail!(
-                "sparse matmul: input has {} columns but the weight has {cols} rows",
-                self.x.cols()
-            );
+            bail!("sparse matmul: input has {} columns but the weight has {cols} rows", self.x.cols());
         }
-        Ok((
-            CpuStorage::F32(self.x.matmul(w, n, self.dropout.as_ref())),
-            Shape::from((self.x.rows(), n)),
-        ))
+        Ok((CpuStorage::F32(self.x.matmul(w, n, self.dropout.as_ref())), Shape::from((self.x.rows(), n))))
     }
 
     fn bwd(&self, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let n = w.dim(1)?;
-        let dw = with_f32(grad, |g| {
-            self.x.matmul_weight_grad(g, n, self.dropout.as_ref())
-        })?;
+        let dw = with_f32(grad, |g| self.x.matmul_weight_grad(g, n, self.dropout.as_ref()))?;
         Ok(Some(tensor_like(dw, w)?))
     }
 }
@@ -699,15 +509,8 @@ impl CustomOp1 for SparseMatmulOp {
 /// `dropout(x) w` for a sparse `x` `[rows, cols]` and a weight `w` `[cols,
 /// n]`; dropout acts on the stored entries, with one mask per equal group
 /// of output columns. Cost `nnz x n`; only `w` gets a gradient.
-pub fn sparse_matmul(
-    x: &std::sync::Arc<SparseRows>,
-    w: &Tensor,
-    dropout: Option<SparseDropout>,
-) -> Result<Tensor> {
-    w.contiguous()?.apply_op1(SparseMatmulOp {
-        x: x.clone(),
-        dropout,
-    })
+pub fn sparse_matmul(x: &std::sync::Arc<SparseRows>, w: &Tensor, dropout: Option<SparseDropout>) -> Result<Tensor> {
+    w.contiguous()?.apply_op1(SparseMatmulOp { x: x.clone(), dropout })
 }
 
 // ------------------------------------------------------ softmax cross-entropy
@@ -721,13 +524,7 @@ impl CustomOp2 for CrossEntropyOp {
         "attend-cross-entropy"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let logits = f32_slice(s1, l1, self.name())?;
         let (rows, classes) = l1.shape().dims2()?;
         let targets = match (s2, l2.contiguous_offsets()) {
@@ -735,34 +532,20 @@ impl CustomOp2 for CrossEntropyOp {
             _ => bail!("cross-entropy: targets must be a contiguous u32 tensor"),
         };
         if targets.len() != rows {
-            bail!(
-                "cross-entropy: {rows} rows of logits but {} targets",
-                targets.len()
-            );
+            bail!("cross-entropy: {rows} rows of logits but {} targets", targets.len());
         }
-        if let Some(&t) = targets
-            .iter()
-            .find(|&&t| t != loss::IGNORE && t as usize >= classes)
-        {
+        if let Some(&t) = targets.iter().find(|&&t| t != loss::IGNORE && t as usize >= classes) {
             bail!("cross-entropy: target {t} out of range for {classes} classes");
         }
         let l = loss::cross_entropy_forward(logits, targets, classes, self.smoothing);
         Ok((CpuStorage::F32(vec![l]), Shape::from(())))
     }
 
-    fn bwd(
-        &self,
-        logits: &Tensor,
-        targets: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, logits: &Tensor, targets: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let classes = logits.dim(1)?;
         let g = grad.to_scalar::<f32>()?;
         let t = targets.to_vec1::<u32>()?;
-        let dz = with_f32(logits, |z| {
-            loss::cross_entropy_backward(z, &t, classes, self.smoothing, g)
-        })?;
+        let dz = with_f32(logits, |z| loss::cross_entropy_backward(z, &t, classes, self.smoothing, g))?;
         Ok((Some(tensor_like(dz, logits)?), None))
     }
 }
@@ -770,9 +553,7 @@ impl CustomOp2 for CrossEntropyOp {
 /// Mean softmax cross-entropy of `logits` `[rows, classes]` against `targets`
 /// `[rows]` (u32, [`loss::IGNORE`] rows skipped), with label smoothing.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f32) -> Result<Tensor> {
-    logits
-        .contiguous()?
-        .apply_op2(&targets.contiguous()?, CrossEntropyOp { smoothing })
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, CrossEntropyOp { smoothing })
 }
 
 // ------------------------------------------------------------------ dropout
@@ -789,17 +570,12 @@ impl CustomOp1 for DropoutOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
-        Ok((
-            CpuStorage::F32(attend_kernels::dropout::dropout(x, self.p, self.seed)),
-            l.shape().clone(),
-        ))
+        Ok((CpuStorage::F32(attend_kernels::dropout::dropout(x, self.p, self.seed)), l.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // Same mask, recomputed from the seed.
-        let dx = with_f32(grad, |g| {
-            attend_kernels::dropout::dropout(g, self.p, self.seed)
-        })?;
+        let dx = with_f32(grad, |g| attend_kernels::dropout::dropout(g, self.p, self.seed))?;
         Ok(Some(tensor_like(dx, arg)?))
     }
 }
@@ -827,10 +603,7 @@ impl CustomOp1 for MaskedMaxOp {
         let x = f32_slice(s, l, self.name())?;
         let (items, steps, features) = l.shape().dims3()?;
         if items != self.lengths.len() {
-            bail!(
-                "masked max: {items} items but {} lengths",
-                self.lengths.len()
-            );
+            bail!("masked max: {items} items but {} lengths", self.lengths.len());
         }
         let (y, arg) = attend_kernels::pool::masked_max_forward(x, &self.lengths, steps, features);
         *self.arg.lock().expect("pool lock") = arg;
@@ -840,9 +613,7 @@ impl CustomOp1 for MaskedMaxOp {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (_, steps, features) = arg.dims3()?;
         let winners = self.arg.lock().expect("pool lock");
-        let dx = with_f32(grad, |g| {
-            attend_kernels::pool::masked_max_backward(g, &winners, &self.lengths, steps, features)
-        })?;
+        let dx = with_f32(grad, |g| attend_kernels::pool::masked_max_backward(g, &winners, &self.lengths, steps, features))?;
         Ok(Some(tensor_like(dx, arg)?))
     }
 }
@@ -850,10 +621,7 @@ impl CustomOp1 for MaskedMaxOp {
 /// Max over the first `lengths[i]` steps of each item of `x`
 /// `[items, steps, features]`; 0 for an item of length 0.
 pub fn masked_max(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(MaskedMaxOp {
-        lengths: lengths.to_vec(),
-        arg: Mutex::new(Vec::new()),
-    })
+    x.contiguous()?.apply_op1(MaskedMaxOp { lengths: lengths.to_vec(), arg: Mutex::new(Vec::new()) })
 }
 
 // ------------------------------------------------------------------- AdamW
@@ -869,13 +637,7 @@ impl InplaceOp2 for AdamWOp<'_> {
         "attend-adamw"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
         let grad = f32_slice(s2, l2, self.name())?;
         let (a, b) = match l1.contiguous_offsets() {
             Some(r) => r,
@@ -896,22 +658,9 @@ impl InplaceOp2 for AdamWOp<'_> {
 }
 
 /// One fused AdamW update of `param` in place, with moments `m` and `v`.
-pub fn adamw_step(
-    param: &Tensor,
-    grad: &Tensor,
-    m: &mut [f32],
-    v: &mut [f32],
-    step: AdamWStep,
-) -> Result<()> {
+pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
     let grad = grad.contiguous()?;
-    param.inplace_op2(
-        &grad,
-        &AdamWOp {
-            m: Mutex::new(m),
-            v: Mutex::new(v),
-            step,
-        },
-    )
+    param.inplace_op2(&grad, &AdamWOp { m: Mutex::new(m), v: Mutex::new(v), step })
 }
 
 #[cfg(test)]
@@ -927,150 +676,54 @@ mod tests {
     /// differentiable primitives: outputs and gradients.
     #[test]
     fn layer_norm_matches_candle_primitives() {
-        let x = Var::from_tensor(&t(
-            &(0..24)
-                .map(|i| ((i * 7 % 11) as f32) * 0.3)
-                .collect::<Vec<_>>(),
-            &[2, 3, 4],
-        ))
-        .unwrap();
+        let x = Var::from_tensor(&t(&(0..24).map(|i| ((i * 7 % 11) as f32) * 0.3).collect::<Vec<_>>(), &[2, 3, 4])).unwrap();
         let g = Var::from_tensor(&t(&[1.0, 0.5, 2.0, -1.0], &[4])).unwrap();
         let b = Var::from_tensor(&t(&[0.1, 0.2, 0.3, 0.4], &[4])).unwrap();
-        let w = t(
-            &(0..24).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(),
-            &[2, 3, 4],
-        );
+        let w = t(&(0..24).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[2, 3, 4]);
         let fused = layer_norm(&x, &g, &b, 1e-5).unwrap();
         let mean = x.mean_keepdim(2).unwrap();
         let xc = x.broadcast_sub(&mean).unwrap();
         let var = xc.sqr().unwrap().mean_keepdim(2).unwrap();
-        let plain = xc
-            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
-            .unwrap()
-            .broadcast_mul(&g)
-            .unwrap()
-            .broadcast_add(&b)
-            .unwrap();
-        let diff = (&fused - &plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let plain = xc.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&g).unwrap().broadcast_add(&b).unwrap();
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5);
-        let gf = (&fused * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (&plain * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = (&fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (&plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
         for v in [&x, &g, &b] {
             let a = gf.get(v).unwrap();
             let c = gp.get(v).unwrap();
-            let d = (a - c)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d < 1e-4, "gradient differs by {d}");
         }
     }
 
     #[test]
     fn masked_softmax_matches_candle_softmax_on_visible_keys() {
-        let s = Var::from_tensor(&t(
-            &(0..2 * 3 * 3)
-                .map(|i| (i as f32 * 0.37).sin())
-                .collect::<Vec<_>>(),
-            &[2, 1, 3, 3],
-        ))
-        .unwrap();
+        let s = Var::from_tensor(&t(&(0..2 * 3 * 3).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[2, 1, 3, 3])).unwrap();
         let pattern = AttentionPattern::dense().with_key_lengths(vec![3, 2]);
         let p = masked_softmax(&s, 0.5, &pattern).unwrap();
         // sequence 0: plain softmax; sequence 1: softmax over the first 2 keys, 0 for the third
-        let full =
-            candle_nn::ops::softmax(&(s.narrow(0, 0, 1).unwrap() * 0.5).unwrap(), 3).unwrap();
-        let part = candle_nn::ops::softmax(
-            &(s.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() * 0.5).unwrap(),
-            3,
-        )
-        .unwrap();
-        let d0 = (p.narrow(0, 0, 1).unwrap() - &full)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let d1 = (p.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() - &part)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let full = candle_nn::ops::softmax(&(s.narrow(0, 0, 1).unwrap() * 0.5).unwrap(), 3).unwrap();
+        let part = candle_nn::ops::softmax(&(s.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() * 0.5).unwrap(), 3).unwrap();
+        let d0 = (p.narrow(0, 0, 1).unwrap() - &full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d1 = (p.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() - &part).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d0 < 1e-6 && d1 < 1e-6);
-        assert_eq!(
-            p.narrow(0, 1, 1)
-                .unwrap()
-                .narrow(3, 2, 1)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap(),
-            0.0
-        );
-        let w = t(
-            &(0..18).map(|i| (i % 4) as f32).collect::<Vec<_>>(),
-            &[2, 1, 3, 3],
-        );
+        assert_eq!(p.narrow(0, 1, 1).unwrap().narrow(3, 2, 1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let w = t(&(0..18).map(|i| (i % 4) as f32).collect::<Vec<_>>(), &[2, 1, 3, 3]);
         let gf = (&p * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let fw = |x: &Tensor| {
-            (x * &w.narrow(0, 0, 1).unwrap())
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        };
+        let fw = |x: &Tensor| (x * &w.narrow(0, 0, 1).unwrap()).unwrap().sum_all().unwrap();
         let gp = fw(&full).backward().unwrap();
         let a = gf.get(&s).unwrap().narrow(0, 0, 1).unwrap();
         let c = gp.get(&s).unwrap().narrow(0, 0, 1).unwrap();
-        assert!(
-            (a - c)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                < 1e-6
-        );
+        assert!((a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
     }
 
     #[test]
     fn cross_entropy_matches_log_softmax_and_skips_ignored_rows() {
-        let z =
-            Var::from_tensor(&t(&[1.0, 2.0, 0.5, -1.0, 0.0, 3.0, 9.0, 9.0, 9.0], &[3, 3])).unwrap();
+        let z = Var::from_tensor(&t(&[1.0, 2.0, 0.5, -1.0, 0.0, 3.0, 9.0, 9.0, 9.0], &[3, 3])).unwrap();
         let targets = Tensor::new(&[1u32, 2, loss::IGNORE], &Device::Cpu).unwrap();
         let l = cross_entropy(&z, &targets, 0.0).unwrap();
-        let logp = candle_nn::ops::log_softmax(&z.narrow(0, 0, 2).unwrap(), 1)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let logp = candle_nn::ops::log_softmax(&z.narrow(0, 0, 2).unwrap(), 1).unwrap().to_vec2::<f32>().unwrap();
         let expect = -(logp[0][1] + logp[1][2]) / 2.0;
         assert!((l.to_scalar::<f32>().unwrap() - expect).abs() < 1e-6);
         let g = l.backward().unwrap();
@@ -1078,10 +731,7 @@ mod tests {
         assert_eq!(dz[2], vec![0.0; 3]);
         assert!(dz[0].iter().sum::<f32>().abs() < 1e-6);
         let bad = Tensor::new(&[5u32, 0, 0], &Device::Cpu).unwrap();
-        assert!(cross_entropy(&z, &bad, 0.0)
-            .unwrap_err()
-            .to_string()
-            .contains("target 5 out of range"));
+        assert!(cross_entropy(&z, &bad, 0.0).unwrap_err().to_string().contains("target 5 out of range"));
     }
 
     /// The fused LSTM against the same recurrence in candle primitives
@@ -1089,79 +739,28 @@ mod tests {
     #[test]
     fn lstm_matches_candle_primitives() {
         let (b, steps, h) = (5, 6, 4);
-        let gx = Var::from_tensor(&t(
-            &(0..b * steps * 4 * h)
-                .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.5)
-                .collect::<Vec<_>>(),
-            &[b, steps, 4 * h],
-        ))
-        .unwrap();
-        let w = Var::from_tensor(&t(
-            &(0..h * 4 * h)
-                .map(|i| ((i * 13 % 29) as f32 / 14.0 - 1.0) * 0.5)
-                .collect::<Vec<_>>(),
-            &[h, 4 * h],
-        ))
-        .unwrap();
-        let r = t(
-            &(0..b * steps * h)
-                .map(|i| ((i * 7 % 11) as f32) - 5.0)
-                .collect::<Vec<_>>(),
-            &[b, steps, h],
-        );
+        let gx = Var::from_tensor(&t(&(0..b * steps * 4 * h).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.5).collect::<Vec<_>>(), &[b, steps, 4 * h])).unwrap();
+        let w = Var::from_tensor(&t(&(0..h * 4 * h).map(|i| ((i * 13 % 29) as f32 / 14.0 - 1.0) * 0.5).collect::<Vec<_>>(), &[h, 4 * h])).unwrap();
+        let r = t(&(0..b * steps * h).map(|i| ((i * 7 % 11) as f32) - 5.0).collect::<Vec<_>>(), &[b, steps, h]);
         let fused = lstm(&gx, &w).unwrap();
         let sig = |x: &Tensor| ((x * 0.5).unwrap().tanh().unwrap() + 1.0).unwrap() * 0.5;
-        let (mut hp, mut cp) = (
-            Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(),
-            Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(),
-        );
+        let (mut hp, mut cp) = (Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap());
         let mut outs = Vec::new();
         for s in 0..steps {
-            let z =
-                (gx.narrow(1, s, 1).unwrap().squeeze(1).unwrap() + hp.matmul(&w).unwrap()).unwrap();
-            let (i, f) = (
-                sig(&z.narrow(1, 0, h).unwrap()).unwrap(),
-                sig(&z.narrow(1, h, h).unwrap()).unwrap(),
-            );
-            let (g, o) = (
-                z.narrow(1, 2 * h, h).unwrap().tanh().unwrap(),
-                sig(&z.narrow(1, 3 * h, h).unwrap()).unwrap(),
-            );
+            let z = (gx.narrow(1, s, 1).unwrap().squeeze(1).unwrap() + hp.matmul(&w).unwrap()).unwrap();
+            let (i, f) = (sig(&z.narrow(1, 0, h).unwrap()).unwrap(), sig(&z.narrow(1, h, h).unwrap()).unwrap());
+            let (g, o) = (z.narrow(1, 2 * h, h).unwrap().tanh().unwrap(), sig(&z.narrow(1, 3 * h, h).unwrap()).unwrap());
             cp = ((&f * &cp).unwrap() + (&i * &g).unwrap()).unwrap();
             hp = (&o * cp.tanh().unwrap()).unwrap();
             outs.push(hp.unsqueeze(1).unwrap());
         }
         let plain = Tensor::cat(&outs, 1).unwrap();
-        let diff = (&fused - &plain)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "outputs differ by {diff}");
-        let gf = (&fused * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (&plain * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = (&fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (&plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
         for v in [&gx, &w] {
-            let d = (gf.get(v).unwrap() - gp.get(v).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = (gf.get(v).unwrap() - gp.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d < 1e-4, "gradient differs by {d}");
         }
     }
@@ -1171,38 +770,21 @@ mod tests {
         let x = Var::from_tensor(&t(&[1.0; 64], &[8, 8])).unwrap();
         let y = dropout(&x, 0.5, 3).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
-        assert_eq!(
-            g.get(&x).unwrap().to_vec2::<f32>().unwrap(),
-            y.to_vec2::<f32>().unwrap()
-        );
+        assert_eq!(g.get(&x).unwrap().to_vec2::<f32>().unwrap(), y.to_vec2::<f32>().unwrap());
     }
 
     #[test]
     fn masked_max_matches_candle_max_on_valid_steps() {
-        let data: Vec<f32> = (0..2 * 4 * 3)
-            .map(|i| ((i * 17 % 23) as f32) - 11.0)
-            .collect();
+        let data: Vec<f32> = (0..2 * 4 * 3).map(|i| ((i * 17 % 23) as f32) - 11.0).collect();
         let x = Var::from_tensor(&t(&data, &[2, 4, 3])).unwrap();
         let y = masked_max(&x, &[4, 2]).unwrap();
         let a = x.narrow(0, 0, 1).unwrap().max(1).unwrap();
-        let b = x
-            .narrow(0, 1, 1)
-            .unwrap()
-            .narrow(1, 0, 2)
-            .unwrap()
-            .max(1)
-            .unwrap();
+        let b = x.narrow(0, 1, 1).unwrap().narrow(1, 0, 2).unwrap().max(1).unwrap();
         let expect = Tensor::cat(&[a, b], 0).unwrap();
-        assert_eq!(
-            y.to_vec2::<f32>().unwrap(),
-            expect.to_vec2::<f32>().unwrap()
-        );
+        assert_eq!(y.to_vec2::<f32>().unwrap(), expect.to_vec2::<f32>().unwrap());
         let gf = y.sum_all().unwrap().backward().unwrap();
         let gp = expect.sum_all().unwrap().backward().unwrap();
-        assert_eq!(
-            gf.get(&x).unwrap().to_vec3::<f32>().unwrap(),
-            gp.get(&x).unwrap().to_vec3::<f32>().unwrap()
-        );
+        assert_eq!(gf.get(&x).unwrap().to_vec3::<f32>().unwrap(), gp.get(&x).unwrap().to_vec3::<f32>().unwrap());
     }
 
     #[test]
@@ -1210,16 +792,7 @@ mod tests {
         let p = Var::from_tensor(&t(&[1.0, -1.0], &[2])).unwrap();
         let g = t(&[0.5, -0.5], &[2]);
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-        let step = AdamWStep {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            step: 1,
-            grad_scale: 1.0,
-            l2: 0.0,
-        };
+        let step = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
         adamw_step(&p, &g, &mut m, &mut v, step).unwrap();
         let after = p.as_tensor().to_vec1::<f32>().unwrap();
         assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] + 0.9).abs() < 1e-5);

@@ -14,11 +14,11 @@ use attend_kernels::adamw::AdamWStep;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, Ordering};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Optimisation settings, saved beside the model config.
@@ -83,10 +83,7 @@ impl TrainConfig {
             return Err("batch_tokens must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!(
-                "label_smoothing must be in [0, 1), got {}",
-                self.label_smoothing
-            ));
+            return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));
         }
         Ok(())
     }
@@ -115,32 +112,14 @@ pub struct AdamW {
 impl AdamW {
     /// Applies one update from `grads`; returns the gradient norm before clipping.
     /// Weight decay applies to matrices only (not biases or norm gains).
-    pub fn update(
-        &mut self,
-        params: &ParamStore,
-        grads: &GradStore,
-        lr: f32,
-        cfg: &TrainConfig,
-    ) -> Result<f32> {
-        let h = Hyper {
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            clip: cfg.clip,
-            weight_decay: cfg.weight_decay,
-            l2: 0.0,
-        };
+    pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, cfg: &TrainConfig) -> Result<f32> {
+        let h = Hyper { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 };
         self.update_with(params, grads, lr, &h)
     }
 
     /// [`AdamW::update`] with explicit settings. Decoupled weight decay and
     /// L2 apply to matrices only (rank >= 2), not to biases or gains.
-    pub fn update_with(
-        &mut self,
-        params: &ParamStore,
-        grads: &GradStore,
-        lr: f32,
-        h: &Hyper,
-    ) -> Result<f32> {
+    pub fn update_with(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, h: &Hyper) -> Result<f32> {
         self.step += 1;
         let mut sq = 0f64;
         for (_, var) in params.vars() {
@@ -149,11 +128,7 @@ impl AdamW {
             }
         }
         let norm = sq.sqrt() as f32;
-        let grad_scale = if h.clip > 0.0 && norm > h.clip {
-            h.clip / norm
-        } else {
-            1.0
-        };
+        let grad_scale = if h.clip > 0.0 && norm > h.clip { h.clip / norm } else { 1.0 };
         for (name, var) in params.vars() {
             let Some(g) = grads.get(var) else { continue };
             let n = var.elem_count();
@@ -244,20 +219,11 @@ pub struct RngState {
 
 impl RngState {
     pub fn of(rng: &ChaCha8Rng) -> Self {
-        RngState {
-            seed: rng.get_seed(),
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
+        RngState { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos().to_string() }
     }
 
     pub fn restore(&self) -> Result<ChaCha8Rng> {
-        let pos: u128 = self.word_pos.parse().map_err(|_| {
-            Error::Input(format!(
-                "bad generator position {:?} in resume state",
-                self.word_pos
-            ))
-        })?;
+        let pos: u128 = self.word_pos.parse().map_err(|_| Error::Input(format!("bad generator position {:?} in resume state", self.word_pos)))?;
         let mut rng = ChaCha8Rng::from_seed(self.seed);
         rng.set_stream(self.stream);
         rng.set_word_pos(pos);
@@ -318,10 +284,7 @@ pub fn train_tagger(
     checkpoint_dir: Option<&Path>,
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary> {
-    let options = RunOptions {
-        checkpoint_dir,
-        ..RunOptions::default()
-    };
+    let options = RunOptions { checkpoint_dir, ..RunOptions::default() };
     train_tagger_with(model, vocab, train, dev, cfg, options, observer)
 }
 
@@ -364,32 +327,16 @@ pub fn train_tagger_with(
         }
     };
     // What the checkpoint directory holds from this run, for messages.
-    let mut last_saved =
-        resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
+    let mut last_saved = resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
     let earlier_sec = state.elapsed_sec;
     let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
-    let mut ctx = Ctx {
-        train: true,
-        rng: state.ctx_rng.restore()?,
-    };
-    let save = |model: &Tagger,
-                best: &BTreeMap<String, Tensor>,
-                opt: &AdamW,
-                state: &RunState|
-     -> Result<()> {
+    let mut ctx = Ctx { train: true, rng: state.ctx_rng.restore()? };
+    let save = |model: &Tagger, best: &BTreeMap<String, Tensor>, opt: &AdamW, state: &RunState| -> Result<()> {
         match options.checkpoint_dir {
             // Before the first dev evaluation there is no best model yet:
             // the current weights stand in for it (and are replaced at the
             // end of the first epoch).
-            Some(dir) if state.best.is_none() => checkpoint::save_training(
-                dir,
-                model,
-                &model.params.snapshot()?,
-                vocab,
-                cfg,
-                opt,
-                state,
-            ),
+            Some(dir) if state.best.is_none() => checkpoint::save_training(dir, model, &model.params.snapshot()?, vocab, cfg, opt, state),
             Some(dir) => checkpoint::save_training(dir, model, best, vocab, cfg, opt, state),
             None => Ok(()),
         }
@@ -414,12 +361,8 @@ pub fn train_tagger_with(
             let step = opt.step as usize + 1;
             if !loss_value.is_finite() {
                 let kept = match (options.checkpoint_dir, &last_saved) {
-                    (Some(dir), Some(when)) => {
-                        format!("the last good state ({when}) is kept in {}", dir.display())
-                    }
-                    (Some(_), None) => {
-                        "no checkpoint was written (it diverged in the first epoch)".to_string()
-                    }
+                    (Some(dir), Some(when)) => format!("the last good state ({when}) is kept in {}", dir.display()),
+                    (Some(_), None) => "no checkpoint was written (it diverged in the first epoch)".to_string(),
                     (None, _) => "nothing was saved (no checkpoint directory)".to_string(),
                 };
                 return Err(Error::Diverged(format!(
@@ -432,16 +375,8 @@ pub fn train_tagger_with(
             let grad_norm = opt.update(&model.params, &grads, lr, cfg)?;
             loss_sum += loss_value as f64 * batch.tokens() as f64;
             epoch_tokens += batch.tokens();
-            observer.step(&StepInfo {
-                epoch,
-                step,
-                loss: loss_value,
-                lr,
-                grad_norm,
-                tokens: batch.tokens(),
-            });
-            if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && b + 1 < batches.len()
-            {
+            observer.step(&StepInfo { epoch, step, loss: loss_value, lr, grad_norm, tokens: batch.tokens() });
+            if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && b + 1 < batches.len() {
                 state.next_batch = b + 1;
                 state.rng = RngState::of(&rng);
                 state.ctx_rng = RngState::of(&ctx.rng);
@@ -451,19 +386,11 @@ pub fn train_tagger_with(
                 let where_ = match options.checkpoint_dir {
                     Some(dir) => {
                         save(model, &best_weights, &opt, &state)?;
-                        format!(
-                            "state saved in {}; continue with --resume {}",
-                            dir.display(),
-                            dir.display()
-                        )
+                        format!("state saved in {}; continue with --resume {}", dir.display(), dir.display())
                     }
                     None => "nothing saved (no checkpoint directory)".to_string(),
                 };
-                return Err(Error::Interrupted(format!(
-                    "stopped at step {step} (epoch {epoch}, batch {} of {}); {where_}",
-                    b + 1,
-                    batches.len()
-                )));
+                return Err(Error::Interrupted(format!("stopped at step {step} (epoch {epoch}, batch {} of {}); {where_}", b + 1, batches.len())));
             }
         }
         let train_secs = epoch_start.elapsed().as_secs_f64();
@@ -494,13 +421,8 @@ pub fn train_tagger_with(
             }
         }
         if let Some(limit) = cfg.max_minutes {
-            if elapsed(&start) >= limit * 60.0
-                && epoch < cfg.epochs
-                && state.stopped_early.is_none()
-            {
-                state.stopped_early = Some(format!(
-                    "time limit of {limit} minutes reached after epoch {epoch}"
-                ));
+            if elapsed(&start) >= limit * 60.0 && epoch < cfg.epochs && state.stopped_early.is_none() {
+                state.stopped_early = Some(format!("time limit of {limit} minutes reached after epoch {epoch}"));
             }
         }
         state.epoch += 1;
@@ -512,31 +434,16 @@ pub fn train_tagger_with(
         state.epoch_tokens = 0;
         state.elapsed_sec = elapsed(&start);
         save(model, &best_weights, &opt, &state)?;
-        last_saved = Some(format!(
-            "end of epoch {epoch}, best dev {:.2}%",
-            100.0 * best_acc
-        ));
-        if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
-            && state.epoch <= cfg.epochs
-            && state.stopped_early.is_none()
-        {
+        last_saved = Some(format!("end of epoch {epoch}, best dev {:.2}%", 100.0 * best_acc));
+        if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && state.epoch <= cfg.epochs && state.stopped_early.is_none() {
             let where_ = match options.checkpoint_dir {
-                Some(dir) => format!(
-                    "state saved in {}; continue with --resume {}",
-                    dir.display(),
-                    dir.display()
-                ),
+                Some(dir) => format!("state saved in {}; continue with --resume {}", dir.display(), dir.display()),
                 None => "nothing saved (no checkpoint directory)".to_string(),
             };
-            return Err(Error::Interrupted(format!(
-                "stopped after epoch {epoch}; {where_}"
-            )));
+            return Err(Error::Interrupted(format!("stopped after epoch {epoch}; {where_}")));
         }
     }
-    let (_, best_epoch, best_dev) = state
-        .best
-        .clone()
-        .ok_or_else(|| Error::Input("the run finished without an epoch".into()))?;
+    let (_, best_epoch, best_dev) = state.best.clone().ok_or_else(|| Error::Input("the run finished without an epoch".into()))?;
     model.params.load(&best_weights).map_err(Error::Input)?;
     Ok(TrainSummary {
         epochs: state.epochs,
@@ -555,12 +462,7 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays() {
-        let cfg = TrainConfig {
-            lr: 1.0,
-            warmup_steps: 10,
-            min_lr_ratio: 0.1,
-            ..Default::default()
-        };
+        let cfg = TrainConfig { lr: 1.0, warmup_steps: 10, min_lr_ratio: 0.1, ..Default::default() };
         assert!((cfg.lr_at(5, 110) - 0.5).abs() < 1e-6);
         assert!((cfg.lr_at(10, 110) - 1.0).abs() < 1e-6);
         assert!((cfg.lr_at(60, 110) - 0.55).abs() < 1e-5);

@@ -31,48 +31,25 @@ impl AttentionMaps {
     pub fn mean(&self, l: usize) -> Vec<Vec<f32>> {
         let heads = &self.layers[l];
         let n = self.words.len();
-        (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| heads.iter().map(|h| h[i][j]).sum::<f32>() / heads.len() as f32)
-                    .collect()
-            })
-            .collect()
+        (0..n).map(|i| (0..n).map(|j| heads.iter().map(|h| h[i][j]).sum::<f32>() / heads.len() as f32).collect()).collect()
     }
 }
 
 /// The tagger's attention weights and tags for one sentence.
-pub fn attention_maps(
-    model: &Tagger,
-    vocab: &TaggerVocab,
-    sentence: &Sentence,
-) -> Result<AttentionMaps> {
+pub fn attention_maps(model: &Tagger, vocab: &TaggerVocab, sentence: &Sentence) -> Result<AttentionMaps> {
     let words: Vec<String> = sentence.words().map(|t| t.form.clone()).collect();
     if words.is_empty() {
         return Err(Error::Input("the sentence has no words".into()));
     }
-    let data = encode(
-        std::slice::from_ref(sentence),
-        vocab,
-        model.config.max_word_chars,
-    );
+    let data = encode(std::slice::from_ref(sentence), vocab, model.config.max_word_chars);
     let batch = Batch::new(&data, &[0]);
-    let tags = model
-        .predict_batch(&batch)?
-        .remove(0)
-        .into_iter()
-        .map(|t| vocab.tags.name(t).to_string())
-        .collect();
+    let tags = model.predict_batch(&batch)?.remove(0).into_iter().map(|t| vocab.tags.name(t).to_string()).collect();
     let layers = model
         .attention_weights(&batch)?
         .into_iter()
         .map(|w| w.squeeze(0).and_then(|w| w.to_vec3::<f32>()))
         .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(AttentionMaps {
-        words,
-        tags,
-        layers,
-    })
+    Ok(AttentionMaps { words, tags, layers })
 }
 
 /// Registers a TrueType font for the labels once: `ATTEND_FONT`, or a
@@ -120,13 +97,7 @@ fn cell(n: usize) -> u32 {
 
 /// Pixel size (width, height) of the heatmap [`heatmap_png`] draws for `words`.
 pub fn heatmap_size(words: &[String]) -> (u32, u32) {
-    let label = 8 * words
-        .iter()
-        .map(|w| w.chars().count())
-        .max()
-        .unwrap_or(1)
-        .min(24) as u32
-        + 16;
+    let label = 8 * words.iter().map(|w| w.chars().count()).max().unwrap_or(1).min(24) as u32 + 16;
     let side = cell(words.len()) * words.len() as u32;
     (label + side + 20, label + side + 50)
 }
@@ -144,28 +115,15 @@ pub fn heatmap_png(path: &Path, title: &str, words: &[String], weights: &[Vec<f3
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
         root.fill(&WHITE)?;
-        root.draw(&Text::new(
-            title.to_string(),
-            (10, 10),
-            ("sans-serif", 16).into_font().color(&BLACK),
-        ))?;
+        root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 16).into_font().color(&BLACK)))?;
         let font = ("sans-serif", (c as f64 * 0.55).clamp(10.0, 14.0)).into_font();
-        let short = |s: &String| {
-            if s.chars().count() > 24 {
-                format!("{}…", s.chars().take(23).collect::<String>())
-            } else {
-                s.clone()
-            }
-        };
+        let short = |s: &String| if s.chars().count() > 24 { format!("{}…", s.chars().take(23).collect::<String>()) } else { s.clone() };
         for (i, word) in words.iter().enumerate() {
             let y = top + i as i32 * c + c / 2;
             let style = font.color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
             root.draw(&Text::new(short(word), (label - 6, y), style))?;
             let x = label + i as i32 * c + c / 2;
-            let style = font
-                .transform(FontTransform::Rotate270)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center));
+            let style = font.transform(FontTransform::Rotate270).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
             root.draw(&Text::new(short(word), (x, top - 6), style))?;
         }
         for (i, row) in weights.iter().enumerate() {
@@ -174,22 +132,12 @@ pub fn heatmap_png(path: &Path, title: &str, words: &[String], weights: &[Vec<f3
                 root.draw(&Rectangle::new([(x, y), (x + c, y + c)], shade(v).filled()))?;
                 if c >= 28 && v >= 0.005 {
                     let ink = if v > 0.35 { &WHITE } else { &BLACK };
-                    let style = ("sans-serif", 10)
-                        .into_font()
-                        .color(ink)
-                        .pos(Pos::new(HPos::Center, VPos::Center));
-                    root.draw(&Text::new(
-                        format!("{:.2}", v).trim_start_matches('0').to_string(),
-                        (x + c / 2, y + c / 2),
-                        style,
-                    ))?;
+                    let style = ("sans-serif", 10).into_font().color(ink).pos(Pos::new(HPos::Center, VPos::Center));
+                    root.draw(&Text::new(format!("{:.2}", v).trim_start_matches('0').to_string(), (x + c / 2, y + c / 2), style))?;
                 }
             }
         }
-        root.draw(&Rectangle::new(
-            [(label, top), (label + c * n as i32, top + c * n as i32)],
-            BLACK.stroke_width(1),
-        ))?;
+        root.draw(&Rectangle::new([(label, top), (label + c * n as i32, top + c * n as i32)], BLACK.stroke_width(1)))?;
         root.present()?;
         Ok(())
     };
@@ -202,34 +150,15 @@ pub fn heatmap_png(path: &Path, title: &str, words: &[String], weights: &[Vec<f3
 pub fn write_heatmaps(maps: &AttentionMaps, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut files = Vec::new();
-    let labels: Vec<String> = maps
-        .words
-        .iter()
-        .zip(&maps.tags)
-        .map(|(w, t)| format!("{w} {t}"))
-        .collect();
+    let labels: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w} {t}")).collect();
     for (l, heads) in maps.layers.iter().enumerate() {
         for (h, weights) in heads.iter().enumerate() {
             let path = dir.join(format!("layer{}-head{}.png", l + 1, h + 1));
-            heatmap_png(
-                &path,
-                &format!(
-                    "layer {} head {}: row word looks at column word",
-                    l + 1,
-                    h + 1
-                ),
-                &labels,
-                weights,
-            )?;
+            heatmap_png(&path, &format!("layer {} head {}: row word looks at column word", l + 1, h + 1), &labels, weights)?;
             files.push(path);
         }
         let path = dir.join(format!("layer{}-mean.png", l + 1));
-        heatmap_png(
-            &path,
-            &format!("layer {}, mean of {} heads", l + 1, heads.len()),
-            &labels,
-            &maps.mean(l),
-        )?;
+        heatmap_png(&path, &format!("layer {}, mean of {} heads", l + 1, heads.len()), &labels, &maps.mean(l))?;
         files.push(path);
     }
     let path = dir.join("attention.json");
@@ -267,16 +196,10 @@ pub struct NodeAttention {
 
 /// The attention of node `node` over its neighbours, in every layer of a
 /// graph model.
-pub fn node_attention(
-    model: &GraphClassifier,
-    input: &GraphInput,
-    node: usize,
-) -> Result<NodeAttention> {
+pub fn node_attention(model: &GraphClassifier, input: &GraphInput, node: usize) -> Result<NodeAttention> {
     let n = input.graph.nodes();
     if node >= n {
-        return Err(Error::Input(format!(
-            "node {node} is not in the graph (ids 0..{n})"
-        )));
+        return Err(Error::Input(format!("node {node} is not in the graph (ids 0..{n})")));
     }
     let predicted = model.predict(input)?;
     let weights = model.attention_weights(input)?;
@@ -293,40 +216,21 @@ pub fn node_attention(
                 .map(|(t, &j)| {
                     let ws = w[(first + t) * heads..(first + t + 1) * heads].to_vec();
                     let mean = ws.iter().sum::<f32>() / heads as f32;
-                    Neighbour {
-                        node: j as usize,
-                        label: label(j as usize),
-                        predicted: predicted[j as usize],
-                        weights: ws,
-                        mean,
-                    }
+                    Neighbour { node: j as usize, label: label(j as usize), predicted: predicted[j as usize], weights: ws, mean }
                 })
                 .collect();
             list.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.node.cmp(&b.node)));
             list
         })
         .collect();
-    Ok(NodeAttention {
-        node,
-        label: label(node),
-        predicted: predicted[node],
-        layers,
-    })
+    Ok(NodeAttention { node, label: label(node), predicted: predicted[node], layers })
 }
 
 /// Distinct colours for classes (Tableau 10).
 fn class_colour(c: u32) -> RGBColor {
     const C: [(u8, u8, u8); 10] = [
-        (78, 121, 167),
-        (242, 142, 43),
-        (225, 87, 89),
-        (118, 183, 178),
-        (89, 161, 79),
-        (237, 201, 72),
-        (176, 122, 161),
-        (255, 157, 167),
-        (156, 117, 95),
-        (186, 176, 172),
+        (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
+        (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172),
     ];
     let (r, g, b) = C[c as usize % C.len()];
     RGBColor(r, g, b)
@@ -356,95 +260,47 @@ pub fn node_view_png(path: &Path, view: &NodeAttention, l: usize) -> Result<()> 
             Some(t) => format!("{node} (class {t}, predicted {predicted})"),
             None => format!("{node} (predicted {predicted})"),
         };
-        let title = format!(
-            "layer {}: the weights node {} gives its neighbours",
-            l + 1,
-            who(view.node, view.label, view.predicted)
-        );
-        root.draw(&Text::new(
-            title,
-            (10, 10),
-            ("sans-serif", 16).into_font().color(&BLACK),
-        ))?;
+        let title = format!("layer {}: the weights node {} gives its neighbours", l + 1, who(view.node, view.label, view.predicted));
+        root.draw(&Text::new(title, (10, 10), ("sans-serif", 16).into_font().color(&BLACK)))?;
         let more = list.len() - shown.len();
         let note = format!(
             "{} neighbours{}; edge width and darkness = mean weight over heads; colour = predicted class",
             list.len(),
             if more > 0 { format!(", the {} heaviest shown", shown.len()) } else { String::new() }
         );
-        root.draw(&Text::new(
-            note,
-            (10, 32),
-            ("sans-serif", 12)
-                .into_font()
-                .color(&RGBColor(90, 100, 112)),
-        ))?;
+        root.draw(&Text::new(note, (10, 32), ("sans-serif", 12).into_font().color(&RGBColor(90, 100, 112))))?;
         // The star.
         let (cx, cy, r) = (star / 2, 60 + (star - 40) / 2, (star - 40) / 2 - 70);
         let at = |k: usize| {
-            let a = std::f64::consts::TAU * k as f64 / shown.len().max(1) as f64
-                - std::f64::consts::FRAC_PI_2;
-            (
-                (cx as f64 + r as f64 * a.cos()) as i32,
-                (cy as f64 + r as f64 * a.sin()) as i32,
-                a,
-            )
+            let a = std::f64::consts::TAU * k as f64 / shown.len().max(1) as f64 - std::f64::consts::FRAC_PI_2;
+            ((cx as f64 + r as f64 * a.cos()) as i32, (cy as f64 + r as f64 * a.sin()) as i32, a)
         };
         for (k, nb) in shown.iter().enumerate() {
             let (x, y, _) = at(k);
             let width = 1 + (12.0 * nb.mean).round() as u32;
-            root.draw(&PathElement::new(
-                vec![(cx, cy), (x, y)],
-                shade(nb.mean).stroke_width(width),
-            ))?;
+            root.draw(&PathElement::new(vec![(cx, cy), (x, y)], shade(nb.mean).stroke_width(width)))?;
         }
         for (k, nb) in shown.iter().enumerate() {
             let (x, y, a) = at(k);
             root.draw(&Circle::new((x, y), 9, class_colour(nb.predicted).filled()))?;
             root.draw(&Circle::new((x, y), 9, BLACK.stroke_width(1)))?;
-            let (hp, dx) = if a.cos() >= 0.0 {
-                (HPos::Left, 14)
-            } else {
-                (HPos::Right, -14)
-            };
-            let text = format!(
-                "{}{} {:.2}",
-                nb.node,
-                if nb.node == view.node { " (self)" } else { "" },
-                nb.mean
-            );
-            let style = ("sans-serif", 12)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(hp, VPos::Center));
+            let (hp, dx) = if a.cos() >= 0.0 { (HPos::Left, 14) } else { (HPos::Right, -14) };
+            let text = format!("{}{} {:.2}", nb.node, if nb.node == view.node { " (self)" } else { "" }, nb.mean);
+            let style = ("sans-serif", 12).into_font().color(&BLACK).pos(Pos::new(hp, VPos::Center));
             root.draw(&Text::new(text, (x + dx, y), style))?;
         }
-        root.draw(&Circle::new(
-            (cx, cy),
-            14,
-            class_colour(view.predicted).filled(),
-        ))?;
+        root.draw(&Circle::new((cx, cy), 14, class_colour(view.predicted).filled()))?;
         root.draw(&Circle::new((cx, cy), 14, BLACK.stroke_width(2)))?;
-        let style = ("sans-serif", 13)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        let style = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
         let name = view.node.to_string();
         let half = 4 * name.len() as i32 + 3;
-        root.draw(&Rectangle::new(
-            [(cx - half, cy - 34), (cx + half, cy - 17)],
-            WHITE.filled(),
-        ))?;
+        root.draw(&Rectangle::new([(cx - half, cy - 34), (cx + half, cy - 17)], WHITE.filled()))?;
         root.draw(&Text::new(name, (cx, cy - 18), style))?;
         // The table: neighbours x heads.
         let (tx, ty) = (star + label_w, 80);
         let font = ("sans-serif", 11).into_font();
         for k in 0..=heads {
-            let name = if k == heads {
-                "mean".to_string()
-            } else {
-                format!("h{}", k + 1)
-            };
+            let name = if k == heads { "mean".to_string() } else { format!("h{}", k + 1) };
             let style = font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
             root.draw(&Text::new(name, (tx + k as i32 * c + c / 2, ty - 4), style))?;
         }
@@ -456,39 +312,18 @@ pub fn node_view_png(path: &Path, view: &NodeAttention, l: usize) -> Result<()> 
             };
             let style = font.color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
             root.draw(&Text::new(label, (tx - 6, y + c / 2), style))?;
-            for (k, &v) in nb
-                .weights
-                .iter()
-                .chain(std::iter::once(&nb.mean))
-                .enumerate()
-            {
+            for (k, &v) in nb.weights.iter().chain(std::iter::once(&nb.mean)).enumerate() {
                 let x = tx + k as i32 * c;
                 root.draw(&Rectangle::new([(x, y), (x + c, y + c)], shade(v).filled()))?;
                 let ink = if v > 0.35 { &WHITE } else { &BLACK };
-                let style = ("sans-serif", 9)
-                    .into_font()
-                    .color(ink)
-                    .pos(Pos::new(HPos::Center, VPos::Center));
-                root.draw(&Text::new(
-                    format!("{:.2}", v).trim_start_matches('0').to_string(),
-                    (x + c / 2, y + c / 2),
-                    style,
-                ))?;
+                let style = ("sans-serif", 9).into_font().color(ink).pos(Pos::new(HPos::Center, VPos::Center));
+                root.draw(&Text::new(format!("{:.2}", v).trim_start_matches('0').to_string(), (x + c / 2, y + c / 2), style))?;
             }
         }
         if !shown.is_empty() {
             let bottom = ty + c * shown.len() as i32;
-            root.draw(&Rectangle::new(
-                [(tx, ty), (tx + c * heads as i32, bottom)],
-                BLACK.stroke_width(1),
-            ))?;
-            root.draw(&Rectangle::new(
-                [
-                    (tx + c * heads as i32, ty),
-                    (tx + c * (heads as i32 + 1), bottom),
-                ],
-                BLACK.stroke_width(1),
-            ))?;
+            root.draw(&Rectangle::new([(tx, ty), (tx + c * heads as i32, bottom)], BLACK.stroke_width(1)))?;
+            root.draw(&Rectangle::new([(tx + c * heads as i32, ty), (tx + c * (heads as i32 + 1), bottom)], BLACK.stroke_width(1)))?;
         }
         root.present()?;
         Ok(())

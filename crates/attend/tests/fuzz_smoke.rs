@@ -44,13 +44,7 @@ fn mutate(seed: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
             _ if len > 0 => {
                 // a digit run: large numbers, overflowing ids and sizes
                 let i = rng.random_range(0..len);
-                x.splice(
-                    i..i,
-                    b"99999999999"
-                        .iter()
-                        .copied()
-                        .take(rng.random_range(1..=11)),
-                );
+                x.splice(i..i, b"99999999999".iter().copied().take(rng.random_range(1..=11)));
             }
             _ => {}
         }
@@ -59,15 +53,9 @@ fn mutate(seed: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 fn regressions(target: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/regressions")
-        .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect()
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect()
 }
 
 fn run(target: &str, f: fn(&[u8]), seeds: &[Vec<u8>], mutations: usize) {
@@ -127,12 +115,7 @@ fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let ck = dir.path().join("m");
     checkpoint::save_tagger(&ck, &model, &vocab, &TrainConfig::default(), None).unwrap();
     let read = |name: &str| std::fs::read(ck.join(name)).unwrap();
-    (
-        ck.clone(),
-        read("config.json"),
-        read("vocab.json"),
-        read("model.safetensors"),
-    )
+    (ck.clone(), read("config.json"), read("vocab.json"), read("model.safetensors"))
 }
 
 #[test]
@@ -164,16 +147,8 @@ fn config_seeds() -> Vec<Vec<u8>> {
 fn config_reader_survives_mutations() {
     run("config", fuzzing::config, &config_seeds(), 20_000);
     // sizes beyond memory are refused up front
-    let err = attend::config::TaggerSettings::from_toml(
-        "[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n",
-    )
-    .err()
-    .unwrap();
-    assert!(
-        err.starts_with("this model would have ")
-            && err.ends_with("attend refuses more than 1073741824 (4 GiB) up front"),
-        "{err}"
-    );
+    let err = attend::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n").err().unwrap();
+    assert!(err.starts_with("this model would have ") && err.ends_with("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
 
 /// Writes the seed inputs as starting corpora for cargo-fuzz:

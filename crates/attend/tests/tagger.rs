@@ -4,7 +4,6 @@
 
 use attend::attend_kernels::reference::{attention_forward, AttentionShape};
 use attend::attend_kernels::AttentionPattern;
-use attend::candle_core::Var;
 use attend::candle_core::{Device, Tensor};
 use attend::checkpoint;
 use attend::data::batch::{encode, Batch};
@@ -12,13 +11,12 @@ use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
+use attend::candle_core::Var;
 use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
-use attend::train::{
-    train_tagger, train_tagger_with, Observer, RunOptions, Silent, StepInfo, TrainConfig,
-};
+use attend::train::{train_tagger, train_tagger_with, Observer, RunOptions, Silent, StepInfo, TrainConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
     TaggerConfig {
@@ -40,62 +38,29 @@ fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
 }
 
 fn tiny_train() -> TrainConfig {
-    TrainConfig {
-        epochs: 30,
-        lr: 3e-3,
-        warmup_steps: 20,
-        batch_tokens: 256,
-        seed: 5,
-        ..TrainConfig::default()
-    }
+    TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, seed: 5, ..TrainConfig::default() }
 }
 
 #[test]
 fn every_parameter_gets_a_nonzero_gradient() {
     let train = toy_treebank(40, 1);
     let vocab = TaggerVocab::build(&train);
-    let rnn = TaggerConfig {
-        encoder: EncoderKind::Rnn,
-        ..tiny_config(&vocab, PositionKind::None)
-    };
-    for (position, config) in [
-        PositionKind::Rope,
-        PositionKind::Learned,
-        PositionKind::Sinusoidal,
-        PositionKind::None,
-    ]
-    .into_iter()
-    .map(|p| (p, tiny_config(&vocab, p)))
-    .chain([(PositionKind::None, rnn)])
+    let rnn = TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) };
+    for (position, config) in [PositionKind::Rope, PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::None]
+        .into_iter()
+        .map(|p| (p, tiny_config(&vocab, p)))
+        .chain([(PositionKind::None, rnn)])
     {
         let position = (position, config.encoder);
         let model = Tagger::new(config, 3).unwrap();
         let data = encode(&train, &vocab, 20);
         let batch = Batch::new(&data, &(0..40).collect::<Vec<_>>());
-        let mut ctx = Ctx {
-            train: true,
-            rng: ChaCha8Rng::seed_from_u64(1),
-        };
-        let grads = model
-            .loss(&batch, &mut ctx, 0.0)
-            .unwrap()
-            .backward()
-            .unwrap();
+        let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
+        let grads = model.loss(&batch, &mut ctx, 0.0).unwrap().backward().unwrap();
         for (name, var) in model.params.vars() {
-            let g = grads
-                .get(var)
-                .unwrap_or_else(|| panic!("{position:?}: no gradient for {name}"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                norm > 0.0 && norm.is_finite(),
-                "{position:?}: gradient of {name} is {norm}"
-            );
+            let g = grads.get(var).unwrap_or_else(|| panic!("{position:?}: no gradient for {name}"));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0 && norm.is_finite(), "{position:?}: gradient of {name} is {norm}");
         }
     }
 }
@@ -107,69 +72,21 @@ fn candle_attention_matches_kernel_reference() {
     let (b, t, d, h) = (2, 5, 12, 3);
     let mut store = ParamStore::new(9);
     let attn = MultiHeadSelfAttention::new(&mut store, "a", d, h, 0.0).unwrap();
-    let x: Vec<f32> = (0..b * t * d)
-        .map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.1)
-        .collect();
+    let x: Vec<f32> = (0..b * t * d).map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.1).collect();
     let xt = Tensor::from_slice(&x, (b, t, d), &Device::Cpu).unwrap();
     let pattern = AttentionPattern::dense().with_key_lengths(vec![5, 3]);
     let ours = attn.forward(&xt, &pattern, None, &mut Ctx::eval()).unwrap();
     // Same projections by hand, then the reference attention.
-    let qkv = attn
-        .qkv
-        .forward(&xt)
-        .unwrap()
-        .reshape((b, t, 3, h, d / h))
-        .unwrap()
-        .permute((2, 0, 3, 1, 4))
-        .unwrap();
-    let get = |i: usize| {
-        qkv.get(i)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    };
-    let shape = AttentionShape {
-        batch: b,
-        heads: h,
-        seq: t,
-        head_dim: d / h,
-    };
-    let r = attention_forward(
-        &get(0),
-        &get(1),
-        &get(2),
-        shape,
-        1.0 / ((d / h) as f32).sqrt(),
-        &pattern,
-    );
-    let o = Tensor::from_vec(r.out, (b, h, t, d / h), &Device::Cpu)
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .reshape((b, t, d))
-        .unwrap();
+    let qkv = attn.qkv.forward(&xt).unwrap().reshape((b, t, 3, h, d / h)).unwrap().permute((2, 0, 3, 1, 4)).unwrap();
+    let get = |i: usize| qkv.get(i).unwrap().contiguous().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let shape = AttentionShape { batch: b, heads: h, seq: t, head_dim: d / h };
+    let r = attention_forward(&get(0), &get(1), &get(2), shape, 1.0 / ((d / h) as f32).sqrt(), &pattern);
+    let o = Tensor::from_vec(r.out, (b, h, t, d / h), &Device::Cpu).unwrap().transpose(1, 2).unwrap().reshape((b, t, d)).unwrap();
     let expect = attn.out.forward(&o).unwrap();
-    let diff = (ours - expect)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = (ours - expect).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-5, "max difference {diff}");
     // The weights it reports are the reference's softmax, rows summing to 1.
-    let w = attn
-        .attention_weights(&xt, &pattern, None)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w = attn.attention_weights(&xt, &pattern, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for (a, e) in w.iter().zip(&r.weights) {
         assert!((a - e).abs() < 1e-5);
     }
@@ -183,55 +100,33 @@ fn fused_layer_matches_reference_layer_with_gradients() {
     let (b, t, d, h) = (3, 37, 64, 4);
     let mut store = ParamStore::new(4);
     let mut attn = MultiHeadSelfAttention::new(&mut store, "a", d, h, 0.0).unwrap();
-    let x: Vec<f32> = (0..b * t * d)
-        .map(|i| ((i * 53 % 29) as f32 - 14.0) * 0.07)
-        .collect();
+    let x: Vec<f32> = (0..b * t * d).map(|i| ((i * 53 % 29) as f32 - 14.0) * 0.07).collect();
     let x = Var::from_tensor(&Tensor::from_slice(&x, (b, t, d), &Device::Cpu).unwrap()).unwrap();
-    let w: Vec<f32> = (0..b * t * d)
-        .map(|i| ((i * 17 % 13) as f32 - 6.0) * 0.1)
-        .collect();
+    let w: Vec<f32> = (0..b * t * d).map(|i| ((i * 17 % 13) as f32 - 6.0) * 0.1).collect();
     let w = Tensor::from_slice(&w, (b, t, d), &Device::Cpu).unwrap();
     let rotary = Rotary::new(t, d / h, &Device::Cpu).unwrap();
     for pattern in [
         AttentionPattern::dense().with_key_lengths(vec![37, 20, 1]),
-        AttentionPattern::dense()
-            .with_key_lengths(vec![37, 30, 0])
-            .with_window(5, 5),
+        AttentionPattern::dense().with_key_lengths(vec![37, 30, 0]).with_window(5, 5),
     ] {
         let mut results = Vec::new();
         for kernel in [AttentionKernel::Fused, AttentionKernel::Reference] {
             attn.kernel = kernel;
-            let y = attn
-                .forward(x.as_tensor(), &pattern, Some(&rotary), &mut Ctx::eval())
-                .unwrap();
+            let y = attn.forward(x.as_tensor(), &pattern, Some(&rotary), &mut Ctx::eval()).unwrap();
             let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut all = vec![(
-                "y".to_string(),
-                y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            )];
+            let mut all = vec![("y".to_string(), y.flatten_all().unwrap().to_vec1::<f32>().unwrap())];
             let dx = grads.get(x.as_tensor()).expect("gradient for x");
-            all.push((
-                "dx".into(),
-                dx.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            ));
+            all.push(("dx".into(), dx.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
             for (name, var) in store.vars() {
-                let g = grads
-                    .get(var)
-                    .unwrap_or_else(|| panic!("{kernel:?}: no gradient for {name}"));
-                all.push((
-                    name.to_string(),
-                    g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                ));
+                let g = grads.get(var).unwrap_or_else(|| panic!("{kernel:?}: no gradient for {name}"));
+                all.push((name.to_string(), g.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
             }
             results.push(all);
         }
         for ((name, fused), (_, reference)) in results[0].iter().zip(&results[1]) {
             let scale = reference.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             for (i, (a, e)) in fused.iter().zip(reference).enumerate() {
-                assert!(
-                    (a - e).abs() <= 2e-5 * scale,
-                    "{name}[{i}]: fused {a} vs reference {e} ({pattern:?})"
-                );
+                assert!((a - e).abs() <= 2e-5 * scale, "{name}[{i}]: fused {a} vs reference {e} ({pattern:?})");
             }
         }
     }
@@ -243,42 +138,17 @@ fn fused_layer_matches_reference_layer_with_gradients() {
 fn flash_attention_op_matches_candle_composition() {
     let (b, h, t, dh) = (2, 3, 21, 16);
     let init = |seed: usize| {
-        let v: Vec<f32> = (0..b * h * t * dh)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 - 500.0) / 400.0)
-            .collect();
+        let v: Vec<f32> = (0..b * h * t * dh).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 - 500.0) / 400.0).collect();
         Var::from_tensor(&Tensor::from_vec(v, (b, h, t, dh), &Device::Cpu).unwrap()).unwrap()
     };
     let (q, k, v, w) = (init(1), init(2), init(3), init(4));
-    let pattern = AttentionPattern::dense()
-        .with_key_lengths(vec![21, 9])
-        .with_causal(true);
+    let pattern = AttentionPattern::dense().with_key_lengths(vec![21, 9]).with_causal(true);
     let scale = 0.25;
-    let fused = attend::ops::flash_attention(
-        q.as_tensor(),
-        k.as_tensor(),
-        v.as_tensor(),
-        scale,
-        &pattern,
-        None,
-    )
-    .unwrap();
+    let fused = attend::ops::flash_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), scale, &pattern, None).unwrap();
     let scores = q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap();
-    let reference = attend::ops::masked_softmax(&scores, scale, &pattern)
-        .unwrap()
-        .matmul(v.as_tensor())
-        .unwrap();
-    let gf = (&fused * w.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let gr = (&reference * w.as_tensor())
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let reference = attend::ops::masked_softmax(&scores, scale, &pattern).unwrap().matmul(v.as_tensor()).unwrap();
+    let gf = (&fused * w.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let gr = (&reference * w.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let mut pairs = vec![("out", flat(&fused), flat(&reference))];
     for (name, var) in [("dq", &q), ("dk", &k), ("dv", &v)] {
@@ -298,41 +168,19 @@ fn four_vectors_by_hand_through_the_layer() {
     let mut store = ParamStore::new(0);
     let attn = MultiHeadSelfAttention::new(&mut store, "a", 2, 1, 0.0).unwrap();
     // qkv columns are [W^q | W^k | W^v]: three identities side by side
-    let qkv = Tensor::from_slice(
-        &[1f32, 0., 1., 0., 1., 0., 0., 1., 0., 1., 0., 1.],
-        (2, 6),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let qkv = Tensor::from_slice(&[1f32, 0., 1., 0., 1., 0., 0., 1., 0., 1., 0., 1.], (2, 6), &Device::Cpu).unwrap();
     let eye = Tensor::from_slice(&[1f32, 0., 0., 1.], (2, 2), &Device::Cpu).unwrap();
     store.get("a.qkv.weight").unwrap().set(&qkv).unwrap();
     store.get("a.out.weight").unwrap().set(&eye).unwrap();
     let a = [[1f32, 0.], [0., 1.], [1., 1.], [0., 0.]];
     let x = Tensor::from_slice(&a.concat(), (1, 4, 2), &Device::Cpu).unwrap();
-    let out = attn
-        .forward(&x, &AttentionPattern::dense(), None, &mut Ctx::eval())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let out = attn.forward(&x, &AttentionPattern::dense(), None, &mut Ctx::eval()).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     for i in 0..4 {
-        let scores: Vec<f32> = a
-            .iter()
-            .map(|aj| (a[i][0] * aj[0] + a[i][1] * aj[1]) / 2f32.sqrt())
-            .collect();
+        let scores: Vec<f32> = a.iter().map(|aj| (a[i][0] * aj[0] + a[i][1] * aj[1]) / 2f32.sqrt()).collect();
         let z: f32 = scores.iter().map(|s| s.exp()).sum();
         for c in 0..2 {
-            let b: f32 = scores
-                .iter()
-                .zip(&a)
-                .map(|(s, aj)| s.exp() / z * aj[c])
-                .sum();
-            assert!(
-                (out[i][c] - b).abs() < 1e-6,
-                "b^{i}[{c}] = {} expected {b}",
-                out[i][c]
-            );
+            let b: f32 = scores.iter().zip(&a).map(|(s, aj)| s.exp() / z * aj[c]).sum();
+            assert!((out[i][c] - b).abs() < 1e-6, "b^{i}[{c}] = {} expected {b}", out[i][c]);
         }
     }
 }
@@ -341,14 +189,7 @@ fn four_vectors_by_hand_through_the_layer() {
 fn padded_keys_get_zero_weight_and_empty_rows_are_zero() {
     let mut store = ParamStore::new(2);
     let attn = MultiHeadSelfAttention::new(&mut store, "a", 8, 2, 0.0).unwrap();
-    let x = Tensor::from_vec(
-        (0..2 * 4 * 8)
-            .map(|i| (i as f32 * 0.3).sin())
-            .collect::<Vec<_>>(),
-        (2, 4, 8),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let x = Tensor::from_vec((0..2 * 4 * 8).map(|i| (i as f32 * 0.3).sin()).collect::<Vec<_>>(), (2, 4, 8), &Device::Cpu).unwrap();
     let pattern = AttentionPattern::dense().with_key_lengths(vec![2, 0]);
     let w = attn.attention_weights(&x, &pattern, None).unwrap();
     let first = w.get(0).unwrap().to_vec3::<f32>().unwrap();
@@ -358,23 +199,9 @@ fn padded_keys_get_zero_weight_and_empty_rows_are_zero() {
             assert_eq!((row[2], row[3]), (0.0, 0.0));
         }
     }
-    assert!(w
-        .get(1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .all(|&v| v == 0.0));
+    assert!(w.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|&v| v == 0.0));
     let y = attn.forward(&x, &pattern, None, &mut Ctx::eval()).unwrap();
-    let y1 = y
-        .get(1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let y1 = y.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(y1.iter().all(|v| v.is_finite()));
     // a sequence that sees no key outputs only the W^o bias (zero at init)
     assert!(y1.iter().all(|&v| v == 0.0));
@@ -382,45 +209,21 @@ fn padded_keys_get_zero_weight_and_empty_rows_are_zero() {
 
 #[test]
 fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
-    let (train, dev, test) = (
-        toy_treebank(300, 1),
-        toy_treebank(60, 2),
-        toy_treebank(100, 3),
-    );
+    let (train, dev, test) = (toy_treebank(300, 1), toy_treebank(60, 2), toy_treebank(100, 3));
     let vocab = TaggerVocab::build(&train);
     let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 7).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("model");
-    let summary = train_tagger(
-        &mut model,
-        &vocab,
-        &train,
-        &dev,
-        &tiny_train(),
-        Some(&ck),
-        &mut Silent,
-    )
-    .unwrap();
+    let summary = train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
     let report = model.evaluate(&test, &vocab, 1024).unwrap();
     // Chance is 1/7 and the majority tag is ~30%; context and spelling are both needed.
-    assert!(
-        report.accuracy() > 0.93,
-        "test accuracy {}",
-        report.accuracy()
-    );
+    assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
     assert!(report.unknown_tokens > 20);
-    assert!(
-        report.unknown_accuracy() > 0.8,
-        "unknown-word accuracy {}",
-        report.unknown_accuracy()
-    );
+    assert!(report.unknown_accuracy() > 0.8, "unknown-word accuracy {}", report.unknown_accuracy());
     assert!(summary.best_dev.accuracy() > 0.9);
     // The checkpoint holds the selected model: same predictions after loading.
     let loaded = checkpoint::load_tagger(&ck).unwrap();
-    assert_eq!(
-        loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(),
-        report
-    );
+    assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
     for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
         assert!(ck.join("resume").join(f).exists(), "resume/{f} missing");
     }
@@ -430,47 +233,18 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
 /// loop, round-trips through a checkpoint, and has no attention to show.
 #[test]
 fn bilstm_learns_the_toy_task_and_round_trips_through_a_checkpoint() {
-    let (train, dev, test) = (
-        toy_treebank(300, 1),
-        toy_treebank(60, 2),
-        toy_treebank(100, 3),
-    );
+    let (train, dev, test) = (toy_treebank(300, 1), toy_treebank(60, 2), toy_treebank(100, 3));
     let vocab = TaggerVocab::build(&train);
-    let mut model = Tagger::new(
-        TaggerConfig {
-            encoder: EncoderKind::Rnn,
-            ..tiny_config(&vocab, PositionKind::None)
-        },
-        7,
-    )
-    .unwrap();
+    let mut model = Tagger::new(TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) }, 7).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("model");
-    train_tagger(
-        &mut model,
-        &vocab,
-        &train,
-        &dev,
-        &tiny_train(),
-        Some(&ck),
-        &mut Silent,
-    )
-    .unwrap();
+    train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
     let report = model.evaluate(&test, &vocab, 1024).unwrap();
-    assert!(
-        report.accuracy() > 0.93,
-        "test accuracy {}",
-        report.accuracy()
-    );
+    assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
     let loaded = checkpoint::load_tagger(&ck).unwrap();
     assert_eq!(loaded.model.config.encoder, EncoderKind::Rnn);
-    assert_eq!(
-        loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(),
-        report
-    );
-    let err = attend::viz::attention_maps(&model, &vocab, &test[0])
-        .unwrap_err()
-        .to_string();
+    assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
+    let err = attend::viz::attention_maps(&model, &vocab, &test[0]).unwrap_err().to_string();
     assert!(err.contains("BiLSTM: it has no attention weights"), "{err}");
 }
 
@@ -489,36 +263,18 @@ impl Observer for StopAt<'_> {
 }
 
 fn weights(params: &ParamStore) -> Vec<(String, Vec<f32>)> {
-    params
-        .snapshot()
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect()
+    params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
 }
 
 #[test]
 fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
     let (train, dev) = (toy_treebank(80, 1), toy_treebank(12, 2));
     let vocab = TaggerVocab::build(&train);
-    let cfg = TrainConfig {
-        epochs: 3,
-        word_dropout: 0.3,
-        ..tiny_train()
-    };
+    let cfg = TrainConfig { epochs: 3, word_dropout: 0.3, ..tiny_train() };
     let dir = tempfile::tempdir().unwrap();
     // Uninterrupted.
     let mut whole = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
-    let full = train_tagger(
-        &mut whole,
-        &vocab,
-        &train,
-        &dev,
-        &cfg,
-        Some(&dir.path().join("whole")),
-        &mut Silent,
-    )
-    .unwrap();
+    let full = train_tagger(&mut whole, &vocab, &train, &dev, &cfg, Some(&dir.path().join("whole")), &mut Silent).unwrap();
     let steps_per_epoch = full.steps / 3;
     // Stopped mid-epoch 2, then at the end of an epoch, resumed each time.
     let ck = dir.path().join("split");
@@ -527,90 +283,38 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
         flag.store(false, Ordering::SeqCst);
         let (mut model, resume) = match checkpoint::load_training(&ck) {
             Ok(r) => (r.model, Some((r.opt, r.state, r.best))),
-            Err(_) => (
-                Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap(),
-                None,
-            ),
+            Err(_) => (Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap(), None),
         };
-        let options = RunOptions {
-            checkpoint_dir: Some(&ck),
-            resume,
-            interrupt: Some(&flag),
-        };
-        let err = train_tagger_with(
-            &mut model,
-            &vocab,
-            &train,
-            &dev,
-            &cfg,
-            options,
-            &mut StopAt {
-                step: stop_at,
-                flag: &flag,
-            },
-        )
-        .err()
-        .unwrap();
+        let options = RunOptions { checkpoint_dir: Some(&ck), resume, interrupt: Some(&flag) };
+        let err = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut StopAt { step: stop_at, flag: &flag }).err().unwrap();
         let msg = err.to_string();
         assert!(msg.starts_with("interrupted: stop"), "{msg}");
-        assert!(
-            msg.contains(&format!("continue with --resume {}", ck.display())),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("continue with --resume {}", ck.display())), "{msg}");
     }
     let r = checkpoint::load_training(&ck).unwrap();
-    assert_eq!(
-        r.state.epoch, 3,
-        "the second stop was at the end of epoch 2"
-    );
+    assert_eq!(r.state.epoch, 3, "the second stop was at the end of epoch 2");
     let mut model = r.model;
-    let options = RunOptions {
-        checkpoint_dir: Some(&ck),
-        resume: Some((r.opt, r.state, r.best)),
-        interrupt: None,
-    };
-    let resumed =
-        train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut Silent).unwrap();
-    assert_eq!(
-        weights(&model.params),
-        weights(&whole.params),
-        "best weights differ"
-    );
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let resumed = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut Silent).unwrap();
+    assert_eq!(weights(&model.params), weights(&whole.params), "best weights differ");
     assert_eq!(resumed.best_epoch, full.best_epoch);
     assert_eq!(resumed.steps, full.steps);
     assert_eq!(resumed.train_tokens, full.train_tokens);
     let last = |d: &std::path::Path| checkpoint::load_training(d).unwrap();
-    assert_eq!(
-        weights(&last(&ck).model.params),
-        weights(&last(&dir.path().join("whole")).model.params),
-        "last weights differ"
-    );
+    assert_eq!(weights(&last(&ck).model.params), weights(&last(&dir.path().join("whole")).model.params), "last weights differ");
     let (a, b) = (last(&ck).opt, last(&dir.path().join("whole")).opt);
-    assert_eq!(
-        (a.step, a.m, a.v),
-        (b.step, b.m, b.v),
-        "optimizer state differs"
-    );
+    assert_eq!((a.step, a.m, a.v), (b.step, b.m, b.v), "optimizer state differs");
 }
 
 #[test]
 fn same_seed_gives_identical_weights() {
     let (train, dev) = (toy_treebank(60, 1), toy_treebank(10, 2));
     let vocab = TaggerVocab::build(&train);
-    let cfg = TrainConfig {
-        epochs: 2,
-        ..tiny_train()
-    };
+    let cfg = TrainConfig { epochs: 2, ..tiny_train() };
     let run = || {
         let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
         train_tagger(&mut model, &vocab, &train, &dev, &cfg, None, &mut Silent).unwrap();
-        model
-            .params
-            .snapshot()
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect::<Vec<_>>()
+        model.params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }
@@ -625,17 +329,11 @@ fn checkpoint_mismatch_is_reported_clearly() {
     checkpoint::save_tagger(&ck, &model, &vocab, &TrainConfig::default(), None).unwrap();
     // Change the architecture in config.json: loading must name the mismatch.
     let path = ck.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("\"ff_dim\": 64", "\"ff_dim\": 48");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"ff_dim\": 64", "\"ff_dim\": 48");
     std::fs::write(&path, text).unwrap();
     let err = checkpoint::load_tagger(&ck).err().unwrap().to_string();
     assert!(err.contains("parameter encoder.layers.0.ff1.weight: checkpoint has shape [32, 64], config expects [32, 48]"), "{err}");
-    assert!(checkpoint::load_tagger(&dir.path().join("nope"))
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("not a directory"));
+    assert!(checkpoint::load_tagger(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
 }
 
 #[test]
@@ -644,108 +342,44 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     let vocab = TaggerVocab::build(&train);
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
-    let cfg = TrainConfig {
-        epochs: 2,
-        lr: 1e30,
-        warmup_steps: 0,
-        clip: 0.0,
-        ..tiny_train()
-    };
+    let cfg = TrainConfig { epochs: 2, lr: 1e30, warmup_steps: 0, clip: 0.0, ..tiny_train() };
     let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 3).unwrap();
-    let err = train_tagger(
-        &mut model,
-        &vocab,
-        &train,
-        &dev,
-        &cfg,
-        Some(&ck),
-        &mut Silent,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = train_tagger(&mut model, &vocab, &train, &dev, &cfg, Some(&ck), &mut Silent).err().unwrap().to_string();
     assert!(err.starts_with("training diverged: loss became "), "{err}");
     assert!(err.contains(" at step 2 (epoch 1); no checkpoint was written (it diverged in the first epoch); try a lower --lr (now 1000000000000000000000000000000)"), "{err}");
     assert!(!ck.exists(), "nothing half-written");
 
     // Diverging later keeps the last good state: one good epoch (stopped at
     // its end), then the same run continued with an absurd learning rate.
-    let good = TrainConfig {
-        epochs: 2,
-        ..tiny_train()
-    };
+    let good = TrainConfig { epochs: 2, ..tiny_train() };
     let flag = AtomicBool::new(true);
     let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 3).unwrap();
-    let options = RunOptions {
-        checkpoint_dir: Some(&ck),
-        resume: None,
-        interrupt: Some(&flag),
-    };
-    let stop = train_tagger_with(
-        &mut model,
-        &vocab,
-        &train,
-        &dev,
-        &good,
-        options,
-        &mut StopAt {
-            step: usize::MAX,
-            flag: &flag,
-        },
-    );
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
+    let stop = train_tagger_with(&mut model, &vocab, &train, &dev, &good, options, &mut StopAt { step: usize::MAX, flag: &flag });
     // the flag is set from the start: the run stops at step 1 and saves mid-epoch
-    assert!(stop
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("stopped at step 1"));
+    assert!(stop.err().unwrap().to_string().contains("stopped at step 1"));
     let r = checkpoint::load_training(&ck).unwrap();
     let mut model = r.model;
-    let options = RunOptions {
-        checkpoint_dir: Some(&ck),
-        resume: Some((r.opt, r.state, r.best)),
-        interrupt: None,
-    };
-    let bad = TrainConfig {
-        lr: 1e30,
-        warmup_steps: 0,
-        clip: 0.0,
-        ..good
-    };
-    let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent)
-        .err()
-        .unwrap()
-        .to_string();
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let bad = TrainConfig { lr: 1e30, warmup_steps: 0, clip: 0.0, ..good };
+    let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent).err().unwrap().to_string();
     assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower --lr", ck.display())), "{err}");
-    assert!(
-        checkpoint::load_training(&ck).unwrap().state.next_batch == 1,
-        "the saved state is untouched"
-    );
+    assert!(checkpoint::load_training(&ck).unwrap().state.next_batch == 1, "the saved state is untouched");
 }
 
 #[test]
 fn long_sentences_are_tagged_or_refused_with_a_remedy() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
-    let words: Vec<String> = (0..3000)
-        .map(|i| ["the", "old", "man", "boats", "."][i % 5].to_string())
-        .collect();
+    let words: Vec<String> = (0..3000).map(|i| ["the", "old", "man", "boats", "."][i % 5].to_string()).collect();
     let long = vec![attend::data::conllu::Sentence::from_words(&words)];
     // rope and the fused kernel: any length, memory linear in it
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
     let tags = model.predict(&long, &vocab, 8192).unwrap();
     assert_eq!(tags[0].len(), 3000);
     // a learned position table has a fixed length: a clear error instead
-    let config = TaggerConfig {
-        max_positions: 512,
-        ..tiny_config(&vocab, PositionKind::Learned)
-    };
-    let err = Tagger::new(config, 1)
-        .unwrap()
-        .predict(&long, &vocab, 8192)
-        .err()
-        .unwrap()
-        .to_string();
+    let config = TaggerConfig { max_positions: 512, ..tiny_config(&vocab, PositionKind::Learned) };
+    let err = Tagger::new(config, 1).unwrap().predict(&long, &vocab, 8192).err().unwrap().to_string();
     assert!(err.contains("sequence of 3000 words is longer than the learned position table (512); retrain with a larger --max-positions or use --position rope"), "{err}");
 }
 
@@ -756,69 +390,31 @@ fn long_sentences_are_tagged_or_refused_with_a_remedy() {
 fn sliced_long_inputs_match_the_whole_sequence_pass() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
-    let words: Vec<String> = (0..700)
-        .map(|i| ["the", "old", "man", "boats", ".", "Zork"][(i * 7 + i / 3) % 6].to_string())
-        .collect();
+    let words: Vec<String> = (0..700).map(|i| ["the", "old", "man", "boats", ".", "Zork"][(i * 7 + i / 3) % 6].to_string()).collect();
     let long = vec![attend::data::conllu::Sentence::from_words(&words)];
-    for position in [
-        PositionKind::Rope,
-        PositionKind::Sinusoidal,
-        PositionKind::Learned,
-        PositionKind::None,
-    ] {
-        let config = TaggerConfig {
-            window: Some(3),
-            max_positions: 1024,
-            ..tiny_config(&vocab, position)
-        };
+    for position in [PositionKind::Rope, PositionKind::Sinusoidal, PositionKind::Learned, PositionKind::None] {
+        let config = TaggerConfig { window: Some(3), max_positions: 1024, ..tiny_config(&vocab, position) };
         let model = Tagger::new(config, 2).unwrap();
         assert_eq!(model.receptive_field(), Some(6));
         let data = encode(&long, &vocab, model.config.max_word_chars);
-        let whole = model
-            .forward(&Batch::new(&data, &[0]), &mut Ctx::eval())
-            .unwrap()
-            .squeeze(0)
-            .unwrap();
+        let whole = model.forward(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap().squeeze(0).unwrap();
         for core in [1, 3, 50, 333, 700, 1000] {
             let sliced = model.long_logits(&data[0], core).unwrap();
             assert_eq!(sliced.dims(), whole.dims());
-            let diff = (&sliced - &whole)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                diff < 1e-5,
-                "{position:?} core {core}: max difference {diff}"
-            );
+            let diff = (&sliced - &whole).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "{position:?} core {core}: max difference {diff}");
         }
     }
     // predict() slices sequences past LONG_SLICE_WORDS and batches the rest
-    let config = TaggerConfig {
-        window: Some(2),
-        ..tiny_config(&vocab, PositionKind::Rope)
-    };
+    let config = TaggerConfig { window: Some(2), ..tiny_config(&vocab, PositionKind::Rope) };
     let model = Tagger::new(config, 3).unwrap();
     let n = attend::models::LONG_SLICE_WORDS + 500;
-    let words: Vec<String> = (0..n)
-        .map(|i| ["the", "old", "man", "boats", "."][(i * 3 + i / 7) % 5].to_string())
-        .collect();
-    let mixed = vec![
-        train[0].clone(),
-        attend::data::conllu::Sentence::from_words(&words),
-        train[1].clone(),
-    ];
+    let words: Vec<String> = (0..n).map(|i| ["the", "old", "man", "boats", "."][(i * 3 + i / 7) % 5].to_string()).collect();
+    let mixed = vec![train[0].clone(), attend::data::conllu::Sentence::from_words(&words), train[1].clone()];
     let tags = model.predict(&mixed, &vocab, 4096).unwrap();
     let data = encode(&mixed, &vocab, model.config.max_word_chars);
     for (i, tags) in tags.iter().enumerate() {
-        assert_eq!(
-            tags,
-            &model.predict_batch(&Batch::new(&data, &[i])).unwrap()[0],
-            "sentence {i}"
-        );
+        assert_eq!(tags, &model.predict_batch(&Batch::new(&data, &[i])).unwrap()[0], "sentence {i}");
     }
 }
 
@@ -829,41 +425,12 @@ fn scores_do_not_depend_on_batch_mates() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 4).unwrap();
-    let short =
-        attend::data::conllu::Sentence::from_words(&["the", "old", "man"].map(String::from));
-    let long = attend::data::conllu::Sentence::from_words(
-        &[
-            "Antidisestablishmentarianism",
-            "is",
-            "a",
-            "long",
-            "word",
-            "indeed",
-            ".",
-        ]
-        .map(String::from),
-    );
+    let short = attend::data::conllu::Sentence::from_words(&["the", "old", "man"].map(String::from));
+    let long = attend::data::conllu::Sentence::from_words(&["Antidisestablishmentarianism", "is", "a", "long", "word", "indeed", "."].map(String::from));
     let data = encode(&[short, long], &vocab, model.config.max_word_chars);
-    let alone = model
-        .forward(&Batch::new(&data, &[0]), &mut Ctx::eval())
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
-    let together = model
-        .forward(&Batch::new(&data, &[0, 1]), &mut Ctx::eval())
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .narrow(0, 0, 3)
-        .unwrap();
-    let diff = (&alone - &together)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let alone = model.forward(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap().squeeze(0).unwrap();
+    let together = model.forward(&Batch::new(&data, &[0, 1]), &mut Ctx::eval()).unwrap().get(0).unwrap().narrow(0, 0, 3).unwrap();
+    let diff = (&alone - &together).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-5, "max difference {diff}");
 }
 
@@ -873,28 +440,14 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let vocab = TaggerVocab::build(&train);
     for position in [PositionKind::Rope, PositionKind::Learned] {
         for encoder in [EncoderKind::Attention, EncoderKind::Rnn] {
-            let config = TaggerConfig {
-                encoder,
-                ..tiny_config(&vocab, position)
-            };
+            let config = TaggerConfig { encoder, ..tiny_config(&vocab, position) };
             let model = Tagger::new(config.clone(), 1).unwrap();
-            assert_eq!(
-                config.parameter_count(),
-                model.params.num_scalars() as u128,
-                "{position:?} {encoder:?}"
-            );
+            assert_eq!(config.parameter_count(), model.params.num_scalars() as u128, "{position:?} {encoder:?}");
         }
     }
-    let huge = TaggerConfig {
-        d_model: 1 << 16,
-        ff_dim: 1 << 20,
-        ..tiny_config(&vocab, PositionKind::Rope)
-    };
+    let huge = TaggerConfig { d_model: 1 << 16, ff_dim: 1 << 20, ..tiny_config(&vocab, PositionKind::Rope) };
     let err = Tagger::new(huge, 1).err().unwrap().to_string();
-    assert!(
-        err.contains("attend refuses more than 1073741824 (4 GiB) up front"),
-        "{err}"
-    );
+    assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
 
 #[test]
@@ -902,9 +455,7 @@ fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
-    let sentence = attend::data::conllu::Sentence::from_words(&[
-        "the", "old", "man", "watch", "the", "boat", ".",
-    ]);
+    let sentence = attend::data::conllu::Sentence::from_words(&["the", "old", "man", "watch", "the", "boat", "."]);
     let maps = attend::viz::attention_maps(&model, &vocab, &sentence).unwrap();
     assert_eq!(maps.layers.len(), 2);
     assert_eq!(maps.tags.len(), 7);
@@ -912,36 +463,20 @@ fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
         assert_eq!(heads.len(), 4);
         for row in heads.iter().flatten().chain(maps.mean(l).iter()) {
             assert_eq!(row.len(), 7);
-            assert!(
-                (row.iter().sum::<f32>() - 1.0).abs() < 1e-5,
-                "row sums to {}",
-                row.iter().sum::<f32>()
-            );
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "row sums to {}", row.iter().sum::<f32>());
             assert!(row.iter().all(|w| (0.0..=1.0).contains(w)));
         }
     }
     // the maps are what the layer computes: the reference attention's softmax
-    let data = encode(
-        std::slice::from_ref(&sentence),
-        &vocab,
-        model.config.max_word_chars,
-    );
+    let data = encode(std::slice::from_ref(&sentence), &vocab, model.config.max_word_chars);
     let direct = model.attention_weights(&Batch::new(&data, &[0])).unwrap();
-    assert_eq!(
-        direct[1].squeeze(0).unwrap().to_vec3::<f32>().unwrap(),
-        maps.layers[1]
-    );
+    assert_eq!(direct[1].squeeze(0).unwrap().to_vec3::<f32>().unwrap(), maps.layers[1]);
     let dir = tempfile::tempdir().unwrap();
     let files = attend::viz::write_heatmaps(&maps, dir.path()).unwrap();
     assert_eq!(files.len(), 2 * (4 + 1) + 1);
     let png = std::fs::read(dir.path().join("layer1-head1.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
-    let labels: Vec<String> = maps
-        .words
-        .iter()
-        .zip(&maps.tags)
-        .map(|(w, t)| format!("{w} {t}"))
-        .collect();
+    let labels: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w} {t}")).collect();
     let (w, h) = attend::viz::heatmap_size(&labels);
     assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), w);
     assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), h);

@@ -52,33 +52,16 @@ impl Server {
     /// address it prints.
     pub fn start(model: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_attend"))
-            .args([
-                "--threads",
-                "2",
-                "serve",
-                "--model",
-                model.to_str().unwrap(),
-                "--port",
-                "0",
-            ])
+            .args(["--threads", "2", "serve", "--model", model.to_str().unwrap(), "--port", "0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start attend serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let start = line
-            .find("http://")
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        let url = line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let start = line.find("http://").unwrap_or_else(|| panic!("no address in {line:?}"));
+        let url = line[start..].split_whitespace().next().unwrap().trim_end_matches('/').to_string();
         Server { child, url }
     }
 

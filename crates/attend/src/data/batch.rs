@@ -26,20 +26,12 @@ impl EncodedSentence {
 }
 
 /// Encodes the words of each sentence.
-pub fn encode(
-    sentences: &[Sentence],
-    vocab: &TaggerVocab,
-    max_word_chars: usize,
-) -> Vec<EncodedSentence> {
+pub fn encode(sentences: &[Sentence], vocab: &TaggerVocab, max_word_chars: usize) -> Vec<EncodedSentence> {
     sentences
         .iter()
         .map(|s| {
             let words = s.words();
-            let mut e = EncodedSentence {
-                words: vec![],
-                chars: vec![],
-                tags: vec![],
-            };
+            let mut e = EncodedSentence { words: vec![], chars: vec![], tags: vec![] };
             for t in words {
                 e.words.push(vocab.word_id(&t.form));
                 e.chars.push(vocab.char_ids(&t.form, max_word_chars));
@@ -76,12 +68,7 @@ impl Batch {
     /// Pads the given sentences into one batch.
     pub fn new(data: &[EncodedSentence], indices: &[usize]) -> Self {
         let seq = indices.iter().map(|&i| data[i].len()).max().unwrap_or(0);
-        let max_chars = indices
-            .iter()
-            .flat_map(|&i| data[i].chars.iter().map(Vec::len))
-            .max()
-            .unwrap_or(0)
-            .max(1);
+        let max_chars = indices.iter().flat_map(|&i| data[i].chars.iter().map(Vec::len)).max().unwrap_or(0).max(1);
         let b = indices.len();
         let mut word_ids = vec![PAD; b * seq];
         let mut tags = vec![IGNORE; b * seq];
@@ -98,30 +85,14 @@ impl Batch {
             for (t, chars) in s.chars.iter().enumerate() {
                 let next = spelling_lengths.len() as u32;
                 let id = *distinct.entry(chars.as_slice()).or_insert_with(|| {
-                    spellings.extend(
-                        chars
-                            .iter()
-                            .copied()
-                            .chain(std::iter::repeat(PAD))
-                            .take(max_chars),
-                    );
+                    spellings.extend(chars.iter().copied().chain(std::iter::repeat(PAD)).take(max_chars));
                     spelling_lengths.push(chars.len());
                     next
                 });
                 spelling_of[r * seq + t] = id;
             }
         }
-        Batch {
-            batch: b,
-            seq,
-            word_ids,
-            tags,
-            lengths,
-            max_chars,
-            spellings,
-            spelling_lengths,
-            spelling_of,
-        }
+        Batch { batch: b, seq, word_ids, tags, lengths, max_chars, spellings, spelling_lengths, spelling_of }
     }
 
     /// Number of real (unpadded) words.
@@ -149,11 +120,7 @@ impl Batch {
 /// `max_tokens` padded positions (and at least one sentence). With an RNG the
 /// order within equal lengths and the batch order are shuffled; without, the
 /// batches follow length order (for evaluation).
-pub fn bucket<R: Rng>(
-    lengths: &[usize],
-    max_tokens: usize,
-    rng: Option<&mut R>,
-) -> Vec<Vec<usize>> {
+pub fn bucket<R: Rng>(lengths: &[usize], max_tokens: usize, rng: Option<&mut R>) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     let mut rng = rng;
     if let Some(r) = rng.as_deref_mut() {
@@ -164,12 +131,7 @@ pub fn bucket<R: Rng>(
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     for i in order {
-        let longest = current
-            .iter()
-            .map(|&j| lengths[j])
-            .max()
-            .unwrap_or(0)
-            .max(lengths[i]);
+        let longest = current.iter().map(|&j| lengths[j]).max().unwrap_or(0).max(lengths[i]);
         if !current.is_empty() && (current.len() + 1) * longest > max_tokens {
             batches.push(std::mem::take(&mut current));
         }
@@ -209,16 +171,8 @@ mod tests {
     #[test]
     fn batch_pads_words_chars_and_tags() {
         let data = vec![
-            EncodedSentence {
-                words: vec![5, 6],
-                chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]],
-                tags: vec![0, 1],
-            },
-            EncodedSentence {
-                words: vec![4],
-                chars: vec![vec![2, 7, 3]],
-                tags: vec![2],
-            },
+            EncodedSentence { words: vec![5, 6], chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]], tags: vec![0, 1] },
+            EncodedSentence { words: vec![4], chars: vec![vec![2, 7, 3]], tags: vec![2] },
         ];
         let b = Batch::new(&data, &[0, 1]);
         assert_eq!((b.batch, b.seq, b.max_chars), (2, 2, 4));

@@ -82,29 +82,17 @@ pub struct Sentence {
 impl Sentence {
     /// A sentence from whitespace-separated words.
     pub fn from_words<S: AsRef<str>>(words: &[S]) -> Self {
-        let tokens = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Token::word(i + 1, w.as_ref()))
-            .collect();
-        Sentence {
-            comments: Vec::new(),
-            tokens,
-            line: 0,
-        }
+        let tokens = words.iter().enumerate().map(|(i, w)| Token::word(i + 1, w.as_ref())).collect();
+        Sentence { comments: Vec::new(), tokens, line: 0 }
     }
 
     /// The syntactic words (gold tokenization), skipping multiword tokens and empty nodes.
     pub fn words(&self) -> impl Iterator<Item = &Token> {
-        self.tokens
-            .iter()
-            .filter(|t| matches!(t.id, TokenId::Word(_)))
+        self.tokens.iter().filter(|t| matches!(t.id, TokenId::Word(_)))
     }
 
     pub fn words_mut(&mut self) -> impl Iterator<Item = &mut Token> {
-        self.tokens
-            .iter_mut()
-            .filter(|t| matches!(t.id, TokenId::Word(_)))
+        self.tokens.iter_mut().filter(|t| matches!(t.id, TokenId::Word(_)))
     }
 
     pub fn word_count(&self) -> usize {
@@ -113,11 +101,7 @@ impl Sentence {
 }
 
 pub(crate) fn parse_err(path: &Path, line: usize, message: impl Into<String>) -> Error {
-    Error::Parse {
-        path: path.to_path_buf(),
-        line,
-        message: message.into(),
-    }
+    Error::Parse { path: path.to_path_buf(), line, message: message.into() }
 }
 
 fn parse_id(s: &str) -> Option<TokenId> {
@@ -147,9 +131,7 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<Sentence>> {
 /// Refuses, before reading it, a file that (with the structures built from
 /// it, about 8x its size) would not fit in available memory.
 pub fn check_fits_in_memory(path: &Path) -> Result<()> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
     let available = crate::memory::available_bytes();
     if size.saturating_mul(8) > available {
         return Err(Error::Input(format!(
@@ -163,29 +145,17 @@ pub fn check_fits_in_memory(path: &Path) -> Result<()> {
 }
 
 /// The lines of `bytes` as (1-based number, text), each checked to be UTF-8.
-pub(crate) fn utf8_lines<'a>(
-    bytes: &'a [u8],
-    path: &'a Path,
-) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(move |(idx, raw)| {
-            // CRLF (or stray CRs) before the line end are not part of the line.
-            let mut raw = raw;
-            while let Some(r) = raw.strip_suffix(b"\r") {
-                raw = r;
-            }
-            std::str::from_utf8(raw)
-                .map(|line| (idx + 1, line))
-                .map_err(|e| {
-                    parse_err(
-                        path,
-                        idx + 1,
-                        format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
-                    )
-                })
-        })
+pub(crate) fn utf8_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+    bytes.split(|&b| b == b'\n').enumerate().map(move |(idx, raw)| {
+        // CRLF (or stray CRs) before the line end are not part of the line.
+        let mut raw = raw;
+        while let Some(r) = raw.strip_suffix(b"\r") {
+            raw = r;
+        }
+        std::str::from_utf8(raw)
+            .map(|line| (idx + 1, line))
+            .map_err(|e| parse_err(path, idx + 1, format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)))
+    })
 }
 
 /// Parses CoNLL-U from bytes; `path` only labels errors.
@@ -208,29 +178,19 @@ pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
         }
         if let Some(comment) = line.strip_prefix('#') {
             if !current.tokens.is_empty() {
-                return Err(parse_err(
-                    path,
-                    lineno,
-                    "comment line inside a sentence (comments must come before its first token)",
-                ));
+                return Err(parse_err(path, lineno, "comment line inside a sentence (comments must come before its first token)"));
             }
             current.comments.push(comment.to_string());
             continue;
         }
-        current
-            .tokens
-            .push(parse_token(line, path, lineno, &current)?);
+        current.tokens.push(parse_token(line, path, lineno, &current)?);
     }
     if !current.tokens.is_empty() || !current.comments.is_empty() {
         finish_sentence(&mut current, path, text_lines)?;
         sentences.push(current);
     }
     if sentences.is_empty() {
-        return Err(parse_err(
-            path,
-            text_lines.max(1),
-            "no sentences in file (empty or only blank lines)",
-        ));
+        return Err(parse_err(path, text_lines.max(1), "no sentences in file (empty or only blank lines)"));
     }
     Ok(sentences)
 }
@@ -244,29 +204,16 @@ fn parse_token(line: &str, path: &Path, lineno: usize, sent: &Sentence) -> Resul
             format!(
                 "expected 10 tab-separated columns, found {}{}",
                 cols.len(),
-                if cols.len() == 1 && line.contains(' ') {
-                    " (is the file space-separated?)"
-                } else {
-                    ""
-                }
+                if cols.len() == 1 && line.contains(' ') { " (is the file space-separated?)" } else { "" }
             ),
         ));
     }
-    let id = parse_id(cols[0]).ok_or_else(|| {
-        parse_err(
-            path,
-            lineno,
-            format!("invalid ID {:?} (expected N, N-M or N.M)", cols[0]),
-        )
-    })?;
+    let id = parse_id(cols[0])
+        .ok_or_else(|| parse_err(path, lineno, format!("invalid ID {:?} (expected N, N-M or N.M)", cols[0])))?;
     let last_word = sent.words().count();
     match id {
         TokenId::Word(n) if n != last_word + 1 => {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("word ID {n} out of sequence (expected {})", last_word + 1),
-            ));
+            return Err(parse_err(path, lineno, format!("word ID {n} out of sequence (expected {})", last_word + 1)));
         }
         TokenId::Range(a, b) if a != last_word + 1 || b <= a => {
             return Err(parse_err(
@@ -276,58 +223,28 @@ fn parse_token(line: &str, path: &Path, lineno: usize, sent: &Sentence) -> Resul
             ));
         }
         TokenId::Empty(a, b) if a != last_word || b == 0 => {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("empty node {a}.{b} must follow word {last_word} and have index >= 1"),
-            ));
+            return Err(parse_err(path, lineno, format!("empty node {a}.{b} must follow word {last_word} and have index >= 1")));
         }
         _ => {}
     }
     for (i, c) in cols.iter().enumerate() {
         if c.is_empty() {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("column {} is empty (use _ for no value)", i + 1),
-            ));
+            return Err(parse_err(path, lineno, format!("column {} is empty (use _ for no value)", i + 1)));
         }
     }
     let s = |i: usize| cols[i].to_string();
-    Ok(Token {
-        id,
-        form: s(1),
-        lemma: s(2),
-        upos: s(3),
-        xpos: s(4),
-        feats: s(5),
-        head: s(6),
-        deprel: s(7),
-        deps: s(8),
-        misc: s(9),
-    })
+    Ok(Token { id, form: s(1), lemma: s(2), upos: s(3), xpos: s(4), feats: s(5), head: s(6), deprel: s(7), deps: s(8), misc: s(9) })
 }
 
 fn finish_sentence(sent: &mut Sentence, path: &Path, lineno: usize) -> Result<()> {
     if sent.word_count() == 0 {
-        return Err(parse_err(
-            path,
-            sent.line.max(1),
-            "sentence has no words (only comments or multiword/empty lines)",
-        ));
+        return Err(parse_err(path, sent.line.max(1), "sentence has no words (only comments or multiword/empty lines)"));
     }
     let words = sent.word_count();
     for t in &sent.tokens {
         if let TokenId::Range(_, b) = t.id {
             if b > words {
-                return Err(parse_err(
-                    path,
-                    lineno,
-                    format!(
-                        "multiword token {} reaches past the last word {words}",
-                        t.id
-                    ),
-                ));
+                return Err(parse_err(path, lineno, format!("multiword token {} reaches past the last word {words}", t.id)));
             }
         }
     }
@@ -361,10 +278,7 @@ pub fn parse_plain_text(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
         let (lineno, line) = item?;
         let words: Vec<&str> = line.split_whitespace().collect();
         if !words.is_empty() {
-            sentences.push(Sentence {
-                line: lineno,
-                ..Sentence::from_words(&words)
-            });
+            sentences.push(Sentence { line: lineno, ..Sentence::from_words(&words) });
         }
     }
     Ok(sentences)
@@ -393,22 +307,13 @@ pub fn find_treebank(dir: impl AsRef<Path>) -> Result<TreebankFiles> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.sort();
-    let find = |split: &str| {
-        names
-            .iter()
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.ends_with(&format!("-ud-{split}.conllu")))
-            })
-            .cloned()
-    };
-    let missing = |split: &str| {
-        Error::Input(format!(
+    let find = |split: &str| names.iter().find(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(&format!("-ud-{split}.conllu")))
+    }).cloned();
+    let missing = |split: &str| Error::Input(format!(
         "{}: no *-ud-{split}.conllu file in this directory (a UD treebank directory holds *-ud-train.conllu and *-ud-dev.conllu)",
         dir.display()
-    ))
-    };
+    ));
     Ok(TreebankFiles {
         train: find("train").ok_or_else(|| missing("train"))?,
         dev: find("dev").ok_or_else(|| missing("dev"))?,
@@ -457,59 +362,27 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_problem() {
-        assert_eq!(
-            err("1\ta\t_\n"),
-            "t.conllu:1: expected 10 tab-separated columns, found 3"
-        );
-        assert_eq!(
-            err("1 a _ NOUN _ _ _ _ _ _\n"),
-            "t.conllu:1: expected 10 tab-separated columns, found 1 (is the file space-separated?)"
-        );
-        assert_eq!(
-            err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n3\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"),
-            "t.conllu:2: word ID 3 out of sequence (expected 2)"
-        );
-        assert_eq!(
-            err("x\ta\t_\tX\t_\t_\t_\t_\t_\t_\n"),
-            "t.conllu:1: invalid ID \"x\" (expected N, N-M or N.M)"
-        );
-        assert_eq!(
-            err(""),
-            "t.conllu:1: no sentences in file (empty or only blank lines)"
-        );
-        assert_eq!(
-            err("\n\n# only a comment\n\n"),
-            "t.conllu:3: sentence has no words (only comments or multiword/empty lines)"
-        );
+        assert_eq!(err("1\ta\t_\n"), "t.conllu:1: expected 10 tab-separated columns, found 3");
+        assert_eq!(err("1 a _ NOUN _ _ _ _ _ _\n"), "t.conllu:1: expected 10 tab-separated columns, found 1 (is the file space-separated?)");
+        assert_eq!(err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n3\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:2: word ID 3 out of sequence (expected 2)");
+        assert_eq!(err("x\ta\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:1: invalid ID \"x\" (expected N, N-M or N.M)");
+        assert_eq!(err(""), "t.conllu:1: no sentences in file (empty or only blank lines)");
+        assert_eq!(err("\n\n# only a comment\n\n"), "t.conllu:3: sentence has no words (only comments or multiword/empty lines)");
         assert_eq!(err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n# late\n"), "t.conllu:2: comment line inside a sentence (comments must come before its first token)");
         assert_eq!(err("1-3\tab\t_\t_\t_\t_\t_\t_\t_\t_\n1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n2\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:4: multiword token 1-3 reaches past the last word 2");
-        assert_eq!(
-            err("1\ta\t\tX\t_\t_\t_\t_\t_\t_\n"),
-            "t.conllu:1: column 3 is empty (use _ for no value)"
-        );
+        assert_eq!(err("1\ta\t\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:1: column 3 is empty (use _ for no value)");
         let bad = b"1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n\n1\t\xff\t_\tX\t_\t_\t_\t_\t_\t_\n";
-        assert_eq!(
-            parse_bytes(bad, Path::new("t.conllu"))
-                .unwrap_err()
-                .to_string(),
-            "t.conllu:3: not valid UTF-8 (byte 3 of the line)"
-        );
+        assert_eq!(parse_bytes(bad, Path::new("t.conllu")).unwrap_err().to_string(), "t.conllu:3: not valid UTF-8 (byte 3 of the line)");
     }
 
     #[test]
     fn plain_text_and_format_detection() {
-        let s =
-            parse_plain_text(b"The cat sat .\n\n  Hello  world \n", Path::new("t.txt")).unwrap();
+        let s = parse_plain_text(b"The cat sat .\n\n  Hello  world \n", Path::new("t.txt")).unwrap();
         assert_eq!(s.len(), 2);
-        assert_eq!(
-            s[1].words().map(|t| t.form.clone()).collect::<Vec<_>>(),
-            ["Hello", "world"]
-        );
+        assert_eq!(s[1].words().map(|t| t.form.clone()).collect::<Vec<_>>(), ["Hello", "world"]);
         assert_eq!(s[1].line, 3);
         assert_eq!(
-            parse_plain_text(b"ok\nbad \xff\n", Path::new("t.txt"))
-                .unwrap_err()
-                .to_string(),
+            parse_plain_text(b"ok\nbad \xff\n", Path::new("t.txt")).unwrap_err().to_string(),
             "t.txt:2: not valid UTF-8 (byte 5 of the line)"
         );
         assert!(looks_like_conllu(SAMPLE));

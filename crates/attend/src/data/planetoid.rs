@@ -49,15 +49,8 @@ impl GraphData {
     /// The graph the models use: undirected, with a self loop per node when
     /// `self_loops`.
     pub fn graph(&self, self_loops: bool) -> Result<(Graph, EdgeStats)> {
-        Graph::from_edges(
-            self.nodes(),
-            &self.edges,
-            EdgeOptions {
-                symmetric: true,
-                self_loops,
-            },
-        )
-        .map_err(|e| Error::Input(format!("{}: {e}", self.dir.join("edges.tsv").display())))
+        Graph::from_edges(self.nodes(), &self.edges, EdgeOptions { symmetric: true, self_loops })
+            .map_err(|e| Error::Input(format!("{}: {e}", self.dir.join("edges.tsv").display())))
     }
 
     /// Scales each node's features to sum to 1 (rows of zeros stay zero),
@@ -74,10 +67,7 @@ impl GraphData {
 
     /// Labels of `nodes` as u32 (every split node is labelled: checked on read).
     pub fn labels_of(&self, nodes: &[usize]) -> Vec<u32> {
-        nodes
-            .iter()
-            .map(|&i| self.labels[i].expect("split nodes are labelled"))
-            .collect()
+        nodes.iter().map(|&i| self.labels[i].expect("split nodes are labelled")).collect()
     }
 }
 
@@ -86,10 +76,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Non-empty, non-comment lines as (line number, text).
-fn content_lines<'a>(
-    bytes: &'a [u8],
-    path: &'a Path,
-) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
+fn content_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {
     utf8_lines(bytes, path).filter(|item| match item {
         Ok((_, line)) => !(line.trim().is_empty() || line.starts_with('#')),
         Err(_) => true,
@@ -97,45 +84,21 @@ fn content_lines<'a>(
 }
 
 fn node_id(text: &str, path: &Path, line: usize, nodes: usize, what: &str) -> Result<usize> {
-    let id: u64 = text.trim().parse().map_err(|_| {
-        parse_err(
-            path,
-            line,
-            format!("{what} {text:?} is not a node id (a whole number from 0)"),
-        )
-    })?;
+    let id: u64 = text.trim().parse().map_err(|_| parse_err(path, line, format!("{what} {text:?} is not a node id (a whole number from 0)")))?;
     if id >= nodes as u64 {
-        return Err(parse_err(
-            path,
-            line,
-            format!("{what} {id} is out of range: nodes.tsv has {nodes} nodes (ids 0..{nodes})"),
-        ));
+        return Err(parse_err(path, line, format!("{what} {id} is out of range: nodes.tsv has {nodes} nodes (ids 0..{nodes})")));
     }
     Ok(id as usize)
 }
 
 /// Parses `nodes.tsv` into (features, feature_dim, labels). Refuses up
 /// front a graph whose dense features would not fit in available memory.
-pub fn parse_nodes(
-    bytes: &[u8],
-    path: &Path,
-    min_feature_dim: usize,
-) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
-    parse_nodes_within(
-        bytes,
-        path,
-        min_feature_dim,
-        crate::memory::available_bytes() / 4,
-    )
+pub fn parse_nodes(bytes: &[u8], path: &Path, min_feature_dim: usize) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
+    parse_nodes_within(bytes, path, min_feature_dim, crate::memory::available_bytes() / 4)
 }
 
 /// [`parse_nodes`] with the dense feature matrix limited to `max_floats`.
-pub fn parse_nodes_within(
-    bytes: &[u8],
-    path: &Path,
-    min_feature_dim: usize,
-    max_floats: u64,
-) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
+pub fn parse_nodes_within(bytes: &[u8], path: &Path, min_feature_dim: usize, max_floats: u64) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
     let mut rows: Vec<Vec<(usize, f32)>> = Vec::new();
     let mut labels = Vec::new();
     let mut dim = min_feature_dim;
@@ -151,55 +114,28 @@ pub fn parse_nodes_within(
         });
         let mut row = Vec::new();
         for pair in feats.split_whitespace() {
-            let (idx, value) = pair.split_once(':').ok_or_else(|| {
-                parse_err(path, lineno, format!("feature {pair:?} is not index:value"))
-            })?;
-            let idx: usize = idx.parse().map_err(|_| {
-                parse_err(
-                    path,
-                    lineno,
-                    format!("feature index {idx:?} is not a whole number from 0"),
-                )
-            })?;
-            let value: f32 = value.parse().map_err(|_| {
-                parse_err(
-                    path,
-                    lineno,
-                    format!("feature {idx} value {value:?} is not a number"),
-                )
-            })?;
+            let (idx, value) = pair
+                .split_once(':')
+                .ok_or_else(|| parse_err(path, lineno, format!("feature {pair:?} is not index:value")))?;
+            let idx: usize = idx.parse().map_err(|_| parse_err(path, lineno, format!("feature index {idx:?} is not a whole number from 0")))?;
+            let value: f32 = value.parse().map_err(|_| parse_err(path, lineno, format!("feature {idx} value {value:?} is not a number")))?;
             if !value.is_finite() {
-                return Err(parse_err(
-                    path,
-                    lineno,
-                    format!("feature {idx} is {value}: features must be finite"),
-                ));
+                return Err(parse_err(path, lineno, format!("feature {idx} is {value}: features must be finite")));
             }
             if idx >= 1 << 24 {
-                return Err(parse_err(
-                    path,
-                    lineno,
-                    format!("feature index {idx} is too large (limit 16,777,215)"),
-                ));
+                return Err(parse_err(path, lineno, format!("feature index {idx} is too large (limit 16,777,215)")));
             }
             dim = dim.max(idx + 1);
             row.push((idx, value));
         }
         row.sort_unstable_by_key(|&(i, _)| i);
         if let Some(w) = row.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("feature {} is given twice", w[0].0),
-            ));
+            return Err(parse_err(path, lineno, format!("feature {} is given twice", w[0].0)));
         }
         rows.push(row);
     }
     if rows.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: no nodes (the file is empty)",
-            path.display()
-        )));
+        return Err(Error::Input(format!("{}: no nodes (the file is empty)", path.display())));
     }
     let floats = rows.len() as u64 * dim as u64;
     if floats > max_floats {
@@ -228,14 +164,7 @@ pub fn parse_edges(bytes: &[u8], path: &Path, nodes: usize) -> Result<Vec<(u64, 
         let (lineno, line) = item?;
         let fields: Vec<&str> = line.split('\t').collect();
         if fields.len() != 2 {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!(
-                    "expected source<TAB>target, found {} tab-separated fields",
-                    fields.len()
-                ),
-            ));
+            return Err(parse_err(path, lineno, format!("expected source<TAB>target, found {} tab-separated fields", fields.len())));
         }
         let src = node_id(fields[0], path, lineno, nodes, "source")?;
         let dst = node_id(fields[1], path, lineno, nodes, "target")?;
@@ -252,18 +181,10 @@ pub fn parse_split(bytes: &[u8], path: &Path, labels: &[Option<u32>]) -> Result<
         let (lineno, line) = item?;
         let id = node_id(line, path, lineno, labels.len(), "node")?;
         if labels[id].is_none() {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("node {id} has no label (? in nodes.tsv) but is in this split"),
-            ));
+            return Err(parse_err(path, lineno, format!("node {id} has no label (? in nodes.tsv) but is in this split")));
         }
         if !seen.insert(id) {
-            return Err(parse_err(
-                path,
-                lineno,
-                format!("node {id} is listed twice"),
-            ));
+            return Err(parse_err(path, lineno, format!("node {id} is listed twice")));
         }
         ids.push(id);
     }
@@ -276,8 +197,7 @@ pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphDa
     let dir = dir.as_ref();
     let file = |name: &str| dir.join(name);
     let nodes_path = file("nodes.tsv");
-    let (features, feature_dim, labels) =
-        parse_nodes(&read(&nodes_path)?, &nodes_path, min_feature_dim)?;
+    let (features, feature_dim, labels) = parse_nodes(&read(&nodes_path)?, &nodes_path, min_feature_dim)?;
     let edges_path = file("edges.tsv");
     let edges = parse_edges(&read(&edges_path)?, &edges_path, labels.len())?;
     let mut splits = Vec::new();
@@ -286,37 +206,17 @@ pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphDa
         splits.push(parse_split(&read(&path)?, &path, &labels)?);
     }
     let [train, val, test]: [Vec<usize>; 3] = splits.try_into().expect("three splits");
-    for (a, an, b, bn) in [
-        (&train, "train", &val, "val"),
-        (&train, "train", &test, "test"),
-        (&val, "val", &test, "test"),
-    ] {
+    for (a, an, b, bn) in [(&train, "train", &val, "val"), (&train, "train", &test, "test"), (&val, "val", &test, "test")] {
         let set: std::collections::HashSet<_> = a.iter().collect();
         if let Some(id) = b.iter().find(|id| set.contains(id)) {
-            return Err(Error::Input(format!(
-                "{}: node {id} is in both {an}.txt and {bn}.txt",
-                dir.display()
-            )));
+            return Err(Error::Input(format!("{}: node {id} is in both {an}.txt and {bn}.txt", dir.display())));
         }
     }
     if train.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: train.txt lists no nodes",
-            dir.display()
-        )));
+        return Err(Error::Input(format!("{}: train.txt lists no nodes", dir.display())));
     }
     let classes = labels.iter().flatten().max().map_or(0, |&m| m as usize + 1);
-    Ok(GraphData {
-        dir: dir.to_path_buf(),
-        features,
-        feature_dim,
-        labels,
-        classes,
-        edges,
-        train,
-        val,
-        test,
-    })
+    Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train, val, test })
 }
 
 /// Writes `data` as a graph directory that [`read_dir`] reads back.
@@ -335,28 +235,13 @@ pub fn write_dir(data: &GraphData, dir: impl AsRef<Path>) -> Result<()> {
             None => nodes.push_str("?\t"),
         }
         let row = &data.features[i * data.feature_dim..(i + 1) * data.feature_dim];
-        let feats: Vec<String> = row
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(j, v)| format!("{j}:{v}"))
-            .collect();
+        let feats: Vec<String> = row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| format!("{j}:{v}")).collect();
         nodes.push_str(&feats.join(" "));
         nodes.push('\n');
     }
     write("nodes.tsv", nodes)?;
-    write(
-        "edges.tsv",
-        data.edges
-            .iter()
-            .map(|(s, t)| format!("{s}\t{t}\n"))
-            .collect(),
-    )?;
-    for (name, ids) in [
-        ("train.txt", &data.train),
-        ("val.txt", &data.val),
-        ("test.txt", &data.test),
-    ] {
+    write("edges.tsv", data.edges.iter().map(|(s, t)| format!("{s}\t{t}\n")).collect())?;
+    for (name, ids) in [("train.txt", &data.train), ("val.txt", &data.val), ("test.txt", &data.test)] {
         write(name, ids.iter().map(|i| format!("{i}\n")).collect())?;
     }
     Ok(())
@@ -368,14 +253,7 @@ pub fn write_dir(data: &GraphData, dir: impl AsRef<Path>) -> Result<()> {
 /// neighbours', so that attending to neighbours helps. Split: 20 labelled
 /// nodes per class for training, then 500 validation and 1,000 test nodes
 /// (fewer on small graphs).
-pub fn random_graph(
-    nodes: usize,
-    edges: usize,
-    features: usize,
-    active: usize,
-    classes: usize,
-    seed: u64,
-) -> GraphData {
+pub fn random_graph(nodes: usize, edges: usize, features: usize, active: usize, classes: usize, seed: u64) -> GraphData {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut x = vec![0f32; nodes * features];
@@ -384,31 +262,14 @@ pub fn random_graph(
             row[rng.random_range(0..features)] = 1.0;
         }
     }
-    let edge_list: Vec<(u64, u64)> = (0..edges)
-        .map(|_| {
-            (
-                rng.random_range(0..nodes as u64),
-                rng.random_range(0..nodes as u64),
-            )
-        })
-        .collect();
+    let edge_list: Vec<(u64, u64)> =
+        (0..edges).map(|_| (rng.random_range(0..nodes as u64), rng.random_range(0..nodes as u64))).collect();
     // Class scores: a fixed random projection of the node's features plus
     // the mean of its neighbours'.
-    let proj: Vec<f32> = (0..features * classes)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
+    let proj: Vec<f32> = (0..features * classes).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let own: Vec<Vec<f32>> = x
         .chunks_exact(features)
-        .map(|row| {
-            (0..classes)
-                .map(|c| {
-                    row.iter()
-                        .enumerate()
-                        .map(|(f, v)| v * proj[f * classes + c])
-                        .sum()
-                })
-                .collect()
-        })
+        .map(|row| (0..classes).map(|c| row.iter().enumerate().map(|(f, v)| v * proj[f * classes + c]).sum()).collect())
         .collect();
     let mut neigh = vec![vec![0f32; classes]; nodes];
     let mut degree = vec![0usize; nodes];
@@ -423,11 +284,7 @@ pub fn random_graph(
     let labels: Vec<Option<u32>> = (0..nodes)
         .map(|i| {
             let score = |c: usize| own[i][c] + 2.0 * neigh[i][c] / degree[i].max(1) as f32;
-            Some(
-                (0..classes)
-                    .max_by(|&a, &b| score(a).total_cmp(&score(b)))
-                    .unwrap_or(0) as u32,
-            )
+            Some((0..classes).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap_or(0) as u32)
         })
         .collect();
     let mut order: Vec<usize> = (0..nodes).collect();
@@ -473,37 +330,18 @@ mod tests {
     #[test]
     fn nodes_parse_and_bad_lines_name_file_and_line() {
         let p = Path::new("g/nodes.tsv");
-        let (f, dim, labels) =
-            parse_nodes(b"1\t2:0.5 0:1\n# comment\n?\t\n0\t1:2\n", p, 0).unwrap();
+        let (f, dim, labels) = parse_nodes(b"1\t2:0.5 0:1\n# comment\n?\t\n0\t1:2\n", p, 0).unwrap();
         assert_eq!(dim, 3);
         assert_eq!(labels, vec![Some(1), None, Some(0)]);
         assert_eq!(f, vec![1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
         assert_eq!(parse_nodes(b"0\t1:1\n", p, 5).unwrap().1, 5);
         assert_eq!(err(parse_nodes(b"0\t1:1\ncat\t1:1\n", p, 0)), "g/nodes.tsv:2: label \"cat\" is not a class number (0, 1, ...) or ? (is the line tab-separated?)");
-        assert_eq!(
-            err(parse_nodes(b"0\t1:NaN\n", p, 0)),
-            "g/nodes.tsv:1: feature 1 is NaN: features must be finite"
-        );
-        assert_eq!(
-            err(parse_nodes(b"0\t1:inf\n", p, 0)),
-            "g/nodes.tsv:1: feature 1 is inf: features must be finite"
-        );
-        assert_eq!(
-            err(parse_nodes(b"0\t1=2\n", p, 0)),
-            "g/nodes.tsv:1: feature \"1=2\" is not index:value"
-        );
-        assert_eq!(
-            err(parse_nodes(b"0\t1:1 1:2\n", p, 0)),
-            "g/nodes.tsv:1: feature 1 is given twice"
-        );
-        assert_eq!(
-            err(parse_nodes(b"\n\n", p, 0)),
-            "g/nodes.tsv: no nodes (the file is empty)"
-        );
-        assert_eq!(
-            err(parse_nodes(b"0\t1:1\n\xff\n", p, 0)),
-            "g/nodes.tsv:2: not valid UTF-8 (byte 1 of the line)"
-        );
+        assert_eq!(err(parse_nodes(b"0\t1:NaN\n", p, 0)), "g/nodes.tsv:1: feature 1 is NaN: features must be finite");
+        assert_eq!(err(parse_nodes(b"0\t1:inf\n", p, 0)), "g/nodes.tsv:1: feature 1 is inf: features must be finite");
+        assert_eq!(err(parse_nodes(b"0\t1=2\n", p, 0)), "g/nodes.tsv:1: feature \"1=2\" is not index:value");
+        assert_eq!(err(parse_nodes(b"0\t1:1 1:2\n", p, 0)), "g/nodes.tsv:1: feature 1 is given twice");
+        assert_eq!(err(parse_nodes(b"\n\n", p, 0)), "g/nodes.tsv: no nodes (the file is empty)");
+        assert_eq!(err(parse_nodes(b"0\t1:1\n\xff\n", p, 0)), "g/nodes.tsv:2: not valid UTF-8 (byte 1 of the line)");
         assert_eq!(
             err(parse_nodes_within(b"0\t1:1\n1\t1048575:1\n", p, 0, 1 << 20)),
             "g/nodes.tsv: 2 nodes x 1048576 features take 8.0 MiB as dense f32, more than the 4.0 MiB available; reduce the feature indices (the dimension is the largest index + 1)"
@@ -513,32 +351,14 @@ mod tests {
     #[test]
     fn edges_and_splits_check_ids() {
         let p = Path::new("g/edges.tsv");
-        assert_eq!(
-            parse_edges(b"0\t1\n1\t2\n", p, 3).unwrap(),
-            vec![(0, 1), (1, 2)]
-        );
-        assert_eq!(
-            err(parse_edges(b"0\t1\n1\t3\n", p, 3)),
-            "g/edges.tsv:2: target 3 is out of range: nodes.tsv has 3 nodes (ids 0..3)"
-        );
-        assert_eq!(
-            err(parse_edges(b"0 1\n", p, 3)),
-            "g/edges.tsv:1: expected source<TAB>target, found 1 tab-separated fields"
-        );
-        assert_eq!(
-            err(parse_edges(b"-1\t1\n", p, 3)),
-            "g/edges.tsv:1: source \"-1\" is not a node id (a whole number from 0)"
-        );
+        assert_eq!(parse_edges(b"0\t1\n1\t2\n", p, 3).unwrap(), vec![(0, 1), (1, 2)]);
+        assert_eq!(err(parse_edges(b"0\t1\n1\t3\n", p, 3)), "g/edges.tsv:2: target 3 is out of range: nodes.tsv has 3 nodes (ids 0..3)");
+        assert_eq!(err(parse_edges(b"0 1\n", p, 3)), "g/edges.tsv:1: expected source<TAB>target, found 1 tab-separated fields");
+        assert_eq!(err(parse_edges(b"-1\t1\n", p, 3)), "g/edges.tsv:1: source \"-1\" is not a node id (a whole number from 0)");
         let s = Path::new("g/train.txt");
         let labels = [Some(0), None, Some(1)];
         assert_eq!(parse_split(b"2\n0\n", s, &labels).unwrap(), vec![2, 0]);
-        assert_eq!(
-            err(parse_split(b"1\n", s, &labels)),
-            "g/train.txt:1: node 1 has no label (? in nodes.tsv) but is in this split"
-        );
-        assert_eq!(
-            err(parse_split(b"0\n0\n", s, &labels)),
-            "g/train.txt:2: node 0 is listed twice"
-        );
+        assert_eq!(err(parse_split(b"1\n", s, &labels)), "g/train.txt:1: node 1 has no label (? in nodes.tsv) but is in this split");
+        assert_eq!(err(parse_split(b"0\n0\n", s, &labels)), "g/train.txt:2: node 0 is listed twice");
     }
 }

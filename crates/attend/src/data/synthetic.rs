@@ -17,9 +17,7 @@ const DET: &[&str] = &["the", "a", "this", "every", "that"];
 const ADP: &[&str] = &["in", "on", "with", "under", "near"];
 const PRON: &[&str] = &["it", "them", "her", "him"];
 const AMBIGUOUS: &[&str] = &["run", "watch", "light", "plant", "cook"];
-const CONSONANTS: &[char] = &[
-    'b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z',
-];
+const CONSONANTS: &[char] = &['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z'];
 const VOWELS: &[char] = &['a', 'e', 'i', 'o', 'u'];
 
 fn stem(rng: &mut ChaCha8Rng) -> String {
@@ -49,11 +47,7 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
     let mut lex_rng = ChaCha8Rng::seed_from_u64(0x1e8_1c0);
     let lexicon: Vec<(String, &str)> = ["NOUN", "ADJ", "VERB"]
         .iter()
-        .flat_map(|&t| {
-            (0..12)
-                .map(|_| (invented(&mut lex_rng, t), t))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|&t| (0..12).map(|_| (invented(&mut lex_rng, t), t)).collect::<Vec<_>>())
         .collect();
     let open = |rng: &mut ChaCha8Rng, tag: &'static str| -> (String, &'static str) {
         if rng.random_bool(0.7) {
@@ -63,9 +57,7 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
             (invented(rng, tag), tag)
         }
     };
-    let pick = |rng: &mut ChaCha8Rng, words: &[&str], tag: &'static str| {
-        (words.choose(rng).expect("nonempty").to_string(), tag)
-    };
+    let pick = |rng: &mut ChaCha8Rng, words: &[&str], tag: &'static str| (words.choose(rng).expect("nonempty").to_string(), tag);
     (0..count)
         .map(|_| {
             let mut words: Vec<(String, &str)> = Vec::new();
@@ -74,18 +66,10 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
                 if rng.random_bool(0.5) {
                     words.push(open(rng, "ADJ"));
                 }
-                words.push(if rng.random_bool(0.3) {
-                    pick(rng, AMBIGUOUS, "NOUN")
-                } else {
-                    open(rng, "NOUN")
-                });
+                words.push(if rng.random_bool(0.3) { pick(rng, AMBIGUOUS, "NOUN") } else { open(rng, "NOUN") });
             };
             noun_phrase(&mut rng, &mut words);
-            words.push(if rng.random_bool(0.3) {
-                pick(&mut rng, AMBIGUOUS, "VERB")
-            } else {
-                open(&mut rng, "VERB")
-            });
+            words.push(if rng.random_bool(0.3) { pick(&mut rng, AMBIGUOUS, "VERB") } else { open(&mut rng, "VERB") });
             if rng.random_bool(0.5) {
                 noun_phrase(&mut rng, &mut words);
             } else {
@@ -107,12 +91,7 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
 }
 
 /// Writes a toy treebank directory (`toy-ud-{train,dev,test}.conllu`).
-pub fn write_toy_treebank(
-    dir: &std::path::Path,
-    train: usize,
-    dev: usize,
-    test: usize,
-) -> std::io::Result<()> {
+pub fn write_toy_treebank(dir: &std::path::Path, train: usize, dev: usize, test: usize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (split, n, seed) in [("train", train, 1), ("dev", dev, 2), ("test", test, 3)] {
         let text = crate::data::conllu::to_string(&toy_treebank(n, seed));
@@ -134,9 +113,7 @@ pub fn repeat_task(count: usize, len: usize, symbols: usize, seed: u64) -> Vec<S
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..count)
         .map(|_| {
-            let seq: Vec<usize> = (0..len)
-                .map(|_| rng.random_range(0..symbols.max(1)))
-                .collect();
+            let seq: Vec<usize> = (0..len).map(|_| rng.random_range(0..symbols.max(1))).collect();
             let forms: Vec<String> = seq.iter().map(|s| format!("s{s}")).collect();
             let mut sentence = Sentence::from_words(&forms);
             for (t, d) in sentence.words_mut().zip(nearest_repeat(&forms)) {
@@ -169,10 +146,7 @@ mod repeat_tests {
 
     #[test]
     fn nearest_repeat_finds_the_closest_other_occurrence() {
-        assert_eq!(
-            nearest_repeat(&["a", "b", "a", "c", "a", "b"]),
-            vec![Some(2), Some(4), Some(2), None, Some(2), Some(4)]
-        );
+        assert_eq!(nearest_repeat(&["a", "b", "a", "c", "a", "b"]), vec![Some(2), Some(4), Some(2), None, Some(2), Some(4)]);
     }
 
     #[test]
@@ -180,10 +154,7 @@ mod repeat_tests {
         for s in repeat_task(20, 30, 40, 1) {
             let forms: Vec<&str> = s.words().map(|t| t.form.as_str()).collect();
             for (i, t) in s.words().enumerate() {
-                let elsewhere = forms
-                    .iter()
-                    .enumerate()
-                    .any(|(j, f)| j != i && *f == forms[i]);
+                let elsewhere = forms.iter().enumerate().any(|(j, f)| j != i && *f == forms[i]);
                 assert_eq!(t.upos == REPEATED, elsewhere);
             }
         }

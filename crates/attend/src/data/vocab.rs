@@ -46,11 +46,7 @@ impl From<Vocab> for Vec<String> {
 
 impl Vocab {
     pub fn new(items: Vec<String>) -> Self {
-        let index = items
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), i as u32))
-            .collect();
+        let index = items.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         Vocab { items, index }
     }
     pub fn get(&self, s: &str) -> Option<u32> {
@@ -124,18 +120,10 @@ impl TaggerVocab {
         }
         let mut chars: Vec<(char, u32)> = char_freq.into_iter().collect();
         chars.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut char_items: Vec<String> = ["<pad>", "<unk>", "<w>", "</w>"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut char_items: Vec<String> = ["<pad>", "<unk>", "<w>", "</w>"].iter().map(|s| s.to_string()).collect();
         char_items.extend(chars.into_iter().map(|(c, _)| c.to_string()));
         tags.sort();
-        TaggerVocab {
-            words: Vocab::new(word_items),
-            word_counts,
-            chars: Vocab::new(char_items),
-            tags: Vocab::new(tags),
-        }
+        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags) }
     }
 
     /// Word index of a surface form ([`UNK`] if unseen in training).
@@ -155,21 +143,14 @@ impl TaggerVocab {
         let chars: Vec<char> = form.chars().collect();
         let kept: Vec<char> = if chars.len() > max_chars {
             let half = max_chars / 2;
-            chars[..half]
-                .iter()
-                .chain(&chars[chars.len() - (max_chars - half)..])
-                .copied()
-                .collect()
+            chars[..half].iter().chain(&chars[chars.len() - (max_chars - half)..]).copied().collect()
         } else {
             chars
         };
         let mut ids = Vec::with_capacity(kept.len() + 2);
         ids.push(BOW);
         let mut buf = [0u8; 4];
-        ids.extend(
-            kept.iter()
-                .map(|c| self.chars.get_or_unk(c.encode_utf8(&mut buf))),
-        );
+        ids.extend(kept.iter().map(|c| self.chars.get_or_unk(c.encode_utf8(&mut buf))));
         ids.push(EOW);
         ids
     }
@@ -190,12 +171,7 @@ mod tests {
 
     #[test]
     fn builds_and_handles_unknowns() {
-        let v = TaggerVocab::build(&[tagged(&[
-            ("The", "DET"),
-            ("cat", "NOUN"),
-            ("the", "DET"),
-            ("1999", "NUM"),
-        ])]);
+        let v = TaggerVocab::build(&[tagged(&[("The", "DET"), ("cat", "NOUN"), ("the", "DET"), ("1999", "NUM")])]);
         assert_eq!(v.words.name(2), "the");
         assert_eq!(v.word_counts[2], 2);
         assert_eq!(v.word_id("THE"), 2);

@@ -107,20 +107,13 @@ impl GraphModelConfig {
         if self.layers == 0 || self.heads == 0 || self.hidden == 0 || self.output_heads == 0 {
             return Err("layers, heads, hidden and output_heads must be at least 1".into());
         }
-        for (name, p) in [
-            ("dropout", self.dropout),
-            ("attention_dropout", self.attention_dropout),
-            ("value_dropout", self.value_dropout),
-        ] {
+        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout), ("value_dropout", self.value_dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{name} must be in [0, 1), got {p}"));
             }
         }
         if self.feature_dim == 0 || self.classes == 0 {
-            return Err(format!(
-                "feature_dim ({}) and classes ({}) must be set from the data",
-                self.feature_dim, self.classes
-            ));
+            return Err(format!("feature_dim ({}) and classes ({}) must be set from the data", self.feature_dim, self.classes));
         }
         Ok(())
     }
@@ -147,46 +140,18 @@ struct GraphLayer {
 
 impl GraphLayer {
     #[allow(clippy::too_many_arguments)]
-    fn new(
-        store: &mut ParamStore,
-        name: &str,
-        cfg: &GraphModelConfig,
-        input: usize,
-        heads: usize,
-        channels: usize,
-        concat: bool,
-    ) -> candle_core::Result<Self> {
+    fn new(store: &mut ParamStore, name: &str, cfg: &GraphModelConfig, input: usize, heads: usize, channels: usize, concat: bool) -> candle_core::Result<Self> {
         let width = heads * channels;
         let value = Linear::new(store, &format!("{name}.value"), input, width, false)?;
         let (mut att_src, mut att_dst, mut query, mut key) = (None, None, None, None);
         match cfg.score {
             GraphScoreType::Additive => {
-                att_src = Some(store.add(
-                    &format!("{name}.att_src"),
-                    &[heads, channels],
-                    Init::XavierUniform,
-                )?);
-                att_dst = Some(store.add(
-                    &format!("{name}.att_dst"),
-                    &[heads, channels],
-                    Init::XavierUniform,
-                )?);
+                att_src = Some(store.add(&format!("{name}.att_src"), &[heads, channels], Init::XavierUniform)?);
+                att_dst = Some(store.add(&format!("{name}.att_dst"), &[heads, channels], Init::XavierUniform)?);
             }
             GraphScoreType::Dot => {
-                query = Some(Linear::new(
-                    store,
-                    &format!("{name}.query"),
-                    input,
-                    width,
-                    false,
-                )?);
-                key = Some(Linear::new(
-                    store,
-                    &format!("{name}.key"),
-                    input,
-                    width,
-                    false,
-                )?);
+                query = Some(Linear::new(store, &format!("{name}.query"), input, width, false)?);
+                key = Some(Linear::new(store, &format!("{name}.key"), input, width, false)?);
             }
         }
         let out = if concat { width } else { channels };
@@ -194,37 +159,14 @@ impl GraphLayer {
         let residual = match (cfg.residual, input == out) {
             (false, _) => None,
             (true, true) => Some(None),
-            (true, false) => Some(Some(Linear::new(
-                store,
-                &format!("{name}.residual"),
-                input,
-                out,
-                false,
-            )?)),
+            (true, false) => Some(Some(Linear::new(store, &format!("{name}.residual"), input, out, false)?)),
         };
-        Ok(GraphLayer {
-            heads,
-            channels,
-            concat,
-            value,
-            att_src,
-            att_dst,
-            query,
-            key,
-            bias,
-            residual,
-        })
+        Ok(GraphLayer { heads, channels, concat, value, att_src, att_dst, query, key, bias, residual })
     }
 
     /// Values `[n, heads, channels]` and the two score inputs of
     /// [`ops::graph_attention`] for input `x`.
-    fn project(
-        &self,
-        x: &Features,
-        graph: &Arc<Graph>,
-        cfg: &GraphModelConfig,
-        ctx: &mut Ctx,
-    ) -> candle_core::Result<(Tensor, Tensor, Tensor, GraphScoreKind)> {
+    fn project(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<(Tensor, Tensor, Tensor, GraphScoreKind)> {
         let n = graph.nodes();
         let (h, c) = (self.heads, self.channels);
         // Input dropout, then every projection of the dropped input. With
@@ -238,23 +180,14 @@ impl GraphLayer {
                 Box::new(move |l: &Linear| l.forward(&input))
             }
             Features::Dense(x) => {
-                let inputs = (0..masks)
-                    .map(|_| ctx.dropout(x, cfg.dropout))
-                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let inputs = (0..masks).map(|_| ctx.dropout(x, cfg.dropout)).collect::<candle_core::Result<Vec<_>>>()?;
                 Box::new(move |l: &Linear| {
-                    let parts = inputs
-                        .iter()
-                        .enumerate()
-                        .map(|(k, x)| x.matmul(&l.weight.narrow(1, k * c, c)?))
-                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    let parts = inputs.iter().enumerate().map(|(k, x)| x.matmul(&l.weight.narrow(1, k * c, c)?)).collect::<candle_core::Result<Vec<_>>>()?;
                     Tensor::cat(&parts, 1)
                 })
             }
             Features::Sparse(x) => {
-                let dropout = train.then(|| SparseDropout {
-                    p: cfg.dropout,
-                    seeds: (0..masks).map(|_| ctx.rng.random::<u64>()).collect(),
-                });
+                let dropout = train.then(|| SparseDropout { p: cfg.dropout, seeds: (0..masks).map(|_| ctx.rng.random::<u64>()).collect() });
                 let x = x.clone();
                 Box::new(move |l: &Linear| ops::sparse_matmul(&x, &l.weight, dropout.clone()))
             }
@@ -264,58 +197,33 @@ impl GraphLayer {
             (Some(src), Some(dst), _, _) => {
                 let dst_term = v.broadcast_mul(&dst.unsqueeze(0)?)?.sum(D::Minus1)?; // [n, h]
                 let src_term = v.broadcast_mul(&src.unsqueeze(0)?)?.sum(D::Minus1)?;
-                (
-                    dst_term,
-                    src_term,
-                    GraphScoreKind::Additive {
-                        slope: cfg.negative_slope,
-                    },
-                )
+                (dst_term, src_term, GraphScoreKind::Additive { slope: cfg.negative_slope })
             }
             (_, _, Some(q), Some(k)) => (
                 project(q)?.reshape((n, h, c))?,
                 project(k)?.reshape((n, h, c))?,
-                GraphScoreKind::Dot {
-                    scale: 1.0 / (c as f32).sqrt(),
-                },
+                GraphScoreKind::Dot { scale: 1.0 / (c as f32).sqrt() },
             ),
             _ => unreachable!("a layer has either score vectors or projections"),
         };
         Ok((v, a, b, kind))
     }
 
-    fn forward(
-        &self,
-        x: &Features,
-        graph: &Arc<Graph>,
-        cfg: &GraphModelConfig,
-        ctx: &mut Ctx,
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<Tensor> {
         let (n, h, c) = (graph.nodes(), self.heads, self.channels);
         let (v, a, b, kind) = self.project(x, graph, cfg, ctx)?;
-        let dropout = (ctx.train && cfg.attention_dropout > 0.0).then(|| EdgeDropout {
-            p: cfg.attention_dropout,
-            seed: ctx.rng.random(),
-        });
+        let dropout = (ctx.train && cfg.attention_dropout > 0.0).then(|| EdgeDropout { p: cfg.attention_dropout, seed: ctx.rng.random() });
         let dense = cfg.kernel == AttentionKernel::Reference;
         let values = ctx.dropout(&v, cfg.value_dropout)?;
         let out = ops::graph_attention(&a, &b, &values, graph, kind, dropout, dense)?; // [n, h, c]
-        let out = if self.concat {
-            out.reshape((n, h * c))?
-        } else {
-            out.mean(1)?
-        };
+        let out = if self.concat { out.reshape((n, h * c))? } else { out.mean(1)? };
         let out = out.broadcast_add(&self.bias)?;
         match (&self.residual, x) {
             (None, _) => Ok(out),
             (Some(None), Features::Dense(x)) => out + x,
-            (Some(None), Features::Sparse(x)) => {
-                out + Tensor::from_vec(x.to_dense(None, 0), (x.rows(), x.cols()), &Device::Cpu)?
-            }
+            (Some(None), Features::Sparse(x)) => out + Tensor::from_vec(x.to_dense(None, 0), (x.rows(), x.cols()), &Device::Cpu)?,
             (Some(Some(proj)), Features::Dense(x)) => out + proj.forward(x)?,
-            (Some(Some(proj)), Features::Sparse(x)) => {
-                out + ops::sparse_matmul(x, &proj.weight, None)?
-            }
+            (Some(Some(proj)), Features::Sparse(x)) => out + ops::sparse_matmul(x, &proj.weight, None)?,
         }
     }
 }
@@ -336,34 +244,14 @@ impl GraphClassifier {
         for l in 0..config.layers {
             let last = l + 1 == config.layers;
             let layer = if last {
-                GraphLayer::new(
-                    &mut params,
-                    &format!("layer{l}"),
-                    &config,
-                    input,
-                    config.output_heads,
-                    config.classes,
-                    false,
-                )?
+                GraphLayer::new(&mut params, &format!("layer{l}"), &config, input, config.output_heads, config.classes, false)?
             } else {
-                GraphLayer::new(
-                    &mut params,
-                    &format!("layer{l}"),
-                    &config,
-                    input,
-                    config.heads,
-                    config.hidden,
-                    true,
-                )?
+                GraphLayer::new(&mut params, &format!("layer{l}"), &config, input, config.heads, config.hidden, true)?
             };
             input = config.heads * config.hidden;
             layers.push(layer);
         }
-        Ok(GraphClassifier {
-            config,
-            params,
-            layers,
-        })
+        Ok(GraphClassifier { config, params, layers })
     }
 
     /// Logits `[nodes, classes]` for features `[nodes, feature_dim]`.
@@ -392,13 +280,7 @@ impl GraphClassifier {
         let mut weights = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
             let (_, a, b, kind) = layer.project(&h, &input.graph, &self.config, &mut ctx)?;
-            weights.push(ops::graph_attention_weights(
-                &a,
-                &b,
-                layer.heads,
-                &input.graph,
-                kind,
-            )?);
+            weights.push(ops::graph_attention_weights(&a, &b, layer.heads, &input.graph, kind)?);
             let mut y = layer.forward(&h, &input.graph, &self.config, &mut ctx)?;
             if l + 1 < self.layers.len() {
                 y = y.elu(1.0)?;
@@ -435,34 +317,15 @@ pub struct Scores {
 
 fn scores(logits: &Tensor, input: &GraphInput, nodes: &[usize]) -> Result<Scores> {
     if nodes.is_empty() {
-        return Ok(Scores {
-            loss: f32::NAN,
-            accuracy: f32::NAN,
-        });
+        return Ok(Scores { loss: f32::NAN, accuracy: f32::NAN });
     }
-    let idx = Tensor::from_vec(
-        nodes.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-        nodes.len(),
-        &Device::Cpu,
-    )?;
+    let idx = Tensor::from_vec(nodes.iter().map(|&i| i as u32).collect::<Vec<_>>(), nodes.len(), &Device::Cpu)?;
     let picked = logits.index_select(&idx, 0)?;
     let targets: Vec<u32> = nodes.iter().map(|&i| input.labels[i]).collect();
-    let loss = ops::cross_entropy(
-        &picked,
-        &Tensor::from_slice(&targets, targets.len(), &Device::Cpu)?,
-        0.0,
-    )?
-    .to_scalar::<f32>()?;
+    let loss = ops::cross_entropy(&picked, &Tensor::from_slice(&targets, targets.len(), &Device::Cpu)?, 0.0)?.to_scalar::<f32>()?;
     let predicted = picked.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    let correct = predicted
-        .iter()
-        .zip(&targets)
-        .filter(|(p, t)| p == t)
-        .count();
-    Ok(Scores {
-        loss,
-        accuracy: correct as f32 / nodes.len() as f32,
-    })
+    let correct = predicted.iter().zip(&targets).filter(|(p, t)| p == t).count();
+    Ok(Scores { loss, accuracy: correct as f32 / nodes.len() as f32 })
 }
 
 /// Node features: dense, or sparse rows (used when at most a quarter of
@@ -506,11 +369,7 @@ impl GraphInput {
         if data.feature_dim < config.feature_dim {
             // Pad rows: the file's largest index is below the model's.
             let (old, new) = (data.feature_dim, config.feature_dim);
-            data.features = data
-                .features
-                .chunks_exact(old.max(1))
-                .flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, new - old)))
-                .collect();
+            data.features = data.features.chunks_exact(old.max(1)).flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, new - old))).collect();
             data.feature_dim = new;
         }
         if config.normalize_features {
@@ -520,23 +379,11 @@ impl GraphInput {
         let nodes = data.labels.len();
         let nnz = data.features.iter().filter(|x| **x != 0.0).count();
         let features = if nnz * 4 <= data.features.len() {
-            Features::Sparse(Arc::new(SparseRows::from_dense(
-                &data.features,
-                nodes,
-                config.feature_dim,
-            )))
+            Features::Sparse(Arc::new(SparseRows::from_dense(&data.features, nodes, config.feature_dim)))
         } else {
-            Features::Dense(Tensor::from_vec(
-                data.features,
-                (nodes, config.feature_dim),
-                &Device::Cpu,
-            )?)
+            Features::Dense(Tensor::from_vec(data.features, (nodes, config.feature_dim), &Device::Cpu)?)
         };
-        Ok(GraphInput {
-            features,
-            graph: Arc::new(graph),
-            labels: data.labels.iter().map(|l| l.unwrap_or(u32::MAX)).collect(),
-        })
+        Ok(GraphInput { features, graph: Arc::new(graph), labels: data.labels.iter().map(|l| l.unwrap_or(u32::MAX)).collect() })
     }
 }
 
@@ -556,13 +403,7 @@ pub struct GraphTrainConfig {
 
 impl Default for GraphTrainConfig {
     fn default() -> Self {
-        GraphTrainConfig {
-            max_epochs: 5000,
-            lr: 0.005,
-            l2: 5e-4,
-            patience: 100,
-            seed: 42,
-        }
+        GraphTrainConfig { max_epochs: 5000, lr: 0.005, l2: 5e-4, patience: 100, seed: 42 }
     }
 }
 
@@ -604,28 +445,11 @@ impl GraphTrainer {
     pub fn new(data: &GraphData, cfg: &GraphTrainConfig) -> Result<Self> {
         Ok(GraphTrainer {
             opt: AdamW::default(),
-            hyper: Hyper {
-                beta1: 0.9,
-                beta2: 0.999,
-                clip: 0.0,
-                weight_decay: 0.0,
-                l2: cfg.l2,
-            },
+            hyper: Hyper { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: cfg.l2 },
             lr: cfg.lr,
-            ctx: Ctx {
-                train: true,
-                rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908),
-            },
-            train_idx: Tensor::from_vec(
-                data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                data.train.len(),
-                &Device::Cpu,
-            )?,
-            train_targets: Tensor::from_vec(
-                data.labels_of(&data.train),
-                data.train.len(),
-                &Device::Cpu,
-            )?,
+            ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908) },
+            train_idx: Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &Device::Cpu)?,
+            train_targets: Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &Device::Cpu)?,
         })
     }
 
@@ -634,18 +458,13 @@ impl GraphTrainer {
     /// [`Error::Diverged`] and leaves the weights untouched.
     pub fn step(&mut self, model: &GraphClassifier, input: &GraphInput) -> Result<f32> {
         let logits = model.forward(&input.features, &input.graph, &mut self.ctx)?;
-        let loss = ops::cross_entropy(
-            &logits.index_select(&self.train_idx, 0)?,
-            &self.train_targets,
-            0.0,
-        )?;
+        let loss = ops::cross_entropy(&logits.index_select(&self.train_idx, 0)?, &self.train_targets, 0.0)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(Error::Diverged(format!("training loss is {value}")));
         }
         let grads = loss.backward()?;
-        self.opt
-            .update_with(&model.params, &grads, self.lr, &self.hyper)?;
+        self.opt.update_with(&model.params, &grads, self.lr, &self.hyper)?;
         Ok(value)
     }
 }
@@ -663,14 +482,7 @@ pub fn train_graph(
     let start = Instant::now();
     let mut trainer = GraphTrainer::new(data, cfg)?;
     let (mut best_acc, mut best_loss) = (f32::NEG_INFINITY, f32::INFINITY);
-    let mut best = (
-        model.params.snapshot()?,
-        0usize,
-        Scores {
-            loss: f32::NAN,
-            accuracy: f32::NAN,
-        },
-    );
+    let mut best = (model.params.snapshot()?, 0usize, Scores { loss: f32::NAN, accuracy: f32::NAN });
     let mut waited = 0;
     let mut step_seconds = 0.0;
     let mut epochs = 0;
@@ -678,18 +490,12 @@ pub fn train_graph(
         epochs = epoch;
         let t = Instant::now();
         let train_loss = trainer.step(model, input).map_err(|e| match e {
-            Error::Diverged(what) => {
-                Error::Diverged(format!("{what} at epoch {epoch}; try a lower --lr"))
-            }
+            Error::Diverged(what) => Error::Diverged(format!("{what} at epoch {epoch}; try a lower --lr")),
             e => e,
         })?;
         step_seconds += t.elapsed().as_secs_f64();
         let val = model.evaluate(input, &data.val)?;
-        on_epoch(&GraphEpoch {
-            epoch,
-            train_loss,
-            val,
-        });
+        on_epoch(&GraphEpoch { epoch, train_loss, val });
         if val.accuracy >= best_acc || val.loss <= best_loss {
             if val.accuracy >= best_acc && val.loss <= best_loss {
                 best = (model.params.snapshot()?, epoch, val);
@@ -745,19 +551,11 @@ pub fn save(dir: &Path, model: &GraphClassifier, train: &GraphTrainConfig) -> Re
 /// Loads a graph model saved by [`save`].
 pub fn load(dir: &Path) -> Result<(GraphClassifier, GraphCheckpointConfig)> {
     if !dir.is_dir() {
-        return Err(checkpoint::ck_err(
-            dir,
-            "not a directory (expected model.safetensors and config.json inside)",
-        ));
+        return Err(checkpoint::ck_err(dir, "not a directory (expected model.safetensors and config.json inside)"));
     }
     let config_path = dir.join("config.json");
-    let config: GraphCheckpointConfig = checkpoint::parse_config(
-        &config_path,
-        &checkpoint::read_file(dir, "config.json")?,
-        "graph",
-    )?;
-    let model = GraphClassifier::new(config.model.clone(), 0)
-        .map_err(|e| checkpoint::ck_err(&config_path, e.to_string()))?;
+    let config: GraphCheckpointConfig = checkpoint::parse_config(&config_path, &checkpoint::read_file(dir, "config.json")?, "graph")?;
+    let model = GraphClassifier::new(config.model.clone(), 0).map_err(|e| checkpoint::ck_err(&config_path, e.to_string()))?;
     checkpoint::load_weights(dir, &model.params)?;
     Ok((model, config))
 }

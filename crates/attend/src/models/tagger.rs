@@ -87,32 +87,19 @@ impl TaggerConfig {
     /// Checks the numbers fit together; the message names the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.encoder == EncoderKind::Rnn && (self.d_model < 2 || self.d_model % 2 != 0) {
-            return Err(format!(
-                "the rnn encoder needs an even d_model (d_model / 2 units per direction), got {}",
-                self.d_model
-            ));
+            return Err(format!("the rnn encoder needs an even d_model (d_model / 2 units per direction), got {}", self.d_model));
         }
         let attention = self.encoder == EncoderKind::Attention;
         if attention && (self.heads == 0 || self.d_model % self.heads != 0) {
-            return Err(format!(
-                "d_model ({}) must be a multiple of heads ({})",
-                self.d_model, self.heads
-            ));
+            return Err(format!("d_model ({}) must be a multiple of heads ({})", self.d_model, self.heads));
         }
-        if attention && self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0
-        {
-            return Err(format!(
-                "rope needs an even head dimension; d_model / heads = {}",
-                self.d_model / self.heads
-            ));
+        if attention && self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
+            return Err(format!("rope needs an even head dimension; d_model / heads = {}", self.d_model / self.heads));
         }
         if self.char_kernel % 2 == 0 {
             return Err(format!("char_kernel must be odd, got {}", self.char_kernel));
         }
-        for (name, p) in [
-            ("dropout", self.dropout),
-            ("attention_dropout", self.attention_dropout),
-        ] {
+        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{name} must be in [0, 1), got {p}"));
             }
@@ -134,46 +121,16 @@ impl TaggerConfig {
     pub fn parameter_count(&self) -> u128 {
         let [d, ff, layers] = [self.d_model, self.ff_dim, self.layers].map(|x| x as u128);
         let [words, chars, tags] = [self.words, self.chars, self.tags].map(|x| x as u128);
-        let [wd, cd, filters, kernel] = [
-            self.word_dim,
-            self.char_dim,
-            self.char_filters,
-            self.char_kernel,
-        ]
-        .map(|x| x as u128);
-        let positions = if self.position == PositionKind::Learned {
-            self.max_positions as u128 * d
-        } else {
-            0
-        };
+        let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
+        let positions = if self.position == PositionKind::Learned { self.max_positions as u128 * d } else { 0 };
         let layer = match self.encoder {
-            EncoderKind::Attention => {
-                d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d
-            }
+            EncoderKind::Attention => d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d,
             // Two directions of d/2 units, input d wide: (d x 2d + 2d + d/2 x 2d) each.
             EncoderKind::Rnn => 2 * (d * 2 * d + 2 * d + d / 2 * 2 * d),
         };
-        let final_norm = if self.encoder == EncoderKind::Attention {
-            2 * d
-        } else {
-            0
-        };
-        let positions = if self.encoder == EncoderKind::Rnn {
-            0
-        } else {
-            positions
-        };
-        words * wd
-            + chars * cd
-            + kernel * cd * filters
-            + filters
-            + (wd + filters) * d
-            + d
-            + positions
-            + layers * layer
-            + final_norm
-            + d * tags
-            + tags
+        let final_norm = if self.encoder == EncoderKind::Attention { 2 * d } else { 0 };
+        let positions = if self.encoder == EncoderKind::Rnn { 0 } else { positions };
+        words * wd + chars * cd + kernel * cd * filters + filters + (wd + filters) * d + d + positions + layers * layer + final_norm + d * tags + tags
     }
 }
 
@@ -234,64 +191,21 @@ impl Tagger {
         let c = &config;
         let mut p = ParamStore::new(seed);
         let words = Embedding::new(&mut p, "words", c.words, c.word_dim, 0.1)?;
-        let chars = CharEncoder::new(
-            &mut p,
-            "chars",
-            c.chars,
-            c.char_dim,
-            c.char_filters,
-            c.char_kernel,
-        )?;
-        let input = Linear::new(
-            &mut p,
-            "input",
-            c.word_dim + c.char_filters,
-            c.d_model,
-            true,
-        )?;
+        let chars = CharEncoder::new(&mut p, "chars", c.chars, c.char_dim, c.char_filters, c.char_kernel)?;
+        let input = Linear::new(&mut p, "input", c.word_dim + c.char_filters, c.d_model, true)?;
         let (kind, encoder) = match c.encoder {
             EncoderKind::Attention => {
                 let rotary = c.position == PositionKind::Rope;
-                let mut encoder = Encoder::new(
-                    &mut p,
-                    "encoder",
-                    c.layers,
-                    c.d_model,
-                    c.heads,
-                    c.ff_dim,
-                    c.dropout,
-                    c.attention_dropout,
-                    rotary,
-                )?;
+                let mut encoder = Encoder::new(&mut p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
                 encoder.set_attention_kernel(c.attention_kernel);
                 (c.position, Body::Attention(encoder))
             }
             // A recurrence knows the order already: no position encoding.
-            EncoderKind::Rnn => (
-                PositionKind::None,
-                Body::Rnn(BiLstm::new(
-                    &mut p,
-                    "rnn",
-                    c.layers,
-                    c.d_model,
-                    c.d_model / 2,
-                    c.dropout,
-                )?),
-            ),
+            EncoderKind::Rnn => (PositionKind::None, Body::Rnn(BiLstm::new(&mut p, "rnn", c.layers, c.d_model, c.d_model / 2, c.dropout)?)),
         };
         let position = PositionEncoding::new(&mut p, "position", kind, c.d_model, c.max_positions)?;
         let head = Linear::new(&mut p, "head", c.d_model, c.tags, true)?;
-        Ok(Tagger {
-            config,
-            params: p,
-            words,
-            chars,
-            input,
-            position,
-            encoder,
-            head,
-            device: Device::Cpu,
-        })
+        Ok(Tagger { config, params: p, words, chars, input, position, encoder, head, device: Device::Cpu })
     }
 
     fn pattern(&self, batch: &Batch) -> AttentionPattern {
@@ -311,24 +225,13 @@ impl Tagger {
     /// of a longer sequence.
     fn embed_from(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
         let (b, t) = (batch.batch, batch.seq);
-        let w = self
-            .words
-            .forward(&Tensor::from_slice(&batch.word_ids, (b, t), &self.device)?)?; // [B, T, word_dim]
-        let c = self.chars.forward(
-            &batch.spellings,
-            &batch.spelling_lengths,
-            batch.max_chars,
-            &self.device,
-        )?; // [S, filters]
+        let w = self.words.forward(&Tensor::from_slice(&batch.word_ids, (b, t), &self.device)?)?; // [B, T, word_dim]
+        let c = self.chars.forward(&batch.spellings, &batch.spelling_lengths, batch.max_chars, &self.device)?; // [S, filters]
         let of = Tensor::from_slice(&batch.spelling_of, b * t, &self.device)?;
-        let c = c
-            .index_select(&of, 0)?
-            .reshape((b, t, self.config.char_filters))?; //             [B, T, filters]
+        let c = c.index_select(&of, 0)?.reshape((b, t, self.config.char_filters))?; //             [B, T, filters]
         let x = Tensor::cat(&[w, c], D::Minus1)?; //                                                 [B, T, word_dim + filters]
         let x = ctx.dropout(&x, self.config.dropout)?;
-        let x = self
-            .position
-            .forward_from(&self.input.forward(&x)?, first)?; //                     [B, T, d_model]
+        let x = self.position.forward_from(&self.input.forward(&x)?, first)?; //                     [B, T, d_model]
         ctx.dropout(&x, self.config.dropout)
     }
 
@@ -345,9 +248,7 @@ impl Tagger {
             x = x.detach(); // inference: the embedding's intermediates can go
         }
         let h = match &self.encoder {
-            Body::Attention(encoder) => {
-                encoder.forward_from(&x, &self.pattern(batch), first, ctx)?
-            }
+            Body::Attention(encoder) => encoder.forward_from(&x, &self.pattern(batch), first, ctx)?,
             Body::Rnn(rnn) => {
                 debug_assert_eq!(first, 0, "a BiLSTM reads whole sequences");
                 rnn.forward(&x, &batch.lengths, ctx)?
@@ -371,9 +272,7 @@ impl Tagger {
     /// whatever the length, and every word gets the tag the whole-sequence
     /// pass would give it (same inputs, same positions, up to float rounding).
     pub fn predict_long(&self, sentence: &EncodedSentence, core: usize) -> Result<Vec<u32>> {
-        self.long_logits(sentence, core)?
-            .argmax(D::Minus1)?
-            .to_vec1::<u32>()
+        self.long_logits(sentence, core)?.argmax(D::Minus1)?.to_vec1::<u32>()
     }
 
     /// The tag scores `[words, tags]` behind [`predict_long`](Self::predict_long).
@@ -393,17 +292,8 @@ impl Tagger {
                 chars: sentence.chars[lo..hi].to_vec(),
                 tags: sentence.tags[lo..hi].to_vec(),
             };
-            let logits = self.forward_from(
-                &Batch::new(std::slice::from_ref(&slice), &[0]),
-                lo,
-                &mut Ctx::eval(),
-            )?;
-            parts.push(
-                logits
-                    .squeeze(0)?
-                    .narrow(0, start - lo, end - start)?
-                    .detach(),
-            );
+            let logits = self.forward_from(&Batch::new(std::slice::from_ref(&slice), &[0]), lo, &mut Ctx::eval())?;
+            parts.push(logits.squeeze(0)?.narrow(0, start - lo, end - start)?.detach());
             start = end;
         }
         Tensor::cat(&parts, 0)
@@ -414,11 +304,7 @@ impl Tagger {
         let logits = self.forward(batch, ctx)?;
         let rows = batch.batch * batch.seq;
         let targets = Tensor::from_slice(&batch.tags, rows, &self.device)?;
-        ops::cross_entropy(
-            &logits.reshape((rows, self.config.tags))?,
-            &targets,
-            label_smoothing,
-        )
+        ops::cross_entropy(&logits.reshape((rows, self.config.tags))?, &targets, label_smoothing)
     }
 
     /// Runs attention truncated to `window` words on each side from now on
@@ -435,10 +321,7 @@ impl Tagger {
     /// Refuses sequences longer than `limit` words under dense attention,
     /// with the remedy; truncated attention and the BiLSTM take any length.
     pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
-        if self.config.encoder == EncoderKind::Attention
-            && self.config.window.is_none()
-            && longest > limit
-        {
+        if self.config.encoder == EncoderKind::Attention && self.config.window.is_none() && longest > limit {
             return Err(crate::Error::Input(format!(
                 "a sequence of {longest} words under dense attention costs {longest}^2 scores per head and layer (minutes on a CPU; \
                  memory stays linear with the fused kernel); pass --window 64 for truncated attention with linear cost, \
@@ -452,19 +335,13 @@ impl Tagger {
     pub fn predict_batch(&self, batch: &Batch) -> Result<Vec<Vec<u32>>> {
         let logits = self.forward(batch, &mut Ctx::eval())?;
         let best = logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
-        Ok(best
-            .into_iter()
-            .zip(&batch.lengths)
-            .map(|(row, &n)| row[..n].to_vec())
-            .collect())
+        Ok(best.into_iter().zip(&batch.lengths).map(|(row, &n)| row[..n].to_vec()).collect())
     }
 
     /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
     pub fn attention_weights(&self, batch: &Batch) -> Result<Vec<Tensor>> {
         let Body::Attention(encoder) = &self.encoder else {
-            return Err(candle_core::Error::msg(
-                "this tagger's encoder is a BiLSTM: it has no attention weights to show",
-            ));
+            return Err(candle_core::Error::msg("this tagger's encoder is a BiLSTM: it has no attention weights to show"));
         };
         let x = self.embed(batch, &mut Ctx::eval())?;
         encoder.attention_weights(&x, &self.pattern(batch))
@@ -473,24 +350,14 @@ impl Tagger {
     /// Predicted tag index for every word of every sentence, in input order.
     /// Under truncated attention a sequence longer than [`LONG_SLICE_WORDS`]
     /// (plus context) is tagged in slices by [`predict_long`](Self::predict_long).
-    pub fn predict(
-        &self,
-        sentences: &[Sentence],
-        vocab: &TaggerVocab,
-        batch_tokens: usize,
-    ) -> Result<Vec<Vec<u32>>> {
+    pub fn predict(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<Vec<Vec<u32>>> {
         let data = encode(sentences, vocab, self.config.max_word_chars);
         let mut out = vec![Vec::new(); sentences.len()];
-        let sliced = |len: usize| {
-            self.receptive_field()
-                .is_some_and(|halo| len > LONG_SLICE_WORDS + 2 * halo)
-        };
+        let sliced = |len: usize| self.receptive_field().is_some_and(|halo| len > LONG_SLICE_WORDS + 2 * halo);
         for (i, s) in data.iter().enumerate().filter(|(_, s)| sliced(s.len())) {
             out[i] = self.predict_long(s, LONG_SLICE_WORDS)?;
         }
-        let rest: Vec<usize> = (0..data.len())
-            .filter(|&i| !sliced(data[i].len()))
-            .collect();
+        let rest: Vec<usize> = (0..data.len()).filter(|&i| !sliced(data[i].len())).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| data[i].len()).collect();
         for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None) {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
@@ -503,12 +370,7 @@ impl Tagger {
     }
 
     /// Writes predicted UPOS tags into the sentences.
-    pub fn tag(
-        &self,
-        sentences: &mut [Sentence],
-        vocab: &TaggerVocab,
-        batch_tokens: usize,
-    ) -> Result<()> {
+    pub fn tag(&self, sentences: &mut [Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<()> {
         let predicted = self.predict(sentences, vocab, batch_tokens)?;
         for (s, tags) in sentences.iter_mut().zip(predicted) {
             for (t, tag) in s.words_mut().zip(tags) {
@@ -538,11 +400,7 @@ pub struct EvalReport {
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 impl EvalReport {
@@ -576,37 +434,20 @@ impl EvalReport {
 /// Checks that every gold UPOS in `gold` (read from `path`) is a tag the
 /// model knows: an unseen tag can never be predicted, and usually means the
 /// wrong column or an untagged file.
-pub fn check_gold_tags(
-    gold: &[Sentence],
-    vocab: &TaggerVocab,
-    path: &std::path::Path,
-) -> crate::Result<()> {
+pub fn check_gold_tags(gold: &[Sentence], vocab: &TaggerVocab, path: &std::path::Path) -> crate::Result<()> {
     for s in gold {
         for (i, t) in s.tokens.iter().enumerate() {
-            if !matches!(t.id, crate::data::conllu::TokenId::Word(_))
-                || vocab.tags.get(&t.upos).is_some()
-            {
+            if !matches!(t.id, crate::data::conllu::TokenId::Word(_)) || vocab.tags.get(&t.upos).is_some() {
                 continue;
             }
             let line = s.line + s.comments.len() + i;
             let message = if t.upos == "_" {
                 "no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)".to_string()
             } else {
-                let known: Vec<&str> = (0..vocab.tags.len() as u32)
-                    .map(|i| vocab.tags.name(i))
-                    .filter(|n| !n.starts_with('<'))
-                    .collect();
-                format!(
-                    "gold UPOS {:?} never occurred in the model's training data (it knows {})",
-                    t.upos,
-                    known.join(" ")
-                )
+                let known: Vec<&str> = (0..vocab.tags.len() as u32).map(|i| vocab.tags.name(i)).filter(|n| !n.starts_with('<')).collect();
+                format!("gold UPOS {:?} never occurred in the model's training data (it knows {})", t.upos, known.join(" "))
             };
-            return Err(crate::Error::Parse {
-                path: path.to_path_buf(),
-                line,
-                message,
-            });
+            return Err(crate::Error::Parse { path: path.to_path_buf(), line, message });
         }
     }
     Ok(())
@@ -636,16 +477,7 @@ pub fn score(gold: &[Sentence], predicted: &[Vec<u32>], vocab: &TaggerVocab) -> 
 
 impl Tagger {
     /// Tags `sentences` and scores against their gold UPOS.
-    pub fn evaluate(
-        &self,
-        sentences: &[Sentence],
-        vocab: &TaggerVocab,
-        batch_tokens: usize,
-    ) -> Result<EvalReport> {
-        Ok(score(
-            sentences,
-            &self.predict(sentences, vocab, batch_tokens)?,
-            vocab,
-        ))
+    pub fn evaluate(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<EvalReport> {
+        Ok(score(sentences, &self.predict(sentences, vocab, batch_tokens)?, vocab))
     }
 }

@@ -12,8 +12,8 @@ use super::params::{Linear, ParamStore};
 use super::position::Rotary;
 use super::Ctx;
 use crate::ops;
-use attend_kernels::AttentionDropout;
 use attend_kernels::AttentionPattern;
+use attend_kernels::AttentionDropout;
 use candle_core::{Result, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -35,9 +35,7 @@ impl std::str::FromStr for AttentionKernel {
         match s {
             "fused" => Ok(AttentionKernel::Fused),
             "reference" => Ok(AttentionKernel::Reference),
-            _ => Err(format!(
-                "unknown attention kernel '{s}': use fused or reference"
-            )),
+            _ => Err(format!("unknown attention kernel '{s}': use fused or reference")),
         }
     }
 }
@@ -68,13 +66,7 @@ pub struct MultiHeadSelfAttention {
 }
 
 impl MultiHeadSelfAttention {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        d_model: usize,
-        heads: usize,
-        dropout: f32,
-    ) -> Result<Self> {
+    pub fn new(store: &mut ParamStore, name: &str, d_model: usize, heads: usize, dropout: f32) -> Result<Self> {
         if heads == 0 || d_model % heads != 0 {
             candle_core::bail!("d_model {d_model} is not divisible by {heads} heads");
         }
@@ -125,28 +117,12 @@ impl MultiHeadSelfAttention {
     }
 
     /// b^i for every position at once.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        pattern: &AttentionPattern,
-        rotary: Option<&Rotary>,
-        ctx: &mut Ctx,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>, ctx: &mut Ctx) -> Result<Tensor> {
         let o = match self.kernel {
             AttentionKernel::Fused => {
-                let dropout = (ctx.train && self.dropout > 0.0).then(|| AttentionDropout {
-                    p: self.dropout,
-                    seed: ctx.rng.random(),
-                });
+                let dropout = (ctx.train && self.dropout > 0.0).then(|| AttentionDropout { p: self.dropout, seed: ctx.rng.random() });
                 let qkv = self.qkv.forward(x)?; //                           [B, T, 3*D]
-                ops::self_attention(
-                    &qkv,
-                    self.heads,
-                    rotary.map(Rotary::tables),
-                    self.scale(),
-                    pattern,
-                    dropout,
-                )? // [B, T, D]
+                ops::self_attention(&qkv, self.heads, rotary.map(Rotary::tables), self.scale(), pattern, dropout)? // [B, T, D]
             }
             AttentionKernel::Reference => {
                 let (b, t, d) = x.dims3()?;
@@ -161,12 +137,7 @@ impl MultiHeadSelfAttention {
     }
 
     /// The attention weights this layer would use for `x` (inference, no dropout).
-    pub fn attention_weights(
-        &self,
-        x: &Tensor,
-        pattern: &AttentionPattern,
-        rotary: Option<&Rotary>,
-    ) -> Result<Tensor> {
+    pub fn attention_weights(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>) -> Result<Tensor> {
         let (q, k, _) = self.project(x, rotary)?;
         self.weights(&q, &k, pattern)
     }

@@ -15,26 +15,13 @@ pub struct CharEncoder {
 }
 
 impl CharEncoder {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        chars: usize,
-        char_dim: usize,
-        filters: usize,
-        kernel: usize,
-    ) -> Result<Self> {
+    pub fn new(store: &mut ParamStore, name: &str, chars: usize, char_dim: usize, filters: usize, kernel: usize) -> Result<Self> {
         if kernel % 2 == 0 {
             candle_core::bail!("character kernel width must be odd, got {kernel}");
         }
         Ok(CharEncoder {
             embedding: Embedding::new(store, &format!("{name}.embedding"), chars, char_dim, 0.1)?,
-            conv: Linear::new(
-                store,
-                &format!("{name}.conv"),
-                kernel * char_dim,
-                filters,
-                true,
-            )?,
+            conv: Linear::new(store, &format!("{name}.conv"), kernel * char_dim, filters, true)?,
             kernel,
         })
     }
@@ -42,30 +29,17 @@ impl CharEncoder {
     /// `ids`: `[words * max_chars]` char indices, word w's first
     /// `lengths[w]` entries real, the rest padding. Returns `[words, filters]`;
     /// a word of length 0 gets 0.
-    pub fn forward(
-        &self,
-        ids: &[u32],
-        lengths: &[usize],
-        max_chars: usize,
-        device: &Device,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize, device: &Device) -> Result<Tensor> {
         let words = lengths.len();
-        let x = self
-            .embedding
-            .forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
-                                                                              // Zero past each word's end, so the convolution at its last
-                                                                              // characters sees the same zeros whatever the longest word of the
-                                                                              // batch: a word's vector must not depend on its batch-mates.
-        let inside: Vec<f32> = lengths
-            .iter()
-            .flat_map(|&n| (0..max_chars).map(move |i| if i < n { 1.0 } else { 0.0 }))
-            .collect();
+        let x = self.embedding.forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
+        // Zero past each word's end, so the convolution at its last
+        // characters sees the same zeros whatever the longest word of the
+        // batch: a word's vector must not depend on its batch-mates.
+        let inside: Vec<f32> = lengths.iter().flat_map(|&n| (0..max_chars).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
         let x = x.broadcast_mul(&Tensor::from_vec(inside, (words, max_chars, 1), device)?)?;
         let half = self.kernel / 2;
         let padded = x.pad_with_zeros(1, half, half)?; //                                           [W, L+k-1, c]
-        let windows: Vec<Tensor> = (0..self.kernel)
-            .map(|o| padded.narrow(1, o, max_chars))
-            .collect::<Result<_>>()?;
+        let windows: Vec<Tensor> = (0..self.kernel).map(|o| padded.narrow(1, o, max_chars)).collect::<Result<_>>()?;
         let windows = Tensor::cat(&windows, 2)?; //                                                  [W, L, k*c]
         let h = self.conv.forward(&windows)?.relu()?; //                                             [W, L, F]
         ops::masked_max(&h, lengths) //                                                              [W, F]

@@ -30,13 +30,7 @@ impl EncoderLayer {
     ) -> Result<Self> {
         Ok(EncoderLayer {
             norm1: LayerNorm::new(store, &format!("{name}.norm1"), d_model)?,
-            attention: MultiHeadSelfAttention::new(
-                store,
-                &format!("{name}.attention"),
-                d_model,
-                heads,
-                attention_dropout,
-            )?,
+            attention: MultiHeadSelfAttention::new(store, &format!("{name}.attention"), d_model, heads, attention_dropout)?,
             norm2: LayerNorm::new(store, &format!("{name}.norm2"), d_model)?,
             ff1: Linear::new(store, &format!("{name}.ff1"), d_model, ff_dim, true)?,
             ff2: Linear::new(store, &format!("{name}.ff2"), ff_dim, d_model, true)?,
@@ -44,16 +38,8 @@ impl EncoderLayer {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        pattern: &AttentionPattern,
-        rotary: Option<&Rotary>,
-        ctx: &mut Ctx,
-    ) -> Result<Tensor> {
-        let a = self
-            .attention
-            .forward(&self.norm1.forward(x)?, pattern, rotary, ctx)?;
+    pub fn forward(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>, ctx: &mut Ctx) -> Result<Tensor> {
+        let a = self.attention.forward(&self.norm1.forward(x)?, pattern, rotary, ctx)?;
         let h = (x + ctx.dropout(&a, self.dropout)?)?;
         let f = self.ff1.forward(&self.norm2.forward(&h)?)?.gelu_erf()?;
         let f = self.ff2.forward(&ctx.dropout(&f, self.dropout)?)?;
@@ -83,23 +69,9 @@ impl Encoder {
         rotary: bool,
     ) -> Result<Self> {
         let layers = (0..layers)
-            .map(|i| {
-                EncoderLayer::new(
-                    store,
-                    &format!("{name}.layers.{i}"),
-                    d_model,
-                    heads,
-                    ff_dim,
-                    dropout,
-                    attention_dropout,
-                )
-            })
+            .map(|i| EncoderLayer::new(store, &format!("{name}.layers.{i}"), d_model, heads, ff_dim, dropout, attention_dropout))
             .collect::<Result<_>>()?;
-        Ok(Encoder {
-            layers,
-            norm: LayerNorm::new(store, &format!("{name}.norm"), d_model)?,
-            rotary,
-        })
+        Ok(Encoder { layers, norm: LayerNorm::new(store, &format!("{name}.norm"), d_model)?, rotary })
     }
 
     /// Chooses the attention implementation of every layer.
@@ -111,12 +83,7 @@ impl Encoder {
 
     fn rotary_for(&self, x: &Tensor, first: usize) -> Result<Option<Rotary>> {
         match (self.rotary, self.layers.first()) {
-            (true, Some(l)) => Ok(Some(Rotary::new_from(
-                first,
-                x.dim(1)?,
-                l.attention.head_dim,
-                x.device(),
-            )?)),
+            (true, Some(l)) => Ok(Some(Rotary::new_from(first, x.dim(1)?, l.attention.head_dim, x.device())?)),
             _ => Ok(None),
         }
     }
@@ -127,13 +94,7 @@ impl Encoder {
 
     /// As [`forward`](Self::forward) for a slice of a longer sequence whose
     /// first row sits at position `first` (rotary angles count from there).
-    pub fn forward_from(
-        &self,
-        x: &Tensor,
-        pattern: &AttentionPattern,
-        first: usize,
-        ctx: &mut Ctx,
-    ) -> Result<Tensor> {
+    pub fn forward_from(&self, x: &Tensor, pattern: &AttentionPattern, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
         let rotary = self.rotary_for(x, first)?;
         let mut h = x.clone();
         for layer in &self.layers {
@@ -155,11 +116,7 @@ impl Encoder {
         let mut h = x.clone();
         let mut out = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            out.push(layer.attention.attention_weights(
-                &layer.norm1.forward(&h)?,
-                pattern,
-                rotary.as_ref(),
-            )?);
+            out.push(layer.attention.attention_weights(&layer.norm1.forward(&h)?, pattern, rotary.as_ref())?);
             h = layer.forward(&h, pattern, rotary.as_ref(), &mut ctx)?;
         }
         Ok(out)

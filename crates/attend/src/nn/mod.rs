@@ -26,10 +26,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn eval() -> Self {
         use rand::SeedableRng;
-        Ctx {
-            train: false,
-            rng: ChaCha8Rng::seed_from_u64(0),
-        }
+        Ctx { train: false, rng: ChaCha8Rng::seed_from_u64(0) }
     }
 
     /// Inverted dropout: zero each element with probability `p` in training,

@@ -38,11 +38,7 @@ pub struct ParamStore {
 impl ParamStore {
     /// An empty store whose initial values are drawn from `seed`.
     pub fn new(seed: u64) -> Self {
-        ParamStore {
-            vars: BTreeMap::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            device: Device::Cpu,
-        }
+        ParamStore { vars: BTreeMap::new(), rng: ChaCha8Rng::seed_from_u64(seed), device: Device::Cpu }
     }
 
     /// Creates a parameter. Names must be unique.
@@ -93,10 +89,7 @@ impl ParamStore {
 
     /// Copies of all values, by name (for saving or keeping the best model).
     pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
-        self.vars
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
-            .collect()
+        self.vars.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?))).collect()
     }
 
     /// Sets values from `tensors`, which must hold exactly this store's names
@@ -111,10 +104,7 @@ impl ParamStore {
                     t.dims(),
                     var.dims()
                 )),
-                Some(t) if t.dtype() != DType::F32 => problems.push(format!(
-                    "parameter {name}: dtype {:?}, expected f32",
-                    t.dtype()
-                )),
+                Some(t) if t.dtype() != DType::F32 => problems.push(format!("parameter {name}: dtype {:?}, expected f32", t.dtype())),
                 Some(_) => {}
             }
         }
@@ -125,8 +115,7 @@ impl ParamStore {
             return Err(problems.join("; "));
         }
         for (name, var) in &self.vars {
-            var.set(&tensors[name])
-                .map_err(|e| format!("parameter {name}: {e}"))?;
+            var.set(&tensors[name]).map_err(|e| format!("parameter {name}: {e}"))?;
         }
         Ok(())
     }
@@ -139,23 +128,9 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        in_dim: usize,
-        out_dim: usize,
-        bias: bool,
-    ) -> Result<Self> {
-        let weight = store.add(
-            &format!("{name}.weight"),
-            &[in_dim, out_dim],
-            Init::XavierUniform,
-        )?;
-        let bias = if bias {
-            Some(store.add(&format!("{name}.bias"), &[out_dim], Init::Zeros)?)
-        } else {
-            None
-        };
+    pub fn new(store: &mut ParamStore, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let weight = store.add(&format!("{name}.weight"), &[in_dim, out_dim], Init::XavierUniform)?;
+        let bias = if bias { Some(store.add(&format!("{name}.bias"), &[out_dim], Init::Zeros)?) } else { None };
         Ok(Linear { weight, bias })
     }
 
@@ -181,25 +156,15 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        count: usize,
-        dim: usize,
-        std: f32,
-    ) -> Result<Self> {
-        Ok(Embedding {
-            table: store.add(&format!("{name}.weight"), &[count, dim], Init::Normal(std))?,
-        })
+    pub fn new(store: &mut ParamStore, name: &str, count: usize, dim: usize, std: f32) -> Result<Self> {
+        Ok(Embedding { table: store.add(&format!("{name}.weight"), &[count, dim], Init::Normal(std))? })
     }
 
     /// Rows of the table for `ids` (u32, any shape): shape `[..ids, dim]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let mut shape = ids.dims().to_vec();
         shape.push(self.table.dim(1)?);
-        self.table
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape(shape)
+        self.table.index_select(&ids.flatten_all()?, 0)?.reshape(shape)
     }
 }
 

@@ -29,9 +29,7 @@ impl std::str::FromStr for PositionKind {
             "sinusoidal" => Ok(Self::Sinusoidal),
             "learned" => Ok(Self::Learned),
             "rope" => Ok(Self::Rope),
-            _ => Err(format!(
-                "unknown position encoding {s:?} (expected none, sinusoidal, learned or rope)"
-            )),
+            _ => Err(format!("unknown position encoding {s:?} (expected none, sinusoidal, learned or rope)")),
         }
     }
 }
@@ -57,26 +55,12 @@ pub struct PositionEncoding {
 }
 
 impl PositionEncoding {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        kind: PositionKind,
-        dim: usize,
-        max_positions: usize,
-    ) -> Result<Self> {
+    pub fn new(store: &mut ParamStore, name: &str, kind: PositionKind, dim: usize, max_positions: usize) -> Result<Self> {
         let learned = match kind {
-            PositionKind::Learned => Some(store.add(
-                &format!("{name}.weight"),
-                &[max_positions, dim],
-                Init::Normal(0.02),
-            )?),
+            PositionKind::Learned => Some(store.add(&format!("{name}.weight"), &[max_positions, dim], Init::Normal(0.02))?),
             _ => None,
         };
-        Ok(PositionEncoding {
-            kind,
-            learned,
-            max_positions,
-        })
+        Ok(PositionEncoding { kind, learned, max_positions })
     }
 
     /// Adds position vectors to `x` `[batch, seq, dim]` (identity for none and rope).
@@ -90,9 +74,7 @@ impl PositionEncoding {
         let (_, seq, dim) = x.dims3()?;
         match self.kind {
             PositionKind::None | PositionKind::Rope => Ok(x.clone()),
-            PositionKind::Sinusoidal => x.broadcast_add(
-                &sinusoidal_table(first + seq, dim, x.device())?.narrow(0, first, seq)?,
-            ),
+            PositionKind::Sinusoidal => x.broadcast_add(&sinusoidal_table(first + seq, dim, x.device())?.narrow(0, first, seq)?),
             PositionKind::Learned => {
                 if first + seq > self.max_positions {
                     candle_core::bail!(
@@ -101,13 +83,7 @@ impl PositionEncoding {
                         self.max_positions
                     );
                 }
-                x.broadcast_add(
-                    &self
-                        .learned
-                        .as_ref()
-                        .expect("learned table")
-                        .narrow(0, first, seq)?,
-                )
+                x.broadcast_add(&self.learned.as_ref().expect("learned table").narrow(0, first, seq)?)
             }
         }
     }
@@ -174,22 +150,10 @@ mod tests {
         let rot = Rotary::new(8, 4, &dev).unwrap();
         let q = Tensor::new(&[0.3f32, -1.0, 0.5, 2.0], &dev).unwrap();
         let k = Tensor::new(&[1.0f32, 0.2, -0.7, 0.4], &dev).unwrap();
-        let rep = |v: &Tensor| {
-            v.reshape((1, 1, 1, 4))
-                .unwrap()
-                .repeat((1, 1, 8, 1))
-                .unwrap()
-        };
+        let rep = |v: &Tensor| v.reshape((1, 1, 1, 4)).unwrap().repeat((1, 1, 8, 1)).unwrap();
         let (qr, kr) = (rot.apply(&rep(&q)).unwrap(), rot.apply(&rep(&k)).unwrap());
         let row = |t: &Tensor, p: usize| t.squeeze(0).unwrap().squeeze(0).unwrap().get(p).unwrap();
-        let score = |p: usize, r: usize| {
-            (row(&qr, p) * row(&kr, r))
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
+        let score = |p: usize, r: usize| (row(&qr, p) * row(&kr, r)).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
         assert!((score(3, 1) - score(6, 4)).abs() < 1e-5);
         assert!((score(2, 2) - score(7, 7)).abs() < 1e-5);
         assert!((score(2, 2) - score(3, 1)).abs() > 1e-3);
@@ -197,10 +161,7 @@ mod tests {
 
     #[test]
     fn sinusoidal_first_rows() {
-        let t = sinusoidal_table(2, 4, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let t = sinusoidal_table(2, 4, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(t[0], vec![0.0, 1.0, 0.0, 1.0]);
         assert!((t[1][0] - 1f32.sin()).abs() < 1e-6);
         assert!((t[1][2] - 0.01f32.sin()).abs() < 1e-6);

@@ -21,26 +21,11 @@ impl Direction {
         let linear = Linear::new(store, &format!("{name}.input"), input, 4 * hidden, true)?;
         // Forget gates start open (bias 1), the usual LSTM initialisation.
         if let Some(bias) = store.get(&format!("{name}.input.bias")) {
-            let b: Vec<f32> = (0..4 * hidden)
-                .map(|j| {
-                    if (hidden..2 * hidden).contains(&j) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let b: Vec<f32> = (0..4 * hidden).map(|j| if (hidden..2 * hidden).contains(&j) { 1.0 } else { 0.0 }).collect();
             bias.set(&Tensor::from_vec(b, 4 * hidden, &Device::Cpu)?)?;
         }
-        let recurrent = store.add(
-            &format!("{name}.recurrent"),
-            &[hidden, 4 * hidden],
-            Init::XavierUniform,
-        )?;
-        Ok(Direction {
-            input: linear,
-            recurrent,
-        })
+        let recurrent = store.add(&format!("{name}.recurrent"), &[hidden, 4 * hidden], Init::XavierUniform)?;
+        Ok(Direction { input: linear, recurrent })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -57,28 +42,14 @@ pub struct BiLstm {
 }
 
 impl BiLstm {
-    pub fn new(
-        store: &mut ParamStore,
-        name: &str,
-        layers: usize,
-        input: usize,
-        hidden: usize,
-        dropout: f32,
-    ) -> Result<Self> {
+    pub fn new(store: &mut ParamStore, name: &str, layers: usize, input: usize, hidden: usize, dropout: f32) -> Result<Self> {
         let layers = (0..layers)
             .map(|l| {
                 let width = if l == 0 { input } else { 2 * hidden };
-                Ok((
-                    Direction::new(store, &format!("{name}.{l}.forward"), width, hidden)?,
-                    Direction::new(store, &format!("{name}.{l}.backward"), width, hidden)?,
-                ))
+                Ok((Direction::new(store, &format!("{name}.{l}.forward"), width, hidden)?, Direction::new(store, &format!("{name}.{l}.backward"), width, hidden)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(BiLstm {
-            layers,
-            hidden,
-            dropout,
-        })
+        Ok(BiLstm { layers, hidden, dropout })
     }
 
     /// Output width.
@@ -93,9 +64,7 @@ impl BiLstm {
         let reverse = reversal(lengths, t, x.device())?;
         let flip = |x: &Tensor| -> Result<Tensor> {
             let (_, _, d) = x.dims3()?;
-            x.reshape((b * t, d))?
-                .index_select(&reverse, 0)?
-                .reshape((b, t, d))
+            x.reshape((b * t, d))?.index_select(&reverse, 0)?.reshape((b, t, d))
         };
         let mut h = x.clone();
         for (l, (fwd, bwd)) in self.layers.iter().enumerate() {
@@ -119,9 +88,7 @@ fn reversal(lengths: &[usize], steps: usize, device: &Device) -> Result<Tensor> 
     let idx: Vec<u32> = lengths
         .iter()
         .enumerate()
-        .flat_map(|(b, &n)| {
-            (0..steps).map(move |s| (b * steps + if s < n { n - 1 - s } else { s }) as u32)
-        })
+        .flat_map(|(b, &n)| (0..steps).map(move |s| (b * steps + if s < n { n - 1 - s } else { s }) as u32))
         .collect();
     Tensor::from_vec(idx, lengths.len() * steps, device)
 }
@@ -132,10 +99,7 @@ mod tests {
 
     #[test]
     fn reversal_flips_within_length_only() {
-        let r = reversal(&[3, 1, 0], 3, &Device::Cpu)
-            .unwrap()
-            .to_vec1::<u32>()
-            .unwrap();
+        let r = reversal(&[3, 1, 0], 3, &Device::Cpu).unwrap().to_vec1::<u32>().unwrap();
         assert_eq!(r, vec![2, 1, 0, 3, 4, 5, 6, 7, 8]);
     }
 
@@ -145,27 +109,12 @@ mod tests {
     fn padding_and_batch_mates_do_not_leak() {
         let mut store = ParamStore::new(3);
         let net = BiLstm::new(&mut store, "rnn", 2, 5, 4, 0.0).unwrap();
-        let data: Vec<f32> = (0..2 * 6 * 5)
-            .map(|i| ((i * 31 % 17) as f32) / 8.0 - 1.0)
-            .collect();
+        let data: Vec<f32> = (0..2 * 6 * 5).map(|i| ((i * 31 % 17) as f32) / 8.0 - 1.0).collect();
         let x = Tensor::from_vec(data, (2, 6, 5), &Device::Cpu).unwrap();
         let both = net.forward(&x, &[4, 6], &mut Ctx::eval()).unwrap();
-        let alone = net
-            .forward(
-                &x.narrow(0, 0, 1).unwrap().narrow(1, 0, 4).unwrap(),
-                &[4],
-                &mut Ctx::eval(),
-            )
-            .unwrap();
+        let alone = net.forward(&x.narrow(0, 0, 1).unwrap().narrow(1, 0, 4).unwrap(), &[4], &mut Ctx::eval()).unwrap();
         let a = both.narrow(0, 0, 1).unwrap().narrow(1, 0, 4).unwrap();
-        let d = (a - alone)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = (a - alone).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-6, "differs by {d}");
     }
 }
