@@ -36,10 +36,16 @@ impl std::str::FromStr for PositionKind {
 
 /// Sinusoidal table `[seq, dim]`: PE(p, 2i) = sin(p / 10000^(2i/dim)), PE(p, 2i+1) = cos(...).
 pub fn sinusoidal_table(seq: usize, dim: usize, device: &Device) -> Result<Tensor> {
+    sinusoidal_rows(0, seq, dim, device)
+}
+
+/// Rows `first .. first + seq` of [`sinusoidal_table`], built without the
+/// rows before them (a slice of a long input costs its own length only).
+pub fn sinusoidal_rows(first: usize, seq: usize, dim: usize, device: &Device) -> Result<Tensor> {
     let mut data = vec![0f32; seq * dim];
     for p in 0..seq {
         for i in 0..dim / 2 {
-            let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / dim as f64);
+            let angle = (first + p) as f64 / 10000f64.powf(2.0 * i as f64 / dim as f64);
             data[p * dim + 2 * i] = angle.sin() as f32;
             data[p * dim + 2 * i + 1] = angle.cos() as f32;
         }
@@ -74,7 +80,7 @@ impl PositionEncoding {
         let (_, seq, dim) = x.dims3()?;
         match self.kind {
             PositionKind::None | PositionKind::Rope => Ok(x.clone()),
-            PositionKind::Sinusoidal => x.broadcast_add(&sinusoidal_table(first + seq, dim, x.device())?.narrow(0, first, seq)?),
+            PositionKind::Sinusoidal => x.broadcast_add(&sinusoidal_rows(first, seq, dim, x.device())?),
             PositionKind::Learned => {
                 if first + seq > self.max_positions {
                     candle_core::bail!(
@@ -165,5 +171,12 @@ mod tests {
         assert_eq!(t[0], vec![0.0, 1.0, 0.0, 1.0]);
         assert!((t[1][0] - 1f32.sin()).abs() < 1e-6);
         assert!((t[1][2] - 0.01f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sinusoidal_rows_are_the_table_from_an_offset() {
+        let whole = sinusoidal_table(40, 6, &Device::Cpu).unwrap().narrow(0, 25, 15).unwrap().to_vec2::<f32>().unwrap();
+        let rows = sinusoidal_rows(25, 15, 6, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(whole, rows);
     }
 }
