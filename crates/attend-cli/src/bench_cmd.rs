@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Result};
 use attend::attend_kernels::Isa;
-use attend::bench::{bench_attention, AttentionBenchConfig, AttentionBenchRow, BenchPattern};
-use attend::bench::{bench_graph_kernel, bench_graph_model, GraphKernelRow, GraphModelRow};
+use attend_cli::bench::{bench_attention, AttentionBenchConfig, AttentionBenchRow, BenchPattern};
+use attend_cli::bench::{bench_graph_kernel, bench_graph_model, GraphKernelRow, GraphModelRow};
 use attend::data::planetoid;
 use attend::models::{GraphModelConfig, GraphScoreType};
 use attend::nn::AttentionKernel;

@@ -2,14 +2,16 @@
 //! truncating attention costs, from runs it makes itself.
 
 use anyhow::{bail, Context, Result};
-use attend::checkpoint::{self, LoadedTagger};
-use attend::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
+use attend::models::tagger::load::{load_tagger, LoadedTagger};
+use attend_cli::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
 use attend::data::conllu::{self, Sentence};
 use attend::data::synthetic::repeat_task;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
-use attend::train::{train_tagger, Silent, TrainConfig};
+use attend::config::TrainConfig;
+use attend::models::tagger::task::train_tagger;
+use attend::train::Silent;
 use clap::Args;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -136,12 +138,12 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if args.rnn_model.is_none() {
         ensure_trained(&args.treebank, &rnn_dir, "rnn", args.epochs)?;
     }
-    let attention = checkpoint::load_tagger(&attention_dir)?;
-    let rnn = checkpoint::load_tagger(&rnn_dir)?;
+    let attention = load_tagger(&attention_dir)?;
+    let rnn = load_tagger(&rnn_dir)?;
     if attention.model.config.encoder != EncoderKind::Attention || rnn.model.config.encoder != EncoderKind::Rnn {
         bail!("--attention-model must be an attention tagger and --rnn-model a BiLSTM (--encoder rnn) tagger");
     }
-    let mut windowed = checkpoint::load_tagger(&attention_dir)?;
+    let mut windowed = load_tagger(&attention_dir)?;
     windowed.model.set_window(Some(args.window))?;
     let test = conllu::read_file(&test_path)?;
     let mut speeds = [None, None];
@@ -169,8 +171,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let mut rows = Vec::new();
     writeln!(md, "| EWT test | UPOS | unknown words | training tok/s | tagging tok/s (batch) | parameters |\n|---|---|---|---|---|---|")?;
     for (k, (name, m)) in models.iter().enumerate() {
-        let r = m.model.evaluate(&test, &m.vocab, 8192)?;
-        let speed = throughput(&m.model, &m.vocab, &test, 8192, args.min_seconds)?;
+        let r = m.model.evaluate(&test, &m.vocab, attend::models::EVAL_BATCH_TOKENS)?;
+        let speed = throughput(&m.model, &m.vocab, &test, attend::models::EVAL_BATCH_TOKENS, args.min_seconds)?;
         let train = match k {
             0 => speeds[0],
             2 => speeds[1],

@@ -1,85 +1,160 @@
 //! `attend train graph`, `attend eval graph`.
 
-use anyhow::{Context, Result};
-use attend::data::planetoid;
-use attend::models::graph::{self, GraphEpoch, GraphInput, GraphRun};
+use crate::progress::{self, interrupt_flag, Progress};
+use crate::settings;
+use anyhow::{bail, Context, Result};
+use attend::config::GraphSettings;
+use attend::data::planetoid::{self, GraphData};
+use attend::models::graph::task::{self, GraphRun, GraphRunToResume};
+use attend::models::graph::{GraphInput, Scores};
 use attend::models::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
 use attend::nn::AttentionKernel;
+use attend::train::{Resume, RunOptions};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Defaults in brackets are GAT's settings for Cora.
+/// Training a graph model. Defaults in brackets are GAT's settings for Cora.
 #[derive(Args)]
 pub struct TrainGraphArgs {
     /// Graph directory: nodes.tsv, edges.tsv, train.txt, val.txt, test.txt
     /// (format in docs/graphs.md).
     #[arg(long)]
     data: PathBuf,
-    /// Where the model goes; with --seeds N > 1, one model per seed in
-    /// OUT/seed-S and a summary in OUT/report.json.
+    /// Where the model goes: the best model so far, plus resume/ with the
+    /// latest state (rewritten atomically every 30 s, at the end and on
+    /// Ctrl-C). With --seeds N > 1, one model per seed in OUT/seed-S and a
+    /// summary in OUT/report.json.
     #[arg(long, default_value = "runs/graph")]
     out: PathBuf,
-    /// Edge score: additive (GAT) or dot (scaled dot product) [additive]
-    #[arg(long, default_value = "additive", help_heading = "Model")]
-    score: GraphScoreType,
-    /// Graph attention layers [2]
-    #[arg(long, default_value_t = 2, help_heading = "Model")]
-    layers: usize,
-    /// Heads per hidden layer, concatenated [8]
-    #[arg(long, default_value_t = 8, help_heading = "Model")]
-    heads: usize,
-    /// Features per head in hidden layers [8]
-    #[arg(long, default_value_t = 8, help_heading = "Model")]
-    hidden: usize,
-    /// Heads of the output layer, averaged [1]
-    #[arg(long, default_value_t = 1, help_heading = "Model")]
-    output_heads: usize,
-    /// Dropout on each layer's input [0.6]
-    #[arg(long, default_value_t = 0.6, help_heading = "Model")]
-    dropout: f32,
-    /// One input dropout mask shared by all heads of a layer (as PyG and
-    /// DGL do), instead of one mask per head (the GAT authors' code) [off]
-    #[arg(long, help_heading = "Model")]
-    shared_input_dropout: bool,
-    /// Dropout on attention weights [0.6]
-    #[arg(long, default_value_t = 0.6, help_heading = "Model")]
-    attention_dropout: f32,
-    /// Dropout on the projected features where they are aggregated, after
-    /// scoring (as in the reference GAT code) [0.6]
-    #[arg(long, default_value_t = 0.6, help_heading = "Model")]
-    value_dropout: f32,
-    /// Residual connections around each layer [off]
-    #[arg(long, help_heading = "Model")]
-    residual: bool,
-    /// Do not let nodes attend to themselves [self loops on]
-    #[arg(long, help_heading = "Model")]
-    no_self_loops: bool,
-    /// Keep raw features (default: each node's features scaled to sum to 1)
-    #[arg(long, help_heading = "Model")]
-    raw_features: bool,
-    /// fused (sparse kernel) or reference (dense adjacency-masked, O(nodes^2)) [fused]
-    #[arg(long, default_value = "fused", help_heading = "Model")]
-    attention_kernel: AttentionKernel,
-    /// Learning rate [0.005]
-    #[arg(long, default_value_t = 0.005, help_heading = "Training")]
-    lr: f32,
-    /// L2 regularisation of weight matrices [0.0005]
-    #[arg(long, default_value_t = 5e-4, help_heading = "Training")]
-    l2: f32,
-    /// Stop after this many epochs without validation loss or accuracy improving [100]
-    #[arg(long, default_value_t = 100, help_heading = "Training")]
-    patience: usize,
-    /// Upper limit on epochs (early stopping usually ends sooner) [5000]
-    #[arg(long, default_value_t = 5000, help_heading = "Training")]
-    max_epochs: usize,
-    /// First random seed [42]
-    #[arg(long, default_value_t = 42, help_heading = "Training")]
-    seed: u64,
+    /// Continue the interrupted run in this model directory (one seed's),
+    /// with its saved settings, optimizer and random state: the result
+    /// equals an uninterrupted run. Give no model or training flags with it
+    /// (except --max-minutes).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config", "seeds"])]
+    resume: Option<PathBuf>,
+    /// TOML file with [model] and [train] tables (names as the flags, with
+    /// underscores; `kernel` for --attention-kernel); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    model: GraphModelArgs,
+    #[command(flatten)]
+    train: GraphTrainArgs,
     /// Train this many models (seeds SEED, SEED+1, ...) and report mean +- std [1]
     #[arg(long, default_value_t = 1, help_heading = "Training")]
     seeds: usize,
+}
+
+/// Architecture flags; unset ones come from the config file or GraphModelConfig's defaults.
+#[derive(Args, Serialize, Default)]
+pub struct GraphModelArgs {
+    /// Edge score: additive (GAT) or dot (scaled dot product) [additive]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<GraphScoreType>,
+    /// Graph attention layers [2]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
+    /// Heads per hidden layer, concatenated [8]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heads: Option<usize>,
+    /// Features per head in hidden layers [8]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidden: Option<usize>,
+    /// Heads of the output layer, averaged [1]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_heads: Option<usize>,
+    /// Dropout on each layer's input [0.6]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropout: Option<f32>,
+    /// One input dropout mask shared by all heads of a layer (as PyG and
+    /// DGL do), instead of one mask per head (the GAT authors' code) [off]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip)]
+    shared_input_dropout: bool,
+    /// Dropout on attention weights [0.6]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention_dropout: Option<f32>,
+    /// Dropout on the projected features where they are aggregated, after
+    /// scoring (as in the reference GAT code) [0.6]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_dropout: Option<f32>,
+    /// Negative slope of the additive score's LeakyReLU [0.2]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    negative_slope: Option<f32>,
+    /// Residual connections around each layer [off]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip)]
+    residual: bool,
+    /// Do not let nodes attend to themselves [self loops on]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip)]
+    no_self_loops: bool,
+    /// Keep raw features (default: each node's features scaled to sum to 1)
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip)]
+    raw_features: bool,
+    /// fused (sparse kernel) or reference (dense adjacency-masked, O(nodes^2)) [fused]
+    #[arg(long, help_heading = "Model")]
+    #[serde(rename = "kernel", skip_serializing_if = "Option::is_none")]
+    attention_kernel: Option<AttentionKernel>,
+}
+
+impl GraphModelArgs {
+    /// The flags given, as `[model]` table entries.
+    fn table(&self) -> Result<toml::Table> {
+        let mut t = toml::Table::try_from(self)?;
+        for (given, key, value) in [
+            (self.shared_input_dropout, "shared_input_dropout", true),
+            (self.residual, "residual", true),
+            (self.no_self_loops, "self_loops", false),
+            (self.raw_features, "normalize_features", false),
+        ] {
+            if given {
+                t.insert(key.into(), toml::Value::Boolean(value));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Training flags; unset ones come from the config file or GraphTrainConfig's defaults.
+#[derive(Args, Serialize, Default)]
+pub struct GraphTrainArgs {
+    /// Learning rate (Adam, constant) [0.005]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr: Option<f32>,
+    /// L2 regularisation of weight matrices [0.0005]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l2: Option<f32>,
+    /// Stop after this many epochs without validation loss or accuracy improving [100]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patience: Option<usize>,
+    /// Upper limit on epochs (early stopping usually ends sooner) [5000]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_epochs: Option<usize>,
+    /// Random seed (the first, with --seeds) [42]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Stop after this many minutes of this session, keeping the best model
+    /// so far (continue with --resume) [no limit]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
 }
 
 #[derive(Args)]
@@ -115,29 +190,37 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 pub fn train(args: TrainGraphArgs) -> Result<()> {
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
-    let data = planetoid::read_dir(&args.data, 0)?;
-    let config = GraphModelConfig {
-        score: args.score,
-        layers: args.layers,
-        heads: args.heads,
-        hidden: args.hidden,
-        output_heads: args.output_heads,
-        dropout: args.dropout,
-        shared_input_dropout: args.shared_input_dropout,
-        attention_dropout: args.attention_dropout,
-        value_dropout: args.value_dropout,
-        negative_slope: 0.2,
-        residual: args.residual,
-        self_loops: !args.no_self_loops,
-        normalize_features: !args.raw_features,
-        kernel: args.attention_kernel,
-        feature_dim: data.feature_dim,
-        classes: data.classes,
+    // Settings first: a bad flag or config file is reported before any data is read.
+    let settings = match &args.resume {
+        Some(dir) => {
+            let mut given = settings::given_flags(&args.model.table()?, &args.train)?;
+            given.retain(|f| f != "--max-minutes");
+            if !given.is_empty() {
+                bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
+            }
+            None
+        }
+        None => Some(settings::resolve::<GraphSettings>(args.config.as_deref(), &args.model.table()?, &args.train)?),
     };
+    let data = planetoid::read_dir(&args.data, 0)?;
+    if let Some(dir) = &args.resume {
+        let GraphRunToResume { model, mut train, resume } = task::load_training(dir)?;
+        if args.train.max_minutes.is_some() {
+            train.max_minutes = args.train.max_minutes;
+        }
+        let input = GraphInput::new(&data, &model.config)?;
+        eprintln!("resuming {} at epoch {} (seed {})", dir.display(), resume.state.epoch, train.seed);
+        let run = train_one(&model, &input, &data, &train, dir, Some(resume), "")?;
+        print_run(&run, dir);
+        return Ok(());
+    }
+    let GraphSettings { model: mut config, train } = settings.expect("resolved above");
+    config.feature_dim = data.feature_dim;
+    config.classes = data.classes;
     let input = GraphInput::new(&data, &config)?;
     let (_, stats) = data.graph(config.self_loops)?;
     eprintln!(
-        "{}: {} nodes, {} features, {} classes; {} edges given ({} self edges dropped, {} repeats merged) -> {} directed edges incl. self loops; split {}/{}/{}",
+        "{}: {} nodes, {} features, {} classes; {} edges given ({} self edges dropped, {} repeats merged) -> {} directed edges incl. self loops; split {}/{}/{}; {} threads",
         args.data.display(),
         data.nodes(),
         data.feature_dim,
@@ -148,52 +231,67 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         stats.edges,
         data.train.len(),
         data.val.len(),
-        data.test.len()
+        data.test.len(),
+        attend::rayon::current_num_threads()
     );
     let mut runs = Vec::new();
     for s in 0..args.seeds {
-        let seed = args.seed + s as u64;
-        let train_cfg = GraphTrainConfig { max_epochs: args.max_epochs, lr: args.lr, l2: args.l2, patience: args.patience, seed };
-        let model = GraphClassifier::new(config.clone(), seed)?;
-        let bar = ProgressBar::new(args.max_epochs as u64);
-        bar.set_style(ProgressStyle::with_template("seed {prefix} [{bar:30}] epoch {pos} {msg}").expect("valid template").progress_chars("=> "));
-        bar.set_prefix(seed.to_string());
-        let run = graph::train_graph(&model, &input, &data, &train_cfg, |e: &GraphEpoch| {
-            bar.set_position(e.epoch as u64);
-            bar.set_message(format!("loss {:.4}  val loss {:.4}  val acc {:.2}%", e.train_loss, e.val.loss, 100.0 * e.val.accuracy));
-        })?;
-        bar.finish_and_clear();
-        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{seed}")) };
-        graph::save(&dir, &model, &train_cfg)?;
-        println!(
-            "seed {seed}: test {:.2}%  (val {:.2}%, loss {:.4}; best epoch {} of {}; {:.1} ms per training step; {:.1} s) -> {}",
-            100.0 * run.test.accuracy,
-            100.0 * run.val.accuracy,
-            run.val.loss,
-            run.best_epoch,
-            run.epochs,
-            run.train_step_ms,
-            run.seconds,
-            dir.display()
-        );
+        let train_cfg = GraphTrainConfig { seed: train.seed + s as u64, ..train.clone() };
+        let model = GraphClassifier::new(config.clone(), train_cfg.seed)?;
+        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{}", train_cfg.seed)) };
+        let prefix = if args.seeds == 1 { String::new() } else { format!("seed {} ", train_cfg.seed) };
+        let run = train_one(&model, &input, &data, &train_cfg, &dir, None, &prefix)?;
+        print_run(&run, &dir);
         runs.push(run);
     }
-    let accs: Vec<f64> = runs.iter().map(|r| r.test.accuracy as f64 * 100.0).collect();
-    let (mean, std) = mean_std(&accs);
     if args.seeds > 1 {
+        let accs: Vec<f64> = runs.iter().map(|r| r.test.accuracy as f64 * 100.0).collect();
+        let (mean, std) = mean_std(&accs);
         println!("test accuracy over {} seeds: {mean:.2} +- {std:.2}%", args.seeds);
-        let report = Report {
-            data: args.data.clone(),
-            model: config,
-            train: GraphTrainConfig { max_epochs: args.max_epochs, lr: args.lr, l2: args.l2, patience: args.patience, seed: args.seed },
-            runs,
-            test_accuracy_mean: mean,
-            test_accuracy_std: std,
-        };
+        let report = Report { data: args.data.clone(), model: config, train, runs, test_accuracy_mean: mean, test_accuracy_std: std };
         let path = args.out.join("report.json");
         std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// One run through the training loop, checkpointed in `dir`; Ctrl-C saves and exits 130.
+fn train_one(
+    model: &GraphClassifier,
+    input: &GraphInput,
+    data: &GraphData,
+    cfg: &GraphTrainConfig,
+    dir: &Path,
+    resume: Option<Resume<Scores>>,
+    prefix: &str,
+) -> Result<GraphRun> {
+    let interrupt = interrupt_flag()?;
+    let mut progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
+    let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt) };
+    let run = match task::train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, &mut progress) {
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
+        other => other?,
+    };
+    progress.finish();
+    if let Some(why) = &run.stopped_early {
+        eprintln!("{prefix}early stop: {why}");
+    }
+    Ok(run)
+}
+
+fn print_run(run: &GraphRun, dir: &Path) {
+    println!(
+        "seed {}: test {:.2}%  (val {:.2}%, loss {:.4}; best epoch {} of {}; {:.1} ms per training step; {:.1} s) -> {}",
+        run.seed,
+        100.0 * run.test.accuracy,
+        100.0 * run.val.accuracy,
+        run.val.loss,
+        run.best_epoch,
+        run.epochs,
+        run.train_step_ms,
+        run.seconds,
+        dir.display()
+    );
 }
 
 #[derive(Serialize)]
@@ -207,7 +305,7 @@ struct EvalReport<'a> {
 }
 
 pub fn eval(args: EvalGraphArgs) -> Result<()> {
-    let (model, _) = graph::load(&args.model)?;
+    let (model, _) = task::load(&args.model)?;
     let data = planetoid::read_dir(&args.data, model.config.feature_dim)?;
     let input = GraphInput::new(&data, &model.config)?;
     let [train, val, test] = [&data.train, &data.val, &data.test].map(|nodes| model.evaluate(&input, nodes));
@@ -238,11 +336,11 @@ pub fn eval(args: EvalGraphArgs) -> Result<()> {
 
 /// `attend attention` for a graph model: where one node looks.
 pub fn node_attention(model_dir: &Path, data_dir: &Path, node: usize, out: &Path) -> Result<()> {
-    let (model, _) = graph::load(model_dir)?;
+    let (model, _) = task::load(model_dir)?;
     let data = planetoid::read_dir(data_dir, model.config.feature_dim)?;
     let input = GraphInput::new(&data, &model.config)?;
-    let view = attend::viz::node_attention(&model, &input, node)?;
-    let files = attend::viz::write_node_views(&view, out)?;
+    let view = attend_cli::viz::node_attention(&model, &input, node)?;
+    let files = attend_cli::viz::write_node_views(&view, out)?;
     let class = |c: Option<u32>| c.map_or("unlabelled".to_string(), |c| format!("class {c}"));
     println!("node {node}: {}, predicted class {}", class(view.label), view.predicted);
     for (l, list) in view.layers.iter().enumerate() {

@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod compare_cmd;
 mod graph_cmd;
+mod progress;
 mod serve;
 mod settings;
 mod tagger_cmd;

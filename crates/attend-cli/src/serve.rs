@@ -11,8 +11,8 @@
 //! - `GET /`: the viewer page, which uses the API above.
 
 use anyhow::{Context, Result};
-use attend::checkpoint::{self, LoadedTagger};
-use attend::compare::{quantile, timings_ms};
+use attend::models::tagger::load::{load_tagger, LoadedTagger};
+use attend_cli::timing::{quantile, sample_ms};
 use attend::data::conllu::Sentence;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -154,12 +154,12 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
         let unknown = words.iter().map(|w| loaded.vocab.is_unknown(w)).collect();
         let has_attention = loaded.model.config.encoder == attend::models::EncoderKind::Attention;
         let (tags, attention) = if req.attention && has_attention {
-            let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
+            let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
             let layers = maps.layers.into_iter().map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect()).collect();
             (maps.tags, Some(layers))
         } else {
-            let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.vocab, 8192)?.remove(0);
+            let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.vocab, attend::models::EVAL_BATCH_TOKENS)?.remove(0);
             (ids.into_iter().map(|t| loaded.vocab.tags.name(t).to_string()).collect(), None)
         };
         Ok(TagResponse { words, tags, unknown, attention, ms: 0.0 })
@@ -175,7 +175,7 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
 
 /// `attend serve`: loads the model, listens, serves until Ctrl-C.
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let loaded = checkpoint::load_tagger(&args.model)?;
+    let loaded = load_tagger(&args.model)?;
     let mut max_words = args.max_words.max(1);
     if loaded.model.config.position == attend::nn::position::PositionKind::Learned {
         max_words = max_words.min(loaded.model.config.max_positions);
@@ -235,11 +235,11 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let loaded = checkpoint::load_tagger(&args.model)?;
+    let loaded = load_tagger(&args.model)?;
     let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
     let text = words.join(" ");
     let sentence = Sentence::from_words(&words);
-    let baseline = timings_ms(args.requests, args.min_seconds, || attend::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ()))?;
+    let baseline = sample_ms(args.requests, args.min_seconds, || attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ()))?;
     let config = loaded.model.config.clone();
     let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -249,7 +249,7 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let http = |attention: bool| -> Result<Vec<f64>> {
         let body = serde_json::json!({ "text": text, "attention": attention }).to_string();
-        timings_ms(args.requests, args.min_seconds, || {
+        sample_ms(args.requests, args.min_seconds, || {
             runtime.block_on(async {
                 let req = axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
                 let res = client.request(req).await?;

@@ -5,6 +5,7 @@
 //! line win over the file; anything given in neither takes the default.
 
 use anyhow::{Context, Result};
+use attend::config::Settings;
 use attend::nn::position::PositionKind;
 use attend::models::EncoderKind;
 use attend::nn::AttentionKernel;
@@ -145,7 +146,12 @@ pub struct TrainArgs {
     patience: Option<usize>,
 }
 
-pub use attend::config::TaggerSettings as Settings;
+impl TrainArgs {
+    /// `--max-minutes`, the one training flag a resumed run may change.
+    pub fn max_minutes(&self) -> Option<f64> {
+        self.max_minutes
+    }
+}
 
 fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
     let entry = base.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -155,14 +161,14 @@ fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
 }
 
 /// The model and training flags given on the command line, as `--name`.
-pub fn given_flags(model: &ModelArgs, train: &TrainArgs) -> Result<Vec<String>> {
+pub fn given_flags(model: &impl Serialize, train: &impl Serialize) -> Result<Vec<String>> {
     let mut names: Vec<String> = toml::Table::try_from(model)?.keys().cloned().collect();
     names.extend(toml::Table::try_from(train)?.keys().cloned());
     Ok(names.into_iter().map(|n| format!("--{}", n.replace('_', "-"))).collect())
 }
 
 /// Resolves settings: defaults, then the TOML file, then flags.
-pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Result<Settings> {
+pub fn resolve<S: Settings>(file: Option<&Path>, model: &impl Serialize, train: &impl Serialize) -> Result<S> {
     let mut table = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
@@ -173,7 +179,7 @@ pub fn resolve(file: Option<&Path>, model: &ModelArgs, train: &TrainArgs) -> Res
     merge_table(&mut table, "model", toml::Table::try_from(model)?);
     merge_table(&mut table, "train", toml::Table::try_from(train)?);
     let where_ = file.map(|p| p.display().to_string()).unwrap_or_else(|| "command line".into());
-    let settings = Settings::from_table(table).map_err(|e| anyhow::anyhow!("settings from {where_}: {e}"))?;
+    let settings = S::from_table(table).map_err(|e| anyhow::anyhow!("settings from {where_}: {e}"))?;
     Ok(settings)
 }
 
@@ -187,14 +193,14 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n").unwrap();
         let model = ModelArgs { layers: Some(3), ..Default::default() };
-        let s = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
+        let s: attend::config::TaggerSettings = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
         assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
         assert_eq!(s.model.d_model, attend::models::TaggerConfig::default().d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
-        let err = format!("{:#}", resolve(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
+        let err = format!("{:#}", resolve::<attend::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
         assert!(err.contains("unknown field `head`"), "{err}");
         let bad = ModelArgs { heads: Some(3), ..Default::default() };
-        let err = format!("{:#}", resolve(None, &bad, &TrainArgs::default()).err().unwrap());
+        let err = format!("{:#}", resolve::<attend::config::TaggerSettings>(None, &bad, &TrainArgs::default()).err().unwrap());
         assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
     }
 }

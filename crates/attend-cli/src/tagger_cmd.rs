@@ -1,17 +1,19 @@
 //! `attend train tagger`, `attend eval`, `attend tag`.
 
+use crate::progress::{self, Progress};
 use crate::settings::{self, ModelArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
-use attend::checkpoint;
+use attend::checkpoint::{self, ModelKind};
+use attend::config::TaggerSettings;
 use attend::data::conllu::{self, Sentence};
 use attend::data::vocab::TaggerVocab;
-use attend::models::Tagger;
-use attend::train::{self, EpochSummary, Observer, StepInfo};
+use attend::models::tagger::load::load_tagger;
+use attend::models::tagger::task::{load_training, train_tagger_with, TaggerRun};
+use attend::models::{Tagger, EVAL_BATCH_TOKENS};
+use attend::train::RunOptions;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -91,52 +93,6 @@ pub struct TagArgs {
     stats: bool,
 }
 
-/// Progress bar per epoch with loss, learning rate and speed; one line per
-/// epoch with dev accuracy.
-struct Progress {
-    bar: Option<ProgressBar>,
-    tokens: usize,
-    started: Instant,
-}
-
-impl Observer for Progress {
-    fn epoch_start(&mut self, epoch: usize, batches: usize) {
-        let bar = ProgressBar::new(batches as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(epoch.to_string());
-        self.bar = Some(bar);
-        self.tokens = 0;
-        self.started = Instant::now();
-    }
-    fn step(&mut self, info: &StepInfo) {
-        self.tokens += info.tokens;
-        if let Some(bar) = &self.bar {
-            let speed = self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", info.loss, info.lr, speed));
-            bar.inc(1);
-        }
-    }
-    fn epoch_end(&mut self, s: &EpochSummary) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        eprintln!(
-            "epoch {:>3}  loss {:.4}  dev {:.2}%  best {:.2}%{}  {:.0} tok/s  {:.1} min",
-            s.epoch,
-            s.train_loss,
-            100.0 * s.dev_accuracy,
-            100.0 * s.best_dev_accuracy,
-            if s.improved { " (saved)" } else { "" },
-            s.train_tokens_per_sec,
-            s.elapsed_sec / 60.0
-        );
-    }
-}
-
 fn read_conllu(path: &Path) -> Result<Vec<Sentence>> {
     Ok(conllu::read_file(path)?)
 }
@@ -145,7 +101,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match args.resume {
         Some(_) => None,
-        None => Some(settings::resolve(args.config.as_deref(), &args.model, &args.train)?),
+        None => Some(settings::resolve::<TaggerSettings>(args.config.as_deref(), &args.model, &args.train)?),
     };
     let files = conllu::find_treebank(&args.treebank)?;
     let train = read_conllu(&files.train)?;
@@ -153,18 +109,16 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let (mut model, vocab, tcfg, out, resume) = match &args.resume {
         Some(dir) => {
             let given = settings::given_flags(&args.model, &args.train)?;
+            let given: Vec<String> = given.into_iter().filter(|f| f != "--max-minutes").collect();
             if !given.is_empty() {
                 bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
             }
-            let r = checkpoint::load_training(dir)?;
-            eprintln!(
-                "resuming {} at epoch {}, batch {} (step {})",
-                dir.display(),
-                r.state.epoch,
-                r.state.next_batch,
-                r.opt.step
-            );
-            (r.model, r.vocab, r.train, dir.clone(), Some((r.opt, r.state, r.best)))
+            let TaggerRun { model, vocab, mut train, resume } = load_training(dir)?;
+            if let Some(m) = args.train.max_minutes() {
+                train.max_minutes = Some(m);
+            }
+            eprintln!("resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
+            (model, vocab, train, dir.clone(), Some(resume))
         }
         None => {
             let settings = settings.expect("resolved above");
@@ -188,28 +142,14 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         model.params.num_scalars(),
         attend::rayon::current_num_threads()
     );
-    // Ctrl-C: finish the current step, save, stop. A second Ctrl-C exits at once.
-    let interrupt: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    ctrlc::set_handler(move || {
-        if interrupt.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: exiting without saving");
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl-C: saving after this step (press again to exit at once)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    let mut progress = Progress { bar: None, tokens: 0, started: Instant::now() };
-    let options = train::RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
-    let summary = match train::train_tagger_with(&mut model, &vocab, &train, &dev, &tcfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => {
-            if let Some(bar) = progress.bar.take() {
-                bar.abandon();
-            }
-            eprintln!("interrupted: {why}");
-            std::process::exit(130);
-        }
+    let interrupt = progress::interrupt_flag()?;
+    let mut progress = Progress::new("tok", "dev", 1);
+    let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
+    let summary = match train_tagger_with(&mut model, &vocab, &train, &dev, &tcfg, options, &mut progress) {
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
         other => other?,
     };
+    progress.finish();
     if let Some(why) = &summary.stopped_early {
         eprintln!("stopped early: {why}");
     }
@@ -226,7 +166,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     if let Some(test_path) = &files.test {
         let test = read_conllu(test_path)?;
         let t0 = Instant::now();
-        let r = model.evaluate(&test, &vocab, 8192)?;
+        let r = model.evaluate(&test, &vocab, EVAL_BATCH_TOKENS)?;
         let secs = t0.elapsed().as_secs_f64();
         eprintln!(
             "test {}: UPOS {:.2}%, unknown words {:.2}% ({} tokens), tagging {:.0} tok/s",
@@ -245,11 +185,11 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let loaded = checkpoint::load_tagger(&args.model)?;
+    let loaded = load_tagger(&args.model)?;
     let gold = read_conllu(&args.input)?;
-    attend::models::tagger::check_gold_tags(&gold, &loaded.vocab, &args.input)?;
+    attend::models::tagger::eval::check_gold_tags(&gold, &loaded.vocab, &args.input)?;
     let t0 = Instant::now();
-    let r = loaded.model.evaluate(&gold, &loaded.vocab, 8192)?;
+    let r = loaded.model.evaluate(&gold, &loaded.vocab, EVAL_BATCH_TOKENS)?;
     let secs = t0.elapsed().as_secs_f64();
     if args.json {
         let mut j = r.to_json();
@@ -277,7 +217,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn tag(args: TagArgs) -> Result<()> {
     let started = Instant::now();
-    let mut loaded = checkpoint::load_tagger(&args.model)?;
+    let mut loaded = load_tagger(&args.model)?;
     if args.window.is_some() {
         loaded.model.set_window(args.window)?;
     }
@@ -308,7 +248,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
     let longest = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
     loaded.model.check_dense_length(longest, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
     let tagging = Instant::now();
-    loaded.model.tag(&mut sentences, &loaded.vocab, 8192)?;
+    loaded.model.tag(&mut sentences, &loaded.vocab, EVAL_BATCH_TOKENS)?;
     let tag_secs = tagging.elapsed().as_secs_f64();
     let out = conllu::to_string(&sentences);
     match &args.output {
@@ -352,24 +292,22 @@ pub struct AttentionArgs {
 /// `attend attention`: who attends to whom, for one sentence (tagger) or
 /// one node (graph model).
 pub fn attention(args: AttentionArgs) -> Result<()> {
-    let kind = checkpoint::kind(&args.model)?;
-    match (kind.as_str(), &args.text, args.node, &args.data) {
-        ("tagger", Some(text), _, _) => sentence_attention(&args, text),
-        ("graph", _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
-        ("tagger", None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
-        ("graph", _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
-        (other, _, _, _) => bail!("{}: unknown model kind {other:?}", args.model.display()),
+    match (checkpoint::kind(&args.model)?, &args.text, args.node, &args.data) {
+        (ModelKind::Tagger, Some(text), _, _) => sentence_attention(&args, text),
+        (ModelKind::Graph, _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
+        (ModelKind::Tagger, None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
+        (ModelKind::Graph, _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
     }
 }
 
 fn sentence_attention(args: &AttentionArgs, text: &str) -> Result<()> {
-    let loaded = checkpoint::load_tagger(&args.model)?;
+    let loaded = load_tagger(&args.model)?;
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.is_empty() {
         bail!("--text has no words");
     }
-    let maps = attend::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
-    let files = attend::viz::write_heatmaps(&maps, &args.out)?;
+    let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
+    let files = attend_cli::viz::write_heatmaps(&maps, &args.out)?;
     let tagged: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w}/{t}")).collect();
     println!("{}", tagged.join(" "));
     // Where each word looks most, averaged over the last layer's heads.

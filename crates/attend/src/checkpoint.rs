@@ -1,46 +1,137 @@
-//! Checkpoints: a directory holding
+//! Checkpoints, one format for every kind of model: a directory holding
+//! - `config.json`: a [`CheckpointConfig`], tagged by `kind` (`"tagger"`,
+//!   `"graph"`), with the architecture and the training settings;
 //! - `model.safetensors`: the parameters, by name;
-//! - `config.json`: the architecture and training settings;
-//! - `vocab.json`: words, characters and tags;
+//! - the extra files a kind declares ([`ModelKind::extra_files`]: the
+//!   tagger's `vocab.json`);
 //! - `resume/` (written by training): the latest weights
-//!   (`model.safetensors`), AdamW moments (`optimizer.safetensors`:
+//!   (`model.safetensors`), the AdamW state (`optimizer.safetensors`:
 //!   `m.NAME`, `v.NAME`, `step`) and `state.json` (epoch, batch, random
-//!   generator states, best-so-far), so `attend train tagger --resume DIR`
+//!   generator states, best so far), so `attend train ... --resume DIR`
 //!   continues exactly where the run stopped.
 //!
 //! Writes are atomic: everything goes to a sibling temporary directory that
 //! then replaces the old checkpoint, so a crash leaves the old or the new
 //! checkpoint, never a mix.
 
-use crate::data::vocab::TaggerVocab;
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::models::tagger::{Tagger, TaggerConfig};
+use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
+use crate::models::tagger::config::TaggerConfig;
 use crate::nn::ParamStore;
-use crate::train::{AdamW, RunState, TrainConfig};
+use crate::optim::AdamW;
 use candle_core::{Device, Tensor};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// Contents of `config.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A part-of-speech tagger (`attend train tagger`).
+    Tagger,
+    /// A graph attention node classifier (`attend train graph`).
+    Graph,
+}
+
+impl ModelKind {
+    /// Files besides `config.json` and `model.safetensors` a checkpoint of this kind holds.
+    pub fn extra_files(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Tagger => &["vocab.json"],
+            ModelKind::Graph => &[],
+        }
+    }
+
+    /// The commands that use such a model (for error messages).
+    pub fn commands(self) -> &'static str {
+        match self {
+            ModelKind::Tagger => "attend eval tagger, attend tag",
+            ModelKind::Graph => "attend eval graph",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Tagger => "tagger",
+            ModelKind::Graph => "graph",
+        })
+    }
+}
+
+/// Contents of `config.json`: the kind, then that kind's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CheckpointConfig {
+    Tagger(Saved<TaggerConfig, Option<TrainConfig>>),
+    Graph(Saved<GraphModelConfig, GraphTrainConfig>),
+}
+
+/// The settings of one kind of model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CheckpointConfig {
-    /// What kind of model this is ("tagger").
-    pub kind: String,
+pub struct Saved<M, T> {
     /// attend version that wrote it.
     pub version: String,
-    pub model: TaggerConfig,
-    pub train: Option<TrainConfig>,
+    pub model: M,
+    pub train: T,
+}
+
+impl<M, T> Saved<M, T> {
+    /// Settings written by this version of attend.
+    pub fn new(model: M, train: T) -> Self {
+        Saved { version: env!("CARGO_PKG_VERSION").into(), model, train }
+    }
+}
+
+impl CheckpointConfig {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            CheckpointConfig::Tagger(_) => ModelKind::Tagger,
+            CheckpointConfig::Graph(_) => ModelKind::Graph,
+        }
+    }
+}
+
+/// What a model puts in its checkpoint besides the weights.
+pub struct Contents {
+    pub config: CheckpointConfig,
+    /// `(file name, bytes)`, one per [`ModelKind::extra_files`] entry.
+    pub extras: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// What training adds to a checkpoint under `resume/`.
+pub struct ResumeFiles<'a, S> {
+    /// The weights now (the top level holds the best ones).
+    pub weights: &'a BTreeMap<String, Tensor>,
+    pub optimizer: &'a AdamW,
+    /// The loop's state (`state.json`).
+    pub state: &'a S,
 }
 
 pub(crate) fn ck_err(path: &Path, message: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), message: message.into() }
 }
 
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn json_err(path: &Path, e: serde_json::Error) -> Error {
+    Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| ck_err(path, e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    candle_core::safetensors::save(tensors, path).map_err(|e| ck_err(path, e.to_string()))
+}
+
+fn weight_map(weights: &BTreeMap<String, Tensor>) -> HashMap<String, Tensor> {
+    weights.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -50,7 +141,7 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 /// Writes a checkpoint directory atomically: `fill` writes the files into a
 /// sibling temporary directory, which then replaces `dir`.
-pub(crate) fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -72,219 +163,126 @@ pub(crate) fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()
     Ok(())
 }
 
-/// Writes `model.safetensors` from a parameter store.
-pub(crate) fn save_weights(dir: &Path, params: &ParamStore) -> Result<()> {
-    save_weight_map(dir, &params.snapshot()?)
-}
-
-/// Writes `model.safetensors` from named tensors.
-fn save_weight_map(dir: &Path, weights: &BTreeMap<String, Tensor>) -> Result<()> {
-    let weights: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let path = dir.join("model.safetensors");
-    candle_core::safetensors::save(&weights, &path).map_err(|e| ck_err(&path, e.to_string()))
-}
-
-/// Writes `optimizer.safetensors`: the AdamW moments `m.NAME`, `v.NAME` and `step`.
-fn save_optimizer(dir: &Path, opt: &AdamW) -> Result<()> {
-    let mut state: HashMap<String, Tensor> = HashMap::new();
-    let dev = Device::Cpu;
-    for (name, m) in &opt.m {
-        state.insert(format!("m.{name}"), Tensor::from_slice(m, m.len(), &dev)?);
+/// Saves a model to `dir` in one atomic swap: `weights` at the top level
+/// (what loading reads), the model's config and extra files, and with
+/// `resume`, what training needs to continue.
+pub fn save<S: Serialize>(dir: &Path, contents: &Contents, weights: &BTreeMap<String, Tensor>, resume: Option<ResumeFiles<S>>) -> Result<()> {
+    let kind = contents.config.kind();
+    let declared: Vec<&str> = contents.extras.iter().map(|(name, _)| *name).collect();
+    if declared != kind.extra_files() {
+        return Err(ck_err(dir, format!("a {kind} checkpoint holds {:?}, got {declared:?} (a bug)", kind.extra_files())));
     }
-    for (name, v) in &opt.v {
-        state.insert(format!("v.{name}"), Tensor::from_slice(v, v.len(), &dev)?);
-    }
-    // the step as two u32 halves (safetensors has no u64 in candle)
-    state.insert("step".into(), Tensor::new(&[opt.step as u32, (opt.step >> 32) as u32], &dev)?);
-    let path = dir.join("optimizer.safetensors");
-    candle_core::safetensors::save(&state, &path).map_err(|e| ck_err(&path, e.to_string()))
-}
-
-/// Reads what [`save_optimizer`] wrote.
-fn load_optimizer(dir: &Path) -> Result<AdamW> {
-    let path = dir.join("optimizer.safetensors");
-    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| ck_err(&path, e.to_string()))?;
-    let mut opt = AdamW::default();
-    for (key, t) in tensors {
-        let bad = |e: candle_core::Error| ck_err(&path, format!("{key}: {e}"));
-        if key == "step" {
-            let halves = t.to_vec1::<u32>().map_err(bad)?;
-            opt.step = halves.first().copied().unwrap_or(0) as u64 | (halves.get(1).copied().unwrap_or(0) as u64) << 32;
-        } else if let Some(name) = key.strip_prefix("m.") {
-            opt.m.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
-        } else if let Some(name) = key.strip_prefix("v.") {
-            opt.v.insert(name.to_string(), t.to_vec1::<f32>().map_err(bad)?);
-        } else {
-            return Err(ck_err(&path, format!("unexpected tensor {key}")));
-        }
-    }
-    Ok(opt)
-}
-
-/// Saves a training run: the best weights so far at the top level (what
-/// `load_tagger` reads) and, in `resume/`, the current weights, optimizer
-/// state and [`RunState`], all in one atomic swap of `dir`.
-#[allow(clippy::too_many_arguments)]
-pub fn save_training(
-    dir: &Path,
-    model: &Tagger,
-    best: &BTreeMap<String, Tensor>,
-    vocab: &TaggerVocab,
-    train: &TrainConfig,
-    opt: &AdamW,
-    state: &RunState,
-) -> Result<()> {
     write_atomically(dir, |tmp| {
-        save_weight_map(tmp, best)?;
-        write_json(&tmp.join("config.json"), &tagger_config(model, train))?;
-        write_json(&tmp.join("vocab.json"), vocab)?;
-        let resume = tmp.join("resume");
-        std::fs::create_dir_all(&resume).map_err(|e| Error::io(&resume, e))?;
-        save_weights(&resume, &model.params)?;
-        save_optimizer(&resume, opt)?;
-        write_json(&resume.join("state.json"), state)
+        write_tensors(&tmp.join("model.safetensors"), &weight_map(weights))?;
+        write_json(&tmp.join("config.json"), &contents.config)?;
+        for (name, bytes) in &contents.extras {
+            let path = tmp.join(name);
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        }
+        if let Some(r) = resume {
+            let dir = tmp.join("resume");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            write_tensors(&dir.join("model.safetensors"), &weight_map(r.weights))?;
+            write_tensors(&dir.join("optimizer.safetensors"), &r.optimizer.to_tensors()?)?;
+            write_json(&dir.join("state.json"), r.state)?;
+        }
+        Ok(())
     })
 }
 
-/// A run to continue: the model at its last weights, the best weights so
-/// far, and everything else [`save_training`] wrote.
-pub struct Resume {
-    pub model: Tagger,
-    pub best: BTreeMap<String, Tensor>,
-    pub vocab: TaggerVocab,
-    pub train: TrainConfig,
-    pub opt: AdamW,
-    pub state: RunState,
+/// Saves a trained model (its current weights, no training state) to `dir`, atomically.
+pub fn save_model(dir: &Path, contents: &Contents, params: &ParamStore) -> Result<()> {
+    save::<()>(dir, contents, &params.snapshot()?, None)
 }
 
-/// Loads a run saved by [`save_training`] from `dir`.
-pub fn load_training(dir: &Path) -> Result<Resume> {
-    let resume = dir.join("resume");
-    if !resume.join("state.json").exists() {
-        return Err(ck_err(dir, "has no resume/state.json: it was not written by attend train tagger (or by an older version)"));
-    }
-    let best = load_tagger(dir)?;
-    let train = best.config.train.clone().ok_or_else(|| ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
-    let model = Tagger::new(best.config.model.clone(), 0).map_err(|e| ck_err(&dir.join("config.json"), e.to_string()))?;
-    load_weights(&resume, &model.params)?;
-    let opt = load_optimizer(&resume)?;
-    let state: RunState = read_json(&resume.join("state.json"))?;
-    Ok(Resume { best: best.model.params.snapshot()?, model, vocab: best.vocab, train, opt, state })
-}
-
-fn tagger_config(model: &Tagger, train: &TrainConfig) -> CheckpointConfig {
-    CheckpointConfig { kind: "tagger".into(), version: env!("CARGO_PKG_VERSION").into(), model: model.config.clone(), train: Some(train.clone()) }
-}
-
-/// Loads `model.safetensors` into a parameter store built from the config.
-pub(crate) fn load_weights(dir: &Path, params: &ParamStore) -> Result<()> {
-    let path = dir.join("model.safetensors");
-    if !path.exists() {
-        return Err(ck_err(&path, "missing"));
-    }
-    let weights: BTreeMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
-        .map_err(|e| ck_err(&path, e.to_string()))?
-        .into_iter()
-        .collect();
-    params.load(&weights).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))
-}
-
-/// Saves a tagger (and optionally its optimizer state) to `dir`, atomically.
-pub fn save_tagger(dir: &Path, model: &Tagger, vocab: &TaggerVocab, train: &TrainConfig, opt: Option<&AdamW>) -> Result<()> {
-    write_atomically(dir, |tmp| {
-        save_weights(tmp, &model.params)?;
-        write_json(&tmp.join("config.json"), &tagger_config(model, train))?;
-        write_json(&tmp.join("vocab.json"), vocab)?;
-        match opt {
-            Some(opt) => save_optimizer(tmp, opt),
-            None => Ok(()),
-        }
-    })
-}
-
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() })
-}
-
-/// What a checkpoint directory holds: `"tagger"` or `"graph"` (the `kind`
-/// of its `config.json`).
-pub fn kind(dir: &Path) -> Result<String> {
+/// Parses `config.json` (its bytes, read from `path`), checking first that
+/// it holds a `want` model, so that a checkpoint of another kind is named as
+/// such rather than reported as unknown fields. Any bytes give a config or
+/// an error, never a panic (fuzzed).
+pub fn parse_config(path: &Path, bytes: &[u8], want: ModelKind) -> Result<CheckpointConfig> {
     #[derive(Deserialize)]
     struct Kind {
         kind: String,
     }
+    let k: Kind = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
+    match serde_json::from_value::<ModelKind>(serde_json::Value::String(k.kind.clone())) {
+        Ok(kind) if kind == want => serde_json::from_slice(bytes).map_err(|e| json_err(path, e)),
+        Ok(kind) => Err(ck_err(path, format!("holds a {:?} model, not a {want} model (use {})", kind.to_string(), kind.commands()))),
+        Err(_) => Err(ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\" and \"graph\")", k.kind))),
+    }
+}
+
+/// Sets `params` from safetensors `bytes` (the contents of `path`), which
+/// must hold exactly the parameters the config builds.
+pub fn load_weights_from(path: &Path, bytes: &[u8], params: &ParamStore) -> Result<()> {
+    let tensors: BTreeMap<String, Tensor> =
+        candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| ck_err(path, e.to_string()))?.into_iter().collect();
+    params.load(&tensors).map_err(|e| ck_err(path, format!("does not match config.json: {e}")))
+}
+
+/// A checkpoint directory whose `config.json` has been read.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: CheckpointConfig,
+}
+
+/// What a checkpoint directory holds (the `kind` of its `config.json`).
+pub fn kind(dir: &Path) -> Result<ModelKind> {
     let path = dir.join("config.json");
-    let bytes = read_file(dir, "config.json")?;
-    let k: Kind = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path, line: e.line(), message: e.to_string() })?;
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: ModelKind,
+    }
+    let k: Kind = serde_json::from_slice(&read_file(dir, "config.json")?).map_err(|e| json_err(&path, e))?;
     Ok(k.kind)
 }
 
-/// Parses a checkpoint's `config.json` (read from `path`) after checking
-/// its `kind` alone, so that a checkpoint of another kind is named as such
-/// rather than reported as unknown fields.
-pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8], want: &str) -> Result<T> {
-    #[derive(Deserialize)]
-    struct Kind {
-        kind: String,
-    }
-    let json_err = |e: serde_json::Error| Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() };
-    let k: Kind = serde_json::from_slice(bytes).map_err(json_err)?;
-    if k.kind != want {
-        let use_ = match k.kind.as_str() {
-            "graph" => " (use attend eval graph)",
-            "tagger" => " (use attend eval tagger, attend tag)",
-            _ => "",
-        };
-        return Err(ck_err(path, format!("holds a {:?} model, not a {want} model{use_}", k.kind)));
-    }
-    serde_json::from_slice(bytes).map_err(json_err)
-}
-
-/// Reads a file of a checkpoint directory.
-pub(crate) fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).map_err(|e| Error::io(path, e))
 }
 
-/// A loaded tagger with its vocabularies.
-pub struct LoadedTagger {
-    pub model: Tagger,
-    pub vocab: TaggerVocab,
-    pub config: CheckpointConfig,
-}
-
-/// Loads a tagger from `dir`, checking that config, vocabulary and weights agree.
-pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
+/// Opens the checkpoint in `dir`, which must hold a `want` model.
+pub fn open(dir: &Path, want: ModelKind) -> Result<Checkpoint> {
     if !dir.is_dir() {
-        return Err(ck_err(dir, "not a directory (expected model.safetensors, config.json and vocab.json inside)"));
+        let files: Vec<&str> = ["model.safetensors", "config.json"].into_iter().chain(want.extra_files().iter().copied()).collect();
+        return Err(ck_err(dir, format!("not a directory (expected {} inside)", files.join(", "))));
     }
-    let read = |name: &str| read_file(dir, name);
-    tagger_from_bytes(dir, &read("config.json")?, &read("vocab.json")?, &read("model.safetensors")?)
+    let config = parse_config(&dir.join("config.json"), &read_file(dir, "config.json")?, want)?;
+    Ok(Checkpoint { dir: dir.to_path_buf(), config })
 }
 
-/// [`load_tagger`] from the three files' contents; `dir` only names them
-/// in errors. Any bytes give a tagger or an error, never a panic (fuzzed).
-pub fn tagger_from_bytes(dir: &Path, config: &[u8], vocab: &[u8], weights: &[u8]) -> Result<LoadedTagger> {
-    let json_err = |name: &str, e: serde_json::Error| Error::Parse { path: dir.join(name), line: e.line(), message: e.to_string() };
-    let config: CheckpointConfig = parse_config(&dir.join("config.json"), config, "tagger")?;
-    let vocab: TaggerVocab = serde_json::from_slice(vocab).map_err(|e| json_err("vocab.json", e))?;
-    let m = &config.model;
-    for (what, in_config, in_vocab) in [("words", m.words, vocab.words.len()), ("chars", m.chars, vocab.chars.len()), ("tags", m.tags, vocab.tags.len())] {
-        if in_config != in_vocab {
-            return Err(ck_err(dir, format!("config.json says {in_config} {what} but vocab.json has {in_vocab}")));
+/// What `resume/` holds besides the weights.
+pub struct Resumed<S> {
+    pub optimizer: AdamW,
+    pub state: S,
+}
+
+impl Checkpoint {
+    /// The bytes of a file of the checkpoint.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        read_file(&self.dir, name)
+    }
+
+    /// Loads the top-level weights (the best model) into `params`.
+    pub fn load_weights(&self, params: &ParamStore) -> Result<()> {
+        load_weights_from(&self.dir.join("model.safetensors"), &self.read("model.safetensors")?, params)
+    }
+
+    /// Reads `resume/`: its weights go into `params` (built from the
+    /// config), the optimizer and loop state are returned.
+    pub fn resume<S: DeserializeOwned>(&self, params: &ParamStore) -> Result<Resumed<S>> {
+        let dir = self.dir.join("resume");
+        if !dir.join("state.json").exists() {
+            return Err(ck_err(&self.dir, format!("has no resume/state.json: it was not written by attend train {} (or by an older version)", self.config.kind())));
         }
+        load_weights_from(&dir.join("model.safetensors"), &read_file(&dir, "model.safetensors")?, params)?;
+        let opt_path = dir.join("optimizer.safetensors");
+        let tensors = candle_core::safetensors::load(&opt_path, &Device::Cpu).map_err(|e| ck_err(&opt_path, e.to_string()))?;
+        let optimizer = AdamW::from_tensors(tensors).map_err(|e| ck_err(&opt_path, e))?;
+        let state_path = dir.join("state.json");
+        let state = serde_json::from_slice(&read_file(&dir, "state.json")?).map_err(|e| json_err(&state_path, e))?;
+        Ok(Resumed { optimizer, state })
     }
-    if vocab.word_counts.len() != vocab.words.len() {
-        return Err(ck_err(&dir.join("vocab.json"), "word_counts and words differ in length"));
-    }
-    let config_path = dir.join("config.json");
-    let model = Tagger::new(config.model.clone(), 0).map_err(|e| ck_err(&config_path, e.to_string()))?;
-    let path = dir.join("model.safetensors");
-    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
-        .map_err(|e| ck_err(&path, e.to_string()))?
-        .into_iter()
-        .collect();
-    model.params.load(&tensors).map_err(|e| ck_err(&path, format!("does not match config.json: {e}")))?;
-    Ok(LoadedTagger { model, vocab, config })
 }

@@ -1,10 +1,100 @@
-//! Tagger config files: a `[model]` and a `[train]` table (TOML) with the
-//! names of [`TaggerConfig`] and [`TrainConfig`]; anything left out takes
-//! its default, unknown keys are errors.
+//! Settings files: a `[model]` and a `[train]` table (TOML) with the names
+//! of a model's config and its training config ([`TaggerSettings`],
+//! [`GraphSettings`]); anything left out takes its default, unknown keys are
+//! errors. [`TrainConfig`] is the minibatch training settings of sequence
+//! models.
 
-use crate::models::TaggerConfig;
-use crate::train::TrainConfig;
-use serde::Deserialize;
+use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
+use crate::models::tagger::config::TaggerConfig;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Minibatch training settings (the tagger's; saved beside the model config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Stop after this many minutes of one session, even if epochs remain
+    /// (the best model so far is kept; `--resume` continues). A safety
+    /// limit: the schedule still follows `epochs`.
+    pub max_minutes: Option<f64>,
+    /// Peak learning rate.
+    pub lr: f32,
+    pub warmup_steps: usize,
+    /// The learning rate decays (cosine) to `lr * min_lr_ratio`.
+    pub min_lr_ratio: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Clip gradients to this global L2 norm (0 = off).
+    pub clip: f32,
+    /// Padded positions per training batch.
+    pub batch_tokens: usize,
+    pub label_smoothing: f32,
+    /// Word dropout strength alpha: word w becomes `<unk>` with probability
+    /// alpha / (alpha + count(w)).
+    pub word_dropout: f32,
+    pub seed: u64,
+    /// Stop when dev accuracy has not improved for this many epochs.
+    pub patience: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 18,
+            max_minutes: None,
+            lr: 1e-3,
+            warmup_steps: 300,
+            min_lr_ratio: 0.02,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.98,
+            clip: 1.0,
+            batch_tokens: 1024,
+            label_smoothing: 0.0,
+            word_dropout: 0.25,
+            seed: 42,
+            patience: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr must be positive, got {}", self.lr));
+        }
+        if self.batch_tokens == 0 {
+            return Err("batch_tokens must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));
+        }
+        Ok(())
+    }
+}
+
+/// A `[model]` and a `[train]` table, checked.
+pub trait Settings: DeserializeOwned + Sized {
+    fn validate(&self) -> Result<(), String>;
+
+    /// Settings from a parsed TOML table, checked (sizes, ranges).
+    fn from_table(table: toml::Table) -> Result<Self, String> {
+        let s: Self = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Settings from TOML text. Any text gives settings or an error, never a
+    /// panic (fuzzed).
+    fn from_toml(text: &str) -> Result<Self, String> {
+        Self::from_table(text.parse::<toml::Table>().map_err(|e| e.to_string())?)
+    }
+}
 
 /// Both tables of a tagger config.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -14,18 +104,25 @@ pub struct TaggerSettings {
     pub train: TrainConfig,
 }
 
-impl TaggerSettings {
-    /// Settings from a parsed TOML table, checked (sizes, ranges).
-    pub fn from_table(table: toml::Table) -> Result<Self, String> {
-        let s: TaggerSettings = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
-        s.model.validate()?;
-        s.train.validate()?;
-        Ok(s)
+impl Settings for TaggerSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        self.train.validate()
     }
+}
 
-    /// Settings from TOML text. Any text gives settings or an error, never a
-    /// panic (fuzzed).
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        Self::from_table(text.parse::<toml::Table>().map_err(|e| e.to_string())?)
+/// Both tables of a graph model config (`feature_dim` and `classes` come
+/// from the data).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSettings {
+    pub model: GraphModelConfig,
+    pub train: GraphTrainConfig,
+}
+
+impl Settings for GraphSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate_settings()?;
+        self.train.validate()
     }
 }

@@ -6,8 +6,9 @@
 //! runs them on a fixed set of mutated inputs in every `cargo test`, plus
 //! every input in `fuzz/regressions/`. See docs/robustness.md.
 
-use crate::checkpoint;
-use crate::config::TaggerSettings;
+use crate::checkpoint::CheckpointConfig;
+use crate::config::{Settings, TaggerSettings};
+use crate::models::tagger::load::tagger_from_bytes;
 use crate::data::{conllu, planetoid};
 use attend_kernels::graph::{EdgeOptions, Graph};
 use std::path::Path;
@@ -73,12 +74,12 @@ pub fn graph(data: &[u8]) {
 /// A tagger checkpoint as `config.json \0 vocab.json \0 model.safetensors`.
 pub fn checkpoint(data: &[u8]) {
     let [config, vocab, weights] = parts::<3>(data);
-    if let Ok(c) = serde_json::from_slice::<checkpoint::CheckpointConfig>(config) {
+    if let Ok(CheckpointConfig::Tagger(c)) = serde_json::from_slice::<CheckpointConfig>(config) {
         if c.model.parameter_count() > FUZZ_MAX_PARAMETERS {
             return;
         }
     }
-    let _ = checkpoint::tagger_from_bytes(Path::new("fuzz"), config, vocab, weights);
+    let _ = tagger_from_bytes(Path::new("fuzz"), config, vocab, weights);
 }
 
 /// A TOML tagger config.

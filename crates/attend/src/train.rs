@@ -1,171 +1,121 @@
-//! Training: fused AdamW with warmup + cosine decay, gradient clipping by
-//! global norm, length-bucketed batches with word dropout, model selection on
-//! dev, and a checkpoint written each time dev accuracy improves.
+//! The one training loop every model trains with. A model takes part
+//! through a [`Task`]: its batches, the loss of a batch, a dev evaluation
+//! and what goes into its checkpoint. The loop gives every task the same
+//! behaviour: AdamW with the [`LoopConfig`]'s schedule, model selection on
+//! dev, patience, a stop naming the step when the loss is NaN or infinite,
+//! Ctrl-C (an interrupt flag) that saves and stops, a time limit, a
+//! checkpoint written atomically, and a resume that ends bitwise equal to an
+//! uninterrupted run. Progress goes to an [`Observer`].
+//!
+//! Random streams: the *data* generator draws each epoch's batch order (and
+//! whatever a task draws per batch, like word dropout); the *dropout*
+//! generator feeds the model's dropout. Both are saved with the run.
 
-use crate::checkpoint;
-use crate::data::batch::{bucket, encode, Batch};
-use crate::data::conllu::Sentence;
-use crate::data::vocab::TaggerVocab;
+use crate::checkpoint::{self, Contents, ResumeFiles};
 use crate::error::{Error, Result};
-use crate::models::tagger::{EvalReport, Tagger};
 use crate::nn::{Ctx, ParamStore};
-use crate::ops;
-use attend_kernels::adamw::AdamWStep;
-use candle_core::backprop::GradStore;
+use crate::optim::{AdamW, AdamWConfig, Schedule};
 use candle_core::Tensor;
 use rand::SeedableRng;
-use std::sync::atomic::{AtomicBool, Ordering};
 use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Optimisation settings, saved beside the model config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
+/// A model being trained on some data, as the loop sees it.
+pub trait Task {
+    /// What a dev evaluation reports (kept with the best epoch, saved in the run state).
+    type Report: Clone + Serialize + DeserializeOwned;
+
+    /// The parameters the optimizer updates and the checkpoint saves.
+    fn params(&self) -> &ParamStore;
+
+    /// One epoch's batches, each a list of training example indices, in an
+    /// order drawn from `rng`. The count must not depend on `rng`.
+    fn batches(&self, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>>;
+
+    /// The mean loss of a batch (a scalar to differentiate) and how many
+    /// units (words, nodes) it averages over. `rng` is the data generator
+    /// (for input noise such as word dropout), `ctx` holds the dropout one.
+    fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)>;
+
+    /// Scores the model on the dev data.
+    fn evaluate(&self) -> Result<Evaluation<Self::Report>>;
+
+    /// The checkpoint's config and extra files.
+    fn contents(&self) -> Result<Contents>;
+}
+
+/// A dev evaluation.
+#[derive(Debug, Clone)]
+pub struct Evaluation<R> {
+    /// Higher is better.
+    pub accuracy: f64,
+    /// Dev loss, where the task computes it (used by [`Selection::AccuracyAndLoss`]).
+    pub loss: Option<f64>,
+    pub report: R,
+}
+
+/// Which epoch's weights are kept, and what counts as progress for patience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Selection {
+    /// The epoch with the highest dev accuracy (the first of ties);
+    /// patience counts epochs since it.
+    Accuracy,
+    /// GAT's rule: patience counts epochs in which neither dev accuracy nor
+    /// dev loss reached its best so far; the weights kept are from the last
+    /// epoch where both were at their best.
+    AccuracyAndLoss,
+}
+
+/// How the loop runs: built by each task from its own settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopConfig {
     pub epochs: usize,
-    /// Stop after this many minutes even if epochs remain (the best model so
-    /// far is kept). A safety limit: the schedule still follows `epochs`.
+    /// Stop after this many minutes of one session (the best model so far
+    /// is kept and the run can be resumed). The schedule still follows `epochs`.
     pub max_minutes: Option<f64>,
-    /// Peak learning rate.
-    pub lr: f32,
-    pub warmup_steps: usize,
-    /// The learning rate decays (cosine) to `lr * min_lr_ratio`.
-    pub min_lr_ratio: f32,
-    pub weight_decay: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    /// Clip gradients to this global L2 norm (0 = off).
-    pub clip: f32,
-    /// Padded positions per training batch.
-    pub batch_tokens: usize,
-    pub label_smoothing: f32,
-    /// Word dropout strength alpha: word w becomes `<unk>` with probability
-    /// alpha / (alpha + count(w)).
-    pub word_dropout: f32,
-    pub seed: u64,
-    /// Stop when dev accuracy has not improved for this many epochs.
+    /// Stop when this many epochs in a row made no progress (see [`Selection`]).
     pub patience: Option<usize>,
+    pub selection: Selection,
+    pub schedule: Schedule,
+    pub optimizer: AdamWConfig,
+    /// Seeds the data generator.
+    pub seed: u64,
+    /// Seeds the dropout generator.
+    pub dropout_seed: u64,
+    /// Write the checkpoint after an epoch only if this many seconds passed
+    /// since the last write (0: after every epoch). The end of the run, an
+    /// interrupt and a time limit always write it.
+    pub save_interval_secs: f64,
 }
 
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 18,
-            max_minutes: None,
-            lr: 1e-3,
-            warmup_steps: 300,
-            min_lr_ratio: 0.02,
-            weight_decay: 0.01,
-            beta1: 0.9,
-            beta2: 0.98,
-            clip: 1.0,
-            batch_tokens: 1024,
-            label_smoothing: 0.0,
-            word_dropout: 0.25,
-            seed: 42,
-            patience: None,
-        }
-    }
-}
-
-impl TrainConfig {
+impl LoopConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr must be positive, got {}", self.lr));
+        if !(self.schedule.lr > 0.0 && self.schedule.lr.is_finite()) {
+            return Err(format!("lr must be positive, got {}", self.schedule.lr));
         }
-        if self.batch_tokens == 0 {
-            return Err("batch_tokens must be at least 1".into());
+        if self.patience == Some(0) {
+            return Err("patience must be at least 1".into());
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));
+        if self.max_minutes.is_some_and(|m| !(m > 0.0)) {
+            return Err("max_minutes must be positive".into());
         }
         Ok(())
     }
-
-    /// Learning rate at 1-based `step` of `total` steps.
-    pub fn lr_at(&self, step: usize, total: usize) -> f32 {
-        if step <= self.warmup_steps {
-            return self.lr * step as f32 / self.warmup_steps.max(1) as f32;
-        }
-        let span = total.saturating_sub(self.warmup_steps).max(1);
-        let progress = ((step - self.warmup_steps) as f32 / span as f32).min(1.0);
-        let cosine = 0.5 * (1.0 + (std::f32::consts::PI * progress).cos());
-        self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
-    }
-}
-
-/// AdamW with its moments kept by parameter name, so they can be saved with
-/// a checkpoint and training resumed exactly.
-#[derive(Debug, Clone, Default)]
-pub struct AdamW {
-    pub m: BTreeMap<String, Vec<f32>>,
-    pub v: BTreeMap<String, Vec<f32>>,
-    pub step: u64,
-}
-
-impl AdamW {
-    /// Applies one update from `grads`; returns the gradient norm before clipping.
-    /// Weight decay applies to matrices only (not biases or norm gains).
-    pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, cfg: &TrainConfig) -> Result<f32> {
-        let h = Hyper { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 };
-        self.update_with(params, grads, lr, &h)
-    }
-
-    /// [`AdamW::update`] with explicit settings. Decoupled weight decay and
-    /// L2 apply to matrices only (rank >= 2), not to biases or gains.
-    pub fn update_with(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, h: &Hyper) -> Result<f32> {
-        self.step += 1;
-        let mut sq = 0f64;
-        for (_, var) in params.vars() {
-            if let Some(g) = grads.get(var) {
-                sq += ops::with_f32(g, attend_kernels::adamw::sum_of_squares)?;
-            }
-        }
-        let norm = sq.sqrt() as f32;
-        let grad_scale = if h.clip > 0.0 && norm > h.clip { h.clip / norm } else { 1.0 };
-        for (name, var) in params.vars() {
-            let Some(g) = grads.get(var) else { continue };
-            let n = var.elem_count();
-            let m = self.m.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
-            let v = self.v.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
-            let matrix = var.rank() >= 2;
-            let step = AdamWStep {
-                lr,
-                beta1: h.beta1,
-                beta2: h.beta2,
-                eps: 1e-8,
-                weight_decay: if matrix { h.weight_decay } else { 0.0 },
-                step: self.step,
-                grad_scale,
-                l2: if matrix { h.l2 } else { 0.0 },
-            };
-            ops::adamw_step(var.as_tensor(), g, m, v, step)?;
-        }
-        Ok(norm)
-    }
-}
-
-/// Optimizer settings for [`AdamW::update_with`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hyper {
-    pub beta1: f32,
-    pub beta2: f32,
-    /// Clip to this global gradient norm (0 = off).
-    pub clip: f32,
-    /// Decoupled weight decay (AdamW).
-    pub weight_decay: f32,
-    /// L2 added to the gradient (Adam with weight decay, as in GAT).
-    pub l2: f32,
 }
 
 /// What the loop reports to whoever shows progress.
 pub trait Observer {
+    /// Once, before training: epochs planned and batches per epoch.
+    fn run_start(&mut self, _epochs: usize, _batches: usize) {}
+    /// An epoch begins with `batches` batches left in it.
     fn epoch_start(&mut self, _epoch: usize, _batches: usize) {}
     fn step(&mut self, _info: &StepInfo) {}
     fn epoch_end(&mut self, _summary: &EpochSummary) {}
@@ -182,6 +132,7 @@ pub struct StepInfo {
     pub loss: f32,
     pub lr: f32,
     pub grad_norm: f32,
+    /// Units (words, nodes) in the batch.
     pub tokens: usize,
 }
 
@@ -190,22 +141,36 @@ pub struct EpochSummary {
     pub epoch: usize,
     pub train_loss: f32,
     pub dev_accuracy: f64,
+    pub dev_loss: Option<f64>,
     pub best_dev_accuracy: f64,
+    /// These weights are now the kept ones.
     pub improved: bool,
+    /// Units (words, nodes) per second in this epoch's training steps.
     pub train_tokens_per_sec: f64,
+    /// Seconds in this epoch's training steps (forward, backward, update).
+    pub train_sec: f64,
     pub elapsed_sec: f64,
 }
 
 /// How training went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainSummary {
+#[serde(bound = "R: Serialize + DeserializeOwned")]
+pub struct TrainSummary<R> {
     pub epochs: Vec<EpochSummary>,
     pub best_epoch: usize,
-    pub best_dev: EvalReport,
+    pub best_dev: R,
     pub steps: usize,
     pub train_tokens: usize,
     pub train_seconds: f64,
+    /// Why the run ended before its last epoch (patience, time limit).
     pub stopped_early: Option<String>,
+}
+
+impl<R> TrainSummary<R> {
+    /// Mean seconds of one training step (forward, backward, update).
+    pub fn mean_step_seconds(&self) -> f64 {
+        self.epochs.iter().map(|e| e.train_sec).sum::<f64>() / self.steps.max(1) as f64
+    }
 }
 
 /// The state of a ChaCha8 generator, to restore it exactly.
@@ -231,242 +196,309 @@ impl RngState {
     }
 }
 
+/// The kept epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "R: Serialize + DeserializeOwned")]
+pub struct Best<R> {
+    pub epoch: usize,
+    pub accuracy: f64,
+    pub loss: Option<f64>,
+    pub report: R,
+}
+
 /// Where a training run stands (`resume/state.json`): enough to continue
 /// it with the same result as if it had never stopped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunState {
+#[serde(bound = "R: Serialize + DeserializeOwned")]
+pub struct RunState<R> {
     /// The epoch in progress (1-based; `epochs + 1` once finished).
     pub epoch: usize,
     /// Batches of that epoch already trained on.
     pub next_batch: usize,
     /// Data generator at the start of the epoch (it draws the batch order).
     pub epoch_rng: RngState,
-    /// Data generator now (batch order, then word dropout per batch).
+    /// Data generator now.
     pub rng: RngState,
     /// Dropout generator now.
     pub ctx_rng: RngState,
     /// Partial sums of the epoch in progress.
     pub loss_sum: f64,
     pub epoch_tokens: usize,
+    pub epoch_train_sec: f64,
     pub train_tokens: usize,
-    /// Training seconds before this state was saved (wall time of earlier sessions).
+    /// Seconds of earlier sessions.
     pub elapsed_sec: f64,
     pub epochs: Vec<EpochSummary>,
-    /// Best dev accuracy so far, its epoch and report (the weights are the
-    /// checkpoint's top-level model).
-    pub best: Option<(f64, usize, EvalReport)>,
-    pub stopped_early: Option<String>,
+    /// The kept epoch (its weights are the checkpoint's top-level model).
+    pub best: Option<Best<R>>,
+    /// Best dev accuracy and loss of any epoch so far, and epochs since
+    /// either improved (for [`Selection::AccuracyAndLoss`] and patience).
+    pub best_accuracy_seen: Option<f64>,
+    pub best_loss_seen: Option<f64>,
+    pub epochs_without_progress: usize,
+    /// Set when patience ended the run (a resume then has nothing to do).
+    pub finished_early: Option<String>,
 }
 
-/// How a run is driven besides its data and settings.
-#[derive(Default)]
-pub struct RunOptions<'a> {
-    /// Save the best model and the resume state here after every epoch.
+impl<R> RunState<R> {
+    /// A run about to start.
+    pub fn new(cfg: &LoopConfig) -> Self {
+        let rng = RngState::of(&ChaCha8Rng::seed_from_u64(cfg.seed));
+        RunState {
+            epoch: 1,
+            next_batch: 0,
+            epoch_rng: rng.clone(),
+            rng,
+            ctx_rng: RngState::of(&ChaCha8Rng::seed_from_u64(cfg.dropout_seed)),
+            loss_sum: 0.0,
+            epoch_tokens: 0,
+            epoch_train_sec: 0.0,
+            train_tokens: 0,
+            elapsed_sec: 0.0,
+            epochs: Vec::new(),
+            best: None,
+            best_accuracy_seen: None,
+            best_loss_seen: None,
+            epochs_without_progress: 0,
+            finished_early: None,
+        }
+    }
+}
+
+/// A run to continue: its optimizer, its state, and the kept weights (the
+/// task's model must already hold the latest ones).
+pub struct Resume<R> {
+    pub optimizer: AdamW,
+    pub state: RunState<R>,
+    pub best: BTreeMap<String, Tensor>,
+}
+
+/// How a run is driven besides its task and settings.
+pub struct RunOptions<'a, R> {
+    /// Save the kept model and the resume state here.
     pub checkpoint_dir: Option<&'a Path>,
-    /// Continue a saved run (from [`checkpoint::load_training`]); the model
-    /// passed in must already hold `resume`'s latest weights.
-    pub resume: Option<(AdamW, RunState, BTreeMap<String, Tensor>)>,
+    /// Continue a saved run.
+    pub resume: Option<Resume<R>>,
     /// Checked after every step: when set, the run saves its state (with a
     /// checkpoint directory) and stops with [`Error::Interrupted`].
     pub interrupt: Option<&'a AtomicBool>,
 }
 
-/// Trains `model` on `train`, selects the epoch with the best accuracy on
-/// `dev`, and leaves the model holding those weights. With `checkpoint_dir`,
-/// the best model and the state to resume from are saved (atomically) after
-/// every epoch.
-pub fn train_tagger(
-    model: &mut Tagger,
-    vocab: &TaggerVocab,
-    train: &[Sentence],
-    dev: &[Sentence],
-    cfg: &TrainConfig,
-    checkpoint_dir: Option<&Path>,
-    observer: &mut dyn Observer,
-) -> Result<TrainSummary> {
-    let options = RunOptions { checkpoint_dir, ..RunOptions::default() };
-    train_tagger_with(model, vocab, train, dev, cfg, options, observer)
+impl<R> Default for RunOptions<'_, R> {
+    fn default() -> Self {
+        RunOptions { checkpoint_dir: None, resume: None, interrupt: None }
+    }
 }
 
-/// [`train_tagger`] with resume and interruption.
-pub fn train_tagger_with(
-    model: &mut Tagger,
-    vocab: &TaggerVocab,
-    train: &[Sentence],
-    dev: &[Sentence],
-    cfg: &TrainConfig,
-    options: RunOptions,
-    observer: &mut dyn Observer,
-) -> Result<TrainSummary> {
+/// One optimizer step on one batch: what the loop does per batch, and what
+/// a benchmark times.
+pub struct Stepper {
+    pub optimizer: AdamW,
+    pub ctx: Ctx,
+}
+
+impl Stepper {
+    /// Loss, backward and update at learning rate `lr`. A NaN or infinite
+    /// loss is returned as is, with the weights untouched.
+    pub fn step<T: Task>(&mut self, task: &T, batch: &[usize], rng: &mut ChaCha8Rng, lr: f32, cfg: &AdamWConfig) -> Result<StepOutcome> {
+        let (loss, tokens) = task.loss(batch, rng, &mut self.ctx)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
+        }
+        let grads = loss.backward()?;
+        let grad_norm = self.optimizer.update(task.params(), &grads, lr, cfg)?;
+        Ok(StepOutcome { loss: value, grad_norm, tokens })
+    }
+}
+
+pub struct StepOutcome {
+    pub loss: f32,
+    pub grad_norm: f32,
+    pub tokens: usize,
+}
+
+/// Trains `task` for `cfg.epochs` epochs (or until patience or the time
+/// limit), keeps the weights of the epoch [`Selection`] picks, and leaves
+/// the task's model holding them. With a checkpoint directory, the kept
+/// model and the state to resume from are saved atomically.
+pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, observer: &mut dyn Observer) -> Result<TrainSummary<T::Report>> {
     cfg.validate().map_err(Error::Config)?;
-    let data = encode(train, vocab, model.config.max_word_chars);
-    let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
-    let steps_per_epoch = bucket::<ChaCha8Rng>(&lengths, cfg.batch_tokens, None).len();
+    let steps_per_epoch = task.batches(&mut ChaCha8Rng::seed_from_u64(cfg.seed)).len();
+    if steps_per_epoch == 0 {
+        return Err(Error::Input("no training data: an epoch has no batches".into()));
+    }
     let total_steps = steps_per_epoch * cfg.epochs;
     let start = Instant::now();
     let resumed = options.resume.is_some();
-    let (mut opt, mut state, mut best_weights) = match options.resume {
-        Some(r) => r,
-        None => {
-            let rng = RngState::of(&ChaCha8Rng::seed_from_u64(cfg.seed));
-            let state = RunState {
-                epoch: 1,
-                next_batch: 0,
-                epoch_rng: rng.clone(),
-                rng,
-                ctx_rng: RngState::of(&ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d20f)),
-                loss_sum: 0.0,
-                epoch_tokens: 0,
-                train_tokens: 0,
-                elapsed_sec: 0.0,
-                epochs: Vec::new(),
-                best: None,
-                stopped_early: None,
-            };
-            (AdamW::default(), state, BTreeMap::new())
-        }
-    };
+    let Resume { optimizer, mut state, best: mut best_weights } =
+        options.resume.unwrap_or_else(|| Resume { optimizer: AdamW::default(), state: RunState::new(cfg), best: BTreeMap::new() });
     // What the checkpoint directory holds from this run, for messages.
     let mut last_saved = resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
     let earlier_sec = state.elapsed_sec;
     let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
-    let mut ctx = Ctx { train: true, rng: state.ctx_rng.restore()? };
-    let save = |model: &Tagger, best: &BTreeMap<String, Tensor>, opt: &AdamW, state: &RunState| -> Result<()> {
-        match options.checkpoint_dir {
-            // Before the first dev evaluation there is no best model yet:
-            // the current weights stand in for it (and are replaced at the
-            // end of the first epoch).
-            Some(dir) if state.best.is_none() => checkpoint::save_training(dir, model, &model.params.snapshot()?, vocab, cfg, opt, state),
-            Some(dir) => checkpoint::save_training(dir, model, best, vocab, cfg, opt, state),
-            None => Ok(()),
-        }
+    let mut stepper = Stepper { optimizer, ctx: Ctx { train: true, rng: state.ctx_rng.restore()? } };
+    let contents = match options.checkpoint_dir {
+        Some(_) => Some(task.contents()?),
+        None => None,
     };
-    while state.epoch <= cfg.epochs && state.stopped_early.is_none() {
+    let save = |best: &BTreeMap<String, Tensor>, opt: &AdamW, state: &RunState<T::Report>| -> Result<()> {
+        let (Some(dir), Some(contents)) = (options.checkpoint_dir, &contents) else { return Ok(()) };
+        let now = task.params().snapshot()?;
+        // Before the first dev evaluation there is no kept model yet: the
+        // current weights stand in for it.
+        let top = if state.best.is_none() { &now } else { best };
+        checkpoint::save(dir, contents, top, Some(ResumeFiles { weights: &now, optimizer: opt, state }))
+    };
+    let interrupted = || options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
+    let resume_hint = |what: &str| match options.checkpoint_dir {
+        Some(dir) => format!("{what} saved in {}; continue with --resume {}", dir.display(), dir.display()),
+        None => "nothing saved (no checkpoint directory)".to_string(),
+    };
+    let mut last_save_at = Instant::now();
+    let mut stopped_early = state.finished_early.clone();
+    observer.run_start(cfg.epochs, steps_per_epoch);
+    while state.epoch <= cfg.epochs && stopped_early.is_none() {
         let epoch = state.epoch;
         // The batch order comes from the generator as it was when the epoch
         // began; mid-epoch, the generator then jumps to where it was.
         let mut rng = state.epoch_rng.restore()?;
-        let batches = bucket(&lengths, cfg.batch_tokens, Some(&mut rng));
+        let batches = task.batches(&mut rng);
         if state.next_batch > 0 {
             rng = state.rng.restore()?;
         }
         observer.epoch_start(epoch, batches.len() - state.next_batch.min(batches.len()));
-        let epoch_start = Instant::now();
-        let (mut loss_sum, mut epoch_tokens) = (state.loss_sum, state.epoch_tokens);
-        for (b, idx) in batches.iter().enumerate().skip(state.next_batch) {
-            let mut batch = Batch::new(&data, idx);
-            batch.drop_words(vocab, cfg.word_dropout, &mut rng);
-            let loss = model.loss(&batch, &mut ctx, cfg.label_smoothing)?;
-            let loss_value = loss.to_scalar::<f32>()?;
-            let step = opt.step as usize + 1;
-            if !loss_value.is_finite() {
+        let (mut loss_sum, mut epoch_tokens, mut train_sec) = (state.loss_sum, state.epoch_tokens, state.epoch_train_sec);
+        let session_tokens_before = epoch_tokens;
+        let session_sec_before = train_sec;
+        for (b, batch) in batches.iter().enumerate().skip(state.next_batch) {
+            let t = Instant::now();
+            let step = stepper.optimizer.step as usize + 1;
+            let lr = cfg.schedule.lr_at(step, total_steps);
+            let out = stepper.step(task, batch, &mut rng, lr, &cfg.optimizer)?;
+            if !out.loss.is_finite() {
                 let kept = match (options.checkpoint_dir, &last_saved) {
                     (Some(dir), Some(when)) => format!("the last good state ({when}) is kept in {}", dir.display()),
                     (Some(_), None) => "no checkpoint was written (it diverged in the first epoch)".to_string(),
                     (None, _) => "nothing was saved (no checkpoint directory)".to_string(),
                 };
                 return Err(Error::Diverged(format!(
-                    "loss became {loss_value} at step {step} (epoch {epoch}); {kept}; try a lower --lr (now {})",
-                    cfg.lr
+                    "loss became {} at step {step} (epoch {epoch}); {kept}; try a lower --lr (now {})",
+                    out.loss, cfg.schedule.lr
                 )));
             }
-            let grads = loss.backward()?;
-            let lr = cfg.lr_at(step, total_steps);
-            let grad_norm = opt.update(&model.params, &grads, lr, cfg)?;
-            loss_sum += loss_value as f64 * batch.tokens() as f64;
-            epoch_tokens += batch.tokens();
-            observer.step(&StepInfo { epoch, step, loss: loss_value, lr, grad_norm, tokens: batch.tokens() });
-            if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && b + 1 < batches.len() {
+            train_sec += t.elapsed().as_secs_f64();
+            loss_sum += out.loss as f64 * out.tokens as f64;
+            epoch_tokens += out.tokens;
+            observer.step(&StepInfo { epoch, step, loss: out.loss, lr, grad_norm: out.grad_norm, tokens: out.tokens });
+            if interrupted() && b + 1 < batches.len() {
                 state.next_batch = b + 1;
                 state.rng = RngState::of(&rng);
-                state.ctx_rng = RngState::of(&ctx.rng);
+                state.ctx_rng = RngState::of(&stepper.ctx.rng);
                 state.loss_sum = loss_sum;
                 state.epoch_tokens = epoch_tokens;
+                state.epoch_train_sec = train_sec;
                 state.elapsed_sec = elapsed(&start);
-                let where_ = match options.checkpoint_dir {
-                    Some(dir) => {
-                        save(model, &best_weights, &opt, &state)?;
-                        format!("state saved in {}; continue with --resume {}", dir.display(), dir.display())
-                    }
-                    None => "nothing saved (no checkpoint directory)".to_string(),
-                };
-                return Err(Error::Interrupted(format!("stopped at step {step} (epoch {epoch}, batch {} of {}); {where_}", b + 1, batches.len())));
+                save(&best_weights, &stepper.optimizer, &state)?;
+                return Err(Error::Interrupted(format!(
+                    "stopped at step {step} (epoch {epoch}, batch {} of {}); {}",
+                    b + 1,
+                    batches.len(),
+                    resume_hint("state")
+                )));
             }
         }
-        let train_secs = epoch_start.elapsed().as_secs_f64();
-        let session_tokens = epoch_tokens - state.epoch_tokens;
         state.train_tokens += epoch_tokens;
-        let report = model.evaluate(dev, vocab, 8192)?;
-        let acc = report.accuracy();
-        let improved = state.best.as_ref().is_none_or(|b| acc > b.0);
+        let dev = task.evaluate()?;
+        let improved = select(cfg.selection, &mut state, &dev, epoch);
         if improved {
-            state.best = Some((acc, epoch, report));
-            best_weights = model.params.snapshot()?;
+            best_weights = task.params().snapshot()?;
         }
-        let (best_acc, best_epoch) = state.best.as_ref().map(|b| (b.0, b.1)).expect("set above");
+        let best_acc = state.best.as_ref().map_or(dev.accuracy, |b| b.accuracy);
         let summary = EpochSummary {
             epoch,
             train_loss: (loss_sum / epoch_tokens.max(1) as f64) as f32,
-            dev_accuracy: acc,
+            dev_accuracy: dev.accuracy,
+            dev_loss: dev.loss,
             best_dev_accuracy: best_acc,
             improved,
-            train_tokens_per_sec: session_tokens as f64 / train_secs.max(1e-9),
+            train_tokens_per_sec: (epoch_tokens - session_tokens_before) as f64 / (train_sec - session_sec_before).max(1e-9),
+            train_sec,
             elapsed_sec: elapsed(&start),
         };
         observer.epoch_end(&summary);
         state.epochs.push(summary);
-        if let Some(p) = cfg.patience {
-            if epoch - best_epoch >= p {
-                state.stopped_early = Some(format!("no dev improvement for {p} epochs"));
-            }
+        if cfg.patience.is_some_and(|p| state.epochs_without_progress >= p) {
+            let why = format!("no dev progress for {} epochs", state.epochs_without_progress);
+            state.finished_early = Some(why.clone());
+            stopped_early = Some(why);
         }
-        if let Some(limit) = cfg.max_minutes {
-            if elapsed(&start) >= limit * 60.0 && epoch < cfg.epochs && state.stopped_early.is_none() {
-                state.stopped_early = Some(format!("time limit of {limit} minutes reached after epoch {epoch}"));
-            }
+        let out_of_time = cfg.max_minutes.is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
+        if out_of_time && epoch < cfg.epochs && stopped_early.is_none() {
+            stopped_early = Some(format!("time limit of {} minutes reached after epoch {epoch} (continue with --resume)", cfg.max_minutes.unwrap_or(0.0)));
         }
         state.epoch += 1;
         state.next_batch = 0;
         state.epoch_rng = RngState::of(&rng);
         state.rng = state.epoch_rng.clone();
-        state.ctx_rng = RngState::of(&ctx.rng);
+        state.ctx_rng = RngState::of(&stepper.ctx.rng);
         state.loss_sum = 0.0;
         state.epoch_tokens = 0;
+        state.epoch_train_sec = 0.0;
         state.elapsed_sec = elapsed(&start);
-        save(model, &best_weights, &opt, &state)?;
-        last_saved = Some(format!("end of epoch {epoch}, best dev {:.2}%", 100.0 * best_acc));
-        if options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && state.epoch <= cfg.epochs && state.stopped_early.is_none() {
-            let where_ = match options.checkpoint_dir {
-                Some(dir) => format!("state saved in {}; continue with --resume {}", dir.display(), dir.display()),
-                None => "nothing saved (no checkpoint directory)".to_string(),
-            };
-            return Err(Error::Interrupted(format!("stopped after epoch {epoch}; {where_}")));
+        let stop_now = interrupted() && state.epoch <= cfg.epochs && stopped_early.is_none();
+        let last = state.epoch > cfg.epochs || stopped_early.is_some();
+        if last || stop_now || last_save_at.elapsed().as_secs_f64() >= cfg.save_interval_secs {
+            save(&best_weights, &stepper.optimizer, &state)?;
+            last_save_at = Instant::now();
+            last_saved = Some(format!("end of epoch {epoch}, best dev {:.2}%", 100.0 * best_acc));
+        }
+        if stop_now {
+            return Err(Error::Interrupted(format!("stopped after epoch {epoch}; {}", resume_hint("state"))));
         }
     }
-    let (_, best_epoch, best_dev) = state.best.clone().ok_or_else(|| Error::Input("the run finished without an epoch".into()))?;
-    model.params.load(&best_weights).map_err(Error::Input)?;
+    let best = state.best.clone().ok_or_else(|| Error::Input("the run finished without an epoch".into()))?;
+    task.params().load(&best_weights).map_err(Error::Input)?;
     Ok(TrainSummary {
         epochs: state.epochs,
-        best_epoch,
-        best_dev,
-        steps: opt.step as usize,
+        best_epoch: best.epoch,
+        best_dev: best.report,
+        steps: stepper.optimizer.step as usize,
         train_tokens: state.train_tokens,
         train_seconds: elapsed(&start),
-        stopped_early: state.stopped_early,
+        stopped_early,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_warms_up_then_decays() {
-        let cfg = TrainConfig { lr: 1.0, warmup_steps: 10, min_lr_ratio: 0.1, ..Default::default() };
-        assert!((cfg.lr_at(5, 110) - 0.5).abs() < 1e-6);
-        assert!((cfg.lr_at(10, 110) - 1.0).abs() < 1e-6);
-        assert!((cfg.lr_at(60, 110) - 0.55).abs() < 1e-5);
-        assert!((cfg.lr_at(110, 110) - 0.1).abs() < 1e-6);
-        assert!(cfg.lr_at(40, 110) > cfg.lr_at(80, 110));
+/// Updates the kept epoch and the patience count after a dev evaluation;
+/// true when this epoch's weights become the kept ones.
+fn select<R: Clone>(selection: Selection, state: &mut RunState<R>, dev: &Evaluation<R>, epoch: usize) -> bool {
+    let keep = |state: &mut RunState<R>| {
+        state.best = Some(Best { epoch, accuracy: dev.accuracy, loss: dev.loss, report: dev.report.clone() });
+        true
+    };
+    match selection {
+        Selection::Accuracy => {
+            if state.best.as_ref().is_none_or(|b| dev.accuracy > b.accuracy) {
+                state.epochs_without_progress = 0;
+                keep(state)
+            } else {
+                state.epochs_without_progress += 1;
+                false
+            }
+        }
+        Selection::AccuracyAndLoss => {
+            let loss = dev.loss.unwrap_or(f64::NAN);
+            let acc_ok = state.best_accuracy_seen.is_none_or(|a| dev.accuracy >= a);
+            let loss_ok = state.best_loss_seen.is_none_or(|l| loss <= l);
+            if !(acc_ok || loss_ok) {
+                state.epochs_without_progress += 1;
+                return false;
+            }
+            state.epochs_without_progress = 0;
+            state.best_accuracy_seen = Some(state.best_accuracy_seen.map_or(dev.accuracy, |a| a.max(dev.accuracy)));
+            state.best_loss_seen = Some(state.best_loss_seen.map_or(loss, |l| l.min(loss)));
+            acc_ok && loss_ok && keep(state)
+        }
     }
 }

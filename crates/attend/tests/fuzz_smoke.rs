@@ -8,7 +8,8 @@ use attend::checkpoint;
 use attend::data::{conllu, planetoid, synthetic};
 use attend::fuzzing;
 use attend::models::{Tagger, TaggerConfig};
-use attend::train::TrainConfig;
+use attend::config::{Settings, TrainConfig};
+use attend::models::tagger::load::tagger_from_bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
@@ -113,7 +114,8 @@ fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let model = Tagger::new(config, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
-    checkpoint::save_tagger(&ck, &model, &vocab, &TrainConfig::default(), None).unwrap();
+    let contents = model.contents(&vocab, Some(&TrainConfig::default())).unwrap();
+    checkpoint::save_model(&ck, &contents, &model.params).unwrap();
     let read = |name: &str| std::fs::read(ck.join(name)).unwrap();
     (ck.clone(), read("config.json"), read("vocab.json"), read("model.safetensors"))
 }
@@ -123,7 +125,7 @@ fn checkpoint_loader_survives_mutations() {
     let (ck, config, vocab, weights) = checkpoint_parts();
     let joined = [config.clone(), vocab.clone(), weights.clone()].join(&0u8);
     // the valid checkpoint loads; mutations of each part in turn must not panic
-    assert!(checkpoint::tagger_from_bytes(&ck, &config, &vocab, &weights).is_ok());
+    assert!(tagger_from_bytes(&ck, &config, &vocab, &weights).is_ok());
     run("checkpoint", fuzzing::checkpoint, &[joined], 2000);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for _ in 0..2000 {

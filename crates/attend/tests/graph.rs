@@ -4,7 +4,10 @@
 //! are reproducible.
 
 use attend::data::planetoid::{random_graph, GraphData};
-use attend::models::graph::{self, GraphInput};
+use attend::models::graph::task::{self, train_graph, GraphRun};
+use attend::models::graph::{self, GraphInput, Scores};
+use attend::train::{EpochSummary, Observer, RunOptions, Silent};
+use std::sync::atomic::{AtomicBool, Ordering};
 use attend::models::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
 use attend::nn::{AttentionKernel, Ctx};
 use attend::ops;
@@ -90,59 +93,105 @@ fn dense_features_take_the_dense_path_and_give_the_same_logits() {
     }
 }
 
+/// Counts epochs, and sets the interrupt flag after epoch `stop_after`.
+struct Epochs<'a> {
+    seen: usize,
+    stop_after: usize,
+    flag: Option<&'a AtomicBool>,
+}
+
+impl Observer for Epochs<'_> {
+    fn epoch_end(&mut self, s: &EpochSummary) {
+        self.seen += 1;
+        if s.epoch == self.stop_after {
+            self.flag.unwrap().store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn train(model: &GraphClassifier, input: &GraphInput, data: &GraphData, cfg: &GraphTrainConfig, options: RunOptions<Scores>, observer: &mut dyn Observer) -> attend::Result<GraphRun> {
+    train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, observer)
+}
+
+fn weights(model: &GraphClassifier) -> Vec<(String, Vec<f32>)> {
+    model.params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
+}
+
 #[test]
 fn training_beats_chance_saves_loads_and_reproduces() {
     let data = random_graph(600, 2400, 50, 5, 3, 11);
     let cfg = GraphModelConfig { feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
     let input = GraphInput::new(&data, &cfg).unwrap();
-    let train = GraphTrainConfig { max_epochs: 120, patience: 40, seed: 3, ..GraphTrainConfig::default() };
+    let train_cfg = GraphTrainConfig { max_epochs: 120, patience: 40, seed: 3, ..GraphTrainConfig::default() };
     let model = GraphClassifier::new(cfg.clone(), 3).unwrap();
-    let mut epochs = 0;
-    let run = graph::train_graph(&model, &input, &data, &train, |_| epochs += 1).unwrap();
-    assert_eq!(epochs, run.epochs);
+    let mut epochs = Epochs { seen: 0, stop_after: 0, flag: None };
+    let run = train(&model, &input, &data, &train_cfg, RunOptions::default(), &mut epochs).unwrap();
+    assert_eq!(epochs.seen, run.epochs);
     assert!(run.test.accuracy > 0.6, "test accuracy {} (chance ~0.33)", run.test.accuracy);
     // same seed, same weights
     let again = GraphClassifier::new(cfg.clone(), 3).unwrap();
-    let run2 = graph::train_graph(&again, &input, &data, &train, |_| {}).unwrap();
+    let run2 = train(&again, &input, &data, &train_cfg, RunOptions::default(), &mut Silent).unwrap();
     assert_eq!(run.best_epoch, run2.best_epoch);
-    for ((_, a), (_, b)) in model.params.vars().zip(again.params.vars()) {
-        assert_eq!(a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap());
-    }
+    assert_eq!(weights(&model), weights(&again));
     let dir = tempfile::tempdir().unwrap();
-    graph::save(&dir.path().join("m"), &model, &train).unwrap();
-    let (loaded, saved) = graph::load(&dir.path().join("m")).unwrap();
-    assert_eq!(saved.model, cfg);
+    task::save(&dir.path().join("m"), &model, &train_cfg).unwrap();
+    let (loaded, saved) = task::load(&dir.path().join("m")).unwrap();
+    assert_eq!(loaded.config, cfg);
+    assert_eq!(saved, train_cfg);
     assert_eq!(loaded.predict(&input).unwrap(), model.predict(&input).unwrap());
     assert_eq!(loaded.evaluate(&input, &data.test).unwrap(), run.test);
+    // a tagger loader names the kind
+    let err = attend::models::tagger::load::load_tagger(&dir.path().join("m")).err().unwrap().to_string();
+    assert!(err.contains("holds a \"graph\" model, not a tagger model (use attend eval graph)"), "{err}");
 }
 
-/// The node view: every neighbour once, per-head weights summing to 1,
-/// pictures and JSON written.
+/// A run stopped by Ctrl-C (the interrupt flag) after epoch 7, then by its
+/// time limit, and resumed each time, ends bitwise equal to an uninterrupted
+/// run: same kept weights, same last weights, same optimizer state, same
+/// early stop.
 #[test]
-fn node_view_lists_each_neighbour_with_weights_summing_to_one() {
-    let data = small_graph();
-    let cfg = config(&data, GraphScoreType::Additive, AttentionKernel::Fused, false);
-    let model = GraphClassifier::new(cfg.clone(), 3).unwrap();
+fn an_interrupted_and_resumed_graph_run_ends_with_the_same_weights() {
+    let data = random_graph(300, 1200, 30, 4, 3, 5);
+    let cfg = GraphModelConfig { feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
     let input = GraphInput::new(&data, &cfg).unwrap();
-    let node = (0..data.nodes()).max_by_key(|&i| input.graph.sources(i).len()).unwrap();
-    let view = attend::viz::node_attention(&model, &input, node).unwrap();
-    assert_eq!(view.layers.len(), 2);
-    for (l, list) in view.layers.iter().enumerate() {
-        let mut ids: Vec<usize> = list.iter().map(|n| n.node).collect();
-        ids.sort();
-        assert_eq!(ids, input.graph.sources(node).iter().map(|&j| j as usize).collect::<Vec<_>>());
-        assert!(ids.contains(&node), "self loop");
-        let heads = if l == 0 { 3 } else { 2 };
-        for h in 0..heads {
-            let sum: f32 = list.iter().map(|n| n.weights[h]).sum();
-            assert!((sum - 1.0).abs() < 1e-5, "layer {l} head {h}: {sum}");
-        }
-        assert!(list.windows(2).all(|w| w[0].mean >= w[1].mean), "heaviest first");
-    }
-    assert!(attend::viz::node_attention(&model, &input, data.nodes()).is_err());
+    let train_cfg = GraphTrainConfig { max_epochs: 60, patience: 15, seed: 9, ..GraphTrainConfig::default() };
     let dir = tempfile::tempdir().unwrap();
-    let files = attend::viz::write_node_views(&view, dir.path()).unwrap();
-    assert_eq!(files.len(), 3);
-    let png = std::fs::read(&files[0]).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
+    let whole_dir = dir.path().join("whole");
+    let whole = GraphClassifier::new(cfg.clone(), 9).unwrap();
+    let options = RunOptions { checkpoint_dir: Some(&whole_dir), ..RunOptions::default() };
+    let full = train(&whole, &input, &data, &train_cfg, options, &mut Silent).unwrap();
+    assert!(full.epochs > 10, "the run is long enough to stop in ({} epochs)", full.epochs);
+
+    let ck = dir.path().join("split");
+    let flag = AtomicBool::new(false);
+    let model = GraphClassifier::new(cfg.clone(), 9).unwrap();
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
+    let err = train(&model, &input, &data, &train_cfg, options, &mut Epochs { seen: 0, stop_after: 7, flag: Some(&flag) }).err().unwrap().to_string();
+    assert!(err.starts_with("interrupted: stopped after epoch 7;"), "{err}");
+    assert!(err.contains(&format!("continue with --resume {}", ck.display())), "{err}");
+    // Resumed with a time limit that ends the session after one more epoch.
+    let r = task::load_training(&ck).unwrap();
+    assert_eq!(r.resume.state.epoch, 8);
+    let limited = GraphTrainConfig { max_minutes: Some(1e-9), ..r.train.clone() };
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
+    let part = train(&r.model, &input, &data, &limited, options, &mut Silent).unwrap();
+    assert!(part.stopped_early.as_deref().is_some_and(|w| w.starts_with("time limit")), "{:?}", part.stopped_early);
+    assert_eq!(part.epochs, 8);
+    // Resumed to the end (the checkpoint keeps the last session's limit: lift it).
+    let r = task::load_training(&ck).unwrap();
+    assert_eq!(r.resume.state.epoch, 9);
+    assert_eq!(r.train.max_minutes, Some(1e-9));
+    let unlimited = GraphTrainConfig { max_minutes: None, ..r.train };
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
+    let resumed = train(&r.model, &input, &data, &unlimited, options, &mut Silent).unwrap();
+    assert_eq!(weights(&r.model), weights(&whole), "kept weights differ");
+    assert_eq!((resumed.epochs, resumed.best_epoch, resumed.val, resumed.test), (full.epochs, full.best_epoch, full.val, full.test));
+    assert_eq!(resumed.stopped_early, full.stopped_early);
+    let (a, b) = (task::load_training(&ck).unwrap(), task::load_training(&whole_dir).unwrap());
+    assert_eq!(weights(&a.model), weights(&b.model), "last weights differ");
+    assert_eq!(a.resume.optimizer, b.resume.optimizer, "optimizer state differs");
+    // A finished run has nothing left to do: resuming it returns the same result.
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(a.resume), interrupt: None };
+    let again = train(&a.model, &input, &data, &a.train, options, &mut Silent).unwrap();
+    assert_eq!((again.best_epoch, again.test), (full.best_epoch, full.test));
 }

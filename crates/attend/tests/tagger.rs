@@ -13,7 +13,10 @@ use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
 use attend::candle_core::Var;
 use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
-use attend::train::{train_tagger, train_tagger_with, Observer, RunOptions, Silent, StepInfo, TrainConfig};
+use attend::config::TrainConfig;
+use attend::models::tagger::load::load_tagger;
+use attend::models::tagger::task::{load_training, train_tagger, train_tagger_with};
+use attend::train::{Observer, RunOptions, Silent, StepInfo};
 use std::sync::atomic::{AtomicBool, Ordering};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -222,7 +225,7 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     assert!(report.unknown_accuracy() > 0.8, "unknown-word accuracy {}", report.unknown_accuracy());
     assert!(summary.best_dev.accuracy() > 0.9);
     // The checkpoint holds the selected model: same predictions after loading.
-    let loaded = checkpoint::load_tagger(&ck).unwrap();
+    let loaded = load_tagger(&ck).unwrap();
     assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
     for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
         assert!(ck.join("resume").join(f).exists(), "resume/{f} missing");
@@ -241,10 +244,11 @@ fn bilstm_learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
     let report = model.evaluate(&test, &vocab, 1024).unwrap();
     assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
-    let loaded = checkpoint::load_tagger(&ck).unwrap();
+    let loaded = load_tagger(&ck).unwrap();
     assert_eq!(loaded.model.config.encoder, EncoderKind::Rnn);
     assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
-    let err = attend::viz::attention_maps(&model, &vocab, &test[0]).unwrap_err().to_string();
+    let data = encode(&test[..1], &vocab, model.config.max_word_chars);
+    let err = model.attention_weights(&Batch::new(&data, &[0])).unwrap_err().to_string();
     assert!(err.contains("BiLSTM: it has no attention weights"), "{err}");
 }
 
@@ -281,8 +285,8 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
     let flag = AtomicBool::new(false);
     for stop_at in [steps_per_epoch + 2, 2 * steps_per_epoch] {
         flag.store(false, Ordering::SeqCst);
-        let (mut model, resume) = match checkpoint::load_training(&ck) {
-            Ok(r) => (r.model, Some((r.opt, r.state, r.best))),
+        let (mut model, resume) = match load_training(&ck) {
+            Ok(r) => (r.model, Some(r.resume)),
             Err(_) => (Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap(), None),
         };
         let options = RunOptions { checkpoint_dir: Some(&ck), resume, interrupt: Some(&flag) };
@@ -291,18 +295,18 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
         assert!(msg.starts_with("interrupted: stop"), "{msg}");
         assert!(msg.contains(&format!("continue with --resume {}", ck.display())), "{msg}");
     }
-    let r = checkpoint::load_training(&ck).unwrap();
-    assert_eq!(r.state.epoch, 3, "the second stop was at the end of epoch 2");
+    let r = load_training(&ck).unwrap();
+    assert_eq!(r.resume.state.epoch, 3, "the second stop was at the end of epoch 2");
     let mut model = r.model;
-    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
     let resumed = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut Silent).unwrap();
     assert_eq!(weights(&model.params), weights(&whole.params), "best weights differ");
     assert_eq!(resumed.best_epoch, full.best_epoch);
     assert_eq!(resumed.steps, full.steps);
     assert_eq!(resumed.train_tokens, full.train_tokens);
-    let last = |d: &std::path::Path| checkpoint::load_training(d).unwrap();
+    let last = |d: &std::path::Path| load_training(d).unwrap();
     assert_eq!(weights(&last(&ck).model.params), weights(&last(&dir.path().join("whole")).model.params), "last weights differ");
-    let (a, b) = (last(&ck).opt, last(&dir.path().join("whole")).opt);
+    let (a, b) = (last(&ck).resume.optimizer, last(&dir.path().join("whole")).resume.optimizer);
     assert_eq!((a.step, a.m, a.v), (b.step, b.m, b.v), "optimizer state differs");
 }
 
@@ -326,14 +330,15 @@ fn checkpoint_mismatch_is_reported_clearly() {
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
-    checkpoint::save_tagger(&ck, &model, &vocab, &TrainConfig::default(), None).unwrap();
+    let contents = model.contents(&vocab, Some(&TrainConfig::default())).unwrap();
+    checkpoint::save_model(&ck, &contents, &model.params).unwrap();
     // Change the architecture in config.json: loading must name the mismatch.
     let path = ck.join("config.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"ff_dim\": 64", "\"ff_dim\": 48");
     std::fs::write(&path, text).unwrap();
-    let err = checkpoint::load_tagger(&ck).err().unwrap().to_string();
+    let err = load_tagger(&ck).err().unwrap().to_string();
     assert!(err.contains("parameter encoder.layers.0.ff1.weight: checkpoint has shape [32, 64], config expects [32, 48]"), "{err}");
-    assert!(checkpoint::load_tagger(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
+    assert!(load_tagger(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
 }
 
 #[test]
@@ -358,13 +363,13 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     let stop = train_tagger_with(&mut model, &vocab, &train, &dev, &good, options, &mut StopAt { step: usize::MAX, flag: &flag });
     // the flag is set from the start: the run stops at step 1 and saves mid-epoch
     assert!(stop.err().unwrap().to_string().contains("stopped at step 1"));
-    let r = checkpoint::load_training(&ck).unwrap();
+    let r = load_training(&ck).unwrap();
     let mut model = r.model;
-    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some((r.opt, r.state, r.best)), interrupt: None };
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
     let bad = TrainConfig { lr: 1e30, warmup_steps: 0, clip: 0.0, ..good };
     let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent).err().unwrap().to_string();
     assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower --lr", ck.display())), "{err}");
-    assert!(checkpoint::load_training(&ck).unwrap().state.next_batch == 1, "the saved state is untouched");
+    assert!(load_training(&ck).unwrap().resume.state.next_batch == 1, "the saved state is untouched");
 }
 
 #[test]
@@ -448,36 +453,4 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let huge = TaggerConfig { d_model: 1 << 16, ff_dim: 1 << 20, ..tiny_config(&vocab, PositionKind::Rope) };
     let err = Tagger::new(huge, 1).err().unwrap().to_string();
     assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
-}
-
-#[test]
-fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
-    let train = toy_treebank(20, 1);
-    let vocab = TaggerVocab::build(&train);
-    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
-    let sentence = attend::data::conllu::Sentence::from_words(&["the", "old", "man", "watch", "the", "boat", "."]);
-    let maps = attend::viz::attention_maps(&model, &vocab, &sentence).unwrap();
-    assert_eq!(maps.layers.len(), 2);
-    assert_eq!(maps.tags.len(), 7);
-    for (l, heads) in maps.layers.iter().enumerate() {
-        assert_eq!(heads.len(), 4);
-        for row in heads.iter().flatten().chain(maps.mean(l).iter()) {
-            assert_eq!(row.len(), 7);
-            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "row sums to {}", row.iter().sum::<f32>());
-            assert!(row.iter().all(|w| (0.0..=1.0).contains(w)));
-        }
-    }
-    // the maps are what the layer computes: the reference attention's softmax
-    let data = encode(std::slice::from_ref(&sentence), &vocab, model.config.max_word_chars);
-    let direct = model.attention_weights(&Batch::new(&data, &[0])).unwrap();
-    assert_eq!(direct[1].squeeze(0).unwrap().to_vec3::<f32>().unwrap(), maps.layers[1]);
-    let dir = tempfile::tempdir().unwrap();
-    let files = attend::viz::write_heatmaps(&maps, dir.path()).unwrap();
-    assert_eq!(files.len(), 2 * (4 + 1) + 1);
-    let png = std::fs::read(dir.path().join("layer1-head1.png")).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
-    let labels: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w} {t}")).collect();
-    let (w, h) = attend::viz::heatmap_size(&labels);
-    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), w);
-    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), h);
 }

@@ -7,7 +7,7 @@ use attend::checkpoint;
 use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
-use attend::train::TrainConfig;
+use attend::config::TrainConfig;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,7 +38,7 @@ pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
         ..TaggerConfig::default()
     };
     let model = Tagger::new(config, 7).unwrap();
-    checkpoint::save_tagger(dir, &model, &vocab, &TrainConfig::default(), None).unwrap();
+    checkpoint::save_model(dir, &model.contents(&vocab, Some(&TrainConfig::default())).unwrap(), &model.params).unwrap();
 }
 
 /// A running `attend serve`; killed on drop.

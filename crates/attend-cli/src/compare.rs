@@ -3,39 +3,20 @@
 //! throughput on a batch, accuracy by distance on the long-range task, and
 //! the latency plot.
 
-use crate::data::conllu::Sentence;
-use crate::data::synthetic::nearest_repeat;
-use crate::data::vocab::TaggerVocab;
-use crate::error::{Error, Result};
-use crate::models::Tagger;
+use crate::timing::{quantile, sample_ms};
+use attend::data::conllu::Sentence;
+use attend::data::synthetic::nearest_repeat;
+use attend::data::vocab::TaggerVocab;
+use attend::models::Tagger;
+use attend::{Error, Result};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
-use std::time::Instant;
-
-/// Wall times of `f` in milliseconds, sorted, over at least `min_runs`
-/// runs and at least `min_seconds`.
-pub fn timings_ms<E>(min_runs: usize, min_seconds: f64, mut f: impl FnMut() -> std::result::Result<(), E>) -> std::result::Result<Vec<f64>, E> {
-    let start = Instant::now();
-    let mut runs = Vec::new();
-    while runs.len() < min_runs.max(1) || start.elapsed().as_secs_f64() < min_seconds {
-        let t = Instant::now();
-        f()?;
-        runs.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    runs.sort_by(f64::total_cmp);
-    Ok(runs)
-}
-
-/// The `q` quantile (0..=1) of sorted values.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
 
 /// Median of `f`'s wall time in milliseconds over at least `min_runs` runs
 /// and at least `min_seconds`.
 pub fn median_ms(min_runs: usize, min_seconds: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
-    Ok(quantile(&timings_ms(min_runs, min_seconds, f)?, 0.5))
+    Ok(quantile(&sample_ms(min_runs, min_seconds, f)?, 0.5))
 }
 
 /// Median time to tag one sequence of `words`.
@@ -68,11 +49,11 @@ impl DistanceRow {
     }
 }
 
-/// Tags `test` (the [`crate::data::synthetic::repeat_task`]) and scores
+/// Tags `test` (the [`attend::data::synthetic::repeat_task`]) and scores
 /// each position by the distance to its symbol's nearest repeat, in buckets
 /// ending at `edges` (e.g. `[4, 16, 64]` gives 1-4, 5-16, 17-64, 65+).
 pub fn accuracy_by_distance(model: &Tagger, vocab: &TaggerVocab, test: &[Sentence], edges: &[usize]) -> Result<Vec<DistanceRow>> {
-    let predicted = model.predict(test, vocab, 8192)?;
+    let predicted = model.predict(test, vocab, attend::models::EVAL_BATCH_TOKENS)?;
     let mut rows: Vec<DistanceRow> = (0..=edges.len())
         .map(|k| {
             let lo = if k == 0 { 1 } else { edges[k - 1] + 1 };

@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::time::Instant;
+use crate::timing::median_seconds;
 
 /// A pattern to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +140,10 @@ pub fn bench_attention(cfg: &AttentionBenchConfig, mut on_row: impl FnMut(&Atten
                     }
                     std::hint::black_box(&f.out);
                 };
-                let before = crate::memory::live();
-                crate::memory::reset_peak();
-                let (seconds, reps) = time(cfg.min_seconds, run);
-                let extra_mib = match (before, crate::memory::peak()) {
+                let before = attend::memory::live();
+                attend::memory::reset_peak();
+                let (seconds, reps) = median_seconds(cfg.min_seconds, run);
+                let extra_mib = match (before, attend::memory::peak()) {
                     (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(output_bytes) as f64 / (1 << 20) as f64),
                     _ => None,
                 };
@@ -194,27 +194,36 @@ pub struct GraphModelRow {
 /// Times training steps and inference of `cfg` on `data`.
 pub fn bench_graph_model(
     name: &str,
-    data: &crate::data::planetoid::GraphData,
-    cfg: &crate::models::GraphModelConfig,
+    data: &attend::data::planetoid::GraphData,
+    cfg: &attend::models::GraphModelConfig,
     min_seconds: f64,
-) -> crate::Result<GraphModelRow> {
-    use crate::models::graph::{GraphInput, GraphTrainer};
-    use crate::models::{GraphClassifier, GraphTrainConfig};
-    use crate::nn::Ctx;
+) -> attend::Result<GraphModelRow> {
+    use attend::models::graph::task::{loop_config, GraphTask};
+    use attend::models::graph::GraphInput;
+    use attend::models::{GraphClassifier, GraphTrainConfig};
+    use attend::nn::Ctx;
+    use attend::train::{Stepper, Task};
+    use rand::SeedableRng;
     let input = GraphInput::new(data, cfg)?;
     let model = GraphClassifier::new(cfg.clone(), 1)?;
-    let mut trainer = GraphTrainer::new(data, &GraphTrainConfig { seed: 1, ..GraphTrainConfig::default() })?;
-    let mut step = || trainer.step(&model, &input).map(|_| ());
+    // The training loop's own step (forward, loss, backward, update).
+    let train_cfg = GraphTrainConfig { seed: 1, ..GraphTrainConfig::default() };
+    let looped = loop_config(&train_cfg);
+    let task = GraphTask::new(&model, &input, &data.train, &data.val, &train_cfg)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(looped.seed);
+    let batch = task.batches(&mut rng).remove(0);
+    let mut stepper = Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
+    let mut step = || stepper.step(&task, &batch, &mut rng, looped.schedule.lr, &looped.optimizer).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
-    let before = crate::memory::live();
-    crate::memory::reset_peak();
+    let before = attend::memory::live();
+    attend::memory::reset_peak();
     step()?;
-    let train_peak_mib = match (before, crate::memory::peak()) {
+    let train_peak_mib = match (before, attend::memory::peak()) {
         (Some(b), Some(p)) => Some(p.saturating_sub(b) as f64 / (1 << 20) as f64),
         _ => None,
     };
     let mut failed = None;
-    let (train, _) = time(min_seconds, || {
+    let (train, _) = median_seconds(min_seconds, || {
         if let Err(e) = step() {
             failed = Some(e);
         }
@@ -222,14 +231,14 @@ pub fn bench_graph_model(
     if let Some(e) = failed {
         return Err(e);
     }
-    let (inference, _) = time(min_seconds, || {
+    let (inference, _) = median_seconds(min_seconds, || {
         std::hint::black_box(model.forward(&input.features, &input.graph, &mut Ctx::eval()).ok());
     });
     Ok(GraphModelRow {
         graph: name.to_string(),
         kernel: match cfg.kernel {
-            crate::nn::AttentionKernel::Fused => "fused".into(),
-            crate::nn::AttentionKernel::Reference => "reference".into(),
+            attend::nn::AttentionKernel::Fused => "fused".into(),
+            attend::nn::AttentionKernel::Reference => "reference".into(),
         },
         nodes: data.nodes(),
         edges: input.graph.edges(),
@@ -276,17 +285,17 @@ pub fn bench_graph_kernel(nodes: usize, edges: usize, heads: usize, channels: us
         score: GraphScore::Additive { dst: &dst, src: &src, slope: 0.2 },
         dropout: Some(EdgeDropout { p: 0.5, seed: 7 }),
     };
-    let (forward, _) = time(min_seconds, || {
+    let (forward, _) = median_seconds(min_seconds, || {
         std::hint::black_box(graph_forward(&att, &v));
     });
     let results = 2 * nodes * heads * channels * 4 + nodes * heads * 4 + 2 * nodes * heads * 4; // out, dv, lse, d_dst, d_src
-    let before = crate::memory::live();
-    crate::memory::reset_peak();
-    let (forward_backward, _) = time(min_seconds, || {
+    let before = attend::memory::live();
+    attend::memory::reset_peak();
+    let (forward_backward, _) = median_seconds(min_seconds, || {
         let f = graph_forward(&att, &v);
         std::hint::black_box(graph_backward(&att, &v, &f.out, &f.lse, &v));
     });
-    let extra = match (before, crate::memory::peak()) {
+    let extra = match (before, attend::memory::peak()) {
         (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(results) as f64),
         _ => None,
     };
@@ -315,8 +324,8 @@ pub fn gemm_gflops(m: usize, min_seconds: f64) -> f64 {
     let a = values(m * m, 5);
     let b = values(m * m, 6);
     let mut c = vec![0f32; m * m];
-    let threads = rayon::current_num_threads();
-    let (seconds, _) = time(min_seconds, || {
+    let threads = attend::rayon::current_num_threads();
+    let (seconds, _) = median_seconds(min_seconds, || {
         // Safety: a, b and c are m x m row-major and live through the call.
         unsafe {
             gemm::gemm(
@@ -345,34 +354,6 @@ pub fn gemm_gflops(m: usize, min_seconds: f64) -> f64 {
     });
     2.0 * (m as f64).powi(3) / seconds / 1e9
 }
-
-/// Median seconds of `f` over at least [`MIN_SAMPLES`] runs, repeated until
-/// `min_seconds` have passed. A first run shorter than a quarter of the
-/// budget is a discarded warm-up; a longer one is the first sample.
-fn time(min_seconds: f64, mut f: impl FnMut()) -> (f64, usize) {
-    let start = Instant::now();
-    f();
-    let first = start.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    let mut total = 0.0;
-    if first * 4.0 >= min_seconds {
-        times.push(first);
-        total = first;
-    }
-    while (total < min_seconds || times.len() < MIN_SAMPLES) && times.len() < 200 {
-        let t = Instant::now();
-        f();
-        let s = t.elapsed().as_secs_f64();
-        total += s;
-        times.push(s);
-    }
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times.len())
-}
-
-/// Fewest timed runs behind a median: one slow run on a shared machine must
-/// not become the reported number.
-const MIN_SAMPLES: usize = 3;
 
 /// Deterministic inputs in [-1, 1).
 fn values(len: usize, seed: u64) -> Vec<f32> {

@@ -3,12 +3,12 @@
 //! never stores them) and PNG heatmaps of them; for graph models, the
 //! weights a node gives its neighbours, drawn as a star and a table.
 
-use crate::data::batch::{encode, Batch};
-use crate::data::conllu::Sentence;
-use crate::data::vocab::TaggerVocab;
-use crate::error::{Error, Result};
-use crate::models::graph::{GraphClassifier, GraphInput};
-use crate::models::Tagger;
+use attend::data::batch::{encode, Batch};
+use attend::data::conllu::Sentence;
+use attend::data::vocab::TaggerVocab;
+use attend::models::graph::{GraphClassifier, GraphInput};
+use attend::models::Tagger;
+use attend::{Error, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;

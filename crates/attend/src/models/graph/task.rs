@@ -1,0 +1,167 @@
+//! Training a graph model through the one loop: full batch (an epoch is one
+//! step over all training nodes), GAT's Adam (constant rate, L2 on
+//! matrices), GAT's early stopping on validation accuracy and loss, and the
+//! checkpoint (`config.json`, `model.safetensors`, `resume/`).
+
+use super::config::{GraphModelConfig, GraphTrainConfig};
+use super::{GraphClassifier, GraphInput, Scores};
+use crate::checkpoint::{self, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::error::{Error, Result};
+use crate::nn::{Ctx, ParamStore};
+use crate::ops;
+use crate::optim::{AdamWConfig, Schedule};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
+use candle_core::{Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+
+/// A graph model with its input and the training and validation nodes.
+pub struct GraphTask<'a> {
+    model: &'a GraphClassifier,
+    input: &'a GraphInput,
+    train: &'a [usize],
+    val: &'a [usize],
+    cfg: &'a GraphTrainConfig,
+}
+
+impl<'a> GraphTask<'a> {
+    /// Training nodes must be labelled.
+    pub fn new(model: &'a GraphClassifier, input: &'a GraphInput, train: &'a [usize], val: &'a [usize], cfg: &'a GraphTrainConfig) -> Result<Self> {
+        cfg.validate().map_err(Error::Config)?;
+        if let Some(&i) = train.iter().find(|&&i| input.labels.get(i).is_none_or(|&l| l == u32::MAX)) {
+            return Err(Error::Input(format!("training node {i} has no label")));
+        }
+        Ok(GraphTask { model, input, train, val, cfg })
+    }
+}
+
+impl Task for GraphTask<'_> {
+    type Report = Scores;
+
+    fn params(&self) -> &ParamStore {
+        &self.model.params
+    }
+
+    fn batches(&self, _rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        vec![self.train.to_vec()]
+    }
+
+    fn loss(&self, batch: &[usize], _rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
+        let logits = self.model.forward(&self.input.features, &self.input.graph, ctx)?;
+        let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), &Device::Cpu)?;
+        let targets = Tensor::from_vec(batch.iter().map(|&i| self.input.labels[i]).collect::<Vec<_>>(), batch.len(), &Device::Cpu)?;
+        Ok((ops::cross_entropy(&logits.index_select(&idx, 0)?, &targets, 0.0)?, batch.len()))
+    }
+
+    fn evaluate(&self) -> Result<Evaluation<Scores>> {
+        let s = self.model.evaluate(self.input, self.val)?;
+        Ok(Evaluation { accuracy: s.accuracy as f64, loss: Some(s.loss as f64), report: s })
+    }
+
+    fn contents(&self) -> Result<Contents> {
+        Ok(contents(&self.model.config, self.cfg))
+    }
+}
+
+fn contents(model: &GraphModelConfig, train: &GraphTrainConfig) -> Contents {
+    Contents { config: CheckpointConfig::Graph(Saved::new(model.clone(), train.clone())), extras: vec![] }
+}
+
+/// How the loop runs for graph settings: GAT's Adam and early stopping.
+pub fn loop_config(cfg: &GraphTrainConfig) -> LoopConfig {
+    LoopConfig {
+        epochs: cfg.max_epochs,
+        max_minutes: cfg.max_minutes,
+        patience: Some(cfg.patience),
+        selection: Selection::AccuracyAndLoss,
+        schedule: Schedule { lr: cfg.lr, warmup_steps: 0, min_lr_ratio: 1.0 },
+        optimizer: AdamWConfig { beta1: 0.9, beta2: 0.999, clip: 0.0, weight_decay: 0.0, l2: cfg.l2 },
+        seed: cfg.seed,
+        // The seed of the dropout stream since graph models were first trained (keeps results reproducible).
+        dropout_seed: cfg.seed ^ 0x6a09_e667_f3bc_c908,
+        // Epochs take milliseconds: write the checkpoint every half minute (and at the end).
+        save_interval_secs: 30.0,
+    }
+}
+
+/// What one training run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphRun {
+    pub seed: u64,
+    pub epochs: usize,
+    /// Epoch whose weights were kept (both validation loss and accuracy at
+    /// their best so far, as in GAT).
+    pub best_epoch: usize,
+    pub val: Scores,
+    pub test: Scores,
+    pub seconds: f64,
+    /// Mean wall time of one training step (forward, backward, update).
+    pub train_step_ms: f64,
+    /// Why the run ended before `max_epochs`.
+    pub stopped_early: Option<String>,
+}
+
+/// Trains `model` on `train` nodes with model selection on `val`, then
+/// scores `test` with the kept weights.
+pub fn train_graph(
+    model: &GraphClassifier,
+    input: &GraphInput,
+    nodes: [&[usize]; 3],
+    cfg: &GraphTrainConfig,
+    options: RunOptions<Scores>,
+    observer: &mut dyn Observer,
+) -> Result<GraphRun> {
+    let [train, val, test] = nodes;
+    let task = GraphTask::new(model, input, train, val, cfg)?;
+    let summary: TrainSummary<Scores> = train::fit(&task, &loop_config(cfg), options, observer)?;
+    Ok(GraphRun {
+        seed: cfg.seed,
+        epochs: summary.epochs.len(),
+        best_epoch: summary.best_epoch,
+        val: summary.best_dev,
+        test: model.evaluate(input, test)?,
+        seconds: summary.train_seconds,
+        train_step_ms: summary.mean_step_seconds() * 1e3,
+        stopped_early: summary.stopped_early.clone(),
+    })
+}
+
+/// Saves a graph model (`model.safetensors`, `config.json`) atomically,
+/// without training state.
+pub fn save(dir: &Path, model: &GraphClassifier, train: &GraphTrainConfig) -> Result<()> {
+    checkpoint::save_model(dir, &contents(&model.config, train), &model.params)
+}
+
+/// Loads a graph model and the settings it was trained with.
+pub fn load(dir: &Path) -> Result<(GraphClassifier, GraphTrainConfig)> {
+    let ck = checkpoint::open(dir, ModelKind::Graph)?;
+    let (model, train) = settings(&ck)?;
+    let config_path = dir.join("config.json");
+    let model = GraphClassifier::new(model, 0).map_err(|e| checkpoint::ck_err(&config_path, e.to_string()))?;
+    ck.load_weights(&model.params)?;
+    Ok((model, train))
+}
+
+fn settings(ck: &checkpoint::Checkpoint) -> Result<(GraphModelConfig, GraphTrainConfig)> {
+    match &ck.config {
+        CheckpointConfig::Graph(s) => Ok((s.model.clone(), s.train.clone())),
+        other => Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a graph model", other.kind()))),
+    }
+}
+
+/// A graph run to continue: the model at its latest weights, its settings
+/// and what the loop needs.
+pub struct GraphRunToResume {
+    pub model: GraphClassifier,
+    pub train: GraphTrainConfig,
+    pub resume: Resume<Scores>,
+}
+
+/// Loads the run saved in `dir` by [`train_graph`] with a checkpoint directory.
+pub fn load_training(dir: &Path) -> Result<GraphRunToResume> {
+    let (model, train) = load(dir)?;
+    let best = model.params.snapshot()?;
+    let r = checkpoint::open(dir, ModelKind::Graph)?.resume::<RunState<Scores>>(&model.params)?;
+    Ok(GraphRunToResume { model, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
+}

@@ -1,0 +1,120 @@
+//! The tagger's architecture, saved as the `model` of its `config.json`.
+
+use crate::nn::position::PositionKind;
+use crate::nn::sequence::{EncoderConfig, EncoderKind};
+use crate::nn::AttentionKernel;
+use serde::{Deserialize, Serialize};
+
+/// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
+/// mistyped size is refused with a message instead of exhausting memory.
+pub const MAX_PARAMETERS: u128 = 1 << 30;
+
+/// Architecture of a tagger. Flat (one TOML table, one set of flags); the
+/// encoder's part is [`TaggerConfig::encoder_config`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaggerConfig {
+    /// What relates the words: stacked self-attention, or the BiLSTM baseline.
+    pub encoder: EncoderKind,
+    /// Width of the vectors the attention layers work on (for the BiLSTM:
+    /// its output, `d_model / 2` per direction).
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    /// Hidden width of each feed-forward layer.
+    pub ff_dim: usize,
+    /// Dropout on embeddings and residual branches.
+    pub dropout: f32,
+    /// Dropout on attention weights.
+    pub attention_dropout: f32,
+    pub position: PositionKind,
+    /// Longest sentence a learned position table covers.
+    pub max_positions: usize,
+    /// Truncated attention: each word sees this many words on each side
+    /// (`None`: the whole sentence).
+    pub window: Option<usize>,
+    /// Attention implementation (same function; fused is faster and O(seq) memory).
+    pub attention_kernel: AttentionKernel,
+    pub word_dim: usize,
+    pub char_dim: usize,
+    pub char_filters: usize,
+    pub char_kernel: usize,
+    /// Longer words keep their first and last `max_word_chars / 2` characters.
+    pub max_word_chars: usize,
+    /// Vocabulary sizes (set from the data when training starts).
+    pub words: usize,
+    pub chars: usize,
+    pub tags: usize,
+}
+
+impl Default for TaggerConfig {
+    fn default() -> Self {
+        TaggerConfig {
+            encoder: EncoderKind::Attention,
+            d_model: 256,
+            heads: 8,
+            layers: 2,
+            ff_dim: 512,
+            dropout: 0.2,
+            attention_dropout: 0.1,
+            position: PositionKind::Rope,
+            max_positions: 512,
+            window: None,
+            attention_kernel: AttentionKernel::Fused,
+            word_dim: 128,
+            char_dim: 48,
+            char_filters: 192,
+            char_kernel: 3,
+            max_word_chars: 20,
+            words: 0,
+            chars: 0,
+            tags: 0,
+        }
+    }
+}
+
+impl TaggerConfig {
+    /// The shared encoder's settings.
+    pub fn encoder_config(&self) -> EncoderConfig {
+        EncoderConfig {
+            kind: self.encoder,
+            d_model: self.d_model,
+            heads: self.heads,
+            layers: self.layers,
+            ff_dim: self.ff_dim,
+            dropout: self.dropout,
+            attention_dropout: self.attention_dropout,
+            position: self.position,
+            max_positions: self.max_positions,
+            window: self.window,
+            attention_kernel: self.attention_kernel,
+        }
+    }
+
+    /// Checks the numbers fit together; the message names the setting.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.encoder_config().validate()?;
+        if self.char_kernel % 2 == 0 {
+            return Err(format!("char_kernel must be odd, got {}", self.char_kernel));
+        }
+        if self.max_word_chars < 2 {
+            return Err("max_word_chars must be >= 2".into());
+        }
+        let n = self.parameter_count();
+        if n > MAX_PARAMETERS {
+            return Err(format!(
+                "this model would have {n} parameters ({:.1} GiB as f32); attend refuses more than {MAX_PARAMETERS} (4 GiB) up front",
+                n as f64 * 4.0 / (1u64 << 30) as f64
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of trainable scalars (computed in u128: fits any config).
+    pub fn parameter_count(&self) -> u128 {
+        let [words, chars, tags, d] = [self.words, self.chars, self.tags, self.d_model].map(|x| x as u128);
+        let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
+        let front = words * wd + chars * cd + kernel * cd * filters + filters;
+        front + self.encoder_config().parameter_count(self.word_dim + self.char_filters) + d * tags + tags
+    }
+}

@@ -1,0 +1,128 @@
+//! The tagger as a training [`Task`]: length-bucketed batches of sentences
+//! with word dropout, UPOS cross-entropy, dev accuracy, and a checkpoint
+//! with `vocab.json`.
+
+use super::eval::EvalReport;
+use super::load::{self, LoadedTagger};
+use super::{Tagger, EVAL_BATCH_TOKENS};
+use crate::checkpoint::{self, Contents, ModelKind};
+use crate::config::TrainConfig;
+use crate::data::batch::{bucket, encode, Batch, EncodedSentence};
+use crate::data::conllu::Sentence;
+use crate::data::vocab::TaggerVocab;
+use crate::error::{Error, Result};
+use crate::nn::Ctx;
+use crate::optim::{AdamWConfig, Schedule};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
+use candle_core::Tensor;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// A tagger with its training and dev data.
+pub struct TaggerTask<'a> {
+    model: &'a Tagger,
+    vocab: &'a TaggerVocab,
+    data: Vec<EncodedSentence>,
+    lengths: Vec<usize>,
+    dev: &'a [Sentence],
+    cfg: &'a TrainConfig,
+}
+
+impl<'a> TaggerTask<'a> {
+    pub fn new(model: &'a Tagger, vocab: &'a TaggerVocab, train: &[Sentence], dev: &'a [Sentence], cfg: &'a TrainConfig) -> Result<Self> {
+        cfg.validate().map_err(Error::Config)?;
+        let data = encode(train, vocab, model.config.max_word_chars);
+        let lengths = data.iter().map(|s| s.len()).collect();
+        Ok(TaggerTask { model, vocab, data, lengths, dev, cfg })
+    }
+}
+
+impl Task for TaggerTask<'_> {
+    type Report = EvalReport;
+
+    fn params(&self) -> &crate::nn::ParamStore {
+        &self.model.params
+    }
+
+    fn batches(&self, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        bucket(&self.lengths, self.cfg.batch_tokens, Some(rng))
+    }
+
+    fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
+        let mut batch = Batch::new(&self.data, batch);
+        batch.drop_words(self.vocab, self.cfg.word_dropout, rng);
+        Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, batch.tokens()))
+    }
+
+    fn evaluate(&self) -> Result<Evaluation<EvalReport>> {
+        let report = self.model.evaluate(self.dev, self.vocab, EVAL_BATCH_TOKENS)?;
+        Ok(Evaluation { accuracy: report.accuracy(), loss: None, report })
+    }
+
+    fn contents(&self) -> Result<Contents> {
+        self.model.contents(self.vocab, Some(self.cfg))
+    }
+}
+
+/// How the loop runs for [`TrainConfig`] settings.
+pub fn loop_config(cfg: &TrainConfig) -> LoopConfig {
+    LoopConfig {
+        epochs: cfg.epochs,
+        max_minutes: cfg.max_minutes,
+        patience: cfg.patience,
+        selection: Selection::Accuracy,
+        schedule: Schedule { lr: cfg.lr, warmup_steps: cfg.warmup_steps, min_lr_ratio: cfg.min_lr_ratio },
+        optimizer: AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 },
+        seed: cfg.seed,
+        dropout_seed: cfg.seed ^ 0x5eed_d20f,
+        save_interval_secs: 0.0,
+    }
+}
+
+/// Trains `model` on `train`, keeps the epoch with the best accuracy on
+/// `dev`, and leaves the model holding those weights. With
+/// `checkpoint_dir`, the best model and the state to resume from are saved
+/// (atomically) after every epoch.
+pub fn train_tagger(
+    model: &mut Tagger,
+    vocab: &TaggerVocab,
+    train: &[Sentence],
+    dev: &[Sentence],
+    cfg: &TrainConfig,
+    checkpoint_dir: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary<EvalReport>> {
+    train_tagger_with(model, vocab, train, dev, cfg, RunOptions { checkpoint_dir, ..RunOptions::default() }, observer)
+}
+
+/// [`train_tagger`] with resume and interruption.
+pub fn train_tagger_with(
+    model: &mut Tagger,
+    vocab: &TaggerVocab,
+    train: &[Sentence],
+    dev: &[Sentence],
+    cfg: &TrainConfig,
+    options: RunOptions<EvalReport>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary<EvalReport>> {
+    let task = TaggerTask::new(model, vocab, train, dev, cfg)?;
+    train::fit(&task, &loop_config(cfg), options, observer)
+}
+
+/// A tagger run to continue: the model at its latest weights, its
+/// vocabulary and settings, and what the loop needs.
+pub struct TaggerRun {
+    pub model: Tagger,
+    pub vocab: TaggerVocab,
+    pub train: TrainConfig,
+    pub resume: Resume<EvalReport>,
+}
+
+/// Loads the run saved in `dir` by a tagger training with a checkpoint directory.
+pub fn load_training(dir: &Path) -> Result<TaggerRun> {
+    let LoadedTagger { model, vocab, train } = load::load_tagger(dir)?;
+    let train = train.ok_or_else(|| checkpoint::ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
+    let best = model.params.snapshot()?;
+    let r = checkpoint::open(dir, ModelKind::Tagger)?.resume::<RunState<EvalReport>>(&model.params)?;
+    Ok(TaggerRun { model, vocab, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
+}

@@ -1,0 +1,219 @@
+//! The shared sequence encoder: vectors `[batch, seq, in]` from any front
+//! end are projected to `d_model`, given positions, and related to each
+//! other by stacked self-attention (dense or windowed) or by the BiLSTM
+//! baseline. Every sequence model (the tagger today) runs this part.
+
+use super::position::{PositionEncoding, PositionKind};
+use super::rnn::BiLstm;
+use super::{AttentionKernel, Ctx, Encoder, Linear, ParamStore};
+use attend_kernels::AttentionPattern;
+use candle_core::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The layers between the input vectors and the outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    /// Stacked multi-head self-attention (every vector sees the sequence in one step).
+    #[default]
+    Attention,
+    /// Stacked bidirectional LSTM (the recurrent baseline; no attention, no positions).
+    Rnn,
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "attention" => Ok(EncoderKind::Attention),
+            "rnn" | "lstm" | "bilstm" => Ok(EncoderKind::Rnn),
+            _ => Err(format!("unknown encoder '{s}': use attention or rnn")),
+        }
+    }
+}
+
+/// Settings of a [`SequenceEncoder`] (models keep them flat in their own
+/// config and build this from it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderConfig {
+    pub kind: EncoderKind,
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub ff_dim: usize,
+    /// Dropout on the input, after the positions, and on residual branches.
+    pub dropout: f32,
+    pub attention_dropout: f32,
+    pub position: PositionKind,
+    pub max_positions: usize,
+    /// Truncated attention: each vector sees this many on each side.
+    pub window: Option<usize>,
+    pub attention_kernel: AttentionKernel,
+}
+
+impl EncoderConfig {
+    /// Checks the numbers fit together; the message names the setting.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.kind == EncoderKind::Rnn && (self.d_model < 2 || self.d_model % 2 != 0) {
+            return Err(format!("the rnn encoder needs an even d_model (d_model / 2 units per direction), got {}", self.d_model));
+        }
+        let attention = self.kind == EncoderKind::Attention;
+        if attention && (self.heads == 0 || self.d_model % self.heads != 0) {
+            return Err(format!("d_model ({}) must be a multiple of heads ({})", self.d_model, self.heads));
+        }
+        if attention && self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
+            return Err(format!("rope needs an even head dimension; d_model / heads = {}", self.d_model / self.heads));
+        }
+        for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("{name} must be in [0, 1), got {p}"));
+            }
+        }
+        if self.max_positions == 0 {
+            return Err("max_positions must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Trainable scalars for inputs `input` wide (in u128: fits any config).
+    pub fn parameter_count(&self, input: usize) -> u128 {
+        let [d, ff, layers, input] = [self.d_model, self.ff_dim, self.layers, input].map(|x| x as u128);
+        let layer = match self.kind {
+            EncoderKind::Attention => d * 3 * d + 3 * d + d * d + d + d * ff + ff + ff * d + d + 4 * d,
+            // Two directions of d/2 units, input d wide: (d x 2d + 2d + d/2 x 2d) each.
+            EncoderKind::Rnn => 2 * (d * 2 * d + 2 * d + d / 2 * 2 * d),
+        };
+        let (positions, final_norm) = match self.kind {
+            EncoderKind::Attention if self.position == PositionKind::Learned => (self.max_positions as u128 * d, 2 * d),
+            EncoderKind::Attention => (0, 2 * d),
+            EncoderKind::Rnn => (0, 0),
+        };
+        input * d + d + positions + layers * layer + final_norm
+    }
+}
+
+/// The encoder a model runs.
+enum Body {
+    Attention(Encoder),
+    Rnn(BiLstm),
+}
+
+/// Input projection, positions and the stacked layers.
+///
+/// ```
+/// use attend::nn::sequence::{EncoderConfig, EncoderKind, SequenceEncoder};
+/// use attend::nn::{position::PositionKind, AttentionKernel, Ctx, ParamStore};
+/// let cfg = EncoderConfig { kind: EncoderKind::Attention, d_model: 8, heads: 2, layers: 1, ff_dim: 16, dropout: 0.0,
+///     attention_dropout: 0.0, position: PositionKind::Rope, max_positions: 64, window: None, attention_kernel: AttentionKernel::Fused };
+/// let mut store = ParamStore::new(1);
+/// let encoder = SequenceEncoder::new(&mut store, 3, &cfg).unwrap();
+/// let x = candle_core::Tensor::zeros((2, 5, 3), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+/// let h = encoder.forward(&x, &[5, 2], 0, &mut Ctx::eval()).unwrap();
+/// assert_eq!(h.dims(), &[2, 5, 8]);
+/// ```
+pub struct SequenceEncoder {
+    config: EncoderConfig,
+    input: Linear,
+    position: PositionEncoding,
+    body: Body,
+}
+
+impl SequenceEncoder {
+    /// Parameters `input.*`, `position.*` and `encoder.*` (attention) or `rnn.*` (BiLSTM).
+    pub fn new(p: &mut ParamStore, input_dim: usize, c: &EncoderConfig) -> Result<Self> {
+        c.validate().map_err(candle_core::Error::msg)?;
+        let input = Linear::new(p, "input", input_dim, c.d_model, true)?;
+        let (position, body) = match c.kind {
+            EncoderKind::Attention => {
+                let rotary = c.position == PositionKind::Rope;
+                let mut encoder = Encoder::new(p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+                encoder.set_attention_kernel(c.attention_kernel);
+                (c.position, Body::Attention(encoder))
+            }
+            // A recurrence knows the order already: no position encoding.
+            EncoderKind::Rnn => (PositionKind::None, Body::Rnn(BiLstm::new(p, "rnn", c.layers, c.d_model, c.d_model / 2, c.dropout)?)),
+        };
+        let position = PositionEncoding::new(p, "position", position, c.d_model, c.max_positions)?;
+        Ok(SequenceEncoder { config: c.clone(), input, position, body })
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    fn pattern(&self, lengths: &[usize]) -> AttentionPattern {
+        let p = AttentionPattern::dense().with_key_lengths(lengths.to_vec());
+        match self.config.window {
+            Some(w) => p.with_window(w, w),
+            None => p,
+        }
+    }
+
+    /// Projected vectors with positions `[batch, seq, d_model]`, for a batch
+    /// whose first position is `first` of a longer sequence.
+    fn embed(&self, features: &Tensor, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+        let x = ctx.dropout(features, self.config.dropout)?;
+        let x = self.position.forward_from(&self.input.forward(&x)?, first)?;
+        ctx.dropout(&x, self.config.dropout)
+    }
+
+    /// `features` `[batch, seq, in]` with sequence `b` holding `lengths[b]`
+    /// real vectors -> `[batch, seq, d_model]`. `first`: the position of the
+    /// first row in a longer sequence (positions and rotary angles count
+    /// from there; 0 for whole sequences).
+    pub fn forward(&self, features: &Tensor, lengths: &[usize], first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+        let mut x = self.embed(features, first, ctx)?;
+        if !ctx.train {
+            x = x.detach(); // inference: the front end's intermediates can go
+        }
+        match &self.body {
+            Body::Attention(encoder) => encoder.forward_from(&x, &self.pattern(lengths), first, ctx),
+            Body::Rnn(rnn) => {
+                debug_assert_eq!(first, 0, "a BiLSTM reads whole sequences");
+                rnn.forward(&x, lengths, ctx)
+            }
+        }
+    }
+
+    /// Positions each output can see on either side: the window times the
+    /// layers for truncated attention, unbounded otherwise.
+    pub fn receptive_field(&self) -> Option<usize> {
+        match (&self.body, self.config.window) {
+            (Body::Attention(_), Some(w)) => Some(w * self.config.layers),
+            _ => None,
+        }
+    }
+
+    /// Attention weights per layer `[batch, heads, seq, seq]`, recomputed
+    /// for inspection.
+    pub fn attention_weights(&self, features: &Tensor, lengths: &[usize]) -> Result<Vec<Tensor>> {
+        let Body::Attention(encoder) = &self.body else {
+            return Err(candle_core::Error::msg("this model's encoder is a BiLSTM: it has no attention weights to show"));
+        };
+        let x = self.embed(features, 0, &mut Ctx::eval())?;
+        encoder.attention_weights(&x, &self.pattern(lengths))
+    }
+
+    /// Truncates attention to `window` on each side from now on (`None`:
+    /// the whole sequence). A BiLSTM refuses.
+    pub fn set_window(&mut self, window: Option<usize>) -> std::result::Result<(), String> {
+        if self.config.kind == EncoderKind::Rnn && window.is_some() {
+            return Err("--window applies to attention models; this one is a BiLSTM (its cost is already linear in the length)".into());
+        }
+        self.config.window = window;
+        Ok(())
+    }
+
+    /// Refuses sequences longer than `limit` under dense attention, with
+    /// the remedy; truncated attention and the BiLSTM take any length.
+    pub fn check_dense_length(&self, longest: usize, limit: usize) -> std::result::Result<(), String> {
+        if self.config.kind == EncoderKind::Attention && self.config.window.is_none() && longest > limit {
+            return Err(format!(
+                "a sequence of {longest} words under dense attention costs {longest}^2 scores per head and layer (minutes on a CPU; \
+                 memory stays linear with the fused kernel); pass --window 64 for truncated attention with linear cost, \
+                 or --max-dense-words {longest} to run it anyway"
+            ));
+        }
+        Ok(())
+    }
+}
