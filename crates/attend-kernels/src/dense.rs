@@ -25,11 +25,11 @@
 //! gradients. Attention dropout is applied to the normalised weights with a
 //! counter-based mask ([`AttentionDropout`]) that backward recomputes.
 
-use crate::pattern::AttentionPattern;
-use crate::reference::AttentionShape;
+pub use crate::pattern::AttentionDropout;
+use crate::pattern::{AttentionPattern, AttentionShape};
 #[cfg(target_arch = "x86_64")]
 use crate::simd::Avx2;
-use crate::simd::{fmix32, gemm, Isa, Portable, Simd, LANES, NR};
+use crate::simd::{gemm, Isa, Portable, Simd, LANES, NR};
 use rayon::prelude::*;
 
 /// Queries per block (the lanes of a score block).
@@ -42,51 +42,6 @@ const SHARED_HEAD_BYTES: usize = 2 << 20;
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 const LN_2: f32 = std::f32::consts::LN_2;
-
-/// Dropout on the normalised attention weights: weight (query i, key j) of
-/// head `bh` is kept, times `1 / (1 - p)`, when a hash of
-/// `(seed, bh, i, j)` clears `p`. Nothing is stored; backward recomputes it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AttentionDropout {
-    /// Probability of dropping a weight, in `[0, 1)`.
-    pub p: f32,
-    pub seed: u64,
-}
-
-impl AttentionDropout {
-    fn threshold(&self) -> u32 {
-        (self.p as f64 * (1u64 << 24) as f64).round() as u32
-    }
-
-    fn scale(&self) -> f32 {
-        1.0 / (1.0 - self.p)
-    }
-
-    fn head_key(&self, bh: usize) -> u32 {
-        let hi = fmix32((self.seed >> 32) as u32 ^ (bh as u32).wrapping_mul(0x9e37_79b9));
-        fmix32(self.seed as u32 ^ hi)
-    }
-
-    fn row_key(head_key: u32, key: usize) -> u32 {
-        fmix32(head_key ^ (key as u32).wrapping_mul(0x85eb_ca77))
-    }
-
-    fn lane_salt(query: usize) -> u32 {
-        (query as u32).wrapping_mul(0xc2b2_ae3d) ^ 0x27d4_eb2f
-    }
-
-    /// Whether weight (`query`, `key`) of head `bh` (= batch * heads + head)
-    /// survives. The fused kernels use exactly this mask.
-    pub fn keep(&self, bh: usize, query: usize, key: usize) -> bool {
-        let h = fmix32(Self::row_key(self.head_key(bh), key) ^ Self::lane_salt(query));
-        (h >> 8) >= self.threshold()
-    }
-
-    /// The multiplier of a kept weight, `1 / (1 - p)`.
-    pub fn kept_scale(&self) -> f32 {
-        self.scale()
-    }
-}
 
 /// One attention problem: shapes, score scale, pattern, dropout.
 #[derive(Debug, Clone, Copy)]

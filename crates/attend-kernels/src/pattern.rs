@@ -1,10 +1,13 @@
-//! Which keys each query may see.
+//! What an attention problem is, before any kernel runs it: its shape,
+//! which keys each query may see, and which weights dropout removes (both
+//! the fused kernels and the reference compute exactly these).
 //!
 //! Every pattern attend supports (dense, key padding, causal, a sliding
 //! window with separate left and right reach, and their combinations) gives
 //! each query one contiguous range of visible keys, so a pattern is described
 //! by [`AttentionPattern::key_range`]. Graph patterns (CSR) live elsewhere.
 
+use crate::simd::fmix32;
 use std::ops::Range;
 
 /// A dense, padded, causal and/or windowed attention pattern.
@@ -110,3 +113,67 @@ mod tests {
         assert!(p.key_range(0, 0, 4).is_empty());
     }
 }
+
+/// Shape of a `[batch, heads, seq, head_dim]` attention problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub seq: usize,
+    pub head_dim: usize,
+}
+
+impl AttentionShape {
+    pub fn len(&self) -> usize {
+        self.batch * self.heads * self.seq * self.head_dim
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Dropout on the normalised attention weights: weight (query i, key j) of
+/// head `bh` is kept, times `1 / (1 - p)`, when a hash of
+/// `(seed, bh, i, j)` clears `p`. Nothing is stored; backward recomputes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionDropout {
+    /// Probability of dropping a weight, in `[0, 1)`.
+    pub p: f32,
+    pub seed: u64,
+}
+
+impl AttentionDropout {
+    pub(crate) fn threshold(&self) -> u32 {
+        (self.p as f64 * (1u64 << 24) as f64).round() as u32
+    }
+
+    pub(crate) fn scale(&self) -> f32 {
+        1.0 / (1.0 - self.p)
+    }
+
+    pub(crate) fn head_key(&self, bh: usize) -> u32 {
+        let hi = fmix32((self.seed >> 32) as u32 ^ (bh as u32).wrapping_mul(0x9e37_79b9));
+        fmix32(self.seed as u32 ^ hi)
+    }
+
+    pub(crate) fn row_key(head_key: u32, key: usize) -> u32 {
+        fmix32(head_key ^ (key as u32).wrapping_mul(0x85eb_ca77))
+    }
+
+    pub(crate) fn lane_salt(query: usize) -> u32 {
+        (query as u32).wrapping_mul(0xc2b2_ae3d) ^ 0x27d4_eb2f
+    }
+
+    /// Whether weight (`query`, `key`) of head `bh` (= batch * heads + head)
+    /// survives. The fused kernels use exactly this mask.
+    pub fn keep(&self, bh: usize, query: usize, key: usize) -> bool {
+        let h = fmix32(Self::row_key(self.head_key(bh), key) ^ Self::lane_salt(query));
+        (h >> 8) >= self.threshold()
+    }
+
+    /// The multiplier of a kept weight, `1 / (1 - p)`.
+    pub fn kept_scale(&self) -> f32 {
+        self.scale()
+    }
+}
+

@@ -6,26 +6,8 @@
 //! `P = softmax_rows(S)`, `O = P V`. It stores the whole N x N matrix: it is
 //! the oracle for every fast kernel, not a path for long inputs.
 
-use crate::dense::AttentionDropout;
-use crate::pattern::AttentionPattern;
-
-/// Shape of a `[batch, heads, seq, head_dim]` attention problem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttentionShape {
-    pub batch: usize,
-    pub heads: usize,
-    pub seq: usize,
-    pub head_dim: usize,
-}
-
-impl AttentionShape {
-    pub fn len(&self) -> usize {
-        self.batch * self.heads * self.seq * self.head_dim
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use crate::pattern::AttentionShape;
+use crate::pattern::{AttentionDropout, AttentionPattern};
 
 /// Forward output of the reference attention.
 pub struct ReferenceForward {

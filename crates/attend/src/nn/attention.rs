@@ -10,7 +10,7 @@
 
 use super::params::{Linear, ParamStore};
 use super::position::Rotary;
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::ops;
 use attend_kernels::AttentionPattern;
 use attend_kernels::AttentionDropout;

@@ -4,7 +4,7 @@
 use super::attention::MultiHeadSelfAttention;
 use super::params::{LayerNorm, Linear, ParamStore};
 use super::position::Rotary;
-use super::Ctx;
+use super::ctx::Ctx;
 use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 

@@ -1,6 +1,6 @@
 //! Heads: what turns the encoder's vectors into label scores.
 
-use super::{Linear, ParamStore};
+use super::params::{Linear, ParamStore};
 use crate::ops;
 use candle_core::{Result, Tensor};
 

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod char_encoder;
+pub mod ctx;
 pub mod encoder;
 pub mod head;
 pub mod params;
@@ -11,34 +12,8 @@ pub mod sequence;
 pub mod word_features;
 
 pub use attention::{AttentionKernel, MultiHeadSelfAttention};
+pub use ctx::Ctx;
 pub use encoder::{Encoder, EncoderLayer};
 pub use params::{Embedding, Init, LayerNorm, Linear, ParamStore};
 pub use position::{PositionEncoding, Rotary};
 pub use sequence::{EncoderConfig, EncoderKind, SequenceEncoder};
-
-use candle_core::{Result, Tensor};
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-
-/// What a forward pass needs besides its input: training mode and the
-/// seeded RNG for dropout (candle's own CPU RNG cannot be seeded).
-pub struct Ctx {
-    pub train: bool,
-    pub rng: ChaCha8Rng,
-}
-
-impl Ctx {
-    pub fn eval() -> Self {
-        use rand::SeedableRng;
-        Ctx { train: false, rng: ChaCha8Rng::seed_from_u64(0) }
-    }
-
-    /// Inverted dropout: zero each element with probability `p` in training,
-    /// scale the rest by 1/(1-p); identity in evaluation.
-    pub fn dropout(&mut self, x: &Tensor, p: f32) -> Result<Tensor> {
-        if !self.train || p <= 0.0 {
-            return Ok(x.clone());
-        }
-        crate::ops::dropout(x, p, self.rng.random::<u64>())
-    }
-}

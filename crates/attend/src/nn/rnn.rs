@@ -4,7 +4,7 @@
 //! runs on the fused [`ops::lstm`] kernel.
 
 use super::params::{Init, Linear, ParamStore};
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::ops;
 use candle_core::{Device, Result, Tensor};
 

@@ -5,7 +5,10 @@
 
 use super::position::{PositionEncoding, PositionKind};
 use super::rnn::BiLstm;
-use super::{AttentionKernel, Ctx, Encoder, Linear, ParamStore};
+use super::attention::AttentionKernel;
+use super::ctx::Ctx;
+use super::encoder::Encoder;
+use super::params::{Linear, ParamStore};
 use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! still gets a useful vector.
 
 use super::char_encoder::CharEncoder;
-use super::{Embedding, ParamStore};
+use super::params::{Embedding, ParamStore};
 use crate::data::batch::Batch;
 use candle_core::{Device, Result, Tensor, D};
 
