@@ -190,6 +190,7 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 pub fn train(args: TrainGraphArgs) -> Result<()> {
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
+    interrupt_flag()?; // from here on, Ctrl-C saves (the run stops after its current epoch)
     // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match &args.resume {
         Some(dir) => {

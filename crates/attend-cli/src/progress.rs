@@ -107,8 +107,9 @@ impl Observer for Progress {
                 s.elapsed_sec / 60.0
             );
             match &self.bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
+                // A hidden bar (stderr is not a terminal) prints nothing: write the line itself.
+                Some(bar) if !bar.is_hidden() => bar.println(line),
+                _ => eprintln!("{line}"),
             }
         }
     }

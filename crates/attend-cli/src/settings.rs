@@ -92,7 +92,9 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     epochs: Option<usize>,
-    /// Stop after this many minutes, keeping the best model so far [no limit]
+    /// Stop after the epoch that passes this many minutes of this session,
+    /// keeping the best model so far; continue with --resume (which takes
+    /// this flag again) [no limit]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_minutes: Option<f64>,

@@ -30,7 +30,7 @@ pub struct TrainTaggerArgs {
     /// Continue the interrupted run in this checkpoint directory, with its
     /// saved settings, vocabulary, optimizer, schedule, data order and random
     /// state (the result equals an uninterrupted run). Give no model or
-    /// training flags with it.
+    /// training flags with it, except --max-minutes.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config"])]
     resume: Option<PathBuf>,
     /// TOML file with [model] and [train] tables; flags override it.

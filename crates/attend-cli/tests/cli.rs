@@ -213,6 +213,68 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
     }
 }
 
+/// `attend train graph` gets the loop's behaviour: a settings file, a time
+/// limit that ends the session, Ctrl-C that saves, and `--resume` that ends
+/// with the files an uninterrupted run writes.
+#[test]
+fn graph_training_stops_on_a_time_limit_and_ctrl_c_and_resumes_to_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = attend::data::planetoid::random_graph(300, 900, 30, 4, 3, 2);
+    let graph = dir.path().join("graph");
+    attend::data::planetoid::write_dir(&data, &graph).unwrap();
+    let g = graph.to_str().unwrap();
+    let cfg = dir.path().join("gat.toml");
+    std::fs::write(&cfg, "[model]\nheads = 4\n[train]\nmax_epochs = 800\npatience = 800\n").unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (whole, split) = (out("whole"), out("split"));
+    let o = attend(&["train", "graph", "--data", g, "--out", &whole, "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("best epoch"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(stderr(&o).contains("epoch 100  loss ") && stderr(&o).contains("val loss"), "a line every 100 epochs: {}", stderr(&o));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&whole).join("config.json")).unwrap()).unwrap();
+    assert_eq!((saved["kind"].as_str(), saved["model"]["heads"].as_u64(), saved["train"]["max_epochs"].as_u64()), (Some("graph"), Some(4), Some(800)));
+
+    // A session limited to (almost) no time stops after its first epoch, keeping the state.
+    let o = attend(&["train", "graph", "--data", g, "--out", &split, "--config", cfg.to_str().unwrap(), "--max-minutes", "0.000001"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("time limit of 0.000001 minutes reached after epoch 1 (continue with --resume)"), "{}", stderr(&o));
+    // Resuming takes no settings but --max-minutes.
+    let o = attend(&["train", "graph", "--data", g, "--resume", &split, "--heads", "2"]);
+    assert!(!o.status.success() && stderr(&o).contains("drop --heads"), "{}", stderr(&o));
+    // Then Ctrl-C in the resumed session: it saves and exits 130.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attend"))
+        .args(["train", "graph", "--data", g, "--resume", &split, "--max-minutes", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handler is installed before "resuming" is printed.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut err = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if line.starts_with("resuming") {
+            break;
+        }
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    err.extend(lines.map(|l| l.unwrap() + "\n"));
+    let code = child.wait().unwrap().code();
+    eprintln!("the resumed session ended with {code:?}");
+    match code {
+        Some(130) => assert!(err.contains("interrupted: stopped after epoch") && err.contains("continue with --resume"), "{err}"),
+        // A fast machine may finish the 800 epochs before the signal lands.
+        Some(0) => {}
+        other => panic!("exit {other:?}: {err}"),
+    }
+    let o = attend(&["train", "graph", "--data", g, "--resume", &split, "--max-minutes", "60"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["model.safetensors", "resume/model.safetensors", "resume/optimizer.safetensors"] {
+        assert_eq!(std::fs::read(Path::new(&whole).join(f)).unwrap(), std::fs::read(Path::new(&split).join(f)).unwrap(), "{f} differs");
+    }
+}
+
 /// One test per kind of bad input, each with its exact message and a
 /// non-zero exit.
 #[test]

@@ -1,31 +1,17 @@
 //! The pictures: attention heatmaps of a tagger and the node view of a
 //! graph model (what `attend attention` writes).
 
+mod common;
+
 use attend::data::batch::{encode, Batch};
 use attend::data::conllu::Sentence;
 use attend::data::planetoid::random_graph;
-use attend::data::synthetic::toy_treebank;
-use attend::data::vocab::TaggerVocab;
 use attend::models::graph::GraphInput;
-use attend::models::{GraphClassifier, GraphModelConfig, Tagger, TaggerConfig};
+use attend::models::{EncoderKind, GraphClassifier, GraphModelConfig};
 
 #[test]
 fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
-    let train = toy_treebank(20, 1);
-    let vocab = TaggerVocab::build(&train);
-    let config = TaggerConfig {
-        d_model: 32,
-        heads: 4,
-        ff_dim: 64,
-        word_dim: 16,
-        char_dim: 8,
-        char_filters: 24,
-        words: vocab.words.len(),
-        chars: vocab.chars.len(),
-        tags: vocab.tags.len(),
-        ..TaggerConfig::default()
-    };
-    let model = Tagger::new(config, 1).unwrap();
+    let (model, vocab) = common::small_tagger(EncoderKind::Attention);
     let sentence = Sentence::from_words(&["the", "old", "man", "watch", "the", "boat", "."]);
     let maps = attend_cli::viz::attention_maps(&model, &vocab, &sentence).unwrap();
     assert_eq!(maps.layers.len(), 2);

@@ -286,3 +286,52 @@ impl Checkpoint {
         Ok(Resumed { optimizer, state })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph_config() -> CheckpointConfig {
+        let model = GraphModelConfig { feature_dim: 5, classes: 3, ..GraphModelConfig::default() };
+        CheckpointConfig::Graph(Saved::new(model, GraphTrainConfig::default()))
+    }
+
+    /// `config.json` keeps the shape earlier versions wrote (`kind`,
+    /// `version`, `model`, `train` at the top), and what is not a known
+    /// kind or field is refused with a message that says so.
+    #[test]
+    fn config_json_is_tagged_by_kind_and_strict() {
+        let text = serde_json::to_string(&graph_config()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["kind", "model", "train", "version"], "sorted by serde_json");
+        assert_eq!(value["kind"], "graph");
+        let path = Path::new("m/config.json");
+        assert_eq!(parse_config(path, text.as_bytes(), ModelKind::Graph).unwrap(), graph_config());
+        let err = parse_config(path, text.as_bytes(), ModelKind::Tagger).unwrap_err().to_string();
+        assert_eq!(err, "checkpoint m/config.json: holds a \"graph\" model, not a tagger model (use attend eval graph)");
+        let err = parse_config(path, text.replace("\"graph\"", "\"parser\"").as_bytes(), ModelKind::Graph).unwrap_err().to_string();
+        assert!(err.contains("unknown kind of model \"parser\""), "{err}");
+        let extra = text.replacen("\"version\"", "\"colour\":1,\"version\"", 1);
+        let err = parse_config(path, extra.as_bytes(), ModelKind::Graph).unwrap_err().to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn save_refuses_undeclared_extra_files_and_writes_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("m");
+        let mut store = ParamStore::new(1);
+        store.add("w", &[2, 2], crate::nn::Init::Ones).unwrap();
+        let bad = Contents { config: graph_config(), extras: vec![("vocab.json", b"{}".to_vec())] };
+        assert!(save_model(&ck, &bad, &store).unwrap_err().to_string().contains("a graph checkpoint holds [], got [\"vocab.json\"]"));
+        assert!(!ck.exists(), "nothing written");
+        save_model(&ck, &Contents { config: graph_config(), extras: vec![] }, &store).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["m"], "no temporary directory left behind");
+        let opened = open(&ck, ModelKind::Graph).unwrap();
+        let other = ParamStore::new(2);
+        assert!(opened.load_weights(&other).unwrap_err().to_string().contains("unexpected parameter w"));
+        assert!(open(&ck, ModelKind::Tagger).unwrap_err().to_string().contains("not a tagger model"));
+    }
+}

@@ -1,4 +1,4 @@
-//! Shared by the server tests: a small saved tagger and an `attend serve`
+//! Shared by the server and picture tests: a small tagger, saved or not, and an `attend serve`
 //! child process that is killed when dropped.
 
 #![allow(dead_code)]
@@ -21,6 +21,12 @@ pub fn small_model(dir: &Path) {
 
 /// [`small_model`] with the given encoder.
 pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
+    let (model, vocab) = small_tagger(encoder);
+    checkpoint::save_model(dir, &model.contents(&vocab, Some(&TrainConfig::default())).unwrap(), &model.params).unwrap();
+}
+
+/// The untrained small tagger of [`small_model`] and its vocabulary.
+pub fn small_tagger(encoder: EncoderKind) -> (Tagger, TaggerVocab) {
     let train = toy_treebank(200, 1);
     let vocab = TaggerVocab::build(&train);
     let config = TaggerConfig {
@@ -37,8 +43,7 @@ pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
         tags: vocab.tags.len(),
         ..TaggerConfig::default()
     };
-    let model = Tagger::new(config, 7).unwrap();
-    checkpoint::save_model(dir, &model.contents(&vocab, Some(&TrainConfig::default())).unwrap(), &model.params).unwrap();
+    (Tagger::new(config, 7).unwrap(), vocab)
 }
 
 /// A running `attend serve`; killed on drop.

@@ -135,19 +135,16 @@ pub fn save(dir: &Path, model: &GraphClassifier, train: &GraphTrainConfig) -> Re
 
 /// Loads a graph model and the settings it was trained with.
 pub fn load(dir: &Path) -> Result<(GraphClassifier, GraphTrainConfig)> {
-    let ck = checkpoint::open(dir, ModelKind::Graph)?;
-    let (model, train) = settings(&ck)?;
-    let config_path = dir.join("config.json");
-    let model = GraphClassifier::new(model, 0).map_err(|e| checkpoint::ck_err(&config_path, e.to_string()))?;
-    ck.load_weights(&model.params)?;
-    Ok((model, train))
+    load_from(&checkpoint::open(dir, ModelKind::Graph)?)
 }
 
-fn settings(ck: &checkpoint::Checkpoint) -> Result<(GraphModelConfig, GraphTrainConfig)> {
-    match &ck.config {
-        CheckpointConfig::Graph(s) => Ok((s.model.clone(), s.train.clone())),
-        other => Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a graph model", other.kind()))),
-    }
+fn load_from(ck: &checkpoint::Checkpoint) -> Result<(GraphClassifier, GraphTrainConfig)> {
+    let CheckpointConfig::Graph(saved) = &ck.config else {
+        return Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a graph model", ck.config.kind())));
+    };
+    let model = GraphClassifier::new(saved.model.clone(), 0).map_err(|e| checkpoint::ck_err(&ck.dir.join("config.json"), e.to_string()))?;
+    ck.load_weights(&model.params)?;
+    Ok((model, saved.train.clone()))
 }
 
 /// A graph run to continue: the model at its latest weights, its settings
@@ -160,8 +157,9 @@ pub struct GraphRunToResume {
 
 /// Loads the run saved in `dir` by [`train_graph`] with a checkpoint directory.
 pub fn load_training(dir: &Path) -> Result<GraphRunToResume> {
-    let (model, train) = load(dir)?;
+    let ck = checkpoint::open(dir, ModelKind::Graph)?;
+    let (model, train) = load_from(&ck)?;
     let best = model.params.snapshot()?;
-    let r = checkpoint::open(dir, ModelKind::Graph)?.resume::<RunState<Scores>>(&model.params)?;
+    let r = ck.resume::<RunState<Scores>>(&model.params)?;
     Ok(GraphRunToResume { model, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
 }

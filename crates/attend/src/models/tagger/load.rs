@@ -2,7 +2,7 @@
 
 use super::config::TaggerConfig;
 use super::Tagger;
-use crate::checkpoint::{self, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::checkpoint::{self, Checkpoint, CheckpointConfig, Contents, ModelKind, Saved};
 use crate::config::TrainConfig;
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ impl Tagger {
 }
 
 /// The tagger settings of a checkpoint config (`path` names it in errors).
-pub(crate) fn tagger_settings(path: &Path, config: CheckpointConfig) -> Result<(TaggerConfig, Option<TrainConfig>)> {
+fn tagger_settings(path: &Path, config: CheckpointConfig) -> Result<(TaggerConfig, Option<TrainConfig>)> {
     match config {
         CheckpointConfig::Tagger(s) => Ok((s.model, s.train)),
         other => Err(checkpoint::ck_err(path, format!("holds a {} model, not a tagger", other.kind()))),
@@ -33,9 +33,13 @@ pub(crate) fn tagger_settings(path: &Path, config: CheckpointConfig) -> Result<(
 
 /// Loads a tagger from `dir`, checking that config, vocabulary and weights agree.
 pub fn load_tagger(dir: &Path) -> Result<LoadedTagger> {
-    let ck = checkpoint::open(dir, ModelKind::Tagger)?;
-    let (model, train) = tagger_settings(dir, ck.config.clone())?;
-    let (model, vocab) = build(dir, model, &ck.read("vocab.json")?)?;
+    load_from(&checkpoint::open(dir, ModelKind::Tagger)?)
+}
+
+/// [`load_tagger`] from an opened checkpoint.
+pub fn load_from(ck: &Checkpoint) -> Result<LoadedTagger> {
+    let (model, train) = tagger_settings(&ck.dir, ck.config.clone())?;
+    let (model, vocab) = build(&ck.dir, model, &ck.read("vocab.json")?)?;
     ck.load_weights(&model.params)?;
     Ok(LoadedTagger { model, vocab, train })
 }

@@ -61,7 +61,10 @@ impl Tagger {
     /// Tag scores of a batch that is the slice of a longer sequence starting
     /// at position `first` (positions and rotary angles count from there).
     fn forward_from(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
-        let x = self.features.forward(batch)?;
+        let mut x = self.features.forward(batch)?;
+        if !ctx.train {
+            x = x.detach(); // inference: the character encoder's intermediates can go now
+        }
         let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
         self.head.forward(&h)
     }

@@ -120,9 +120,10 @@ pub struct TaggerRun {
 
 /// Loads the run saved in `dir` by a tagger training with a checkpoint directory.
 pub fn load_training(dir: &Path) -> Result<TaggerRun> {
-    let LoadedTagger { model, vocab, train } = load::load_tagger(dir)?;
+    let ck = checkpoint::open(dir, ModelKind::Tagger)?;
+    let LoadedTagger { model, vocab, train } = load::load_from(&ck)?;
     let train = train.ok_or_else(|| checkpoint::ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
     let best = model.params.snapshot()?;
-    let r = checkpoint::open(dir, ModelKind::Tagger)?.resume::<RunState<EvalReport>>(&model.params)?;
+    let r = ck.resume::<RunState<EvalReport>>(&model.params)?;
     Ok(TaggerRun { model, vocab, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
 }
