@@ -257,7 +257,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
     }
     if args.stats {
         let words: usize = sentences.iter().map(Sentence::word_count).sum();
-        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), |b| attend::memory::human_bytes(b));
+        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
         eprintln!(
             "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
             sentences.len(),

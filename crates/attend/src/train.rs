@@ -104,7 +104,7 @@ impl LoopConfig {
         if self.patience == Some(0) {
             return Err("patience must be at least 1".into());
         }
-        if self.max_minutes.is_some_and(|m| !(m > 0.0)) {
+        if self.max_minutes.is_some_and(|m| m.is_nan() || m <= 0.0) {
             return Err("max_minutes must be positive".into());
         }
         Ok(())
