@@ -27,10 +27,11 @@ pub struct TrainGraphArgs {
     /// summary in OUT/report.json.
     #[arg(long, default_value = "runs/graph")]
     out: PathBuf,
-    /// Continue the interrupted run in this model directory (one seed's),
-    /// with its saved settings, optimizer and random state: the result
-    /// equals an uninterrupted run. Give no model or training flags with it
-    /// (except --max-minutes).
+    /// Continue the interrupted run in this directory (a model directory,
+    /// or the OUT of a --seeds run: every seed is then finished and the
+    /// report written) with its saved settings, optimizer and random state:
+    /// the result equals an uninterrupted run. Give no model or training
+    /// flags with it (except --max-minutes).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config", "seeds"])]
     resume: Option<PathBuf>,
     /// TOML file with [model] and [train] tables (names as the flags, with
@@ -204,20 +205,35 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         None => Some(settings::resolve::<GraphSettings>(args.config.as_deref(), &args.model.table()?, &args.train)?),
     };
     let data = planetoid::read_dir(&args.data, 0)?;
-    if let Some(dir) = &args.resume {
-        let GraphRunToResume { model, mut train, resume } = task::load_training(dir)?;
-        if args.train.max_minutes.is_some() {
-            train.max_minutes = args.train.max_minutes;
+    let plan_path = |dir: &Path| dir.join("seeds.json");
+    let (plan, out, resuming) = match &args.resume {
+        Some(dir) if plan_path(dir).exists() => {
+            let text = std::fs::read_to_string(plan_path(dir)).with_context(|| format!("reading {}", plan_path(dir).display()))?;
+            let plan: SeedsPlan = serde_json::from_str(&text).with_context(|| format!("{}", plan_path(dir).display()))?;
+            (plan, dir.clone(), true)
         }
-        let input = GraphInput::new(&data, &model.config)?;
-        eprintln!("resuming {} at epoch {} (seed {})", dir.display(), resume.state.epoch, train.seed);
-        let run = train_one(&model, &input, &data, &train, dir, Some(resume), "")?;
-        print_run(&run, dir);
-        return Ok(());
+        Some(dir) => {
+            let GraphRunToResume { model, mut train, resume } = task::load_training(dir)?;
+            if args.train.max_minutes.is_some() {
+                train.max_minutes = args.train.max_minutes;
+            }
+            let input = GraphInput::new(&data, &model.config)?;
+            eprintln!("resuming {} at epoch {} (seed {})", dir.display(), resume.state.epoch, train.seed);
+            let run = train_one(&model, &input, &data, &train, dir, Some(resume), "")?;
+            print_run(&run, dir);
+            return Ok(());
+        }
+        None => {
+            let GraphSettings { model: mut config, train } = settings.expect("resolved above");
+            config.feature_dim = data.feature_dim;
+            config.classes = data.classes;
+            (SeedsPlan { seeds: args.seeds, model: config, train }, args.out.clone(), false)
+        }
+    };
+    let SeedsPlan { seeds, model: config, mut train } = plan;
+    if args.train.max_minutes.is_some() {
+        train.max_minutes = args.train.max_minutes;
     }
-    let GraphSettings { model: mut config, train } = settings.expect("resolved above");
-    config.feature_dim = data.feature_dim;
-    config.classes = data.classes;
     let input = GraphInput::new(&data, &config)?;
     let (_, stats) = data.graph(config.self_loops)?;
     eprintln!(
@@ -235,25 +251,47 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         data.test.len(),
         attend::rayon::current_num_threads()
     );
+    if seeds > 1 && !resuming {
+        // What `--resume OUT` needs to finish every seed and the report.
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let plan = SeedsPlan { seeds, model: config.clone(), train: train.clone() };
+        std::fs::write(plan_path(&out), serde_json::to_string_pretty(&plan)?).with_context(|| format!("writing {}", plan_path(&out).display()))?;
+    }
     let mut runs = Vec::new();
-    for s in 0..args.seeds {
+    for s in 0..seeds {
         let train_cfg = GraphTrainConfig { seed: train.seed + s as u64, ..train.clone() };
-        let model = GraphClassifier::new(config.clone(), train_cfg.seed)?;
-        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{}", train_cfg.seed)) };
-        let prefix = if args.seeds == 1 { String::new() } else { format!("seed {} ", train_cfg.seed) };
-        let run = train_one(&model, &input, &data, &train_cfg, &dir, None, &prefix)?;
+        let dir = if seeds == 1 { out.clone() } else { out.join(format!("seed-{}", train_cfg.seed)) };
+        let prefix = if seeds == 1 { String::new() } else { format!("seed {} ", train_cfg.seed) };
+        // Resuming a multi-seed run: seeds with a saved state continue (a
+        // finished one returns its result at once), the others start.
+        let run = if resuming && dir.join("resume/state.json").exists() {
+            let GraphRunToResume { model, resume, .. } = task::load_training(&dir)?;
+            eprintln!("resuming {} at epoch {}", dir.display(), resume.state.epoch);
+            train_one(&model, &input, &data, &train_cfg, &dir, Some(resume), &prefix)?
+        } else {
+            let model = GraphClassifier::new(config.clone(), train_cfg.seed)?;
+            train_one(&model, &input, &data, &train_cfg, &dir, None, &prefix)?
+        };
         print_run(&run, &dir);
         runs.push(run);
     }
-    if args.seeds > 1 {
+    if seeds > 1 {
         let accs: Vec<f64> = runs.iter().map(|r| r.test.accuracy as f64 * 100.0).collect();
         let (mean, std) = mean_std(&accs);
-        println!("test accuracy over {} seeds: {mean:.2} +- {std:.2}%", args.seeds);
+        println!("test accuracy over {seeds} seeds: {mean:.2} +- {std:.2}%");
         let report = Report { data: args.data.clone(), model: config, train, runs, test_accuracy_mean: mean, test_accuracy_std: std };
-        let path = args.out.join("report.json");
+        let path = out.join("report.json");
         std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A multi-seed run's settings (`OUT/seeds.json`), so `--resume OUT` can finish it.
+#[derive(Serialize, serde::Deserialize)]
+struct SeedsPlan {
+    seeds: usize,
+    model: GraphModelConfig,
+    train: GraphTrainConfig,
 }
 
 /// One run through the training loop, checkpointed in `dir`; Ctrl-C saves and exits 130.
@@ -270,7 +308,14 @@ fn train_one(
     let mut progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
     let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt) };
     let run = match task::train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
+        Err(attend::Error::Interrupted(why)) => {
+            let all = dir.parent().filter(|p| p.join("seeds.json").exists());
+            let why = match all {
+                Some(out) => format!("{why} (or --resume {} to finish every seed and the report)", out.display()),
+                None => why,
+            };
+            progress::exit_interrupted(&mut progress, &why)
+        }
         other => other?,
     };
     progress.finish();

@@ -133,6 +133,18 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     assert!(stdout.contains("test accuracy over 2 seeds:"), "{stdout}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 2);
+    // Resuming the whole run: a finished seed gives its result again, a
+    // missing one is trained, and the report comes out the same.
+    std::fs::remove_dir_all(out.join("seed-43")).unwrap();
+    std::fs::remove_file(out.join("report.json")).unwrap();
+    let o = attend(&["train", "graph", "--data", graph.to_str().unwrap(), "--resume", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("resuming {} at epoch", out.join("seed-42").display())), "{}", stderr(&o));
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    for k in 0..2 {
+        assert_eq!(again["runs"][k]["test"], report["runs"][k]["test"], "seed {k}");
+        assert_eq!(again["runs"][k]["best_epoch"], report["runs"][k]["best_epoch"], "seed {k}");
+    }
     let o = attend(&["eval", "graph", "--model", out.join("seed-42").to_str().unwrap(), "--data", graph.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
