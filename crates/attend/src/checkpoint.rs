@@ -195,20 +195,26 @@ pub fn save_model(dir: &Path, contents: &Contents, params: &ParamStore) -> Resul
     save::<()>(dir, contents, &params.snapshot()?, None)
 }
 
-/// Parses `config.json` (its bytes, read from `path`), checking first that
-/// it holds a `want` model, so that a checkpoint of another kind is named as
-/// such rather than reported as unknown fields. Any bytes give a config or
-/// an error, never a panic (fuzzed).
-pub fn parse_config(path: &Path, bytes: &[u8], want: ModelKind) -> Result<CheckpointConfig> {
+/// The `kind` of a `config.json` (its bytes, read from `path`), read alone,
+/// so that a checkpoint of another or an unknown kind is named as such
+/// rather than reported as unknown fields.
+fn kind_of(path: &Path, bytes: &[u8]) -> Result<ModelKind> {
     #[derive(Deserialize)]
     struct Kind {
         kind: String,
     }
     let k: Kind = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
-    match serde_json::from_value::<ModelKind>(serde_json::Value::String(k.kind.clone())) {
-        Ok(kind) if kind == want => serde_json::from_slice(bytes).map_err(|e| json_err(path, e)),
-        Ok(kind) => Err(ck_err(path, format!("holds a {:?} model, not a {want} model (use {})", kind.to_string(), kind.commands()))),
-        Err(_) => Err(ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\" and \"graph\")", k.kind))),
+    serde_json::from_value(serde_json::Value::String(k.kind.clone()))
+        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\" and \"graph\")", k.kind)))
+}
+
+/// Parses `config.json` (its bytes, read from `path`), checking first that
+/// it holds a `want` model. Any bytes give a config or an error, never a
+/// panic (fuzzed).
+pub fn parse_config(path: &Path, bytes: &[u8], want: ModelKind) -> Result<CheckpointConfig> {
+    match kind_of(path, bytes)? {
+        kind if kind == want => serde_json::from_slice(bytes).map_err(|e| json_err(path, e)),
+        kind => Err(ck_err(path, format!("holds a {:?} model, not a {want} model (use {})", kind.to_string(), kind.commands()))),
     }
 }
 
@@ -229,13 +235,7 @@ pub struct Checkpoint {
 
 /// What a checkpoint directory holds (the `kind` of its `config.json`).
 pub fn kind(dir: &Path) -> Result<ModelKind> {
-    let path = dir.join("config.json");
-    #[derive(Deserialize)]
-    struct Kind {
-        kind: ModelKind,
-    }
-    let k: Kind = serde_json::from_slice(&read_file(dir, "config.json")?).map_err(|e| json_err(&path, e))?;
-    Ok(k.kind)
+    kind_of(&dir.join("config.json"), &read_file(dir, "config.json")?)
 }
 
 fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
