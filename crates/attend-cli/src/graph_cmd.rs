@@ -2,7 +2,7 @@
 
 use crate::progress::{self, interrupt_flag, Progress};
 use crate::settings;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use attend::config::GraphSettings;
 use attend::data::planetoid::{self, GraphData};
 use attend::models::graph::task::{self, GraphRun, GraphRunToResume};
@@ -195,11 +195,7 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match &args.resume {
         Some(dir) => {
-            let mut given = settings::given_flags(&args.model.table()?, &args.train)?;
-            given.retain(|f| f != "--max-minutes");
-            if !given.is_empty() {
-                bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
-            }
+            settings::refuse_on_resume(dir, &args.model.table()?, &args.train)?;
             None
         }
         None => Some(settings::resolve::<GraphSettings>(args.config.as_deref(), &args.model.table()?, &args.train)?),

@@ -163,10 +163,21 @@ fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
 }
 
 /// The model and training flags given on the command line, as `--name`.
-pub fn given_flags(model: &impl Serialize, train: &impl Serialize) -> Result<Vec<String>> {
+fn given_flags(model: &impl Serialize, train: &impl Serialize) -> Result<Vec<String>> {
     let mut names: Vec<String> = toml::Table::try_from(model)?.keys().cloned().collect();
     names.extend(toml::Table::try_from(train)?.keys().cloned());
     Ok(names.into_iter().map(|n| format!("--{}", n.replace('_', "-"))).collect())
+}
+
+/// With `--resume DIR` the saved settings hold: refuses any model or
+/// training flag given but `--max-minutes` (which only bounds the session).
+pub fn refuse_on_resume(dir: &Path, model: &impl Serialize, train: &impl Serialize) -> Result<()> {
+    let mut given = given_flags(model, train)?;
+    given.retain(|f| f != "--max-minutes");
+    if !given.is_empty() {
+        anyhow::bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
+    }
+    Ok(())
 }
 
 /// Resolves settings: defaults, then the TOML file, then flags.

@@ -108,11 +108,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let dev = read_conllu(&files.dev)?;
     let (mut model, vocab, tcfg, out, resume) = match &args.resume {
         Some(dir) => {
-            let given = settings::given_flags(&args.model, &args.train)?;
-            let given: Vec<String> = given.into_iter().filter(|f| f != "--max-minutes").collect();
-            if !given.is_empty() {
-                bail!("--resume continues with the settings saved in {}; drop {}", dir.display(), given.join(", "));
-            }
+            settings::refuse_on_resume(dir, &args.model, &args.train)?;
             let TaggerRun { model, vocab, mut train, resume } = load_training(dir)?;
             if let Some(m) = args.train.max_minutes() {
                 train.max_minutes = Some(m);
