@@ -3,5 +3,6 @@
 pub mod batch;
 pub mod conllu;
 pub mod planetoid;
+pub mod series;
 pub mod synthetic;
 pub mod vocab;
