@@ -1,9 +1,9 @@
 //! Checkpoints, one format for every kind of model: a directory holding
 //! - `config.json`: a [`CheckpointConfig`], tagged by `kind` (`"tagger"`,
-//!   `"graph"`), with the architecture and the training settings;
+//!   `"graph"`, `"sequence"`), with the architecture and the training settings;
 //! - `model.safetensors`: the parameters, by name;
 //! - the extra files a kind declares ([`ModelKind::extra_files`]: the
-//!   tagger's `vocab.json`);
+//!   tagger's `vocab.json`, a sequence model's `data.json`);
 //! - `resume/` (written by training): the latest weights
 //!   (`model.safetensors`), the AdamW state (`optimizer.safetensors`:
 //!   `m.NAME`, `v.NAME`, `step`) and `state.json` (epoch, batch, random
@@ -17,6 +17,7 @@
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
+use crate::models::sequence::config::SequenceConfig;
 use crate::models::tagger::config::TaggerConfig;
 use crate::nn::ParamStore;
 use crate::optim::AdamW;
@@ -34,6 +35,8 @@ pub enum ModelKind {
     Tagger,
     /// A graph attention node classifier (`attend train graph`).
     Graph,
+    /// A model over vector sequences (`attend train sequence`).
+    Sequence,
 }
 
 impl ModelKind {
@@ -42,6 +45,7 @@ impl ModelKind {
         match self {
             ModelKind::Tagger => &["vocab.json"],
             ModelKind::Graph => &[],
+            ModelKind::Sequence => &["data.json"],
         }
     }
 
@@ -50,6 +54,7 @@ impl ModelKind {
         match self {
             ModelKind::Tagger => "attend eval tagger, attend tag",
             ModelKind::Graph => "attend eval graph",
+            ModelKind::Sequence => "attend eval, attend predict",
         }
     }
 }
@@ -59,6 +64,7 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::Tagger => "tagger",
             ModelKind::Graph => "graph",
+            ModelKind::Sequence => "sequence",
         })
     }
 }
@@ -69,6 +75,7 @@ impl std::fmt::Display for ModelKind {
 pub enum CheckpointConfig {
     Tagger(Saved<TaggerConfig, Option<TrainConfig>>),
     Graph(Saved<GraphModelConfig, GraphTrainConfig>),
+    Sequence(Saved<SequenceConfig, TrainConfig>),
 }
 
 /// The settings of one kind of model.
@@ -93,6 +100,7 @@ impl CheckpointConfig {
         match self {
             CheckpointConfig::Tagger(_) => ModelKind::Tagger,
             CheckpointConfig::Graph(_) => ModelKind::Graph,
+            CheckpointConfig::Sequence(_) => ModelKind::Sequence,
         }
     }
 }
@@ -205,7 +213,7 @@ fn kind_of(path: &Path, bytes: &[u8]) -> Result<ModelKind> {
     }
     let k: Kind = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
     serde_json::from_value(serde_json::Value::String(k.kind.clone()))
-        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\" and \"graph\")", k.kind)))
+        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\", \"graph\" and \"sequence\")", k.kind)))
 }
 
 /// Parses `config.json` (its bytes, read from `path`), checking first that

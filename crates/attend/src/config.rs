@@ -5,6 +5,7 @@
 //! models.
 
 use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
+use crate::models::sequence::config::SequenceConfig;
 use crate::models::tagger::config::TaggerConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Stop when dev accuracy has not improved for this many epochs.
     pub patience: Option<usize>,
+    /// Without a dev file: this share of the training sequences (stratified
+    /// by class when there is one per sequence), drawn with `seed`, is held
+    /// out as dev data. Sequence models; the tagger reads its dev file.
+    pub dev_fraction: f32,
+    /// Training sequences with a label per vector that are longer than
+    /// this are cut into pieces of this length (long signals under a
+    /// window; 0: never). Sequence models.
+    pub crop: usize,
 }
 
 impl Default for TrainConfig {
@@ -56,6 +65,8 @@ impl Default for TrainConfig {
             word_dropout: 0.25,
             seed: 42,
             patience: None,
+            dev_fraction: 0.2,
+            crop: 0,
         }
     }
 }
@@ -71,6 +82,9 @@ impl TrainConfig {
         if self.batch_tokens == 0 {
             return Err("batch_tokens must be at least 1".into());
         }
+        if !(self.dev_fraction > 0.0 && self.dev_fraction < 1.0) {
+            return Err(format!("dev_fraction must be in (0, 1), got {}", self.dev_fraction));
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));
         }
@@ -82,9 +96,24 @@ impl TrainConfig {
 pub trait Settings: DeserializeOwned + Sized {
     fn validate(&self) -> Result<(), String>;
 
+    /// Defaults that differ from the config types' own (a `[model]` and a
+    /// `[train]` table), under whatever the user gives.
+    fn base() -> toml::Table {
+        toml::Table::new()
+    }
+
     /// Settings from a parsed TOML table, checked (sizes, ranges).
     fn from_table(table: toml::Table) -> Result<Self, String> {
-        let s: Self = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut merged = Self::base();
+        for (key, value) in table {
+            match (merged.get_mut(&key), value) {
+                (Some(toml::Value::Table(base)), toml::Value::Table(given)) => base.extend(given),
+                (_, value) => {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        let s: Self = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| e.to_string())?;
         s.validate()?;
         Ok(s)
     }
@@ -124,5 +153,41 @@ impl Settings for GraphSettings {
     fn validate(&self) -> Result<(), String> {
         self.model.validate_settings()?;
         self.train.validate()
+    }
+}
+
+/// Both tables of a sequence model config. `[train]` uses [`TrainConfig`]
+/// with the defaults of [`SequenceSettings::train_defaults`] (small data
+/// sets: more epochs, smaller batches, no word dropout).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceSettings {
+    pub model: SequenceConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for SequenceSettings {
+    fn default() -> Self {
+        SequenceSettings { model: SequenceConfig::default(), train: Self::train_defaults() }
+    }
+}
+
+impl SequenceSettings {
+    /// Training defaults for vector sequences.
+    pub fn train_defaults() -> TrainConfig {
+        TrainConfig { epochs: 100, batch_tokens: 2048, warmup_steps: 100, word_dropout: 0.0, weight_decay: 0.05, ..TrainConfig::default() }
+    }
+}
+
+impl Settings for SequenceSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate_settings()?;
+        self.train.validate()
+    }
+
+    fn base() -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("train".into(), toml::Value::Table(toml::Table::try_from(Self::train_defaults()).expect("serialisable")));
+        t
     }
 }

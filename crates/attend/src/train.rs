@@ -12,6 +12,7 @@
 //! generator feeds the model's dropout. Both are saved with the run.
 
 use crate::checkpoint::{self, Contents, ResumeFiles};
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
 use crate::optim::{AdamW, AdamWConfig, Schedule};
@@ -94,6 +95,23 @@ pub struct LoopConfig {
 }
 
 impl LoopConfig {
+    /// How the loop runs for minibatch [`TrainConfig`] settings (sequence
+    /// models): AdamW with warmup and cosine decay, the epoch with the best
+    /// dev score kept, the checkpoint written after every epoch.
+    pub fn minibatch(cfg: &TrainConfig) -> LoopConfig {
+        LoopConfig {
+            epochs: cfg.epochs,
+            max_minutes: cfg.max_minutes,
+            patience: cfg.patience,
+            selection: Selection::Accuracy,
+            schedule: Schedule { lr: cfg.lr, warmup_steps: cfg.warmup_steps, min_lr_ratio: cfg.min_lr_ratio },
+            optimizer: AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 },
+            seed: cfg.seed,
+            dropout_seed: cfg.seed ^ 0x5eed_d20f,
+            save_interval_secs: 0.0,
+        }
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());

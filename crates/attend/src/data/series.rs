@@ -113,6 +113,44 @@ impl SeriesSet {
         self.series.iter().map(|s| s.values.iter().filter(|v| v.is_nan()).count()).sum()
     }
 
+    /// Holds out `fraction` of the sequences as dev data, drawn with `seed`:
+    /// per class when there is one class per sequence (so every class
+    /// keeps its share; a class with one sequence stays in train), else
+    /// over all sequences. Returns `(train, dev)` indices, each sorted.
+    pub fn split(&self, fraction: f32, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut groups: Vec<Vec<usize>> = match self.target {
+            Target::SequenceClass => {
+                let mut g = vec![Vec::new(); self.classes.len()];
+                for (i, s) in self.series.iter().enumerate() {
+                    if let Label::Class(c) = s.label {
+                        g[c as usize].push(i);
+                    }
+                }
+                g
+            }
+            _ => vec![(0..self.series.len()).collect()],
+        };
+        let mut dev = Vec::new();
+        for g in groups.iter_mut().filter(|g| g.len() >= 2) {
+            g.shuffle(&mut rng);
+            let take = ((g.len() as f32 * fraction).round() as usize).clamp(1, g.len() - 1);
+            dev.extend_from_slice(&g[..take]);
+        }
+        if dev.is_empty() {
+            return Err(Error::Input(format!(
+                "{}: {} sequence(s) cannot be split into train and dev: give a dev file",
+                self.path.display(),
+                self.series.len()
+            )));
+        }
+        dev.sort_unstable();
+        let train = (0..self.series.len()).filter(|i| dev.binary_search(i).is_err()).collect();
+        Ok((train, dev))
+    }
+
     /// The class name of id `c`.
     pub fn class_name(&self, c: u32) -> &str {
         self.classes.get(c as usize).map_or("_", String::as_str)
@@ -592,6 +630,24 @@ mod tests {
         }
         let bad = parse_ts(b"@classLabel true a\n@data\n1,2:a\n\xff\n", Path::new("x.ts")).unwrap_err().to_string();
         assert!(bad.starts_with("x.ts:4: not valid UTF-8"), "{bad}");
+    }
+
+    #[test]
+    fn dev_split_is_stratified_and_seeded() {
+        let mut text = String::from("@classLabel true a b c\n@data\n");
+        for i in 0..31 {
+            text.push_str(&format!("1,2:{}\n", ["a", "a", "b"][i % 3]));
+        }
+        text.push_str("1,2:c\n");
+        let s = ts(&text).unwrap();
+        let (train, dev) = s.split(0.25, 7).unwrap();
+        assert_eq!(train.len() + dev.len(), 32);
+        let count = |idx: &[usize], c: u32| idx.iter().filter(|&&i| s.series[i].label == Label::Class(c)).count();
+        assert_eq!((count(&dev, 0), count(&dev, 1), count(&dev, 2)), (5, 2, 0), "a quarter of each class; the single c stays in train");
+        assert_eq!(s.split(0.25, 7).unwrap(), (train.clone(), dev.clone()));
+        assert_ne!(s.split(0.25, 8).unwrap().1, dev, "another seed, another draw");
+        let one = ts("@classLabel true a\n@data\n1:a\n").unwrap();
+        assert!(one.split(0.2, 1).unwrap_err().to_string().contains("give a dev file"));
     }
 
     #[test]

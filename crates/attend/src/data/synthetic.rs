@@ -160,3 +160,57 @@ mod repeat_tests {
         }
     }
 }
+
+/// Vector sequences whose label per vector needs context from far away:
+/// each sequence of `len` 3-wide vectors `[key, value, marker]` has one
+/// marked vector (marker 1, anywhere) whose `key` is +1 or -1; every
+/// vector's label is `same` when the sign of its own `value` equals the
+/// key's, else `flip`. Without attending to the marked vector a model can
+/// only guess (50%).
+pub fn series_far_context(count: usize, len: usize, seed: u64) -> crate::data::series::SeriesSet {
+    use crate::data::series::{Label, Series, SeriesSet, Target};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let series = (0..count)
+        .map(|i| {
+            let marked = rng.random_range(0..len);
+            let key: f32 = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            let mut values = Vec::with_capacity(len * 3);
+            let mut labels = Vec::with_capacity(len);
+            for t in 0..len {
+                let value: f32 = rng.random_range(0.2..1.0) * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                let is_marked = t == marked;
+                values.extend([if is_marked { key } else { rng.random_range(-1.0..1.0) }, value, f32::from(u8::from(is_marked))]);
+                labels.push(u32::from(value.signum() != key));
+            }
+            Series { values, len, label: Label::PerVector(labels), line: i + 1 }
+        })
+        .collect();
+    SeriesSet { path: "far-context.txt".into(), name: None, dims: 3, target: Target::VectorClass, classes: vec!["same".into(), "flip".into()], series }
+}
+
+/// Vector sequences of 5..=`max_len` (odd) lengths whose one class needs
+/// the whole sequence: `up` when most vectors' first value is positive,
+/// `down` otherwise (values +-1 with noise in a second channel); some
+/// values are missing (NaN) when `missing`.
+pub fn series_majority(count: usize, max_len: usize, missing: bool, seed: u64) -> crate::data::series::SeriesSet {
+    use crate::data::series::{Label, Series, SeriesSet, Target};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let series = (0..count)
+        .map(|i| {
+            let len = 2 * rng.random_range(2..=max_len.max(5) / 2) + 1;
+            let mut values = Vec::with_capacity(len * 2);
+            let mut up = 0;
+            for _ in 0..len {
+                let positive = rng.random_bool(0.5);
+                up += usize::from(positive);
+                values.extend([if positive { 1.0 } else { -1.0 }, rng.random_range(-1.0..1.0)]);
+            }
+            if missing {
+                // The noise channel only: the label stays computable.
+                values[1] = f32::NAN;
+            }
+            Series { values, len, label: Label::Class(u32::from(2 * up < len)), line: i + 1 }
+        })
+        .collect();
+    SeriesSet { path: "majority.ts".into(), name: None, dims: 2, target: Target::SequenceClass, classes: vec!["up".into(), "down".into()], series }
+}

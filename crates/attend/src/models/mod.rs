@@ -3,6 +3,7 @@
 //! adapter for the training loop ([`crate::train::Task`]).
 
 pub mod graph;
+pub mod sequence;
 pub mod tagger;
 
 pub use graph::config::{GraphModelConfig, GraphScoreType, GraphTrainConfig};

@@ -220,3 +220,41 @@ impl SequenceEncoder {
         Ok(())
     }
 }
+
+/// One slice of a long sequence run on its own: rows `lo..hi` go in (the
+/// kept rows plus context), outputs `start..end` are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    pub lo: usize,
+    pub start: usize,
+    pub end: usize,
+    pub hi: usize,
+}
+
+/// Cuts `n` positions into slices of `core` kept positions, each with up to
+/// `halo` positions of context on both sides: under truncated attention
+/// whose receptive field is `halo`, every kept output equals the
+/// whole-sequence one (up to float rounding) while memory stays bounded by
+/// the slice.
+pub fn slices(n: usize, core: usize, halo: usize) -> Vec<Slice> {
+    let core = core.max(1);
+    (0..n.div_ceil(core))
+        .map(|k| {
+            let (start, end) = (k * core, ((k + 1) * core).min(n));
+            Slice { lo: start.saturating_sub(halo), start, end, hi: (end + halo).min(n) }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slices_cover_every_position_once_with_context() {
+        let s = super::slices(10, 4, 3);
+        let kept: Vec<(usize, usize)> = s.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(kept, [(0, 4), (4, 8), (8, 10)]);
+        let context: Vec<(usize, usize)> = s.iter().map(|s| (s.lo, s.hi)).collect();
+        assert_eq!(context, [(0, 7), (1, 10), (5, 10)]);
+        assert!(super::slices(0, 4, 3).is_empty());
+    }
+}

@@ -12,7 +12,7 @@ use crate::data::batch::{bucket, encode, Batch, EncodedSentence};
 use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::nn::head::PerVectorHead;
-use crate::nn::sequence::{EncoderKind, SequenceEncoder};
+use crate::nn::sequence::{slices, EncoderKind, SequenceEncoder};
 use crate::nn::word_features::WordFeatures;
 use crate::nn::{Ctx, ParamStore};
 use candle_core::{Result, Tensor, D};
@@ -89,21 +89,15 @@ impl Tagger {
         let Some(halo) = self.receptive_field() else {
             candle_core::bail!("slicing a long input needs truncated attention (a window)");
         };
-        let n = sentence.len();
-        let core = core.max(1);
-        let mut parts = Vec::with_capacity(n.div_ceil(core));
-        let mut start = 0;
-        while start < n {
-            let end = (start + core).min(n);
-            let (lo, hi) = (start.saturating_sub(halo), (end + halo).min(n));
+        let mut parts = Vec::new();
+        for s in slices(sentence.len(), core, halo) {
             let slice = EncodedSentence {
-                words: sentence.words[lo..hi].to_vec(),
-                chars: sentence.chars[lo..hi].to_vec(),
-                tags: sentence.tags[lo..hi].to_vec(),
+                words: sentence.words[s.lo..s.hi].to_vec(),
+                chars: sentence.chars[s.lo..s.hi].to_vec(),
+                tags: sentence.tags[s.lo..s.hi].to_vec(),
             };
-            let logits = self.forward_from(&Batch::new(std::slice::from_ref(&slice), &[0]), lo, &mut Ctx::eval())?;
-            parts.push(logits.squeeze(0)?.narrow(0, start - lo, end - start)?.detach());
-            start = end;
+            let logits = self.forward_from(&Batch::new(std::slice::from_ref(&slice), &[0]), s.lo, &mut Ctx::eval())?;
+            parts.push(logits.squeeze(0)?.narrow(0, s.start - s.lo, s.end - s.start)?.detach());
         }
         Tensor::cat(&parts, 0)
     }

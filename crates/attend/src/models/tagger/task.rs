@@ -12,8 +12,7 @@ use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
 use crate::nn::Ctx;
-use crate::optim::{AdamWConfig, Schedule};
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -64,21 +63,6 @@ impl Task for TaggerTask<'_> {
     }
 }
 
-/// How the loop runs for [`TrainConfig`] settings.
-pub fn loop_config(cfg: &TrainConfig) -> LoopConfig {
-    LoopConfig {
-        epochs: cfg.epochs,
-        max_minutes: cfg.max_minutes,
-        patience: cfg.patience,
-        selection: Selection::Accuracy,
-        schedule: Schedule { lr: cfg.lr, warmup_steps: cfg.warmup_steps, min_lr_ratio: cfg.min_lr_ratio },
-        optimizer: AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, clip: cfg.clip, weight_decay: cfg.weight_decay, l2: 0.0 },
-        seed: cfg.seed,
-        dropout_seed: cfg.seed ^ 0x5eed_d20f,
-        save_interval_secs: 0.0,
-    }
-}
-
 /// Trains `model` on `train`, keeps the epoch with the best accuracy on
 /// `dev`, and leaves the model holding those weights. With
 /// `checkpoint_dir`, the best model and the state to resume from are saved
@@ -106,7 +90,7 @@ pub fn train_tagger_with(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary<EvalReport>> {
     let task = TaggerTask::new(model, vocab, train, dev, cfg)?;
-    train::fit(&task, &loop_config(cfg), options, observer)
+    train::fit(&task, &LoopConfig::minibatch(cfg), options, observer)
 }
 
 /// A tagger run to continue: the model at its latest weights, its

@@ -1,0 +1,133 @@
+//! The sequence model's architecture, saved as the `model` of its
+//! `config.json`.
+
+use crate::data::series::Target;
+use crate::models::tagger::config::MAX_PARAMETERS;
+use crate::nn::head::Pooling;
+use crate::nn::position::PositionKind;
+use crate::nn::sequence::{EncoderConfig, EncoderKind};
+use crate::nn::AttentionKernel;
+use serde::{Deserialize, Serialize};
+
+/// Architecture of a model over vector sequences. Flat (one TOML table,
+/// one set of flags); the encoder's part is [`SequenceConfig::encoder_config`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceConfig {
+    pub encoder: EncoderKind,
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub ff_dim: usize,
+    pub dropout: f32,
+    pub attention_dropout: f32,
+    pub position: PositionKind,
+    /// Longest sequence (in patches) a learned position table covers.
+    pub max_positions: usize,
+    /// Truncated attention: each vector sees this many on each side.
+    pub window: Option<usize>,
+    pub attention_kernel: AttentionKernel,
+    /// One label per sequence: how the outputs become one vector.
+    pub pooling: Pooling,
+    /// Consecutive vectors joined into one input of the encoder (1: each
+    /// vector is one; more shortens long signals; per-sequence labels only).
+    pub patch: usize,
+    /// Set from the training data: the file's vector width, whether it has
+    /// missing values (then each value gets an indicator input), what the
+    /// labels are, and how many outputs the head has (classes, or 1).
+    pub dims: usize,
+    pub missing_indicators: bool,
+    pub target: Target,
+    pub outputs: usize,
+}
+
+impl Default for SequenceConfig {
+    fn default() -> Self {
+        SequenceConfig {
+            encoder: EncoderKind::Attention,
+            d_model: 64,
+            heads: 4,
+            layers: 2,
+            ff_dim: 128,
+            dropout: 0.1,
+            attention_dropout: 0.0,
+            position: PositionKind::Rope,
+            max_positions: 4096,
+            window: None,
+            attention_kernel: AttentionKernel::Fused,
+            pooling: Pooling::Mean,
+            patch: 1,
+            dims: 0,
+            missing_indicators: false,
+            target: Target::SequenceClass,
+            outputs: 0,
+        }
+    }
+}
+
+impl SequenceConfig {
+    pub fn encoder_config(&self) -> EncoderConfig {
+        EncoderConfig {
+            kind: self.encoder,
+            d_model: self.d_model,
+            heads: self.heads,
+            layers: self.layers,
+            ff_dim: self.ff_dim,
+            dropout: self.dropout,
+            attention_dropout: self.attention_dropout,
+            position: self.position,
+            max_positions: self.max_positions,
+            window: self.window,
+            attention_kernel: self.attention_kernel,
+        }
+    }
+
+    /// Whether a summary vector is put before each sequence.
+    pub fn summary(&self) -> bool {
+        self.target.per_sequence() && self.pooling == Pooling::Summary
+    }
+
+    /// Width of one input of the encoder: a patch of vectors (each with its
+    /// missing-value indicators), plus the summary flag.
+    pub fn input_width(&self) -> usize {
+        let per_vector = self.dims * if self.missing_indicators { 2 } else { 1 };
+        per_vector * self.patch + usize::from(self.summary())
+    }
+
+    /// Checks the settings a user gives (before the data sets the rest).
+    pub fn validate_settings(&self) -> Result<(), String> {
+        self.encoder_config().validate()?;
+        if self.patch == 0 {
+            return Err("patch must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Checks everything, including what the data set.
+    pub fn validate(&self) -> Result<(), String> {
+        self.validate_settings()?;
+        if self.dims == 0 {
+            return Err("dims must be at least 1 (set from the data)".into());
+        }
+        match self.target {
+            Target::Unlabelled => return Err("a model needs labelled training data".into()),
+            Target::VectorClass if self.patch > 1 => {
+                return Err(format!("--patch {} joins vectors, but this data has one label per vector: use --patch 1", self.patch))
+            }
+            Target::SequenceValue if self.outputs != 1 => return Err("a regression model has one output".into()),
+            _ if self.outputs == 0 => return Err("outputs must be at least 1 (set from the data)".into()),
+            _ => {}
+        }
+        let n = self.parameter_count();
+        if n > MAX_PARAMETERS {
+            return Err(format!("this model would have {n} parameters; attend refuses more than {MAX_PARAMETERS} (4 GiB) up front"));
+        }
+        Ok(())
+    }
+
+    /// Trainable scalars (in u128: fits any config).
+    pub fn parameter_count(&self) -> u128 {
+        let head = (self.d_model as u128 + 1) * self.outputs as u128;
+        self.encoder_config().parameter_count(self.input_width()) + head
+    }
+}

@@ -1,0 +1,168 @@
+//! A model over vector sequences (signals, frames, sensor rows): the
+//! inputs ([`input`]: normalised, missing values flagged, optionally
+//! joined into patches) go through the shared [`SequenceEncoder`] and a
+//! head: [`PerVectorHead`] for a label per vector, [`PooledHead`] (mean or
+//! a learned summary vector) for one class or number per sequence.
+
+pub mod config;
+pub mod eval;
+pub mod input;
+pub mod task;
+
+use crate::data::batch::bucket;
+use crate::data::series::Target;
+use crate::nn::head::{mean_squared_error, PerVectorHead, PooledHead};
+use crate::nn::sequence::{slices, SequenceEncoder};
+use crate::nn::{Ctx, ParamStore};
+use crate::ops;
+use candle_core::{Result, Tensor, D};
+use config::SequenceConfig;
+use input::{DataSpec, Encoded, SeriesBatch};
+
+pub use crate::models::tagger::{EVAL_BATCH_TOKENS, LONG_SLICE_WORDS as LONG_SLICE, MAX_DENSE_WORDS as MAX_DENSE};
+
+enum Head {
+    PerVector(PerVectorHead),
+    Pooled(PooledHead),
+}
+
+/// The model.
+pub struct SequenceModel {
+    pub config: SequenceConfig,
+    pub params: ParamStore,
+    encoder: SequenceEncoder,
+    head: Head,
+}
+
+/// What the model says about one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A class id per vector, or one for the sequence.
+    Classes(Vec<u32>),
+    /// Regression: the number, in the data's units.
+    Value(f32),
+}
+
+impl SequenceModel {
+    pub fn new(config: SequenceConfig, seed: u64) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let mut p = ParamStore::new(seed);
+        let encoder = SequenceEncoder::new(&mut p, config.input_width(), &config.encoder_config())?;
+        let head = match config.target {
+            Target::VectorClass => Head::PerVector(PerVectorHead::new(&mut p, "head", config.d_model, config.outputs)?),
+            _ => Head::Pooled(PooledHead::new(&mut p, "head", config.d_model, config.outputs, config.pooling)?),
+        };
+        Ok(SequenceModel { config, params: p, encoder, head })
+    }
+
+    fn per_vector(&self) -> bool {
+        matches!(self.head, Head::PerVector(_))
+    }
+
+    /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
+    /// sequence; the batch starts at position `first` of a longer sequence.
+    fn forward_from(&self, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+        let h = self.encoder.forward(&batch.x, &batch.lengths, first, ctx)?;
+        match &self.head {
+            Head::PerVector(head) => head.forward(&h),
+            Head::Pooled(head) => head.forward(&h, &batch.lengths),
+        }
+    }
+
+    /// The batch's mean loss: cross-entropy, or the squared error of the
+    /// standardised target.
+    pub fn loss(&self, batch: &SeriesBatch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
+        let scores = self.forward_from(batch, 0, ctx)?;
+        match &self.head {
+            Head::PerVector(head) => head.loss(&scores, &batch.classes, label_smoothing),
+            Head::Pooled(_) if self.config.target == Target::SequenceValue => mean_squared_error(&scores, &batch.values),
+            Head::Pooled(_) => {
+                let targets = Tensor::from_slice(&batch.classes, batch.classes.len(), scores.device())?;
+                ops::cross_entropy(&scores, &targets, label_smoothing)
+            }
+        }
+    }
+
+    pub fn batch(&self, data: &[Encoded], indices: &[usize]) -> Result<SeriesBatch> {
+        SeriesBatch::new(data, indices, self.config.input_width(), self.per_vector())
+    }
+
+    /// Positions each output can see on either side (truncated attention).
+    pub fn receptive_field(&self) -> Option<usize> {
+        self.encoder.receptive_field()
+    }
+
+    /// Truncated attention from now on (`None`: whole sequences); a BiLSTM refuses.
+    pub fn set_window(&mut self, window: Option<usize>) -> crate::Result<()> {
+        self.encoder.set_window(window).map_err(crate::Error::Input)?;
+        self.config.window = window;
+        Ok(())
+    }
+
+    /// Refuses sequences longer than `limit` under dense attention, with the remedy.
+    pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
+        self.encoder.check_dense_length(longest, limit).map_err(|m| crate::Error::Input(m.replace("words", "vectors")))
+    }
+
+    fn outputs(&self, scores: &Tensor, lengths: &[usize], spec: &DataSpec) -> Result<Vec<Output>> {
+        Ok(match self.config.target {
+            Target::SequenceValue => scores.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| Output::Value(v * spec.target_std + spec.target_mean)).collect(),
+            Target::VectorClass => {
+                scores.argmax(D::Minus1)?.to_vec2::<u32>()?.into_iter().zip(lengths).map(|(row, &n)| Output::Classes(row[..n].to_vec())).collect()
+            }
+            _ => scores.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|c| Output::Classes(vec![c])).collect(),
+        })
+    }
+
+    /// One sequence with a label per vector, in slices of `core` vectors
+    /// under truncated attention, each with the receptive field of context
+    /// on both sides: the labels of the whole-sequence pass (up to float
+    /// rounding), in memory bounded by the slice.
+    pub fn predict_in_slices(&self, e: &Encoded, spec: &DataSpec, core: usize) -> crate::Result<Output> {
+        let Some(halo) = self.receptive_field().filter(|_| self.per_vector()) else {
+            return Err(crate::Error::Input("slicing a sequence needs a label per vector and truncated attention (a window)".into()));
+        };
+        let width = self.config.input_width();
+        let mut classes = Vec::with_capacity(e.tokens);
+        for s in slices(e.tokens, core, halo) {
+            let part = [e.slice(s.lo, s.hi, width)];
+            let scores = self.forward_from(&self.batch(&part, &[0])?, s.lo, &mut Ctx::eval())?;
+            let Output::Classes(c) = self.outputs(&scores, &[s.hi - s.lo], spec)?.remove(0) else { unreachable!("per-vector classes") };
+            classes.extend_from_slice(&c[s.start - s.lo..s.end - s.lo]);
+        }
+        Ok(Output::Classes(classes))
+    }
+
+    /// Predictions for every sequence, in input order. Sequences with a
+    /// label per vector longer than [`LONG_SLICE`] (plus context) go in
+    /// slices under truncated attention, in bounded memory.
+    pub fn predict(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<Vec<Output>> {
+        let mut out = vec![Output::Classes(vec![]); data.len()];
+        let sliced = |n: usize| self.per_vector() && self.receptive_field().is_some_and(|halo| n > LONG_SLICE + 2 * halo);
+        for (i, e) in data.iter().enumerate().filter(|(_, e)| sliced(e.tokens)) {
+            out[i] = self.predict_in_slices(e, spec, LONG_SLICE)?;
+        }
+        let rest: Vec<usize> = (0..data.len()).filter(|&i| !sliced(data[i].tokens)).collect();
+        let lengths: Vec<usize> = rest.iter().map(|&i| data[i].tokens).collect();
+        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, EVAL_BATCH_TOKENS, None) {
+            let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
+            let batch = self.batch(data, &idx)?;
+            let scores = self.forward_from(&batch, 0, &mut Ctx::eval())?;
+            for (i, o) in idx.iter().zip(self.outputs(&scores, &batch.lengths, spec)?) {
+                out[*i] = o;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scores predictions against the gold labels of `data`.
+    pub fn evaluate(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<eval::SeriesReport> {
+        Ok(eval::score(data, &self.predict(data, spec)?, spec))
+    }
+
+    /// Attention weights per layer `[1, heads, seq, seq]` for one sequence.
+    pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
+        let batch = self.batch(std::slice::from_ref(e), &[0])?;
+        self.encoder.attention_weights(&batch.x, &batch.lengths)
+    }
+}

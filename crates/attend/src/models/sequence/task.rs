@@ -1,0 +1,190 @@
+//! The sequence model as a training [`Task`]: length-bucketed batches
+//! (long sequences with a label per vector cut into crops), cross-entropy
+//! or squared error, dev accuracy (or minus the RMSE) for model selection,
+//! and the checkpoint (`config.json`, `model.safetensors`, `data.json`).
+
+use super::config::SequenceConfig;
+use super::eval::SeriesReport;
+use super::input::{self, DataSpec, Encoded};
+use super::SequenceModel;
+use crate::checkpoint::{self, Checkpoint, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::config::TrainConfig;
+use crate::data::batch::bucket;
+use crate::data::series::{SeriesSet, Target};
+use crate::error::{Error, Result};
+use crate::nn::{Ctx, ParamStore};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Task, TrainSummary};
+use candle_core::Tensor;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// A sequence model with its training and dev data.
+pub struct SeriesTask<'a> {
+    model: &'a SequenceModel,
+    spec: &'a DataSpec,
+    train: Vec<Encoded>,
+    lengths: Vec<usize>,
+    dev: &'a [Encoded],
+    cfg: &'a TrainConfig,
+}
+
+impl<'a> SeriesTask<'a> {
+    /// `train`: the encoded training sequences; with `cfg.crop`, those with
+    /// a label per vector longer than it are cut into pieces.
+    pub fn new(model: &'a SequenceModel, spec: &'a DataSpec, train: Vec<Encoded>, dev: &'a [Encoded], cfg: &'a TrainConfig) -> Result<Self> {
+        cfg.validate().map_err(Error::Config)?;
+        let width = model.config.input_width();
+        let train: Vec<Encoded> = if cfg.crop > 0 && model.config.target == Target::VectorClass {
+            train.iter().flat_map(|e| (0..e.tokens).step_by(cfg.crop).map(move |lo| e.slice(lo, (lo + cfg.crop).min(e.tokens), width))).collect()
+        } else {
+            train
+        };
+        if train.is_empty() {
+            return Err(Error::Input("no training sequences".into()));
+        }
+        let lengths = train.iter().map(|e| e.tokens).collect();
+        Ok(SeriesTask { model, spec, train, lengths, dev, cfg })
+    }
+}
+
+impl Task for SeriesTask<'_> {
+    type Report = SeriesReport;
+
+    fn params(&self) -> &ParamStore {
+        &self.model.params
+    }
+
+    fn batches(&self, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        bucket(&self.lengths, self.cfg.batch_tokens, Some(rng))
+    }
+
+    fn loss(&self, batch: &[usize], _rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
+        let batch = self.model.batch(&self.train, batch)?;
+        let units = batch.units(self.model.config.target == Target::VectorClass);
+        Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, units))
+    }
+
+    fn evaluate(&self) -> Result<Evaluation<SeriesReport>> {
+        let report = self.model.evaluate(self.dev, self.spec)?;
+        Ok(Evaluation { accuracy: report.selection_score(), loss: None, report })
+    }
+
+    fn contents(&self) -> Result<Contents> {
+        self.model.contents(self.spec, self.cfg)
+    }
+}
+
+impl SequenceModel {
+    /// What a checkpoint of this model holds besides its weights.
+    pub fn contents(&self, spec: &DataSpec, train: &TrainConfig) -> Result<Contents> {
+        let data = serde_json::to_vec_pretty(spec).map_err(|e| Error::Input(format!("data.json: {e}")))?;
+        Ok(Contents { config: CheckpointConfig::Sequence(Saved::new(self.config.clone(), train.clone())), extras: vec![("data.json", data)] })
+    }
+}
+
+/// The model for `spec`'s data with the user's architecture `settings`.
+pub fn new_model(settings: &SequenceConfig, spec: &DataSpec, missing: bool, seed: u64) -> Result<SequenceModel> {
+    let config = SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
+    config.validate().map_err(Error::Config)?;
+    Ok(SequenceModel::new(config, seed)?)
+}
+
+/// Trains `model`, keeping the epoch with the best dev score; with a
+/// checkpoint directory, saves after every epoch (atomically) and can resume.
+pub fn train_sequence(
+    model: &SequenceModel,
+    spec: &DataSpec,
+    train: Vec<Encoded>,
+    dev: &[Encoded],
+    cfg: &TrainConfig,
+    options: RunOptions<SeriesReport>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary<SeriesReport>> {
+    let task = SeriesTask::new(model, spec, train, dev, cfg)?;
+    let looped = LoopConfig { save_interval_secs: 10.0, ..LoopConfig::minibatch(cfg) };
+    train::fit(&task, &looped, options, observer)
+}
+
+/// The training and dev sequences of a run: the dev file, or a held-out
+/// share of `train` (see [`SeriesSet::split`]), then the spec fitted on
+/// the training part, both encoded for `config`.
+pub struct Prepared {
+    pub spec: DataSpec,
+    pub train: Vec<Encoded>,
+    pub dev: Vec<Encoded>,
+    /// Sequences held out of `train` as dev data (`None`: a dev file).
+    pub held_out: Option<usize>,
+    /// Whether the training sequences have missing values.
+    pub missing: bool,
+}
+
+/// Splits and encodes the data of a run. `spec`: the saved one when resuming.
+pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, settings: &SequenceConfig, spec: Option<DataSpec>) -> Result<Prepared> {
+    let (train_idx, dev_idx) = match dev {
+        Some(_) => ((0..train.series.len()).collect(), vec![]),
+        None => train.split(cfg.dev_fraction, cfg.seed)?,
+    };
+    let spec = match spec {
+        Some(s) => s,
+        None => DataSpec::fit(train, &train_idx)?,
+    };
+    let missing = train_idx.iter().any(|&i| train.series[i].values.iter().any(|v| v.is_nan()));
+    let config = SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
+    let encoded = input::encode(train, &spec, &config)?;
+    let pick = |idx: &[usize]| idx.iter().map(|&i| encoded[i].clone()).collect::<Vec<_>>();
+    let dev_encoded = match dev {
+        Some(d) => {
+            if d.target == Target::Unlabelled {
+                return Err(Error::Input(format!("{}: the dev file has no labels", d.path.display())));
+            }
+            input::encode(d, &spec, &config)?
+        }
+        None => pick(&dev_idx),
+    };
+    let held_out = dev.is_none().then_some(dev_idx.len());
+    Ok(Prepared { spec, train: pick(&train_idx), dev: dev_encoded, held_out, missing })
+}
+
+/// A loaded model with what it learned about its data and its training settings.
+pub struct LoadedSequence {
+    pub model: SequenceModel,
+    pub spec: DataSpec,
+    pub train: TrainConfig,
+}
+
+/// Loads a sequence model from `dir`.
+pub fn load(dir: &Path) -> Result<LoadedSequence> {
+    load_from(&checkpoint::open(dir, ModelKind::Sequence)?)
+}
+
+fn load_from(ck: &Checkpoint) -> Result<LoadedSequence> {
+    let CheckpointConfig::Sequence(saved) = &ck.config else {
+        return Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a sequence model", ck.config.kind())));
+    };
+    let path = ck.dir.join("data.json");
+    let spec: DataSpec = serde_json::from_slice(&ck.read("data.json")?).map_err(|e| Error::Parse { path: path.clone(), line: e.line(), message: e.to_string() })?;
+    let c = &saved.model;
+    if spec.dims != c.dims || spec.mean.len() != c.dims || spec.std.len() != c.dims || spec.outputs() != c.outputs || spec.target != c.target {
+        return Err(checkpoint::ck_err(&path, "does not match config.json (dims, statistics, classes or target)"));
+    }
+    let model = SequenceModel::new(c.clone(), 0).map_err(|e| checkpoint::ck_err(&ck.dir.join("config.json"), e.to_string()))?;
+    ck.load_weights(&model.params)?;
+    Ok(LoadedSequence { model, spec, train: saved.train.clone() })
+}
+
+/// A sequence run to continue.
+pub struct SequenceRun {
+    pub model: SequenceModel,
+    pub spec: DataSpec,
+    pub train: TrainConfig,
+    pub resume: Resume<SeriesReport>,
+}
+
+/// Loads the run saved in `dir` by a training with a checkpoint directory.
+pub fn load_training(dir: &Path) -> Result<SequenceRun> {
+    let ck = checkpoint::open(dir, ModelKind::Sequence)?;
+    let LoadedSequence { model, spec, train } = load_from(&ck)?;
+    let best = model.params.snapshot()?;
+    let r = ck.resume::<RunState<SeriesReport>>(&model.params)?;
+    Ok(SequenceRun { model, spec, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
+}

@@ -1,0 +1,223 @@
+//! The sequence model: every parameter learns (each head, pooling and the
+//! missing-value inputs); it learns a task whose per-vector label needs
+//! context from far away and one whose per-sequence label needs the whole
+//! sequence; checkpoints keep the normalisation; long inputs sliced under a
+//! window give the whole-sequence labels; an interrupted and resumed run
+//! ends bitwise equal to an uninterrupted one.
+
+use attend::config::{SequenceSettings, TrainConfig};
+use attend::data::series::{Label, SeriesSet, Target};
+use attend::data::synthetic::{series_far_context, series_majority};
+use attend::models::sequence::input::{encode, DataSpec};
+use attend::models::sequence::task::{self, prepare, train_sequence};
+use attend::models::sequence::{config::SequenceConfig, Output, SequenceModel};
+use attend::nn::head::Pooling;
+use attend::nn::position::PositionKind;
+use attend::nn::Ctx;
+use attend::train::{EpochSummary, Observer, RunOptions, Silent};
+use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn small(pooling: Pooling) -> SequenceConfig {
+    SequenceConfig { d_model: 32, heads: 4, layers: 2, ff_dim: 64, dropout: 0.0, pooling, ..SequenceConfig::default() }
+}
+
+fn train_cfg(epochs: usize, seed: u64) -> TrainConfig {
+    TrainConfig { epochs, batch_tokens: 512, warmup_steps: 20, lr: 3e-3, seed, ..SequenceSettings::train_defaults() }
+}
+
+/// A model for `set` (all sequences train, `dev` held out by the split).
+fn setup(set: &SeriesSet, settings: &SequenceConfig, cfg: &TrainConfig) -> (SequenceModel, task::Prepared) {
+    let p = prepare(set, None, cfg, settings, None).unwrap();
+    let model = task::new_model(settings, &p.spec, p.missing, cfg.seed).unwrap();
+    (model, p)
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_for_each_head() {
+    let cases: Vec<(SeriesSet, SequenceConfig)> = vec![
+        (series_far_context(6, 9, 1), small(Pooling::Mean)),
+        (series_majority(6, 11, true, 2), small(Pooling::Mean)),
+        (series_majority(6, 11, false, 3), small(Pooling::Summary)),
+        (series_majority(6, 11, false, 4), SequenceConfig { patch: 3, position: PositionKind::Learned, ..small(Pooling::Mean) }),
+    ];
+    for (set, settings) in cases {
+        let cfg = train_cfg(1, 5);
+        let (model, p) = setup(&set, &settings, &cfg);
+        assert_eq!(model.config.missing_indicators, set.missing() > 0);
+        let idx: Vec<usize> = (0..p.train.len()).collect();
+        let batch = model.batch(&p.train, &idx).unwrap();
+        let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+        let grads = model.loss(&batch, &mut ctx, 0.0).unwrap().backward().unwrap();
+        for (name, var) in model.params.vars() {
+            let g = grads.get(var).unwrap_or_else(|| panic!("{:?} {:?}: {name} got no gradient", settings.pooling, set.target));
+            let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(g.iter().any(|x| *x != 0.0), "{:?}: {name} has an all-zero gradient", settings.pooling);
+        }
+    }
+}
+
+fn accuracy(report: &attend::models::sequence::eval::SeriesReport) -> f64 {
+    report.accuracy()
+}
+
+#[test]
+fn learns_a_per_vector_label_that_needs_far_context() {
+    let set = series_far_context(240, 24, 7);
+    let cfg = train_cfg(30, 7);
+    let (model, p) = setup(&set, &small(Pooling::Mean), &cfg);
+    let summary = train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
+    let test = series_far_context(100, 24, 99);
+    let report = model.evaluate(&encode(&test, &p.spec, &model.config).unwrap(), &p.spec).unwrap();
+    assert!(accuracy(&report) > 0.95, "far-context accuracy {:.3} (guessing: 0.5); dev {:.3}", accuracy(&report), summary.best_dev.accuracy());
+    assert_eq!(report.count, 100 * 24);
+}
+
+#[test]
+fn learns_a_per_sequence_label_that_needs_the_whole_sequence_with_either_pooling() {
+    for pooling in [Pooling::Mean, Pooling::Summary] {
+        let set = series_majority(300, 31, true, 11);
+        let cfg = train_cfg(40, 11);
+        let (model, p) = setup(&set, &small(pooling), &cfg);
+        assert!(model.config.missing_indicators);
+        train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
+        let test = series_majority(200, 31, true, 12);
+        let report = model.evaluate(&encode(&test, &p.spec, &model.config).unwrap(), &p.spec).unwrap();
+        assert!(accuracy(&report) > 0.9, "{pooling:?}: majority accuracy {:.3} (guessing: 0.5)", accuracy(&report));
+        assert!(report.macro_f1() > 0.85, "{pooling:?}: macro-F1 {:.3}", report.macro_f1());
+    }
+}
+
+#[test]
+fn regression_predicts_numbers_in_the_data_units() {
+    // Target: 100 + 10 x (the mean of the first channel), a sequence-level number.
+    let mut set = series_majority(200, 15, false, 21);
+    set.target = Target::SequenceValue;
+    set.classes.clear();
+    for s in &mut set.series {
+        let mean = s.values.chunks(2).map(|v| v[0]).sum::<f32>() / s.len as f32;
+        s.label = Label::Value(100.0 + 10.0 * mean);
+    }
+    let cfg = train_cfg(40, 21);
+    let (model, p) = setup(&set, &small(Pooling::Mean), &cfg);
+    assert!((p.spec.target_mean - 100.0).abs() < 2.0, "target mean {}", p.spec.target_mean);
+    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
+    let report = model.evaluate(&p.dev, &p.spec).unwrap();
+    // The targets' own spread is about 3; predicting the mean would give that RMSE.
+    assert!(report.rmse < 1.0, "RMSE {} (MAE {})", report.rmse, report.mae);
+    let Output::Value(v) = &model.predict(&p.dev[..1], &p.spec).unwrap()[0] else { panic!("a number") };
+    assert!((80.0..120.0).contains(v), "{v}");
+}
+
+#[test]
+fn checkpoint_keeps_the_normalisation_and_predictions() {
+    // Channels far from mean 0 / std 1, so a lost normalisation would show.
+    let mut set = series_majority(60, 11, true, 31);
+    for s in &mut set.series {
+        for v in s.values.chunks_mut(2) {
+            v[0] = 500.0 + 40.0 * v[0];
+        }
+    }
+    let cfg = train_cfg(3, 31);
+    let (model, p) = setup(&set, &small(Pooling::Summary), &cfg);
+    assert!((p.spec.mean[0] - 500.0).abs() < 20.0 && (p.spec.std[0] - 40.0).abs() < 5.0, "{:?} {:?}", p.spec.mean, p.spec.std);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let options = RunOptions { checkpoint_dir: Some(&out), ..RunOptions::default() };
+    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
+    let loaded = task::load(&out).unwrap();
+    assert_eq!(loaded.spec, p.spec);
+    assert_eq!(loaded.model.config, model.config);
+    assert_eq!(loaded.train, cfg);
+    let again = encode(&set, &loaded.spec, &loaded.model.config).unwrap();
+    assert_eq!(loaded.model.predict(&again, &loaded.spec).unwrap(), model.predict(&again, &p.spec).unwrap());
+    // Another kind's loader names the kind.
+    let err = attend::models::tagger::load::load_tagger(&out).err().unwrap().to_string();
+    assert!(err.contains("holds a \"sequence\" model, not a tagger model (use attend eval, attend predict)"), "{err}");
+    // data.json that disagrees with config.json is refused.
+    let mut spec = p.spec.clone();
+    spec.mean.push(0.0);
+    std::fs::write(out.join("data.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    assert!(task::load(&out).err().unwrap().to_string().contains("does not match config.json"));
+}
+
+#[test]
+fn a_long_sequence_sliced_under_a_window_gets_the_whole_sequence_labels() {
+    let set = series_far_context(1, 700, 41);
+    let settings = SequenceConfig { window: Some(8), ..small(Pooling::Mean) };
+    let cfg = train_cfg(1, 41);
+    let p = prepare(&set, Some(&set), &cfg, &settings, None).unwrap();
+    let model = task::new_model(&settings, &p.spec, false, 41).unwrap();
+    let Output::Classes(whole) = model.predict(&p.train, &p.spec).unwrap().remove(0) else { panic!("classes") };
+    let logits = |o: Output| match o {
+        Output::Classes(c) => c,
+        Output::Value(_) => panic!("classes"),
+    };
+    // Slices of 100 vectors, each with the receptive field (8 x 2 layers) of context on both sides.
+    let sliced = logits(model.predict_in_slices(&p.train[0], &p.spec, 100).unwrap());
+    assert_eq!(sliced.len(), 700);
+    let differ = sliced.iter().zip(&whole).filter(|(a, b)| a != b).count();
+    assert!(differ <= 1, "{differ} of 700 labels differ between slices and the whole sequence");
+    let report = attend::models::sequence::eval::score(&p.train, &[Output::Classes(sliced)], &p.spec);
+    assert_eq!(report.count, 700);
+}
+
+/// Sets the interrupt flag after epoch `stop_after`.
+struct StopAfter<'a>(usize, &'a AtomicBool);
+
+impl Observer for StopAfter<'_> {
+    fn epoch_end(&mut self, s: &EpochSummary) {
+        if s.epoch == self.0 {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn weights(model: &SequenceModel) -> Vec<(String, Vec<f32>)> {
+    model.params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()
+}
+
+#[test]
+fn an_interrupted_and_resumed_sequence_run_ends_with_the_same_weights() {
+    let set = series_majority(80, 15, false, 51);
+    let settings = SequenceConfig { dropout: 0.1, ..small(Pooling::Summary) };
+    let cfg = train_cfg(6, 51);
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, p) = setup(&set, &settings, &cfg);
+    let whole_dir = dir.path().join("whole");
+    let options = RunOptions { checkpoint_dir: Some(&whole_dir), ..RunOptions::default() };
+    let full = train_sequence(&whole, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
+
+    let ck = dir.path().join("split");
+    let flag = AtomicBool::new(false);
+    let (model, _) = setup(&set, &settings, &cfg);
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
+    let err = train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut StopAfter(2, &flag)).err().unwrap().to_string();
+    assert!(err.starts_with("interrupted: stopped after epoch 2;"), "{err}");
+    let r = task::load_training(&ck).unwrap();
+    assert_eq!(r.spec, p.spec);
+    // The data prepared again from the saved settings and spec is the same.
+    let again = prepare(&set, None, &r.train, &settings, Some(r.spec.clone())).unwrap();
+    assert_eq!((again.train, again.dev.len()), (p.train.clone(), p.dev.len()));
+    let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
+    let resumed = train_sequence(&r.model, &r.spec, p.train.clone(), &p.dev, &r.train, options, &mut Silent).unwrap();
+    assert_eq!(weights(&r.model), weights(&whole), "kept weights differ");
+    assert_eq!((resumed.best_epoch, resumed.steps), (full.best_epoch, full.steps));
+    let (a, b) = (task::load_training(&ck).unwrap(), task::load_training(&whole_dir).unwrap());
+    assert_eq!(weights(&a.model), weights(&b.model), "last weights differ");
+    assert_eq!(a.resume.optimizer, b.resume.optimizer, "optimizer state differs");
+}
+
+#[test]
+fn data_that_does_not_fit_the_model_is_refused_by_name() {
+    let set = series_majority(20, 9, false, 61);
+    let cfg = train_cfg(1, 61);
+    let (model, p) = setup(&set, &small(Pooling::Mean), &cfg);
+    let other = series_far_context(3, 5, 1);
+    let err = encode(&other, &p.spec, &model.config).unwrap_err().to_string();
+    assert!(err.contains("far-context.txt: vectors have 3 values, the model was trained on 2"), "{err}");
+    let per_vector = SequenceConfig { patch: 2, ..small(Pooling::Mean) };
+    let spec = DataSpec::fit(&other, &[0, 1, 2]).unwrap();
+    let err = task::new_model(&per_vector, &spec, false, 1).err().unwrap().to_string();
+    assert!(err.contains("--patch 2 joins vectors, but this data has one label per vector"), "{err}");
+}
