@@ -4,6 +4,7 @@ mod bench_cmd;
 mod compare_cmd;
 mod graph_cmd;
 mod progress;
+mod sequence_cmd;
 mod serve;
 mod settings;
 mod tagger_cmd;
@@ -17,8 +18,9 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: attend::memory::Counting<mimalloc::MiMalloc> = attend::memory::Counting(mimalloc::MiMalloc);
 
-/// Self-attention models over vector sets: train, evaluate and run a
-/// part-of-speech tagger built from stacked multi-head self-attention.
+/// Self-attention models over vector sets: train, evaluate and run
+/// part-of-speech taggers, graph node classifiers and models over vector
+/// sequences built from stacked multi-head self-attention.
 #[derive(Parser)]
 #[command(name = "attend", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -35,14 +37,18 @@ enum Command {
     /// Train a model.
     #[command(subcommand)]
     Train(TrainCommand),
-    /// Score a trained model: `attend eval --model DIR --input FILE` (or
-    /// `attend eval tagger ...`) for a tagger, `attend eval graph ...` for a
-    /// graph model.
+    /// Score a trained model: `attend eval --model DIR --input FILE` for a
+    /// tagger (CoNLL-U) or a sequence model (.ts, .npz, vector text), by
+    /// what the model directory holds; `attend eval graph ...` for a graph model.
     Eval(EvalCommand),
     /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
     Tag(tagger_cmd::TagArgs),
-    /// Heatmaps of a tagger's attention for one sentence (per layer and head,
-    /// and averaged), plus the weights as JSON.
+    /// Label vector sequences with a sequence model: one label (or number)
+    /// per sequence, or one per vector; TSV or JSON.
+    Predict(sequence_cmd::PredictArgs),
+    /// Heatmaps of a model's attention for one sentence (tagger) or one
+    /// sequence (sequence model), per layer and head and averaged, plus the
+    /// weights as JSON; for a graph model, where one node looks.
     Attention(tagger_cmd::AttentionArgs),
     /// Self-attention against the BiLSTM baseline on EWT (accuracy, training
     /// and tagging speed, latency by length with a plot, one very long
@@ -62,6 +68,10 @@ enum TrainCommand {
     Tagger(tagger_cmd::TrainTaggerArgs),
     /// Train a graph attention node classifier (GAT) on a graph directory.
     Graph(graph_cmd::TrainGraphArgs),
+    /// Train a model over vector sequences (signals, frames, sensor rows)
+    /// from .ts, .npz or vector text files: one label per sequence, one
+    /// number per sequence, or one label per vector.
+    Sequence(sequence_cmd::TrainSequenceArgs),
 }
 
 #[derive(clap::Args)]
@@ -79,6 +89,9 @@ enum EvalKind {
     Tagger(tagger_cmd::EvalArgs),
     /// Score a graph model on the train/val/test splits of a graph directory.
     Graph(graph_cmd::EvalGraphArgs),
+    /// Score a sequence model on labelled sequences: accuracy, macro-F1 and
+    /// per class; RMSE and MAE for numbers.
+    Sequence(tagger_cmd::EvalArgs),
 }
 
 fn main() {
@@ -92,11 +105,18 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
         Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
+        Command::Train(TrainCommand::Sequence(args)) => sequence_cmd::train(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Tagger(args)), .. }) => tagger_cmd::eval(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Graph(args)), .. }) => graph_cmd::eval(args),
-        Command::Eval(EvalCommand { tagger: Some(args), .. }) => tagger_cmd::eval(args),
+        Command::Eval(EvalCommand { kind: Some(EvalKind::Sequence(args)), .. }) => sequence_cmd::eval(&args.model, &args.input, args.json),
+        Command::Eval(EvalCommand { tagger: Some(args), .. }) => match attend::checkpoint::kind(&args.model) {
+            Ok(attend::checkpoint::ModelKind::Sequence) => sequence_cmd::eval(&args.model, &args.input, args.json),
+            Ok(attend::checkpoint::ModelKind::Graph) => Err(anyhow::anyhow!("{} is a graph model: use attend eval graph --model DIR --data DIR", args.model.display())),
+            _ => tagger_cmd::eval(args),
+        },
         Command::Eval(_) => Err(anyhow::anyhow!("attend eval needs --model and --input (a tagger), or the graph subcommand; see attend eval --help")),
         Command::Tag(args) => tagger_cmd::tag(args),
+        Command::Predict(args) => sequence_cmd::predict(args),
         Command::Attention(args) => tagger_cmd::attention(args),
         Command::Serve(args) => serve::serve(args),
         Command::Compare(args) => compare_cmd::compare(args),

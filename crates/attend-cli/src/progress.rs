@@ -21,11 +21,23 @@ pub struct Progress {
     units: usize,
     started: Instant,
     prefix: String,
+    /// How a dev score is shown (a percentage by default).
+    score: fn(f64) -> String,
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
 }
 
 impl Progress {
     pub fn new(unit: &'static str, dev: &'static str, every: usize) -> Self {
-        Progress { bar: None, whole_run: false, unit, dev, every: every.max(1), epochs: 0, units: 0, started: Instant::now(), prefix: String::new() }
+        Progress { bar: None, whole_run: false, unit, dev, every: every.max(1), epochs: 0, units: 0, started: Instant::now(), prefix: String::new(), score: percent }
+    }
+
+    /// Shows dev scores with `score` (e.g. minus the RMSE as "RMSE 0.12").
+    pub fn with_score(mut self, score: fn(f64) -> String) -> Self {
+        self.score = score;
+        self
     }
 
     /// Text before each line (e.g. the seed of one of several runs).
@@ -87,20 +99,20 @@ impl Observer for Progress {
         if self.whole_run {
             if let Some(bar) = &self.bar {
                 bar.set_position(s.epoch as u64);
-                bar.set_message(format!("loss {:.4}  {} {:.2}%{dev_loss}  best {:.2}%", s.train_loss, self.dev, 100.0 * s.dev_accuracy, 100.0 * s.best_dev_accuracy));
+                bar.set_message(format!("loss {:.4}  {} {}{dev_loss}  best {}", s.train_loss, self.dev, (self.score)(s.dev_accuracy), (self.score)(s.best_dev_accuracy)));
             }
         } else if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         if s.epoch % self.every == 0 || s.epoch == self.epochs {
             let line = format!(
-                "{}epoch {:>3}  loss {:.4}  {} {:.2}%{dev_loss}  best {:.2}%{}  {:.0} {}/s  {:.1} min",
+                "{}epoch {:>3}  loss {:.4}  {} {}{dev_loss}  best {}{}  {:.0} {}/s  {:.1} min",
                 self.prefix,
                 s.epoch,
                 s.train_loss,
                 self.dev,
-                100.0 * s.dev_accuracy,
-                100.0 * s.best_dev_accuracy,
+                (self.score)(s.dev_accuracy),
+                (self.score)(s.best_dev_accuracy),
                 if s.improved { " (kept)" } else { "" },
                 s.train_tokens_per_sec,
                 self.unit,

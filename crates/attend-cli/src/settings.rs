@@ -197,34 +197,36 @@ pub fn resolve<S: Settings>(file: Option<&Path>, model: &impl Serialize, train: 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Checks that every flag of `A` whose help ends in `[value]` shows the
-    /// default of the config key it sets (`defaults`, a serialised config);
-    /// returns how many were checked. Defaults live in the config types
-    /// only: this keeps the help text true to them.
-    fn help_defaults_match<A: clap::Args>(defaults: &impl Serialize, renamed: &[(&str, &str)]) -> usize {
-        let defaults = toml::Table::try_from(defaults).unwrap();
-        let cmd = A::augment_args(clap::Command::new("t"));
-        let mut checked = 0;
-        for arg in cmd.get_arguments() {
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let Some(shown) = help.trim_end().strip_suffix(']').and_then(|h| h.rsplit_once('[')).map(|(_, v)| v) else { continue };
-            let id = arg.get_id().as_str();
-            let key = renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key);
-            let ok = match defaults.get(key) {
-                Some(toml::Value::Integer(i)) => shown.parse::<i64>().ok() == Some(*i),
-                Some(toml::Value::Float(f)) => shown.parse::<f64>().is_ok_and(|x| (x - f).abs() <= 1e-6 * f.abs().max(1.0)),
-                Some(toml::Value::String(v)) => shown == v,
-                // booleans are switches ([off], [self loops on]); absent keys are unset options ([no limit])
-                _ => continue,
-            };
-            assert!(ok, "--{id}: help shows [{shown}], the default is {:?}", defaults.get(key));
-            checked += 1;
-        }
-        checked
+/// Checks that every flag of `A` whose help ends in `[value]` shows the
+/// default of the config key it sets (`defaults`, a serialised config);
+/// returns how many were checked. Defaults live in the config types
+/// only: this keeps the help text true to them.
+pub(crate) fn help_defaults_match<A: clap::Args>(defaults: &impl Serialize, renamed: &[(&str, &str)]) -> usize {
+    let defaults = toml::Table::try_from(defaults).unwrap();
+    let cmd = A::augment_args(clap::Command::new("t"));
+    let mut checked = 0;
+    for arg in cmd.get_arguments() {
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let Some(shown) = help.trim_end().strip_suffix(']').and_then(|h| h.rsplit_once('[')).map(|(_, v)| v) else { continue };
+        let id = arg.get_id().as_str();
+        let key = renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key);
+        let ok = match defaults.get(key) {
+            Some(toml::Value::Integer(i)) => shown.parse::<i64>().ok() == Some(*i),
+            Some(toml::Value::Float(f)) => shown.parse::<f64>().is_ok_and(|x| (x - f).abs() <= 1e-6 * f.abs().max(1.0)),
+            Some(toml::Value::String(v)) => shown == v,
+            // booleans are switches ([off], [self loops on]); absent keys are unset options ([no limit])
+            _ => continue,
+        };
+        assert!(ok, "--{id}: help shows [{shown}], the default is {:?}", defaults.get(key));
+        checked += 1;
     }
+    checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help_defaults_match;
+    use super::*;
 
     #[test]
     fn help_shows_the_true_defaults() {

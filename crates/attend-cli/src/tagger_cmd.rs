@@ -44,15 +44,16 @@ pub struct TrainTaggerArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Checkpoint directory written by `attend train tagger`.
+    /// Model directory written by `attend train tagger` or `attend train sequence`.
     #[arg(long)]
-    model: PathBuf,
-    /// CoNLL-U file with gold UPOS tags.
+    pub model: PathBuf,
+    /// Gold data: CoNLL-U with UPOS tags (tagger); labelled .ts, .npz or
+    /// vector text (sequence model).
     #[arg(long)]
-    input: PathBuf,
+    pub input: PathBuf,
     /// Print the full report as JSON on stdout.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -267,12 +268,18 @@ pub fn tag(args: TagArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct AttentionArgs {
-    /// Checkpoint directory written by `attend train tagger` or `attend train graph`.
+    /// Model directory written by `attend train tagger`, `attend train sequence` or `attend train graph`.
     #[arg(long)]
     model: PathBuf,
     /// Tagger: the sentence, whitespace-tokenized.
-    #[arg(long, required_unless_present = "node")]
+    #[arg(long, required_unless_present_any = ["node", "input"])]
     text: Option<String>,
+    /// Sequence model: the file holding the sequence (.ts, .npz or vector text).
+    #[arg(long, conflicts_with_all = ["text", "node"])]
+    input: Option<PathBuf>,
+    /// Sequence model: which sequence of --input (0 = the first).
+    #[arg(long, default_value_t = 0, requires = "input")]
+    index: usize,
     /// Graph model: the node whose neighbours' weights to show (its id in nodes.tsv order).
     #[arg(long, requires = "data", conflicts_with = "text")]
     node: Option<usize>,
@@ -280,7 +287,8 @@ pub struct AttentionArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Directory for the pictures and JSON: layerL-headH.png, layerL-mean.png
-    /// and attention.json for a tagger; node-N-layerL.png and node-N.json for a graph.
+    /// and attention.json for a tagger or a sequence; node-N-layerL.png and
+    /// node-N.json for a graph.
     #[arg(long, default_value = "attention")]
     out: PathBuf,
 }
@@ -288,11 +296,19 @@ pub struct AttentionArgs {
 /// `attend attention`: who attends to whom, for one sentence (tagger) or
 /// one node (graph model).
 pub fn attention(args: AttentionArgs) -> Result<()> {
-    match (checkpoint::kind(&args.model)?, &args.text, args.node, &args.data) {
+    let kind = checkpoint::kind(&args.model)?;
+    if kind == ModelKind::Sequence {
+        let Some(input) = &args.input else {
+            bail!("{} is a sequence model: give the file with --input FILE (and --index N for its N-th sequence)", args.model.display());
+        };
+        return crate::sequence_cmd::attention(&args.model, input, args.index, &args.out);
+    }
+    match (kind, &args.text, args.node, &args.data) {
         (ModelKind::Tagger, Some(text), _, _) => sentence_attention(&args, text),
         (ModelKind::Graph, _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
         (ModelKind::Tagger, None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
         (ModelKind::Graph, _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
+        (ModelKind::Sequence, _, _, _) => unreachable!("handled above"),
     }
 }
 

@@ -55,7 +55,8 @@ pub trait Task {
 pub struct Evaluation<R> {
     /// Higher is better.
     pub accuracy: f64,
-    /// Dev loss, where the task computes it (used by [`Selection::AccuracyAndLoss`]).
+    /// Dev loss, where the task computes it (used by [`Selection::AccuracyAndLoss`]
+    /// and [`Selection::AccuracyThenLoss`]).
     pub loss: Option<f64>,
     pub report: R,
 }
@@ -66,6 +67,10 @@ pub enum Selection {
     /// The epoch with the highest dev accuracy (the first of ties);
     /// patience counts epochs since it.
     Accuracy,
+    /// The epoch with the highest dev accuracy, ties going to the lower dev
+    /// loss (small dev sets reach 100% early; the loss still tells the
+    /// epochs apart); patience counts epochs since it.
+    AccuracyThenLoss,
     /// GAT's rule: patience counts epochs in which neither dev accuracy nor
     /// dev loss reached its best so far; the weights kept are from the last
     /// epoch where both were at their best.
@@ -495,9 +500,13 @@ fn select<R: Clone>(selection: Selection, state: &mut RunState<R>, dev: &Evaluat
         state.best = Some(Best { epoch, accuracy: dev.accuracy, loss: dev.loss, report: dev.report.clone() });
         true
     };
+    let better = |b: &Best<R>| match selection {
+        Selection::AccuracyThenLoss => dev.accuracy > b.accuracy || (dev.accuracy == b.accuracy && dev.loss.unwrap_or(f64::INFINITY) < b.loss.unwrap_or(f64::INFINITY)),
+        _ => dev.accuracy > b.accuracy,
+    };
     match selection {
-        Selection::Accuracy => {
-            if state.best.as_ref().is_none_or(|b| dev.accuracy > b.accuracy) {
+        Selection::Accuracy | Selection::AccuracyThenLoss => {
+            if state.best.as_ref().is_none_or(better) {
                 state.epochs_without_progress = 0;
                 keep(state)
             } else {

@@ -167,10 +167,12 @@ impl SeriesBatch {
         for (b, &i) in indices.iter().enumerate() {
             let e = &data[i];
             x[b * seq * width..][..e.rows.len()].copy_from_slice(&e.rows);
+            // A class the model never saw has no output to score a loss against.
+            let known = |c: u32| if c == UNSEEN { IGNORE } else { c };
             if per_vector {
-                classes.extend(e.classes.iter().copied().chain(std::iter::repeat(IGNORE)).take(seq));
+                classes.extend(e.classes.iter().map(|&c| known(c)).chain(std::iter::repeat(IGNORE)).take(seq));
             } else {
-                classes.push(e.classes.first().copied().unwrap_or(IGNORE));
+                classes.push(e.classes.first().map_or(IGNORE, |&c| known(c)));
             }
         }
         Ok(SeriesBatch {

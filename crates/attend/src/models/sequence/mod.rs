@@ -72,7 +72,11 @@ impl SequenceModel {
     /// The batch's mean loss: cross-entropy, or the squared error of the
     /// standardised target.
     pub fn loss(&self, batch: &SeriesBatch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
-        let scores = self.forward_from(batch, 0, ctx)?;
+        self.loss_of(&self.forward_from(batch, 0, ctx)?, batch, label_smoothing)
+    }
+
+    fn loss_of(&self, scores: &Tensor, batch: &SeriesBatch, label_smoothing: f32) -> Result<Tensor> {
+        let scores = scores.clone();
         match &self.head {
             Head::PerVector(head) => head.loss(&scores, &batch.classes, label_smoothing),
             Head::Pooled(_) if self.config.target == Target::SequenceValue => mean_squared_error(&scores, &batch.values),
@@ -137,6 +141,13 @@ impl SequenceModel {
     /// label per vector longer than [`LONG_SLICE`] (plus context) go in
     /// slices under truncated attention, in bounded memory.
     pub fn predict(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<Vec<Output>> {
+        Ok(self.run(data, spec, false)?.0)
+    }
+
+    /// Predictions, and with `loss` the mean loss over the labelled units
+    /// of the sequences that fit one batch (long sliced ones are left out).
+    fn run(&self, data: &[Encoded], spec: &DataSpec, loss: bool) -> crate::Result<(Vec<Output>, Option<f64>)> {
+        let (mut loss_sum, mut units) = (0f64, 0usize);
         let mut out = vec![Output::Classes(vec![]); data.len()];
         let sliced = |n: usize| self.per_vector() && self.receptive_field().is_some_and(|halo| n > LONG_SLICE + 2 * halo);
         for (i, e) in data.iter().enumerate().filter(|(_, e)| sliced(e.tokens)) {
@@ -148,16 +159,30 @@ impl SequenceModel {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
             let batch = self.batch(data, &idx)?;
             let scores = self.forward_from(&batch, 0, &mut Ctx::eval())?;
+            let n = match self.config.target {
+                Target::SequenceValue => batch.lengths.len(),
+                _ => batch.classes.iter().filter(|&&c| c != attend_kernels::loss::IGNORE).count(),
+            };
+            if loss && n > 0 {
+                loss_sum += self.loss_of(&scores, &batch, 0.0)?.to_scalar::<f32>()? as f64 * n as f64;
+                units += n;
+            }
             for (i, o) in idx.iter().zip(self.outputs(&scores, &batch.lengths, spec)?) {
                 out[*i] = o;
             }
         }
-        Ok(out)
+        Ok((out, loss.then(|| loss_sum / units.max(1) as f64)))
     }
 
     /// Scores predictions against the gold labels of `data`.
     pub fn evaluate(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<eval::SeriesReport> {
-        Ok(eval::score(data, &self.predict(data, spec)?, spec))
+        Ok(self.evaluate_with_loss(data, spec)?.0)
+    }
+
+    /// [`evaluate`](Self::evaluate) and the mean loss (for model selection).
+    pub fn evaluate_with_loss(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<(eval::SeriesReport, f64)> {
+        let (predicted, loss) = self.run(data, spec, true)?;
+        Ok((eval::score(data, &predicted, spec), loss.unwrap_or(f64::NAN)))
     }
 
     /// Attention weights per layer `[1, heads, seq, seq]` for one sequence.

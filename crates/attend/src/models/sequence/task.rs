@@ -13,7 +13,7 @@ use crate::data::batch::bucket;
 use crate::data::series::{SeriesSet, Target};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -65,8 +65,8 @@ impl Task for SeriesTask<'_> {
     }
 
     fn evaluate(&self) -> Result<Evaluation<SeriesReport>> {
-        let report = self.model.evaluate(self.dev, self.spec)?;
-        Ok(Evaluation { accuracy: report.selection_score(), loss: None, report })
+        let (report, loss) = self.model.evaluate_with_loss(self.dev, self.spec)?;
+        Ok(Evaluation { accuracy: report.selection_score(), loss: Some(loss), report })
     }
 
     fn contents(&self) -> Result<Contents> {
@@ -101,7 +101,8 @@ pub fn train_sequence(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary<SeriesReport>> {
     let task = SeriesTask::new(model, spec, train, dev, cfg)?;
-    let looped = LoopConfig { save_interval_secs: 10.0, ..LoopConfig::minibatch(cfg) };
+    // Small dev sets reach 100% early: ties go to the lower dev loss.
+    let looped = LoopConfig { save_interval_secs: 10.0, selection: Selection::AccuracyThenLoss, ..LoopConfig::minibatch(cfg) };
     train::fit(&task, &looped, options, observer)
 }
 

@@ -1,0 +1,562 @@
+//! `attend train sequence`, and `attend eval`, `attend predict` and
+//! `attend attention` for sequence models.
+
+use crate::progress::{self, interrupt_flag, Progress};
+use crate::settings;
+use anyhow::{bail, Context, Result};
+use attend::config::{SequenceSettings, TrainConfig};
+use attend::data::series::{self, SeriesSet, Target};
+use attend::models::sequence::eval::SeriesReport;
+use attend::models::sequence::input::encode;
+use attend::models::sequence::task::{self, prepare, LoadedSequence, Prepared, SequenceRun};
+use attend::models::sequence::{Output, SequenceModel, MAX_DENSE};
+use attend::models::EncoderKind;
+use attend::nn::head::Pooling;
+use attend::nn::position::PositionKind;
+use attend::nn::AttentionKernel;
+use attend::train::{Resume, RunOptions};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Training a model over vector sequences. Defaults in brackets.
+#[derive(Args)]
+pub struct TrainSequenceArgs {
+    /// Training sequences: a .ts file (UEA/UCR), a .npz file, or vector
+    /// text (one vector per line, its label last; formats in docs/sequences.md).
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev sequences to choose the epoch on (default: --dev-fraction of the training file).
+    #[arg(long)]
+    dev: Option<PathBuf>,
+    /// Test sequences, scored at the end with the kept model.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Where the model goes: the best model so far, plus resume/ with the
+    /// latest state (rewritten atomically, at most every 10 s, at the end
+    /// and on Ctrl-C). With --seeds N > 1, one model per seed in OUT/seed-S
+    /// and a summary in OUT/report.json.
+    #[arg(long, default_value = "runs/sequence")]
+    out: PathBuf,
+    /// Continue the interrupted run in this model directory with its saved
+    /// settings, statistics, optimizer and random state (give the same
+    /// --train/--dev files): the result equals an uninterrupted run. Give
+    /// no model or training flags with it (except --max-minutes).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config", "seeds"])]
+    resume: Option<PathBuf>,
+    /// TOML file with [model] and [train] tables (names as the flags, with
+    /// underscores; batch_tokens for --batch-vectors); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    model: SequenceModelArgs,
+    #[command(flatten)]
+    train_flags: SequenceTrainArgs,
+    /// Train this many models (seeds SEED, SEED+1, ...; each draws its own
+    /// dev split) and report the test mean +- std [1]
+    #[arg(long, default_value_t = 1, help_heading = "Training")]
+    seeds: usize,
+}
+
+/// Architecture flags; unset ones come from the config file or SequenceConfig's defaults.
+#[derive(Args, Serialize, Debug, Default)]
+pub struct SequenceModelArgs {
+    /// Encoder: attention or rnn (the BiLSTM baseline) [attention]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoder: Option<EncoderKind>,
+    /// Width of the attention layers [64]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d_model: Option<usize>,
+    /// Attention heads per layer [4]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heads: Option<usize>,
+    /// Stacked encoder layers [2]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
+    /// Hidden width of the feed-forward layers [128]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ff_dim: Option<usize>,
+    /// Dropout on inputs and residual branches [0.1]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropout: Option<f32>,
+    /// Dropout on attention weights [0]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention_dropout: Option<f32>,
+    /// Positional encoding: none, sinusoidal, learned or rope [rope]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<PositionKind>,
+    /// Longest sequence (in patches) a learned position table covers [4096]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_positions: Option<usize>,
+    /// Truncated attention: each vector sees N vectors on each side [whole sequence]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<usize>,
+    /// Attention implementation: fused or reference [fused]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention_kernel: Option<AttentionKernel>,
+    /// One label per sequence: mean (of the outputs over the real vectors)
+    /// or summary (a learned vector before the sequence that attends like
+    /// the others) [mean]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pooling: Option<Pooling>,
+    /// Join N consecutive vectors into one input of the encoder (shortens
+    /// long signals N times; one label per sequence only) [1]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<usize>,
+}
+
+/// Training flags; unset ones come from the config file or the sequence defaults.
+#[derive(Args, Serialize, Debug, Default)]
+pub struct SequenceTrainArgs {
+    /// Passes over the training data [100]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epochs: Option<usize>,
+    /// Stop after the epoch that passes this many minutes of this session,
+    /// keeping the best model so far; continue with --resume [no limit]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_minutes: Option<f64>,
+    /// Peak learning rate [0.001]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr: Option<f32>,
+    /// Linear warmup steps [100]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warmup_steps: Option<usize>,
+    /// Cosine decay ends at lr * this [0.02]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_lr_ratio: Option<f32>,
+    /// AdamW decoupled weight decay on matrices [0.05]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_decay: Option<f32>,
+    /// Clip gradients to this global norm, 0 = off [1.0]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clip: Option<f32>,
+    /// Padded inputs (vectors, or patches) per batch [2048]
+    #[arg(long, help_heading = "Training")]
+    #[serde(rename = "batch_tokens", skip_serializing_if = "Option::is_none")]
+    batch_vectors: Option<usize>,
+    /// Label smoothing [0.0]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_smoothing: Option<f32>,
+    /// Random seed for the dev split, initialisation, batching and dropout [42]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Stop after N epochs without dev improvement [off]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patience: Option<usize>,
+    /// Without --dev: hold out this share of the training sequences as dev
+    /// data (stratified by class), drawn with the seed [0.2]
+    #[arg(long, help_heading = "Training", conflicts_with = "dev")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dev_fraction: Option<f32>,
+    /// Cut training sequences with a label per vector into pieces of N
+    /// vectors (long signals; use with --window) [0 = whole sequences]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crop: Option<usize>,
+}
+
+fn read(path: &Path) -> Result<SeriesSet> {
+    Ok(series::read_file(path)?)
+}
+
+fn describe(set: &SeriesSet) -> String {
+    let (lo, hi) = set.length_range();
+    let lengths = if lo == hi { format!("length {lo}") } else { format!("lengths {lo}-{hi}") };
+    let labels = match set.target {
+        Target::SequenceClass | Target::VectorClass => format!("{}, {} classes", set.target, set.classes.len()),
+        t => t.to_string(),
+    };
+    format!("{} sequences ({lengths}, {} values per vector, {} missing; {labels})", set.series.len(), set.dims, set.missing())
+}
+
+/// How a run's dev score is shown.
+fn score_format(target: Target) -> fn(f64) -> String {
+    match target {
+        Target::SequenceValue => |x| format!("RMSE {:.4}", -x),
+        _ => |x| format!("{:.2}%", 100.0 * x),
+    }
+}
+
+/// What one run reports.
+#[derive(Serialize, Clone)]
+struct RunReport {
+    seed: u64,
+    epochs: usize,
+    best_epoch: usize,
+    dev: serde_json::Value,
+    test: Option<serde_json::Value>,
+    test_score: Option<f64>,
+    train_seconds: f64,
+    stopped_early: Option<String>,
+}
+
+pub fn train(args: TrainSequenceArgs) -> Result<()> {
+    anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
+    interrupt_flag()?;
+    let settings = match &args.resume {
+        Some(dir) => {
+            settings::refuse_on_resume(dir, &args.model, &args.train_flags)?;
+            None
+        }
+        None => Some(settings::resolve::<SequenceSettings>(args.config.as_deref(), &args.model, &args.train_flags)?),
+    };
+    let train_set = read(&args.train)?;
+    eprintln!("train {}: {}", args.train.display(), describe(&train_set));
+    let dev_set = args.dev.as_deref().map(read).transpose()?;
+    if let (Some(d), Some(path)) = (&dev_set, &args.dev) {
+        eprintln!("dev {}: {}", path.display(), describe(d));
+    }
+    let test_set = args.test.as_deref().map(read).transpose()?;
+    if let Some(dir) = &args.resume {
+        let SequenceRun { model, spec, mut train, resume } = task::load_training(dir)?;
+        if let Some(m) = args.train_flags.max_minutes {
+            train.max_minutes = Some(m);
+        }
+        let p = prepare(&train_set, dev_set.as_ref(), &train, &model.config, Some(spec))?;
+        if p.missing != model.config.missing_indicators {
+            bail!("{}: not the training file this run started with (its missing values differ)", args.train.display());
+        }
+        eprintln!("resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
+        let run = train_one(&model, p, &train, dir, Some(resume), test_set.as_ref(), "")?;
+        print_run(&run, dir);
+        return Ok(());
+    }
+    let SequenceSettings { model: settings, train } = settings.expect("resolved above");
+    let mut runs = Vec::new();
+    for s in 0..args.seeds {
+        let cfg = TrainConfig { seed: train.seed + s as u64, ..train.clone() };
+        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{}", cfg.seed)) };
+        let prefix = if args.seeds == 1 { String::new() } else { format!("seed {} ", cfg.seed) };
+        let p = prepare(&train_set, dev_set.as_ref(), &cfg, &settings, None)?;
+        let model = task::new_model(&settings, &p.spec, p.missing, cfg.seed)?;
+        if s == 0 {
+            let dev = match p.held_out {
+                Some(n) => format!("{n} sequences held out of train ({:.0}%, seed {})", 100.0 * cfg.dev_fraction, cfg.seed),
+                None => format!("{} sequences", p.dev.len()),
+            };
+            eprintln!(
+                "model: {} inputs of width {} -> {} outputs; {} parameters; dev: {dev}; {} threads",
+                if model.config.patch > 1 { format!("patches of {}", model.config.patch) } else { "vectors".into() },
+                model.config.input_width(),
+                model.config.outputs,
+                model.params.num_scalars(),
+                attend::rayon::current_num_threads()
+            );
+        }
+        let run = train_one(&model, p, &cfg, &dir, None, test_set.as_ref(), &prefix)?;
+        print_run(&run, &dir);
+        runs.push(run);
+    }
+    if args.seeds > 1 {
+        let scores: Vec<f64> = runs.iter().filter_map(|r| r.test_score).collect();
+        let (mean, std) = mean_std(&scores);
+        let seconds = runs.iter().map(|r| r.train_seconds).collect::<Vec<_>>();
+        let (time_mean, _) = mean_std(&seconds);
+        if !scores.is_empty() {
+            let what = if train_set.target == Target::SequenceValue { "RMSE" } else { "accuracy" };
+            let scale = if train_set.target == Target::SequenceValue { 1.0 } else { 100.0 };
+            println!("test {what} over {} seeds: {:.2} +- {:.2}; training {:.1} s per seed", args.seeds, scale * mean, scale * std, time_mean);
+        }
+        let report = serde_json::json!({
+            "train": args.train, "dev": args.dev, "test": args.test,
+            "model": settings, "settings": train, "runs": runs,
+            "test_mean": mean, "test_std": std, "train_seconds_mean": time_mean,
+        });
+        let path = args.out.join("report.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Mean and sample standard deviation.
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// The number a test report is summarised by: accuracy, or RMSE.
+fn headline(r: &SeriesReport) -> f64 {
+    if r.target == Target::SequenceValue { r.rmse } else { r.accuracy() }
+}
+
+fn train_one(model: &SequenceModel, p: Prepared, cfg: &TrainConfig, dir: &Path, resume: Option<Resume<SeriesReport>>, test: Option<&SeriesSet>, prefix: &str) -> Result<RunReport> {
+    let every = if cfg.epochs >= 50 { 10 } else { 1 };
+    let unit = if p.spec.target == Target::VectorClass { "vec" } else { "seq" };
+    let mut progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(p.spec.target));
+    let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt_flag()?) };
+    let summary = match task::train_sequence(model, &p.spec, p.train, &p.dev, cfg, options, &mut progress) {
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
+        other => other?,
+    };
+    progress.finish();
+    if let Some(why) = &summary.stopped_early {
+        eprintln!("{prefix}stopped early: {why}");
+    }
+    let (mut test_json, mut test_score) = (None, None);
+    if let Some(set) = test {
+        let data = encode(set, &p.spec, &model.config)?;
+        let t0 = Instant::now();
+        let r = model.evaluate(&data, &p.spec)?;
+        eprintln!("{prefix}test {}: {} in {:.2} s", set.path.display(), r.summary(), t0.elapsed().as_secs_f64());
+        test_json = Some(r.to_json());
+        test_score = Some(headline(&r));
+    }
+    let report = RunReport {
+        seed: cfg.seed,
+        epochs: summary.epochs.len(),
+        best_epoch: summary.best_epoch,
+        dev: summary.best_dev.to_json(),
+        test: test_json,
+        test_score,
+        train_seconds: summary.train_seconds,
+        stopped_early: summary.stopped_early.clone(),
+    };
+    let path = dir.join("train_report.json");
+    let full = serde_json::json!({ "run": report, "epochs": summary.epochs });
+    std::fs::write(&path, serde_json::to_string_pretty(&full)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(report)
+}
+
+fn print_run(run: &RunReport, dir: &Path) {
+    let dev = run.dev.get("accuracy").and_then(|a| a.as_f64()).map_or_else(|| format!("RMSE {:.4}", run.dev["rmse"].as_f64().unwrap_or(f64::NAN)), |a| format!("{:.2}%", 100.0 * a));
+    let test = match (run.test_score, run.dev.get("accuracy").is_some()) {
+        (Some(s), true) => format!("test {:.2}%, ", 100.0 * s),
+        (Some(s), false) => format!("test RMSE {s:.4}, "),
+        (None, _) => String::new(),
+    };
+    println!(
+        "seed {}: {test}dev {dev} (best epoch {} of {}; {:.1} s training) -> {}",
+        run.seed,
+        run.best_epoch,
+        run.epochs,
+        run.train_seconds,
+        dir.display()
+    );
+}
+
+/// `attend eval` for a sequence model.
+pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
+    let LoadedSequence { model, spec, .. } = task::load(model)?;
+    let set = read(input)?;
+    if set.target == Target::Unlabelled {
+        bail!("{}: has no labels to score against (attend predict labels it)", input.display());
+    }
+    let data = encode(&set, &spec, &model.config)?;
+    check_length(&model, &data, MAX_DENSE, input)?;
+    let t0 = Instant::now();
+    let r = model.evaluate(&data, &spec)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if json {
+        let mut j = r.to_json();
+        j["seconds"] = secs.into();
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    println!("{}: {} sequences, {} vectors, {:.2} s", input.display(), set.series.len(), set.vectors(), secs);
+    println!("{}", r.summary());
+    if r.target != Target::SequenceValue {
+        if r.unseen > 0 {
+            println!("({} gold labels are classes the model never saw in training; scored as wrong)", r.unseen);
+        }
+        println!("{:<16} {:>7} {:>9} {:>7} {:>7}", "class", "gold", "precision", "recall", "f1");
+        for c in &r.per_class {
+            println!("{:<16} {:>7} {:>8.2}% {:>6.2}% {:>6.2}%", c.class, c.gold, 100.0 * c.precision(), 100.0 * c.recall(), 100.0 * c.f1());
+        }
+    }
+    Ok(())
+}
+
+fn check_length(model: &SequenceModel, data: &[attend::models::sequence::input::Encoded], limit: usize, input: &Path) -> Result<()> {
+    let longest = data.iter().map(|e| e.tokens).max().unwrap_or(0);
+    model.check_dense_length(longest, limit).with_context(|| format!("{}", input.display()))
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PredictFormat {
+    /// Tab-separated with a header: sequence, line, (position,) prediction.
+    Tsv,
+    /// One JSON array: {sequence, line, label | labels | value} per sequence.
+    Json,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Model directory written by `attend train sequence`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Sequences to label (.ts, .npz or vector text; labels, if any, are ignored).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output file; stdout when absent.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "tsv")]
+    format: PredictFormat,
+    /// Truncated attention for this run: each vector sees N on each side
+    /// (linear cost). With a label per vector, a sequence longer than 4096
+    /// is then labelled in slices, in memory bounded by the slice.
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// Longest sequence run with dense attention; longer ones are refused
+    /// with a pointer to --window.
+    #[arg(long, value_name = "VECTORS", default_value_t = MAX_DENSE)]
+    max_dense_vectors: usize,
+    /// Print sequences, vectors, time, speed and peak memory (RSS) to stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// `attend predict`: a label per sequence or per vector.
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let started = Instant::now();
+    let LoadedSequence { mut model, spec, .. } = task::load(&args.model)?;
+    if args.window.is_some() {
+        model.set_window(args.window)?;
+    }
+    let set = read(&args.input)?;
+    let data = encode(&set, &spec, &model.config)?;
+    check_length(&model, &data, args.max_dense_vectors, &args.input)?;
+    let t0 = Instant::now();
+    let outputs = model.predict(&data, &spec)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let name = |c: u32| spec.classes.get(c as usize).map_or("?", String::as_str);
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match args.format {
+        PredictFormat::Tsv => {
+            let per_vector = spec.target == Target::VectorClass;
+            writeln!(out, "{}", if per_vector { "sequence\tline\tposition\tprediction" } else { "sequence\tline\tprediction" })?;
+            for (i, (s, o)) in set.series.iter().zip(&outputs).enumerate() {
+                match o {
+                    Output::Value(v) => writeln!(out, "{i}\t{}\t{v}", s.line)?,
+                    Output::Classes(c) if per_vector => {
+                        for (t, &k) in c.iter().enumerate() {
+                            writeln!(out, "{i}\t{}\t{t}\t{}", s.line, name(k))?;
+                        }
+                    }
+                    Output::Classes(c) => writeln!(out, "{i}\t{}\t{}", s.line, name(c[0]))?,
+                }
+            }
+        }
+        PredictFormat::Json => {
+            let items: Vec<serde_json::Value> = set
+                .series
+                .iter()
+                .zip(&outputs)
+                .enumerate()
+                .map(|(i, (s, o))| match o {
+                    Output::Value(v) => serde_json::json!({ "sequence": i, "line": s.line, "value": v }),
+                    Output::Classes(c) if spec.target == Target::VectorClass => {
+                        serde_json::json!({ "sequence": i, "line": s.line, "labels": c.iter().map(|&k| name(k)).collect::<Vec<_>>() })
+                    }
+                    Output::Classes(c) => serde_json::json!({ "sequence": i, "line": s.line, "label": name(c[0]) }),
+                })
+                .collect();
+            serde_json::to_writer(&mut out, &items)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    if args.stats {
+        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
+        eprintln!(
+            "labelled {} sequences, {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
+            set.series.len(),
+            set.vectors(),
+            set.length_range().1,
+            set.vectors() as f64 / secs.max(1e-9),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Heatmaps are drawn for sequences up to this many inputs (the JSON has any length).
+const MAX_HEATMAP: usize = 400;
+
+/// `attend attention` for a sequence model: who attends to whom in sequence `index` of `input`.
+pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Result<()> {
+    let LoadedSequence { model, spec, .. } = task::load(model_dir)?;
+    if model.config.encoder == EncoderKind::Rnn {
+        bail!("{} is a BiLSTM model: it has no attention weights to show", model_dir.display());
+    }
+    let set = read(input)?;
+    let Some(series) = set.series.get(index) else {
+        bail!("{} has {} sequences; --index {index} is out of range", input.display(), set.series.len());
+    };
+    let one = SeriesSet { series: vec![series.clone()], ..set.clone() };
+    let data = encode(&one, &spec, &model.config)?;
+    let output = model.predict(&data, &spec)?.remove(0);
+    let layers = model
+        .attention_weights(&data[0])?
+        .into_iter()
+        .map(|w| w.squeeze(0).and_then(|w| w.to_vec3::<f32>()))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let patch = model.config.patch;
+    let mut words: Vec<String> = (0..data[0].tokens - usize::from(model.config.summary()))
+        .map(|t| if patch > 1 { format!("{}-{}", t * patch, ((t + 1) * patch).min(series.len) - 1) } else { t.to_string() })
+        .collect();
+    if model.config.summary() {
+        words.insert(0, "[summary]".into());
+    }
+    let name = |c: u32| spec.classes.get(c as usize).cloned().unwrap_or_else(|| "?".into());
+    let (tags, said) = match &output {
+        Output::Classes(c) if spec.target == Target::VectorClass => (c.iter().map(|&k| name(k)).collect(), format!("{} labels", c.len())),
+        Output::Classes(c) => (vec![String::new(); words.len()], format!("class {}", name(c[0]))),
+        Output::Value(v) => (vec![String::new(); words.len()], format!("value {v}")),
+    };
+    let maps = attend_cli::viz::AttentionMaps { words, tags, layers };
+    println!("sequence {index} (line {}) of {}: {} vectors; predicted {said}", series.line, input.display(), series.len);
+    if maps.words.len() > MAX_HEATMAP {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join("attention.json");
+        std::fs::write(&path, serde_json::to_string(&maps)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("{} inputs are too many to draw (up to {MAX_HEATMAP}; --patch shortens signals): weights in {}", maps.words.len(), path.display());
+        return Ok(());
+    }
+    let files = attend_cli::viz::write_heatmaps(&maps, out)?;
+    println!("{} files in {}", files.len(), out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `[default]` in each flag's help is the config's default.
+    #[test]
+    fn help_shows_the_true_defaults() {
+        use attend::config::SequenceSettings;
+                let model = crate::settings::help_defaults_match::<super::SequenceModelArgs>(&SequenceConfig::default(), &[]);
+        assert!(model >= 11, "{model}");
+        let train = crate::settings::help_defaults_match::<super::SequenceTrainArgs>(&SequenceSettings::train_defaults(), &[("batch_vectors", "batch_tokens")]);
+        assert!(train >= 11, "{train}");
+    }
+}
