@@ -118,6 +118,23 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<usize>,
+    /// Scale each sequence by its own per-channel mean and deviation, and
+    /// give those two (log deviation) and the log length as extra inputs:
+    /// for signals whose amplitudes span orders of magnitude [off]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip)]
+    sequence_norm: bool,
+}
+
+impl SequenceModelArgs {
+    /// The flags given, as `[model]` table entries.
+    fn table(&self) -> Result<toml::Table> {
+        let mut t = toml::Table::try_from(self)?;
+        if self.sequence_norm {
+            t.insert("sequence_norm".into(), toml::Value::Boolean(true));
+        }
+        Ok(t)
+    }
 }
 
 /// Training flags; unset ones come from the config file or the sequence defaults.
@@ -178,6 +195,11 @@ pub struct SequenceTrainArgs {
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     crop: Option<usize>,
+    /// One label per sequence: train on a random window of at least this
+    /// share of each sequence, drawn at every step (augmentation) [1.0]
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_crop: Option<f32>,
 }
 
 fn read(path: &Path) -> Result<SeriesSet> {
@@ -220,10 +242,10 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
     interrupt_flag()?;
     let settings = match &args.resume {
         Some(dir) => {
-            settings::refuse_on_resume(dir, &args.model, &args.train_flags)?;
+            settings::refuse_on_resume(dir, &args.model.table()?, &args.train_flags)?;
             None
         }
-        None => Some(settings::resolve::<SequenceSettings>(args.config.as_deref(), &args.model, &args.train_flags)?),
+        None => Some(settings::resolve::<SequenceSettings>(args.config.as_deref(), &args.model.table()?, &args.train_flags)?),
     };
     let train_set = read(&args.train)?;
     eprintln!("train {}: {}", args.train.display(), describe(&train_set));

@@ -46,6 +46,10 @@ pub struct TrainConfig {
     /// this are cut into pieces of this length (long signals under a
     /// window; 0: never). Sequence models.
     pub crop: usize,
+    /// Sequence models with one label per sequence: each training sequence
+    /// is cut, at every step, to a random window of at least this share of
+    /// its inputs (data augmentation; 1: whole sequences).
+    pub random_crop: f32,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +71,7 @@ impl Default for TrainConfig {
             patience: None,
             dev_fraction: 0.2,
             crop: 0,
+            random_crop: 1.0,
         }
     }
 }
@@ -84,6 +89,9 @@ impl TrainConfig {
         }
         if !(self.dev_fraction > 0.0 && self.dev_fraction < 1.0) {
             return Err(format!("dev_fraction must be in (0, 1), got {}", self.dev_fraction));
+        }
+        if !(self.random_crop > 0.0 && self.random_crop <= 1.0) {
+            return Err(format!("random_crop must be in (0, 1], got {}", self.random_crop));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(format!("label_smoothing must be in [0, 1), got {}", self.label_smoothing));

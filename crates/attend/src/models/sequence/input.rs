@@ -113,18 +113,29 @@ fn encode_one(s: &Series, spec: &DataSpec, c: &SequenceConfig, remap: &dyn Fn(u3
     if summary == 1 {
         rows[width - 1] = 1.0; // the summary slot's flag; every other input of it is 0
     }
+    // The sequence's own per-channel mean and deviation, after the training-set normalisation.
+    let normalised = |k: usize, x: f32| (x - spec.mean[k]) / spec.std[k];
+    let own: Vec<(f32, f32)> = if c.sequence_norm { sequence_stats(s, d, &normalised) } else { vec![(0.0, 1.0); d] };
+    let stats_at = per_vector * c.patch;
     for (t, v) in s.values.chunks_exact(d).enumerate() {
         let row = &mut rows[(summary + t / c.patch) * width..][..width];
         let at = (t % c.patch) * per_vector;
         for (k, &x) in v.iter().enumerate() {
             if x.is_nan() {
-                // Missing: the training mean (0 after normalisation), flagged when the model has indicators.
+                // Missing: the mean (0 after normalisation), flagged when the model has indicators.
                 if c.missing_indicators {
                     row[at + d + k] = 1.0;
                 }
             } else {
-                row[at + k] = (x - spec.mean[k]) / spec.std[k];
+                row[at + k] = (normalised(k, x) - own[k].0) / own[k].1;
             }
+        }
+        if c.sequence_norm {
+            for (k, (m, sd)) in own.iter().enumerate() {
+                row[stats_at + 2 * k] = *m;
+                row[stats_at + 2 * k + 1] = sd.ln();
+            }
+            row[stats_at + 2 * d] = (s.len as f32).ln();
         }
     }
     let (classes, value) = match &s.label {
@@ -134,6 +145,20 @@ fn encode_one(s: &Series, spec: &DataSpec, c: &SequenceConfig, remap: &dyn Fn(u3
         Label::PerVector(ls) => (ls.iter().map(|&k| remap(k)).collect(), 0.0),
     };
     Encoded { rows, tokens, classes, value }
+}
+
+/// Mean and standard deviation of each channel of `s` (observed values,
+/// through `normalised`); a flat or unobserved channel gets deviation 1e-3.
+fn sequence_stats(s: &Series, d: usize, normalised: &dyn Fn(usize, f32) -> f32) -> Vec<(f32, f32)> {
+    (0..d)
+        .map(|k| {
+            let xs: Vec<f64> = s.values.chunks_exact(d).map(|v| v[k]).filter(|x| !x.is_nan()).map(|x| normalised(k, x) as f64).collect();
+            let n = xs.len().max(1) as f64;
+            let m = xs.iter().sum::<f64>() / n;
+            let sd = (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt().max(1e-3);
+            (m as f32, sd as f32)
+        })
+        .collect()
 }
 
 impl Encoded {

@@ -58,8 +58,14 @@ impl Task for SeriesTask<'_> {
         bucket(&self.lengths, self.cfg.batch_tokens, Some(rng))
     }
 
-    fn loss(&self, batch: &[usize], _rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
-        let batch = self.model.batch(&self.train, batch)?;
+    fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
+        let batch = if self.cfg.random_crop < 1.0 && self.model.config.target.per_sequence() {
+            let summary = usize::from(self.model.config.summary());
+            let cropped: Vec<Encoded> = batch.iter().map(|&i| random_window(&self.train[i], summary, self.cfg.random_crop, self.model.config.input_width(), rng)).collect();
+            self.model.batch(&cropped, &(0..cropped.len()).collect::<Vec<_>>())?
+        } else {
+            self.model.batch(&self.train, batch)?
+        };
         let units = batch.units(self.model.config.target == Target::VectorClass);
         Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, units))
     }
@@ -72,6 +78,22 @@ impl Task for SeriesTask<'_> {
     fn contents(&self) -> Result<Contents> {
         self.model.contents(self.spec, self.cfg)
     }
+}
+
+/// A random window of at least `share` of `e`'s inputs (the summary slot,
+/// if any, stays first).
+fn random_window(e: &Encoded, summary: usize, share: f32, width: usize, rng: &mut ChaCha8Rng) -> Encoded {
+    use rand::Rng;
+    let n = e.tokens - summary;
+    let len = rng.random_range(((n as f32 * share).ceil() as usize).clamp(1, n)..=n);
+    let start = summary + rng.random_range(0..=n - len);
+    let mut w = e.slice(start, start + len, width);
+    if summary == 1 {
+        let mut rows = e.rows[..width].to_vec();
+        rows.extend_from_slice(&w.rows);
+        w = Encoded { rows, tokens: len + 1, ..w };
+    }
+    w
 }
 
 impl SequenceModel {
