@@ -1,5 +1,5 @@
 //! Entry points for fuzzing the readers: CoNLL-U, graph directories, tagger
-//! checkpoints and TOML configs. Each takes arbitrary bytes and must return
+//! checkpoints, TOML configs and vector sequences (`.ts`, vector text, `.npz`). Each takes arbitrary bytes and must return
 //! (an error is fine) without panicking, hanging or exhausting memory.
 //!
 //! `fuzz/` runs them under cargo-fuzz (libFuzzer); `tests/fuzz_smoke.rs`
@@ -9,7 +9,7 @@
 use crate::checkpoint::CheckpointConfig;
 use crate::config::{Settings, TaggerSettings};
 use crate::models::tagger::load::tagger_from_bytes;
-use crate::data::{conllu, planetoid};
+use crate::data::{conllu, planetoid, series};
 use attend_kernels::graph::{EdgeOptions, Graph};
 use std::path::Path;
 
@@ -85,4 +85,27 @@ pub fn checkpoint(data: &[u8]) {
 /// A TOML tagger config.
 pub fn config(data: &[u8]) {
     let _ = TaggerSettings::from_toml(&String::from_utf8_lossy(data));
+}
+
+/// Vector sequences: the `.ts`, vector text and `.npz` readers. A `.ts` or
+/// vector text file that reads is written back and must read back the same.
+pub fn series(data: &[u8]) {
+    let same = |a: &series::SeriesSet, b: &series::SeriesSet| {
+        assert_eq!((a.dims, a.target, a.series.len()), (b.dims, b.target, b.series.len()), "round trip changed the set");
+        for (x, y) in a.series.iter().zip(&b.series) {
+            assert_eq!((x.len, &x.label), (y.len, &y.label), "round trip changed a sequence");
+            assert!(x.values.iter().zip(&y.values).all(|(p, q)| p == q || (p.is_nan() && q.is_nan())), "round trip changed values");
+        }
+    };
+    if let Ok(set) = series::parse_ts(data, Path::new("fuzz.ts")) {
+        if let Ok(text) = series::to_ts_string(&set) {
+            let again = series::parse_ts(text.as_bytes(), Path::new("fuzz.ts")).expect(".ts that attend wrote reads back");
+            same(&set, &again);
+        }
+    }
+    if let Ok(set) = series::parse_text(data, Path::new("fuzz.txt")) {
+        let again = series::parse_text(series::to_text_string(&set).as_bytes(), Path::new("fuzz.txt")).expect("vector text that attend wrote reads back");
+        same(&set, &again);
+    }
+    let _ = series::parse_npz_within(data, Path::new("fuzz.npz"), FUZZ_MAX_FLOATS);
 }

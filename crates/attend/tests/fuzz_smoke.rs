@@ -94,6 +94,29 @@ fn graph_reader_survives_mutations() {
     run("graph", fuzzing::graph, &graph_seeds(), 20_000);
 }
 
+fn series_seeds() -> Vec<Vec<u8>> {
+    let ts = attend::data::series::to_ts_string(&synthetic::series_majority(4, 7, true, 1)).unwrap().into_bytes();
+    let text = attend::data::series::to_text_string(&synthetic::series_far_context(3, 4, 2)).into_bytes();
+    let regression = b"# c\n@problemName r\n@univariate true\n@equalLength true\n@seriesLength 3\n@targetLabel true\n@data\n1,2,3:0.5\n4,?,6:-1\n".to_vec();
+    let mut npz = std::io::Cursor::new(Vec::new());
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::npz::NpzWriter::new(&mut npz);
+        let mut x = w.array("x", Default::default()).unwrap().default_dtype().shape(&[2, 3, 2]).begin_nd().unwrap();
+        x.extend((0..12).map(|v| v as f32)).unwrap();
+        x.finish().unwrap();
+        let mut y = w.array("y", Default::default()).unwrap().default_dtype().shape(&[2]).begin_nd().unwrap();
+        y.extend([0i64, 1]).unwrap();
+        y.finish().unwrap();
+    }
+    vec![ts, text, regression, npz.into_inner()]
+}
+
+#[test]
+fn series_readers_survive_mutations() {
+    run("series", fuzzing::series, &series_seeds(), 20_000);
+}
+
 /// A tiny tagger checkpoint's three files.
 fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let train = synthetic::toy_treebank(20, 1);
@@ -165,6 +188,7 @@ fn write_fuzz_corpora() {
         ("graph", graph_seeds()),
         ("checkpoint", vec![[config, vocab, weights].join(&0u8)]),
         ("config", config_seeds()),
+        ("series", series_seeds()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);
