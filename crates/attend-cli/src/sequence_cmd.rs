@@ -191,7 +191,7 @@ pub struct SequenceTrainArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     dev_fraction: Option<f32>,
     /// Cut training sequences with a label per vector into pieces of N
-    /// vectors (long signals; use with --window) [0 = whole sequences]
+    /// vectors (long signals; use with --window; 0: whole sequences) [0]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     crop: Option<usize>,
@@ -213,7 +213,8 @@ fn describe(set: &SeriesSet) -> String {
         Target::SequenceClass | Target::VectorClass => format!("{}, {} classes", set.target, set.classes.len()),
         t => t.to_string(),
     };
-    format!("{} sequences ({lengths}, {} values per vector, {} missing; {labels})", set.series.len(), set.dims, set.missing())
+    let width = if set.dims == 1 { "1 value per vector".to_string() } else { format!("{} values per vector", set.dims) };
+    format!("{} sequences ({lengths}, {width}, {} missing; {labels})", set.series.len(), set.missing())
 }
 
 /// How a run's dev score is shown.
@@ -282,9 +283,9 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
                 None => format!("{} sequences", p.dev.len()),
             };
             eprintln!(
-                "model: {} inputs of width {} -> {} outputs; {} parameters; dev: {dev}; {} threads",
-                if model.config.patch > 1 { format!("patches of {}", model.config.patch) } else { "vectors".into() },
+                "model: inputs {} wide ({}) -> {} outputs; {} parameters; dev: {dev}; {} threads",
                 model.config.input_width(),
+                if model.config.patch > 1 { format!("patches of {} vectors", model.config.patch) } else { "one per vector".into() },
                 model.config.outputs,
                 model.params.num_scalars(),
                 attend::rayon::current_num_threads()
@@ -511,7 +512,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     if args.stats {
         let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
         eprintln!(
-            "labelled {} sequences, {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
+            "labelled {} sequence(s), {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
             set.series.len(),
             set.vectors(),
             set.length_range().1,
@@ -576,6 +577,7 @@ mod tests {
     #[test]
     fn help_shows_the_true_defaults() {
         use attend::config::SequenceSettings;
+        use attend::models::sequence::config::SequenceConfig;
                 let model = crate::settings::help_defaults_match::<super::SequenceModelArgs>(&SequenceConfig::default(), &[]);
         assert!(model >= 11, "{model}");
         let train = crate::settings::help_defaults_match::<super::SequenceTrainArgs>(&SequenceSettings::train_defaults(), &[("batch_vectors", "batch_tokens")]);

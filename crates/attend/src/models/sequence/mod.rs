@@ -145,7 +145,8 @@ impl SequenceModel {
     }
 
     /// Predictions, and with `loss` the mean loss over the labelled units
-    /// of the sequences that fit one batch (long sliced ones are left out).
+    /// of the sequences that fit one batch (long sliced ones are left out;
+    /// `None` if nothing was left).
     fn run(&self, data: &[Encoded], spec: &DataSpec, loss: bool) -> crate::Result<(Vec<Output>, Option<f64>)> {
         let (mut loss_sum, mut units) = (0f64, 0usize);
         let mut out = vec![Output::Classes(vec![]); data.len()];
@@ -171,7 +172,7 @@ impl SequenceModel {
                 out[*i] = o;
             }
         }
-        Ok((out, loss.then(|| loss_sum / units.max(1) as f64)))
+        Ok((out, (loss && units > 0).then(|| loss_sum / units as f64)))
     }
 
     /// Scores predictions against the gold labels of `data`.
@@ -179,10 +180,11 @@ impl SequenceModel {
         Ok(self.evaluate_with_loss(data, spec)?.0)
     }
 
-    /// [`evaluate`](Self::evaluate) and the mean loss (for model selection).
-    pub fn evaluate_with_loss(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<(eval::SeriesReport, f64)> {
+    /// [`evaluate`](Self::evaluate) and the mean loss (for model selection;
+    /// `None` when every sequence was too long for one batch and went in slices).
+    pub fn evaluate_with_loss(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<(eval::SeriesReport, Option<f64>)> {
         let (predicted, loss) = self.run(data, spec, true)?;
-        Ok((eval::score(data, &predicted, spec), loss.unwrap_or(f64::NAN)))
+        Ok((eval::score(data, &predicted, spec), loss))
     }
 
     /// Attention weights per layer `[1, heads, seq, seq]` for one sequence.

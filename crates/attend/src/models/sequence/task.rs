@@ -72,7 +72,7 @@ impl Task for SeriesTask<'_> {
 
     fn evaluate(&self) -> Result<Evaluation<SeriesReport>> {
         let (report, loss) = self.model.evaluate_with_loss(self.dev, self.spec)?;
-        Ok(Evaluation { accuracy: report.selection_score(), loss: Some(loss), report })
+        Ok(Evaluation { accuracy: report.selection_score(), loss, report })
     }
 
     fn contents(&self) -> Result<Contents> {
