@@ -124,6 +124,16 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip)]
     sequence_norm: bool,
+    /// A convolutional stem: each vector first becomes N learned features
+    /// of the --stem-kernel vectors around it (then GELU), before patches
+    /// are joined; 0 = off [0]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stem: Option<usize>,
+    /// Width of the stem's window, odd [9]
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stem_kernel: Option<usize>,
 }
 
 impl SequenceModelArgs {

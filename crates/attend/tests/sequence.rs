@@ -40,6 +40,8 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         (series_majority(6, 11, true, 2), small(Pooling::Mean)),
         (series_majority(6, 11, false, 3), small(Pooling::Summary)),
         (series_majority(6, 11, false, 4), SequenceConfig { patch: 3, position: PositionKind::Learned, ..small(Pooling::Mean) }),
+        (series_majority(6, 11, true, 5), SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) }),
+        (series_far_context(6, 9, 6), SequenceConfig { stem: 8, stem_kernel: 5, ..small(Pooling::Mean) }),
     ];
     for (set, settings) in cases {
         let cfg = train_cfg(1, 5);

@@ -39,6 +39,12 @@ pub struct SequenceConfig {
     /// sequence's length (signals whose amplitudes span orders of magnitude
     /// keep both shape and level; mean pooling alone cannot see the length).
     pub sequence_norm: bool,
+    /// A convolutional stem: each vector is first replaced by `stem`
+    /// features of the `stem_kernel` vectors around it (a learned
+    /// convolution, then GELU), before patches are joined (0: off).
+    pub stem: usize,
+    /// Width of the stem's window, odd.
+    pub stem_kernel: usize,
     /// Set from the training data: the file's vector width, whether it has
     /// missing values (then each value gets an indicator input), what the
     /// labels are, and how many outputs the head has (classes, or 1).
@@ -65,6 +71,8 @@ impl Default for SequenceConfig {
             pooling: Pooling::Mean,
             patch: 1,
             sequence_norm: false,
+            stem: 0,
+            stem_kernel: 9,
             dims: 0,
             missing_indicators: false,
             target: Target::SequenceClass,
@@ -99,8 +107,28 @@ impl SequenceConfig {
     /// missing-value indicators), the sequence's own statistics (with
     /// `sequence_norm`), and the summary flag.
     pub fn input_width(&self) -> usize {
-        let per_vector = self.dims * if self.missing_indicators { 2 } else { 1 };
-        per_vector * self.patch + if self.sequence_norm { 2 * self.dims + 1 } else { 0 } + usize::from(self.summary())
+        self.slot_width() * self.patch + self.extra_width()
+    }
+
+    /// Inputs of one vector (values and missing-value indicators).
+    pub fn vector_width(&self) -> usize {
+        self.dims * if self.missing_indicators { 2 } else { 1 }
+    }
+
+    /// Inputs of one vector's slot in a patch: the vector, or with a stem
+    /// the `stem_kernel` vectors around it.
+    pub fn slot_width(&self) -> usize {
+        self.vector_width() * if self.stem > 0 { self.stem_kernel } else { 1 }
+    }
+
+    /// Inputs after the patch: the sequence's statistics and the summary flag.
+    pub fn extra_width(&self) -> usize {
+        (if self.sequence_norm { 2 * self.dims + 1 } else { 0 }) + usize::from(self.summary())
+    }
+
+    /// Width of what the encoder receives (after the stem).
+    pub fn encoder_input_width(&self) -> usize {
+        if self.stem > 0 { self.stem * self.patch + self.extra_width() } else { self.input_width() }
     }
 
     /// Checks the settings a user gives (before the data sets the rest).
@@ -108,6 +136,9 @@ impl SequenceConfig {
         self.encoder_config().validate()?;
         if self.patch == 0 {
             return Err("patch must be at least 1".into());
+        }
+        if self.stem > 0 && self.stem_kernel % 2 == 0 {
+            return Err(format!("stem_kernel must be odd, got {}", self.stem_kernel));
         }
         Ok(())
     }
@@ -137,6 +168,7 @@ impl SequenceConfig {
     /// Trainable scalars (in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
         let head = (self.d_model as u128 + 1) * self.outputs as u128;
-        self.encoder_config().parameter_count(self.input_width()) + head
+        let stem = if self.stem > 0 { (self.slot_width() as u128 + 1) * self.stem as u128 } else { 0 };
+        self.encoder_config().parameter_count(self.encoder_input_width()) + head + stem
     }
 }

@@ -104,7 +104,7 @@ pub fn encode(set: &SeriesSet, spec: &DataSpec, config: &SequenceConfig) -> Resu
 
 fn encode_one(s: &Series, spec: &DataSpec, c: &SequenceConfig, remap: &dyn Fn(u32) -> u32) -> Encoded {
     let d = spec.dims;
-    let per_vector = d * if c.missing_indicators { 2 } else { 1 };
+    let per_vector = c.vector_width();
     let width = c.input_width();
     let summary = usize::from(c.summary());
     let patches = s.len.div_ceil(c.patch);
@@ -116,18 +116,29 @@ fn encode_one(s: &Series, spec: &DataSpec, c: &SequenceConfig, remap: &dyn Fn(u3
     // The sequence's own per-channel mean and deviation, after the training-set normalisation.
     let normalised = |k: usize, x: f32| (x - spec.mean[k]) / spec.std[k];
     let own: Vec<(f32, f32)> = if c.sequence_norm { sequence_stats(s, d, &normalised) } else { vec![(0.0, 1.0); d] };
-    let stats_at = per_vector * c.patch;
-    for (t, v) in s.values.chunks_exact(d).enumerate() {
-        let row = &mut rows[(summary + t / c.patch) * width..][..width];
-        let at = (t % c.patch) * per_vector;
+    // Each vector's inputs: its values (a missing one is the mean, 0 after
+    // normalisation) and, when the model has them, the missing indicators.
+    let mut features = vec![0f32; s.len * per_vector];
+    for (v, f) in s.values.chunks_exact(d).zip(features.chunks_exact_mut(per_vector)) {
         for (k, &x) in v.iter().enumerate() {
             if x.is_nan() {
-                // Missing: the mean (0 after normalisation), flagged when the model has indicators.
                 if c.missing_indicators {
-                    row[at + d + k] = 1.0;
+                    f[d + k] = 1.0;
                 }
             } else {
-                row[at + k] = (normalised(k, x) - own[k].0) / own[k].1;
+                f[k] = (normalised(k, x) - own[k].0) / own[k].1;
+            }
+        }
+    }
+    let (slot, half) = (c.slot_width(), if c.stem > 0 { c.stem_kernel / 2 } else { 0 });
+    let stats_at = slot * c.patch;
+    for t in 0..s.len {
+        let row = &mut rows[(summary + t / c.patch) * width..][..width];
+        let at = (t % c.patch) * slot;
+        // The vector, or the window around it for the stem (zeros beyond the ends).
+        for (j, u) in (t as isize - half as isize..=(t + half) as isize).enumerate() {
+            if (0..s.len as isize).contains(&u) {
+                row[at + j * per_vector..][..per_vector].copy_from_slice(&features[u as usize * per_vector..][..per_vector]);
             }
         }
         if c.sequence_norm {
@@ -211,5 +222,48 @@ impl SeriesBatch {
     /// Vectors with a label (per vector), or sequences.
     pub fn units(&self, per_vector: bool) -> usize {
         if per_vector { self.classes.iter().filter(|&&c| c != IGNORE).count() } else { self.lengths.len() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::series::{Label, Series};
+    use std::path::PathBuf;
+
+    fn set(values: Vec<f32>, dims: usize) -> SeriesSet {
+        let len = values.len() / dims;
+        SeriesSet {
+            path: PathBuf::from("t.ts"),
+            name: None,
+            dims,
+            target: Target::SequenceClass,
+            classes: vec!["a".into()],
+            series: vec![Series { values, len, label: Label::Class(0), line: 1 }],
+        }
+    }
+
+    #[test]
+    fn inputs_are_normalised_flagged_patched_and_windowed() {
+        // Channel 0: 1, 3 and a missing value (mean 2, deviation 1); channel 1: 10, 30, 20 (mean 20, deviation 8.16).
+        let train = set(vec![1.0, 10.0, 3.0, 30.0, f32::NAN, 20.0], 2);
+        let spec = DataSpec::fit(&train, &[0]).unwrap();
+        assert_eq!((spec.mean.clone(), spec.std[0]), (vec![2.0, 20.0], 1.0));
+        assert!((spec.std[1] - (200.0f32 / 3.0).sqrt()).abs() < 1e-5, "{}", spec.std[1]);
+        let c = SequenceConfig { dims: 2, missing_indicators: true, outputs: 1, patch: 2, ..SequenceConfig::default() };
+        let e = &encode(&train, &spec, &c).unwrap()[0];
+        // Two patches of two vectors, each vector [x0, x1, missing0, missing1]; the last patch half empty.
+        assert_eq!((e.tokens, e.rows.len()), (2, 16));
+        assert_eq!(&e.rows[0..4], &[-1.0, -10.0 / spec.std[1], 0.0, 0.0]);
+        assert_eq!(&e.rows[8..12], &[0.0, 0.0, 1.0, 0.0], "missing: the mean (0) and its flag");
+        assert_eq!(&e.rows[12..16], &[0.0; 4], "padding inside the last patch");
+        // A stem of width 3: each slot holds the vector before, itself and the one after.
+        let c = SequenceConfig { dims: 2, outputs: 1, stem: 4, stem_kernel: 3, ..SequenceConfig::default() };
+        let plain = set(vec![2.0, 20.0, 3.0, 20.0, 4.0, 20.0], 2);
+        let e = &encode(&plain, &spec, &c).unwrap()[0];
+        assert_eq!((c.slot_width(), c.encoder_input_width()), (6, 4));
+        assert_eq!(&e.rows[0..6], &[0.0, 0.0, 0.0, 0.0, 1.0, 0.0], "before the start: zeros");
+        assert_eq!(&e.rows[6..12], &[0.0, 0.0, 1.0, 0.0, 2.0, 0.0]);
+        assert_eq!(&e.rows[12..18], &[1.0, 0.0, 2.0, 0.0, 0.0, 0.0], "after the end: zeros");
     }
 }

@@ -13,7 +13,7 @@ use crate::data::batch::bucket;
 use crate::data::series::Target;
 use crate::nn::head::{mean_squared_error, PerVectorHead, PooledHead};
 use crate::nn::sequence::{slices, SequenceEncoder};
-use crate::nn::{Ctx, ParamStore};
+use crate::nn::{Ctx, Linear, ParamStore};
 use crate::ops;
 use candle_core::{Result, Tensor, D};
 use config::SequenceConfig;
@@ -30,6 +30,8 @@ enum Head {
 pub struct SequenceModel {
     pub config: SequenceConfig,
     pub params: ParamStore,
+    /// The convolutional stem (`stem.*`), if any.
+    stem: Option<Linear>,
     encoder: SequenceEncoder,
     head: Head,
 }
@@ -47,12 +49,13 @@ impl SequenceModel {
     pub fn new(config: SequenceConfig, seed: u64) -> Result<Self> {
         config.validate().map_err(candle_core::Error::msg)?;
         let mut p = ParamStore::new(seed);
-        let encoder = SequenceEncoder::new(&mut p, config.input_width(), &config.encoder_config())?;
+        let stem = if config.stem > 0 { Some(Linear::new(&mut p, "stem", config.slot_width(), config.stem, true)?) } else { None };
+        let encoder = SequenceEncoder::new(&mut p, config.encoder_input_width(), &config.encoder_config())?;
         let head = match config.target {
             Target::VectorClass => Head::PerVector(PerVectorHead::new(&mut p, "head", config.d_model, config.outputs)?),
             _ => Head::Pooled(PooledHead::new(&mut p, "head", config.d_model, config.outputs, config.pooling)?),
         };
-        Ok(SequenceModel { config, params: p, encoder, head })
+        Ok(SequenceModel { config, params: p, stem, encoder, head })
     }
 
     fn per_vector(&self) -> bool {
@@ -62,7 +65,8 @@ impl SequenceModel {
     /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
     /// sequence; the batch starts at position `first` of a longer sequence.
     fn forward_from(&self, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
-        let h = self.encoder.forward(&batch.x, &batch.lengths, first, ctx)?;
+        let x = self.stem_forward(&batch.x)?;
+        let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
         match &self.head {
             Head::PerVector(head) => head.forward(&h),
             Head::Pooled(head) => head.forward(&h, &batch.lengths),
@@ -85,6 +89,21 @@ impl SequenceModel {
                 ops::cross_entropy(&scores, &targets, label_smoothing)
             }
         }
+    }
+
+    /// The stem over each slot of each patch (a convolution: every slot
+    /// holds the window around its vector), then GELU; the statistics and
+    /// the summary flag pass through. Without a stem, the inputs as they are.
+    fn stem_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(stem) = &self.stem else { return Ok(x.clone()) };
+        let (b, t, w) = x.dims3()?;
+        let (p, slot) = (self.config.patch, self.config.slot_width());
+        let body = x.narrow(2, 0, p * slot)?.contiguous()?.reshape((b, t * p, slot))?;
+        let h = stem.forward(&body)?.gelu_erf()?.reshape((b, t, p * self.config.stem))?;
+        if w == p * slot {
+            return Ok(h);
+        }
+        Tensor::cat(&[&h, &x.narrow(2, p * slot, w - p * slot)?], 2)
     }
 
     pub fn batch(&self, data: &[Encoded], indices: &[usize]) -> Result<SeriesBatch> {
@@ -190,6 +209,6 @@ impl SequenceModel {
     /// Attention weights per layer `[1, heads, seq, seq]` for one sequence.
     pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
-        self.encoder.attention_weights(&batch.x, &batch.lengths)
+        self.encoder.attention_weights(&self.stem_forward(&batch.x)?, &batch.lengths)
     }
 }
