@@ -40,10 +40,12 @@ pub struct TrainSequenceArgs {
     /// and a summary in OUT/report.json.
     #[arg(long, default_value = "runs/sequence")]
     out: PathBuf,
-    /// Continue the interrupted run in this model directory with its saved
-    /// settings, statistics, optimizer and random state (give the same
-    /// --train/--dev files): the result equals an uninterrupted run. Give
-    /// no model or training flags with it (except --max-minutes).
+    /// Continue the interrupted run in this directory (a model directory,
+    /// or the OUT of a --seeds run: every seed is then finished and the
+    /// report written) with its saved settings, statistics, optimizer and
+    /// random state (give the same --train/--dev/--test files): the result
+    /// equals an uninterrupted run. Give no model or training flags with it
+    /// (except --max-minutes).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config", "seeds"])]
     resume: Option<PathBuf>,
     /// TOML file with [model] and [train] tables (names as the flags, with
@@ -265,26 +267,46 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         eprintln!("dev {}: {}", path.display(), describe(d));
     }
     let test_set = args.test.as_deref().map(read).transpose()?;
-    if let Some(dir) = &args.resume {
-        let SequenceRun { model, spec, mut train, resume } = task::load_training(dir)?;
-        if let Some(m) = args.train_flags.max_minutes {
-            train.max_minutes = Some(m);
+    let plan_path = |dir: &Path| dir.join("seeds.json");
+    let (plan, out, resuming) = match &args.resume {
+        Some(dir) if plan_path(dir).exists() => {
+            let text = std::fs::read_to_string(plan_path(dir)).with_context(|| format!("reading {}", plan_path(dir).display()))?;
+            let plan: SeedsPlan = serde_json::from_str(&text).with_context(|| format!("{}", plan_path(dir).display()))?;
+            (plan, dir.clone(), true)
         }
-        let p = prepare(&train_set, dev_set.as_ref(), &train, &model.config, Some(spec))?;
-        if p.missing != model.config.missing_indicators {
-            bail!("{}: not the training file this run started with (its missing values differ)", args.train.display());
+        Some(dir) => {
+            let run = resume_one(dir, &train_set, dev_set.as_ref(), test_set.as_ref(), args.train_flags.max_minutes, "")?;
+            print_run(&run, dir);
+            return Ok(());
         }
-        eprintln!("resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
-        let run = train_one(&model, p, &train, dir, Some(resume), test_set.as_ref(), "")?;
-        print_run(&run, dir);
-        return Ok(());
+        None => {
+            let SequenceSettings { model, train } = settings.expect("resolved above");
+            (SeedsPlan { seeds: args.seeds, model, train }, args.out.clone(), false)
+        }
+    };
+    let SeedsPlan { seeds, model: settings, mut train } = plan;
+    if args.train_flags.max_minutes.is_some() {
+        train.max_minutes = args.train_flags.max_minutes;
     }
-    let SequenceSettings { model: settings, train } = settings.expect("resolved above");
+    if seeds > 1 && !resuming {
+        // What `--resume OUT` needs to finish every seed and the report.
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let plan = SeedsPlan { seeds, model: settings.clone(), train: train.clone() };
+        std::fs::write(plan_path(&out), serde_json::to_string_pretty(&plan)?).with_context(|| format!("writing {}", plan_path(&out).display()))?;
+    }
     let mut runs = Vec::new();
-    for s in 0..args.seeds {
+    for s in 0..seeds {
         let cfg = TrainConfig { seed: train.seed + s as u64, ..train.clone() };
-        let dir = if args.seeds == 1 { args.out.clone() } else { args.out.join(format!("seed-{}", cfg.seed)) };
-        let prefix = if args.seeds == 1 { String::new() } else { format!("seed {} ", cfg.seed) };
+        let dir = if seeds == 1 { out.clone() } else { out.join(format!("seed-{}", cfg.seed)) };
+        let prefix = if seeds == 1 { String::new() } else { format!("seed {} ", cfg.seed) };
+        // Resuming a multi-seed run: seeds with a saved state continue (a
+        // finished one gives its result again), the others start.
+        if resuming && dir.join("resume/state.json").exists() {
+            let run = resume_one(&dir, &train_set, dev_set.as_ref(), test_set.as_ref(), args.train_flags.max_minutes, &prefix)?;
+            print_run(&run, &dir);
+            runs.push(run);
+            continue;
+        }
         let p = prepare(&train_set, dev_set.as_ref(), &cfg, &settings, None)?;
         let model = task::new_model(&settings, &p.spec, p.missing, cfg.seed)?;
         if s == 0 {
@@ -305,7 +327,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         print_run(&run, &dir);
         runs.push(run);
     }
-    if args.seeds > 1 {
+    if seeds > 1 {
         let scores: Vec<f64> = runs.iter().filter_map(|r| r.test_score).collect();
         let (mean, std) = mean_std(&scores);
         let seconds = runs.iter().map(|r| r.train_seconds).collect::<Vec<_>>();
@@ -313,17 +335,39 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         if !scores.is_empty() {
             let what = if train_set.target == Target::SequenceValue { "RMSE" } else { "accuracy" };
             let scale = if train_set.target == Target::SequenceValue { 1.0 } else { 100.0 };
-            println!("test {what} over {} seeds: {:.2} +- {:.2}; training {:.1} s per seed", args.seeds, scale * mean, scale * std, time_mean);
+            println!("test {what} over {seeds} seeds: {:.2} +- {:.2}; training {:.1} s per seed", scale * mean, scale * std, time_mean);
         }
         let report = serde_json::json!({
             "train": args.train, "dev": args.dev, "test": args.test,
             "model": settings, "settings": train, "runs": runs,
             "test_mean": mean, "test_std": std, "train_seconds_mean": time_mean,
         });
-        let path = args.out.join("report.json");
+        let path = out.join("report.json");
         std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A multi-seed run's settings (`OUT/seeds.json`), so `--resume OUT` can finish it.
+#[derive(Serialize, serde::Deserialize)]
+struct SeedsPlan {
+    seeds: usize,
+    model: attend::models::sequence::config::SequenceConfig,
+    train: TrainConfig,
+}
+
+/// Continues the run saved in `dir` on the same data (its saved settings and statistics).
+fn resume_one(dir: &Path, train_set: &SeriesSet, dev: Option<&SeriesSet>, test: Option<&SeriesSet>, max_minutes: Option<f64>, prefix: &str) -> Result<RunReport> {
+    let SequenceRun { model, spec, mut train, resume } = task::load_training(dir)?;
+    if max_minutes.is_some() {
+        train.max_minutes = max_minutes;
+    }
+    let p = prepare(train_set, dev, &train, &model.config, Some(spec))?;
+    if p.missing != model.config.missing_indicators {
+        bail!("{}: not the training file this run started with (its missing values differ)", train_set.path.display());
+    }
+    eprintln!("{prefix}resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
+    train_one(&model, p, &train, dir, Some(resume), test, prefix)
 }
 
 /// Mean and sample standard deviation.
@@ -345,7 +389,13 @@ fn train_one(model: &SequenceModel, p: Prepared, cfg: &TrainConfig, dir: &Path, 
     let mut progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(p.spec.target));
     let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt_flag()?) };
     let summary = match task::train_sequence(model, &p.spec, p.train, &p.dev, cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
+        Err(attend::Error::Interrupted(why)) => {
+            let why = match dir.parent().filter(|p| p.join("seeds.json").exists()) {
+                Some(out) => format!("{why} (or --resume {} to finish every seed and the report)", out.display()),
+                None => why,
+            };
+            progress::exit_interrupted(&mut progress, &why)
+        }
         other => other?,
     };
     progress.finish();

@@ -144,6 +144,19 @@ fn a_time_limited_run_resumes_to_the_same_model_and_seeds_report() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(seeds.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 2);
     assert!(seeds.join("seed-43/model.safetensors").exists());
+    // A --seeds run stopped by its time limit: --resume OUT finishes every seed and the report, as if never stopped.
+    let cut = dir.path().join("seeds-cut");
+    let mut args = base(&cut);
+    args.extend(["--seeds", "2", "--test", test.to_str().unwrap(), "--max-minutes", "0.000001"].map(String::from));
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(cut.join("seeds.json").exists());
+    let o = run(&["train", "sequence", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--resume", cut.to_str().unwrap(), "--max-minutes", "60", "--threads", "2"]);
+    assert!(stderr(&o).contains("seed 43 resuming"), "{}", stderr(&o));
+    for s in ["seed-42", "seed-43"] {
+        assert_eq!(std::fs::read(cut.join(s).join("model.safetensors")).unwrap(), std::fs::read(seeds.join(s).join("model.safetensors")).unwrap(), "{s} differs");
+    }
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(cut.join("report.json")).unwrap()).unwrap();
+    assert_eq!((&again["test_mean"], &again["test_std"]), (&report["test_mean"], &report["test_std"]));
 }
 
 #[test]
