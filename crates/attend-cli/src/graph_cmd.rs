@@ -1,6 +1,7 @@
 //! `attend train graph`, `attend eval graph`.
 
 use crate::progress::{self, interrupt_flag, Progress};
+use crate::seeds;
 use crate::settings;
 use anyhow::{Context, Result};
 use attend::config::GraphSettings;
@@ -181,14 +182,6 @@ struct Report {
     test_accuracy_std: f64,
 }
 
-/// Mean and sample standard deviation.
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
-}
-
 pub fn train(args: TrainGraphArgs) -> Result<()> {
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
     interrupt_flag()?; // from here on, Ctrl-C saves (the run stops after its current epoch)
@@ -201,14 +194,10 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         None => Some(settings::resolve::<GraphSettings>(args.config.as_deref(), &args.model.table()?, &args.train)?),
     };
     let data = planetoid::read_dir(&args.data, 0)?;
-    let plan_path = |dir: &Path| dir.join("seeds.json");
-    let (plan, out, resuming) = match &args.resume {
-        Some(dir) if plan_path(dir).exists() => {
-            let text = std::fs::read_to_string(plan_path(dir)).with_context(|| format!("reading {}", plan_path(dir).display()))?;
-            let plan: SeedsPlan = serde_json::from_str(&text).with_context(|| format!("{}", plan_path(dir).display()))?;
-            (plan, dir.clone(), true)
-        }
-        Some(dir) => {
+    let saved = args.resume.as_deref().map(seeds::read_plan::<SeedsPlan>).transpose()?.flatten();
+    let (plan, out, resuming) = match (&args.resume, saved) {
+        (Some(dir), Some(plan)) => (plan, dir.clone(), true),
+        (Some(dir), None) => {
             let GraphRunToResume { model, mut train, resume } = task::load_training(dir)?;
             if args.train.max_minutes.is_some() {
                 train.max_minutes = args.train.max_minutes;
@@ -219,7 +208,7 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
             print_run(&run, dir);
             return Ok(());
         }
-        None => {
+        (None, _) => {
             let GraphSettings { model: mut config, train } = settings.expect("resolved above");
             config.feature_dim = data.feature_dim;
             config.classes = data.classes;
@@ -249,15 +238,12 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     );
     if seeds > 1 && !resuming {
         // What `--resume OUT` needs to finish every seed and the report.
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let plan = SeedsPlan { seeds, model: config.clone(), train: train.clone() };
-        std::fs::write(plan_path(&out), serde_json::to_string_pretty(&plan)?).with_context(|| format!("writing {}", plan_path(&out).display()))?;
+        seeds::write_plan(&out, &SeedsPlan { seeds, model: config.clone(), train: train.clone() })?;
     }
     let mut runs = Vec::new();
     for s in 0..seeds {
         let train_cfg = GraphTrainConfig { seed: train.seed + s as u64, ..train.clone() };
-        let dir = if seeds == 1 { out.clone() } else { out.join(format!("seed-{}", train_cfg.seed)) };
-        let prefix = if seeds == 1 { String::new() } else { format!("seed {} ", train_cfg.seed) };
+        let (dir, prefix) = seeds::seed_dir(&out, seeds, train_cfg.seed);
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one returns its result at once), the others start.
         let run = if resuming && dir.join("resume/state.json").exists() {
@@ -273,7 +259,7 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     }
     if seeds > 1 {
         let accs: Vec<f64> = runs.iter().map(|r| r.test.accuracy as f64 * 100.0).collect();
-        let (mean, std) = mean_std(&accs);
+        let (mean, std) = seeds::mean_std(&accs);
         println!("test accuracy over {seeds} seeds: {mean:.2} +- {std:.2}%");
         let report = Report { data: args.data.clone(), model: config, train, runs, test_accuracy_mean: mean, test_accuracy_std: std };
         let path = out.join("report.json");
@@ -304,14 +290,7 @@ fn train_one(
     let mut progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
     let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt) };
     let run = match task::train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => {
-            let all = dir.parent().filter(|p| p.join("seeds.json").exists());
-            let why = match all {
-                Some(out) => format!("{why} (or --resume {} to finish every seed and the report)", out.display()),
-                None => why,
-            };
-            progress::exit_interrupted(&mut progress, &why)
-        }
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &seeds::interrupted(why, dir)),
         other => other?,
     };
     progress.finish();

@@ -4,6 +4,7 @@ mod bench_cmd;
 mod compare_cmd;
 mod graph_cmd;
 mod progress;
+mod seeds;
 mod sequence_cmd;
 mod serve;
 mod settings;

@@ -2,6 +2,7 @@
 //! `attend attention` for sequence models.
 
 use crate::progress::{self, interrupt_flag, Progress};
+use crate::seeds;
 use crate::settings;
 use anyhow::{bail, Context, Result};
 use attend::config::{SequenceSettings, TrainConfig};
@@ -267,19 +268,15 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         eprintln!("dev {}: {}", path.display(), describe(d));
     }
     let test_set = args.test.as_deref().map(read).transpose()?;
-    let plan_path = |dir: &Path| dir.join("seeds.json");
-    let (plan, out, resuming) = match &args.resume {
-        Some(dir) if plan_path(dir).exists() => {
-            let text = std::fs::read_to_string(plan_path(dir)).with_context(|| format!("reading {}", plan_path(dir).display()))?;
-            let plan: SeedsPlan = serde_json::from_str(&text).with_context(|| format!("{}", plan_path(dir).display()))?;
-            (plan, dir.clone(), true)
-        }
-        Some(dir) => {
+    let saved = args.resume.as_deref().map(seeds::read_plan::<SeedsPlan>).transpose()?.flatten();
+    let (plan, out, resuming) = match (&args.resume, saved) {
+        (Some(dir), Some(plan)) => (plan, dir.clone(), true),
+        (Some(dir), None) => {
             let run = resume_one(dir, &train_set, dev_set.as_ref(), test_set.as_ref(), args.train_flags.max_minutes, "")?;
             print_run(&run, dir);
             return Ok(());
         }
-        None => {
+        (None, _) => {
             let SequenceSettings { model, train } = settings.expect("resolved above");
             (SeedsPlan { seeds: args.seeds, model, train }, args.out.clone(), false)
         }
@@ -290,15 +287,12 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
     }
     if seeds > 1 && !resuming {
         // What `--resume OUT` needs to finish every seed and the report.
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let plan = SeedsPlan { seeds, model: settings.clone(), train: train.clone() };
-        std::fs::write(plan_path(&out), serde_json::to_string_pretty(&plan)?).with_context(|| format!("writing {}", plan_path(&out).display()))?;
+        seeds::write_plan(&out, &SeedsPlan { seeds, model: settings.clone(), train: train.clone() })?;
     }
     let mut runs = Vec::new();
     for s in 0..seeds {
         let cfg = TrainConfig { seed: train.seed + s as u64, ..train.clone() };
-        let dir = if seeds == 1 { out.clone() } else { out.join(format!("seed-{}", cfg.seed)) };
-        let prefix = if seeds == 1 { String::new() } else { format!("seed {} ", cfg.seed) };
+        let (dir, prefix) = seeds::seed_dir(&out, seeds, cfg.seed);
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one gives its result again), the others start.
         if resuming && dir.join("resume/state.json").exists() {
@@ -329,9 +323,9 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
     }
     if seeds > 1 {
         let scores: Vec<f64> = runs.iter().filter_map(|r| r.test_score).collect();
-        let (mean, std) = mean_std(&scores);
+        let (mean, std) = seeds::mean_std(&scores);
         let seconds = runs.iter().map(|r| r.train_seconds).collect::<Vec<_>>();
-        let (time_mean, _) = mean_std(&seconds);
+        let (time_mean, _) = seeds::mean_std(&seconds);
         if !scores.is_empty() {
             let what = if train_set.target == Target::SequenceValue { "RMSE" } else { "accuracy" };
             let scale = if train_set.target == Target::SequenceValue { 1.0 } else { 100.0 };
@@ -370,14 +364,6 @@ fn resume_one(dir: &Path, train_set: &SeriesSet, dev: Option<&SeriesSet>, test: 
     train_one(&model, p, &train, dir, Some(resume), test, prefix)
 }
 
-/// Mean and sample standard deviation.
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
-}
-
 /// The number a test report is summarised by: accuracy, or RMSE.
 fn headline(r: &SeriesReport) -> f64 {
     if r.target == Target::SequenceValue { r.rmse } else { r.accuracy() }
@@ -389,13 +375,7 @@ fn train_one(model: &SequenceModel, p: Prepared, cfg: &TrainConfig, dir: &Path, 
     let mut progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(p.spec.target));
     let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt_flag()?) };
     let summary = match task::train_sequence(model, &p.spec, p.train, &p.dev, cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => {
-            let why = match dir.parent().filter(|p| p.join("seeds.json").exists()) {
-                Some(out) => format!("{why} (or --resume {} to finish every seed and the report)", out.display()),
-                None => why,
-            };
-            progress::exit_interrupted(&mut progress, &why)
-        }
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &seeds::interrupted(why, dir)),
         other => other?,
     };
     progress.finish();

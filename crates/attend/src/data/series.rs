@@ -509,8 +509,16 @@ fn npz_err(path: &Path, array: &str, message: impl std::fmt::Display) -> Error {
     Error::Input(format!("{}: array {array:?}: {message}", path.display()))
 }
 
-/// An array's shape and its values widened to f64.
-fn npz_array(archive: &mut npyz::npz::NpzArchive<std::io::Cursor<&[u8]>>, path: &Path, name: &str, limit: u64) -> Result<Option<(Vec<u64>, Vec<f64>)>> {
+/// An array of a `.npz` archive: its shape, its values widened to f64, and
+/// whether it is stored as floats (labels stored as floats are numbers to
+/// regress on, even when whole).
+struct NpzArray {
+    shape: Vec<u64>,
+    values: Vec<f64>,
+    float: bool,
+}
+
+fn npz_array(archive: &mut npyz::npz::NpzArchive<std::io::Cursor<&[u8]>>, path: &Path, name: &str, limit: u64) -> Result<Option<NpzArray>> {
     use npyz::{DType, TypeChar};
     let Some(file) = archive.by_name(name).map_err(|e| npz_err(path, name, e))? else {
         return Ok(None);
@@ -536,7 +544,7 @@ fn npz_array(archive: &mut npyz::npz::NpzArchive<std::io::Cursor<&[u8]>>, path: 
         (TypeChar::Uint, 8) => file.into_vec::<u64>().map_err(|e| npz_err(path, name, e))?.into_iter().map(|v| v as f64).collect(),
         _ => return Err(npz_err(path, name, format!("dtype {} is not a float or integer type", ty))),
     };
-    Ok(Some((shape, values)))
+    Ok(Some(NpzArray { shape, values, float: ty.type_char() == TypeChar::Float }))
 }
 
 /// Parses a NumPy `.npz` archive (see the module docs).
@@ -547,7 +555,7 @@ pub fn parse_npz(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
 /// [`parse_npz`] with each array limited to `limit` elements.
 pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesSet> {
     let mut archive = npyz::npz::NpzArchive::new(std::io::Cursor::new(bytes)).map_err(|e| Error::Input(format!("{}: not a .npz archive: {e}", path.display())))?;
-    let Some((shape, x)) = npz_array(&mut archive, path, "x", limit)? else {
+    let Some(NpzArray { shape, values: x, .. }) = npz_array(&mut archive, path, "x", limit)? else {
         return Err(Error::Input(format!("{}: no array named \"x\" (the vectors, [sequences, time, dims])", path.display())));
     };
     let (n, time, dims) = match shape[..] {
@@ -560,7 +568,7 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
     }
     let lengths: Vec<usize> = match npz_array(&mut archive, path, "lengths", limit)? {
         None => vec![time; n],
-        Some((shape, v)) => {
+        Some(NpzArray { shape, values: v, .. }) => {
             if shape != [n as u64] {
                 return Err(npz_err(path, "lengths", format!("shape {shape:?}, expected [{n}] (one per sequence of x)")));
             }
@@ -573,28 +581,26 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
     let mut classes = Classes::default();
     let labels: Vec<Label> = match npz_array(&mut archive, path, "y", limit)? {
         None => vec![Label::None; n],
-        Some((yshape, y)) => {
+        Some(NpzArray { shape: yshape, values: y, float }) => {
             let ints = y.iter().all(|v| v.fract() == 0.0);
             let class = |classes: &mut Classes, v: f64| if v < 0.0 { NO_LABEL } else { classes.id(&format!("{}", v as i64)).expect("open") };
+            // Class ids in sorted order, so that "2" comes after "1".
+            let register = |classes: &mut Classes| {
+                let mut distinct: Vec<i64> = y.iter().map(|&v| v as i64).filter(|&v| v >= 0).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                for d in distinct {
+                    class(classes, d as f64);
+                }
+            };
             match yshape[..] {
-                [m] if m as usize == n && ints && !archive_is_float(bytes, "y") => {
-                    // Class ids in sorted order, so that "2" comes after "1".
-                    let mut distinct: Vec<i64> = y.iter().map(|&v| v as i64).filter(|&v| v >= 0).collect();
-                    distinct.sort_unstable();
-                    distinct.dedup();
-                    for d in distinct {
-                        class(&mut classes, d as f64);
-                    }
+                [m] if m as usize == n && ints && !float => {
+                    register(&mut classes);
                     y.iter().map(|&v| if v < 0.0 { Label::None } else { Label::Class(class(&mut classes, v)) }).collect()
                 }
                 [m] if m as usize == n => y.iter().map(|&v| Label::Value(v as f32)).collect(),
                 [m, t] if m as usize == n && t as usize == time && ints => {
-                    let mut distinct: Vec<i64> = y.iter().map(|&v| v as i64).filter(|&v| v >= 0).collect();
-                    distinct.sort_unstable();
-                    distinct.dedup();
-                    for d in distinct {
-                        class(&mut classes, d as f64);
-                    }
+                    register(&mut classes);
                     y.chunks(time.max(1)).zip(&lengths).map(|(row, &len)| Label::PerVector(row[..len].iter().map(|&v| class(&mut classes, v)).collect())).collect()
                 }
                 _ => return Err(npz_err(path, "y", format!("shape {yshape:?}: expected [{n}] (a class or number per sequence) or [{n}, {time}] integers (a class per vector)"))),
@@ -617,14 +623,6 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
         return Err(npz_err(path, "x", format!("sequence {i} holds an infinite value")));
     }
     Ok(SeriesSet { path: path.to_path_buf(), name: None, dims, target, classes: classes.names, series })
-}
-
-/// Whether array `name` of the archive is stored as floats (labels stored
-/// as floats are numbers to regress on, even when whole).
-fn archive_is_float(bytes: &[u8], name: &str) -> bool {
-    let Ok(mut archive) = npyz::npz::NpzArchive::new(std::io::Cursor::new(bytes)) else { return false };
-    let Ok(Some(file)) = archive.by_name(name) else { return false };
-    matches!(file.dtype(), npyz::DType::Plain(ty) if ty.type_char() == npyz::TypeChar::Float)
 }
 
 #[cfg(test)]

@@ -80,13 +80,12 @@ impl SequenceModel {
     }
 
     fn loss_of(&self, scores: &Tensor, batch: &SeriesBatch, label_smoothing: f32) -> Result<Tensor> {
-        let scores = scores.clone();
         match &self.head {
-            Head::PerVector(head) => head.loss(&scores, &batch.classes, label_smoothing),
-            Head::Pooled(_) if self.config.target == Target::SequenceValue => mean_squared_error(&scores, &batch.values),
+            Head::PerVector(head) => head.loss(scores, &batch.classes, label_smoothing),
+            Head::Pooled(_) if self.config.target == Target::SequenceValue => mean_squared_error(scores, &batch.values),
             Head::Pooled(_) => {
                 let targets = Tensor::from_slice(&batch.classes, batch.classes.len(), scores.device())?;
-                ops::cross_entropy(&scores, &targets, label_smoothing)
+                ops::cross_entropy(scores, &targets, label_smoothing)
             }
         }
     }

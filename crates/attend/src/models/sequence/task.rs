@@ -153,8 +153,12 @@ pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, se
     };
     let missing = train_idx.iter().any(|&i| train.series[i].values.iter().any(|v| v.is_nan()));
     let config = SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
-    let encoded = input::encode(train, &spec, &config)?;
-    let pick = |idx: &[usize]| idx.iter().map(|&i| encoded[i].clone()).collect::<Vec<_>>();
+    // Each training sequence goes to train or to the held-out dev part, moved, not copied.
+    let mut held = vec![false; train.series.len()];
+    for &i in &dev_idx {
+        held[i] = true;
+    }
+    let (held_encoded, train_encoded): (Vec<_>, Vec<_>) = input::encode(train, &spec, &config)?.into_iter().zip(held).partition(|(_, h)| *h);
     let dev_encoded = match dev {
         Some(d) => {
             if d.target == Target::Unlabelled {
@@ -162,10 +166,10 @@ pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, se
             }
             input::encode(d, &spec, &config)?
         }
-        None => pick(&dev_idx),
+        None => held_encoded.into_iter().map(|(e, _)| e).collect(),
     };
     let held_out = dev.is_none().then_some(dev_idx.len());
-    Ok(Prepared { spec, train: pick(&train_idx), dev: dev_encoded, held_out, missing })
+    Ok(Prepared { spec, train: train_encoded.into_iter().map(|(e, _)| e).collect(), dev: dev_encoded, held_out, missing })
 }
 
 /// A loaded model with what it learned about its data and its training settings.
