@@ -5,10 +5,12 @@ mod compare_cmd;
 mod graph_cmd;
 mod progress;
 mod seeds;
+mod segment_cmd;
 mod sequence_cmd;
 mod serve;
 mod settings;
 mod tagger_cmd;
+mod text_cmd;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -40,7 +42,9 @@ enum Command {
     Train(TrainCommand),
     /// Score a trained model: `attend eval --model DIR --input FILE` for a
     /// tagger (CoNLL-U) or a sequence model (.ts, .npz, vector text), by
-    /// what the model directory holds; `attend eval graph ...` for a graph model.
+    /// what the model directory holds; `attend eval graph ...` for a graph
+    /// model. `attend eval --system FILE --gold FILE` scores any CoNLL-U
+    /// output (from raw text or not) with the CoNLL 2018 shared task metrics.
     Eval(EvalCommand),
     /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
     Tag(tagger_cmd::TagArgs),
@@ -58,6 +62,10 @@ enum Command {
     /// A local web page (and JSON API) that tags sentences and shows their
     /// attention interactively.
     Serve(serve::ServeArgs),
+    /// The raw text of a CoNLL-U file as the CoNLL 2018 shared task built it
+    /// (`# text` of each sentence, a paragraph's sentences joined by a
+    /// space, a blank line between paragraphs and documents).
+    RawText(text_cmd::RawTextArgs),
     /// Benchmarks, reported as ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -73,6 +81,10 @@ enum TrainCommand {
     /// from .ts, .npz or vector text files: one label per sequence, one
     /// number per sequence, or one label per vector.
     Sequence(sequence_cmd::TrainSequenceArgs),
+    /// Train a raw-text segmenter (tokens, multiword tokens, sentences) on
+    /// a UD treebank: self-attention over characters with a window.
+    /// `attend train tagger` trains one into its directory by default.
+    Segmenter(segment_cmd::TrainSegmenterArgs),
 }
 
 #[derive(clap::Args)]
@@ -81,7 +93,33 @@ struct EvalCommand {
     #[command(subcommand)]
     kind: Option<EvalKind>,
     #[command(flatten)]
-    tagger: Option<tagger_cmd::EvalArgs>,
+    flat: Option<FlatEvalArgs>,
+}
+
+/// `attend eval` without a subcommand: a model on gold data, or a system
+/// file against a gold file.
+#[derive(clap::Args)]
+struct FlatEvalArgs {
+    /// Model directory written by `attend train tagger` or `attend train sequence`.
+    #[arg(long, requires = "input", conflicts_with_all = ["system", "gold"])]
+    model: Option<std::path::PathBuf>,
+    /// Gold data for --model: CoNLL-U with UPOS tags (tagger); labelled
+    /// .ts, .npz or vector text (sequence model).
+    #[arg(long, requires = "model")]
+    input: Option<std::path::PathBuf>,
+    /// CoNLL-U written by a tagger (attend's or another's), scored against
+    /// --gold with the CoNLL 2018 shared task metrics: Tokens, Sentences,
+    /// Words, UPOS, XPOS, UFeats, AllTags, Lemmas, and UAS, LAS, CLAS, MLAS,
+    /// BLEX when both files have HEADs. The two files must hold the same
+    /// text (spaces aside).
+    #[arg(long, requires = "gold")]
+    system: Option<std::path::PathBuf>,
+    /// The gold CoNLL-U file for --system.
+    #[arg(long, requires = "system")]
+    gold: Option<std::path::PathBuf>,
+    /// Print the full report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -107,21 +145,31 @@ fn main() {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
         Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
         Command::Train(TrainCommand::Sequence(args)) => sequence_cmd::train(args),
+        Command::Train(TrainCommand::Segmenter(args)) => segment_cmd::train(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Tagger(args)), .. }) => tagger_cmd::eval(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Graph(args)), .. }) => graph_cmd::eval(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Sequence(args)), .. }) => sequence_cmd::eval(&args.model, &args.input, args.json),
-        Command::Eval(EvalCommand { tagger: Some(args), .. }) => match attend::checkpoint::kind(&args.model) {
+        Command::Eval(EvalCommand { flat: Some(FlatEvalArgs { system: Some(system), gold: Some(gold), json, .. }), .. }) => {
+            text_cmd::score(&system, &gold, json)
+        }
+        Command::Eval(EvalCommand { flat: Some(FlatEvalArgs { model: Some(model), input: Some(input), json, .. }), .. }) => {
+            let args = tagger_cmd::EvalArgs { model, input, json };
+            match attend::checkpoint::kind(&args.model) {
             Ok(attend::checkpoint::ModelKind::Sequence) => sequence_cmd::eval(&args.model, &args.input, args.json),
             Ok(attend::checkpoint::ModelKind::Graph) => Err(anyhow::anyhow!("{} is a graph model: use attend eval graph --model DIR --data DIR", args.model.display())),
             _ => tagger_cmd::eval(args),
-        },
-        Command::Eval(_) => Err(anyhow::anyhow!("attend eval needs --model and --input (a tagger), or the graph subcommand; see attend eval --help")),
+        }
+        }
+        Command::Eval(_) => Err(anyhow::anyhow!(
+            "attend eval needs --model and --input (a tagger or sequence model), --system and --gold (two CoNLL-U files), or the graph subcommand; see attend eval --help"
+        )),
         Command::Tag(args) => tagger_cmd::tag(args),
         Command::Predict(args) => sequence_cmd::predict(args),
         Command::Attention(args) => tagger_cmd::attention(args),
         Command::Serve(args) => serve::serve(args),
         Command::Compare(args) => compare_cmd::compare(args),
         Command::Bench(command) => bench_cmd::run(command),
+        Command::RawText(args) => text_cmd::raw_text(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

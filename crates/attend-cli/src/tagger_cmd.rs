@@ -40,6 +40,13 @@ pub struct TrainTaggerArgs {
     model: ModelArgs,
     #[command(flatten)]
     train: TrainArgs,
+    /// Do not train the raw-text segmenter after the tagger (by default
+    /// it goes to OUT/segmenter, and the test file, if any, is then also
+    /// scored from its raw text with the CoNLL 2018 metrics).
+    #[arg(long)]
+    no_segmenter: bool,
+    #[command(flatten)]
+    segmenter: crate::segment_cmd::SegmenterFlags,
 }
 
 #[derive(Args)]
@@ -56,18 +63,40 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub enum InputFormat {
-    /// CoNLL-U if the input starts with a comment or a 10-column line, else text.
+    /// CoNLL-U if the input starts with a comment or a 10-column line;
+    /// otherwise raw text when the model has a segmenter, else horizontal.
     Auto,
+    /// CoNLL-U: its words are tagged as they are (gold tokenization).
     Conllu,
-    /// Whitespace-tokenized text, one sentence per line.
-    Text,
+    /// Raw text: paragraphs end at blank lines; the segmenter finds
+    /// tokens, multiword tokens and sentences. Read and written a
+    /// paragraph at a time (constant memory on any input).
+    Raw,
+    /// Tokenized text, one sentence per line, tokens separated by spaces.
+    #[value(alias = "text")]
+    Horizontal,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum OutputFormat {
+    /// CoNLL-U with `# sent_id`, `# text`, `SpaceAfter=No`, multiword
+    /// tokens and UPOS. Without a parser, HEAD and DEPREL hold a flat tree
+    /// (word 1 is the root, the others depend on it as `dep`), so standard
+    /// tools (the UD evaluation script, validators) read the file.
+    Conllu,
+    /// One JSON object per line and sentence: id, text, and its tokens
+    /// with their words and UPOS.
+    Json,
+    /// One sentence per line, its words separated by spaces (as UDPipe writes it).
+    Horizontal,
 }
 
 #[derive(Args)]
 pub struct TagArgs {
-    /// Checkpoint directory written by `attend train tagger`.
+    /// Model directory written by `attend train tagger` (raw text needs
+    /// the segmenter it trains into DIR/segmenter).
     #[arg(long)]
     model: PathBuf,
     /// Input file; stdin when absent or `-`.
@@ -76,8 +105,12 @@ pub struct TagArgs {
     /// Output file; stdout when absent.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// What the input is.
     #[arg(long, value_enum, default_value = "auto")]
     format: InputFormat,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "conllu")]
+    output_format: OutputFormat,
     /// Truncated attention for this run: each word sees N words on each
     /// side (linear cost; for long inputs). A sequence longer than 4096
     /// words is then tagged in slices with N x layers words of context on
@@ -86,7 +119,8 @@ pub struct TagArgs {
     #[arg(long, value_name = "N")]
     window: Option<usize>,
     /// Longest sequence tagged with dense attention; longer ones are
-    /// refused with a pointer to --window.
+    /// refused with a pointer to --window. Raw text: a sentence the
+    /// segmenter finds longer than this is cut into pieces of this many tokens.
     #[arg(long, value_name = "WORDS", default_value_t = attend::models::MAX_DENSE_WORDS)]
     max_dense_words: usize,
     /// Print words, time, speed and peak memory (RSS) to stderr at the end.
@@ -177,7 +211,23 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         report["test_tagging_tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
     }
     let path = out.join("train_report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    let write_report = |report: &serde_json::Value| -> Result<()> {
+        std::fs::write(&path, serde_json::to_string_pretty(report)?).with_context(|| format!("writing {}", path.display()))
+    };
+    write_report(&report)?;
+    if args.no_segmenter {
+        return Ok(());
+    }
+    let segmenter_dir = out.join("segmenter");
+    let resume_segmenter = segmenter_dir.join("resume/state.json").is_file();
+    crate::segment_cmd::run(Some(&args.treebank), &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
+    if let Some(test_path) = &files.test {
+        let scores = crate::text_cmd::score_raw_text(&model, &vocab, &segmenter_dir, test_path)?;
+        let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"].iter().map(|m| format!("{m} {:.2}", 100.0 * scores.get(m).map_or(0.0, |s| s.f1()))).collect();
+        eprintln!("test {} from raw text (CoNLL 2018 F1): {}", test_path.display(), line.join(", "));
+        report["test_raw_text"] = scores.to_json();
+        write_report(&report)?;
+    }
     Ok(())
 }
 
@@ -218,49 +268,83 @@ pub fn tag(args: TagArgs) -> Result<()> {
     if args.window.is_some() {
         loaded.model.set_window(args.window)?;
     }
-    let (bytes, label) = match args.input.as_deref() {
-        Some(p) if p != Path::new("-") => {
-            conllu::check_fits_in_memory(p)?;
-            (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.to_path_buf())
-        }
-        _ => {
-            let mut b = Vec::new();
-            std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
-            (b, PathBuf::from("<stdin>"))
-        }
+    let segmenter_dir = args.model.join("segmenter");
+    let has_segmenter = segmenter_dir.join("config.json").is_file();
+    let label = match args.input.as_deref() {
+        Some(p) if p != Path::new("-") => p.to_path_buf(),
+        _ => PathBuf::from("<stdin>"),
     };
-    let conllu_input = match args.format {
-        InputFormat::Conllu => true,
-        InputFormat::Text => false,
-        InputFormat::Auto => conllu::looks_like_conllu(&String::from_utf8_lossy(&bytes)),
+    let mut input: Box<dyn std::io::BufRead> = match args.input.as_deref() {
+        Some(p) if p != Path::new("-") => Box::new(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?)),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
-    let mut sentences = if conllu_input {
-        conllu::parse_bytes(&bytes, &label)?
+    let format = match args.format {
+        InputFormat::Auto => {
+            let head = input.fill_buf().with_context(|| format!("reading {}", label.display()))?;
+            if conllu::looks_like_conllu(&String::from_utf8_lossy(&head[..head.len().min(4096)])) {
+                InputFormat::Conllu
+            } else if has_segmenter {
+                InputFormat::Raw
+            } else {
+                eprintln!(
+                    "note: {} has no segmenter/ (train one with attend train segmenter --out {}): reading one sentence per line, tokens separated by spaces",
+                    args.model.display(),
+                    segmenter_dir.display()
+                );
+                InputFormat::Horizontal
+            }
+        }
+        f => f,
+    };
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let (mut tag_secs, mut segment_secs) = (0.0, 0.0);
+    let (mut sentences_done, mut words, mut longest) = (0usize, 0usize, 0usize);
+    let mut tag_and_write = |sentences: &mut Vec<Sentence>, out: &mut dyn Write| -> Result<()> {
+        let n = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
+        loaded.model.check_dense_length(n, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
+        let t = Instant::now();
+        loaded.model.tag(sentences, &loaded.vocab, EVAL_BATCH_TOKENS)?;
+        tag_secs += t.elapsed().as_secs_f64();
+        crate::text_cmd::write_sentences(out, sentences, args.output_format)?;
+        sentences_done += sentences.len();
+        words += sentences.iter().map(Sentence::word_count).sum::<usize>();
+        longest = longest.max(n);
+        Ok(())
+    };
+    if format == InputFormat::Raw {
+        if !has_segmenter {
+            bail!("{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)", args.model.display(), segmenter_dir.display());
+        }
+        let segmenter = attend::models::segmenter::task::load(&segmenter_dir)?;
+        let mut raw = crate::text_cmd::RawTagger::new(&segmenter, args.max_dense_words);
+        raw.run(input, &label, |sentences| tag_and_write(sentences, &mut out), &mut segment_secs)?;
     } else {
-        conllu::parse_plain_text(&bytes, &label)?
-    };
-    if sentences.is_empty() {
-        bail!("{}: no sentences to tag", label.display());
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).with_context(|| format!("reading {}", label.display()))?;
+        let mut sentences = if format == InputFormat::Conllu { conllu::parse_bytes(&bytes, &label)? } else { conllu::parse_plain_text(&bytes, &label)? };
+        if sentences.is_empty() {
+            bail!("{}: no sentences to tag", label.display());
+        }
+        tag_and_write(&mut sentences, &mut out)?;
     }
-    let longest = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
-    loaded.model.check_dense_length(longest, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
-    let tagging = Instant::now();
-    loaded.model.tag(&mut sentences, &loaded.vocab, EVAL_BATCH_TOKENS)?;
-    let tag_secs = tagging.elapsed().as_secs_f64();
-    let out = conllu::to_string(&sentences);
-    match &args.output {
-        Some(p) => std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?,
-        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    drop(tag_and_write);
+    tag_secs += segment_secs;
+    out.flush()?;
+    if sentences_done == 0 {
+        bail!("{}: no text to tag", label.display());
     }
     if args.stats {
-        let words: usize = sentences.iter().map(Sentence::word_count).sum();
         let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
+        let total = started.elapsed().as_secs_f64();
         eprintln!(
-            "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {:.2} s; peak RSS {rss}",
-            sentences.len(),
-            if sentences.len() == 1 { "" } else { "s" },
+            "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {total:.2} s ({:.0} words/s); peak RSS {rss}",
+            sentences_done,
+            if sentences_done == 1 { "" } else { "s" },
             words as f64 / tag_secs.max(1e-9),
-            started.elapsed().as_secs_f64()
+            words as f64 / total.max(1e-9),
         );
     }
     Ok(())
@@ -309,6 +393,7 @@ pub fn attention(args: AttentionArgs) -> Result<()> {
         (ModelKind::Tagger, None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
         (ModelKind::Graph, _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
         (ModelKind::Sequence, _, _, _) => unreachable!("handled above"),
+        (ModelKind::Segmenter, _, _, _) => bail!("{} is a segmenter: give its tagger's directory (attention is shown for taggers)", args.model.display()),
     }
 }
 

@@ -17,6 +17,7 @@
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
+use crate::models::segmenter::SegmenterConfig;
 use crate::models::sequence::config::SequenceConfig;
 use crate::models::tagger::config::TaggerConfig;
 use crate::nn::ParamStore;
@@ -37,6 +38,9 @@ pub enum ModelKind {
     Graph,
     /// A model over vector sequences (`attend train sequence`).
     Sequence,
+    /// A raw-text segmenter (`attend train segmenter`; kept in a tagger's
+    /// directory as `segmenter/`).
+    Segmenter,
 }
 
 impl ModelKind {
@@ -46,6 +50,7 @@ impl ModelKind {
             ModelKind::Tagger => &["vocab.json"],
             ModelKind::Graph => &[],
             ModelKind::Sequence => &["data.json"],
+            ModelKind::Segmenter => &["segmenter.json"],
         }
     }
 
@@ -55,6 +60,7 @@ impl ModelKind {
             ModelKind::Tagger => "attend eval tagger, attend tag",
             ModelKind::Graph => "attend eval graph",
             ModelKind::Sequence => "attend eval, attend predict",
+            ModelKind::Segmenter => "attend tag (from the tagger's directory)",
         }
     }
 }
@@ -65,6 +71,7 @@ impl std::fmt::Display for ModelKind {
             ModelKind::Tagger => "tagger",
             ModelKind::Graph => "graph",
             ModelKind::Sequence => "sequence",
+            ModelKind::Segmenter => "segmenter",
         })
     }
 }
@@ -76,6 +83,7 @@ pub enum CheckpointConfig {
     Tagger(Saved<TaggerConfig, Option<TrainConfig>>),
     Graph(Saved<GraphModelConfig, GraphTrainConfig>),
     Sequence(Saved<SequenceConfig, TrainConfig>),
+    Segmenter(Saved<SegmenterConfig, TrainConfig>),
 }
 
 /// The settings of one kind of model.
@@ -101,6 +109,7 @@ impl CheckpointConfig {
             CheckpointConfig::Tagger(_) => ModelKind::Tagger,
             CheckpointConfig::Graph(_) => ModelKind::Graph,
             CheckpointConfig::Sequence(_) => ModelKind::Sequence,
+            CheckpointConfig::Segmenter(_) => ModelKind::Segmenter,
         }
     }
 }
@@ -147,6 +156,23 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.{suffix}-{}", std::process::id()))
 }
 
+/// Subdirectories holding models that belong with this one: a save keeps them.
+const COMPANIONS: &[&str] = &["segmenter"];
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io(&src, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a checkpoint directory atomically: `fill` writes the files into a
 /// sibling temporary directory, which then replaces `dir`.
 fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -159,6 +185,13 @@ fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     fill(&tmp)?;
+    // Models kept inside this one (a tagger's segmenter) are copied over.
+    for name in COMPANIONS {
+        let (from, to) = (dir.join(name), tmp.join(name));
+        if from.join("config.json").is_file() && !to.exists() {
+            copy_dir(&from, &to)?;
+        }
+    }
     // Swap: old -> backup, tmp -> dir, drop backup.
     let backup = sibling(dir, "old");
     if dir.exists() {
@@ -213,7 +246,7 @@ fn kind_of(path: &Path, bytes: &[u8]) -> Result<ModelKind> {
     }
     let k: Kind = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
     serde_json::from_value(serde_json::Value::String(k.kind.clone()))
-        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\", \"graph\" and \"sequence\")", k.kind)))
+        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\", \"graph\", \"sequence\" and \"segmenter\")", k.kind)))
 }
 
 /// Parses `config.json` (its bytes, read from `path`), checking first that

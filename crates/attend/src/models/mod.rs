@@ -3,6 +3,7 @@
 //! adapter for the training loop ([`crate::train::Task`]).
 
 pub mod graph;
+pub mod segmenter;
 pub mod sequence;
 pub mod tagger;
 

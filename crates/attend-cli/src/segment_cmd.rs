@@ -1,0 +1,143 @@
+//! `attend train segmenter`: the raw-text segmenter, alone or after a tagger.
+
+use crate::progress::{self, Progress};
+use anyhow::{Context, Result};
+use attend::config::TrainConfig;
+use attend::data::conllu::{self, Sentence};
+use attend::models::segmenter::task::{self, load_training, SegmenterRun};
+use attend::models::segmenter::SegmenterConfig;
+use attend::train::RunOptions;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The segmenter's training defaults (its own, not the tagger's).
+pub fn train_defaults() -> TrainConfig {
+    TrainConfig {
+        epochs: 6,
+        lr: 2e-3,
+        warmup_steps: 100,
+        batch_tokens: 8192,
+        word_dropout: 0.0,
+        crop: 512,
+        weight_decay: 0.01,
+        ..TrainConfig::default()
+    }
+}
+
+#[derive(Args)]
+pub struct TrainSegmenterArgs {
+    /// Treebank directory holding *-ud-train.conllu and *-ud-dev.conllu
+    /// (with `# text` comments; `# newpar` / `# newdoc` mark paragraphs).
+    #[arg(long, required_unless_present = "resume")]
+    treebank: Option<PathBuf>,
+    /// Where the segmenter goes. Put it in a tagger's directory as
+    /// DIR/segmenter so that `attend tag --model DIR` reads raw text
+    /// (`attend train tagger` does this itself unless --no-segmenter).
+    #[arg(long, default_value = "runs/segmenter")]
+    out: PathBuf,
+    /// Continue the interrupted run in this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SegmenterFlags,
+}
+
+/// The segmenter's settings as flags (also on `attend train tagger`, prefixed there).
+#[derive(Args, Clone)]
+pub struct SegmenterFlags {
+    /// Epochs over the training text.
+    #[arg(long = "segmenter-epochs", default_value_t = train_defaults().epochs)]
+    epochs: usize,
+    /// Each character sees this many characters on each side, per layer.
+    #[arg(long = "segmenter-window", default_value_t = SegmenterConfig::default().window)]
+    window: usize,
+    /// Self-attention layers over the characters.
+    #[arg(long = "segmenter-layers", default_value_t = SegmenterConfig::default().layers)]
+    layers: usize,
+    /// Width of the segmenter's vectors.
+    #[arg(long = "segmenter-d-model", default_value_t = SegmenterConfig::default().d_model)]
+    d_model: usize,
+    /// Stop the segmenter's training after this many minutes (the best
+    /// epoch so far is kept; --resume continues).
+    #[arg(long = "segmenter-max-minutes")]
+    max_minutes: Option<f64>,
+}
+
+impl SegmenterFlags {
+    fn resolve(&self, seed: u64) -> (SegmenterConfig, TrainConfig) {
+        let model = SegmenterConfig { window: self.window, layers: self.layers, d_model: self.d_model, ..SegmenterConfig::default() };
+        let train = TrainConfig { epochs: self.epochs, max_minutes: self.max_minutes, seed, ..train_defaults() };
+        (model, train)
+    }
+}
+
+pub fn train(args: TrainSegmenterArgs) -> Result<()> {
+    match &args.resume {
+        Some(dir) => {
+            let treebank = args.treebank.clone();
+            run(treebank.as_deref(), dir, &args.settings, true, 42)
+        }
+        None => run(args.treebank.as_deref(), &args.out, &args.settings, false, 42),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<Sentence>> {
+    Ok(conllu::read_file(path)?)
+}
+
+/// Trains (or with `resume`, continues) a segmenter in `out` on the
+/// treebank (needed when resuming too: the text is not saved with the model).
+pub fn run(treebank: Option<&Path>, out: &Path, flags: &SegmenterFlags, resume: bool, seed: u64) -> Result<()> {
+    let Some(treebank) = treebank else {
+        anyhow::bail!("--resume needs --treebank too: the training text is not stored with the model");
+    };
+    let files = conllu::find_treebank(treebank)?;
+    let (train, dev) = (read(&files.train)?, read(&files.dev)?);
+    let prepared = task::prepare(&train, &files.train, &dev, &files.dev)?;
+    let (model, data, tcfg, resume) = if resume {
+        let SegmenterRun { model, data, mut train, resume } = load_training(out)?;
+        if let Some(m) = flags.max_minutes {
+            train.max_minutes = Some(m);
+        }
+        eprintln!("resuming {} at epoch {}", out.display(), resume.state.epoch);
+        (model, data, train, Some(resume))
+    } else {
+        let (settings, tcfg) = flags.resolve(seed);
+        let model = task::new_model(&settings, &prepared.data, seed)?;
+        (model, prepared.data, tcfg, None)
+    };
+    let chars: usize = prepared.train.iter().map(|p| p.chars.len()).sum();
+    eprintln!(
+        "segmenter: train {} paragraphs / {chars} characters, dev {} paragraphs; {} characters known, {} multiword forms; {} parameters; window {} x {} layers",
+        prepared.train.len(),
+        prepared.dev.len(),
+        data.vocab_size() - 1,
+        data.lexicon.forms.len(),
+        model.params.num_scalars(),
+        model.config.window,
+        model.config.layers
+    );
+    let interrupt = progress::interrupt_flag()?;
+    let mut progress = Progress::new("chars", "dev tokens+sentences F1", 1);
+    let options = RunOptions { checkpoint_dir: Some(out), resume, interrupt: Some(interrupt) };
+    let started = Instant::now();
+    let summary = match task::train_segmenter(&model, &data, &prepared.train, &prepared.dev, &tcfg, options, &mut progress) {
+        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
+        other => other?,
+    };
+    progress.finish();
+    let r = &summary.best_dev;
+    eprintln!(
+        "segmenter: best dev at epoch {}: tokens F1 {:.2}%, sentences F1 {:.2}%, multiword tokens F1 {:.2}%; {:.1} min; in {}",
+        summary.best_epoch,
+        100.0 * r.tokens.f1(),
+        100.0 * r.sentences.f1(),
+        100.0 * r.multiword_tokens.f1(),
+        started.elapsed().as_secs_f64() / 60.0,
+        out.display()
+    );
+    let path = out.join("train_report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "train": summary }))?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
