@@ -17,7 +17,7 @@ pub fn train_defaults() -> TrainConfig {
         epochs: 6,
         lr: 2e-3,
         warmup_steps: 100,
-        batch_tokens: 8192,
+        batch_tokens: 2048,
         word_dropout: 0.0,
         crop: 512,
         weight_decay: 0.01,
@@ -48,26 +48,26 @@ pub struct TrainSegmenterArgs {
 pub struct SegmenterFlags {
     /// Epochs over the training text.
     #[arg(long = "segmenter-epochs", default_value_t = train_defaults().epochs)]
-    epochs: usize,
+    segmenter_epochs: usize,
     /// Each character sees this many characters on each side, per layer.
     #[arg(long = "segmenter-window", default_value_t = SegmenterConfig::default().window)]
-    window: usize,
+    segmenter_window: usize,
     /// Self-attention layers over the characters.
     #[arg(long = "segmenter-layers", default_value_t = SegmenterConfig::default().layers)]
-    layers: usize,
+    segmenter_layers: usize,
     /// Width of the segmenter's vectors.
     #[arg(long = "segmenter-d-model", default_value_t = SegmenterConfig::default().d_model)]
-    d_model: usize,
+    segmenter_d_model: usize,
     /// Stop the segmenter's training after this many minutes (the best
     /// epoch so far is kept; --resume continues).
     #[arg(long = "segmenter-max-minutes")]
-    max_minutes: Option<f64>,
+    segmenter_max_minutes: Option<f64>,
 }
 
 impl SegmenterFlags {
     fn resolve(&self, seed: u64) -> (SegmenterConfig, TrainConfig) {
-        let model = SegmenterConfig { window: self.window, layers: self.layers, d_model: self.d_model, ..SegmenterConfig::default() };
-        let train = TrainConfig { epochs: self.epochs, max_minutes: self.max_minutes, seed, ..train_defaults() };
+        let model = SegmenterConfig { window: self.segmenter_window, layers: self.segmenter_layers, d_model: self.segmenter_d_model, ..SegmenterConfig::default() };
+        let train = TrainConfig { epochs: self.segmenter_epochs, max_minutes: self.segmenter_max_minutes, seed, ..train_defaults() };
         (model, train)
     }
 }
@@ -97,7 +97,7 @@ pub fn run(treebank: Option<&Path>, out: &Path, flags: &SegmenterFlags, resume: 
     let prepared = task::prepare(&train, &files.train, &dev, &files.dev)?;
     let (model, data, tcfg, resume) = if resume {
         let SegmenterRun { model, data, mut train, resume } = load_training(out)?;
-        if let Some(m) = flags.max_minutes {
+        if let Some(m) = flags.segmenter_max_minutes {
             train.max_minutes = Some(m);
         }
         eprintln!("resuming {} at epoch {}", out.display(), resume.state.epoch);

@@ -16,7 +16,7 @@ fn stderr(o: &Output) -> String {
 const TINY: &[&str] = &[
     "--d-model", "32", "--heads", "4", "--layers", "2", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8",
     "--char-filters", "24", "--epochs", "30", "--lr", "0.003", "--warmup-steps", "20", "--batch-tokens", "256",
-    "--seed", "5",
+    "--seed", "5", "--no-segmenter",
 ];
 
 fn train(dir: &Path) -> std::path::PathBuf {
@@ -217,7 +217,7 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
     let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--lr", "0.1"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--resume continues with the settings saved in") && stderr(&o).contains("drop --lr"), "{}", stderr(&o));
-    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap()]);
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--no-segmenter"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
     for f in ["model.safetensors", "resume/model.safetensors", "resume/optimizer.safetensors"] {

@@ -266,6 +266,17 @@ impl Segmenter {
     }
 }
 
+impl Segmenter {
+    /// Labels of one text in a single pass, never in slices (the reference
+    /// [`label`](Self::label) must match).
+    pub fn label_whole(&self, data: &SegmenterData, text: &[char]) -> Result<Vec<u32>> {
+        let (ids, kinds) = data.encode(text);
+        let batch = CharBatch::new(&[(&ids[..], &kinds[..], &[])])?;
+        let scores = self.forward(&batch, 0, &mut Ctx::eval())?;
+        Ok(constrain(text, best_labels(&scores, &batch.lengths)?.remove(0)))
+    }
+}
+
 /// Per sequence, the best label of each character other than space
 /// (white space is labelled by [`constrain`]).
 fn best_labels(scores: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<u32>>> {
