@@ -331,7 +331,6 @@ pub fn tag(args: TagArgs) -> Result<()> {
         tag_and_write(&mut sentences, &mut out)?;
     }
     drop(tag_and_write);
-    tag_secs += segment_secs;
     out.flush()?;
     if sentences_done == 0 {
         bail!("{}: no text to tag", label.display());
@@ -339,8 +338,9 @@ pub fn tag(args: TagArgs) -> Result<()> {
     if args.stats {
         let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
         let total = started.elapsed().as_secs_f64();
+        let segmenting = if format == InputFormat::Raw { format!("segmenting {segment_secs:.2} s, ") } else { String::new() };
         eprintln!(
-            "tagged {} sentence{}, {words} words (longest {longest}) in {tag_secs:.2} s ({:.0} words/s); total {total:.2} s ({:.0} words/s); peak RSS {rss}",
+            "tagged {} sentence{}, {words} words (longest {longest}); {segmenting}tagging {tag_secs:.2} s ({:.0} words/s); total {total:.2} s ({:.0} words/s); peak RSS {rss}",
             sentences_done,
             if sentences_done == 1 { "" } else { "s" },
             words as f64 / tag_secs.max(1e-9),

@@ -181,10 +181,20 @@ pub struct MultiwordLexicon {
     pub forms: HashMap<String, Vec<String>>,
     /// Lowercased final words that end two or more split forms, longest first.
     pub suffixes: Vec<String>,
+    /// For each form in `forms`: (times it was a multiword token, times it
+    /// was a token at all) in training.
+    #[serde(default)]
+    pub counts: HashMap<String, (u32, u32)>,
 }
 
 impl MultiwordLexicon {
     pub fn build(sentences: &[Sentence]) -> Self {
+        let mut tokens: HashMap<String, u32> = HashMap::new();
+        for s in sentences {
+            for t in surface_tokens(s) {
+                *tokens.entry(t.form.to_lowercase()).or_default() += 1;
+            }
+        }
         let mut counts: HashMap<String, HashMap<Vec<String>, usize>> = HashMap::new();
         for s in sentences {
             for (k, t) in s.tokens.iter().enumerate() {
@@ -199,7 +209,10 @@ impl MultiwordLexicon {
         }
         let mut forms = HashMap::new();
         let mut suffix_count: HashMap<String, usize> = HashMap::new();
+        let mut shares = HashMap::new();
         for (form, splits) in counts {
+            let mwt: usize = splits.values().sum();
+            shares.insert(form.clone(), (mwt as u32, tokens.get(&form).copied().unwrap_or(0)));
             let (words, _) = splits.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0))).expect("one split at least");
             if words.len() == 2 && words.concat() == form && !words[0].is_empty() {
                 *suffix_count.entry(words[1].clone()).or_default() += 1;
@@ -208,7 +221,18 @@ impl MultiwordLexicon {
         }
         let mut suffixes: Vec<String> = suffix_count.into_iter().filter(|(_, n)| *n >= 2).map(|(s, _)| s).collect();
         suffixes.sort_by(|a, b| b.chars().count().cmp(&a.chars().count()).then_with(|| a.cmp(b)));
-        MultiwordLexicon { forms, suffixes }
+        MultiwordLexicon { forms, suffixes, counts: shares }
+    }
+
+    /// Whether a token is a multiword token: the training data decides for
+    /// a form seen at least 5 times that was split (or not) 9 times in 10
+    /// or more; the model's `guess` decides otherwise.
+    pub fn is_multiword(&self, form: &str, guess: bool) -> bool {
+        match self.counts.get(&form.to_lowercase()) {
+            Some(&(mwt, total)) if total >= 5 && mwt * 10 >= total * 9 => true,
+            Some(&(mwt, total)) if total >= 5 && mwt * 10 <= total => false,
+            _ => guess,
+        }
     }
 
     /// The words of a token marked multiword: its split from training (cut
@@ -317,7 +341,7 @@ pub fn to_sentences(chars: &[char], found: &[Vec<FoundToken>], lexicon: &Multiwo
             let next = tokens.get(j + 1).map(|x| x.start).unwrap_or(b);
             let glued = j + 1 < tokens.len() && next == t.end;
             let misc = if glued { "SpaceAfter=No".to_string() } else { "_".to_string() };
-            let words = if t.multiword { lexicon.split(&form) } else { vec![form.clone()] };
+            let words = if lexicon.is_multiword(&form, t.multiword) { lexicon.split(&form) } else { vec![form.clone()] };
             if words.len() > 1 {
                 let mut range = Token::word(0, &form);
                 range.id = TokenId::Range(n + 1, n + words.len());
@@ -534,6 +558,14 @@ mod tests {
         assert_eq!(lex.split("DON'T"), ["DO", "N'T"]);
         assert_eq!(lex.split("Kim's"), ["Kim", "'s"]);
         assert_eq!(lex.split("xyz"), ["xyz"]);
+        // Seen too rarely to overrule the model.
+        assert!(lex.is_multiword("don't", true) && !lex.is_multiword("don't", false));
+        let mut many = s.clone();
+        for _ in 0..5 {
+            many.extend(s.clone());
+        }
+        let lex = MultiwordLexicon::build(&many);
+        assert!(lex.is_multiword("Don't", false), "always split in training");
     }
 
     fn read_all(bytes: &[u8], max: usize) -> Result<Vec<(String, usize)>> {
