@@ -58,6 +58,12 @@ pub struct SegmenterFlags {
     /// Width of the segmenter's vectors.
     #[arg(long = "segmenter-d-model", default_value_t = SegmenterConfig::default().d_model)]
     segmenter_d_model: usize,
+    /// Characters per training batch (padding included).
+    #[arg(long = "segmenter-batch-chars", default_value_t = train_defaults().batch_tokens)]
+    segmenter_batch_chars: usize,
+    /// The segmenter's peak learning rate.
+    #[arg(long = "segmenter-lr", default_value_t = train_defaults().lr)]
+    segmenter_lr: f32,
     /// Stop the segmenter's training after this many minutes (the best
     /// epoch so far is kept; --resume continues).
     #[arg(long = "segmenter-max-minutes")]
@@ -67,7 +73,14 @@ pub struct SegmenterFlags {
 impl SegmenterFlags {
     fn resolve(&self, seed: u64) -> (SegmenterConfig, TrainConfig) {
         let model = SegmenterConfig { window: self.segmenter_window, layers: self.segmenter_layers, d_model: self.segmenter_d_model, ..SegmenterConfig::default() };
-        let train = TrainConfig { epochs: self.segmenter_epochs, max_minutes: self.segmenter_max_minutes, seed, ..train_defaults() };
+        let train = TrainConfig {
+            epochs: self.segmenter_epochs,
+            max_minutes: self.segmenter_max_minutes,
+            batch_tokens: self.segmenter_batch_chars,
+            lr: self.segmenter_lr,
+            seed,
+            ..train_defaults()
+        };
         (model, train)
     }
 }
