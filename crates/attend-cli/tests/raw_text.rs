@@ -3,9 +3,8 @@
 //! evaluation script reads, JSON or horizontal text; `attend eval --system
 //! --gold` prints what the official script prints; bad input is named.
 
-use attend::data::conllu::{self, Sentence};
-use attend::data::raw_text;
-use attend::data::synthetic::toy_treebank;
+use attend::data::conllu;
+use attend::data::synthetic::toy_raw_treebank;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -58,22 +57,11 @@ fn eval_prints_what_the_official_script_prints() {
     assert!(stderr(&o).contains("--gold"), "{}", stderr(&o));
 }
 
-/// Toy sentences as raw text: the period glued to the last word, three
-/// sentences a paragraph, `# text` on each.
+/// A toy treebank of raw text (`attend::data::synthetic::toy_raw_treebank`).
 fn write_bank(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for (split, n, seed) in [("train", 300, 1), ("dev", 60, 2), ("test", 60, 3)] {
-        let mut sentences: Vec<Sentence> = toy_treebank(n, seed);
-        for (i, s) in sentences.iter_mut().enumerate() {
-            let words = s.word_count();
-            s.tokens[words - 2].misc = "SpaceAfter=No".into();
-            if i % 3 == 0 {
-                s.comments.push(" newpar".into());
-            }
-            let text = raw_text::sentence_text(s);
-            s.comments.push(format!(" text = {text}"));
-        }
-        std::fs::write(dir.join(format!("toy-ud-{split}.conllu")), conllu::to_string(&sentences)).unwrap();
+        std::fs::write(dir.join(format!("toy-ud-{split}.conllu")), conllu::to_string(&toy_raw_treebank(n, seed))).unwrap();
     }
 }
 

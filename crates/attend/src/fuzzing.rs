@@ -1,5 +1,6 @@
 //! Entry points for fuzzing the readers: CoNLL-U, graph directories, tagger
-//! checkpoints, TOML configs and vector sequences (`.ts`, vector text, `.npz`). Each takes arbitrary bytes and must return
+//! checkpoints, TOML configs, vector sequences (`.ts`, vector text, `.npz`)
+//! and raw text (the paragraph reader, per-character labels, the CoNLL 2018 metrics). Each takes arbitrary bytes and must return
 //! (an error is fine) without panicking, hanging or exhausting memory.
 //!
 //! `fuzz/` runs them under cargo-fuzz (libFuzzer); `tests/fuzz_smoke.rs`
@@ -55,6 +56,42 @@ pub fn conllu(data: &[u8]) {
         }
     }
     let _ = conllu::parse_plain_text(data, path);
+}
+
+/// Raw text and raw-text CoNLL-U: the paragraph reader (with a tiny
+/// paragraph limit, so cutting runs too) keeps every non-space character;
+/// a CoNLL-U file that reads is labelled per character (an error is fine),
+/// decoded, written back, and scores 100% Tokens and Sentences against
+/// itself; the CoNLL 2018 metrics of the file against itself are perfect.
+pub fn raw_text(data: &[u8]) {
+    use crate::data::{raw_text, ud_eval};
+    let path = Path::new("fuzz.txt");
+    let mut kept = 0;
+    for p in raw_text::ParagraphReader::new(data, path, 7) {
+        match p {
+            Ok(p) => kept += p.chars.iter().filter(|c| !c.is_whitespace()).count(),
+            Err(_) => return,
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let expected = text.chars().filter(|c| !c.is_whitespace()).count();
+        assert_eq!(kept, expected, "the paragraph reader lost or added characters");
+    }
+    let Ok(sentences) = conllu::parse_bytes(data, path) else { return };
+    if let Ok(doc) = ud_eval::UdDocument::new(&sentences, path) {
+        let e = ud_eval::evaluate(&doc, &doc, path, path).expect("a file matches itself");
+        assert_eq!(e.get("Words").map(|s| s.f1()), Some(if doc.word_count() > 0 { 1.0 } else { 0.0 }));
+    }
+    let Ok(pars) = raw_text::paragraphs(&sentences, path) else { return };
+    let lexicon = raw_text::MultiwordLexicon::build(&sentences);
+    let mut system = Vec::new();
+    for (k, p) in pars.iter().enumerate() {
+        assert_eq!(p.chars.len(), p.labels.len());
+        let found = raw_text::decode(&p.chars, &p.labels);
+        system.extend(raw_text::to_sentences(&p.chars, &found, &lexicon, system.len() + 1, (k + 1, k == 0)));
+    }
+    let written = conllu::to_string(&system);
+    conllu::parse_bytes(written.as_bytes(), path).expect("CoNLL-U that attend wrote reads back");
 }
 
 /// A graph directory as `nodes.tsv \0 edges.tsv \0 split`.

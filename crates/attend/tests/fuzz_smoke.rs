@@ -81,6 +81,17 @@ fn conllu_reader_survives_mutations() {
     run("conllu", fuzzing::conllu, &conllu_seeds(), 20_000);
 }
 
+fn raw_text_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = conllu_seeds();
+    seeds.push("Hello there. I'm caf\u{e9}!\n\nNext paragraph\twith a tab.\r\n".as_bytes().to_vec());
+    seeds
+}
+
+#[test]
+fn raw_text_survives_mutations() {
+    run("raw_text", fuzzing::raw_text, &raw_text_seeds(), 20_000);
+}
+
 fn graph_seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     planetoid::write_dir(&planetoid::random_graph(30, 60, 12, 3, 3, 1), dir.path()).unwrap();
@@ -189,6 +200,7 @@ fn write_fuzz_corpora() {
         ("checkpoint", vec![[config, vocab, weights].join(&0u8)]),
         ("config", config_seeds()),
         ("series", series_seeds()),
+        ("raw_text", raw_text_seeds()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);

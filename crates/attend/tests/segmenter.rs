@@ -6,7 +6,7 @@ use attend::checkpoint;
 use attend::config::TrainConfig;
 use attend::data::conllu::{Sentence, TokenId};
 use attend::data::raw_text::{self, Paragraph};
-use attend::data::synthetic::toy_treebank;
+use attend::data::synthetic::toy_raw_treebank;
 use attend::models::segmenter::task::{self, train_segmenter};
 use attend::models::segmenter::{CharBatch, SegmenterConfig};
 use attend::nn::Ctx;
@@ -14,20 +14,8 @@ use attend::train::{RunOptions, Silent};
 use rand::SeedableRng;
 use std::path::Path;
 
-/// Toy sentences as a treebank would hold raw text: the final period glued
-/// to the last word, three sentences a paragraph.
 fn treebank(count: usize, seed: u64) -> Vec<Sentence> {
-    let mut sentences = toy_treebank(count, seed);
-    for (i, s) in sentences.iter_mut().enumerate() {
-        let n = s.word_count();
-        s.tokens[n - 2].misc = "SpaceAfter=No".into();
-        if i % 3 == 0 {
-            s.comments.push(" newpar".into());
-        }
-        let text = raw_text::sentence_text(s);
-        s.comments.push(format!(" text = {text}"));
-    }
-    sentences
+    toy_raw_treebank(count, seed)
 }
 
 fn small() -> SegmenterConfig {

@@ -100,6 +100,23 @@ pub fn write_toy_treebank(dir: &std::path::Path, train: usize, dev: usize, test:
     Ok(())
 }
 
+/// [`toy_treebank`] as a treebank of raw text holds it: the final period
+/// glued to the last word (`SpaceAfter=No`), three sentences a paragraph
+/// (`# newpar`), and a `# text` on each sentence.
+pub fn toy_raw_treebank(count: usize, seed: u64) -> Vec<Sentence> {
+    let mut sentences = toy_treebank(count, seed);
+    for (i, s) in sentences.iter_mut().enumerate() {
+        let words = s.word_count();
+        s.tokens[words - 2].misc = "SpaceAfter=No".into();
+        if i % 3 == 0 {
+            s.comments.push(" newpar".into());
+        }
+        let text = crate::data::raw_text::sentence_text(s);
+        s.comments.push(format!(" text = {text}"));
+    }
+    sentences
+}
+
 /// Tag of a position whose symbol appears elsewhere in its sequence.
 pub const REPEATED: &str = "REP";
 /// Tag of a position whose symbol appears nowhere else.
