@@ -225,11 +225,12 @@ impl MultiwordLexicon {
     }
 
     /// Whether a token is a multiword token: the training data decides for
-    /// a form seen at least 5 times that was split (or not) 9 times in 10
-    /// or more; the model's `guess` decides otherwise.
+    /// a form seen at least 3 times and split 4 times in 5 or more, or
+    /// seen at least 5 times and split at most 1 time in 10; the model's
+    /// `guess` decides otherwise.
     pub fn is_multiword(&self, form: &str, guess: bool) -> bool {
         match self.counts.get(&form.to_lowercase()) {
-            Some(&(mwt, total)) if total >= 5 && mwt * 10 >= total * 9 => true,
+            Some(&(mwt, total)) if total >= 3 && mwt * 5 >= total * 4 => true,
             Some(&(mwt, total)) if total >= 5 && mwt * 10 <= total => false,
             _ => guess,
         }
