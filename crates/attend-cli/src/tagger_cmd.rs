@@ -306,7 +306,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
         let n = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
         loaded.model.check_dense_length(n, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
         let t = Instant::now();
-        loaded.model.tag(sentences, &loaded.vocab, EVAL_BATCH_TOKENS)?;
+        loaded.model.tag(sentences, &loaded.vocab, attend::models::TAG_BATCH_TOKENS)?;
         tag_secs += t.elapsed().as_secs_f64();
         crate::text_cmd::write_sentences(out, sentences, args.output_format)?;
         sentences_done += sentences.len();

