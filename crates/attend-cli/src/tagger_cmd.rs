@@ -296,10 +296,41 @@ pub fn tag(args: TagArgs) -> Result<()> {
         }
         f => f,
     };
-    let mut out: Box<dyn Write> = match &args.output {
+    // A file output is written beside its target and moved in place at the
+    // end: a failed run leaves an existing file as it was.
+    let partial = args.output.as_ref().map(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        p.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+    });
+    let mut out: Box<dyn Write> = match &partial {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let result = tag_into(&args, &mut loaded, input, &label, format, has_segmenter, &segmenter_dir, &mut out, started);
+    drop(out);
+    match (&partial, &args.output, result) {
+        (Some(tmp), Some(target), Ok(())) => std::fs::rename(tmp, target).with_context(|| format!("writing {}", target.display())),
+        (Some(tmp), _, Err(e)) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+        (_, _, r) => r,
+    }
+}
+
+/// Tags `input` in `format` into `out`; `--stats` goes to stderr.
+#[allow(clippy::too_many_arguments)]
+fn tag_into(
+    args: &TagArgs,
+    loaded: &mut attend::models::tagger::load::LoadedTagger,
+    mut input: Box<dyn std::io::BufRead>,
+    label: &Path,
+    format: InputFormat,
+    has_segmenter: bool,
+    segmenter_dir: &Path,
+    out: &mut Box<dyn Write>,
+    started: Instant,
+) -> Result<()> {
     let (mut tag_secs, mut segment_secs) = (0.0, 0.0);
     let (mut sentences_done, mut words, mut longest) = (0usize, 0usize, 0usize);
     let mut tag_and_write = |sentences: &mut Vec<Sentence>, out: &mut dyn Write| -> Result<()> {
@@ -318,17 +349,21 @@ pub fn tag(args: TagArgs) -> Result<()> {
         if !has_segmenter {
             bail!("{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)", args.model.display(), segmenter_dir.display());
         }
-        let segmenter = attend::models::segmenter::task::load(&segmenter_dir)?;
+        let segmenter = attend::models::segmenter::task::load(segmenter_dir)?;
         let mut raw = crate::text_cmd::RawTagger::new(&segmenter, args.max_dense_words);
-        raw.run(input, &label, |sentences| tag_and_write(sentences, &mut out), &mut segment_secs)?;
+        raw.run(input, label, |sentences| tag_and_write(sentences, out), &mut segment_secs)?;
     } else {
+        // CoNLL-U and horizontal text are read whole: refuse a file that would not fit.
+        if let Some(p) = args.input.as_deref().filter(|p| *p != Path::new("-")) {
+            conllu::check_fits_in_memory(p)?;
+        }
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes).with_context(|| format!("reading {}", label.display()))?;
-        let mut sentences = if format == InputFormat::Conllu { conllu::parse_bytes(&bytes, &label)? } else { conllu::parse_plain_text(&bytes, &label)? };
+        let mut sentences = if format == InputFormat::Conllu { conllu::parse_bytes(&bytes, label)? } else { conllu::parse_plain_text(&bytes, label)? };
         if sentences.is_empty() {
             bail!("{}: no sentences to tag", label.display());
         }
-        tag_and_write(&mut sentences, &mut out)?;
+        tag_and_write(&mut sentences, out)?;
     }
     drop(tag_and_write);
     out.flush()?;

@@ -138,6 +138,15 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
         assert_eq!(o.status.code(), Some(1));
         assert_eq!(stderr(&o).trim_end(), want);
     }
+    // A failed run leaves an existing output file as it was.
+    let kept = dir.path().join("kept.conllu");
+    std::fs::write(&kept, "keep me\n").unwrap();
+    std::fs::write(&bad, b"fine.\n\nthe \xff run.\n").unwrap();
+    let o = attend(&["tag", "--model", m, "--input", b, "--output", kept.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "keep me\n");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
+
     // Text without any sentence end, and a long line without spaces: one sentence, one token each.
     let o = attend_stdin(&["tag", "--model", m, "--output-format", "horizontal"], b"the run watch it");
     assert_eq!(String::from_utf8(o.stdout).unwrap(), "the run watch it\n");
