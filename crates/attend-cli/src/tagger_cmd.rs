@@ -365,7 +365,6 @@ fn tag_into(
         }
         tag_and_write(&mut sentences, out)?;
     }
-    drop(tag_and_write);
     out.flush()?;
     if sentences_done == 0 {
         bail!("{}: no text to tag", label.display());
