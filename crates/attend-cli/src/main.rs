@@ -46,7 +46,10 @@ enum Command {
     /// model. `attend eval --system FILE --gold FILE` scores any CoNLL-U
     /// output (from raw text or not) with the CoNLL 2018 shared task metrics.
     Eval(EvalCommand),
-    /// Tag CoNLL-U or whitespace-tokenized text (file or stdin); writes CoNLL-U.
+    /// Tag raw text (with the model's segmenter: tokens, multiword tokens,
+    /// sentences), CoNLL-U or tokenized text, from a file or stdin; writes
+    /// CoNLL-U, JSON or horizontal text. Raw text is streamed a paragraph
+    /// at a time.
     Tag(tagger_cmd::TagArgs),
     /// Label vector sequences with a sequence model: one label (or number)
     /// per sequence, or one per vector; TSV or JSON.
