@@ -132,7 +132,6 @@ pub fn write_sentences(out: &mut dyn Write, sentences: &mut [Sentence], format: 
         }
         OutputFormat::Json => {
             for (k, s) in sentences.iter().enumerate() {
-                let comment = |key: &str| s.comments.iter().find_map(|c| c.trim_start().strip_prefix(key).map(|v| v.trim_start_matches([' ', '=']).to_string()));
                 let mut tokens = Vec::new();
                 let words: Vec<&Token> = s.words().collect();
                 for t in raw_text::surface_tokens(s) {
@@ -148,8 +147,8 @@ pub fn write_sentences(out: &mut dyn Write, sentences: &mut [Sentence], format: 
                     let space_after = !t.misc.split('|').any(|m| m == "SpaceAfter=No");
                     tokens.push(serde_json::json!({ "form": t.form, "space_after": space_after, "words": ws }));
                 }
-                let text = comment("text").unwrap_or_else(|| raw_text::sentence_text(s));
-                let id = comment("sent_id").unwrap_or_else(|| (k + 1).to_string());
+                let text = raw_text::sentence_text(s);
+                let id = raw_text::comment_value(s, "sent_id").map_or_else(|| (k + 1).to_string(), str::to_string);
                 writeln!(out, "{}", serde_json::json!({ "id": id, "text": text, "tokens": tokens }))?;
             }
         }

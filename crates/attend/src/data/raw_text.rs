@@ -45,7 +45,8 @@ impl Paragraph {
     }
 }
 
-fn comment_value<'a>(s: &'a Sentence, key: &str) -> Option<&'a str> {
+/// The value of a `# key = value` comment of `s` (`None` if absent).
+pub fn comment_value<'a>(s: &'a Sentence, key: &str) -> Option<&'a str> {
     s.comments.iter().find_map(|c| {
         let c = c.trim_start();
         let rest = c.strip_prefix(key)?;

@@ -35,13 +35,25 @@ impl CharEncoder {
         // Zero past each word's end, so the convolution at its last
         // characters sees the same zeros whatever the longest word of the
         // batch: a word's vector must not depend on its batch-mates.
-        let inside: Vec<f32> = lengths.iter().flat_map(|&n| (0..max_chars).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
-        let x = x.broadcast_mul(&Tensor::from_vec(inside, (words, max_chars, 1), device)?)?;
-        let half = self.kernel / 2;
-        let padded = x.pad_with_zeros(1, half, half)?; //                                           [W, L+k-1, c]
-        let windows: Vec<Tensor> = (0..self.kernel).map(|o| padded.narrow(1, o, max_chars)).collect::<Result<_>>()?;
-        let windows = Tensor::cat(&windows, 2)?; //                                                  [W, L, k*c]
+        let windows = neighbour_windows(&x, lengths, self.kernel)?; //                              [W, L, k*c]
         let h = self.conv.forward(&windows)?.relu()?; //                                             [W, L, F]
         ops::masked_max(&h, lengths) //                                                              [W, F]
     }
+}
+
+/// Each position of `x` `[batch, seq, dim]` with its `kernel` (odd)
+/// neighbours' vectors concatenated: `[batch, seq, kernel * dim]`, the input
+/// of a convolution as one GEMM. Positions past `lengths[b]` count as zeros,
+/// so a sequence's windows do not depend on its batch-mates' lengths.
+pub fn neighbour_windows(x: &Tensor, lengths: &[usize], kernel: usize) -> Result<Tensor> {
+    let (b, t, _) = x.dims3()?;
+    let inside: Vec<f32> = lengths.iter().flat_map(|&n| (0..t).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
+    let x = x.broadcast_mul(&Tensor::from_vec(inside, (b, t, 1), x.device())?)?;
+    let half = kernel / 2;
+    if half == 0 {
+        return Ok(x);
+    }
+    let padded = x.pad_with_zeros(1, half, half)?;
+    let windows: Vec<Tensor> = (0..kernel).map(|o| padded.narrow(1, o, t)).collect::<Result<_>>()?;
+    Tensor::cat(&windows, 2)
 }

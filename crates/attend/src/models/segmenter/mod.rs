@@ -12,6 +12,7 @@ pub mod task;
 use crate::data::batch::bucket;
 use crate::data::raw_text::{self, MultiwordLexicon, Paragraph, SPACE};
 use crate::models::tagger::LONG_SLICE_WORDS;
+use crate::nn::char_encoder::neighbour_windows;
 use crate::nn::head::PerVectorHead;
 use crate::nn::position::PositionKind;
 use crate::nn::sequence::{slices, EncoderConfig, EncoderKind, SequenceEncoder};
@@ -210,19 +211,8 @@ impl Segmenter {
     /// Scores `[batch, seq, labels]`; the batch starts at position `first` of a longer text.
     fn forward(&self, batch: &CharBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
         let x = (self.chars.forward(&batch.ids)? + self.kinds.forward(&batch.kinds)?)?;
-        let (b, t, _) = x.dims3()?;
-        // Zero past each sequence's end: a character's window must not
-        // depend on its batch-mates.
-        let inside: Vec<f32> = batch.lengths.iter().flat_map(|&n| (0..t).map(move |i| if i < n { 1.0 } else { 0.0 })).collect();
-        let x = x.broadcast_mul(&Tensor::from_vec(inside, (b, t, 1), x.device())?)?;
-        let half = self.config.kernel / 2;
-        let x = if half == 0 {
-            x
-        } else {
-            let padded = x.pad_with_zeros(1, half, half)?;
-            let windows: Vec<Tensor> = (0..self.config.kernel).map(|o| padded.narrow(1, o, t)).collect::<Result<_>>()?;
-            Tensor::cat(&windows, 2)?
-        };
+        // Each character with its neighbours (zeros past a text's end).
+        let x = neighbour_windows(&x, &batch.lengths, self.config.kernel)?;
         let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
         self.head.forward(&h)
     }
@@ -268,9 +258,7 @@ impl Segmenter {
         }
         Ok(out)
     }
-}
 
-impl Segmenter {
     /// Labels of one text in a single pass, never in slices (the reference
     /// [`label`](Self::label) must match).
     pub fn label_whole(&self, data: &SegmenterData, text: &[char]) -> Result<Vec<u32>> {
