@@ -142,7 +142,16 @@ pub fn write_sentences(out: &mut dyn Write, sentences: &mut [Sentence], format: 
                     };
                     let ws: Vec<serde_json::Value> = range
                         .filter_map(|n| words.get(n - 1))
-                        .map(|w| serde_json::json!({ "form": w.form, "upos": w.upos }))
+                        .map(|w| {
+                            let mut word = serde_json::json!({ "form": w.form, "upos": w.upos });
+                            // XPOS and FEATS when predicted (`_`: none).
+                            for (key, value) in [("xpos", &w.xpos), ("feats", &w.feats)] {
+                                if value != "_" {
+                                    word[key] = serde_json::json!(value);
+                                }
+                            }
+                            word
+                        })
                         .collect();
                     let space_after = !t.misc.split('|').any(|m| m == "SpaceAfter=No");
                     tokens.push(serde_json::json!({ "form": t.form, "space_after": space_after, "words": ws }));

@@ -52,32 +52,23 @@ pub fn attention_maps(model: &Tagger, vocab: &TaggerVocab, sentence: &Sentence) 
     Ok(AttentionMaps { words, tags, layers })
 }
 
-/// Registers a TrueType font for the labels once: `ATTEND_FONT`, or a
-/// common system font.
+/// DejaVu Sans, built into the binary so pictures need no system font
+/// (licence: `assets/DejaVuSans-LICENSE.txt`).
+const EMBEDDED_FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the font for the labels once: the TrueType file named by
+/// `ATTEND_FONT` when set, else the embedded DejaVu Sans.
 pub(crate) fn ensure_font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
-        let candidates = std::env::var("ATTEND_FONT").into_iter().chain(
-            [
-                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                "/usr/share/fonts/TTF/DejaVuSans.ttf",
-                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-                "/System/Library/Fonts/Supplemental/Arial.ttf",
-                "/Library/Fonts/Arial.ttf",
-                "C:\\Windows\\Fonts\\arial.ttf",
-            ]
-            .map(String::from),
-        );
-        for path in candidates {
-            if let Ok(bytes) = std::fs::read(&path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
+        let (bytes, origin): (&'static [u8], String) = match std::env::var_os("ATTEND_FONT") {
+            Some(path) => {
+                let bytes = std::fs::read(&path).map_err(|e| format!("ATTEND_FONT={}: {e}", path.to_string_lossy()))?;
+                (Box::leak(bytes.into_boxed_slice()), format!("ATTEND_FONT={}", path.to_string_lossy()))
             }
-        }
-        Err("no TrueType font found for the heatmap labels: set ATTEND_FONT=/path/to/font.ttf (on Debian: apt-get install fonts-dejavu-core)".into())
+            None => (EMBEDDED_FONT, "the embedded font".into()),
+        };
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{origin} is not a TrueType font attend can read"))
     })
     .clone()
     .map_err(Error::Input)

@@ -12,8 +12,11 @@ use std::collections::HashMap;
 pub struct EncodedSentence {
     pub words: Vec<u32>,
     pub chars: Vec<Vec<u32>>,
-    /// Gold tag per word; [`IGNORE`] where the tag is missing or unseen in training.
+    /// Gold UPOS per word; [`IGNORE`] where the tag is missing or unseen in training.
     pub tags: Vec<u32>,
+    /// Gold labels of the vocabulary's other columns (XPOS, FEATS: those of
+    /// `vocab.columns()[1..]`, in that order), [`IGNORE`] likewise.
+    pub other_tags: Vec<Vec<u32>>,
 }
 
 impl EncodedSentence {
@@ -23,6 +26,15 @@ impl EncodedSentence {
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
+    /// Words `range` of the sentence.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        EncodedSentence {
+            words: self.words[range.clone()].to_vec(),
+            chars: self.chars[range.clone()].to_vec(),
+            tags: self.tags[range.clone()].to_vec(),
+            other_tags: self.other_tags.iter().map(|t| t[range.clone()].to_vec()).collect(),
+        }
+    }
 }
 
 /// Encodes the words of each sentence.
@@ -30,12 +42,15 @@ pub fn encode(sentences: &[Sentence], vocab: &TaggerVocab, max_word_chars: usize
     sentences
         .iter()
         .map(|s| {
-            let words = s.words();
-            let mut e = EncodedSentence { words: vec![], chars: vec![], tags: vec![] };
-            for t in words {
+            let others = &vocab.columns()[1..];
+            let mut e = EncodedSentence { words: vec![], chars: vec![], tags: vec![], other_tags: vec![Vec::new(); others.len()] };
+            for t in s.words() {
                 e.words.push(vocab.word_id(&t.form));
                 e.chars.push(vocab.char_ids(&t.form, max_word_chars));
                 e.tags.push(vocab.tags.get(&t.upos).unwrap_or(IGNORE));
+                for (labels, &c) in e.other_tags.iter_mut().zip(others) {
+                    labels.push(vocab.label_id(c, t).unwrap_or(IGNORE));
+                }
             }
             e
         })
@@ -51,6 +66,8 @@ pub struct Batch {
     pub seq: usize,
     pub word_ids: Vec<u32>,
     pub tags: Vec<u32>,
+    /// `[batch, seq]` per other column, as [`EncodedSentence::other_tags`].
+    pub other_tags: Vec<Vec<u32>>,
     /// Words in each sequence; positions past it are padding.
     pub lengths: Vec<usize>,
     /// Longest spelling (in characters, with markers).
@@ -72,6 +89,8 @@ impl Batch {
         let b = indices.len();
         let mut word_ids = vec![PAD; b * seq];
         let mut tags = vec![IGNORE; b * seq];
+        let others = indices.first().map_or(0, |&i| data[i].other_tags.len());
+        let mut other_tags = vec![vec![IGNORE; b * seq]; others];
         let mut spelling_of = vec![0u32; b * seq];
         let mut lengths = Vec::with_capacity(b);
         let mut distinct: HashMap<&[u32], u32> = HashMap::new();
@@ -82,6 +101,9 @@ impl Batch {
             lengths.push(s.len());
             word_ids[r * seq..r * seq + s.len()].copy_from_slice(&s.words);
             tags[r * seq..r * seq + s.len()].copy_from_slice(&s.tags);
+            for (all, mine) in other_tags.iter_mut().zip(&s.other_tags) {
+                all[r * seq..r * seq + s.len()].copy_from_slice(mine);
+            }
             for (t, chars) in s.chars.iter().enumerate() {
                 let next = spelling_lengths.len() as u32;
                 let id = *distinct.entry(chars.as_slice()).or_insert_with(|| {
@@ -92,7 +114,7 @@ impl Batch {
                 spelling_of[r * seq + t] = id;
             }
         }
-        Batch { batch: b, seq, word_ids, tags, lengths, max_chars, spellings, spelling_lengths, spelling_of }
+        Batch { batch: b, seq, word_ids, tags, other_tags, lengths, max_chars, spellings, spelling_lengths, spelling_of }
     }
 
     /// Number of real (unpadded) words.
@@ -171,13 +193,14 @@ mod tests {
     #[test]
     fn batch_pads_words_chars_and_tags() {
         let data = vec![
-            EncodedSentence { words: vec![5, 6], chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]], tags: vec![0, 1] },
-            EncodedSentence { words: vec![4], chars: vec![vec![2, 7, 3]], tags: vec![2] },
+            EncodedSentence { words: vec![5, 6], chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]], tags: vec![0, 1], other_tags: vec![vec![3, 4]] },
+            EncodedSentence { words: vec![4], chars: vec![vec![2, 7, 3]], tags: vec![2], other_tags: vec![vec![5]] },
         ];
         let b = Batch::new(&data, &[0, 1]);
         assert_eq!((b.batch, b.seq, b.max_chars), (2, 2, 4));
         assert_eq!(b.word_ids, [5, 6, 4, PAD]);
         assert_eq!(b.tags, [0, 1, 2, IGNORE]);
+        assert_eq!(b.other_tags, [vec![3, 4, 5, IGNORE]]);
         // spellings: empty, [2 7 3], [2 8 9 3]; the repeated one is stored once
         assert_eq!(b.spelling_lengths, [0, 3, 4]);
         assert_eq!(b.spelling_of, [1, 2, 1, 0]);

@@ -2,7 +2,9 @@
 
 pub mod batch;
 pub mod conllu;
+pub mod pickle;
 pub mod planetoid;
+pub mod planetoid_release;
 pub mod raw_text;
 pub mod series;
 pub mod synthetic;

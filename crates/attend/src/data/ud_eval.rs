@@ -37,6 +37,14 @@ const FUNCTIONAL_DEPRELS: &[&str] = &["aux", "cop", "mark", "det", "clf", "case"
 pub const METRICS: [&str; 13] =
     ["Tokens", "Sentences", "Words", "UPOS", "XPOS", "UFeats", "AllTags", "Lemmas", "UAS", "LAS", "CLAS", "MLAS", "BLEX"];
 
+/// The features UFeats compares: the universal ones of a FEATS string,
+/// sorted, joined by `|` (the official script's rule).
+pub fn universal_feats(feats: &str) -> String {
+    let mut kept: Vec<&str> = feats.split('|').filter(|f| f.split_once('=').is_some_and(|(name, _)| UNIVERSAL_FEATURES.contains(&name))).collect();
+    kept.sort_unstable();
+    kept.join("|")
+}
+
 /// Unicode category Zs (space separators): removed from FORMs before matching.
 pub fn is_space_separator(c: char) -> bool {
     matches!(c, ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
@@ -134,12 +142,6 @@ impl UdDocument {
                     }
                 };
                 heads.push((line, head));
-                let mut feats: Vec<&str> = t
-                    .feats
-                    .split('|')
-                    .filter(|f| f.split_once('=').is_some_and(|(name, _)| UNIVERSAL_FEATURES.contains(&name)))
-                    .collect();
-                feats.sort_unstable();
                 doc.words.push(Word {
                     span,
                     multiword: in_mwt,
@@ -147,7 +149,7 @@ impl UdDocument {
                     lemma: t.lemma.clone(),
                     upos: t.upos.clone(),
                     xpos: t.xpos.clone(),
-                    feats: feats.join("|"),
+                    feats: universal_feats(&t.feats),
                     deprel: t.deprel.split(':').next().unwrap_or("").to_string(),
                     parent: None,
                     functional_children: Vec::new(),

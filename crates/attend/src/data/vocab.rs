@@ -5,7 +5,7 @@
 //! encoder still sees the original spelling, which is how words unseen in
 //! training (about 10% of EWT test tokens) get a useful vector.
 
-use crate::data::conllu::Sentence;
+use crate::data::conllu::{Sentence, Token};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -78,6 +78,70 @@ pub fn normalize_word(form: &str) -> String {
         .collect()
 }
 
+/// A CoNLL-U column a tagger can predict, each with its own head on the
+/// shared encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Column {
+    /// Universal part of speech (always predicted).
+    Upos,
+    /// The treebank's own part-of-speech tag.
+    Xpos,
+    /// Morphological features, predicted as the whole `FEATS` string
+    /// (`Number=Sing|Person=3`, or `_` for none).
+    Feats,
+}
+
+impl Column {
+    pub const ALL: [Column; 3] = [Column::Upos, Column::Xpos, Column::Feats];
+
+    /// The column's name as the CoNLL-U format spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Upos => "UPOS",
+            Column::Xpos => "XPOS",
+            Column::Feats => "FEATS",
+        }
+    }
+
+    /// The token's value in this column.
+    pub fn of(self, t: &Token) -> &str {
+        match self {
+            Column::Upos => &t.upos,
+            Column::Xpos => &t.xpos,
+            Column::Feats => &t.feats,
+        }
+    }
+
+    /// Sets the token's value in this column.
+    pub fn set(self, t: &mut Token, value: &str) {
+        let slot = match self {
+            Column::Upos => &mut t.upos,
+            Column::Xpos => &mut t.xpos,
+            Column::Feats => &mut t.feats,
+        };
+        value.clone_into(slot);
+    }
+
+    /// Whether `value` is a label to learn: `_` means "not annotated" in
+    /// UPOS and XPOS, but "no features" in FEATS, which is a class of its own.
+    fn is_label(self, value: &str) -> bool {
+        self == Column::Feats || value != "_"
+    }
+}
+
+impl std::str::FromStr for Column {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "upos" => Ok(Column::Upos),
+            "xpos" => Ok(Column::Xpos),
+            "feats" | "ufeats" => Ok(Column::Feats),
+            _ => Err(format!("unknown column '{s}': use upos, xpos or feats")),
+        }
+    }
+}
+
 /// The vocabularies of a tagger, saved as `vocab.json` in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaggerVocab {
@@ -89,12 +153,72 @@ pub struct TaggerVocab {
     pub chars: Vocab,
     /// UPOS tags seen in training, sorted.
     pub tags: Vocab,
+    /// XPOS tags seen in training, sorted, when the tagger predicts XPOS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xpos: Option<Vocab>,
+    /// FEATS strings seen in training, sorted, when the tagger predicts FEATS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feats: Option<Vocab>,
 }
 
 impl TaggerVocab {
     /// Builds vocabularies from training sentences: every normalised word,
     /// every character, every UPOS tag.
     pub fn build(train: &[Sentence]) -> Self {
+        Self::build_for(train, &[Column::Upos])
+    }
+
+    /// [`build`](Self::build) with a label table for each of `columns`
+    /// (UPOS is always included). A column with no label in the training
+    /// data (XPOS all `_`, or FEATS all `_`) gets no table: there is
+    /// nothing to learn.
+    pub fn build_for(train: &[Sentence], columns: &[Column]) -> Self {
+        let mut v = Self::build_words(train);
+        for c in [Column::Xpos, Column::Feats] {
+            if !columns.contains(&c) {
+                continue;
+            }
+            let mut values: Vec<String> = train.iter().flat_map(|s| s.words()).map(|t| c.of(t)).filter(|x| c.is_label(x)).map(str::to_string).collect();
+            values.sort();
+            values.dedup();
+            let informative = match c {
+                Column::Feats => values.iter().any(|x| x != "_"),
+                _ => !values.is_empty(),
+            };
+            let table = informative.then(|| Vocab::new(values));
+            match c {
+                Column::Xpos => v.xpos = table,
+                _ => v.feats = table,
+            }
+        }
+        v
+    }
+
+    /// The label table of `column`, if the tagger predicts it.
+    pub fn column(&self, column: Column) -> Option<&Vocab> {
+        match column {
+            Column::Upos => Some(&self.tags),
+            Column::Xpos => self.xpos.as_ref(),
+            Column::Feats => self.feats.as_ref(),
+        }
+    }
+
+    /// The columns this vocabulary has labels for, UPOS first.
+    pub fn columns(&self) -> Vec<Column> {
+        Column::ALL.into_iter().filter(|&c| self.column(c).is_some()).collect()
+    }
+
+    /// The label index of the token's value in `column`, or `None` when the
+    /// value is missing or unseen in training.
+    pub fn label_id(&self, column: Column, t: &Token) -> Option<u32> {
+        let value = column.of(t);
+        if !column.is_label(value) {
+            return None;
+        }
+        self.column(column)?.get(value)
+    }
+
+    fn build_words(train: &[Sentence]) -> Self {
         let mut word_freq: HashMap<String, u32> = HashMap::new();
         let mut char_freq: HashMap<char, u32> = HashMap::new();
         let mut tags: Vec<String> = Vec::new();
@@ -123,7 +247,7 @@ impl TaggerVocab {
         let mut char_items: Vec<String> = ["<pad>", "<unk>", "<w>", "</w>"].iter().map(|s| s.to_string()).collect();
         char_items.extend(chars.into_iter().map(|(c, _)| c.to_string()));
         tags.sort();
-        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags) }
+        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags), xpos: None, feats: None }
     }
 
     /// Word index of a surface form ([`UNK`] if unseen in training).
@@ -189,5 +313,30 @@ mod tests {
         assert_eq!(&long[4..7], &v.char_ids("cat", 6)[1..4]);
         let json = serde_json::to_string(&v).unwrap();
         assert_eq!(serde_json::from_str::<TaggerVocab>(&json).unwrap(), v);
+        assert!(!json.contains("xpos"), "a UPOS-only vocabulary is written as before");
+    }
+
+    #[test]
+    fn xpos_and_feats_tables_skip_missing_values_but_keep_empty_feats() {
+        let mut s = tagged(&[("The", "DET"), ("cats", "NOUN"), (".", "PUNCT")]);
+        for (t, (x, f)) in s.words_mut().zip([("DT", "Definite=Def"), ("NNS", "Number=Plur"), ("_", "_")]) {
+            t.xpos = x.into();
+            t.feats = f.into();
+        }
+        let v = TaggerVocab::build_for(std::slice::from_ref(&s), &Column::ALL);
+        assert_eq!(v.xpos.as_ref().unwrap().items(), ["DT", "NNS"]);
+        assert_eq!(v.feats.as_ref().unwrap().items(), ["Definite=Def", "Number=Plur", "_"]);
+        assert_eq!(v.columns(), Column::ALL);
+        let punct = s.words().nth(2).unwrap();
+        assert_eq!(v.label_id(Column::Xpos, punct), None);
+        assert_eq!(v.label_id(Column::Feats, punct), Some(2));
+        // a column with nothing in it gets no table
+        let plain = tagged(&[("a", "DET")]);
+        let v = TaggerVocab::build_for(&[plain], &Column::ALL);
+        assert_eq!(v.columns(), [Column::Upos]);
+        let json = serde_json::to_string(&TaggerVocab::build_for(std::slice::from_ref(&s), &Column::ALL)).unwrap();
+        assert!(serde_json::from_str::<TaggerVocab>(&json).unwrap().feats.is_some());
+        assert_eq!("UFeats".parse::<Column>(), Ok(Column::Feats));
+        assert!("lemma".parse::<Column>().is_err());
     }
 }

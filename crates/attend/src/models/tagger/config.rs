@@ -45,6 +45,10 @@ pub struct TaggerConfig {
     pub words: usize,
     pub chars: usize,
     pub tags: usize,
+    /// XPOS labels; 0: no XPOS head.
+    pub xpos_tags: usize,
+    /// Distinct FEATS strings; 0: no FEATS head.
+    pub feats_tags: usize,
 }
 
 impl Default for TaggerConfig {
@@ -69,6 +73,8 @@ impl Default for TaggerConfig {
             words: 0,
             chars: 0,
             tags: 0,
+            xpos_tags: 0,
+            feats_tags: 0,
         }
     }
 }
@@ -112,7 +118,8 @@ impl TaggerConfig {
 
     /// Number of trainable scalars (computed in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
-        let [words, chars, tags, d] = [self.words, self.chars, self.tags, self.d_model].map(|x| x as u128);
+        let tags = (self.tags + self.xpos_tags + self.feats_tags) as u128;
+        let [words, chars, d] = [self.words, self.chars, self.d_model].map(|x| x as u128);
         let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
         let front = words * wd + chars * cd + kernel * cd * filters + filters;
         front + self.encoder_config().parameter_count(self.word_dim + self.char_filters) + d * tags + tags

@@ -1,7 +1,8 @@
 //! The part-of-speech tagger, composed of three parts: the word front end
 //! ([`WordFeatures`]: embedding + character encoder), the shared
-//! [`SequenceEncoder`] (self-attention, or the BiLSTM baseline) and a
-//! [`PerVectorHead`] (one tag per word).
+//! [`SequenceEncoder`] (self-attention, or the BiLSTM baseline) and one
+//! [`PerVectorHead`] per predicted column (UPOS, and XPOS and FEATS when
+//! trained for them), each giving one label per word.
 
 pub mod config;
 pub mod eval;
@@ -10,7 +11,7 @@ pub mod task;
 
 use crate::data::batch::{bucket, encode, Batch, EncodedSentence};
 use crate::data::conllu::Sentence;
-use crate::data::vocab::TaggerVocab;
+use crate::data::vocab::{Column, TaggerVocab};
 use crate::nn::head::PerVectorHead;
 use crate::nn::sequence::{slices, EncoderKind, SequenceEncoder};
 use crate::nn::word_features::WordFeatures;
@@ -44,7 +45,13 @@ pub struct Tagger {
     features: WordFeatures,
     encoder: SequenceEncoder,
     head: PerVectorHead,
+    /// Heads of the other columns (XPOS, FEATS), in [`Column::ALL`] order.
+    other_heads: Vec<(Column, PerVectorHead)>,
 }
+
+/// Predicted label indices of one sentence, per column the model has: UPOS
+/// first, then as [`Tagger::columns`].
+pub type SentenceLabels = Vec<Vec<u32>>;
 
 impl Tagger {
     /// A freshly initialised tagger (initial values drawn from `seed`).
@@ -56,23 +63,51 @@ impl Tagger {
         let features = WordFeatures::new(&mut p, c.words, c.word_dim, c.chars, c.char_dim, c.char_filters, c.char_kernel)?;
         let encoder = SequenceEncoder::new(&mut p, features.width(), &c.encoder_config())?;
         let head = PerVectorHead::new(&mut p, "head", c.d_model, c.tags)?;
-        Ok(Tagger { config, params: p, features, encoder, head })
+        // Created after the UPOS head, so a UPOS-only tagger draws the same
+        // initial values as before these heads existed.
+        let mut other_heads = Vec::new();
+        for (column, name, labels) in [(Column::Xpos, "xpos_head", c.xpos_tags), (Column::Feats, "feats_head", c.feats_tags)] {
+            if labels > 0 {
+                other_heads.push((column, PerVectorHead::new(&mut p, name, c.d_model, labels)?));
+            }
+        }
+        Ok(Tagger { config, params: p, features, encoder, head, other_heads })
     }
 
-    /// Tag scores `[batch, seq, tags]`.
+    /// The columns the model predicts, UPOS first.
+    pub fn columns(&self) -> Vec<Column> {
+        std::iter::once(Column::Upos).chain(self.other_heads.iter().map(|(c, _)| *c)).collect()
+    }
+
+    /// UPOS scores `[batch, seq, tags]`.
     pub fn forward(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Tensor> {
+        self.head.forward(&self.encode(batch, 0, ctx)?)
+    }
+
+    /// Scores `[batch, seq, labels]` of every column, as [`columns`](Self::columns).
+    pub fn forward_columns(&self, batch: &Batch, ctx: &mut Ctx) -> Result<Vec<Tensor>> {
         self.forward_from(batch, 0, ctx)
     }
 
-    /// Tag scores of a batch that is the slice of a longer sequence starting
-    /// at position `first` (positions and rotary angles count from there).
-    fn forward_from(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+    /// Every column's scores for a batch that is the slice of a longer
+    /// sequence starting at position `first` (positions and rotary angles
+    /// count from there).
+    fn forward_from(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Vec<Tensor>> {
+        let h = self.encode(batch, first, ctx)?;
+        self.heads().map(|head| head.forward(&h)).collect()
+    }
+
+    fn heads(&self) -> impl Iterator<Item = &PerVectorHead> {
+        std::iter::once(&self.head).chain(self.other_heads.iter().map(|(_, h)| h))
+    }
+
+    /// The encoder's output `[batch, seq, d_model]`.
+    fn encode(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
         let mut x = self.features.forward(batch)?;
         if !ctx.train {
             x = x.detach(); // inference: the character encoder's intermediates can go now
         }
-        let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
-        self.head.forward(&h)
+        self.encoder.forward(&x, &batch.lengths, first, ctx)
     }
 
     /// Words each output of the encoder can see on either side: the window
@@ -86,31 +121,36 @@ impl Tagger {
     /// of context on both sides, so memory stays bounded by the slice
     /// whatever the length, and every word gets the tag the whole-sequence
     /// pass would give it (same inputs, same positions, up to float rounding).
-    pub fn predict_long(&self, sentence: &EncodedSentence, core: usize) -> Result<Vec<u32>> {
-        self.long_logits(sentence, core)?.argmax(D::Minus1)?.to_vec1::<u32>()
+    pub fn predict_long(&self, sentence: &EncodedSentence, core: usize) -> Result<SentenceLabels> {
+        self.long_logits(sentence, core)?.iter().map(|l| l.argmax(D::Minus1)?.to_vec1::<u32>()).collect()
     }
 
-    /// The tag scores `[words, tags]` behind [`predict_long`](Self::predict_long).
-    pub fn long_logits(&self, sentence: &EncodedSentence, core: usize) -> Result<Tensor> {
+    /// The scores `[words, labels]` of each column behind
+    /// [`predict_long`](Self::predict_long).
+    pub fn long_logits(&self, sentence: &EncodedSentence, core: usize) -> Result<Vec<Tensor>> {
         let Some(halo) = self.receptive_field() else {
             candle_core::bail!("slicing a long input needs truncated attention (a window)");
         };
-        let mut parts = Vec::new();
+        let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); self.other_heads.len() + 1];
         for s in slices(sentence.len(), core, halo) {
-            let slice = EncodedSentence {
-                words: sentence.words[s.lo..s.hi].to_vec(),
-                chars: sentence.chars[s.lo..s.hi].to_vec(),
-                tags: sentence.tags[s.lo..s.hi].to_vec(),
-            };
+            let slice = sentence.slice(s.lo..s.hi);
             let logits = self.forward_from(&Batch::new(std::slice::from_ref(&slice), &[0]), s.lo, &mut Ctx::eval())?;
-            parts.push(logits.squeeze(0)?.narrow(0, s.start - s.lo, s.end - s.start)?.detach());
+            for (part, l) in parts.iter_mut().zip(logits) {
+                part.push(l.squeeze(0)?.narrow(0, s.start - s.lo, s.end - s.start)?.detach());
+            }
         }
-        Tensor::cat(&parts, 0)
+        parts.iter().map(|p| Tensor::cat(p, 0)).collect()
     }
 
-    /// Mean cross-entropy of the batch's gold tags.
+    /// The sum over columns of each column's mean cross-entropy against the
+    /// batch's gold labels.
     pub fn loss(&self, batch: &Batch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
-        self.head.loss(&self.forward(batch, ctx)?, &batch.tags, label_smoothing)
+        let h = self.encode(batch, 0, ctx)?;
+        let mut loss = self.head.loss(&self.head.forward(&h)?, &batch.tags, label_smoothing)?;
+        for ((_, head), gold) in self.other_heads.iter().zip(&batch.other_tags) {
+            loss = (loss + head.loss(&head.forward(&h)?, gold, label_smoothing)?)?;
+        }
+        Ok(loss)
     }
 
     /// Runs attention truncated to `window` words on each side from now on
@@ -128,11 +168,21 @@ impl Tagger {
         self.encoder.check_dense_length(longest, limit).map_err(crate::Error::Input)
     }
 
-    /// Best tag index per word, one vector per sequence.
+    /// Best UPOS index per word, one vector per sequence.
     pub fn predict_batch(&self, batch: &Batch) -> Result<Vec<Vec<u32>>> {
         let logits = self.forward(batch, &mut Ctx::eval())?;
-        let best = logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
-        Ok(best.into_iter().zip(&batch.lengths).map(|(row, &n)| row[..n].to_vec()).collect())
+        best_per_word(&logits, &batch.lengths)
+    }
+
+    /// Best label index per word for every column, per sequence.
+    fn predict_batch_columns(&self, batch: &Batch) -> Result<Vec<SentenceLabels>> {
+        let mut out = vec![Vec::new(); batch.batch];
+        for logits in self.forward_columns(batch, &mut Ctx::eval())? {
+            for (labels, best) in out.iter_mut().zip(best_per_word(&logits, &batch.lengths)?) {
+                labels.push(best);
+            }
+        }
+        Ok(out)
     }
 
     /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
@@ -145,10 +195,16 @@ impl Tagger {
         self.config.encoder
     }
 
-    /// Predicted tag index for every word of every sentence, in input order.
-    /// Under truncated attention a sequence longer than [`LONG_SLICE_WORDS`]
-    /// (plus context) is tagged in slices by [`predict_long`](Self::predict_long).
+    /// Predicted UPOS index for every word of every sentence, in input order.
     pub fn predict(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<Vec<Vec<u32>>> {
+        Ok(self.predict_columns(sentences, vocab, batch_tokens)?.into_iter().map(|mut labels| labels.swap_remove(0)).collect())
+    }
+
+    /// Predicted label indices for every word of every sentence, in input
+    /// order, per column (as [`columns`](Self::columns)). Under truncated
+    /// attention a sequence longer than [`LONG_SLICE_WORDS`] (plus context)
+    /// is tagged in slices by [`predict_long`](Self::predict_long).
+    pub fn predict_columns(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<Vec<SentenceLabels>> {
         let data = encode(sentences, vocab, self.config.max_word_chars);
         let mut out = vec![Vec::new(); sentences.len()];
         let sliced = |len: usize| self.receptive_field().is_some_and(|halo| len > LONG_SLICE_WORDS + 2 * halo);
@@ -160,26 +216,39 @@ impl Tagger {
         for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None) {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
             let batch = Batch::new(&data, &idx);
-            for (i, tags) in idx.iter().zip(self.predict_batch(&batch)?) {
+            for (i, tags) in idx.iter().zip(self.predict_batch_columns(&batch)?) {
                 out[*i] = tags;
             }
         }
         Ok(out)
     }
 
-    /// Writes predicted UPOS tags into the sentences.
+    /// Writes the predicted labels into the sentences: UPOS, and XPOS and
+    /// FEATS when the model predicts them (other columns are left as they are).
     pub fn tag(&self, sentences: &mut [Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<()> {
-        let predicted = self.predict(sentences, vocab, batch_tokens)?;
-        for (s, tags) in sentences.iter_mut().zip(predicted) {
-            for (t, tag) in s.words_mut().zip(tags) {
-                t.upos = vocab.tags.name(tag).to_string();
+        let predicted = self.predict_columns(sentences, vocab, batch_tokens)?;
+        let columns = self.columns();
+        for (s, labels) in sentences.iter_mut().zip(predicted) {
+            for (&column, indices) in columns.iter().zip(labels) {
+                let names = vocab.column(column).ok_or_else(|| candle_core::Error::msg(format!("the vocabulary has no {} labels", column.name())))?;
+                for (t, i) in s.words_mut().zip(indices) {
+                    column.set(t, names.name(i));
+                }
             }
         }
         Ok(())
     }
 
-    /// Tags `sentences` and scores against their gold UPOS.
+    /// Tags `sentences` and scores against their gold labels.
     pub fn evaluate(&self, sentences: &[Sentence], vocab: &TaggerVocab, batch_tokens: usize) -> Result<eval::EvalReport> {
-        Ok(eval::score(sentences, &self.predict(sentences, vocab, batch_tokens)?, vocab))
+        let mut tagged = sentences.to_vec();
+        self.tag(&mut tagged, vocab, batch_tokens)?;
+        Ok(eval::score(sentences, &tagged, vocab, &self.columns()))
     }
+}
+
+/// The best label per real word of each sequence, from scores `[batch, seq, labels]`.
+fn best_per_word(logits: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<u32>>> {
+    let best = logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
+    Ok(best.into_iter().zip(lengths).map(|(row, &n)| row[..n].to_vec()).collect())
 }

@@ -55,7 +55,7 @@ impl Task for TaggerTask<'_> {
 
     fn evaluate(&self) -> Result<Evaluation<EvalReport>> {
         let report = self.model.evaluate(self.dev, self.vocab, EVAL_BATCH_TOKENS)?;
-        Ok(Evaluation { accuracy: report.accuracy(), loss: None, report })
+        Ok(Evaluation { accuracy: report.selection_score(), loss: None, report })
     }
 
     fn contents(&self) -> Result<Contents> {
