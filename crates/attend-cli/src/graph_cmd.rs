@@ -355,6 +355,49 @@ pub fn eval(args: EvalGraphArgs) -> Result<()> {
     Ok(())
 }
 
+/// Which nodes `attend predict` labels in a graph.
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq, Debug)]
+pub enum NodeSelection {
+    /// Every node.
+    All,
+    /// Only nodes whose label in nodes.tsv is `?`.
+    Unlabelled,
+}
+
+/// `attend predict` for a graph model: a class (and its probability) per node.
+pub fn predict(model_dir: &Path, data_dir: &Path, nodes: NodeSelection, format: crate::sequence_cmd::PredictFormat, output: Option<&Path>) -> Result<()> {
+    use std::io::Write;
+    let (model, _) = task::load(model_dir)?;
+    let data = planetoid::read_graph(data_dir, model.config.feature_dim)?;
+    let input = GraphInput::new(&data, &model.config)?;
+    let predicted = model.predict_with_probability(&input)?;
+    let chosen: Vec<usize> = (0..data.nodes()).filter(|&i| nodes == NodeSelection::All || data.labels[i].is_none()).collect();
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let label = |i: usize| data.labels[i].map_or("?".to_string(), |l| l.to_string());
+    match format {
+        crate::sequence_cmd::PredictFormat::Tsv => {
+            writeln!(out, "node\tprediction\tprobability\tlabel")?;
+            for &i in &chosen {
+                writeln!(out, "{i}\t{}\t{:.4}\t{}", predicted[i].0, predicted[i].1, label(i))?;
+            }
+        }
+        crate::sequence_cmd::PredictFormat::Json => {
+            let items: Vec<serde_json::Value> = chosen
+                .iter()
+                .map(|&i| serde_json::json!({ "node": i, "prediction": predicted[i].0, "probability": predicted[i].1, "label": data.labels[i] }))
+                .collect();
+            serde_json::to_writer(&mut out, &items)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    eprintln!("labelled {} of {} nodes of {}", chosen.len(), data.nodes(), data_dir.display());
+    Ok(())
+}
+
 /// `attend attention` for a graph model: where one node looks.
 pub fn node_attention(model_dir: &Path, data_dir: &Path, node: usize, out: &Path) -> Result<()> {
     let (model, _) = task::load(model_dir)?;

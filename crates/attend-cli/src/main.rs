@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod compare_cmd;
+mod data_cmd;
 mod graph_cmd;
 mod progress;
 mod seeds;
@@ -11,9 +12,10 @@ mod serve;
 mod settings;
 mod tagger_cmd;
 mod text_cmd;
+mod treebank_args;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // candle allocates a fresh buffer per op; mimalloc reuses them instead of
 // returning pages to the OS and faulting them back in. The counting wrapper
@@ -51,8 +53,9 @@ enum Command {
     /// CoNLL-U, JSON or horizontal text. Raw text is streamed a paragraph
     /// at a time.
     Tag(tagger_cmd::TagArgs),
-    /// Label vector sequences with a sequence model: one label (or number)
-    /// per sequence, or one per vector; TSV or JSON.
+    /// Label data with a trained model: vector sequences with a sequence
+    /// model (one label or number per sequence, or one label per vector),
+    /// or the nodes of a graph with a graph model; TSV or JSON.
     Predict(sequence_cmd::PredictArgs),
     /// Heatmaps of a model's attention for one sentence (tagger) or one
     /// sequence (sequence model), per layer and head and averaged, plus the
@@ -72,6 +75,24 @@ enum Command {
     /// Benchmarks, reported as ratios against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Convert public data releases into the formats attend reads
+    /// (scripts/fetch-data.sh downloads them).
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Print a shell completion script: `attend completions bash >
+    /// ~/.local/share/bash-completion/completions/attend` (zsh: a file
+    /// `_attend` on $fpath; fish: ~/.config/fish/completions/attend.fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: attend.1 and one per subcommand
+    /// (attend-train-tagger.1, ...) into DIR; `man -l DIR/attend.1` reads one.
+    Man {
+        /// Directory for the pages (created if missing).
+        #[arg(long, default_value = "man")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,11 +194,41 @@ fn main() {
         Command::Compare(args) => compare_cmd::compare(args),
         Command::Bench(command) => bench_cmd::run(command),
         Command::RawText(args) => text_cmd::raw_text(args),
+        Command::Data(command) => data_cmd::run(command),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "attend", &mut script);
+            use std::io::Write;
+            std::io::stdout().write_all(&script).map_err(Into::into)
+        }
+        Command::Man { out } => man_pages(&out),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `attend man`: a page for the command and each subcommand, from the clap definitions.
+fn man_pages(out: &std::path::Path) -> Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut written = 0;
+    // (command, page name attend-train-tagger, usage name "attend train tagger")
+    let mut stack = vec![(Cli::command(), "attend".to_string(), "attend".to_string())];
+    while let Some((cmd, name, usage)) = stack.pop() {
+        let cmd = cmd.name(name.clone()).bin_name(usage.clone());
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            stack.push((sub.clone(), format!("{name}-{}", sub.get_name()), format!("{usage} {}", sub.get_name())));
+        }
+        let path = out.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+    }
+    eprintln!("{written} man pages in {}", out.display());
+    Ok(())
 }
 
 fn rayon_pool(n: usize) -> Result<()> {

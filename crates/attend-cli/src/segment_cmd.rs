@@ -3,7 +3,7 @@
 use crate::progress::{self, Progress};
 use anyhow::{Context, Result};
 use attend::config::TrainConfig;
-use attend::data::conllu::{self, Sentence};
+use crate::treebank_args::Treebank;
 use attend::models::segmenter::task::{self, load_training, SegmenterRun};
 use attend::models::segmenter::SegmenterConfig;
 use attend::train::RunOptions;
@@ -27,10 +27,11 @@ pub fn train_defaults() -> TrainConfig {
 
 #[derive(Args)]
 pub struct TrainSegmenterArgs {
-    /// Treebank directory holding *-ud-train.conllu and *-ud-dev.conllu
-    /// (with `# text` comments; `# newpar` / `# newdoc` mark paragraphs).
-    #[arg(long, required_unless_present = "resume")]
-    treebank: Option<PathBuf>,
+    /// The training text: CoNLL-U with `# text` comments; `# newpar` /
+    /// `# newdoc` mark paragraphs. Needed with --resume too (the text is
+    /// not stored with the model).
+    #[command(flatten)]
+    data: crate::treebank_args::TreebankArgs,
     /// Where the segmenter goes. Put it in a tagger's directory as
     /// DIR/segmenter so that `attend tag --model DIR` reads raw text
     /// (`attend train tagger` does this itself unless --no-segmenter).
@@ -86,28 +87,17 @@ impl SegmenterFlags {
 }
 
 pub fn train(args: TrainSegmenterArgs) -> Result<()> {
+    let data = args.data.read()?;
     match &args.resume {
-        Some(dir) => {
-            let treebank = args.treebank.clone();
-            run(treebank.as_deref(), dir, &args.settings, true, 42)
-        }
-        None => run(args.treebank.as_deref(), &args.out, &args.settings, false, 42),
+        Some(dir) => run(&data, dir, &args.settings, true, 42),
+        None => run(&data, &args.out, &args.settings, false, 42),
     }
-}
-
-fn read(path: &Path) -> Result<Vec<Sentence>> {
-    Ok(conllu::read_file(path)?)
 }
 
 /// Trains (or with `resume`, continues) a segmenter in `out` on the
 /// treebank (needed when resuming too: the text is not saved with the model).
-pub fn run(treebank: Option<&Path>, out: &Path, flags: &SegmenterFlags, resume: bool, seed: u64) -> Result<()> {
-    let Some(treebank) = treebank else {
-        anyhow::bail!("--resume needs --treebank too: the training text is not stored with the model");
-    };
-    let files = conllu::find_treebank(treebank)?;
-    let (train, dev) = (read(&files.train)?, read(&files.dev)?);
-    let prepared = task::prepare(&train, &files.train, &dev, &files.dev)?;
+pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, resume: bool, seed: u64) -> Result<()> {
+    let prepared = task::prepare(&data.train, &data.train_path, &data.dev, &data.dev_path)?;
     let (model, data, tcfg, resume) = if resume {
         let SegmenterRun { model, data, mut train, resume } = load_training(out)?;
         if let Some(m) = flags.segmenter_max_minutes {

@@ -463,20 +463,32 @@ fn check_length(model: &SequenceModel, data: &[attend::models::sequence::input::
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PredictFormat {
-    /// Tab-separated with a header: sequence, line, (position,) prediction.
+    /// Tab-separated with a header: sequence, line, (position,)
+    /// prediction; for a graph: node, prediction, probability, label (the
+    /// node's own label in nodes.tsv, `?` if none).
     Tsv,
-    /// One JSON array: {sequence, line, label | labels | value} per sequence.
+    /// One JSON array: {sequence, line, label | labels | value} per
+    /// sequence; for a graph {node, prediction, probability, label}
+    /// (label null when the node has none).
     Json,
 }
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Model directory written by `attend train sequence`.
+    /// Model directory written by `attend train sequence` or `attend train graph`.
     #[arg(long)]
     model: PathBuf,
-    /// Sequences to label (.ts, .npz or vector text; labels, if any, are ignored).
+    /// Sequences to label (.ts, .npz or vector text; labels, if any, are
+    /// ignored). Sequence models.
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    input: Option<PathBuf>,
+    /// Graph directory whose nodes to label: nodes.tsv and edges.tsv (the
+    /// split files are not needed). Graph models.
     #[arg(long)]
-    input: PathBuf,
+    data: Option<PathBuf>,
+    /// Graph models: label every node, or only the unlabelled (`?`) ones.
+    #[arg(long, value_enum, default_value = "all", requires = "data")]
+    nodes: crate::graph_cmd::NodeSelection,
     /// Output file; stdout when absent.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -499,13 +511,21 @@ pub struct PredictArgs {
 /// `attend predict`: a label per sequence or per vector.
 pub fn predict(args: PredictArgs) -> Result<()> {
     let started = Instant::now();
+    let is_graph = matches!(attend::checkpoint::kind(&args.model), Ok(attend::checkpoint::ModelKind::Graph));
+    let input = match (&args.data, &args.input) {
+        (Some(data), _) if is_graph => return crate::graph_cmd::predict(&args.model, data, args.nodes, args.format, args.output.as_deref()),
+        (Some(_), _) => bail!("{} is not a graph model: give sequences with --input FILE instead of --data", args.model.display()),
+        (None, _) if is_graph => bail!("{} is a graph model: give the graph directory with --data DIR", args.model.display()),
+        (None, Some(input)) => input.clone(),
+        (None, None) => bail!("give --input FILE (sequence model) or --data DIR (graph model)"),
+    };
     let LoadedSequence { mut model, spec, .. } = task::load(&args.model)?;
     if args.window.is_some() {
         model.set_window(args.window)?;
     }
-    let set = read(&args.input)?;
+    let set = read(&input)?;
     let data = encode(&set, &spec, &model.config)?;
-    check_length(&model, &data, args.max_dense_vectors, &args.input)?;
+    check_length(&model, &data, args.max_dense_vectors, &input)?;
     let t0 = Instant::now();
     let outputs = model.predict(&data, &spec)?;
     let secs = t0.elapsed().as_secs_f64();

@@ -18,10 +18,8 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct TrainTaggerArgs {
-    /// Treebank directory holding *-ud-train.conllu and *-ud-dev.conllu
-    /// (and *-ud-test.conllu, scored at the end if present).
-    #[arg(long)]
-    treebank: PathBuf,
+    #[command(flatten)]
+    data: crate::treebank_args::TreebankArgs,
     /// Where the checkpoint goes: the best model so far, plus resume/ with
     /// the latest state, rewritten atomically after every epoch (and on
     /// Ctrl-C).
@@ -154,9 +152,8 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         Some(_) => None,
         None => Some(settings::resolve::<TaggerSettings>(args.config.as_deref(), &args.model, &args.train)?),
     };
-    let files = conllu::find_treebank(&args.treebank)?;
-    let train = read_conllu(&files.train)?;
-    let dev = read_conllu(&files.dev)?;
+    let data = args.data.read()?;
+    let (train, dev) = (&data.train, &data.dev);
     let (mut model, vocab, tcfg, out, resume) = match &args.resume {
         Some(dir) => {
             settings::refuse_on_resume(dir, &args.model, &args.train)?;
@@ -172,9 +169,9 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
             if !args.predict.contains(&Column::Upos) {
                 bail!("--predict must include upos (the tagger always predicts UPOS), got {}", column_list(&args.predict));
             }
-            let vocab = TaggerVocab::build_for(&train, &args.predict);
+            let vocab = TaggerVocab::build_for(train, &args.predict);
             for c in args.predict.iter().filter(|c| vocab.column(**c).is_none()) {
-                eprintln!("note: {} has no {} labels (only `_`): not predicting {}", files.train.display(), c.name(), c.name());
+                eprintln!("note: {} has no {} labels (only `_`): not predicting {}", data.train_path.display(), c.name(), c.name());
             }
             let mut config = settings.model;
             config.words = vocab.words.len();
@@ -187,7 +184,8 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         }
     };
     eprintln!(
-        "train {} sentences / {} words, dev {} sentences; {} word types, {} chars; predicting {}; {} parameters; {} threads",
+        "{}\ntrain {} sentences / {} words, dev {} sentences; {} word types, {} chars; predicting {}; {} parameters; {} threads",
+        data.describe(),
         train.len(),
         train.iter().map(Sentence::word_count).sum::<usize>(),
         dev.len(),
@@ -200,7 +198,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let interrupt = progress::interrupt_flag()?;
     let mut progress = Progress::new("tok", "dev", 1);
     let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
-    let summary = match train_tagger_with(&mut model, &vocab, &train, &dev, &tcfg, options, &mut progress) {
+    let summary = match train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, &mut progress) {
         Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
         other => other?,
     };
@@ -218,7 +216,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         out.display()
     );
     let mut report = serde_json::json!({ "train": summary, "dev": summary.best_dev.to_json() });
-    if let Some(test_path) = &files.test {
+    if let Some(test_path) = &data.test_path {
         let test = read_conllu(test_path)?;
         let t0 = Instant::now();
         let r = model.evaluate(&test, &vocab, EVAL_BATCH_TOKENS)?;
@@ -244,8 +242,8 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     }
     let segmenter_dir = out.join("segmenter");
     let resume_segmenter = segmenter_dir.join("resume/state.json").is_file();
-    crate::segment_cmd::run(Some(&args.treebank), &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
-    if let Some(test_path) = &files.test {
+    crate::segment_cmd::run(&data, &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
+    if let Some(test_path) = &data.test_path {
         let scores = crate::text_cmd::score_raw_text(&model, &vocab, &segmenter_dir, test_path)?;
         let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"].iter().map(|m| format!("{m} {:.2}", 100.0 * scores.get(m).map_or(0.0, |s| s.f1()))).collect();
         eprintln!("test {} from raw text (CoNLL 2018 F1): {}", test_path.display(), line.join(", "));

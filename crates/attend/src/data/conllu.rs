@@ -304,21 +304,41 @@ pub struct TreebankFiles {
 /// Finds `*-ud-train.conllu`, `*-ud-dev.conllu` and (optionally) `*-ud-test.conllu` in `dir`.
 pub fn find_treebank(dir: impl AsRef<Path>) -> Result<TreebankFiles> {
     let dir = dir.as_ref();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    names.sort();
-    let find = |split: &str| names.iter().find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(&format!("-ud-{split}.conllu")))
-    }).cloned();
+    let [train, dev, test] = find_splits(dir)?;
     let missing = |split: &str| Error::Input(format!(
         "{}: no *-ud-{split}.conllu file in this directory (a UD treebank directory holds *-ud-train.conllu and *-ud-dev.conllu)",
         dir.display()
     ));
-    Ok(TreebankFiles {
-        train: find("train").ok_or_else(|| missing("train"))?,
-        dev: find("dev").ok_or_else(|| missing("dev"))?,
-        test: find("test"),
-    })
+    Ok(TreebankFiles { train: train.ok_or_else(|| missing("train"))?, dev: dev.ok_or_else(|| missing("dev"))?, test })
+}
+
+/// The `*-ud-train.conllu`, `*-ud-dev.conllu` and `*-ud-test.conllu` files
+/// of `dir`, each if present.
+pub fn find_splits(dir: &Path) -> Result<[Option<PathBuf>; 3]> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    let find = |split: &str| {
+        names.iter().find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(&format!("-ud-{split}.conllu")))).cloned()
+    };
+    Ok(["train", "dev", "test"].map(find))
+}
+
+/// Splits off the last `fraction` of `sentences` as a development set,
+/// for a treebank without a dev file. The cut moves forward to the next
+/// sentence that starts a paragraph or document (`# newpar`, `# newdoc`),
+/// if there is one before the end, so that no paragraph straddles the two
+/// sets. Deterministic: the same file gives the same split.
+pub fn split_dev(mut sentences: Vec<Sentence>, fraction: f64) -> (Vec<Sentence>, Vec<Sentence>) {
+    let n = sentences.len();
+    if n < 2 {
+        return (sentences, Vec::new());
+    }
+    let target = (((n as f64) * (1.0 - fraction)).round() as usize).clamp(1, n - 1);
+    let starts_block = |s: &Sentence| s.comments.iter().any(|c| c.trim_start().starts_with("newpar") || c.trim_start().starts_with("newdoc"));
+    let cut = (target..n).find(|&i| starts_block(&sentences[i])).unwrap_or(target);
+    let dev = sentences.split_off(cut);
+    (sentences, dev)
 }
 
 #[cfg(test)]
@@ -329,6 +349,21 @@ mod tests {
 
     fn parse(s: &str) -> Result<Vec<Sentence>> {
         parse_bytes(s.as_bytes(), Path::new("t.conllu"))
+    }
+
+    #[test]
+    fn dev_fraction_takes_the_tail_from_a_paragraph_start() {
+        let mut sentences: Vec<Sentence> = (0..10).map(|i| Sentence::from_words(&[format!("w{i}")])).collect();
+        sentences[8].comments.push(" newpar".into());
+        let (train, dev) = split_dev(sentences.clone(), 0.3);
+        assert_eq!((train.len(), dev.len()), (8, 2), "the cut moves from 7 to the paragraph at 8");
+        for s in sentences.iter_mut() {
+            s.comments.clear();
+        }
+        let (train, dev) = split_dev(sentences.clone(), 0.3);
+        assert_eq!((train.len(), dev.len()), (7, 3));
+        let (train, dev) = split_dev(sentences, 0.001);
+        assert_eq!((train.len(), dev.len()), (9, 1), "never an empty dev set");
     }
 
     #[test]

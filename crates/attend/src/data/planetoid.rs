@@ -195,15 +195,11 @@ pub fn parse_split(bytes: &[u8], path: &Path, labels: &[Option<u32>]) -> Result<
 /// feature dimension a trained model expects (0 when training).
 pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphData> {
     let dir = dir.as_ref();
-    let file = |name: &str| dir.join(name);
-    let nodes_path = file("nodes.tsv");
-    let (features, feature_dim, labels) = parse_nodes(&read(&nodes_path)?, &nodes_path, min_feature_dim)?;
-    let edges_path = file("edges.tsv");
-    let edges = parse_edges(&read(&edges_path)?, &edges_path, labels.len())?;
+    let mut data = read_graph(dir, min_feature_dim)?;
     let mut splits = Vec::new();
     for name in ["train.txt", "val.txt", "test.txt"] {
-        let path = file(name);
-        splits.push(parse_split(&read(&path)?, &path, &labels)?);
+        let path = dir.join(name);
+        splits.push(parse_split(&read(&path)?, &path, &data.labels)?);
     }
     let [train, val, test]: [Vec<usize>; 3] = splits.try_into().expect("three splits");
     for (a, an, b, bn) in [(&train, "train", &val, "val"), (&train, "train", &test, "test"), (&val, "val", &test, "test")] {
@@ -215,8 +211,20 @@ pub fn read_dir(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphDa
     if train.is_empty() {
         return Err(Error::Input(format!("{}: train.txt lists no nodes", dir.display())));
     }
+    (data.train, data.val, data.test) = (train, val, test);
+    Ok(data)
+}
+
+/// A graph directory's nodes and edges only (`nodes.tsv`, `edges.tsv`),
+/// with empty splits: what labelling a graph needs.
+pub fn read_graph(dir: impl AsRef<Path>, min_feature_dim: usize) -> Result<GraphData> {
+    let dir = dir.as_ref();
+    let nodes_path = dir.join("nodes.tsv");
+    let (features, feature_dim, labels) = parse_nodes(&read(&nodes_path)?, &nodes_path, min_feature_dim)?;
+    let edges_path = dir.join("edges.tsv");
+    let edges = parse_edges(&read(&edges_path)?, &edges_path, labels.len())?;
     let classes = labels.iter().flatten().max().map_or(0, |&m| m as usize + 1);
-    Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train, val, test })
+    Ok(GraphData { dir: dir.to_path_buf(), features, feature_dim, labels, classes, edges, train: vec![], val: vec![], test: vec![] })
 }
 
 /// Writes `data` as a graph directory that [`read_dir`] reads back.

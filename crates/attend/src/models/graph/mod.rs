@@ -207,6 +207,20 @@ impl GraphClassifier {
         let logits = self.forward(&input.features, &input.graph, &mut Ctx::eval())?;
         Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
     }
+
+    /// Predicted class of every node with its probability (the softmax of
+    /// the scores); ties go to the lower class, as in [`predict`](Self::predict).
+    pub fn predict_with_probability(&self, input: &GraphInput) -> Result<Vec<(u32, f32)>> {
+        let logits = self.forward(&input.features, &input.graph, &mut Ctx::eval())?.to_vec2::<f32>()?;
+        Ok(logits
+            .iter()
+            .map(|row| {
+                let (best, top) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                let total: f32 = row.iter().map(|&v| (v - top).exp()).sum();
+                (best as u32, 1.0 / total)
+            })
+            .collect())
+    }
 }
 
 /// Loss and accuracy of some nodes.
