@@ -81,6 +81,105 @@ fn train_eval_and_tag() {
 }
 
 #[test]
+fn xpos_and_feats_from_named_files_with_a_held_out_dev_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("toy");
+    attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
+    // Files named otherwise, and no dev file.
+    let (train_file, test_file) = (dir.path().join("mine.conllu"), dir.path().join("held.conllu"));
+    std::fs::rename(bank.join("toy-ud-train.conllu"), &train_file).unwrap();
+    std::fs::rename(bank.join("toy-ud-test.conllu"), &test_file).unwrap();
+    let out = dir.path().join("model");
+    let mut args = vec!["train", "tagger", "--train", train_file.to_str().unwrap(), "--test", test_file.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let o = attend(&args);
+    assert!(!o.status.success() && stderr(&o).contains("no dev file: give --dev FILE, or --dev-fraction F"), "{}", stderr(&o));
+    args.extend_from_slice(&["--dev-fraction", "0.2"]);
+    args.extend_from_slice(TINY);
+    let o = attend(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(log.contains("dev the last 60 sentences of") && log.contains("train 240 sentences"), "{log}");
+    assert!(log.contains("predicting UPOS (7), XPOS (8), FEATS (8)"), "{log}");
+    assert!(log.contains("XPOS ") && log.contains("UFeats ") && log.contains("AllTags "), "{log}");
+
+    let o = attend(&["eval", "--model", out.to_str().unwrap(), "--input", test_file.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for m in ["UPOS", "XPOS", "UFeats", "AllTags"] {
+        assert!(j["metrics"][m].as_f64().unwrap() > 0.9, "{m}: {j}");
+    }
+    // The official metrics on the tagged file agree with the model's own.
+    let tagged = dir.path().join("tagged.conllu");
+    let o = attend(&["tag", "--model", out.to_str().unwrap(), "--input", test_file.to_str().unwrap(), "--output", tagged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = attend(&["eval", "--system", tagged.to_str().unwrap(), "--gold", test_file.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let official: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for m in ["UPOS", "XPOS", "UFeats", "AllTags"] {
+        let f1 = official[m]["f1"].as_f64().unwrap();
+        assert!((f1 - j["metrics"][m].as_f64().unwrap()).abs() < 1e-9, "{m}: {official}");
+    }
+    let first_word = std::fs::read_to_string(&tagged).unwrap().lines().find(|l| l.starts_with("1\t")).unwrap().to_string();
+    let cols: Vec<&str> = first_word.split('\t').collect();
+    assert!(cols[4] == "DT" && cols[5].contains("PronType="), "{first_word}");
+
+    // UPOS only; and the flag's errors.
+    let upos_only = dir.path().join("upos");
+    let mut args = vec!["train", "tagger", "--train", train_file.to_str().unwrap(), "--dev-fraction", "0.2", "--out", upos_only.to_str().unwrap(), "--predict", "upos"];
+    args.extend_from_slice(TINY);
+    *args.iter_mut().skip_while(|a| **a != "--epochs").nth(1).unwrap() = "2";
+    let o = attend(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = attend(&["eval", "--model", upos_only.to_str().unwrap(), "--input", test_file.to_str().unwrap(), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["metrics"].get("XPOS").is_none() && j["metrics"].get("UPOS").is_some(), "{j}");
+    for (flag, message) in [("xpos", "--predict must include upos"), ("upos,lemma", "unknown column 'lemma'")] {
+        let o = attend(&["train", "tagger", "--train", train_file.to_str().unwrap(), "--dev-fraction", "0.2", "--predict", flag]);
+        assert!(!o.status.success() && stderr(&o).contains(message), "{flag}: {}", stderr(&o));
+    }
+    let o = attend(&["train", "tagger", "--train", train_file.to_str().unwrap(), "--dev-fraction", "1"]);
+    assert!(!o.status.success() && stderr(&o).contains("--dev-fraction must be between 0 and 1"), "{}", stderr(&o));
+    let bad = dir.path().join("bad.conllu");
+    std::fs::write(&bad, "1\tThe\t_\tDET\n").unwrap();
+    let o = attend(&["train", "tagger", "--train", train_file.to_str().unwrap(), "--dev", bad.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("bad.conllu:1: expected 10 tab-separated columns"), "{}", stderr(&o));
+}
+
+#[test]
+fn completions_man_pages_and_planetoid_conversion() {
+    let o = attend(&["completions", "bash"]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("_attend()") && script.contains("--treebank") && script.contains("--dev-fraction"), "bash completion");
+    for shell in ["zsh", "fish"] {
+        let o = attend(&["completions", shell]);
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("dev-fraction"), "{shell}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    let o = attend(&["man", "--out", man.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(man.join("attend-train-tagger.1")).unwrap();
+    assert!(page.contains(".TH attend-train-tagger") && page.contains("dev\\-fraction"), "{}", &page[..page.len().min(400)]);
+    assert!(man.join("attend.1").is_file() && man.join("attend-data-planetoid.1").is_file());
+
+    let raw = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/planetoid/raw");
+    let out = dir.path().join("cora");
+    let o = attend(&["data", "planetoid", "--raw", dir.path().to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("ind.cora.x"), "{}", stderr(&o));
+    if !raw.is_dir() {
+        eprintln!("skipped the Planetoid conversion: {} is absent", raw.display());
+        return;
+    }
+    let o = attend(&["data", "planetoid", "--raw", raw.to_str().unwrap(), "--name", "cora", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2708 nodes (2708 labelled, 7 classes), 1433 features, 10556 directed edges; split 140 / 500 / 1000"), "{}", stderr(&o));
+    for f in ["nodes.tsv", "edges.tsv", "train.txt", "val.txt", "test.txt"] {
+        assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(raw.join("../cora").join(f)).unwrap(), "{f}");
+    }
+}
+
+#[test]
 fn bad_input_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
@@ -112,7 +211,7 @@ fn help_lists_hyperparameters() {
     let o = attend(&["train", "tagger", "--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--treebank", "--position", "--heads", "--layers", "--window", "--lr", "--seed", "--config", "--max-minutes"] {
+    for flag in ["--treebank", "--train", "--dev", "--test", "--dev-fraction", "--predict", "--position", "--heads", "--layers", "--window", "--lr", "--seed", "--config", "--max-minutes"] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
@@ -164,6 +263,34 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     assert!(!o.status.success() && stderr(&o).contains("is a graph model: give --node ID and --data DIR"), "{}", stderr(&o));
     let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "300"]);
     assert!(!o.status.success() && stderr(&o).contains("node 300 is not in the graph (ids 0..300)"), "{}", stderr(&o));
+
+    // attend predict: every node, or only the unlabelled ones; its
+    // predictions on the test nodes score what eval graph scores.
+    let o = attend(&["predict", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tsv = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = tsv.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    assert_eq!(tsv.lines().next(), Some("node\tprediction\tprobability\tlabel"));
+    assert_eq!(rows.len(), 300);
+    let right = data.test.iter().filter(|&&i| rows[i][1] == rows[i][3]).count();
+    let accuracy = right as f64 / data.test.len() as f64;
+    assert!((accuracy - j["test_accuracy"].as_f64().unwrap()).abs() < 1e-6, "{accuracy} vs {j}");
+    assert!(rows.iter().all(|r| r[2].parse::<f32>().is_ok_and(|p| p > 0.0 && p <= 1.0)));
+    let unlabelled = dir.path().join("unlabelled");
+    std::fs::create_dir_all(&unlabelled).unwrap();
+    std::fs::copy(graph.join("edges.tsv"), unlabelled.join("edges.tsv")).unwrap();
+    let nodes_text = std::fs::read_to_string(graph.join("nodes.tsv")).unwrap();
+    let hidden: String = nodes_text.lines().enumerate().map(|(i, l)| if i % 3 == 0 { format!("?\t{}\n", l.split_once('\t').unwrap().1) } else { format!("{l}\n") }).collect();
+    std::fs::write(unlabelled.join("nodes.tsv"), hidden).unwrap();
+    let o = attend(&["predict", "--model", model.to_str().unwrap(), "--data", unlabelled.to_str().unwrap(), "--nodes", "unlabelled", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(items.len(), 100, "nodes 0, 3, ... 297 have no label");
+    assert!(items.iter().all(|x| x["label"].is_null() && x["node"].as_u64().unwrap() % 3 == 0));
+    assert_eq!(items[1]["prediction"].as_str().map(|_| ()), None, "classes are numbers");
+    assert_eq!(items[1]["prediction"].as_u64().unwrap().to_string(), rows[3][1], "the same prediction without the label");
+    let o = attend(&["predict", "--model", model.to_str().unwrap(), "--input", "x.ts"]);
+    assert!(!o.status.success() && stderr(&o).contains("is a graph model: give the graph directory with --data DIR"), "{}", stderr(&o));
 
     // A bad edge names the file and line.
     let edges = graph.join("edges.tsv");

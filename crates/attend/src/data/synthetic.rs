@@ -7,6 +7,10 @@
 //! - nouns, adjectives and verbs are invented from random stems with telling
 //!   suffixes (-ness/-tion, -ous/-ful, -ed/-izes), so held-out sentences
 //!   hold words never seen in training, taggable only from their spelling.
+//!
+//! XPOS and FEATS follow from the UPOS and the word (a verb in -ed is past
+//! tense, VBD; in -izes/-ates or an ambiguous one present, VBZ; "the" is
+//! definite, the other determiners not), so a model can learn all three.
 
 use crate::data::conllu::Sentence;
 use rand::seq::IndexedRandom;
@@ -84,10 +88,28 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
             let mut s = Sentence::from_words(&forms);
             for (t, (_, tag)) in s.words_mut().zip(&words) {
                 t.upos = tag.to_string();
+                let (xpos, feats) = toy_xpos_feats(tag, &t.form);
+                t.xpos = xpos.into();
+                t.feats = feats.into();
             }
             s
         })
         .collect()
+}
+
+/// The toy treebank's XPOS and FEATS of a word with UPOS `tag`.
+fn toy_xpos_feats(tag: &str, form: &str) -> (&'static str, &'static str) {
+    match tag {
+        "DET" if form == "the" => ("DT", "Definite=Def|PronType=Art"),
+        "DET" => ("DT", "PronType=Dem"),
+        "NOUN" => ("NN", "Number=Sing"),
+        "ADJ" => ("JJ", "Degree=Pos"),
+        "VERB" if form.ends_with("ed") => ("VBD", "Tense=Past|VerbForm=Fin"),
+        "VERB" => ("VBZ", "Number=Sing|Person=3|Tense=Pres|VerbForm=Fin"),
+        "PRON" => ("PRP", "Case=Acc|PronType=Prs"),
+        "ADP" => ("IN", "_"),
+        _ => (".", "_"),
+    }
 }
 
 /// Writes a toy treebank directory (`toy-ud-{train,dev,test}.conllu`).
