@@ -14,17 +14,38 @@
 //! - [`train`], [`optim`], [`checkpoint`], [`config`]: the one training loop,
 //!   its optimizer, the checkpoint format and settings files.
 //!
-//! Load a trained tagger and tag a sentence:
+//! Train a small tagger into a model directory (as `attend train tagger`
+//! writes one), load it, and tag sentences: UPOS, XPOS and FEATS.
 //!
-//! ```no_run
-//! use attend::data::conllu::Sentence;
-//! use attend::models::tagger::load::load_tagger;
-//! use attend::models::EVAL_BATCH_TOKENS;
-//! let loaded = load_tagger(std::path::Path::new("runs/ewt"))?;
-//! let mut sentences = vec![Sentence::from_words(&["The", "old", "man", "the", "boat", "."])];
-//! loaded.model.tag(&mut sentences, &loaded.vocab, EVAL_BATCH_TOKENS)?;
-//! let tags: Vec<&str> = sentences[0].words().map(|w| w.upos.as_str()).collect();
-//! println!("{}", tags.join(" "));
+//! ```
+//! use attend::config::TrainConfig;
+//! use attend::data::{conllu::{self, Sentence}, synthetic, vocab::{Column, TaggerVocab}};
+//! use attend::models::tagger::{load::load_tagger, task::train_tagger};
+//! use attend::models::{Tagger, TaggerConfig, TAG_BATCH_TOKENS};
+//!
+//! // Training data: any CoNLL-U (conllu::read_file); here a built-in toy treebank.
+//! let (train, dev) = (synthetic::toy_treebank(300, 1), synthetic::toy_treebank(50, 2));
+//! let vocab = TaggerVocab::build_for(&train, &Column::ALL);
+//! let config = TaggerConfig {
+//!     d_model: 32, heads: 4, ff_dim: 64, word_dim: 16, char_dim: 8, char_filters: 24,
+//!     words: vocab.words.len(), chars: vocab.chars.len(), tags: vocab.tags.len(),
+//!     xpos_tags: vocab.xpos.as_ref().map_or(0, |v| v.len()),
+//!     feats_tags: vocab.feats.as_ref().map_or(0, |v| v.len()),
+//!     ..TaggerConfig::default()
+//! };
+//! let mut model = Tagger::new(config, 7)?;
+//! let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, ..TrainConfig::default() };
+//! let dir = tempfile::tempdir().expect("a temporary directory");
+//! train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir.path()), &mut attend::train::Silent)?;
+//!
+//! // Load the model directory and tag.
+//! let loaded = load_tagger(dir.path())?;
+//! let mut sentences = vec![Sentence::from_words(&["the", "run", "watch", "it", "."])];
+//! loaded.model.tag(&mut sentences, &loaded.vocab, TAG_BATCH_TOKENS)?;
+//! let upos: Vec<&str> = sentences[0].words().map(|w| w.upos.as_str()).collect();
+//! assert_eq!(upos, ["DET", "NOUN", "VERB", "PRON", "PUNCT"]);
+//! assert_eq!(sentences[0].tokens[0].xpos, "DT");
+//! print!("{}", conllu::to_string(&sentences));
 //! # Ok::<(), attend::Error>(())
 //! ```
 

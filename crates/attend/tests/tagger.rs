@@ -8,7 +8,7 @@ use attend::candle_core::{Device, Tensor};
 use attend::checkpoint;
 use attend::data::batch::{encode, Batch};
 use attend::data::synthetic::toy_treebank;
-use attend::data::vocab::TaggerVocab;
+use attend::data::vocab::{Column, TaggerVocab};
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
 use attend::candle_core::Var;
@@ -36,6 +36,8 @@ fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
         words: vocab.words.len(),
         chars: vocab.chars.len(),
         tags: vocab.tags.len(),
+        xpos_tags: vocab.xpos.as_ref().map_or(0, |v| v.len()),
+        feats_tags: vocab.feats.as_ref().map_or(0, |v| v.len()),
         ..TaggerConfig::default()
     }
 }
@@ -47,7 +49,8 @@ fn tiny_train() -> TrainConfig {
 #[test]
 fn every_parameter_gets_a_nonzero_gradient() {
     let train = toy_treebank(40, 1);
-    let vocab = TaggerVocab::build(&train);
+    // with the XPOS and FEATS heads: their gradients, and the encoder's through them
+    let vocab = TaggerVocab::build_for(&train, &Column::ALL);
     let rnn = TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) };
     for (position, config) in [PositionKind::Rope, PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::None]
         .into_iter()
@@ -56,6 +59,7 @@ fn every_parameter_gets_a_nonzero_gradient() {
     {
         let position = (position, config.encoder);
         let model = Tagger::new(config, 3).unwrap();
+        assert_eq!(model.columns(), Column::ALL);
         let data = encode(&train, &vocab, 20);
         let batch = Batch::new(&data, &(0..40).collect::<Vec<_>>());
         let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
@@ -395,19 +399,24 @@ fn long_sentences_are_tagged_or_refused_with_a_remedy() {
 fn sliced_long_inputs_match_the_whole_sequence_pass() {
     let train = toy_treebank(20, 1);
     let vocab = TaggerVocab::build(&train);
+    let all_columns = TaggerVocab::build_for(&train, &Column::ALL);
     let words: Vec<String> = (0..700).map(|i| ["the", "old", "man", "boats", ".", "Zork"][(i * 7 + i / 3) % 6].to_string()).collect();
     let long = vec![attend::data::conllu::Sentence::from_words(&words)];
     for position in [PositionKind::Rope, PositionKind::Sinusoidal, PositionKind::Learned, PositionKind::None] {
-        let config = TaggerConfig { window: Some(3), max_positions: 1024, ..tiny_config(&vocab, position) };
+        let config = TaggerConfig { window: Some(3), max_positions: 1024, ..tiny_config(&all_columns, position) };
         let model = Tagger::new(config, 2).unwrap();
         assert_eq!(model.receptive_field(), Some(6));
-        let data = encode(&long, &vocab, model.config.max_word_chars);
-        let whole = model.forward(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap().squeeze(0).unwrap();
+        let data = encode(&long, &all_columns, model.config.max_word_chars);
+        let whole = model.forward_columns(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap();
+        assert_eq!(whole.len(), 3, "UPOS, XPOS and FEATS scores");
         for core in [1, 3, 50, 333, 700, 1000] {
             let sliced = model.long_logits(&data[0], core).unwrap();
-            assert_eq!(sliced.dims(), whole.dims());
-            let diff = (&sliced - &whole).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-5, "{position:?} core {core}: max difference {diff}");
+            for (column, (sliced, whole)) in sliced.iter().zip(&whole).enumerate() {
+                let whole = whole.squeeze(0).unwrap();
+                assert_eq!(sliced.dims(), whole.dims());
+                let diff = (sliced - &whole).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-5, "{position:?} core {core} column {column}: max difference {diff}");
+            }
         }
     }
     // predict() slices sequences past LONG_SLICE_WORDS and batches the rest

@@ -159,6 +159,11 @@ pub struct TaggerVocab {
     /// FEATS strings seen in training, sorted, when the tagger predicts FEATS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feats: Option<Vocab>,
+    /// With more than one column: every combination of labels (one index
+    /// per column of [`columns`](Self::columns)) seen on a training word,
+    /// sorted. Decoding chooses among them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combinations: Option<Vec<Vec<u32>>>,
 }
 
 impl TaggerVocab {
@@ -190,6 +195,17 @@ impl TaggerVocab {
                 Column::Xpos => v.xpos = table,
                 _ => v.feats = table,
             }
+        }
+        let columns = v.columns();
+        if columns.len() > 1 {
+            let mut seen: Vec<Vec<u32>> = train
+                .iter()
+                .flat_map(|s| s.words())
+                .filter_map(|t| columns.iter().map(|&c| v.label_id(c, t)).collect::<Option<Vec<u32>>>())
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            v.combinations = Some(seen);
         }
         v
     }
@@ -247,7 +263,7 @@ impl TaggerVocab {
         let mut char_items: Vec<String> = ["<pad>", "<unk>", "<w>", "</w>"].iter().map(|s| s.to_string()).collect();
         char_items.extend(chars.into_iter().map(|(c, _)| c.to_string()));
         tags.sort();
-        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags), xpos: None, feats: None }
+        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags), xpos: None, feats: None, combinations: None }
     }
 
     /// Word index of a surface form ([`UNK`] if unseen in training).
@@ -327,6 +343,8 @@ mod tests {
         assert_eq!(v.xpos.as_ref().unwrap().items(), ["DT", "NNS"]);
         assert_eq!(v.feats.as_ref().unwrap().items(), ["Definite=Def", "Number=Plur", "_"]);
         assert_eq!(v.columns(), Column::ALL);
+        // DET DT Definite=Def, NOUN NNS Number=Plur; the PUNCT has no XPOS, so no combination
+        assert_eq!(v.combinations.as_deref(), Some(&[vec![0, 0, 0], vec![1, 1, 1]][..]));
         let punct = s.words().nth(2).unwrap();
         assert_eq!(v.label_id(Column::Xpos, punct), None);
         assert_eq!(v.label_id(Column::Feats, punct), Some(2));

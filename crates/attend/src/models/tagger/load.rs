@@ -56,6 +56,17 @@ fn build(dir: &Path, config: TaggerConfig, vocab: &[u8]) -> Result<(Tagger, Tagg
     if vocab.word_counts.len() != vocab.words.len() {
         return Err(checkpoint::ck_err(&vocab_path, "word_counts and words differ in length"));
     }
+    for (what, in_config, in_vocab) in [("XPOS", config.xpos_tags, vocab.xpos.as_ref().map_or(0, |v| v.len())), ("FEATS", config.feats_tags, vocab.feats.as_ref().map_or(0, |v| v.len()))] {
+        if in_config != in_vocab {
+            return Err(checkpoint::ck_err(dir, format!("config.json says {in_config} {what} labels but vocab.json has {in_vocab}")));
+        }
+    }
+    let sizes: Vec<usize> = vocab.columns().iter().map(|&c| vocab.column(c).map_or(0, |v| v.len())).collect();
+    for combo in vocab.combinations.iter().flatten() {
+        if combo.len() != sizes.len() || combo.iter().zip(&sizes).any(|(&i, &n)| i as usize >= n) {
+            return Err(checkpoint::ck_err(&vocab_path, format!("label combination {combo:?} does not fit the label tables")));
+        }
+    }
     let model = Tagger::new(config, 0).map_err(|e| checkpoint::ck_err(&dir.join("config.json"), e.to_string()))?;
     Ok((model, vocab))
 }

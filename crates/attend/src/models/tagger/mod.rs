@@ -121,8 +121,16 @@ impl Tagger {
     /// of context on both sides, so memory stays bounded by the slice
     /// whatever the length, and every word gets the tag the whole-sequence
     /// pass would give it (same inputs, same positions, up to float rounding).
-    pub fn predict_long(&self, sentence: &EncodedSentence, core: usize) -> Result<SentenceLabels> {
-        self.long_logits(sentence, core)?.iter().map(|l| l.argmax(D::Minus1)?.to_vec1::<u32>()).collect()
+    pub fn predict_long(&self, sentence: &EncodedSentence, core: usize, vocab: &TaggerVocab) -> Result<SentenceLabels> {
+        decode(&self.long_logits(sentence, core)?, self.combinations(vocab))
+    }
+
+    /// The label combinations decoding may choose from: those seen in
+    /// training, when the model predicts more than UPOS and the vocabulary
+    /// lists them (see [`TaggerVocab::combinations`]).
+    fn combinations<'v>(&self, vocab: &'v TaggerVocab) -> Option<&'v [Vec<u32>]> {
+        let c = vocab.combinations.as_deref()?;
+        (self.other_heads.len() + 1 > 1 && vocab.columns() == self.columns()).then_some(c)
     }
 
     /// The scores `[words, labels]` of each column behind
@@ -175,14 +183,13 @@ impl Tagger {
     }
 
     /// Best label index per word for every column, per sequence.
-    fn predict_batch_columns(&self, batch: &Batch) -> Result<Vec<SentenceLabels>> {
-        let mut out = vec![Vec::new(); batch.batch];
-        for logits in self.forward_columns(batch, &mut Ctx::eval())? {
-            for (labels, best) in out.iter_mut().zip(best_per_word(&logits, &batch.lengths)?) {
-                labels.push(best);
-            }
-        }
-        Ok(out)
+    fn predict_batch_columns(&self, batch: &Batch, vocab: &TaggerVocab) -> Result<Vec<SentenceLabels>> {
+        let rows = batch.batch * batch.seq;
+        let logits: Vec<Tensor> = self.forward_columns(batch, &mut Ctx::eval())?.iter().map(|l| l.reshape((rows, ()))).collect::<Result<_>>()?;
+        let flat = decode(&logits, self.combinations(vocab))?;
+        Ok((0..batch.batch)
+            .map(|b| flat.iter().map(|column| column[b * batch.seq..b * batch.seq + batch.lengths[b]].to_vec()).collect())
+            .collect())
     }
 
     /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
@@ -209,14 +216,14 @@ impl Tagger {
         let mut out = vec![Vec::new(); sentences.len()];
         let sliced = |len: usize| self.receptive_field().is_some_and(|halo| len > LONG_SLICE_WORDS + 2 * halo);
         for (i, s) in data.iter().enumerate().filter(|(_, s)| sliced(s.len())) {
-            out[i] = self.predict_long(s, LONG_SLICE_WORDS)?;
+            out[i] = self.predict_long(s, LONG_SLICE_WORDS, vocab)?;
         }
         let rest: Vec<usize> = (0..data.len()).filter(|&i| !sliced(data[i].len())).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| data[i].len()).collect();
         for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None) {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
             let batch = Batch::new(&data, &idx);
-            for (i, tags) in idx.iter().zip(self.predict_batch_columns(&batch)?) {
+            for (i, tags) in idx.iter().zip(self.predict_batch_columns(&batch, vocab)?) {
                 out[*i] = tags;
             }
         }
@@ -247,8 +254,67 @@ impl Tagger {
     }
 }
 
+/// The labels of each row from each column's scores `[rows, labels]`, one
+/// vector per column. Without `combinations`, each column's best label;
+/// with them, the combination (one label per column) whose summed
+/// log-probabilities are highest, so the labels agree with each other as
+/// in training (no `VBD` on a `NOUN`).
+fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>) -> Result<Vec<Vec<u32>>> {
+    let Some(combinations) = combinations.filter(|c| !c.is_empty()) else {
+        return logits.iter().map(|l| l.argmax(D::Minus1)?.to_vec1::<u32>()).collect();
+    };
+    let scores: Vec<Vec<Vec<f32>>> = logits.iter().map(|l| l.to_vec2::<f32>()).collect::<Result<_>>()?;
+    let rows = scores.first().map_or(0, Vec::len);
+    let mut out = vec![Vec::with_capacity(rows); logits.len()];
+    let mut log_probs: Vec<Vec<f32>> = vec![Vec::new(); logits.len()];
+    for r in 0..rows {
+        for (lp, column) in log_probs.iter_mut().zip(&scores) {
+            let row = &column[r];
+            let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_sum = row.iter().map(|&v| (v - top).exp()).sum::<f32>().ln() + top;
+            lp.clear();
+            lp.extend(row.iter().map(|&v| v - log_sum));
+        }
+        let mut best = (f32::NEG_INFINITY, 0);
+        for (k, combo) in combinations.iter().enumerate() {
+            let score: f32 = combo.iter().zip(&log_probs).map(|(&label, lp)| lp[label as usize]).sum();
+            if score > best.0 {
+                best = (score, k);
+            }
+        }
+        for (column, &label) in out.iter_mut().zip(&combinations[best.1]) {
+            column.push(label);
+        }
+    }
+    Ok(out)
+}
+
 /// The best label per real word of each sequence, from scores `[batch, seq, labels]`.
 fn best_per_word(logits: &Tensor, lengths: &[usize]) -> Result<Vec<Vec<u32>>> {
     let best = logits.argmax(D::Minus1)?.to_vec2::<u32>()?;
     Ok(best.into_iter().zip(lengths).map(|(row, &n)| row[..n].to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn decoding_picks_the_best_combination_seen_in_training() {
+        // Two rows, two columns. Row 0: independently 1 and 1, but (1, 1)
+        // was never seen; of the seen pairs (0, 1) scores best. Row 1: the
+        // independent choice (0, 0) is a seen pair and is kept.
+        let a = Tensor::new(&[[1.0f32, 1.2], [3.0, 0.0]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[[0.0f32, 2.0], [2.0, 0.0]], &Device::Cpu).unwrap();
+        let logits = [a, b];
+        assert_eq!(decode(&logits, None).unwrap(), [vec![1, 0], vec![1, 0]]);
+        let seen = [vec![0, 0], vec![0, 1], vec![1, 0]];
+        assert_eq!(decode(&logits, Some(&seen)).unwrap(), [vec![0, 0], vec![1, 0]]);
+        // log-probabilities, not raw scores: a column with a flat
+        // distribution gives way to a confident one
+        let flat = Tensor::new(&[[5.0f32, 5.1]], &Device::Cpu).unwrap();
+        let sure = Tensor::new(&[[9.0f32, 0.0]], &Device::Cpu).unwrap();
+        assert_eq!(decode(&[flat, sure], Some(&[vec![1, 1], vec![0, 0]])).unwrap(), [vec![0], vec![0]]);
+    }
 }
