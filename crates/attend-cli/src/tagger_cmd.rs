@@ -196,7 +196,14 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         attend::rayon::current_num_threads()
     );
     let interrupt = progress::interrupt_flag()?;
-    let mut progress = Progress::new("tok", "dev", 1);
+    // With XPOS or FEATS, model selection uses the mean of the columns' dev accuracies.
+    let dev_label = match (vocab.xpos.is_some(), vocab.feats.is_some()) {
+        (false, false) => "dev UPOS",
+        (true, false) => "dev mean of UPOS/XPOS",
+        (false, true) => "dev mean of UPOS/UFeats",
+        (true, true) => "dev mean of UPOS/XPOS/UFeats",
+    };
+    let mut progress = Progress::new("tok", dev_label, 1);
     let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
     let summary = match train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, &mut progress) {
         Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),

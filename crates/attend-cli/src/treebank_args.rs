@@ -54,7 +54,7 @@ impl TreebankArgs {
                 *slot = Some(path.clone());
             }
         }
-        let in_dir = |split: &str| self.treebank.as_ref().map_or(String::new(), |d| format!(" ({} has no *-ud-{split}.conllu)", d.display()));
+        let in_dir = |split: &str| self.treebank.as_ref().map_or(String::new(), |d| format!(" ({}: no *-ud-{split}.conllu file in this directory)", d.display()));
         let Some(train_path) = train else { bail!("no training file: give --train FILE{}", in_dir("train")) };
         if let Some(f) = self.dev_fraction {
             if !(f > 0.0 && f < 1.0) {

@@ -94,8 +94,9 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
     let out = String::from_utf8(o.stdout).unwrap();
     let sentences = conllu::parse_bytes(out.as_bytes(), Path::new("out")).unwrap();
     assert_eq!(sentences.len(), 3, "{out}");
-    assert!(out.starts_with("# newdoc\n# newpar id = p1\n# sent_id = 1\n# text = the run watch it.\n1\tthe\t_\tDET\t_\t_\t0\troot\t_\t_\n"), "{out}");
-    assert!(out.contains("4\tit\t_\tPRON\t_\t_\t1\tdep\t_\tSpaceAfter=No\n5\t.\t_\tPUNCT\t_\t_\t1\tdep\t_\t_\n"), "{out}");
+    assert!(out.starts_with("# newdoc\n# newpar id = p1\n# sent_id = 1\n# text = the run watch it.\n1\tthe\t_\tDET\tDT\tDefinite=Def|PronType=Art\t0\troot\t_\t_\n"), "{out}");
+    // XPOS and FEATS too: the toy treebank has them, so the tagger learned them
+    assert!(out.contains("4\tit\t_\tPRON\tPRP\tCase=Acc|PronType=Prs\t1\tdep\t_\tSpaceAfter=No\n5\t.\t_\tPUNCT\t.\t_\t1\tdep\t_\t_\n"), "{out}");
     assert!(out.contains("# newpar id = p2\n# sent_id = 3\n# text = the plant ran.\n"), "{out}");
 
     // The test file's raw text, tagged and scored as the train report scored it.
