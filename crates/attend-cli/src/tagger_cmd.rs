@@ -38,7 +38,7 @@ pub struct TrainTaggerArgs {
     /// upos, xpos, feats (FEATS as whole strings: `Number=Sing|Person=3`).
     /// UPOS is always among them. A column the training file leaves
     /// empty (all `_`) is skipped with a note.
-    #[arg(long, value_delimiter = ',', default_value = "upos,xpos,feats", value_name = "COLUMNS")]
+    #[arg(long, value_delimiter = ',', default_value = "upos,xpos,feats", value_name = "COLUMNS", conflicts_with = "resume")]
     predict: Vec<Column>,
     #[command(flatten)]
     model: ModelArgs,

@@ -1,6 +1,7 @@
 //! Entry points for fuzzing the readers: CoNLL-U, graph directories, tagger
 //! checkpoints, TOML configs, vector sequences (`.ts`, vector text, `.npz`)
-//! and raw text (the paragraph reader, per-character labels, the CoNLL 2018 metrics). Each takes arbitrary bytes and must return
+//! raw text (the paragraph reader, per-character labels, the CoNLL 2018 metrics)
+//! and Python pickles (the Planetoid release's NumPy and SciPy objects). Each takes arbitrary bytes and must return
 //! (an error is fine) without panicking, hanging or exhausting memory.
 //!
 //! `fuzz/` runs them under cargo-fuzz (libFuzzer); `tests/fuzz_smoke.rs`
@@ -145,4 +146,63 @@ pub fn series(data: &[u8]) {
         same(&set, &again);
     }
     let _ = series::parse_npz_within(data, Path::new("fuzz.npz"), FUZZ_MAX_FLOATS);
+}
+
+/// A Python pickle: read, then decoded as a NumPy array and as a SciPy CSR
+/// matrix (each may fail), with a small cap on the dense size.
+pub fn pickle(data: &[u8]) {
+    use crate::data::pickle;
+    let Ok(v) = pickle::load(data, "fuzz.pkl") else { return };
+    if let Ok(a) = pickle::ndarray(&v) {
+        assert_eq!(a.data.len(), a.shape.iter().product::<usize>());
+    }
+    if let Ok(m) = pickle::csr_matrix_within(&v, 1 << 20) {
+        assert_eq!(m.data.len(), m.shape[0] * m.shape[1]);
+    }
+    let _ = v.entries();
+    let _ = v.class_name();
+}
+
+/// Small pickles written the way Python 2 wrote the Planetoid release
+/// (protocol 2): a NumPy `f4` array of shape (2, 3) holding 0.5, 1, ..., 3,
+/// and a SciPy CSR matrix of shape (2, 3) with 1.5 at (0, 2) and 2 at (1, 0).
+pub fn sample_pickles() -> [Vec<u8>; 2] {
+    fn text(out: &mut Vec<u8>, s: &str) {
+        out.push(b'U');
+        out.push(s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn array(out: &mut Vec<u8>, code: &str, shape: &[u8], raw: &[u8]) {
+        out.extend_from_slice(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85");
+        text(out, "b");
+        out.extend_from_slice(b"\x87R(K\x01");
+        for &d in shape {
+            out.extend_from_slice(&[b'K', d]);
+        }
+        out.push(0x84 + shape.len() as u8); // TUPLE1 / TUPLE2
+        out.extend_from_slice(b"cnumpy\ndtype\n");
+        text(out, code);
+        out.extend_from_slice(b"K\x00K\x01\x87R(K\x03");
+        text(out, "<");
+        out.extend_from_slice(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T");
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(raw);
+        out.extend_from_slice(b"tb");
+    }
+    let f4 = |xs: &[f32]| xs.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let i4 = |xs: &[i32]| xs.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut dense = b"\x80\x02".to_vec();
+    array(&mut dense, "f4", &[2, 3], &f4(&[0.5, 1.0, 1.5, 2.0, 2.5, 3.0]));
+    dense.push(b'.');
+    let mut csr = b"\x80\x02cscipy.sparse.csr\ncsr_matrix\n)\x81}(".to_vec();
+    text(&mut csr, "_shape");
+    csr.extend_from_slice(b"K\x02K\x03\x86");
+    text(&mut csr, "indptr");
+    array(&mut csr, "i4", &[3], &i4(&[0, 1, 2]));
+    text(&mut csr, "indices");
+    array(&mut csr, "i4", &[2], &i4(&[2, 0]));
+    text(&mut csr, "data");
+    array(&mut csr, "f4", &[2], &f4(&[1.5, 2.0]));
+    csr.extend_from_slice(b"ub.");
+    [dense, csr]
 }

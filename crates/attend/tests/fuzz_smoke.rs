@@ -172,6 +172,11 @@ fn checkpoint_loader_survives_mutations() {
     }
 }
 
+#[test]
+fn pickle_reader_survives_mutations() {
+    run("pickle", fuzzing::pickle, &fuzzing::sample_pickles(), 20_000);
+}
+
 fn config_seeds() -> Vec<Vec<u8>> {
     vec![
         b"[model]\nheads = 4\nlayers = 2\nposition = \"rope\"\nwindow = 8\n[train]\nlr = 0.003\nepochs = 3\n".to_vec(),
@@ -201,6 +206,7 @@ fn write_fuzz_corpora() {
         ("config", config_seeds()),
         ("series", series_seeds()),
         ("raw_text", raw_text_seeds()),
+        ("pickle", fuzzing::sample_pickles().to_vec()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);

@@ -3,7 +3,10 @@
 //! lists) without Python. It builds values only; it never runs code, and a
 //! class or function a pickle names is kept as a name ([`Value::Global`]).
 //!
-//! Any bytes give a value or an error naming the byte offset, never a panic.
+//! Any bytes give a value or an error naming the byte offset, never a panic
+//! (fuzzed). One limit: values are dropped recursively, so a crafted pickle
+//! nested tens of thousands of levels deep can exhaust the stack; NumPy and
+//! SciPy objects are a few levels deep.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -444,8 +447,8 @@ pub fn ndarray(v: &Value) -> Result<Array, String> {
         "f8" => (8, |b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
         other => return Err(format!("array type {other:?} is not supported")),
     };
-    if raw.len() != count * size {
-        return Err(format!("array data has {} bytes, its shape {shape:?} of {code} needs {}", raw.len(), count * size));
+    if count.checked_mul(size) != Some(raw.len()) {
+        return Err(format!("array data has {} bytes, not what its shape {shape:?} of {code} needs", raw.len()));
     }
     let data = raw
         .chunks_exact(size)
@@ -461,8 +464,14 @@ pub fn ndarray(v: &Value) -> Result<Array, String> {
 }
 
 /// Decodes a pickled `scipy.sparse` CSR matrix into a dense row-major
-/// array.
+/// array (at most 2^27 elements, 1 GiB: PubMed, the largest Planetoid
+/// set, has 10 M).
 pub fn csr_matrix(v: &Value) -> Result<Array, String> {
+    csr_matrix_within(v, 1 << 27)
+}
+
+/// [`csr_matrix`] refusing matrices of more than `max_elements` elements.
+pub fn csr_matrix_within(v: &Value, max_elements: usize) -> Result<Array, String> {
     let Value::Object(o) = v else { return Err("expected a SciPy sparse matrix".into()) };
     let class = v.class_name().unwrap_or_default();
     if !class.contains("csr") {
@@ -479,7 +488,7 @@ pub fn csr_matrix(v: &Value) -> Result<Array, String> {
     if indptr.len() != rows + 1 || indices.len() != values.len() {
         return Err("the CSR arrays do not fit together".into());
     }
-    let size = rows.checked_mul(cols).filter(|&n| n <= 1 << 32).ok_or("the matrix is too large to hold densely")?;
+    let size = rows.checked_mul(cols).filter(|&n| n <= max_elements).ok_or_else(|| format!("a {rows} x {cols} matrix is too large to hold densely"))?;
     let mut dense = vec![0.0; size];
     for r in 0..rows {
         let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
@@ -515,6 +524,17 @@ mod tests {
         assert!(matches!(b[..], [Value::Bool(true), Value::None, Value::Float(x)] if x == 1.5));
         let v4 = load(PROTOCOL4, "p4").unwrap();
         assert_eq!(ints(&v4), [1, -300, 1 << 40]);
+    }
+
+    #[test]
+    fn numpy_arrays_and_csr_matrices_decode() {
+        let [dense, csr] = crate::fuzzing::sample_pickles();
+        let a = ndarray(&load(&dense, "dense").unwrap()).unwrap();
+        assert_eq!(a, Array { shape: vec![2, 3], data: vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0] });
+        let m = csr_matrix(&load(&csr, "csr").unwrap()).unwrap();
+        assert_eq!(m, Array { shape: vec![2, 3], data: vec![0.0, 0.0, 1.5, 2.0, 0.0, 0.0] });
+        assert!(csr_matrix_within(&load(&csr, "csr").unwrap(), 5).unwrap_err().contains("2 x 3 matrix is too large"));
+        assert!(csr_matrix(&load(&dense, "dense").unwrap()).unwrap_err().contains("expected a CSR matrix"));
     }
 
     #[test]

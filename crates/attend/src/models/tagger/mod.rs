@@ -130,7 +130,7 @@ impl Tagger {
     /// lists them (see [`TaggerVocab::combinations`]).
     fn combinations<'v>(&self, vocab: &'v TaggerVocab) -> Option<&'v [Vec<u32>]> {
         let c = vocab.combinations.as_deref()?;
-        (self.other_heads.len() + 1 > 1 && vocab.columns() == self.columns()).then_some(c)
+        (!self.other_heads.is_empty() && vocab.columns() == self.columns()).then_some(c)
     }
 
     /// The scores `[words, labels]` of each column behind
