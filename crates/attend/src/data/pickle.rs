@@ -387,7 +387,7 @@ fn object(callable: Value, args: Value) -> Value {
 }
 
 fn pairs(flat: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         return Err("an odd number of items for a dict".into());
     }
     let mut it = flat.into_iter();
