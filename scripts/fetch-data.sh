@@ -8,13 +8,21 @@
 #   DIR/planetoid/cora/   converted by `attend data planetoid` (nodes.tsv, edges.tsv,
 #                         train.txt, val.txt, test.txt)
 #
-# Usage: scripts/fetch-data.sh [DIR]    (default: data)
+# Usage: scripts/fetch-data.sh [DIR]    (default: data/ in the repository)
 # Needs curl (or wget) and sha256sum; the conversion builds attend if needed.
 # The files are the ones this project measured on (../shared/data), byte for
 # byte: docs/data.md lists the checksums and counts.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-dir="${1:-data}"
+# DIR is taken relative to where the script is called from; the default is
+# data/ in the repository.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+if [ $# -ge 1 ]; then
+  mkdir -p "$1"
+  dir="$(cd "$1" && pwd)"
+else
+  dir="$repo/data"
+fi
+cd "$repo"
 
 EWT_COMMIT=4c89b5833a70aa5ed3a00bad2f23f57992cc7df8          # tag r2.16 of UniversalDependencies/UD_English-EWT
 PLANETOID_COMMIT=af6abf468a772cc055bec88c52e4d6f51b7c37e3    # kimiyoung/planetoid master
