@@ -61,6 +61,11 @@ impl TreebankArgs {
                 bail!("--dev-fraction must be between 0 and 1 (exclusive), got {f}");
             }
         }
+        if let Some(t) = &test {
+            if !t.is_file() {
+                bail!("{}: no such test file", t.display());
+            }
+        }
         let train_sentences = conllu::read_file(&train_path)?;
         let (train, dev, dev_path, dev_origin) = match (dev, self.dev_fraction) {
             // an explicit fraction wins over a dev file found in the directory
@@ -79,11 +84,6 @@ impl TreebankArgs {
             }
             (None, None) => bail!("no dev file: give --dev FILE, or --dev-fraction F to hold out part of the training file{}", in_dir("dev")),
         };
-        if let Some(t) = &test {
-            if !t.is_file() {
-                bail!("{}: no such test file", t.display());
-            }
-        }
         Ok(Treebank { train_path, train, dev_path, dev, test_path: test, dev_origin })
     }
 }
