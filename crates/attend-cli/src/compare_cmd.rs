@@ -255,11 +255,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             attention_dropout: 0.0,
             position: args.synthetic_position,
             window,
-            words: vocab.words.len(),
-            chars: vocab.chars.len(),
-            tags: vocab.tags.len(),
             ..TaggerConfig::default()
-        };
+        }
+        .sized_for(&vocab);
         let cfg = TrainConfig { epochs: args.synthetic_epochs, batch_tokens: 2048, warmup_steps: 100, lr: 0.002, word_dropout: 0.0, seed: 1, ..TrainConfig::default() };
         let edges: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&e| e < len).collect();
         let w = args.synthetic_window;

@@ -372,10 +372,7 @@ pub fn predict(model_dir: &Path, data_dir: &Path, nodes: NodeSelection, format: 
     let input = GraphInput::new(&data, &model.config)?;
     let predicted = model.predict_with_probability(&input)?;
     let chosen: Vec<usize> = (0..data.nodes()).filter(|&i| nodes == NodeSelection::All || data.labels[i].is_none()).collect();
-    let mut out: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = crate::sequence_cmd::prediction_output(output)?;
     let label = |i: usize| data.labels[i].map_or("?".to_string(), |l| l.to_string());
     match format {
         crate::sequence_cmd::PredictFormat::Tsv => {

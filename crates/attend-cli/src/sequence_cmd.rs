@@ -508,6 +508,14 @@ pub struct PredictArgs {
     stats: bool,
 }
 
+/// Where `attend predict` writes: the `--output` file, or stdout.
+pub(crate) fn prediction_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
 /// `attend predict`: a label per sequence or per vector.
 pub fn predict(args: PredictArgs) -> Result<()> {
     let started = Instant::now();
@@ -530,10 +538,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let outputs = model.predict(&data, &spec)?;
     let secs = t0.elapsed().as_secs_f64();
     let name = |c: u32| spec.classes.get(c as usize).map_or("?", String::as_str);
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = prediction_output(args.output.as_deref())?;
     match args.format {
         PredictFormat::Tsv => {
             let per_vector = spec.target == Target::VectorClass;

@@ -173,12 +173,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
             for c in args.predict.iter().filter(|c| vocab.column(**c).is_none()) {
                 eprintln!("note: {} has no {} labels (only `_`): not predicting {}", data.train_path.display(), c.name(), c.name());
             }
-            let mut config = settings.model;
-            config.words = vocab.words.len();
-            config.chars = vocab.chars.len();
-            config.tags = vocab.tags.len();
-            config.xpos_tags = vocab.xpos.as_ref().map_or(0, |v| v.len());
-            config.feats_tags = vocab.feats.as_ref().map_or(0, |v| v.len());
+            let config = settings.model.sized_for(&vocab);
             let model = Tagger::new(config, settings.train.seed)?;
             (model, vocab, settings.train, args.out.clone(), None)
         }

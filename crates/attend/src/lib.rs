@@ -28,11 +28,9 @@
 //! let vocab = TaggerVocab::build_for(&train, &Column::ALL);
 //! let config = TaggerConfig {
 //!     d_model: 32, heads: 4, ff_dim: 64, word_dim: 16, char_dim: 8, char_filters: 24,
-//!     words: vocab.words.len(), chars: vocab.chars.len(), tags: vocab.tags.len(),
-//!     xpos_tags: vocab.xpos.as_ref().map_or(0, |v| v.len()),
-//!     feats_tags: vocab.feats.as_ref().map_or(0, |v| v.len()),
 //!     ..TaggerConfig::default()
-//! };
+//! }
+//! .sized_for(&vocab); // table sizes: words, characters, each column's labels
 //! let mut model = Tagger::new(config, 7)?;
 //! let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, ..TrainConfig::default() };
 //! let dir = tempfile::tempdir().expect("a temporary directory");

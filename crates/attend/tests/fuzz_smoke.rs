@@ -140,11 +140,9 @@ fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
         word_dim: 4,
         char_dim: 4,
         char_filters: 4,
-        words: vocab.words.len(),
-        chars: vocab.chars.len(),
-        tags: vocab.tags.len(),
         ..TaggerConfig::default()
-    };
+    }
+    .sized_for(&vocab);
     let model = Tagger::new(config, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");

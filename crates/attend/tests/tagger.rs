@@ -33,13 +33,9 @@ fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
         word_dim: 16,
         char_dim: 8,
         char_filters: 24,
-        words: vocab.words.len(),
-        chars: vocab.chars.len(),
-        tags: vocab.tags.len(),
-        xpos_tags: vocab.xpos.as_ref().map_or(0, |v| v.len()),
-        feats_tags: vocab.feats.as_ref().map_or(0, |v| v.len()),
         ..TaggerConfig::default()
     }
+    .sized_for(vocab)
 }
 
 fn tiny_train() -> TrainConfig {

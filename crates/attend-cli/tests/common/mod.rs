@@ -38,11 +38,9 @@ pub fn small_tagger(encoder: EncoderKind) -> (Tagger, TaggerVocab) {
         word_dim: 16,
         char_dim: 8,
         char_filters: 24,
-        words: vocab.words.len(),
-        chars: vocab.chars.len(),
-        tags: vocab.tags.len(),
         ..TaggerConfig::default()
-    };
+    }
+    .sized_for(&vocab);
     (Tagger::new(config, 7).unwrap(), vocab)
 }
 

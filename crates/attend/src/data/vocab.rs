@@ -219,6 +219,20 @@ impl TaggerVocab {
         }
     }
 
+    /// The table sizes of a tagger built on this vocabulary, named as
+    /// errors name them: words, chars, tags (UPOS), XPOS labels and FEATS
+    /// labels (0 for a column it does not predict).
+    pub fn sizes(&self) -> [(&'static str, usize); 5] {
+        let len = |v: Option<&Vocab>| v.map_or(0, Vocab::len);
+        [
+            ("words", self.words.len()),
+            ("chars", self.chars.len()),
+            ("tags", self.tags.len()),
+            ("XPOS labels", len(self.xpos.as_ref())),
+            ("FEATS labels", len(self.feats.as_ref())),
+        ]
+    }
+
     /// The columns this vocabulary has labels for, UPOS first.
     pub fn columns(&self) -> Vec<Column> {
         Column::ALL.into_iter().filter(|&c| self.column(c).is_some()).collect()

@@ -2,6 +2,7 @@
 
 use crate::nn::position::PositionKind;
 use crate::nn::sequence::{EncoderConfig, EncoderKind};
+use crate::data::vocab::TaggerVocab;
 use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +96,18 @@ impl TaggerConfig {
             window: self.window,
             attention_kernel: self.attention_kernel,
         }
+    }
+
+    /// This architecture with the table sizes of `vocab` (words, chars and
+    /// the labels of each predicted column).
+    pub fn sized_for(self, vocab: &TaggerVocab) -> Self {
+        let [words, chars, tags, xpos_tags, feats_tags] = vocab.sizes().map(|(_, n)| n);
+        TaggerConfig { words, chars, tags, xpos_tags, feats_tags, ..self }
+    }
+
+    /// The table sizes, in the order of [`TaggerVocab::sizes`].
+    pub fn sizes(&self) -> [usize; 5] {
+        [self.words, self.chars, self.tags, self.xpos_tags, self.feats_tags]
     }
 
     /// Checks the numbers fit together; the message names the setting.

@@ -138,8 +138,9 @@ pub fn score(gold: &[Sentence], tagged: &[Sentence], vocab: &TaggerVocab, column
             if ok {
                 r.per_tag.get_mut(p).expect("inserted above").correct += 1;
             }
-            let xpos_ok = t.xpos == sys.xpos;
-            let feats_ok = universal_feats(&t.feats) == universal_feats(&sys.feats);
+            // compared only for the columns the model predicts (a count is kept only then)
+            let xpos_ok = xpos && t.xpos == sys.xpos;
+            let feats_ok = feats && universal_feats(&t.feats) == universal_feats(&sys.feats);
             for (count, right) in [(&mut r.xpos_correct, xpos_ok), (&mut r.ufeats_correct, feats_ok), (&mut r.all_tags_correct, ok && xpos_ok && feats_ok)] {
                 if let Some(c) = count {
                     *c += right as usize;

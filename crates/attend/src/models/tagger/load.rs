@@ -48,18 +48,13 @@ pub fn load_from(ck: &Checkpoint) -> Result<LoadedTagger> {
 fn build(dir: &Path, config: TaggerConfig, vocab: &[u8]) -> Result<(Tagger, TaggerVocab)> {
     let vocab_path = dir.join("vocab.json");
     let vocab: TaggerVocab = serde_json::from_slice(vocab).map_err(|e| Error::Parse { path: vocab_path.clone(), line: e.line(), message: e.to_string() })?;
-    for (what, in_config, in_vocab) in [("words", config.words, vocab.words.len()), ("chars", config.chars, vocab.chars.len()), ("tags", config.tags, vocab.tags.len())] {
+    for (in_config, (what, in_vocab)) in config.sizes().into_iter().zip(vocab.sizes()) {
         if in_config != in_vocab {
             return Err(checkpoint::ck_err(dir, format!("config.json says {in_config} {what} but vocab.json has {in_vocab}")));
         }
     }
     if vocab.word_counts.len() != vocab.words.len() {
         return Err(checkpoint::ck_err(&vocab_path, "word_counts and words differ in length"));
-    }
-    for (what, in_config, in_vocab) in [("XPOS", config.xpos_tags, vocab.xpos.as_ref().map_or(0, |v| v.len())), ("FEATS", config.feats_tags, vocab.feats.as_ref().map_or(0, |v| v.len()))] {
-        if in_config != in_vocab {
-            return Err(checkpoint::ck_err(dir, format!("config.json says {in_config} {what} labels but vocab.json has {in_vocab}")));
-        }
     }
     let sizes: Vec<usize> = vocab.columns().iter().map(|&c| vocab.column(c).map_or(0, |v| v.len())).collect();
     for combo in vocab.combinations.iter().flatten() {
