@@ -21,9 +21,39 @@ pub enum BenchCommand {
     /// reference, same run), and the fused kernel's time and memory on
     /// random graphs of growing edge count.
     Graph(GraphArgs),
+    /// The default tagger end to end: words per second training it (the
+    /// training loop's own steps on the first batches of a seeded epoch)
+    /// and tagging the test set, and the peak RSS. `--export DIR` also
+    /// writes those batches for the PyTorch twin (scripts/bench-torch.sh).
+    Tagger(TaggerArgs),
     /// The viewer's API: latency of `POST /api/tag` for one sentence over
     /// loopback HTTP, against tagging it in-process in the same run.
     Serve(crate::serve::BenchServeArgs),
+}
+
+#[derive(Args)]
+pub struct TaggerArgs {
+    /// Treebank directory with *-ud-train.conllu and *-ud-test.conllu.
+    #[arg(long, default_value = "../shared/data/ud-english-ewt")]
+    treebank: PathBuf,
+    /// Timed training steps (batches of about 1,024 words).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 5)]
+    warmup_steps: usize,
+    /// Times the test set is tagged (median reported).
+    #[arg(long, default_value_t = 3)]
+    tag_runs: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the batches, sizes and learning rates to DIR/batches.json
+    /// for a twin implementation.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// Print one JSON document instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -83,7 +113,36 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Graph(args) => graph(args),
         BenchCommand::Serve(args) => crate::serve::bench(args),
+        BenchCommand::Tagger(args) => tagger(args),
     }
+}
+
+fn tagger(args: TaggerArgs) -> Result<()> {
+    use attend::data::conllu;
+    use attend_cli::bench_tagger::{bench_tagger, TaggerBenchConfig};
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let [train, _, test] = conllu::find_splits(&args.treebank)?;
+    let (Some(train), Some(test)) = (train, test) else {
+        bail!("{} needs a *-ud-train.conllu and a *-ud-test.conllu file", args.treebank.display());
+    };
+    let (train, test) = (conllu::read_file(&train)?, conllu::read_file(&test)?);
+    let threads = attend::rayon::current_num_threads();
+    let machine = format!("{} ({threads} threads, {:?})", cpu_model(), Isa::detect());
+    let cfg = TaggerBenchConfig { steps: args.steps, warmup_steps: args.warmup_steps, tag_runs: args.tag_runs, seed: args.seed };
+    eprintln!("default tagger, {} + {} training steps, {machine}", cfg.warmup_steps, cfg.steps);
+    let r = bench_tagger(&train, &test, &cfg, args.export.as_deref())?;
+    if args.json {
+        let doc = serde_json::json!({ "bench": "tagger", "implementation": "attend", "machine": machine, "threads": threads, "result": r });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("parameters      {}", r.parameters);
+        println!("train           {:.0} words/s ({} words in {:.2} s; loss {:.3} -> {:.3})", r.train_words_per_second, r.train_words, r.train_seconds, r.first_loss, r.last_loss);
+        println!("tag             {:.0} words/s ({} words in {:.3} s, median)", r.tag_words_per_second, r.tag_words, r.tag_seconds);
+        println!("peak RSS        {}", r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    }
+    Ok(())
 }
 
 fn attention(args: AttentionArgs) -> Result<()> {

@@ -2,10 +2,12 @@
 //! that loads a model and tags compiles neither plotting nor benchmarks:
 //! - [`viz`]: attention heatmaps and graph node views (plotters);
 //! - [`bench`]: kernel and graph-model benchmarks (`attend bench`);
+//! - [`bench_tagger`]: the default tagger end to end (`attend bench tagger`);
 //! - [`compare`]: encoder comparisons (`attend compare`) and the latency plot;
 //! - [`timing`]: the one wall-clock sampler they share.
 
 pub mod bench;
+pub mod bench_tagger;
 pub mod compare;
 pub mod timing;
 pub mod viz;

@@ -1,0 +1,226 @@
+//! `attend bench tagger`: the default tagger end to end, as a user runs it.
+//!
+//! Trains the default tagger (all three heads) on the first batches of a
+//! seeded epoch, exactly the loop's step (forward, loss, backward, clipped
+//! AdamW update), then tags the test set in the batches `attend tag` uses.
+//! Reports words per second for both and the process's peak RSS.
+//!
+//! With an export directory it also writes those batches (after word
+//! dropout), the model's sizes and the learning rate of every step to
+//! `batches.json`, so a twin in another framework (`scripts/torch_twin.py`)
+//! trains and tags exactly the same inputs; `scripts/bench-torch.sh` runs
+//! both and prints the ratios.
+
+use attend::config::TrainConfig;
+use attend::data::batch::{bucket, encode, Batch};
+use attend::data::conllu::Sentence;
+use attend::data::vocab::{Column, TaggerVocab};
+use attend::models::tagger::config::TaggerConfig;
+use attend::models::tagger::{Tagger, TAG_BATCH_TOKENS};
+use attend::nn::Ctx;
+use attend::train::{Evaluation, LoopConfig, Stepper, Task};
+use candle_core::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TaggerBenchConfig {
+    /// Timed training steps.
+    pub steps: usize,
+    /// Untimed steps before them (first-touch allocations, thread start).
+    pub warmup_steps: usize,
+    /// Times the test set is tagged (the median is reported).
+    pub tag_runs: usize,
+    pub seed: u64,
+}
+
+impl Default for TaggerBenchConfig {
+    fn default() -> Self {
+        TaggerBenchConfig { steps: 100, warmup_steps: 5, tag_runs: 3, seed: 42 }
+    }
+}
+
+/// What it measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaggerBenchResult {
+    pub parameters: usize,
+    pub train_steps: usize,
+    /// Real (unpadded) words in the timed steps.
+    pub train_words: usize,
+    pub train_seconds: f64,
+    pub train_words_per_second: f64,
+    /// Loss of the first and the last timed step (a sanity check: it falls).
+    pub first_loss: f32,
+    pub last_loss: f32,
+    pub tag_words: usize,
+    /// Median over the tagging runs.
+    pub tag_seconds: f64,
+    pub tag_words_per_second: f64,
+    /// The process's peak resident set (Linux `VmHWM`), MiB.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The training steps as a [`Task`] over batches made in advance, so the
+/// timed loop is the training loop's own step and nothing else.
+struct Prepared<'a> {
+    model: &'a Tagger,
+    batches: &'a [Batch],
+    label_smoothing: f32,
+}
+
+impl Task for Prepared<'_> {
+    type Report = ();
+
+    fn params(&self) -> &attend::nn::ParamStore {
+        &self.model.params
+    }
+
+    fn batches(&self, _: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        (0..self.batches.len()).map(|i| vec![i]).collect()
+    }
+
+    fn loss(&self, batch: &[usize], _: &mut ChaCha8Rng, ctx: &mut Ctx) -> attend::Result<(Tensor, usize)> {
+        let b = &self.batches[batch[0]];
+        Ok((self.model.loss(b, ctx, self.label_smoothing)?, b.tokens()))
+    }
+
+    fn evaluate(&self) -> attend::Result<Evaluation<()>> {
+        Err(attend::Error::Input("the benchmark does not evaluate".into()))
+    }
+
+    fn contents(&self) -> attend::Result<attend::checkpoint::Contents> {
+        Err(attend::Error::Input("the benchmark saves no model".into()))
+    }
+}
+
+/// Trains and tags as described in the module docs; `export` writes the
+/// batches for a twin first.
+pub fn bench_tagger(train: &[Sentence], test: &[Sentence], cfg: &TaggerBenchConfig, export: Option<&Path>) -> anyhow::Result<TaggerBenchResult> {
+    let vocab = TaggerVocab::build_for(train, &Column::ALL);
+    let config = TaggerConfig::default().sized_for(&vocab);
+    let model = Tagger::new(config.clone(), cfg.seed)?;
+    let train_cfg = TrainConfig { seed: cfg.seed, ..TrainConfig::default() };
+    let looped = LoopConfig::minibatch(&train_cfg);
+    // The first batches of the first epoch, drawn as the training loop draws them.
+    let data = encode(train, &vocab, config.max_word_chars);
+    let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(looped.seed);
+    let order = bucket(&lengths, train_cfg.batch_tokens, Some(&mut rng));
+    let steps_per_epoch = order.len();
+    let total = cfg.warmup_steps + cfg.steps;
+    if total > steps_per_epoch {
+        anyhow::bail!("{total} steps asked, but an epoch of this training file has only {steps_per_epoch} batches");
+    }
+    let batches: Vec<Batch> = order[..total]
+        .iter()
+        .map(|idx| {
+            let mut b = Batch::new(&data, idx);
+            b.drop_words(&vocab, train_cfg.word_dropout, &mut rng);
+            b
+        })
+        .collect();
+    // The learning rate each step gets in a real run of the default length.
+    let run_steps = steps_per_epoch * train_cfg.epochs;
+    let lrs: Vec<f32> = (0..total).map(|s| looped.schedule.lr_at(s, run_steps)).collect();
+    let test_data = encode(test, &vocab, config.max_word_chars);
+    let test_lengths: Vec<usize> = test_data.iter().map(|s| s.len()).collect();
+    if let Some(dir) = export {
+        let tag_batches: Vec<Batch> =
+            bucket::<ChaCha8Rng>(&test_lengths, TAG_BATCH_TOKENS, None).iter().map(|idx| Batch::new(&test_data, idx)).collect();
+        write_export(dir, &config, &train_cfg, cfg, &batches, &lrs, &tag_batches)?;
+    }
+
+    let task = Prepared { model: &model, batches: &batches, label_smoothing: train_cfg.label_smoothing };
+    let mut stepper = Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
+    let mut step = |i: usize| stepper.step(&task, &[i], &mut rng, lrs[i], &looped.optimizer);
+    for i in 0..cfg.warmup_steps {
+        step(i)?;
+    }
+    let (mut first_loss, mut last_loss, mut train_words) = (f32::NAN, f32::NAN, 0);
+    let start = Instant::now();
+    for i in cfg.warmup_steps..total {
+        let out = step(i)?;
+        if i == cfg.warmup_steps {
+            first_loss = out.loss;
+        }
+        last_loss = out.loss;
+        train_words += out.tokens;
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+
+    let tag_words: usize = test_lengths.iter().sum();
+    let mut times = Vec::new();
+    for _ in 0..cfg.tag_runs.max(1) {
+        let start = Instant::now();
+        std::hint::black_box(model.predict_columns(test, &vocab, TAG_BATCH_TOKENS)?);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let tag_seconds = times[times.len() / 2];
+    Ok(TaggerBenchResult {
+        parameters: model.params.num_scalars(),
+        train_steps: cfg.steps,
+        train_words,
+        train_seconds,
+        train_words_per_second: train_words as f64 / train_seconds,
+        first_loss,
+        last_loss,
+        tag_words,
+        tag_seconds,
+        tag_words_per_second: tag_words as f64 / tag_seconds,
+        peak_rss_mib: attend::memory::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64),
+    })
+}
+
+/// One batch as the twin reads it; labels past a sequence's end (and
+/// unknown ones) are -1.
+fn batch_json(b: &Batch) -> serde_json::Value {
+    let labels = |v: &[u32]| v.iter().map(|&t| if t == attend::attend_kernels::loss::IGNORE { -1 } else { t as i64 }).collect::<Vec<i64>>();
+    let columns: Vec<Vec<i64>> = std::iter::once(&b.tags).chain(&b.other_tags).map(|c| labels(c)).collect();
+    serde_json::json!({
+        "batch": b.batch,
+        "seq": b.seq,
+        "word_ids": b.word_ids,
+        "lengths": b.lengths,
+        "max_chars": b.max_chars,
+        "spellings": b.spellings,
+        "spelling_lengths": b.spelling_lengths,
+        "spelling_of": b.spelling_of,
+        "labels": columns,
+    })
+}
+
+fn write_export(
+    dir: &Path,
+    model: &TaggerConfig,
+    train: &TrainConfig,
+    cfg: &TaggerBenchConfig,
+    batches: &[Batch],
+    lrs: &[f32],
+    tag_batches: &[Batch],
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let doc = serde_json::json!({
+        "model": model,
+        "train": {
+            "warmup_steps": cfg.warmup_steps,
+            "lr": lrs,
+            "beta1": train.beta1,
+            "beta2": train.beta2,
+            "weight_decay": train.weight_decay,
+            "clip": train.clip,
+            "label_smoothing": train.label_smoothing,
+        },
+        "train_batches": batches.iter().map(batch_json).collect::<Vec<_>>(),
+        "tag_batches": tag_batches.iter().map(batch_json).collect::<Vec<_>>(),
+        "tag_runs": cfg.tag_runs,
+    });
+    let path = dir.join("batches.json");
+    std::fs::write(&path, serde_json::to_vec(&doc)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
