@@ -14,12 +14,14 @@
 //! how rayon schedules the work or on the number of threads.
 
 pub mod adamw;
+pub mod charcnn;
 pub mod dense;
 pub mod dropout;
 pub mod graph;
 pub mod heads;
 pub mod loss;
 pub mod lstm;
+pub mod matmul;
 pub mod norm;
 pub mod pattern;
 pub mod pool;

@@ -17,6 +17,7 @@
 //! step); a backward-direction LSTM reverses each sequence within its
 //! length first.
 
+use crate::matmul::gemm_acc;
 use rayon::prelude::*;
 
 /// Sequences per parallel chunk (fixed, for determinism).
@@ -52,41 +53,6 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// `dst[m, n] += a[m, k] b[k, n]` with explicit strides (row stride, column
-/// stride) for `a` and `b`; `dst` is row-major.
-#[allow(clippy::too_many_arguments)]
-fn gemm_acc(dst: &mut [f32], a: &[f32], a_rs: usize, a_cs: usize, b: &[f32], b_rs: usize, b_cs: usize, m: usize, k: usize, n: usize) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    assert!(dst.len() >= m * n);
-    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the asserts above keep every index the strides reach in bounds.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 fn check(s: LstmShape, gx: &[f32], w: &[f32]) {
     let (b, t, h) = (s.batch, s.steps, s.hidden);
     assert_eq!(gx.len(), b * t * 4 * h, "gx must be [batch {b}, steps {t}, 4 x hidden {h}]");
@@ -112,7 +78,7 @@ pub fn lstm_forward(s: LstmShape, gx: &[f32], w: &[f32]) -> LstmForward {
                     z[r * 4 * h..(r + 1) * 4 * h].copy_from_slice(&gates[r * seq_g + step * 4 * h..][..4 * h]);
                 }
                 if step > 0 {
-                    gemm_acc(&mut z, &prev, h, 1, w, 4 * h, 1, n, h, 4 * h);
+                    gemm_acc(&mut z, &prev, h, 1, w, 4 * h, 1, n, h, 4 * h, false);
                 }
                 for r in 0..n {
                     let zr = &z[r * 4 * h..(r + 1) * 4 * h];
@@ -178,11 +144,11 @@ pub fn lstm_backward(s: LstmShape, w: &[f32], fwd: &LstmForward, dh: &[f32]) -> 
                 if step > 0 {
                     // dh_{t-1} = dz W^T;  dW += h_{t-1}^T dz.
                     dh_next.fill(0.0);
-                    gemm_acc(&mut dh_next, &dz, 4 * h, 1, w, 1, 4 * h, n, 4 * h, h);
+                    gemm_acc(&mut dh_next, &dz, 4 * h, 1, w, 1, 4 * h, n, 4 * h, h, false);
                     for r in 0..n {
                         h_prev[r * h..(r + 1) * h].copy_from_slice(&hs[r * seq_h + (step - 1) * h..][..h]);
                     }
-                    gemm_acc(&mut dw, &h_prev, 1, h, &dz, 4 * h, 1, h, n, 4 * h);
+                    gemm_acc(&mut dw, &h_prev, 1, h, &dz, 4 * h, 1, h, n, 4 * h, false);
                 }
             }
             dw

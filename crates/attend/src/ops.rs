@@ -624,6 +624,68 @@ pub fn masked_max(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaskedMaxOp { lengths: lengths.to_vec(), arg: Mutex::new(Vec::new()) })
 }
 
+// -------------------------------------------------------- character CNN
+
+struct CharCnnOp {
+    ids: Vec<u32>,
+    lengths: Vec<usize>,
+    max_chars: usize,
+    kernel: usize,
+    saved: Mutex<Option<attend_kernels::charcnn::CharCnnForward>>,
+}
+
+impl CharCnnOp {
+    fn shape(&self, table: &Layout, w: &Layout, b: &Layout) -> Result<attend_kernels::charcnn::CharCnnShape> {
+        let (chars, char_dim) = table.shape().dims2()?;
+        let (window, filters) = w.shape().dims2()?;
+        if self.kernel % 2 == 0 || window != self.kernel * char_dim || b.shape().dims1()? != filters {
+            bail!("char cnn: table [{chars}, {char_dim}], weight [{window}, {filters}], bias {:?} do not fit kernel {}", b.dims(), self.kernel);
+        }
+        if self.ids.len() != self.lengths.len() * self.max_chars || self.ids.iter().any(|&i| i as usize >= chars) {
+            bail!("char cnn: ids must be [spellings, max_chars] indices into the {chars}-row table");
+        }
+        if self.lengths.iter().any(|&l| l > self.max_chars) {
+            bail!("char cnn: a length exceeds max_chars {}", self.max_chars);
+        }
+        Ok(attend_kernels::charcnn::CharCnnShape { chars, char_dim, filters, kernel: self.kernel, max_chars: self.max_chars })
+    }
+}
+
+impl CustomOp3 for CharCnnOp {
+    fn name(&self) -> &'static str {
+        "attend-char-cnn"
+    }
+
+    fn cpu_fwd(&self, t: &CpuStorage, tl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let shape = self.shape(tl, wl, bl)?;
+        let (t, w, b) = (f32_slice(t, tl, self.name())?, f32_slice(w, wl, self.name())?, f32_slice(b, bl, self.name())?);
+        let mut fwd = attend_kernels::charcnn::char_cnn_forward(shape, t, w, b, &self.ids, &self.lengths);
+        let out = std::mem::take(&mut fwd.out);
+        *self.saved.lock().expect("char cnn lock") = Some(fwd);
+        Ok((CpuStorage::F32(out), Shape::from((self.lengths.len(), shape.filters))))
+    }
+
+    fn bwd(&self, table: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let shape = self.shape(table.layout(), w.layout(), b.layout())?;
+        let saved = self.saved.lock().expect("char cnn lock");
+        let Some(fwd) = saved.as_ref() else {
+            bail!("char cnn: backward before forward");
+        };
+        let g = with_f32(w, |w| with_f32(grad, |d| attend_kernels::charcnn::char_cnn_backward(shape, w, &self.ids, &self.lengths, fwd, d)))??;
+        Ok((Some(tensor_like(g.dtable, table)?), Some(tensor_like(g.dw, w)?), Some(tensor_like(g.db, b)?)))
+    }
+}
+
+/// The character CNN in one op: `ids` `[spellings, max_chars]` (the first
+/// `lengths[s]` of each row real) through `table` `[chars, dim]`, a
+/// width-`kernel` convolution with `w` `[kernel * dim, filters]` and `b`,
+/// ReLU, and the max over each spelling's characters: `[spellings, filters]`.
+/// Characters outside a spelling read as zeros; an empty spelling gives 0.
+pub fn char_cnn(table: &Tensor, w: &Tensor, b: &Tensor, ids: &[u32], lengths: &[usize], max_chars: usize, kernel: usize) -> Result<Tensor> {
+    let op = CharCnnOp { ids: ids.to_vec(), lengths: lengths.to_vec(), max_chars, kernel, saved: Mutex::new(None) };
+    table.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+}
+
 // ------------------------------------------------------------------- AdamW
 
 struct AdamWOp<'a> {

@@ -459,3 +459,47 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let err = Tagger::new(huge, 1).err().unwrap().to_string();
     assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
+
+/// The fused character CNN op and its candle reference twin (every padded
+/// position, five ops) give the same word vectors and the same gradients
+/// for the character table, the convolution weight and its bias, with
+/// words of different lengths, a one-character word and an empty one.
+#[test]
+fn fused_char_cnn_matches_reference_with_gradients() {
+    use attend::nn::char_encoder::CharEncoder;
+    let (chars, dim, filters, max_chars) = (11, 6, 9, 7);
+    let mut store = ParamStore::new(3);
+    let enc = CharEncoder::new(&mut store, "chars", chars, dim, filters, 3).unwrap();
+    // Non-zero bias, so ReLU cuts at a place the test can see.
+    let bias = store.get("chars.conv.bias").unwrap();
+    bias.set(&Tensor::from_vec((0..filters).map(|i| (i as f32 - 4.0) * 0.05).collect::<Vec<_>>(), filters, &Device::Cpu).unwrap()).unwrap();
+    let lengths = vec![7, 3, 1, 0, 5];
+    let ids: Vec<u32> = (0..lengths.len() * max_chars)
+        .map(|i| if i % max_chars < lengths[i / max_chars] { (i * 7 % (chars - 1) + 1) as u32 } else { 0 })
+        .collect();
+    let w: Vec<f32> = (0..lengths.len() * filters).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.3).collect();
+    let w = Tensor::from_slice(&w, (lengths.len(), filters), &Device::Cpu).unwrap();
+    let mut results = Vec::new();
+    for fused in [true, false] {
+        let y = if fused {
+            enc.forward(&ids, &lengths, max_chars, &Device::Cpu).unwrap()
+        } else {
+            enc.forward_reference(&ids, &lengths, max_chars, &Device::Cpu).unwrap()
+        };
+        let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut all = vec![("y".to_string(), y.flatten_all().unwrap().to_vec1::<f32>().unwrap())];
+        for (name, var) in store.vars() {
+            let g = grads.get(var).unwrap_or_else(|| panic!("fused {fused}: no gradient for {name}"));
+            all.push((name.to_string(), g.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+        }
+        results.push(all);
+    }
+    for ((name, fused), (_, reference)) in results[0].iter().zip(&results[1]) {
+        assert_eq!(fused.len(), reference.len(), "{name}");
+        assert!(reference.iter().any(|&v| v != 0.0), "{name}: the reference is all zeros, the test shows nothing");
+        for (i, (a, e)) in fused.iter().zip(reference).enumerate() {
+            assert!((a - e).abs() <= 1e-5 * e.abs().max(1.0), "{name}[{i}]: fused {a} vs reference {e}");
+        }
+    }
+    assert!(results[0][0].1[3 * filters..4 * filters].iter().all(|&v| v == 0.0), "the empty word gives 0");
+}

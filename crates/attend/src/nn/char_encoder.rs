@@ -28,8 +28,15 @@ impl CharEncoder {
 
     /// `ids`: `[words * max_chars]` char indices, word w's first
     /// `lengths[w]` entries real, the rest padding. Returns `[words, filters]`;
-    /// a word of length 0 gets 0.
-    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize, device: &Device) -> Result<Tensor> {
+    /// a word of length 0 gets 0. One fused op (`ops::char_cnn`).
+    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize, _device: &Device) -> Result<Tensor> {
+        let bias = self.conv.bias.as_ref().expect("the convolution is built with a bias");
+        ops::char_cnn(&self.embedding.table, &self.conv.weight, bias, ids, lengths, max_chars, self.kernel)
+    }
+
+    /// The same function in candle ops over every padded position (the
+    /// fused op's reference twin).
+    pub fn forward_reference(&self, ids: &[u32], lengths: &[usize], max_chars: usize, device: &Device) -> Result<Tensor> {
         let words = lengths.len();
         let x = self.embedding.forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
         // Zero past each word's end, so the convolution at its last
