@@ -4,8 +4,10 @@
 //! - [`bench`]: kernel and graph-model benchmarks (`attend bench`);
 //! - [`bench_tagger`]: the default tagger end to end (`attend bench tagger`);
 //! - [`compare`]: encoder comparisons (`attend compare`) and the latency plot;
-//! - [`timing`]: the one wall-clock sampler they share.
+//! - [`timing`]: the one wall-clock sampler they share;
+//! - [`alloc`]: the binary's allocator settings.
 
+pub mod alloc;
 pub mod bench;
 pub mod bench_tagger;
 pub mod compare;

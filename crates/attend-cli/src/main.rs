@@ -159,6 +159,7 @@ enum EvalKind {
 
 fn main() {
     attend::memory::enable();
+    attend_cli::alloc::keep_freed_pages();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         // candle's GEMM reads RAYON_NUM_THREADS; our kernels use rayon's global pool.

@@ -13,6 +13,7 @@
 //! whose partial sums are added in a fixed order, so results do not depend on
 //! how rayon schedules the work or on the number of threads.
 
+pub mod activation;
 pub mod adamw;
 pub mod charcnn;
 pub mod dense;
@@ -20,6 +21,7 @@ pub mod dropout;
 pub mod graph;
 pub mod heads;
 pub mod loss;
+pub mod linear;
 pub mod lstm;
 pub mod matmul;
 pub mod norm;

@@ -624,6 +624,61 @@ pub fn masked_max(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaskedMaxOp { lengths: lengths.to_vec(), arg: Mutex::new(Vec::new()) })
 }
 
+// ------------------------------------------------------------ dense layer
+
+pub use attend_kernels::linear::Activation;
+
+struct LinearOp {
+    act: Activation,
+    /// The pre-activation, for GELU's backward.
+    saved: Mutex<Option<Vec<f32>>>,
+}
+
+fn linear_shape(x: &Layout, w: &Layout, b: &Layout) -> Result<attend_kernels::linear::LinearShape> {
+    let (rows, inputs) = x.shape().dims2()?;
+    let (w_in, outputs) = w.shape().dims2()?;
+    if w_in != inputs || b.shape().dims1()? != outputs {
+        bail!("linear: x [{rows}, {inputs}], weight [{w_in}, {outputs}] and bias {:?} do not fit", b.dims());
+    }
+    Ok(attend_kernels::linear::LinearShape { rows, inputs, outputs })
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "attend-linear"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let shape = linear_shape(xl, wl, bl)?;
+        let (x, w, b) = (f32_slice(x, xl, self.name())?, f32_slice(w, wl, self.name())?, f32_slice(b, bl, self.name())?);
+        let f = attend_kernels::linear::linear_forward(shape, x, w, b, self.act);
+        *self.saved.lock().expect("linear lock") = f.pre;
+        Ok((CpuStorage::F32(f.y), Shape::from((shape.rows, shape.outputs))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let shape = linear_shape(x.layout(), w.layout(), b.layout())?;
+        let pre = self.saved.lock().expect("linear lock");
+        let g = with_f32(x, |x| {
+            with_f32(w, |w| with_f32(grad, |d| attend_kernels::linear::linear_backward(shape, x, w, pre.as_deref(), d, self.act)))
+        })???;
+        Ok((Some(tensor_like(g.dx, x)?), Some(tensor_like(g.dw, w)?), Some(tensor_like(g.db, b)?)))
+    }
+}
+
+/// `act(x W + b)` for `x` of any rank with the last dimension `W`'s first,
+/// in one op (bias in the GEMM, activation in its output pass).
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, act: Activation) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inputs = *dims.last().ok_or_else(|| candle_core::Error::msg("linear: x has no dimensions"))?;
+    let rows = x.elem_count() / inputs.max(1);
+    let op = LinearOp { act, saved: Mutex::new(None) };
+    let y = x.contiguous()?.reshape((rows, inputs))?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)?;
+    let mut out = dims;
+    *out.last_mut().expect("x has a last dimension") = w.dim(1)?;
+    y.reshape(out)
+}
+
 // -------------------------------------------------------- character CNN
 
 struct CharCnnOp {

@@ -503,3 +503,44 @@ fn fused_char_cnn_matches_reference_with_gradients() {
     }
     assert!(results[0][0].1[3 * filters..4 * filters].iter().all(|&v| v == 0.0), "the empty word gives 0");
 }
+
+/// The fused dense layer (bias in the GEMM, GELU in its output pass) and
+/// its candle twin (matmul, broadcast add, candle's exact `gelu_erf`) give
+/// the same outputs and gradients for the input, weight and bias.
+#[test]
+fn fused_linear_matches_reference_with_gradients() {
+    use attend::nn::Linear;
+    let mut store = ParamStore::new(9);
+    let layer = Linear::new(&mut store, "l", 24, 40, true).unwrap();
+    store.get("l.bias").unwrap().set(&Tensor::from_vec((0..40).map(|i| (i as f32 - 20.0) * 0.03).collect::<Vec<_>>(), 40, &Device::Cpu).unwrap()).unwrap();
+    let x: Vec<f32> = (0..2 * 11 * 24).map(|i| ((i * 31 % 23) as f32 - 11.0) * 0.15).collect();
+    let x = Var::from_tensor(&Tensor::from_slice(&x, (2, 11, 24), &Device::Cpu).unwrap()).unwrap();
+    let w: Vec<f32> = (0..2 * 11 * 40).map(|i| ((i * 7 % 17) as f32 - 8.0) * 0.1).collect();
+    let w = Tensor::from_slice(&w, (2, 11, 40), &Device::Cpu).unwrap();
+    for gelu in [false, true] {
+        let mut results = Vec::new();
+        for fused in [true, false] {
+            let y = match (fused, gelu) {
+                (true, false) => layer.forward(x.as_tensor()),
+                (true, true) => layer.forward_gelu(x.as_tensor()),
+                (false, false) => layer.forward_reference(x.as_tensor()),
+                (false, true) => layer.forward_reference(x.as_tensor()).and_then(|y| y.gelu_erf()),
+            }
+            .unwrap();
+            assert_eq!(y.dims(), &[2, 11, 40]);
+            let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut all = vec![("y".to_string(), y.flatten_all().unwrap().to_vec1::<f32>().unwrap())];
+            all.push(("dx".into(), grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+            for (name, var) in store.vars() {
+                all.push((name.to_string(), grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()));
+            }
+            results.push(all);
+        }
+        for ((name, fused), (_, reference)) in results[0].iter().zip(&results[1]) {
+            let scale = reference.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (a, e)) in fused.iter().zip(reference).enumerate() {
+                assert!((a - e).abs() <= 1e-5 * scale, "gelu {gelu}, {name}[{i}]: fused {a} vs reference {e}");
+            }
+        }
+    }
+}

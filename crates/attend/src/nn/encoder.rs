@@ -41,7 +41,7 @@ impl EncoderLayer {
     pub fn forward(&self, x: &Tensor, pattern: &AttentionPattern, rotary: Option<&Rotary>, ctx: &mut Ctx) -> Result<Tensor> {
         let a = self.attention.forward(&self.norm1.forward(x)?, pattern, rotary, ctx)?;
         let h = (x + ctx.dropout(&a, self.dropout)?)?;
-        let f = self.ff1.forward(&self.norm2.forward(&h)?)?.gelu_erf()?;
+        let f = self.ff1.forward_gelu(&self.norm2.forward(&h)?)?;
         let f = self.ff2.forward(&ctx.dropout(&f, self.dropout)?)?;
         h + ctx.dropout(&f, self.dropout)?
     }

@@ -134,7 +134,32 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// `x W + b`: one fused op with a bias (see [`ops::linear`]).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, ops::Activation::Identity)
+    }
+
+    /// `GELU(x W + b)`, the activation in the same op.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, ops::Activation::Gelu)
+    }
+
+    fn forward_with(&self, x: &Tensor, act: ops::Activation) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) => ops::linear(x, &self.weight, b, act),
+            None => {
+                let y = self.forward_reference(x)?;
+                match act {
+                    ops::Activation::Identity => Ok(y),
+                    ops::Activation::Gelu => y.gelu_erf(),
+                }
+            }
+        }
+    }
+
+    /// `x W + b` in candle ops (matmul, broadcast add): the fused op's
+    /// reference twin, and the path of a layer without bias.
+    pub fn forward_reference(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);

@@ -98,7 +98,7 @@ impl SequenceModel {
         let (b, t, w) = x.dims3()?;
         let (p, slot) = (self.config.patch, self.config.slot_width());
         let body = x.narrow(2, 0, p * slot)?.contiguous()?.reshape((b, t * p, slot))?;
-        let h = stem.forward(&body)?.gelu_erf()?.reshape((b, t, p * self.config.stem))?;
+        let h = stem.forward_gelu(&body)?.reshape((b, t, p * self.config.stem))?;
         if w == p * slot {
             return Ok(h);
         }
