@@ -161,12 +161,39 @@ fn main() {
     attend::memory::enable();
     attend_cli::alloc::keep_freed_pages();
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        // candle's GEMM reads RAYON_NUM_THREADS; our kernels use rayon's global pool.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon_pool(n);
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let result = one_pool(threads).and_then(|pool| pool.install(move || dispatch(cli.command)));
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
-    let result: Result<()> = match cli.command {
+}
+
+/// All parallel work in one pool of `threads` workers, the command itself
+/// running on one of them: our kernels, the GEMMs (rayon's current pool)
+/// and candle's matmul (told the same count through `RAYON_NUM_THREADS`).
+/// candle's own element-wise pool (a second set of threads that spin for a
+/// while after each op, fighting the GEMM workers for the cores) is turned
+/// off with `CANDLE_NUM_THREADS=1` unless the environment sets it: the few
+/// element-wise candle ops left run on the calling worker. Measured on the
+/// default tagger (2-core Zen 3): training +15-20%, tagging +12%.
+fn one_pool(threads: usize) -> Result<attend::rayon::ThreadPool> {
+    if threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    // Threads started outside the pool (the web server's) that call into
+    // rayon get a global pool of the same size.
+    let _ = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    // The command runs on a worker: give it the main thread's stack size.
+    Ok(attend::rayon::ThreadPoolBuilder::new().num_threads(threads).stack_size(8 << 20).build()?)
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
         Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
         Command::Train(TrainCommand::Sequence(args)) => sequence_cmd::train(args),
@@ -203,10 +230,6 @@ fn main() {
             std::io::stdout().write_all(&script).map_err(Into::into)
         }
         Command::Man { out } => man_pages(&out),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }
 
@@ -232,7 +255,3 @@ fn man_pages(out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn rayon_pool(n: usize) -> Result<()> {
-    attend::rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
-    Ok(())
-}
