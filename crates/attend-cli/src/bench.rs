@@ -407,3 +407,91 @@ mod tests {
         assert!(rows.iter().all(|r| r.seconds > 0.0 && r.gflops > 0.0 && r.gemm_gflops > 0.0));
     }
 }
+
+// -------------------------------------------------------------- FMA peak
+
+/// The machine's f32 FMA peak for `threads` cores, from its widest vector
+/// unit, two FMA pipes per core, and the clock measured now on one core.
+#[derive(Debug, Clone, Serialize)]
+pub struct FmaPeak {
+    /// "AVX-512", "AVX2" or "scalar".
+    pub isa: &'static str,
+    pub lanes: usize,
+    pub fma_pipes: usize,
+    pub threads: usize,
+    pub clock_ghz: f64,
+    /// threads x pipes x lanes x 2 flops x clock.
+    pub gflops: f64,
+}
+
+/// Measures the clock (one add per cycle, in a dependent chain) and
+/// returns the peak; `None` where the clock cannot be measured this way
+/// (not x86_64). Two FMA pipes per core holds for the x86 cores of the
+/// last decade at 256 bits; at 512 bits it holds for Zen 5 and for Xeons
+/// with two AVX-512 units (Zen 4 splits 512-bit operations in two, so its
+/// true AVX-512 peak is half this figure).
+pub fn fma_peak(threads: usize) -> Option<FmaPeak> {
+    let clock_ghz = measure_clock_ghz()?;
+    let (isa, lanes) = if cfg!(target_arch = "x86_64") && has_avx512f() {
+        ("AVX-512", 16)
+    } else if Isa::detect() != Isa::Portable {
+        ("AVX2", 8)
+    } else {
+        ("scalar", 1)
+    };
+    let fma_pipes = 2;
+    Some(FmaPeak { isa, lanes, fma_pipes, threads, clock_ghz, gflops: (threads * fma_pipes * lanes * 2) as f64 * clock_ghz })
+}
+
+fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Cycles per second of the current core: a chain of dependent
+/// register-to-register adds, one cycle each (the loop counter's own chain
+/// runs beside it), the best of five runs of 100 M adds. Register operands,
+/// not immediates: Intel's Golden Cove and later fold chains of immediate
+/// adds at rename, which would read as a clock of 11 GHz.
+fn measure_clock_ghz() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let run = |n: u64| {
+            let start = std::time::Instant::now();
+            let mut x: u64 = 0;
+            let one: u64 = 1;
+            // SAFETY: register-only arithmetic.
+            unsafe {
+                std::arch::asm!(
+                    "2:",
+                    "add {x}, {one}",
+                    "add {x}, {one}",
+                    "add {x}, {one}",
+                    "add {x}, {one}",
+                    "sub {n}, 1",
+                    "jnz 2b",
+                    x = inout(reg) x,
+                    one = in(reg) one,
+                    n = inout(reg) n => _,
+                    options(nomem, nostack),
+                );
+            }
+            std::hint::black_box(x);
+            start.elapsed().as_secs_f64()
+        };
+        let n = 25_000_000u64; // x 4 dependent adds
+        run(n / 10); // ramp the clock up
+        let best = (0..5).map(|_| run(n)).fold(f64::INFINITY, f64::min);
+        Some(4.0 * n as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}

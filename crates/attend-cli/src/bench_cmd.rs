@@ -163,20 +163,32 @@ fn attention(args: AttentionArgs) -> Result<()> {
     };
     let threads = attend::rayon::current_num_threads();
     let machine = format!("{} ({threads} threads, {:?})", cpu_model(), cfg.isa);
+    let peak = attend_cli::bench::fma_peak(threads);
+    let peak_line = peak.as_ref().map_or("FMA peak: clock not measurable here".to_string(), |p| {
+        format!(
+            "FMA peak {:.0} GFLOP/s = {} threads x {} FMA pipes x {} lanes ({}) x 2 flops x {:.2} GHz (measured now)",
+            p.gflops, p.threads, p.fma_pipes, p.lanes, p.isa, p.clock_ghz
+        )
+    });
     if !args.json {
         println!("fused attention, batch*heads {}, head_dim {}, {machine}", cfg.batch_heads, cfg.head_dim);
+        println!("{peak_line}");
         println!(
-            "{:<11} {:>6} {:<17} {:>10} {:>5} {:>8} {:>9} {:>10} {:>7} {:>10}",
-            "pattern", "N", "pass", "ms", "reps", "GFLOP/s", "GEMM", "GEMM GF/s", "ratio", "extra MiB"
+            "{:<11} {:>6} {:<17} {:>10} {:>5} {:>8} {:>9} {:>10} {:>7} {:>7} {:>10}",
+            "pattern", "N", "pass", "ms", "reps", "GFLOP/s", "GEMM", "GEMM GF/s", "ratio", "% peak", "extra MiB"
         );
+    } else {
+        eprintln!("{peak_line}");
     }
+    let peak_gflops = peak.as_ref().map(|p| p.gflops);
     let print = |r: &AttentionBenchRow| {
         if args.json {
             eprintln!("{} N={} {}: {:.1} GFLOP/s ({:.0}% of GEMM)", r.pattern, r.seq, r.pass, r.gflops, 100.0 * r.ratio_to_gemm);
         } else {
             let mem = r.extra_mib.map_or("n/a".to_string(), |m| format!("{m:.2}"));
+            let of_peak = peak_gflops.map_or("n/a".to_string(), |p| format!("{:.1}%", 100.0 * r.gflops / p));
             println!(
-                "{:<11} {:>6} {:<17} {:>10.3} {:>5} {:>8.1} {:>9} {:>10.1} {:>6.1}% {:>10}",
+                "{:<11} {:>6} {:<17} {:>10.3} {:>5} {:>8.1} {:>9} {:>10.1} {:>6.1}% {:>7} {:>10}",
                 r.pattern,
                 r.seq,
                 r.pass,
@@ -186,6 +198,7 @@ fn attention(args: AttentionArgs) -> Result<()> {
                 format!("{0}^3", r.gemm_size),
                 r.gemm_gflops,
                 100.0 * r.ratio_to_gemm,
+                of_peak,
                 mem
             );
         }
@@ -199,6 +212,7 @@ fn attention(args: AttentionArgs) -> Result<()> {
             "isa": format!("{:?}", cfg.isa),
             "batch_heads": cfg.batch_heads,
             "head_dim": cfg.head_dim,
+            "fma_peak": peak,
             "rows": rows,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -14,7 +14,7 @@ use std::time::Instant;
 /// The segmenter's training defaults (its own, not the tagger's).
 pub fn train_defaults() -> TrainConfig {
     TrainConfig {
-        epochs: 6,
+        epochs: 4,
         lr: 2e-3,
         warmup_steps: 100,
         batch_tokens: 2048,

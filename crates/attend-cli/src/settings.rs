@@ -88,7 +88,7 @@ pub struct ModelArgs {
 /// Training flags (defaults in brackets are TrainConfig's).
 #[derive(Args, Serialize, Debug, Default)]
 pub struct TrainArgs {
-    /// Passes over the training data [18]
+    /// Passes over the training data [10]
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     epochs: Option<usize>,

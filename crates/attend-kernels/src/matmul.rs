@@ -39,3 +39,46 @@ pub fn gemm_acc(dst: &mut [f32], a: &[f32], a_rs: usize, a_cs: usize, b: &[f32],
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shapes the tagger runs (rows x inputs x outputs, and the
+    /// transposed products of backward), through whatever kernel the `gemm`
+    /// crate picks on this CPU (AVX-512 where the CPU has it, AVX2 + FMA,
+    /// or scalar), against a plain f64 product.
+    #[test]
+    fn model_shapes_match_a_plain_product() {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        if !avx512 {
+            eprintln!("note: this CPU has no AVX-512F; the gemm crate's AVX-512 kernels are not exercised here");
+        }
+        let shapes = [(97, 256, 768), (97, 320, 256), (61, 512, 256), (33, 144, 192), (256, 97, 512), (5, 3, 7)];
+        for (m, k, n) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.05).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 13 % 11) as f32 - 5.0) * 0.07).collect();
+            for (parallel, transposed) in [(false, false), (true, false), (true, true)] {
+                let mut c: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
+                let c0 = c.clone();
+                // transposed: read a as a^T stored [k, m]
+                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+                if transposed {
+                    gemm_acc(&mut c, &at, 1, m, &b, n, 1, m, k, n, parallel);
+                } else {
+                    gemm_acc(&mut c, &a, k, 1, &b, n, 1, m, k, n, parallel);
+                }
+                for r in 0..m {
+                    for j in 0..n {
+                        let want = c0[r * n + j] as f64 + (0..k).map(|p| a[r * k + p] as f64 * b[p * n + j] as f64).sum::<f64>();
+                        let got = c[r * n + j] as f64;
+                        assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{m}x{k}x{n} at ({r},{j}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}
