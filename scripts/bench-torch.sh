@@ -3,8 +3,7 @@
 # same architecture, same batches, same learning rates, same thread count:
 # training words/s, tagging words/s on the test set, peak RSS, and the
 # ratios. PyTorch is installed in its own virtual environment under
-# target/torch-venv (CPU use only; the PyPI wheel brings CUDA libraries
-# too, about 5 GB). Not needed by the tests or CI.
+# target/torch-venv by scripts/torch-venv.sh. Not needed by the tests or CI.
 #
 #   scripts/bench-torch.sh [--threads N] [--steps N] [--busy] [--runs N] [TREEBANK_DIR]
 #
@@ -25,18 +24,13 @@ while [ $# -gt 0 ]; do
     --steps) STEPS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --busy) BUSY=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) TREEBANK=$1; shift ;;
   esac
 done
-VENV=target/torch-venv
-TORCH_VERSION=2.15.0
 OUT=target/bench-torch
 mkdir -p "$OUT"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
-fi
+source scripts/torch-venv.sh
 cargo build --release -q -p attend-cli
 ATTEND=target/release/attend
 
@@ -52,7 +46,7 @@ for run in $(seq 1 "$RUNS"); do
   "$ATTEND" --threads "$THREADS" bench tagger --treebank "$TREEBANK" --steps "$STEPS" --json > "$OUT/attend-$run.json"
   stop_busy
   start_busy
-  OMP_NUM_THREADS=$THREADS "$VENV/bin/python" -W ignore scripts/torch_twin.py "$OUT/batches.json" --threads "$THREADS" --json > "$OUT/torch-$run.json"
+  OMP_NUM_THREADS=$THREADS "$TORCH_PY" -W ignore scripts/torch_twin.py "$OUT/batches.json" --threads "$THREADS" --json > "$OUT/torch-$run.json"
   stop_busy
 done
 

@@ -100,12 +100,42 @@ pub struct AttentionArgs {
     /// Repeat each measurement for at least this many seconds and at least 3 times (median reported).
     #[arg(long, default_value_t = 1.0)]
     min_seconds: f64,
-    /// Use the portable kernels even where AVX2 + FMA is available.
-    #[arg(long)]
-    portable: bool,
+    /// Instruction set of the fused kernels: auto (the fastest this CPU has),
+    /// avx512, avx2 or portable, to compare paths on one machine.
+    #[arg(long, value_enum, default_value_t = IsaChoice::Auto)]
+    isa: IsaChoice,
     /// Print one JSON document (machine, settings, rows) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// `--isa` of `attend bench attention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsaChoice {
+    Auto,
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl IsaChoice {
+    /// The instruction set, or an error naming what this CPU lacks.
+    fn resolve(self) -> Result<Isa> {
+        let want = match self {
+            IsaChoice::Auto => return Ok(Isa::detect()),
+            IsaChoice::Portable => return Ok(Isa::Portable),
+            #[cfg(target_arch = "x86_64")]
+            IsaChoice::Avx512 => Isa::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            IsaChoice::Avx2 => Isa::Avx2Fma,
+            #[cfg(not(target_arch = "x86_64"))]
+            other => bail!("--isa {other:?} exists only on x86_64"),
+        };
+        if !Isa::available().contains(&want) {
+            bail!("this CPU ({}) cannot run --isa {self:?}: it has {:?}", cpu_model(), Isa::available());
+        }
+        Ok(want)
+    }
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
@@ -159,7 +189,7 @@ fn attention(args: AttentionArgs) -> Result<()> {
         head_dim: args.head_dim,
         backward: !args.forward_only,
         min_seconds: args.min_seconds,
-        isa: if args.portable { Isa::Portable } else { Isa::detect() },
+        isa: args.isa.resolve()?,
     };
     let threads = attend::rayon::current_num_threads();
     let machine = format!("{} ({threads} threads, {:?})", cpu_model(), cfg.isa);

@@ -9,7 +9,7 @@
 //! plus 3e-9, where `1 + erff(z / sqrt 2)` keeps no digit in the tail),
 //! with the exponential on the
 //! kernels' vector `2^x`. The loops are plain arithmetic without branches,
-//! compiled once for AVX2 + FMA and once portable, and vectorised by the
+//! compiled for AVX-512, for AVX2 + FMA and portable, and vectorised by the
 //! compiler; [`Isa`] picks at run time. Tested against an f64 reference.
 
 use crate::simd::{exp2_scalar, Isa};
@@ -82,6 +82,18 @@ fn backward_avx2(z: &[f32], dy: &[f32], dz: &mut [f32]) {
     backward_loop(z, dy, dz)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+fn forward_avx512(z: &[f32], y: &mut [f32]) {
+    forward_loop(z, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+fn backward_avx512(z: &[f32], dy: &[f32], dz: &mut [f32]) {
+    backward_loop(z, dy, dz)
+}
+
 /// `y = GELU(z)` on the given instruction set.
 pub fn gelu_forward_on(isa: Isa, z: &[f32], y: &mut [f32]) {
     assert_eq!(z.len(), y.len());
@@ -90,6 +102,9 @@ pub fn gelu_forward_on(isa: Isa, z: &[f32], y: &mut [f32]) {
         // SAFETY: Isa::Avx2Fma is only produced where the CPU has both.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { forward_avx2(z, y) },
+        // SAFETY: Isa::Avx512 is only produced where the CPU has AVX-512.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { forward_avx512(z, y) },
     });
 }
 
@@ -101,6 +116,9 @@ pub fn gelu_backward_on(isa: Isa, z: &[f32], dy: &[f32], dz: &mut [f32]) {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { backward_avx2(z, dy, dz) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { backward_avx512(z, dy, dz) },
     });
 }
 

@@ -11,7 +11,8 @@
 //!   running max, the exponentials and the row sums of the online softmax
 //!   are plain lane-wise vector operations, with no horizontal reductions.
 //! - Every matrix product goes through one register-blocked micro-kernel
-//!   ([`crate::simd`]), compiled for AVX2 + FMA when the CPU has it.
+//!   ([`crate::simd`]), compiled for AVX-512 and for AVX2 + FMA, chosen by
+//!   what the CPU has.
 //! - Backward recomputes P from the saved log-sum-exp. It walks query blocks
 //!   in order and adds into dk and dv of the same head, so no two threads ever
 //!   write the same element and results are bitwise identical run to run and
@@ -28,7 +29,7 @@
 pub use crate::pattern::AttentionDropout;
 use crate::pattern::{AttentionPattern, AttentionShape};
 #[cfg(target_arch = "x86_64")]
-use crate::simd::Avx2;
+use crate::simd::{Avx2, Avx512};
 use crate::simd::{gemm, Isa, Portable, Simd, LANES, NR};
 use rayon::prelude::*;
 
@@ -127,6 +128,8 @@ pub fn flash_forward_on(isa: Isa, q: &[f32], k: &[f32], v: &[f32], params: &Atte
         Isa::Portable => forward_block::<Portable>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => forward_block_avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => forward_block_avx512,
     };
     let head = |bh: usize, out: &mut [f32], lse: &mut [f32]| {
         out.par_chunks_mut(BLOCK_Q * d).zip(lse.par_chunks_mut(BLOCK_Q)).enumerate().for_each(|(qb, (out, lse))| {
@@ -180,6 +183,8 @@ pub fn flash_backward_on(
         Isa::Portable => backward_head::<Portable>,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => backward_head_avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => backward_head_avx512,
     };
     dq.par_chunks_mut(n * d)
         .zip(dk.par_chunks_mut(n * d))
@@ -259,6 +264,27 @@ fn backward_head_avx2(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut 
         backward_head::<Avx2>(ctx, g, bh, dq, dk, dv)
     }
     // Safety: as in forward_block_avx2.
+    unsafe { run(ctx, g, bh, dq, dk, dv) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn forward_block_avx512(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+    fn run(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mut [f32]) {
+        forward_block::<Avx512>(ctx, bh, r0, out, lse)
+    }
+    // Safety: this task is only chosen when Isa::detect() found AVX-512
+    // (or a caller passed Isa::Avx512, which exists only on such CPUs).
+    unsafe { run(ctx, bh, r0, out, lse) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn backward_head_avx512(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+    fn run(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
+        backward_head::<Avx512>(ctx, g, bh, dq, dk, dv)
+    }
+    // Safety: as in forward_block_avx512.
     unsafe { run(ctx, g, bh, dq, dk, dv) }
 }
 
@@ -384,48 +410,41 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                 *key = AttentionDropout::row_key(head_key, j0 + c);
             }
         }
-        // Two vectors (16 lanes, one cache line of a row) at a time: two
-        // independent running sums keep the exponentials' pipeline full.
-        for x in (0..w).step_by(2 * LANES) {
-            // Safety: x + 2 * LANES <= w (w is a multiple of 16), every st row has w lanes.
+        // One vector (16 lanes, one cache line of a row) at a time; on AVX2
+        // its two registers are independent running sums, which keep the
+        // exponentials' pipeline full.
+        for x in (0..w).step_by(LANES) {
+            // Safety: x + LANES <= w (w is a multiple of 16), every st row has w lanes.
             unsafe {
-                let lanes = [x, x + LANES];
-                let start = lanes.map(|x| S::load(ranges.starts[x..].as_ptr()));
-                let end = lanes.map(|x| S::load(ranges.ends[x..].as_ptr()));
-                let mut block_max = [S::splat(f32::NEG_INFINITY); 2];
+                let start = S::load(ranges.starts[x..].as_ptr());
+                let end = S::load(ranges.ends[x..].as_ptr());
+                let mut block_max = S::splat(f32::NEG_INFINITY);
                 for c in 0..bc {
-                    for h in 0..2 {
-                        let p = st.as_mut_ptr().add(c * w + lanes[h]);
-                        let mut s = S::load(p);
-                        if masked {
-                            s = S::keep_range(s, (j0 + c) as f32, start[h], end[h]);
-                            S::store(p, s);
-                        }
-                        block_max[h] = S::max(block_max[h], s);
+                    let p = st.as_mut_ptr().add(c * w + x);
+                    let mut s = S::load(p);
+                    if masked {
+                        s = S::keep_range(s, (j0 + c) as f32, start, end);
+                        S::store(p, s);
                     }
+                    block_max = S::max(block_max, s);
                 }
-                let m_old = lanes.map(|x| S::load(m[x..].as_ptr()));
-                let m_new = [S::max(m_old[0], block_max[0]), S::max(m_old[1], block_max[1])];
-                let mut sum = [S::splat(0.0); 2];
+                let m_old = S::load(m[x..].as_ptr());
+                let m_new = S::max(m_old, block_max);
+                let mut sum = S::splat(0.0);
                 for c in 0..bc {
-                    for h in 0..2 {
-                        let ptr = st.as_mut_ptr().add(c * w + lanes[h]);
-                        let mut p = S::exp2(S::sub(S::load(ptr), m_new[h]));
-                        sum[h] = S::add(sum[h], p);
-                        if let Some((_, _, threshold, scale)) = dropout {
-                            p = S::dropout(p, row_keys[c], salts[lanes[h]..].as_ptr(), threshold, scale);
-                        }
-                        S::store(ptr, p);
+                    let ptr = st.as_mut_ptr().add(c * w + x);
+                    let mut p = S::exp2(S::sub(S::load(ptr), m_new));
+                    sum = S::add(sum, p);
+                    if let Some((_, _, threshold, scale)) = dropout {
+                        p = S::dropout(p, row_keys[c], salts[x..].as_ptr(), threshold, scale);
                     }
+                    S::store(ptr, p);
                 }
-                for h in 0..2 {
-                    let x = lanes[h];
-                    S::store(m[x..].as_mut_ptr(), m_new[h]);
-                    let a = S::exp2(S::sub(m_old[h], m_new[h]));
-                    S::store(alpha[x..].as_mut_ptr(), a);
-                    let l_old = S::load(l[x..].as_ptr());
-                    S::store(l[x..].as_mut_ptr(), S::fma(l_old, a, sum[h]));
-                }
+                S::store(m[x..].as_mut_ptr(), m_new);
+                let a = S::exp2(S::sub(m_old, m_new));
+                S::store(alpha[x..].as_mut_ptr(), a);
+                let l_old = S::load(l[x..].as_ptr());
+                S::store(l[x..].as_mut_ptr(), S::fma(l_old, a, sum));
             }
         }
         for (row, &a) in acc.chunks_exact_mut(d).zip(&alpha) {

@@ -38,6 +38,13 @@ fn chunk_avx2(yc: &mut [f32], xc: &[f32], first: usize, p: f32, seed: u64, scale
     chunk(yc, xc, first, p, seed, scale)
 }
 
+/// AVX-512DQ has the 64-bit lane multiply that AVX2 lacks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+fn chunk_avx512(yc: &mut [f32], xc: &[f32], first: usize, p: f32, seed: u64, scale: f32) {
+    chunk(yc, xc, first, p, seed, scale)
+}
+
 /// y = x * keep / (1 - p) on the given instruction set. Backward is the
 /// same call on dy. Every path draws the same mask.
 pub fn dropout_on(isa: Isa, x: &[f32], p: f32, seed: u64) -> Vec<f32> {
@@ -48,6 +55,9 @@ pub fn dropout_on(isa: Isa, x: &[f32], p: f32, seed: u64) -> Vec<f32> {
         // SAFETY: Isa::Avx2Fma is only produced where the CPU has both.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { chunk_avx2(yc, xc, c * CHUNK, p, seed, scale) },
+        // SAFETY: Isa::Avx512 is only produced where the CPU has AVX-512.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { chunk_avx512(yc, xc, c * CHUNK, p, seed, scale) },
     });
     y
 }

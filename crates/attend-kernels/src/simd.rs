@@ -1,12 +1,16 @@
 //! The few vector primitives the fused attention kernels are written in, for
-//! two instruction sets: AVX2 + FMA (x86_64, checked at run time) and a
-//! portable 8-lane version that the compiler vectorises for whatever the
-//! target has. The kernels are generic over [`Simd`] and compiled once per
-//! instruction set, so both paths run the same algorithm and the tests check
-//! both against the reference.
+//! three instruction sets: AVX-512 (x86_64, F + DQ + BW + VL, checked at run
+//! time), AVX2 + FMA (x86_64, checked at run time) and a portable version
+//! that the compiler vectorises for whatever the target has. A vector is 16
+//! f32 lanes in every implementation: one 512-bit register, two 256-bit
+//! registers (whose independent halves keep the pipelines full), or an
+//! array. The kernels are generic over [`Simd`] and compiled once per
+//! instruction set, so every path runs the same algorithm, lane for lane
+//! the same operations; the tests check each against the reference, and
+//! AVX-512 against AVX2 bit for bit.
 //!
-//! Also here: the register-blocked matrix micro-kernel (`C += A B` on a
-//! 6 x 16 tile), which is what makes the attention blocks run near the
+//! Also here: the register-blocked matrix micro-kernel (`C += A B` on an
+//! `MR x 16` tile), which is what makes the attention blocks run near the
 //! machine's GEMM speed.
 
 use std::sync::OnceLock;
@@ -14,51 +18,73 @@ use std::sync::OnceLock;
 /// An instruction set the fused kernels can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
-    /// Plain Rust on 8-lane arrays; runs everywhere.
+    /// Plain Rust on 16-lane arrays; runs everywhere.
     Portable,
     /// 256-bit AVX2 with fused multiply-add.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// 512-bit AVX-512 (F, DQ, BW and VL: the x86-64-v4 set).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
     /// The fastest instruction set this CPU supports (detected once).
     pub fn detect() -> Isa {
-        static DETECTED: OnceLock<Isa> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    return Isa::Avx2Fma;
-                }
-            }
-            Isa::Portable
-        })
+        *Isa::available().last().expect("portable is always available")
     }
 
-    /// Every instruction set available on this CPU (for tests and benches).
+    /// Every instruction set available on this CPU, slowest first (for
+    /// tests and benches).
     pub fn available() -> Vec<Isa> {
-        let mut all = vec![Isa::Portable];
-        if Isa::detect() != Isa::Portable {
-            all.push(Isa::detect());
+        static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
+        AVAILABLE
+            .get_or_init(|| {
+                #[allow(unused_mut)]
+                let mut all = vec![Isa::Portable];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use std::is_x86_feature_detected as has;
+                    if has!("avx2") && has!("fma") {
+                        all.push(Isa::Avx2Fma);
+                        if has!("avx512f") && has!("avx512dq") && has!("avx512bw") && has!("avx512vl") {
+                            all.push(Isa::Avx512);
+                        }
+                    }
+                }
+                all
+            })
+            .clone()
+    }
+
+    /// The paths compiled for this target that this CPU cannot run, by
+    /// name (tests print them as skipped).
+    pub fn missing() -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        for (isa, name) in [(Isa::Avx2Fma, "AVX2 + FMA"), (Isa::Avx512, "AVX-512 (F, DQ, BW, VL)")] {
+            if !Isa::available().contains(&isa) {
+                missing.push(name);
+            }
         }
-        all
+        missing
     }
 }
 
 /// Lanes per vector in every implementation.
-pub(crate) const LANES: usize = 8;
-/// Columns of the micro-kernel tile (two vectors).
-pub(crate) const NR: usize = 16;
-/// Rows of the micro-kernel tile.
-pub(crate) const MR: usize = 6;
+pub(crate) const LANES: usize = 16;
+/// Columns of the micro-kernel tile (one vector).
+pub(crate) const NR: usize = LANES;
 
-/// 8 lanes of f32 and the operations the kernels need.
+/// 16 lanes of f32 and the operations the kernels need.
 ///
 /// Safety of the pointer methods: the caller guarantees `LANES` readable
 /// (or writable) elements at the pointer.
 pub(crate) trait Simd: Copy {
     type V: Copy;
+    /// Rows of the micro-kernel tile: as many accumulators as the
+    /// registers hold beside an operand or two.
+    const MR: usize;
     fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
@@ -123,6 +149,9 @@ pub(crate) struct Portable;
 
 impl Simd for Portable {
     type V = [f32; LANES];
+    /// 4 x 16 accumulators fill the 16 registers of baseline x86_64 SSE
+    /// (and half of NEON's 32).
+    const MR: usize = 4;
     #[inline(always)]
     fn splat(x: f32) -> Self::V {
         [x; LANES]
@@ -176,99 +205,229 @@ impl Simd for Portable {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx2::Avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::Avx512;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Simd, EXP2_C, EXP2_MAGIC};
     use std::arch::x86_64::*;
 
-    /// AVX2 + FMA. Only instantiated inside `#[target_feature(enable =
-    /// "avx2,fma")]` functions reached after [`super::Isa::detect`].
+    /// AVX2 + FMA, a vector as two 256-bit registers. Only instantiated
+    /// inside `#[target_feature(enable = "avx2,fma")]` functions reached
+    /// after [`super::Isa::detect`].
     #[derive(Clone, Copy)]
     pub(crate) struct Avx2;
 
+    /// Lanes 0..8 and 8..16.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Pair(__m256, __m256);
+
+    #[inline(always)]
+    fn map2(a: Pair, b: Pair, f: impl Fn(__m256, __m256) -> __m256) -> Pair {
+        Pair(f(a.0, b.0), f(a.1, b.1))
+    }
+
+    #[inline(always)]
+    fn exp2_half(x: __m256) -> __m256 {
+        unsafe {
+            // maxps returns its second operand on NaN, so NaN stays NaN
+            let x = _mm256_max_ps(_mm256_set1_ps(-127.0), x);
+            let magic = _mm256_set1_ps(EXP2_MAGIC);
+            let t = _mm256_add_ps(x, magic);
+            let f = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
+            let mut p = _mm256_set1_ps(EXP2_C[5]);
+            for &c in EXP2_C[..5].iter().rev() {
+                p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(c));
+            }
+            _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(t))))
+        }
+    }
+
+    #[inline(always)]
+    fn keep_range_half(v: __m256, key: __m256, start: __m256, end: __m256) -> __m256 {
+        unsafe {
+            let inside = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(start, key), _mm256_cmp_ps::<_CMP_LT_OQ>(key, end));
+            _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), v, inside)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dropout_half(v: __m256, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> __m256 {
+        unsafe {
+            let mut h = _mm256_xor_si256(_mm256_set1_epi32(row_key as i32), _mm256_loadu_si256(lane_salt as *const __m256i));
+            h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
+            h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0x85eb_ca6bu32 as i32));
+            h = _mm256_xor_si256(h, _mm256_srli_epi32::<13>(h));
+            h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0xc2b2_ae35u32 as i32));
+            h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
+            // (h >> 8) fits in 24 bits, so a signed compare is exact
+            let top = _mm256_srli_epi32::<8>(h);
+            let drop = _mm256_cmpgt_epi32(_mm256_set1_epi32(threshold as i32), top);
+            let kept = _mm256_mul_ps(v, _mm256_set1_ps(scale));
+            _mm256_andnot_ps(_mm256_castsi256_ps(drop), kept)
+        }
+    }
+
     impl Simd for Avx2 {
-        type V = __m256;
+        type V = Pair;
+        /// 6 x 2 accumulators of the 16 ymm registers.
+        const MR: usize = 6;
         #[inline(always)]
-        fn splat(x: f32) -> __m256 {
-            unsafe { _mm256_set1_ps(x) }
+        fn splat(x: f32) -> Pair {
+            unsafe { Pair(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
         }
         #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m256 {
-            unsafe { _mm256_loadu_ps(p) }
+        unsafe fn load(p: *const f32) -> Pair {
+            unsafe { Pair(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
         }
         #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m256) {
-            unsafe { _mm256_storeu_ps(p, v) }
+        unsafe fn store(p: *mut f32, v: Pair) {
+            unsafe {
+                _mm256_storeu_ps(p, v.0);
+                _mm256_storeu_ps(p.add(8), v.1);
+            }
         }
         #[inline(always)]
-        unsafe fn broadcast(p: *const f32) -> __m256 {
-            unsafe { _mm256_broadcast_ss(&*p) }
+        unsafe fn broadcast(p: *const f32) -> Pair {
+            let x = unsafe { _mm256_broadcast_ss(&*p) };
+            Pair(x, x)
         }
         #[inline(always)]
-        fn add(a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_add_ps(a, b) }
+        fn add(a: Pair, b: Pair) -> Pair {
+            map2(a, b, |a, b| unsafe { _mm256_add_ps(a, b) })
         }
         #[inline(always)]
-        fn sub(a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_sub_ps(a, b) }
+        fn sub(a: Pair, b: Pair) -> Pair {
+            map2(a, b, |a, b| unsafe { _mm256_sub_ps(a, b) })
         }
         #[inline(always)]
-        fn mul(a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_mul_ps(a, b) }
+        fn mul(a: Pair, b: Pair) -> Pair {
+            map2(a, b, |a, b| unsafe { _mm256_mul_ps(a, b) })
         }
         #[inline(always)]
-        fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmadd_ps(a, b, c) }
+        fn fma(a: Pair, b: Pair, c: Pair) -> Pair {
+            unsafe { Pair(_mm256_fmadd_ps(a.0, b.0, c.0), _mm256_fmadd_ps(a.1, b.1, c.1)) }
         }
         #[inline(always)]
-        fn max(a: __m256, b: __m256) -> __m256 {
+        fn max(a: Pair, b: Pair) -> Pair {
             // maxps returns its second operand when either is NaN
-            unsafe { _mm256_max_ps(a, b) }
+            map2(a, b, |a, b| unsafe { _mm256_max_ps(a, b) })
         }
         #[inline(always)]
-        fn exp2(x: __m256) -> __m256 {
-            unsafe {
-                // maxps returns its second operand on NaN, so NaN stays NaN
-                let x = _mm256_max_ps(_mm256_set1_ps(-127.0), x);
-                let magic = _mm256_set1_ps(EXP2_MAGIC);
-                let t = _mm256_add_ps(x, magic);
-                let f = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
-                let mut p = _mm256_set1_ps(EXP2_C[5]);
-                for &c in EXP2_C[..5].iter().rev() {
-                    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(c));
-                }
-                _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(t))))
-            }
+        fn exp2(x: Pair) -> Pair {
+            Pair(exp2_half(x.0), exp2_half(x.1))
         }
         #[inline(always)]
-        fn keep_range(v: __m256, key: f32, start: __m256, end: __m256) -> __m256 {
-            unsafe {
-                let key = _mm256_set1_ps(key);
-                let inside = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(start, key), _mm256_cmp_ps::<_CMP_LT_OQ>(key, end));
-                _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), v, inside)
-            }
+        fn keep_range(v: Pair, key: f32, start: Pair, end: Pair) -> Pair {
+            let key = unsafe { _mm256_set1_ps(key) };
+            Pair(keep_range_half(v.0, key, start.0, end.0), keep_range_half(v.1, key, start.1, end.1))
         }
         #[inline(always)]
-        unsafe fn dropout(v: __m256, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> __m256 {
+        unsafe fn dropout(v: Pair, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> Pair {
             unsafe {
-                let mut h = _mm256_xor_si256(_mm256_set1_epi32(row_key as i32), _mm256_loadu_si256(lane_salt as *const __m256i));
-                h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
-                h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0x85eb_ca6bu32 as i32));
-                h = _mm256_xor_si256(h, _mm256_srli_epi32::<13>(h));
-                h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0xc2b2_ae35u32 as i32));
-                h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
-                // (h >> 8) fits in 24 bits, so a signed compare is exact
-                let top = _mm256_srli_epi32::<8>(h);
-                let drop = _mm256_cmpgt_epi32(_mm256_set1_epi32(threshold as i32), top);
-                let kept = _mm256_mul_ps(v, _mm256_set1_ps(scale));
-                _mm256_andnot_ps(_mm256_castsi256_ps(drop), kept)
+                Pair(
+                    dropout_half(v.0, row_key, lane_salt, threshold, scale),
+                    dropout_half(v.1, row_key, lane_salt.add(8), threshold, scale),
+                )
             }
         }
     }
 }
 
-/// One `C[MR x 16] (+)= A B` tile: `A(r, p) = a[r * a_rs + p * a_ks]`,
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Simd, EXP2_C, EXP2_MAGIC};
+    use std::arch::x86_64::*;
+
+    /// AVX-512, a vector as one 512-bit register. Only instantiated inside
+    /// `#[target_feature(enable = "avx512f,...")]` functions reached after
+    /// [`super::Isa::detect`].
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512;
+
+    impl Simd for Avx512 {
+        type V = __m512;
+        /// 12 accumulators of the 32 zmm registers: enough independent
+        /// FMAs to cover two pipes of 4-cycle latency, with the B row and
+        /// the broadcasts beside them.
+        const MR: usize = 12;
+        #[inline(always)]
+        fn splat(x: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn broadcast(p: *const f32) -> __m512 {
+            unsafe { _mm512_set1_ps(*p) }
+        }
+        #[inline(always)]
+        fn add(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn max(a: __m512, b: __m512) -> __m512 {
+            // vmaxps returns its second operand when either is NaN
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn exp2(x: __m512) -> __m512 {
+            unsafe {
+                let x = _mm512_max_ps(_mm512_set1_ps(-127.0), x);
+                let magic = _mm512_set1_ps(EXP2_MAGIC);
+                let t = _mm512_add_ps(x, magic);
+                let f = _mm512_sub_ps(x, _mm512_sub_ps(t, magic));
+                let mut p = _mm512_set1_ps(EXP2_C[5]);
+                for &c in EXP2_C[..5].iter().rev() {
+                    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+                }
+                _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(t))))
+            }
+        }
+        #[inline(always)]
+        fn keep_range(v: __m512, key: f32, start: __m512, end: __m512) -> __m512 {
+            unsafe {
+                let key = _mm512_set1_ps(key);
+                let inside = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(start, key) & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(key, end);
+                _mm512_mask_blend_ps(inside, _mm512_set1_ps(f32::NEG_INFINITY), v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn dropout(v: __m512, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> __m512 {
+            unsafe {
+                let mut h = _mm512_xor_si512(_mm512_set1_epi32(row_key as i32), _mm512_loadu_si512(lane_salt as *const __m512i));
+                h = _mm512_xor_si512(h, _mm512_srli_epi32::<16>(h));
+                h = _mm512_mullo_epi32(h, _mm512_set1_epi32(0x85eb_ca6bu32 as i32));
+                h = _mm512_xor_si512(h, _mm512_srli_epi32::<13>(h));
+                h = _mm512_mullo_epi32(h, _mm512_set1_epi32(0xc2b2_ae35u32 as i32));
+                h = _mm512_xor_si512(h, _mm512_srli_epi32::<16>(h));
+                let keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32::<8>(h), _mm512_set1_epi32(threshold as i32));
+                _mm512_maskz_mul_ps(keep, v, _mm512_set1_ps(scale))
+            }
+        }
+    }
+}
+
+/// One `C[M x 16] (+)= A B` tile: `A(r, p) = a[r * a_rs + p * a_ks]`,
 /// `B(p, 0..16) = b[p * ldb ..]`, `C(r, 0..16) = c[r * ldc ..]`.
 ///
 /// Safety: every addressed element exists.
@@ -286,36 +445,33 @@ unsafe fn tile<S: Simd, const M: usize>(
     accumulate: bool,
 ) {
     unsafe {
-        let mut acc = [[S::splat(0.0); 2]; M];
+        let mut acc = [S::splat(0.0); M];
         if accumulate {
             for (r, row) in acc.iter_mut().enumerate() {
-                row[0] = S::load(c.add(r * ldc));
-                row[1] = S::load(c.add(r * ldc + 8));
+                *row = S::load(c.add(r * ldc));
             }
         }
         let mut a = a;
         let mut b = b;
         for _ in 0..k {
             let b0 = S::load(b);
-            let b1 = S::load(b.add(8));
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = S::broadcast(a.add(r * a_rs));
-                row[0] = S::fma(ar, b0, row[0]);
-                row[1] = S::fma(ar, b1, row[1]);
+                *row = S::fma(S::broadcast(a.add(r * a_rs)), b0, *row);
             }
             a = a.add(a_ks);
             b = b.add(ldb);
         }
         for (r, row) in acc.iter().enumerate() {
-            S::store(c.add(r * ldc), row[0]);
-            S::store(c.add(r * ldc + 8), row[1]);
+            S::store(c.add(r * ldc), *row);
         }
     }
 }
 
 /// `C[m x n] (+)= A[m x k] B[k x n]` for a block, `n` a multiple of 16, with
-/// A strided as in [`tile`]. Column panels outside, row tiles inside, so a
-/// 16-wide panel of B stays in L1 while the rows of A stream past it.
+/// A strided as in [`tile`]. Column panels outside, row tiles of `S::MR`
+/// inside, so a 16-wide panel of B stays in L1 while the rows of A stream
+/// past it. Each element of C sums its k products in order, so every tile
+/// height gives the same result.
 ///
 /// Safety: every addressed element exists.
 #[inline(always)]
@@ -338,9 +494,19 @@ pub(crate) unsafe fn gemm<S: Simd>(
         for j in (0..n).step_by(NR) {
             let (b, c) = (b.add(j), c.add(j));
             let mut i = 0;
-            while i + MR <= m {
-                tile::<S, MR>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
-                i += MR;
+            // S::MR is a constant of each instruction set: one branch stays
+            while i + S::MR <= m {
+                let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
+                match S::MR {
+                    12 => tile::<S, 12>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                    6 => tile::<S, 6>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                    _ => tile::<S, 4>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                }
+                i += S::MR;
+            }
+            if m - i >= 6 {
+                tile::<S, 6>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
+                i += 6;
             }
             let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
             match m - i {
@@ -375,37 +541,65 @@ mod tests {
         assert_eq!(exp2_scalar(0.0), 1.0);
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_primitives_match_portable() {
-        if Isa::detect() != Isa::Avx2Fma {
-            return;
+    /// Skips (with a note naming them) the paths this CPU lacks.
+    fn note_missing() {
+        for name in Isa::missing() {
+            eprintln!("note: this CPU lacks {name}: its kernels are not tested here");
         }
-        #[target_feature(enable = "avx2,fma")]
-        fn run(x: &[f32; 8], salt: &[u32; 8]) -> ([f32; 8], [f32; 8], [f32; 8]) {
-            unsafe {
-                let v = Avx2::load(x.as_ptr());
-                let mut e = [0f32; 8];
-                Avx2::store(e.as_mut_ptr(), Avx2::exp2(v));
-                let mut k = [0f32; 8];
-                let start = Avx2::load([0., 1., 2., 3., 4., 5., 6., 7.].as_ptr());
-                let end = Avx2::splat(5.0);
-                Avx2::store(k.as_mut_ptr(), Avx2::keep_range(v, 3.0, start, end));
-                let mut d = [0f32; 8];
-                Avx2::store(d.as_mut_ptr(), Avx2::dropout(v, 12345, salt.as_ptr(), 1 << 23, 2.0));
-                (e, k, d)
+    }
+
+    /// exp2, keep_range and dropout of 16 lanes on one instruction set.
+    type Primitives = ([f32; 16], [f32; 16], [f32; 16]);
+
+    #[inline(always)]
+    fn primitives<S: Simd>(x: &[f32; 16], salt: &[u32; 16]) -> Primitives {
+        let starts: [f32; 16] = std::array::from_fn(|i| i as f32);
+        let mut out = ([0f32; 16], [0f32; 16], [0f32; 16]);
+        unsafe {
+            let v = S::load(x.as_ptr());
+            S::store(out.0.as_mut_ptr(), S::exp2(v));
+            S::store(out.1.as_mut_ptr(), S::keep_range(v, 3.0, S::load(starts.as_ptr()), S::splat(5.0)));
+            S::store(out.2.as_mut_ptr(), S::dropout(v, 12345, salt.as_ptr(), 1 << 23, 2.0));
+        }
+        out
+    }
+
+    fn primitives_on(isa: Isa, x: &[f32; 16], salt: &[u32; 16]) -> Primitives {
+        match isa {
+            Isa::Portable => primitives::<Portable>(x, salt),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => {
+                #[target_feature(enable = "avx2,fma")]
+                fn run(x: &[f32; 16], salt: &[u32; 16]) -> Primitives {
+                    primitives::<Avx2>(x, salt)
+                }
+                unsafe { run(x, salt) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+                fn run(x: &[f32; 16], salt: &[u32; 16]) -> Primitives {
+                    primitives::<Avx512>(x, salt)
+                }
+                unsafe { run(x, salt) }
             }
         }
-        let x = [-300.0, -126.5, -3.3, -0.5, 0.0, 0.49, 127.0, f32::NEG_INFINITY];
-        let salt: [u32; 8] = std::array::from_fn(|i| fmix32(i as u32 * 7 + 1));
-        let (e, k, d) = unsafe { run(&x, &salt) };
-        let p = Portable::exp2(x);
-        let pk = Portable::keep_range(x, 3.0, [0., 1., 2., 3., 4., 5., 6., 7.], [5.0; 8]);
-        let pd = unsafe { Portable::dropout(x, 12345, salt.as_ptr(), 1 << 23, 2.0) };
-        for i in 0..8 {
-            assert!((e[i] - p[i]).abs() <= 1e-7 * p[i].abs(), "{i}: {} vs {}", e[i], p[i]);
-            assert_eq!(k[i].to_bits(), pk[i].to_bits());
-            assert_eq!(d[i].to_bits(), pd[i].to_bits());
+    }
+
+    #[test]
+    fn vector_primitives_match_portable() {
+        note_missing();
+        let x = [-300.0, -126.5, -3.3, -0.5, 0.0, 0.49, 127.0, f32::NEG_INFINITY, 1.5, -7.25, 3.0, 2.0, -0.0, 0.125, 99.5, -60.0];
+        let salt: [u32; 16] = std::array::from_fn(|i| fmix32(i as u32 * 7 + 1));
+        let (pe, pk, pd) = primitives_on(Isa::Portable, &x, &salt);
+        assert!(pd.iter().any(|&v| v == 0.0) && pd.iter().any(|&v| v != 0.0), "the dropout case drops some lanes, not all");
+        for isa in Isa::available() {
+            let (e, k, d) = primitives_on(isa, &x, &salt);
+            for i in 0..16 {
+                assert!((e[i] - pe[i]).abs() <= 1e-7 * pe[i].abs(), "{isa:?} exp2 lane {i}: {} vs {}", e[i], pe[i]);
+                assert_eq!(k[i].to_bits(), pk[i].to_bits(), "{isa:?} keep_range lane {i}");
+                assert_eq!(d[i].to_bits(), pd[i].to_bits(), "{isa:?} dropout lane {i}");
+            }
         }
     }
 
@@ -420,13 +614,22 @@ mod tests {
                 }
                 unsafe { go(m, n, k, a, a_rs, a_ks, b, c, acc) }
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn go(m: usize, n: usize, k: usize, a: &[f32], a_rs: usize, a_ks: usize, b: &[f32], c: &mut [f32], acc: bool) {
+                    unsafe { gemm::<Avx512>(m, n, k, a.as_ptr(), a_rs, a_ks, b.as_ptr(), n, c.as_mut_ptr(), n, acc) }
+                }
+                unsafe { go(m, n, k, a, a_rs, a_ks, b, c, acc) }
+            }
         }
     }
 
     #[test]
     fn gemm_matches_naive_for_every_tail() {
+        note_missing();
         for isa in Isa::available() {
-            for m in [1, 5, 6, 7, 13] {
+            for m in [1, 3, 4, 5, 6, 7, 11, 12, 13, 17, 18, 25] {
                 for (n, k) in [(16, 1), (32, 9), (48, 64)] {
                     // A stored transposed (a_rs = 1, a_ks = m) to test strides
                     let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
@@ -441,8 +644,10 @@ mod tests {
                         }
                     }
                     run_gemm(isa, m, n, k, &a, 1, m, &b, &mut c, false);
-                    let want: f32 = (0..k).map(|p| a[p * m] * b[p * n]).sum();
-                    assert_eq!(c[0], want);
+                    for r in 0..m {
+                        let want: f32 = (0..k).map(|p| a[p * m + r] * b[p * n]).sum();
+                        assert_eq!(c[r * n], want, "{isa:?} m {m} n {n} k {k} row {r} without accumulate");
+                    }
                 }
             }
         }
