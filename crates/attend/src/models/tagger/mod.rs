@@ -17,6 +17,7 @@ use crate::nn::sequence::{slices, EncoderKind, SequenceEncoder};
 use crate::nn::word_features::WordFeatures;
 use crate::nn::{Ctx, ParamStore};
 use candle_core::{Result, Tensor, D};
+use rayon::prelude::*;
 use config::TaggerConfig;
 
 /// Words per slice when a long input is tagged in slices under truncated
@@ -122,7 +123,9 @@ impl Tagger {
     /// whatever the length, and every word gets the tag the whole-sequence
     /// pass would give it (same inputs, same positions, up to float rounding).
     pub fn predict_long(&self, sentence: &EncodedSentence, core: usize, vocab: &TaggerVocab) -> Result<SentenceLabels> {
-        decode(&self.long_logits(sentence, core)?, self.combinations(vocab))
+        let logits = self.long_logits(sentence, core)?;
+        let rows: Vec<usize> = (0..logits.first().map_or(Ok(0), |l| l.dim(0))?).collect();
+        decode(&logits, self.combinations(vocab), &rows)
     }
 
     /// The label combinations decoding may choose from: those seen in
@@ -186,9 +189,17 @@ impl Tagger {
     fn predict_batch_columns(&self, batch: &Batch, vocab: &TaggerVocab) -> Result<Vec<SentenceLabels>> {
         let rows = batch.batch * batch.seq;
         let logits: Vec<Tensor> = self.forward_columns(batch, &mut Ctx::eval())?.iter().map(|l| l.reshape((rows, ()))).collect::<Result<_>>()?;
-        let flat = decode(&logits, self.combinations(vocab))?;
-        Ok((0..batch.batch)
-            .map(|b| flat.iter().map(|column| column[b * batch.seq..b * batch.seq + batch.lengths[b]].to_vec()).collect())
+        // the real words only, not the padding
+        let words: Vec<usize> = (0..batch.batch).flat_map(|b| (b * batch.seq..).take(batch.lengths[b])).collect();
+        let flat = decode(&logits, self.combinations(vocab), &words)?;
+        let mut start = 0;
+        Ok(batch
+            .lengths
+            .iter()
+            .map(|&n| {
+                start += n;
+                flat.iter().map(|column| column[start - n..start].to_vec()).collect()
+            })
             .collect())
     }
 
@@ -254,27 +265,32 @@ impl Tagger {
     }
 }
 
-/// The labels of each row from each column's scores `[rows, labels]`, one
-/// vector per column. Without `combinations`, each column's best label;
-/// with them, the combination (one label per column) whose summed
-/// log-probabilities are highest, so the labels agree with each other as
-/// in training (no `VBD` on a `NOUN`).
-fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>) -> Result<Vec<Vec<u32>>> {
-    let Some(combinations) = combinations.filter(|c| !c.is_empty()) else {
-        return logits.iter().map(|l| l.argmax(D::Minus1)?.to_vec1::<u32>()).collect();
-    };
-    let scores: Vec<Vec<Vec<f32>>> = logits.iter().map(|l| l.to_vec2::<f32>()).collect::<Result<_>>()?;
-    let rows = scores.first().map_or(0, Vec::len);
-    let mut out = vec![Vec::with_capacity(rows); logits.len()];
-    let mut log_probs: Vec<Vec<f32>> = vec![Vec::new(); logits.len()];
-    for r in 0..rows {
-        for (lp, column) in log_probs.iter_mut().zip(&scores) {
-            let row = &column[r];
-            let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let log_sum = row.iter().map(|&v| (v - top).exp()).sum::<f32>().ln() + top;
-            lp.clear();
-            lp.extend(row.iter().map(|&v| v - log_sum));
-        }
+/// The labels of `rows` from each column's scores `[all rows, labels]`, one
+/// vector per column, in the order of `rows`. Without `combinations`, each
+/// column's best label; with them, the combination (one label per column)
+/// whose summed log-probabilities are highest, so the labels agree with
+/// each other as in training (no `VBD` on a `NOUN`). Rows are decoded in
+/// parallel (each on its own, so any thread count gives the same labels).
+fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>, rows: &[usize]) -> Result<Vec<Vec<u32>>> {
+    let scores: Vec<(Vec<f32>, usize)> = logits.iter().map(|l| Ok((l.flatten_all()?.to_vec1::<f32>()?, l.dim(1)?))).collect::<Result<_>>()?;
+    let combinations = combinations.filter(|c| !c.is_empty());
+    fn row(column: &(Vec<f32>, usize), r: usize) -> &[f32] {
+        &column.0[r * column.1..(r + 1) * column.1]
+    }
+    let best_row = |r: usize| -> Vec<u32> {
+        let Some(combinations) = combinations else {
+            // the first of equal maxima, as argmax
+            return scores.iter().map(|c| row(c, r).iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32).collect();
+        };
+        let log_probs: Vec<Vec<f32>> = scores
+            .iter()
+            .map(|c| {
+                let row = row(c, r);
+                let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let log_sum = row.iter().map(|&v| (v - top).exp()).sum::<f32>().ln() + top;
+                row.iter().map(|&v| v - log_sum).collect()
+            })
+            .collect();
         let mut best = (f32::NEG_INFINITY, 0);
         for (k, combo) in combinations.iter().enumerate() {
             let score: f32 = combo.iter().zip(&log_probs).map(|(&label, lp)| lp[label as usize]).sum();
@@ -282,11 +298,10 @@ fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>) -> Result<Vec<Ve
                 best = (score, k);
             }
         }
-        for (column, &label) in out.iter_mut().zip(&combinations[best.1]) {
-            column.push(label);
-        }
-    }
-    Ok(out)
+        combinations[best.1].clone()
+    };
+    let per_row: Vec<Vec<u32>> = rows.par_iter().map(|&r| best_row(r)).collect();
+    Ok((0..logits.len()).map(|c| per_row.iter().map(|labels| labels[c]).collect()).collect())
 }
 
 /// The best label per real word of each sequence, from scores `[batch, seq, labels]`.
@@ -308,13 +323,15 @@ mod tests {
         let a = Tensor::new(&[[1.0f32, 1.2], [3.0, 0.0]], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[0.0f32, 2.0], [2.0, 0.0]], &Device::Cpu).unwrap();
         let logits = [a, b];
-        assert_eq!(decode(&logits, None).unwrap(), [vec![1, 0], vec![1, 0]]);
+        assert_eq!(decode(&logits, None, &[0, 1]).unwrap(), [vec![1, 0], vec![1, 0]]);
+        assert_eq!(decode(&logits, None, &[1]).unwrap(), [vec![0], vec![0]], "only the rows asked for");
         let seen = [vec![0, 0], vec![0, 1], vec![1, 0]];
-        assert_eq!(decode(&logits, Some(&seen)).unwrap(), [vec![0, 0], vec![1, 0]]);
+        assert_eq!(decode(&logits, Some(&seen), &[0, 1]).unwrap(), [vec![0, 0], vec![1, 0]]);
+        assert_eq!(decode(&logits, Some(&seen), &[1, 0]).unwrap(), [vec![0, 0], vec![0, 1]], "in the order asked for");
         // log-probabilities, not raw scores: a column with a flat
         // distribution gives way to a confident one
         let flat = Tensor::new(&[[5.0f32, 5.1]], &Device::Cpu).unwrap();
         let sure = Tensor::new(&[[9.0f32, 0.0]], &Device::Cpu).unwrap();
-        assert_eq!(decode(&[flat, sure], Some(&[vec![1, 1], vec![0, 0]])).unwrap(), [vec![0], vec![0]]);
+        assert_eq!(decode(&[flat, sure], Some(&[vec![1, 1], vec![0, 0]]), &[0]).unwrap(), [vec![0], vec![0]]);
     }
 }
