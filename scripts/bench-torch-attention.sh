@@ -2,7 +2,7 @@
 # attend's fused attention kernels beside PyTorch's CPU attention
 # (scaled_dot_product_attention) on the same shapes and thread count: each
 # row's time in both and the ratio (PyTorch time / attend time, so above 1
-# means attend is faster). PyTorch comes from scripts/torch-venv.sh. Not
+# means attend is faster). PyTorch comes from scripts/bench-setup.sh. Not
 # needed by the tests or CI.
 #
 #   scripts/bench-torch-attention.sh [--threads N] [--sizes 1024,4096]
@@ -28,10 +28,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-OUT=target/bench-torch
-mkdir -p "$OUT"
-source scripts/torch-venv.sh
-cargo build --release -q -p attend-cli
+source scripts/bench-setup.sh
 target/release/attend --threads "$THREADS" bench attention --sizes "$SIZES" --patterns "$PATTERNS" \
   --min-seconds "$MIN_SECONDS" --isa "$ISA" "${FORWARD_ONLY[@]}" --json > "$OUT/attention-attend.json" 2>/dev/null
 OMP_NUM_THREADS=$THREADS "$TORCH_PY" -W ignore scripts/torch_attention.py --sizes "$SIZES" --patterns "$PATTERNS" \

@@ -3,7 +3,7 @@
 # same architecture, same batches, same learning rates, same thread count:
 # training words/s, tagging words/s on the test set, peak RSS, and the
 # ratios. PyTorch is installed in its own virtual environment under
-# target/torch-venv by scripts/torch-venv.sh. Not needed by the tests or CI.
+# target/torch-venv by scripts/bench-setup.sh. Not needed by the tests or CI.
 #
 #   scripts/bench-torch.sh [--threads N] [--steps N] [--busy] [--runs N] [TREEBANK_DIR]
 #
@@ -28,10 +28,7 @@ while [ $# -gt 0 ]; do
     *) TREEBANK=$1; shift ;;
   esac
 done
-OUT=target/bench-torch
-mkdir -p "$OUT"
-source scripts/torch-venv.sh
-cargo build --release -q -p attend-cli
+source scripts/bench-setup.sh
 ATTEND=target/release/attend
 
 busy_pid=""

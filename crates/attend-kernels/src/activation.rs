@@ -22,8 +22,10 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// Elements per rayon task (fixed, so results do not depend on threads).
 const CHUNK: usize = 16 * 1024;
 
-/// erfc(x) for x >= 0 (Numerical Recipes `erfcc`).
+/// erfc(x) for x >= 0 (Numerical Recipes `erfcc`, its coefficients as
+/// published).
 #[inline(always)]
+#[allow(clippy::excessive_precision)]
 fn erfc_pos(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.5 * x);
     let p = -1.265_512_2

@@ -251,7 +251,10 @@ mod tests {
         out
     }
 
-    fn data() -> (CharCnnShape, Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>, Vec<usize>) {
+    /// Shape, table, weight, bias, character ids, lengths.
+    type Data = (CharCnnShape, Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>, Vec<usize>);
+
+    fn data() -> Data {
         let s = CharCnnShape { chars: 7, char_dim: 3, filters: 5, kernel: 3, max_chars: 4 };
         let val = |i: usize, salt: usize| (((i * 2654435761 + salt * 97) % 1000) as f32 / 500.0 - 1.0) * 0.7;
         let table: Vec<f32> = (0..s.chars * s.char_dim).map(|i| val(i, 1)).collect();

@@ -431,12 +431,12 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                 let m_old = S::load(m[x..].as_ptr());
                 let m_new = S::max(m_old, block_max);
                 let mut sum = S::splat(0.0);
-                for c in 0..bc {
+                for (c, &row_key) in row_keys[..bc].iter().enumerate() {
                     let ptr = st.as_mut_ptr().add(c * w + x);
                     let mut p = S::exp2(S::sub(S::load(ptr), m_new));
                     sum = S::add(sum, p);
                     if let Some((_, _, threshold, scale)) = dropout {
-                        p = S::dropout(p, row_keys[c], salts[x..].as_ptr(), threshold, scale);
+                        p = S::dropout(p, row_key, salts[x..].as_ptr(), threshold, scale);
                     }
                     S::store(ptr, p);
                 }
@@ -532,7 +532,7 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
                 unsafe {
                     let lse_x = S::load(lse2[x..].as_ptr());
                     let delta_x = S::load(delta[x..].as_ptr());
-                    for c in 0..bc {
+                    for (c, &row_key) in row_keys[..bc].iter().enumerate() {
                         let (ps, pd) = (st.as_mut_ptr().add(c * w + x), dpt.as_mut_ptr().add(c * w + x));
                         let mut s = S::load(ps);
                         if masked {
@@ -544,8 +544,8 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
                         let mut p_out = p;
                         if let Some((_, threshold, keep_scale)) = dropout {
                             let salt = salts[x..].as_ptr();
-                            p_out = S::dropout(p, row_keys[c], salt, threshold, keep_scale);
-                            dp = S::dropout(dp, row_keys[c], salt, threshold, keep_scale);
+                            p_out = S::dropout(p, row_key, salt, threshold, keep_scale);
+                            dp = S::dropout(dp, row_key, salt, threshold, keep_scale);
                         }
                         // dS = P (dP - delta), scaled as noted above
                         S::store(pd, S::mul(p, S::sub(dp, delta_x)));
