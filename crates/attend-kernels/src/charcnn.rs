@@ -113,18 +113,18 @@ pub fn char_cnn_forward(s: CharCnnShape, table: &[f32], w: &[f32], b: &[f32], id
     let mut y = vec![0f32; positions * f];
     y.par_chunks_mut(f).for_each(|row| row.copy_from_slice(b));
     gemm_acc(&mut y, &windows, win, 1, w, f, 1, positions, win, f, true);
-    // ReLU and max over each word's positions (ties: the first).
+    // ReLU and max over each word's positions (ties: the first), as
+    // selects without branches so that the compiler vectorises them.
     let mut out = vec![0f32; spellings * f];
     let mut arg = vec![NONE; spellings * f];
     out.par_chunks_mut(f).zip(arg.par_chunks_mut(f)).enumerate().for_each(|(sp, (o, a))| {
         for i in 0..lengths[sp] {
             let p = off[sp] + i;
             let row = &y[p * f..(p + 1) * f];
-            for k in 0..f {
-                if row[k] > o[k] {
-                    o[k] = row[k];
-                    a[k] = p as u32;
-                }
+            for ((o, a), &v) in o.iter_mut().zip(a.iter_mut()).zip(row) {
+                let better = v > *o;
+                *o = if better { v } else { *o };
+                *a = if better { p as u32 } else { *a };
             }
         }
     });
