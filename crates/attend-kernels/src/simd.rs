@@ -31,7 +31,8 @@ pub enum Isa {
 impl Isa {
     /// The fastest instruction set this CPU supports (detected once).
     pub fn detect() -> Isa {
-        *Isa::available().last().expect("portable is always available")
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| *Isa::available().last().expect("portable is always available"))
     }
 
     /// Every instruction set available on this CPU, slowest first (for
