@@ -98,13 +98,14 @@ fn backward_avx512(z: &[f32], dy: &[f32], dz: &mut [f32]) {
 
 /// `y = GELU(z)` on the given instruction set.
 pub fn gelu_forward_on(isa: Isa, z: &[f32], y: &mut [f32]) {
+    isa.check_available();
     assert_eq!(z.len(), y.len());
     y.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK)).for_each(|(y, z)| match isa {
         Isa::Portable => forward_loop(z, y),
-        // SAFETY: Isa::Avx2Fma is only produced where the CPU has both.
+        // SAFETY: check_available above: this CPU has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { forward_avx2(z, y) },
-        // SAFETY: Isa::Avx512 is only produced where the CPU has AVX-512.
+        // SAFETY: check_available above: this CPU has AVX-512.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { forward_avx512(z, y) },
     });
@@ -112,6 +113,7 @@ pub fn gelu_forward_on(isa: Isa, z: &[f32], y: &mut [f32]) {
 
 /// `dz = dy * GELU'(z)` on the given instruction set.
 pub fn gelu_backward_on(isa: Isa, z: &[f32], dy: &[f32], dz: &mut [f32]) {
+    isa.check_available();
     assert!(z.len() == dy.len() && z.len() == dz.len());
     dz.par_chunks_mut(CHUNK).zip(z.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK))).for_each(|(dz, (z, dy))| match isa {
         Isa::Portable => backward_loop(z, dy, dz),

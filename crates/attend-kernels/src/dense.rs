@@ -110,6 +110,7 @@ pub fn flash_backward(
 
 /// [`flash_forward`] on a chosen instruction set (which must be available).
 pub fn flash_forward_on(isa: Isa, q: &[f32], k: &[f32], v: &[f32], params: &AttentionParams) -> FlashForward {
+    isa.check_available();
     params.check(&[("q", q.len()), ("k", k.len()), ("v", v.len())]);
     let AttentionShape { batch, heads, seq: n, head_dim: d } = params.shape;
     let mut lse = vec![f32::NEG_INFINITY; batch * heads * n];
@@ -162,6 +163,7 @@ pub fn flash_backward_on(
     dout: &[f32],
     params: &AttentionParams,
 ) -> FlashBackward {
+    isa.check_available();
     params.check(&[("q", q.len()), ("k", k.len()), ("v", v.len()), ("out", out.len()), ("dout", dout.len())]);
     let AttentionShape { batch, heads, seq: n, head_dim: d } = params.shape;
     assert_eq!(lse.len(), batch * heads * n, "lse has {} elements for shape {:?}", lse.len(), params.shape);
@@ -252,8 +254,8 @@ fn forward_block_avx2(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mu
     fn run(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mut [f32]) {
         forward_block::<Avx2>(ctx, bh, r0, out, lse)
     }
-    // Safety: this task is only chosen when Isa::detect() found AVX2 + FMA
-    // (or a caller passed Isa::Avx2Fma, which exists only on such CPUs).
+    // Safety: this task is only chosen for Isa::Avx2Fma, which the entry
+    // points check this CPU has (Isa::check_available).
     unsafe { run(ctx, bh, r0, out, lse) }
 }
 
@@ -273,8 +275,8 @@ fn forward_block_avx512(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &
     fn run(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse: &mut [f32]) {
         forward_block::<Avx512>(ctx, bh, r0, out, lse)
     }
-    // Safety: this task is only chosen when Isa::detect() found AVX-512
-    // (or a caller passed Isa::Avx512, which exists only on such CPUs).
+    // Safety: this task is only chosen for Isa::Avx512, which the entry
+    // points check this CPU has (Isa::check_available).
     unsafe { run(ctx, bh, r0, out, lse) }
 }
 

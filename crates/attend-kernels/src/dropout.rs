@@ -48,14 +48,15 @@ fn chunk_avx512(yc: &mut [f32], xc: &[f32], first: usize, p: f32, seed: u64, sca
 /// y = x * keep / (1 - p) on the given instruction set. Backward is the
 /// same call on dy. Every path draws the same mask.
 pub fn dropout_on(isa: Isa, x: &[f32], p: f32, seed: u64) -> Vec<f32> {
+    isa.check_available();
     let scale = 1.0 / (1.0 - p);
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (yc, xc))| match isa {
         Isa::Portable => chunk(yc, xc, c * CHUNK, p, seed, scale),
-        // SAFETY: Isa::Avx2Fma is only produced where the CPU has both.
+        // SAFETY: check_available above: this CPU has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => unsafe { chunk_avx2(yc, xc, c * CHUNK, p, seed, scale) },
-        // SAFETY: Isa::Avx512 is only produced where the CPU has AVX-512.
+        // SAFETY: check_available above: this CPU has AVX-512.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { chunk_avx512(yc, xc, c * CHUNK, p, seed, scale) },
     });

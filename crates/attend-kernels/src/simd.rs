@@ -32,12 +32,23 @@ impl Isa {
     /// The fastest instruction set this CPU supports (detected once).
     pub fn detect() -> Isa {
         static DETECTED: OnceLock<Isa> = OnceLock::new();
-        *DETECTED.get_or_init(|| *Isa::available().last().expect("portable is always available"))
+        *DETECTED.get_or_init(|| *Isa::available_list().last().expect("portable is always available"))
     }
 
     /// Every instruction set available on this CPU, slowest first (for
     /// tests and benches).
     pub fn available() -> Vec<Isa> {
+        Isa::available_list().to_vec()
+    }
+
+    /// Panics unless this CPU runs `self`: the `_on` entry points take an
+    /// instruction set from the caller, and running code compiled for
+    /// instructions the CPU lacks would be undefined behaviour.
+    pub fn check_available(self) {
+        assert!(Isa::available_list().contains(&self), "this CPU cannot run the {self:?} kernels; it has {:?}", Isa::available_list());
+    }
+
+    fn available_list() -> &'static [Isa] {
         static AVAILABLE: OnceLock<Vec<Isa>> = OnceLock::new();
         AVAILABLE
             .get_or_init(|| {
@@ -55,7 +66,7 @@ impl Isa {
                 }
                 all
             })
-            .clone()
+            .as_slice()
     }
 
     /// The paths compiled for this target that this CPU cannot run, by
@@ -64,7 +75,7 @@ impl Isa {
         let mut missing = Vec::new();
         #[cfg(target_arch = "x86_64")]
         for (isa, name) in [(Isa::Avx2Fma, "AVX2 + FMA"), (Isa::Avx512, "AVX-512 (F, DQ, BW, VL)")] {
-            if !Isa::available().contains(&isa) {
+            if !Isa::available_list().contains(&isa) {
                 missing.push(name);
             }
         }
@@ -546,6 +557,17 @@ mod tests {
     fn note_missing() {
         for name in Isa::missing() {
             eprintln!("note: this CPU lacks {name}: its kernels are not tested here");
+        }
+    }
+
+    #[test]
+    fn only_available_instruction_sets_pass_the_check() {
+        Isa::Portable.check_available();
+        Isa::detect().check_available();
+        #[cfg(target_arch = "x86_64")]
+        for isa in [Isa::Avx2Fma, Isa::Avx512] {
+            let runs = Isa::available().contains(&isa);
+            assert_eq!(std::panic::catch_unwind(|| isa.check_available()).is_ok(), runs, "{isa:?}");
         }
     }
 
