@@ -432,26 +432,15 @@ pub struct FmaPeak {
 /// true AVX-512 peak is half this figure).
 pub fn fma_peak(threads: usize) -> Option<FmaPeak> {
     let clock_ghz = measure_clock_ghz()?;
-    let (isa, lanes) = if cfg!(target_arch = "x86_64") && has_avx512f() {
-        ("AVX-512", 16)
-    } else if Isa::detect() != Isa::Portable {
-        ("AVX2", 8)
-    } else {
-        ("scalar", 1)
+    let (isa, lanes) = match Isa::detect() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => ("AVX-512", 16),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => ("AVX2", 8),
+        Isa::Portable => ("scalar", 1),
     };
     let fma_pipes = 2;
     Some(FmaPeak { isa, lanes, fma_pipes, threads, clock_ghz, gflops: (threads * fma_pipes * lanes * 2) as f64 * clock_ghz })
-}
-
-fn has_avx512f() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Cycles per second of the current core: a chain of dependent

@@ -131,7 +131,7 @@ impl IsaChoice {
             #[cfg(not(target_arch = "x86_64"))]
             other => bail!("--isa {other:?} exists only on x86_64"),
         };
-        if !Isa::available().contains(&want) {
+        if !want.is_available() {
             bail!("this CPU ({}) cannot run --isa {self:?}: it has {:?}", cpu_model(), Isa::available());
         }
         Ok(want)

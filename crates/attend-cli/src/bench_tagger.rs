@@ -16,6 +16,7 @@ use attend::data::batch::{bucket, encode, Batch};
 use attend::data::conllu::Sentence;
 use attend::data::vocab::{Column, TaggerVocab};
 use attend::models::tagger::config::TaggerConfig;
+use attend::models::tagger::task::TaggerTask;
 use attend::models::tagger::{Tagger, TAG_BATCH_TOKENS};
 use attend::nn::Ctx;
 use attend::train::{Evaluation, LoopConfig, Stepper, Task};
@@ -105,24 +106,17 @@ pub fn bench_tagger(train: &[Sentence], test: &[Sentence], cfg: &TaggerBenchConf
     let model = Tagger::new(config.clone(), cfg.seed)?;
     let train_cfg = TrainConfig { seed: cfg.seed, ..TrainConfig::default() };
     let looped = LoopConfig::minibatch(&train_cfg);
-    // The first batches of the first epoch, drawn as the training loop draws them.
-    let data = encode(train, &vocab, config.max_word_chars);
-    let lengths: Vec<usize> = data.iter().map(|s| s.len()).collect();
+    // The first batches of the first epoch, drawn as the training loop
+    // draws them (the tagger's own training task, one random stream).
+    let training = TaggerTask::new(&model, &vocab, train, &[], &train_cfg)?;
     let mut rng = ChaCha8Rng::seed_from_u64(looped.seed);
-    let order = bucket(&lengths, train_cfg.batch_tokens, Some(&mut rng));
+    let order = training.batches(&mut rng);
     let steps_per_epoch = order.len();
     let total = cfg.warmup_steps + cfg.steps;
     if total > steps_per_epoch {
         anyhow::bail!("{total} steps asked, but an epoch of this training file has only {steps_per_epoch} batches");
     }
-    let batches: Vec<Batch> = order[..total]
-        .iter()
-        .map(|idx| {
-            let mut b = Batch::new(&data, idx);
-            b.drop_words(&vocab, train_cfg.word_dropout, &mut rng);
-            b
-        })
-        .collect();
+    let batches: Vec<Batch> = order[..total].iter().map(|idx| training.batch(idx, &mut rng)).collect();
     // The learning rate each step gets in a real run of the default length.
     let run_steps = steps_per_epoch * train_cfg.epochs;
     let lrs: Vec<f32> = (0..total).map(|s| looped.schedule.lr_at(s, run_steps)).collect();

@@ -79,35 +79,59 @@ fn offsets(lengths: &[usize]) -> (Vec<usize>, usize) {
     (off, total)
 }
 
+/// `buf` cut into one slice of `len * width` values per word, in order.
+fn per_word<'a>(buf: &'a mut [f32], lengths: &[usize], width: usize) -> Vec<&'a mut [f32]> {
+    let mut rows = Vec::with_capacity(lengths.len());
+    let mut rest = buf;
+    for &l in lengths {
+        let (mine, tail) = rest.split_at_mut(l * width);
+        rows.push(mine);
+        rest = tail;
+    }
+    rows
+}
+
+/// Calls `f(i, o, id)` for every position `i` of `word` and slot `o` of
+/// its width-`kernel` window that falls inside the word, `id` the
+/// character there (slots outside the word read zeros).
+#[inline(always)]
+fn window_slots(word: &[u32], kernel: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (len, half) = (word.len(), kernel / 2);
+    for i in 0..len {
+        for o in 0..kernel {
+            let j = i + o;
+            if j >= half && j - half < len {
+                f(i, o, word[j - half] as usize);
+            }
+        }
+    }
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]`.
+fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; x.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = x[r * cols + c];
+        }
+    }
+    t
+}
+
 /// Forward: `out[s, f] = max(0, max_{i < len_s} (window(s, i) W + b)[f])`.
 pub fn char_cnn_forward(s: CharCnnShape, table: &[f32], w: &[f32], b: &[f32], ids: &[u32], lengths: &[usize]) -> CharCnnForward {
     check(s, table, w, ids, lengths);
     assert_eq!(b.len(), s.filters, "bias must be [filters]");
-    let (c, f, win, half) = (s.char_dim, s.filters, s.window(), s.kernel / 2);
+    let (c, f, win) = (s.char_dim, s.filters, s.window());
     let (off, positions) = offsets(lengths);
     let spellings = lengths.len();
     // Windows of real characters; neighbours outside the word stay zero.
     let mut windows = vec![0f32; positions * win];
-    let mut rows: Vec<&mut [f32]> = Vec::with_capacity(spellings);
-    let mut rest = windows.as_mut_slice();
-    for &l in lengths {
-        let (mine, tail) = rest.split_at_mut(l * win);
-        rows.push(mine);
-        rest = tail;
-    }
-    rows.into_par_iter().enumerate().for_each(|(sp, mine)| {
-        let len = lengths[sp];
-        let word = &ids[sp * s.max_chars..sp * s.max_chars + len];
-        for i in 0..len {
-            for o in 0..s.kernel {
-                let j = i + o;
-                if j < half || j - half >= len {
-                    continue;
-                }
-                let id = word[j - half] as usize;
-                mine[i * win + o * c..i * win + (o + 1) * c].copy_from_slice(&table[id * c..(id + 1) * c]);
-            }
-        }
+    per_word(&mut windows, lengths, win).into_par_iter().enumerate().for_each(|(sp, mine)| {
+        let word = &ids[sp * s.max_chars..sp * s.max_chars + lengths[sp]];
+        window_slots(word, s.kernel, |i, o, id| {
+            mine[i * win + o * c..i * win + (o + 1) * c].copy_from_slice(&table[id * c..(id + 1) * c]);
+        });
     });
     // The convolution: bias first, then += windows W, in one GEMM.
     let mut y = vec![0f32; positions * f];
@@ -133,7 +157,7 @@ pub fn char_cnn_forward(s: CharCnnShape, table: &[f32], w: &[f32], b: &[f32], id
 
 /// Backward from `dout` `[spellings, filters]`.
 pub fn char_cnn_backward(s: CharCnnShape, w: &[f32], ids: &[u32], lengths: &[usize], fwd: &CharCnnForward, dout: &[f32]) -> CharCnnBackward {
-    let (c, f, win, half) = (s.char_dim, s.filters, s.window(), s.kernel / 2);
+    let (c, f, win) = (s.char_dim, s.filters, s.window());
     let spellings = lengths.len();
     assert_eq!(dout.len(), spellings * f, "dout must be [spellings, filters]");
     assert_eq!(w.len(), win * f, "weight must be [kernel * char_dim, filters]");
@@ -164,30 +188,13 @@ pub fn char_cnn_backward(s: CharCnnShape, w: &[f32], ids: &[u32], lengths: &[usi
             }
         }
     });
-    let mut dw = vec![0f32; win * f];
-    for k in 0..f {
-        for j in 0..win {
-            dw[j * f + k] = dwt[k * win + j];
-        }
-    }
+    let dw = transpose(&dwt, f, win);
     // Window gradients: dwin[p, :] += dout[s, f] * W[:, f] for each winner,
     // then each window slot back to the embedding it copied. A word's
     // positions belong to its task; the table gradient is summed in order.
-    let mut wt = vec![0f32; f * win];
-    for j in 0..win {
-        for k in 0..f {
-            wt[k * win + j] = w[j * f + k];
-        }
-    }
+    let wt = transpose(w, win, f);
     let mut dwin = vec![0f32; positions * win];
-    let mut rows: Vec<&mut [f32]> = Vec::with_capacity(spellings);
-    let mut rest = dwin.as_mut_slice();
-    for &l in lengths {
-        let (mine, tail) = rest.split_at_mut(l * win);
-        rows.push(mine);
-        rest = tail;
-    }
-    rows.into_par_iter().enumerate().for_each(|(sp, mine)| {
+    per_word(&mut dwin, lengths, win).into_par_iter().enumerate().for_each(|(sp, mine)| {
         for k in 0..f {
             let p = fwd.arg[sp * f + k];
             if p == NONE {
@@ -204,20 +211,13 @@ pub fn char_cnn_backward(s: CharCnnShape, w: &[f32], ids: &[u32], lengths: &[usi
     let mut dtable = vec![0f32; s.chars * c];
     for (sp, &len) in lengths.iter().enumerate() {
         let word = &ids[sp * s.max_chars..sp * s.max_chars + len];
-        for i in 0..len {
+        window_slots(word, s.kernel, |i, o, id| {
             let p = off[sp] + i;
-            for o in 0..s.kernel {
-                let j = i + o;
-                if j < half || j - half >= len {
-                    continue;
-                }
-                let id = word[j - half] as usize;
-                let src = &dwin[p * win + o * c..p * win + (o + 1) * c];
-                for (d, g) in dtable[id * c..(id + 1) * c].iter_mut().zip(src) {
-                    *d += g;
-                }
+            let src = &dwin[p * win + o * c..p * win + (o + 1) * c];
+            for (d, g) in dtable[id * c..(id + 1) * c].iter_mut().zip(src) {
+                *d += g;
             }
-        }
+        });
     }
     CharCnnBackward { dtable, dw, db }
 }
@@ -225,6 +225,7 @@ pub fn char_cnn_backward(s: CharCnnShape, w: &[f32], ids: &[u32], lengths: &[usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_central_differences;
 
     /// Plain loops over every padded position: the definition.
     fn reference(s: CharCnnShape, table: &[f32], w: &[f32], b: &[f32], ids: &[u32], lengths: &[usize]) -> Vec<f32> {
@@ -285,16 +286,7 @@ mod tests {
         };
         let fwd = char_cnn_forward(s, &table, &w, &b, &ids, &lengths);
         let g = char_cnn_backward(s, &w, &ids, &lengths, &fwd, &dout);
-        let eps = 1e-3f32;
-        let check = |name: &str, x: &[f32], grad: &[f32], f: &dyn Fn(&[f32]) -> f64| {
-            for i in 0..x.len() {
-                let (mut up, mut down) = (x.to_vec(), x.to_vec());
-                up[i] += eps;
-                down[i] -= eps;
-                let numeric = (f(&up) - f(&down)) / (2.0 * eps as f64);
-                assert!((numeric - grad[i] as f64).abs() < 2e-3, "{name}[{i}]: numeric {numeric} vs {}", grad[i]);
-            }
-        };
+        let check = |name: &str, x: &[f32], grad: &[f32], f: &dyn Fn(&[f32]) -> f64| assert_central_differences(name, x, grad, 1e-3, 2e-3, f);
         check("table", &table, &g.dtable, &|t| loss(t, &w, &b));
         check("w", &w, &g.dw, &|x| loss(&table, x, &b));
         check("b", &b, &g.db, &|x| loss(&table, &w, x));

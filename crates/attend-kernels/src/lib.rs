@@ -31,6 +31,8 @@ pub mod reference;
 pub mod simd;
 pub mod softmax;
 pub mod sparse;
+#[cfg(test)]
+mod testing;
 
 pub use dense::{flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward};
 pub use pattern::AttentionPattern;

@@ -96,6 +96,7 @@ pub fn linear_backward(s: LinearShape, x: &[f32], w: &[f32], pre: Option<&[f32]>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_central_differences;
 
     fn value(i: usize, salt: usize) -> f32 {
         (((i * 2654435761 + salt * 7919) % 2001) as f32 / 1000.0 - 1.0) * 0.8
@@ -137,15 +138,8 @@ mod tests {
                 naive(s, x, w, b).iter().zip(&dy).map(|(z, g)| f(*z) * *g as f64).sum()
             };
             let g = linear_backward(s, &x, &w, fwd.pre.as_deref(), &dy, act);
-            let eps = 1e-2f32;
             let check = |name: &str, v: &[f32], grad: &[f32], l: &dyn Fn(&[f32]) -> f64| {
-                for i in 0..v.len() {
-                    let (mut up, mut down) = (v.to_vec(), v.to_vec());
-                    up[i] += eps;
-                    down[i] -= eps;
-                    let numeric = (l(&up) - l(&down)) / (2.0 * eps as f64);
-                    assert!((numeric - grad[i] as f64).abs() < 2e-3, "{act:?} {name}[{i}]: numeric {numeric} vs {}", grad[i]);
-                }
+                assert_central_differences(&format!("{act:?} {name}"), v, grad, 1e-2, 2e-3, l)
             };
             check("x", &x, &g.dx, &|v| loss(v, &w, &b));
             check("w", &w, &g.dw, &|v| loss(&x, v, &b));

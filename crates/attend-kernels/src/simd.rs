@@ -41,11 +41,16 @@ impl Isa {
         Isa::available_list().to_vec()
     }
 
+    /// Whether this CPU runs `self`.
+    pub fn is_available(self) -> bool {
+        Isa::available_list().contains(&self)
+    }
+
     /// Panics unless this CPU runs `self`: the `_on` entry points take an
     /// instruction set from the caller, and running code compiled for
     /// instructions the CPU lacks would be undefined behaviour.
     pub fn check_available(self) {
-        assert!(Isa::available_list().contains(&self), "this CPU cannot run the {self:?} kernels; it has {:?}", Isa::available_list());
+        assert!(self.is_available(), "this CPU cannot run the {self:?} kernels; it has {:?}", Isa::available_list());
     }
 
     fn available_list() -> &'static [Isa] {
@@ -75,7 +80,7 @@ impl Isa {
         let mut missing = Vec::new();
         #[cfg(target_arch = "x86_64")]
         for (isa, name) in [(Isa::Avx2Fma, "AVX2 + FMA"), (Isa::Avx512, "AVX-512 (F, DQ, BW, VL)")] {
-            if !Isa::available_list().contains(&isa) {
+            if !isa.is_available() {
                 missing.push(name);
             }
         }
@@ -566,7 +571,7 @@ mod tests {
         Isa::detect().check_available();
         #[cfg(target_arch = "x86_64")]
         for isa in [Isa::Avx2Fma, Isa::Avx512] {
-            let runs = Isa::available().contains(&isa);
+            let runs = isa.is_available();
             assert_eq!(std::panic::catch_unwind(|| isa.check_available()).is_ok(), runs, "{isa:?}");
         }
     }

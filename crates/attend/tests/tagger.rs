@@ -482,7 +482,7 @@ fn fused_char_cnn_matches_reference_with_gradients() {
     let mut results = Vec::new();
     for fused in [true, false] {
         let y = if fused {
-            enc.forward(&ids, &lengths, max_chars, &Device::Cpu).unwrap()
+            enc.forward(&ids, &lengths, max_chars).unwrap()
         } else {
             enc.forward_reference(&ids, &lengths, max_chars, &Device::Cpu).unwrap()
         };

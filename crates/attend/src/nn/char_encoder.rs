@@ -29,7 +29,7 @@ impl CharEncoder {
     /// `ids`: `[words * max_chars]` char indices, word w's first
     /// `lengths[w]` entries real, the rest padding. Returns `[words, filters]`;
     /// a word of length 0 gets 0. One fused op (`ops::char_cnn`).
-    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize, _device: &Device) -> Result<Tensor> {
+    pub fn forward(&self, ids: &[u32], lengths: &[usize], max_chars: usize) -> Result<Tensor> {
         let bias = self.conv.bias.as_ref().expect("the convolution is built with a bias");
         ops::char_cnn(&self.embedding.table, &self.conv.weight, bias, ids, lengths, max_chars, self.kernel)
     }

@@ -35,7 +35,7 @@ impl WordFeatures {
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
         let (b, t, device) = (batch.batch, batch.seq, &Device::Cpu);
         let w = self.words.forward(&Tensor::from_slice(&batch.word_ids, (b, t), device)?)?; //      [B, T, word_dim]
-        let c = self.chars.forward(&batch.spellings, &batch.spelling_lengths, batch.max_chars, device)?; // [S, filters]
+        let c = self.chars.forward(&batch.spellings, &batch.spelling_lengths, batch.max_chars)?; // [S, filters]
         let of = Tensor::from_slice(&batch.spelling_of, b * t, device)?;
         let c = c.index_select(&of, 0)?.reshape((b, t, self.filters))?; //                            [B, T, filters]
         Tensor::cat(&[w, c], D::Minus1) //                                                            [B, T, word_dim + filters]

@@ -34,6 +34,15 @@ impl<'a> TaggerTask<'a> {
         let lengths = data.iter().map(|s| s.len()).collect();
         Ok(TaggerTask { model, vocab, data, lengths, dev, cfg })
     }
+
+    /// The training batch of these sentences (indices into the training
+    /// data, as [`Task::batches`] draws them), with word dropout drawn
+    /// from `rng`: what one step trains on.
+    pub fn batch(&self, sentences: &[usize], rng: &mut ChaCha8Rng) -> Batch {
+        let mut batch = Batch::new(&self.data, sentences);
+        batch.drop_words(self.vocab, self.cfg.word_dropout, rng);
+        batch
+    }
 }
 
 impl Task for TaggerTask<'_> {
@@ -48,8 +57,7 @@ impl Task for TaggerTask<'_> {
     }
 
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
-        let mut batch = Batch::new(&self.data, batch);
-        batch.drop_words(self.vocab, self.cfg.word_dropout, rng);
+        let batch = self.batch(batch, rng);
         Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, batch.tokens()))
     }
 
