@@ -9,8 +9,9 @@
 //! the same operations; the tests check each against the reference, and
 //! AVX-512 against AVX2 bit for bit.
 //!
-//! Also here: the register-blocked matrix micro-kernel (`C += A B` on an
-//! `MR x 16` tile), which is what makes the attention blocks run near the
+//! Also here: the register-blocked matrix micro-kernel (`C += A B` on a
+//! tile of rows x vectors: 6 x 4 vectors on AVX-512, 6 x 1 on AVX2, 4 x 1
+//! portable), which is what makes the attention blocks run near the
 //! machine's GEMM speed.
 
 use std::sync::OnceLock;
@@ -99,9 +100,11 @@ pub(crate) const NR: usize = LANES;
 /// (or writable) elements at the pointer.
 pub(crate) trait Simd: Copy {
     type V: Copy;
-    /// Rows of the micro-kernel tile: as many accumulators as the
-    /// registers hold beside an operand or two.
-    const MR: usize;
+    /// Vector accumulators of the micro-kernel tile: as many as the
+    /// registers hold beside the B row and a broadcast.
+    const ACC: usize;
+    /// Width of the micro-kernel tile in vectors (its height is `ACC / NV`).
+    const NV: usize;
     fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
@@ -168,7 +171,8 @@ impl Simd for Portable {
     type V = [f32; LANES];
     /// 4 x 16 accumulators fill the 16 registers of baseline x86_64 SSE
     /// (and half of NEON's 32).
-    const MR: usize = 4;
+    const ACC: usize = 4;
+    const NV: usize = 1;
     #[inline(always)]
     fn splat(x: f32) -> Self::V {
         [x; LANES]
@@ -289,7 +293,8 @@ mod avx2 {
     impl Simd for Avx2 {
         type V = Pair;
         /// 6 x 2 accumulators of the 16 ymm registers.
-        const MR: usize = 6;
+        const ACC: usize = 6;
+        const NV: usize = 1;
         #[inline(always)]
         fn splat(x: f32) -> Pair {
             unsafe { Pair(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
@@ -365,10 +370,12 @@ mod avx512 {
 
     impl Simd for Avx512 {
         type V = __m512;
-        /// 12 accumulators of the 32 zmm registers: enough independent
-        /// FMAs to cover two pipes of 4-cycle latency, with the B row and
-        /// the broadcasts beside them.
-        const MR: usize = 12;
+        /// 24 accumulators of the 32 zmm registers, as 6 rows x 4 vectors:
+        /// each step of k loads 4 vectors of B and broadcasts 6 values of
+        /// A for 24 FMAs, so the two FMA pipes, not the two load ports,
+        /// set the pace (a 12 x 1 tile needs 13 loads per 12 FMAs).
+        const ACC: usize = 24;
+        const NV: usize = 4;
         #[inline(always)]
         fn splat(x: f32) -> __m512 {
             unsafe { _mm512_set1_ps(x) }
@@ -444,13 +451,15 @@ mod avx512 {
     }
 }
 
-/// One `C[M x 16] (+)= A B` tile: `A(r, p) = a[r * a_rs + p * a_ks]`,
-/// `B(p, 0..16) = b[p * ldb ..]`, `C(r, 0..16) = c[r * ldc ..]`.
+/// One `C[M x 16 NV] (+)= A B` tile: `A(r, p) = a[r * a_rs + p * a_ks]`,
+/// `B(p, 0..16 NV) = b[p * ldb ..]`, `C(r, 0..16 NV) = c[r * ldc ..]`.
+/// Each step of `k` loads NV vectors of B and broadcasts M values of A for
+/// M x NV multiply-adds.
 ///
 /// Safety: every addressed element exists.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd, const M: usize>(
+unsafe fn tile<S: Simd, const M: usize, const NV: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
@@ -462,33 +471,95 @@ unsafe fn tile<S: Simd, const M: usize>(
     accumulate: bool,
 ) {
     unsafe {
-        let mut acc = [S::splat(0.0); M];
+        let mut acc = [[S::splat(0.0); NV]; M];
         if accumulate {
             for (r, row) in acc.iter_mut().enumerate() {
-                *row = S::load(c.add(r * ldc));
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = S::load(c.add(r * ldc + v * LANES));
+                }
             }
         }
         let mut a = a;
         let mut b = b;
         for _ in 0..k {
-            let b0 = S::load(b);
+            let bv: [S::V; NV] = std::array::from_fn(|v| S::load(b.add(v * LANES)));
             for (r, row) in acc.iter_mut().enumerate() {
-                *row = S::fma(S::broadcast(a.add(r * a_rs)), b0, *row);
+                let ar = S::broadcast(a.add(r * a_rs));
+                for (x, &bv) in row.iter_mut().zip(&bv) {
+                    *x = S::fma(ar, bv, *x);
+                }
             }
             a = a.add(a_ks);
             b = b.add(ldb);
         }
         for (r, row) in acc.iter().enumerate() {
-            S::store(c.add(r * ldc), *row);
+            for (v, x) in row.iter().enumerate() {
+                S::store(c.add(r * ldc + v * LANES), *x);
+            }
+        }
+    }
+}
+
+/// Rows `0..m` of one column panel of `NV` vectors: tiles as tall as the
+/// accumulators allow (`S::ACC / NV` rows, rounded down to 12, 8, 6 or 4),
+/// then the rest.
+///
+/// Safety: as in [`gemm`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel<S: Simd, const NV: usize>(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_ks: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mr = match S::ACC / NV {
+        12.. => 12,
+        8..=11 => 8,
+        6 | 7 => 6,
+        _ => 4,
+    };
+    unsafe {
+        let mut i = 0;
+        // mr is a constant of each instruction set and width: one branch stays
+        while i + mr <= m {
+            let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
+            match mr {
+                12 => tile::<S, 12, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                8 => tile::<S, 8, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                6 => tile::<S, 6, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                _ => tile::<S, 4, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            }
+            i += mr;
+        }
+        if m - i >= 6 {
+            tile::<S, 6, NV>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
+            i += 6;
+        }
+        let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
+        match m - i {
+            0 => {}
+            1 => tile::<S, 1, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            2 => tile::<S, 2, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            3 => tile::<S, 3, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            4 => tile::<S, 4, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            _ => tile::<S, 5, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
         }
     }
 }
 
 /// `C[m x n] (+)= A[m x k] B[k x n]` for a block, `n` a multiple of 16, with
-/// A strided as in [`tile`]. Column panels outside, row tiles of `S::MR`
-/// inside, so a 16-wide panel of B stays in L1 while the rows of A stream
-/// past it. Each element of C sums its k products in order, so every tile
-/// height gives the same result.
+/// A strided as in [`tile`]. Column panels of `S::NV` vectors outside (then
+/// one narrower panel for the vectors left), row tiles inside, so a panel
+/// of B stays in L1 while the rows of A stream past it. Each element of C
+/// sums its k products in order, so every tile shape gives the same
+/// result, and every instruction set the same bits.
 ///
 /// Safety: every addressed element exists.
 #[inline(always)]
@@ -507,33 +578,24 @@ pub(crate) unsafe fn gemm<S: Simd>(
     accumulate: bool,
 ) {
     debug_assert_eq!(n % NR, 0);
+    let vecs = n / NR;
     unsafe {
-        for j in (0..n).step_by(NR) {
-            let (b, c) = (b.add(j), c.add(j));
-            let mut i = 0;
-            // S::MR is a constant of each instruction set: one branch stays
-            while i + S::MR <= m {
-                let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
-                match S::MR {
-                    12 => tile::<S, 12>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                    6 => tile::<S, 6>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                    _ => tile::<S, 4>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                }
-                i += S::MR;
+        let mut j = 0;
+        // S::NV is a constant of each instruction set: one branch stays
+        while j + S::NV <= vecs {
+            let (b, c) = (b.add(j * NR), c.add(j * NR));
+            match S::NV {
+                4 => panel::<S, 4>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                _ => panel::<S, 1>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
             }
-            if m - i >= 6 {
-                tile::<S, 6>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
-                i += 6;
-            }
-            let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
-            match m - i {
-                0 => {}
-                1 => tile::<S, 1>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                2 => tile::<S, 2>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                3 => tile::<S, 3>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                4 => tile::<S, 4>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                _ => tile::<S, 5>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            }
+            j += S::NV;
+        }
+        let (b, c) = (b.add(j * NR), c.add(j * NR));
+        match vecs - j {
+            0 => {}
+            1 => panel::<S, 1>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            2 => panel::<S, 2>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            _ => panel::<S, 3>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
         }
     }
 }
@@ -661,7 +723,8 @@ mod tests {
         note_missing();
         for isa in Isa::available() {
             for m in [1, 3, 4, 5, 6, 7, 11, 12, 13, 17, 18, 25] {
-                for (n, k) in [(16, 1), (32, 9), (48, 64)] {
+                // 1 to 7 vectors: AVX-512's 4-vector panels and each narrower rest
+                for (n, k) in [(16, 1), (32, 9), (48, 64), (64, 5), (80, 3), (96, 2), (112, 7)] {
                     // A stored transposed (a_rs = 1, a_ks = m) to test strides
                     let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
                     let b: Vec<f32> = (0..k * n).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
