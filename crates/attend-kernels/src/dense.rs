@@ -420,30 +420,32 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
             unsafe {
                 let start = S::load(ranges.starts[x..].as_ptr());
                 let end = S::load(ranges.ends[x..].as_ptr());
-                let st_ptr = st.as_mut_ptr();
-                let score = |c: usize| {
-                    let p = st_ptr.add(c * w + x);
-                    let mut s = S::load(p);
-                    if masked {
-                        s = S::keep_range(s, (j0 + c) as f32, start, end);
+                let block_max = if masked {
+                    let mut block_max = S::splat(f32::NEG_INFINITY);
+                    for c in 0..bc {
+                        let p = st.as_mut_ptr().add(c * w + x);
+                        let s = S::keep_range(S::load(p), (j0 + c) as f32, start, end);
                         S::store(p, s);
+                        block_max = S::max(block_max, s);
                     }
-                    s
+                    block_max
+                } else {
+                    // four running maxima, so that the pass is not one chain
+                    // of dependent max latencies (max is exact in any order)
+                    let row = |c: usize| S::load(st.as_ptr().add(c * w + x));
+                    let mut maxima = [S::splat(f32::NEG_INFINITY); 4];
+                    let mut c = 0;
+                    while c + 4 <= bc {
+                        for (u, mx) in maxima.iter_mut().enumerate() {
+                            *mx = S::max(*mx, row(c + u));
+                        }
+                        c += 4;
+                    }
+                    for c in c..bc {
+                        maxima[0] = S::max(maxima[0], row(c));
+                    }
+                    S::max(S::max(maxima[0], maxima[1]), S::max(maxima[2], maxima[3]))
                 };
-                // four running maxima, so that the pass is not one chain of
-                // dependent max latencies (max is exact: any order gives the same)
-                let mut maxima = [S::splat(f32::NEG_INFINITY); 4];
-                let mut c = 0;
-                while c + 4 <= bc {
-                    for (u, mx) in maxima.iter_mut().enumerate() {
-                        *mx = S::max(*mx, score(c + u));
-                    }
-                    c += 4;
-                }
-                for c in c..bc {
-                    maxima[0] = S::max(maxima[0], score(c));
-                }
-                let block_max = S::max(S::max(maxima[0], maxima[1]), S::max(maxima[2], maxima[3]));
                 let m_old = S::load(m[x..].as_ptr());
                 let m_new = S::max(m_old, block_max);
                 let mut sum = S::splat(0.0);
