@@ -430,16 +430,17 @@ fn forward_block<S: Simd>(ctx: &Ctx, bh: usize, r0: usize, out: &mut [f32], lse:
                     }
                     block_max
                 } else {
-                    // four running maxima, so that the pass is not one chain
-                    // of dependent max latencies (max is exact in any order)
+                    // up to four running maxima, so that the pass is not one
+                    // chain of dependent max latencies (max is exact in any order)
                     let row = |c: usize| S::load(st.as_ptr().add(c * w + x));
                     let mut maxima = [S::splat(f32::NEG_INFINITY); 4];
+                    let chains = S::MAX_CHAINS;
                     let mut c = 0;
-                    while c + 4 <= bc {
-                        for (u, mx) in maxima.iter_mut().enumerate() {
+                    while c + chains <= bc {
+                        for (u, mx) in maxima[..chains].iter_mut().enumerate() {
                             *mx = S::max(*mx, row(c + u));
                         }
-                        c += 4;
+                        c += chains;
                     }
                     for c in c..bc {
                         maxima[0] = S::max(maxima[0], row(c));

@@ -105,6 +105,9 @@ pub(crate) trait Simd: Copy {
     const ACC: usize;
     /// Width of the micro-kernel tile in vectors (its height is `ACC / NV`).
     const NV: usize;
+    /// Running maxima (1 to 4) a max over rows keeps, to cover the max
+    /// latency where registers allow.
+    const MAX_CHAINS: usize;
     fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
@@ -167,12 +170,25 @@ pub(crate) fn exp2_scalar(x: f32) -> f32 {
 #[derive(Clone, Copy)]
 pub(crate) struct Portable;
 
+/// `[f(0), ..., f(15)]`, always inlined (`std::array::from_fn` is left as a
+/// call once the kernel around it grows, and the portable path slows by 10%).
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f32) -> [f32; LANES] {
+    let mut out = [0f32; LANES];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
+}
+
 impl Simd for Portable {
     type V = [f32; LANES];
     /// 4 x 16 accumulators fill the 16 registers of baseline x86_64 SSE
     /// (and half of NEON's 32).
     const ACC: usize = 4;
     const NV: usize = 1;
+    /// More arrays would spill on baseline x86_64's 16 registers.
+    const MAX_CHAINS: usize = 1;
     #[inline(always)]
     fn splat(x: f32) -> Self::V {
         [x; LANES]
@@ -191,36 +207,36 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn add(a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] + b[i])
+        lanes(|i| a[i] + b[i])
     }
     #[inline(always)]
     fn sub(a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] - b[i])
+        lanes(|i| a[i] - b[i])
     }
     #[inline(always)]
     fn mul(a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] * b[i])
+        lanes(|i| a[i] * b[i])
     }
     #[inline(always)]
     fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] * b[i] + c[i])
+        lanes(|i| a[i] * b[i] + c[i])
     }
     #[inline(always)]
     fn max(a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| if a[i] > b[i] { a[i] } else { b[i] })
+        lanes(|i| if a[i] > b[i] { a[i] } else { b[i] })
     }
     #[inline(always)]
     fn exp2(x: Self::V) -> Self::V {
-        std::array::from_fn(|i| exp2_scalar(x[i]))
+        lanes(|i| exp2_scalar(x[i]))
     }
     #[inline(always)]
     fn keep_range(v: Self::V, key: f32, start: Self::V, end: Self::V) -> Self::V {
-        std::array::from_fn(|i| if start[i] <= key && key < end[i] { v[i] } else { f32::NEG_INFINITY })
+        lanes(|i| if start[i] <= key && key < end[i] { v[i] } else { f32::NEG_INFINITY })
     }
     #[inline(always)]
     unsafe fn dropout(v: Self::V, row_key: u32, lane_salt: *const u32, threshold: u32, scale: f32) -> Self::V {
         let salt = unsafe { std::ptr::read_unaligned(lane_salt as *const [u32; LANES]) };
-        std::array::from_fn(|i| if fmix32(row_key ^ salt[i]) >> 8 >= threshold { v[i] * scale } else { 0.0 })
+        lanes(|i| if fmix32(row_key ^ salt[i]) >> 8 >= threshold { v[i] * scale } else { 0.0 })
     }
 }
 
@@ -295,6 +311,7 @@ mod avx2 {
         /// 6 x 2 accumulators of the 16 ymm registers.
         const ACC: usize = 6;
         const NV: usize = 1;
+        const MAX_CHAINS: usize = 4;
         #[inline(always)]
         fn splat(x: f32) -> Pair {
             unsafe { Pair(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
@@ -376,6 +393,7 @@ mod avx512 {
         /// set the pace (a 12 x 1 tile needs 13 loads per 12 FMAs).
         const ACC: usize = 24;
         const NV: usize = 4;
+        const MAX_CHAINS: usize = 4;
         #[inline(always)]
         fn splat(x: f32) -> __m512 {
             unsafe { _mm512_set1_ps(x) }
@@ -482,7 +500,10 @@ unsafe fn tile<S: Simd, const M: usize, const NV: usize>(
         let mut a = a;
         let mut b = b;
         for _ in 0..k {
-            let bv: [S::V; NV] = std::array::from_fn(|v| S::load(b.add(v * LANES)));
+            let mut bv = [S::splat(0.0); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = S::load(b.add(v * LANES));
+            }
             for (r, row) in acc.iter_mut().enumerate() {
                 let ar = S::broadcast(a.add(r * a_rs));
                 for (x, &bv) in row.iter_mut().zip(&bv) {
@@ -592,6 +613,8 @@ pub(crate) unsafe fn gemm<S: Simd>(
         }
         let (b, c) = (b.add(j * NR), c.add(j * NR));
         match vecs - j {
+            // (with one-vector panels nothing is left: no narrower code is built)
+            _ if S::NV == 1 => {}
             0 => {}
             1 => panel::<S, 1>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
             2 => panel::<S, 2>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
