@@ -469,16 +469,11 @@ mod avx512 {
     }
 }
 
-/// One `C[M x 16 NV] (+)= A B` tile: `A(r, p) = a[r * a_rs + p * a_ks]`,
-/// `B(p, 0..16 NV) = b[p * ldb ..]`, `C(r, 0..16 NV) = c[r * ldc ..]`.
-/// Each step of `k` loads NV vectors of B and broadcasts M values of A for
-/// M x NV multiply-adds.
-///
-/// Safety: every addressed element exists.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd, const M: usize, const NV: usize>(
-    k: usize,
+/// The operands of one `C (+)= A B` as the micro-kernel addresses them:
+/// `A(r, p) = a[r * a_rs + p * a_ks]`, `B(p, ..) = b[p * ldb ..]`,
+/// `C(r, ..) = c[r * ldc ..]`; with `accumulate`, C is added to.
+#[derive(Clone, Copy)]
+struct Operands {
     a: *const f32,
     a_rs: usize,
     a_ks: usize,
@@ -487,35 +482,54 @@ unsafe fn tile<S: Simd, const M: usize, const NV: usize>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
-) {
+}
+
+impl Operands {
+    /// The same product from row `i` and vector column `j` of C on.
+    ///
+    /// Safety: those rows and columns exist.
+    #[inline(always)]
+    unsafe fn at(self, i: usize, j: usize) -> Operands {
+        unsafe {
+            Operands { a: self.a.add(i * self.a_rs), b: self.b.add(j * LANES), c: self.c.add(i * self.ldc + j * LANES), ..self }
+        }
+    }
+}
+
+/// One `C[M x 16 NV] (+)= A B` tile at the start of `o`, summing over `k`.
+/// Each step of `k` loads NV vectors of B and broadcasts M values of A for
+/// M x NV multiply-adds.
+///
+/// Safety: every addressed element exists.
+#[inline(always)]
+unsafe fn tile<S: Simd, const M: usize, const NV: usize>(k: usize, o: Operands) {
     unsafe {
         let mut acc = [[S::splat(0.0); NV]; M];
-        if accumulate {
+        if o.accumulate {
             for (r, row) in acc.iter_mut().enumerate() {
                 for (v, x) in row.iter_mut().enumerate() {
-                    *x = S::load(c.add(r * ldc + v * LANES));
+                    *x = S::load(o.c.add(r * o.ldc + v * LANES));
                 }
             }
         }
-        let mut a = a;
-        let mut b = b;
+        let (mut a, mut b) = (o.a, o.b);
         for _ in 0..k {
             let mut bv = [S::splat(0.0); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = S::load(b.add(v * LANES));
             }
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = S::broadcast(a.add(r * a_rs));
+                let ar = S::broadcast(a.add(r * o.a_rs));
                 for (x, &bv) in row.iter_mut().zip(&bv) {
                     *x = S::fma(ar, bv, *x);
                 }
             }
-            a = a.add(a_ks);
-            b = b.add(ldb);
+            a = a.add(o.a_ks);
+            b = b.add(o.ldb);
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
-                S::store(c.add(r * ldc + v * LANES), *x);
+                S::store(o.c.add(r * o.ldc + v * LANES), *x);
             }
         }
     }
@@ -527,19 +541,7 @@ unsafe fn tile<S: Simd, const M: usize, const NV: usize>(
 ///
 /// Safety: as in [`gemm`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn panel<S: Simd, const NV: usize>(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    a_rs: usize,
-    a_ks: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
+unsafe fn panel<S: Simd, const NV: usize>(m: usize, k: usize, o: Operands) {
     let mr = match S::ACC / NV {
         12.. => 12,
         8..=11 => 8,
@@ -550,36 +552,35 @@ unsafe fn panel<S: Simd, const NV: usize>(
         let mut i = 0;
         // mr is a constant of each instruction set and width: one branch stays
         while i + mr <= m {
-            let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
             match mr {
-                12 => tile::<S, 12, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                8 => tile::<S, 8, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                6 => tile::<S, 6, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                _ => tile::<S, 4, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                12 => tile::<S, 12, NV>(k, o.at(i, 0)),
+                8 => tile::<S, 8, NV>(k, o.at(i, 0)),
+                6 => tile::<S, 6, NV>(k, o.at(i, 0)),
+                _ => tile::<S, 4, NV>(k, o.at(i, 0)),
             }
             i += mr;
         }
         if m - i >= 6 {
-            tile::<S, 6, NV>(k, a.add(i * a_rs), a_rs, a_ks, b, ldb, c.add(i * ldc), ldc, accumulate);
+            tile::<S, 6, NV>(k, o.at(i, 0));
             i += 6;
         }
-        let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
+        let o = o.at(i, 0);
         match m - i {
             0 => {}
-            1 => tile::<S, 1, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            2 => tile::<S, 2, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            3 => tile::<S, 3, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            4 => tile::<S, 4, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            _ => tile::<S, 5, NV>(k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            1 => tile::<S, 1, NV>(k, o),
+            2 => tile::<S, 2, NV>(k, o),
+            3 => tile::<S, 3, NV>(k, o),
+            4 => tile::<S, 4, NV>(k, o),
+            _ => tile::<S, 5, NV>(k, o),
         }
     }
 }
 
 /// `C[m x n] (+)= A[m x k] B[k x n]` for a block, `n` a multiple of 16, with
-/// A strided as in [`tile`]. Column panels of `S::NV` vectors outside (then
-/// one narrower panel for the vectors left), row tiles inside, so a panel
-/// of B stays in L1 while the rows of A stream past it. Each element of C
-/// sums its k products in order, so every tile shape gives the same
+/// A strided as in [`Operands`]. Column panels of `S::NV` vectors outside
+/// (then one narrower panel for the vectors left), row tiles inside, so a
+/// panel of B stays in L1 while the rows of A stream past it. Each element
+/// of C sums its k products in order, so every tile shape gives the same
 /// result, and every instruction set the same bits.
 ///
 /// Safety: every addressed element exists.
@@ -600,25 +601,25 @@ pub(crate) unsafe fn gemm<S: Simd>(
 ) {
     debug_assert_eq!(n % NR, 0);
     let vecs = n / NR;
+    let o = Operands { a, a_rs, a_ks, b, ldb, c, ldc, accumulate };
     unsafe {
         let mut j = 0;
         // S::NV is a constant of each instruction set: one branch stays
         while j + S::NV <= vecs {
-            let (b, c) = (b.add(j * NR), c.add(j * NR));
             match S::NV {
-                4 => panel::<S, 4>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-                _ => panel::<S, 1>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+                4 => panel::<S, 4>(m, k, o.at(0, j)),
+                _ => panel::<S, 1>(m, k, o.at(0, j)),
             }
             j += S::NV;
         }
-        let (b, c) = (b.add(j * NR), c.add(j * NR));
+        let o = o.at(0, j);
         match vecs - j {
             // (with one-vector panels nothing is left: no narrower code is built)
             _ if S::NV == 1 => {}
             0 => {}
-            1 => panel::<S, 1>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            2 => panel::<S, 2>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
-            _ => panel::<S, 3>(m, k, a, a_rs, a_ks, b, ldb, c, ldc, accumulate),
+            1 => panel::<S, 1>(m, k, o),
+            2 => panel::<S, 2>(m, k, o),
+            _ => panel::<S, 3>(m, k, o),
         }
     }
 }
