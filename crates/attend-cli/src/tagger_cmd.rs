@@ -107,7 +107,9 @@ pub struct TagArgs {
     /// Input file; stdin when absent or `-`.
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Output file; stdout when absent.
+    /// Output file; stdout when absent or `-`. A file is written beside its
+    /// target and moved in place at the end (a failed run leaves an existing
+    /// file as it was); a device or pipe such as /dev/null is written as it is.
     #[arg(long)]
     output: Option<PathBuf>,
     /// What the input is.
@@ -322,25 +324,64 @@ pub fn tag(args: TagArgs) -> Result<()> {
         }
         f => f,
     };
-    // A file output is written beside its target and moved in place at the
-    // end: a failed run leaves an existing file as it was.
-    let partial = args.output.as_ref().map(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        p.with_file_name(format!(".{name}.partial-{}", std::process::id()))
-    });
-    let mut out: Box<dyn Write> = match &partial {
+    let sink = OutputSink::for_path(args.output.as_deref());
+    let mut out: Box<dyn Write> = match sink.write_path() {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let result = tag_into(&args, &mut loaded, input, &label, format, has_segmenter, &segmenter_dir, &mut out, started);
     drop(out);
-    match (&partial, &args.output, result) {
-        (Some(tmp), Some(target), Ok(())) => std::fs::rename(tmp, target).with_context(|| format!("writing {}", target.display())),
-        (Some(tmp), _, Err(e)) => {
-            let _ = std::fs::remove_file(tmp);
-            Err(e)
+    sink.finish(result)
+}
+
+/// Where `attend tag` writes. A regular file (or a new one) is written
+/// beside its target and moved in place at the end, so a failed run leaves
+/// an existing file as it was. Anything else that exists (`/dev/null`, a
+/// pipe, a terminal) is written as it is: moving a file onto it would
+/// replace the device or pipe with a plain file.
+enum OutputSink {
+    Stdout,
+    Direct(PathBuf),
+    Atomic { partial: PathBuf, target: PathBuf },
+}
+
+impl OutputSink {
+    fn for_path(output: Option<&Path>) -> OutputSink {
+        match output {
+            None => OutputSink::Stdout,
+            Some(p) if p == Path::new("-") => OutputSink::Stdout,
+            Some(p) => match std::fs::metadata(p) {
+                Ok(meta) if !meta.file_type().is_file() => OutputSink::Direct(p.to_path_buf()),
+                _ => {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let partial = p.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+                    OutputSink::Atomic { partial, target: p.to_path_buf() }
+                }
+            },
         }
-        (_, _, r) => r,
+    }
+
+    /// The path to open for writing; `None` for standard output.
+    fn write_path(&self) -> Option<&Path> {
+        match self {
+            OutputSink::Stdout => None,
+            OutputSink::Direct(p) => Some(p),
+            OutputSink::Atomic { partial, .. } => Some(partial),
+        }
+    }
+
+    /// Moves a finished file in place, or removes a failed run's partial file.
+    fn finish(self, result: Result<()>) -> Result<()> {
+        match (self, result) {
+            (OutputSink::Atomic { partial, target }, Ok(())) => {
+                std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))
+            }
+            (OutputSink::Atomic { partial, .. }, Err(e)) => {
+                let _ = std::fs::remove_file(partial);
+                Err(e)
+            }
+            (_, r) => r,
+        }
     }
 }
 

@@ -147,6 +147,23 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "keep me\n");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
+    // An output that is not a regular file (a pipe here; /dev/null for a
+    // user) is written as it is, not replaced by a file moved onto it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let fifo = dir.path().join("pipe");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        std::fs::write(&bad, b"the run watch it.\n").unwrap();
+        let o = attend(&["tag", "--model", m, "--input", b, "--format", "raw", "--output", fifo.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the pipe was replaced by a file");
+        assert!(reader.join().unwrap().contains("# text = the run watch it."));
+    }
 
     // Text without any sentence end, and a long line without spaces: one sentence, one token each.
     let o = attend_stdin(&["tag", "--model", m, "--output-format", "horizontal"], b"the run watch it");

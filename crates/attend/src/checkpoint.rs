@@ -176,6 +176,10 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 /// Writes a checkpoint directory atomically: `fill` writes the files into a
 /// sibling temporary directory, which then replaces `dir`.
 fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    // The swap below moves what is at `dir` aside: never a file or a device.
+    if dir.exists() && !dir.is_dir() {
+        return Err(ck_err(dir, "exists and is not a directory; a model is saved as a directory"));
+    }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -374,5 +378,12 @@ mod tests {
         let other = ParamStore::new(2);
         assert!(opened.load_weights(&other).unwrap_err().to_string().contains("unexpected parameter w"));
         assert!(open(&ck, ModelKind::Tagger).unwrap_err().to_string().contains("not a tagger model"));
+        // A file (or a device such as /dev/null) at the target is refused,
+        // not moved aside.
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "keep me").unwrap();
+        let err = save_model(&file, &Contents { config: graph_config(), extras: vec![] }, &store).unwrap_err().to_string();
+        assert!(err.contains("exists and is not a directory"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }
 }
