@@ -600,6 +600,7 @@ pub(crate) unsafe fn gemm<S: Simd>(
     accumulate: bool,
 ) {
     debug_assert_eq!(n % NR, 0);
+    debug_assert!((1..=4).contains(&S::NV), "panels of 1 to 4 vectors");
     let vecs = n / NR;
     let o = Operands { a, a_rs, a_ks, b, ldb, c, ldc, accumulate };
     unsafe {
@@ -608,6 +609,8 @@ pub(crate) unsafe fn gemm<S: Simd>(
         while j + S::NV <= vecs {
             match S::NV {
                 4 => panel::<S, 4>(m, k, o.at(0, j)),
+                3 => panel::<S, 3>(m, k, o.at(0, j)),
+                2 => panel::<S, 2>(m, k, o.at(0, j)),
                 _ => panel::<S, 1>(m, k, o.at(0, j)),
             }
             j += S::NV;
