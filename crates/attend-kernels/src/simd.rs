@@ -617,8 +617,6 @@ pub(crate) unsafe fn gemm<S: Simd>(
         }
         let o = o.at(0, j);
         match vecs - j {
-            // (with one-vector panels nothing is left: no narrower code is built)
-            _ if S::NV == 1 => {}
             0 => {}
             1 => panel::<S, 1>(m, k, o),
             2 => panel::<S, 2>(m, k, o),
