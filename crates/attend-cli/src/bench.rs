@@ -140,10 +140,10 @@ pub fn bench_attention(cfg: &AttentionBenchConfig, mut on_row: impl FnMut(&Atten
                     }
                     std::hint::black_box(&f.out);
                 };
-                let before = attend::memory::live();
-                attend::memory::reset_peak();
+                let before = crate::memory::live();
+                crate::memory::reset_peak();
                 let (seconds, reps) = median_seconds(cfg.min_seconds, run);
-                let extra_mib = match (before, attend::memory::peak()) {
+                let extra_mib = match (before, crate::memory::peak()) {
                     (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(output_bytes) as f64 / (1 << 20) as f64),
                     _ => None,
                 };
@@ -215,10 +215,10 @@ pub fn bench_graph_model(
     let mut stepper = Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
     let mut step = || stepper.step(&task, &batch, &mut rng, looped.schedule.lr, &looped.optimizer).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
-    let before = attend::memory::live();
-    attend::memory::reset_peak();
+    let before = crate::memory::live();
+    crate::memory::reset_peak();
     step()?;
-    let train_peak_mib = match (before, attend::memory::peak()) {
+    let train_peak_mib = match (before, crate::memory::peak()) {
         (Some(b), Some(p)) => Some(p.saturating_sub(b) as f64 / (1 << 20) as f64),
         _ => None,
     };
@@ -289,13 +289,13 @@ pub fn bench_graph_kernel(nodes: usize, edges: usize, heads: usize, channels: us
         std::hint::black_box(graph_forward(&att, &v));
     });
     let results = 2 * nodes * heads * channels * 4 + nodes * heads * 4 + 2 * nodes * heads * 4; // out, dv, lse, d_dst, d_src
-    let before = attend::memory::live();
-    attend::memory::reset_peak();
+    let before = crate::memory::live();
+    crate::memory::reset_peak();
     let (forward_backward, _) = median_seconds(min_seconds, || {
         let f = graph_forward(&att, &v);
         std::hint::black_box(graph_backward(&att, &v, &f.out, &f.lse, &v));
     });
-    let extra = match (before, attend::memory::peak()) {
+    let extra = match (before, crate::memory::peak()) {
         (Some(b), Some(p)) => Some(p.saturating_sub(b).saturating_sub(results) as f64),
         _ => None,
     };

@@ -2,7 +2,7 @@
 //! truncating attention costs, from runs it makes itself.
 
 use anyhow::{bail, Context, Result};
-use attend::models::tagger::load::{load_tagger, LoadedTagger};
+use attend::models::tagger::load::LoadedTagger;
 use attend_cli::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
 use attend::data::conllu::{self, Sentence};
 use attend::data::synthetic::repeat_task;
@@ -138,12 +138,12 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if args.rnn_model.is_none() {
         ensure_trained(&args.treebank, &rnn_dir, "rnn", args.epochs)?;
     }
-    let attention = load_tagger(&attention_dir)?;
-    let rnn = load_tagger(&rnn_dir)?;
+    let attention = attend::checkpoint::load::<Tagger>(&attention_dir)?;
+    let rnn = attend::checkpoint::load::<Tagger>(&rnn_dir)?;
     if attention.model.config.encoder != EncoderKind::Attention || rnn.model.config.encoder != EncoderKind::Rnn {
         bail!("--attention-model must be an attention tagger and --rnn-model a BiLSTM (--encoder rnn) tagger");
     }
-    let mut windowed = load_tagger(&attention_dir)?;
+    let mut windowed = attend::checkpoint::load::<Tagger>(&attention_dir)?;
     windowed.model.set_window(Some(args.window))?;
     let test = conllu::read_file(&test_path)?;
     let mut speeds = [None, None];
@@ -153,7 +153,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         let (train, dev) = (&train[..args.speed_sentences.min(train.len())], &dev[..dev.len().min(50)]);
         for (k, m) in [&attention, &rnn].into_iter().enumerate() {
             eprintln!("compare: training speed, {:?} encoder, one epoch of {} sentences", m.model.config.encoder, train.len());
-            speeds[k] = Some(train_speed(&m.model.config, &m.vocab, train, dev)?);
+            speeds[k] = Some(train_speed(&m.model.config, &m.data, train, dev)?);
         }
     }
     let threads = attend::rayon::current_num_threads();
@@ -171,8 +171,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let mut rows = Vec::new();
     writeln!(md, "| EWT test | UPOS | unknown words | training tok/s | tagging tok/s (batch) | parameters |\n|---|---|---|---|---|---|")?;
     for (k, (name, m)) in models.iter().enumerate() {
-        let r = m.model.evaluate(&test, &m.vocab, attend::models::EVAL_BATCH_TOKENS)?;
-        let speed = throughput(&m.model, &m.vocab, &test, attend::models::EVAL_BATCH_TOKENS, args.min_seconds)?;
+        let r = m.model.evaluate(&test, &m.data, attend::models::EVAL_BATCH_TOKENS)?;
+        let speed = throughput(&m.model, &m.data, &test, attend::models::EVAL_BATCH_TOKENS, args.min_seconds)?;
         let train = match k {
             0 => speeds[0],
             2 => speeds[1],
@@ -203,7 +203,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         let seq: Vec<String> = words.iter().cycle().take(n).cloned().collect();
         let mut cells = Vec::new();
         for (k, (_, m)) in models.iter().enumerate() {
-            let ms = latency_ms(&m.model, &m.vocab, &seq, 3, args.min_seconds.min(0.5))?;
+            let ms = latency_ms(&m.model, &m.data, &seq, 3, args.min_seconds.min(0.5))?;
             series[k].1.push((n, ms));
             cells.push(format!("{ms:.2}"));
         }

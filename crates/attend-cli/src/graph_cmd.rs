@@ -1,16 +1,18 @@
 //! `attend train graph`, `attend eval graph`.
 
-use crate::progress::{self, interrupt_flag, Progress};
-use crate::seeds;
+use crate::common::{self, PredictFormat};
+use crate::progress::{interrupt_flag, Progress};
 use crate::settings;
-use anyhow::{Context, Result};
-use attend::config::GraphSettings;
-use attend::data::planetoid::{self, GraphData};
-use attend::models::graph::task::{self, GraphRun, GraphRunToResume};
-use attend::models::graph::{GraphInput, Scores};
+use anyhow::Result;
+use attend::api::graph::{predict_nodes, GraphJob, NodeSelection};
+use attend::api::seeds;
+use attend::checkpoint;
+use attend::data::planetoid;
+use attend::models::graph::config::GraphSettings;
+use attend::models::graph::task::GraphRun;
+use attend::models::graph::GraphInput;
 use attend::models::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
 use attend::nn::AttentionKernel;
-use attend::train::{Resume, RunOptions};
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -198,13 +200,9 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     let (plan, out, resuming) = match (&args.resume, saved) {
         (Some(dir), Some(plan)) => (plan, dir.clone(), true),
         (Some(dir), None) => {
-            let GraphRunToResume { model, mut train, resume } = task::load_training(dir)?;
-            if args.train.max_minutes.is_some() {
-                train.max_minutes = args.train.max_minutes;
-            }
-            let input = GraphInput::new(&data, &model.config)?;
-            eprintln!("resuming {} at epoch {} (seed {})", dir.display(), resume.state.epoch, train.seed);
-            let run = train_one(&model, &input, &data, &train, dir, Some(resume), "")?;
+            let job = GraphJob::resume(dir, &data, args.train.max_minutes)?;
+            eprintln!("resuming {} at epoch {} (seed {})", dir.display(), job.resume.as_ref().map_or(0, |r| r.state.epoch), job.train.seed);
+            let run = train_one(job, dir, "")?;
             print_run(&run, dir);
             return Ok(());
         }
@@ -219,7 +217,7 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     if args.train.max_minutes.is_some() {
         train.max_minutes = args.train.max_minutes;
     }
-    let input = GraphInput::new(&data, &config)?;
+    GraphInput::new(&data, &config)?; // the data fits the model before any seed starts
     let (_, stats) = data.graph(config.self_loops)?;
     eprintln!(
         "{}: {} nodes, {} features, {} classes; {} edges given ({} self edges dropped, {} repeats merged) -> {} directed edges incl. self loops; split {}/{}/{}; {} threads",
@@ -246,13 +244,13 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         let (dir, prefix) = seeds::seed_dir(&out, seeds, train_cfg.seed);
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one returns its result at once), the others start.
-        let run = if resuming && dir.join("resume/state.json").exists() {
-            let GraphRunToResume { model, resume, .. } = task::load_training(&dir)?;
-            eprintln!("resuming {} at epoch {}", dir.display(), resume.state.epoch);
-            train_one(&model, &input, &data, &train_cfg, &dir, Some(resume), &prefix)?
+        let run = if resuming && seeds::has_saved_state(&dir) {
+            let mut job = GraphJob::resume(&dir, &data, None)?;
+            job.train = train_cfg; // the plan's settings for this seed, with this session's time limit
+            eprintln!("resuming {} at epoch {}", dir.display(), job.resume.as_ref().map_or(0, |r| r.state.epoch));
+            train_one(job, &dir, &prefix)?
         } else {
-            let model = GraphClassifier::new(config.clone(), train_cfg.seed)?;
-            train_one(&model, &input, &data, &train_cfg, &dir, None, &prefix)?
+            train_one(GraphJob::with_config(&data, config.clone(), train_cfg)?, &dir, &prefix)?
         };
         print_run(&run, &dir);
         runs.push(run);
@@ -262,8 +260,7 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         let (mean, std) = seeds::mean_std(&accs);
         println!("test accuracy over {seeds} seeds: {mean:.2} +- {std:.2}%");
         let report = Report { data: args.data.clone(), model: config, train, runs, test_accuracy_mean: mean, test_accuracy_std: std };
-        let path = out.join("report.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        seeds::write_json(&out.join("report.json"), &report)?;
     }
     Ok(())
 }
@@ -276,26 +273,12 @@ struct SeedsPlan {
     train: GraphTrainConfig,
 }
 
-/// One run through the training loop, checkpointed in `dir`; Ctrl-C saves and exits 130.
-fn train_one(
-    model: &GraphClassifier,
-    input: &GraphInput,
-    data: &GraphData,
-    cfg: &GraphTrainConfig,
-    dir: &Path,
-    resume: Option<Resume<Scores>>,
-    prefix: &str,
-) -> Result<GraphRun> {
-    let interrupt = interrupt_flag()?;
-    let mut progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
-    let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt) };
-    let run = match task::train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &seeds::interrupted(why, dir)),
-        other => other?,
-    };
-    progress.finish();
+/// One run through the training loop, checkpointed in `dir`; Ctrl-C saves and stops.
+fn train_one(job: GraphJob, dir: &Path, prefix: &str) -> Result<GraphRun> {
+    let progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
+    let (_, run) = common::with_progress(progress, |why| seeds::interrupted(why, dir), |interrupt, progress| job.run(Some(dir), Some(interrupt), progress))?;
     if let Some(why) = &run.stopped_early {
-        eprintln!("{prefix}early stop: {why}");
+        eprintln!("{prefix}early stop: {}", common::cli_words(why));
     }
     Ok(run)
 }
@@ -326,7 +309,7 @@ struct EvalReport<'a> {
 }
 
 pub fn eval(args: EvalGraphArgs) -> Result<()> {
-    let (model, _) = task::load(&args.model)?;
+    let model = checkpoint::load::<GraphClassifier>(&args.model)?.model;
     let data = planetoid::read_dir(&args.data, model.config.feature_dim)?;
     let input = GraphInput::new(&data, &model.config)?;
     let [train, val, test] = [&data.train, &data.val, &data.test].map(|nodes| model.evaluate(&input, nodes));
@@ -357,7 +340,7 @@ pub fn eval(args: EvalGraphArgs) -> Result<()> {
 
 /// Which nodes `attend predict` labels in a graph.
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq, Debug)]
-pub enum NodeSelection {
+pub enum NodeSelectionArg {
     /// Every node.
     All,
     /// Only nodes whose label in nodes.tsv is `?`.
@@ -365,39 +348,36 @@ pub enum NodeSelection {
 }
 
 /// `attend predict` for a graph model: a class (and its probability) per node.
-pub fn predict(model_dir: &Path, data_dir: &Path, nodes: NodeSelection, format: crate::sequence_cmd::PredictFormat, output: Option<&Path>) -> Result<()> {
-    use std::io::Write;
-    let (model, _) = task::load(model_dir)?;
+pub fn predict(model_dir: &Path, data_dir: &Path, nodes: NodeSelectionArg, format: PredictFormat, output: Option<&Path>) -> Result<()> {
+    let model = checkpoint::load::<GraphClassifier>(model_dir)?.model;
     let data = planetoid::read_graph(data_dir, model.config.feature_dim)?;
-    let input = GraphInput::new(&data, &model.config)?;
-    let predicted = model.predict_with_probability(&input)?;
-    let chosen: Vec<usize> = (0..data.nodes()).filter(|&i| nodes == NodeSelection::All || data.labels[i].is_none()).collect();
-    let mut out = crate::sequence_cmd::prediction_output(output)?;
-    let label = |i: usize| data.labels[i].map_or("?".to_string(), |l| l.to_string());
-    match format {
-        crate::sequence_cmd::PredictFormat::Tsv => {
-            writeln!(out, "node\tprediction\tprobability\tlabel")?;
-            for &i in &chosen {
-                writeln!(out, "{i}\t{}\t{:.4}\t{}", predicted[i].0, predicted[i].1, label(i))?;
+    let selection = match nodes {
+        NodeSelectionArg::All => NodeSelection::All,
+        NodeSelectionArg::Unlabelled => NodeSelection::Unlabelled,
+    };
+    let predicted = predict_nodes(&model, &data, selection)?;
+    common::write_output(output, |out| {
+        match format {
+            PredictFormat::Tsv => {
+                writeln!(out, "node\tprediction\tprobability\tlabel")?;
+                for p in &predicted {
+                    writeln!(out, "{}\t{}\t{:.4}\t{}", p.node, p.prediction, p.probability, p.label.map_or("?".to_string(), |l| l.to_string()))?;
+                }
+            }
+            PredictFormat::Json => {
+                serde_json::to_writer(&mut *out, &predicted)?;
+                writeln!(out)?;
             }
         }
-        crate::sequence_cmd::PredictFormat::Json => {
-            let items: Vec<serde_json::Value> = chosen
-                .iter()
-                .map(|&i| serde_json::json!({ "node": i, "prediction": predicted[i].0, "probability": predicted[i].1, "label": data.labels[i] }))
-                .collect();
-            serde_json::to_writer(&mut out, &items)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    eprintln!("labelled {} of {} nodes of {}", chosen.len(), data.nodes(), data_dir.display());
+        Ok(())
+    })?;
+    eprintln!("labelled {} of {} nodes of {}", predicted.len(), data.nodes(), data_dir.display());
     Ok(())
 }
 
 /// `attend attention` for a graph model: where one node looks.
 pub fn node_attention(model_dir: &Path, data_dir: &Path, node: usize, out: &Path) -> Result<()> {
-    let (model, _) = task::load(model_dir)?;
+    let model = checkpoint::load::<GraphClassifier>(model_dir)?.model;
     let data = planetoid::read_dir(data_dir, model.config.feature_dim)?;
     let input = GraphInput::new(&data, &model.config)?;
     let view = attend_cli::viz::node_attention(&model, &input, node)?;

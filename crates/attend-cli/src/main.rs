@@ -1,12 +1,14 @@
 //! The `attend` command line.
 
 mod bench_cmd;
+mod common;
 mod compare_cmd;
 mod data_cmd;
 mod graph_cmd;
+mod kinds;
 mod progress;
-mod seeds;
 mod segment_cmd;
+mod segmenter_run;
 mod sequence_cmd;
 mod serve;
 mod settings;
@@ -21,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 // returning pages to the OS and faulting them back in. The counting wrapper
 // gives `attend bench` its peak-memory column.
 #[global_allocator]
-static GLOBAL: attend::memory::Counting<mimalloc::MiMalloc> = attend::memory::Counting(mimalloc::MiMalloc);
+static GLOBAL: attend_cli::memory::Counting<mimalloc::MiMalloc> = attend_cli::memory::Counting(mimalloc::MiMalloc);
 
 /// Self-attention models over vector sets: train, evaluate and run
 /// part-of-speech taggers, graph node classifiers and models over vector
@@ -56,11 +58,11 @@ enum Command {
     /// Label data with a trained model: vector sequences with a sequence
     /// model (one label or number per sequence, or one label per vector),
     /// or the nodes of a graph with a graph model; TSV or JSON.
-    Predict(sequence_cmd::PredictArgs),
+    Predict(kinds::PredictArgs),
     /// Heatmaps of a model's attention for one sentence (tagger) or one
     /// sequence (sequence model), per layer and head and averaged, plus the
     /// weights as JSON; for a graph model, where one node looks.
-    Attention(tagger_cmd::AttentionArgs),
+    Attention(kinds::AttentionArgs),
     /// Self-attention against the BiLSTM baseline on EWT (accuracy, training
     /// and tagging speed, latency by length with a plot, one very long
     /// input) and what truncated attention costs on a long-range task.
@@ -158,15 +160,37 @@ enum EvalKind {
 }
 
 fn main() {
-    attend::memory::enable();
+    attend_cli::memory::enable();
     attend_cli::alloc::keep_freed_pages();
     let cli = Cli::parse();
+    common::init_flags(Cli::command());
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let result = one_pool(threads).and_then(|pool| pool.install(move || dispatch(cli.command)));
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        report(e);
     }
+}
+
+/// Prints an error in the CLI's words and exits: 130 for an interrupted
+/// run (its state saved), 1 otherwise. A library message names settings as
+/// the flags that set them, and a checkpoint of another kind the commands
+/// that take it.
+fn report(e: anyhow::Error) -> ! {
+    let text = format!("{e:#}");
+    match e.chain().find_map(|c| c.downcast_ref::<attend::Error>()) {
+        Some(attend::Error::Interrupted(why)) => {
+            eprintln!("interrupted: {}", common::cli_words(why));
+            std::process::exit(130)
+        }
+        Some(attend::Error::WrongKind { found, .. }) => match kinds::commands(found) {
+            Some(commands) => eprintln!("error: {text} (use {commands})"),
+            None => eprintln!("error: {text}"),
+        },
+        // Their text quotes files (and serde's field names), not settings.
+        Some(attend::Error::Parse { .. } | attend::Error::Checkpoint { .. } | attend::Error::Io { .. }) => eprintln!("error: {text}"),
+        _ => eprintln!("error: {}", common::cli_words(&text)),
+    }
+    std::process::exit(1)
 }
 
 /// All parallel work in one pool of `threads` workers, the command itself
@@ -198,26 +222,19 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
         Command::Train(TrainCommand::Sequence(args)) => sequence_cmd::train(args),
         Command::Train(TrainCommand::Segmenter(args)) => segment_cmd::train(args),
-        Command::Eval(EvalCommand { kind: Some(EvalKind::Tagger(args)), .. }) => tagger_cmd::eval(args),
+        Command::Eval(EvalCommand { kind: Some(EvalKind::Tagger(args)), .. }) => tagger_cmd::eval(&args.model, &args.input, args.json),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Graph(args)), .. }) => graph_cmd::eval(args),
         Command::Eval(EvalCommand { kind: Some(EvalKind::Sequence(args)), .. }) => sequence_cmd::eval(&args.model, &args.input, args.json),
         Command::Eval(EvalCommand { flat: Some(FlatEvalArgs { system: Some(system), gold: Some(gold), json, .. }), .. }) => {
             text_cmd::score(&system, &gold, json)
         }
-        Command::Eval(EvalCommand { flat: Some(FlatEvalArgs { model: Some(model), input: Some(input), json, .. }), .. }) => {
-            let args = tagger_cmd::EvalArgs { model, input, json };
-            match attend::checkpoint::kind(&args.model) {
-            Ok(attend::checkpoint::ModelKind::Sequence) => sequence_cmd::eval(&args.model, &args.input, args.json),
-            Ok(attend::checkpoint::ModelKind::Graph) => Err(anyhow::anyhow!("{} is a graph model: use attend eval graph --model DIR --data DIR", args.model.display())),
-            _ => tagger_cmd::eval(args),
-        }
-        }
+        Command::Eval(EvalCommand { flat: Some(FlatEvalArgs { model: Some(model), input: Some(input), json, .. }), .. }) => kinds::eval(&model, &input, json),
         Command::Eval(_) => Err(anyhow::anyhow!(
             "attend eval needs --model and --input (a tagger or sequence model), --system and --gold (two CoNLL-U files), or the graph subcommand; see attend eval --help"
         )),
         Command::Tag(args) => tagger_cmd::tag(args),
-        Command::Predict(args) => sequence_cmd::predict(args),
-        Command::Attention(args) => tagger_cmd::attention(args),
+        Command::Predict(args) => kinds::predict(args),
+        Command::Attention(args) => kinds::attention(args),
         Command::Serve(args) => serve::serve(args),
         Command::Compare(args) => compare_cmd::compare(args),
         Command::Bench(command) => bench_cmd::run(command),

@@ -146,10 +146,3 @@ pub fn interrupt_flag() -> anyhow::Result<&'static AtomicBool> {
     installed.as_ref().map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
     Ok(&INTERRUPT)
 }
-
-/// Ends the process the way an interrupted run ends: its message, exit code 130.
-pub fn exit_interrupted(progress: &mut Progress, why: &str) -> ! {
-    progress.abandon();
-    eprintln!("interrupted: {why}");
-    std::process::exit(130)
-}

@@ -1,22 +1,23 @@
 //! `attend train sequence`, and `attend eval`, `attend predict` and
 //! `attend attention` for sequence models.
 
-use crate::progress::{self, interrupt_flag, Progress};
-use crate::seeds;
+use crate::common::{self, PredictFormat};
+use crate::progress::{interrupt_flag, Progress};
 use crate::settings;
 use anyhow::{bail, Context, Result};
-use attend::config::{SequenceSettings, TrainConfig};
+use attend::api::seeds;
+use attend::api::sequence::{RunSpec, SequenceJob, SequenceRunReport};
+use attend::checkpoint;
+use attend::config::TrainConfig;
 use attend::data::series::{self, SeriesSet, Target};
-use attend::models::sequence::eval::SeriesReport;
+use attend::models::sequence::config::SequenceSettings;
 use attend::models::sequence::input::encode;
-use attend::models::sequence::task::{self, prepare, LoadedSequence, Prepared, SequenceRun};
 use attend::models::sequence::{Output, SequenceModel, MAX_DENSE};
 use attend::models::EncoderKind;
 use attend::nn::head::Pooling;
 use attend::nn::position::PositionKind;
 use attend::nn::AttentionKernel;
-use attend::train::{Resume, RunOptions};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -238,19 +239,6 @@ fn score_format(target: Target) -> fn(f64) -> String {
     }
 }
 
-/// What one run reports.
-#[derive(Serialize, Clone)]
-struct RunReport {
-    seed: u64,
-    epochs: usize,
-    best_epoch: usize,
-    dev: serde_json::Value,
-    test: Option<serde_json::Value>,
-    test_score: Option<f64>,
-    train_seconds: f64,
-    stopped_early: Option<String>,
-}
-
 pub fn train(args: TrainSequenceArgs) -> Result<()> {
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
     interrupt_flag()?;
@@ -272,7 +260,8 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
     let (plan, out, resuming) = match (&args.resume, saved) {
         (Some(dir), Some(plan)) => (plan, dir.clone(), true),
         (Some(dir), None) => {
-            let run = resume_one(dir, &train_set, dev_set.as_ref(), test_set.as_ref(), args.train_flags.max_minutes, "")?;
+            let job = SequenceJob::resume(dir, &train_set, dev_set.as_ref(), args.train_flags.max_minutes)?;
+            let run = train_one(job, dir, test_set.as_ref(), "")?;
             print_run(&run, dir);
             return Ok(());
         }
@@ -295,14 +284,15 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         let (dir, prefix) = seeds::seed_dir(&out, seeds, cfg.seed);
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one gives its result again), the others start.
-        if resuming && dir.join("resume/state.json").exists() {
-            let run = resume_one(&dir, &train_set, dev_set.as_ref(), test_set.as_ref(), args.train_flags.max_minutes, &prefix)?;
+        if resuming && seeds::has_saved_state(&dir) {
+            let job = SequenceJob::resume(&dir, &train_set, dev_set.as_ref(), args.train_flags.max_minutes)?;
+            let run = train_one(job, &dir, test_set.as_ref(), &prefix)?;
             print_run(&run, &dir);
             runs.push(run);
             continue;
         }
-        let p = prepare(&train_set, dev_set.as_ref(), &cfg, &settings, None)?;
-        let model = task::new_model(&settings, &p.spec, p.missing, cfg.seed)?;
+        let job = SequenceJob::new(&train_set, dev_set.as_ref(), &SequenceSettings { model: settings.clone(), train: cfg.clone() })?;
+        let (model, p) = (&job.model, &job.prepared);
         if s == 0 {
             let dev = match p.held_out {
                 Some(n) => format!("{n} sequences held out of train ({:.0}%, seed {})", 100.0 * cfg.dev_fraction, cfg.seed),
@@ -317,7 +307,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
                 attend::rayon::current_num_threads()
             );
         }
-        let run = train_one(&model, p, &cfg, &dir, None, test_set.as_ref(), &prefix)?;
+        let run = train_one(job, &dir, test_set.as_ref(), &prefix)?;
         print_run(&run, &dir);
         runs.push(run);
     }
@@ -336,8 +326,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
             "model": settings, "settings": train, "runs": runs,
             "test_mean": mean, "test_std": std, "train_seconds_mean": time_mean,
         });
-        let path = out.join("report.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+        seeds::write_json(&out.join("report.json"), &report)?;
     }
     Ok(())
 }
@@ -350,64 +339,29 @@ struct SeedsPlan {
     train: TrainConfig,
 }
 
-/// Continues the run saved in `dir` on the same data (its saved settings and statistics).
-fn resume_one(dir: &Path, train_set: &SeriesSet, dev: Option<&SeriesSet>, test: Option<&SeriesSet>, max_minutes: Option<f64>, prefix: &str) -> Result<RunReport> {
-    let SequenceRun { model, spec, mut train, resume } = task::load_training(dir)?;
-    if max_minutes.is_some() {
-        train.max_minutes = max_minutes;
+/// Trains one model (or continues it), checkpointed in `dir`, and scores
+/// the test set; Ctrl-C saves and stops.
+fn train_one(job: SequenceJob, dir: &Path, test: Option<&SeriesSet>, prefix: &str) -> Result<SequenceRunReport> {
+    let every = if job.train.epochs >= 50 { 10 } else { 1 };
+    let target = job.prepared.spec.target;
+    let unit = if target == Target::VectorClass { "vec" } else { "seq" };
+    if let Some(r) = &job.resume {
+        eprintln!("{prefix}resuming {} at epoch {}, batch {} (step {})", dir.display(), r.state.epoch, r.state.next_batch, r.optimizer.step);
     }
-    let p = prepare(train_set, dev, &train, &model.config, Some(spec))?;
-    if p.missing != model.config.missing_indicators {
-        bail!("{}: not the training file this run started with (its missing values differ)", train_set.path.display());
+    let progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(target));
+    let (_, report) = common::with_progress(progress, |why| seeds::interrupted(why, dir), |interrupt, progress| {
+        job.run(RunSpec { dir: Some(dir), interrupt: Some(interrupt), test }, progress)
+    })?;
+    if let Some(why) = &report.stopped_early {
+        eprintln!("{prefix}stopped early: {}", common::cli_words(why));
     }
-    eprintln!("{prefix}resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
-    train_one(&model, p, &train, dir, Some(resume), test, prefix)
-}
-
-/// The number a test report is summarised by: accuracy, or RMSE.
-fn headline(r: &SeriesReport) -> f64 {
-    if r.target == Target::SequenceValue { r.rmse } else { r.accuracy() }
-}
-
-fn train_one(model: &SequenceModel, p: Prepared, cfg: &TrainConfig, dir: &Path, resume: Option<Resume<SeriesReport>>, test: Option<&SeriesSet>, prefix: &str) -> Result<RunReport> {
-    let every = if cfg.epochs >= 50 { 10 } else { 1 };
-    let unit = if p.spec.target == Target::VectorClass { "vec" } else { "seq" };
-    let mut progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(p.spec.target));
-    let options = RunOptions { checkpoint_dir: Some(dir), resume, interrupt: Some(interrupt_flag()?) };
-    let summary = match task::train_sequence(model, &p.spec, p.train, &p.dev, cfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &seeds::interrupted(why, dir)),
-        other => other?,
-    };
-    progress.finish();
-    if let Some(why) = &summary.stopped_early {
-        eprintln!("{prefix}stopped early: {why}");
+    if let (Some(set), Some((summary, secs))) = (test, &report.test_summary) {
+        eprintln!("{prefix}test {}: {summary} in {secs:.2} s", set.path.display());
     }
-    let (mut test_json, mut test_score) = (None, None);
-    if let Some(set) = test {
-        let data = encode(set, &p.spec, &model.config)?;
-        let t0 = Instant::now();
-        let r = model.evaluate(&data, &p.spec)?;
-        eprintln!("{prefix}test {}: {} in {:.2} s", set.path.display(), r.summary(), t0.elapsed().as_secs_f64());
-        test_json = Some(r.to_json());
-        test_score = Some(headline(&r));
-    }
-    let report = RunReport {
-        seed: cfg.seed,
-        epochs: summary.epochs.len(),
-        best_epoch: summary.best_epoch,
-        dev: summary.best_dev.to_json(),
-        test: test_json,
-        test_score,
-        train_seconds: summary.train_seconds,
-        stopped_early: summary.stopped_early.clone(),
-    };
-    let path = dir.join("train_report.json");
-    let full = serde_json::json!({ "run": report, "epochs": summary.epochs });
-    std::fs::write(&path, serde_json::to_string_pretty(&full)?).with_context(|| format!("writing {}", path.display()))?;
     Ok(report)
 }
 
-fn print_run(run: &RunReport, dir: &Path) {
+fn print_run(run: &SequenceRunReport, dir: &Path) {
     let dev = run.dev.get("accuracy").and_then(|a| a.as_f64()).map_or_else(|| format!("RMSE {:.4}", run.dev["rmse"].as_f64().unwrap_or(f64::NAN)), |a| format!("{:.2}%", 100.0 * a));
     let test = match (run.test_score, run.dev.get("accuracy").is_some()) {
         (Some(s), true) => format!("test {:.2}%, ", 100.0 * s),
@@ -426,15 +380,14 @@ fn print_run(run: &RunReport, dir: &Path) {
 
 /// `attend eval` for a sequence model.
 pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
-    let LoadedSequence { model, spec, .. } = task::load(model)?;
+    let loaded = checkpoint::load::<SequenceModel>(model)?;
     let set = read(input)?;
     if set.target == Target::Unlabelled {
         bail!("{}: has no labels to score against (attend predict labels it)", input.display());
     }
-    let data = encode(&set, &spec, &model.config)?;
-    check_length(&model, &data, MAX_DENSE, input)?;
+    let data = encoded(&loaded, &set, MAX_DENSE, input)?;
     let t0 = Instant::now();
-    let r = model.evaluate(&data, &spec)?;
+    let r = loaded.model.evaluate(&data, &loaded.data)?;
     let secs = t0.elapsed().as_secs_f64();
     if json {
         let mut j = r.to_json();
@@ -456,94 +409,60 @@ pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn check_length(model: &SequenceModel, data: &[attend::models::sequence::input::Encoded], limit: usize, input: &Path) -> Result<()> {
-    let longest = data.iter().map(|e| e.tokens).max().unwrap_or(0);
-    model.check_dense_length(longest, limit).with_context(|| format!("{}", input.display()))
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum PredictFormat {
-    /// Tab-separated with a header: sequence, line, (position,)
-    /// prediction; for a graph: node, prediction, probability, label (the
-    /// node's own label in nodes.tsv, `?` if none).
-    Tsv,
-    /// One JSON array: {sequence, line, label | labels | value} per
-    /// sequence; for a graph {node, prediction, probability, label}
-    /// (label null when the node has none).
-    Json,
-}
-
-#[derive(Args)]
-pub struct PredictArgs {
-    /// Model directory written by `attend train sequence` or `attend train graph`.
-    #[arg(long)]
-    model: PathBuf,
-    /// Sequences to label (.ts, .npz or vector text; labels, if any, are
-    /// ignored). Sequence models.
-    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
-    input: Option<PathBuf>,
-    /// Graph directory whose nodes to label: nodes.tsv and edges.tsv (the
-    /// split files are not needed). Graph models.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Graph models: label every node, or only the unlabelled (`?`) ones.
-    #[arg(long, value_enum, default_value = "all", requires = "data")]
-    nodes: crate::graph_cmd::NodeSelection,
-    /// Output file; stdout when absent.
-    #[arg(long)]
-    output: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "tsv")]
-    format: PredictFormat,
-    /// Truncated attention for this run: each vector sees N on each side
-    /// (linear cost). With a label per vector, a sequence longer than 4096
-    /// is then labelled in slices, in memory bounded by the slice.
-    #[arg(long, value_name = "N")]
-    window: Option<usize>,
-    /// Longest sequence run with dense attention; longer ones are refused
-    /// with a pointer to --window.
-    #[arg(long, value_name = "VECTORS", default_value_t = MAX_DENSE)]
-    max_dense_vectors: usize,
-    /// Print sequences, vectors, time, speed and peak memory (RSS) to stderr.
-    #[arg(long)]
-    stats: bool,
-}
-
-/// Where `attend predict` writes: the `--output` file, or stdout.
-pub(crate) fn prediction_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
-    Ok(match path {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    })
+/// `set` (read from `input`) as the model's inputs, refusing sequences
+/// longer than `limit` under dense attention in the words of `attend predict`.
+fn encoded(loaded: &checkpoint::Loaded<SequenceModel>, set: &SeriesSet, limit: usize, input: &Path) -> Result<Vec<attend::models::sequence::input::Encoded>> {
+    loaded.encode(set, limit).map_err(|e| common::dense_limit_in_flags(e, input, "--max-dense-vectors", "vectors"))
 }
 
 /// `attend predict`: a label per sequence or per vector.
-pub fn predict(args: PredictArgs) -> Result<()> {
+/// What `attend predict` was asked for a sequence model.
+pub struct PredictOptions<'a> {
+    pub model: &'a Path,
+    pub input: &'a Path,
+    pub output: Option<&'a Path>,
+    pub format: PredictFormat,
+    pub window: Option<usize>,
+    pub max_dense_vectors: usize,
+    pub stats: bool,
+}
+
+pub fn predict(args: PredictOptions) -> Result<()> {
+    let input = args.input;
     let started = Instant::now();
-    let is_graph = matches!(attend::checkpoint::kind(&args.model), Ok(attend::checkpoint::ModelKind::Graph));
-    let input = match (&args.data, &args.input) {
-        (Some(data), _) if is_graph => return crate::graph_cmd::predict(&args.model, data, args.nodes, args.format, args.output.as_deref()),
-        (Some(_), _) => bail!("{} is not a graph model: give sequences with --input FILE instead of --data", args.model.display()),
-        (None, _) if is_graph => bail!("{} is a graph model: give the graph directory with --data DIR", args.model.display()),
-        (None, Some(input)) => input.clone(),
-        (None, None) => bail!("give --input FILE (sequence model) or --data DIR (graph model)"),
-    };
-    let LoadedSequence { mut model, spec, .. } = task::load(&args.model)?;
+    let mut loaded = checkpoint::load::<SequenceModel>(args.model)?;
     if args.window.is_some() {
-        model.set_window(args.window)?;
+        loaded.model.set_window(args.window)?;
     }
-    let set = read(&input)?;
-    let data = encode(&set, &spec, &model.config)?;
-    check_length(&model, &data, args.max_dense_vectors, &input)?;
+    let set = read(input)?;
+    let data = encoded(&loaded, &set, args.max_dense_vectors, input)?;
     let t0 = Instant::now();
-    let outputs = model.predict(&data, &spec)?;
+    let outputs = loaded.model.predict(&data, &loaded.data)?;
     let secs = t0.elapsed().as_secs_f64();
-    let name = |c: u32| spec.classes.get(c as usize).map_or("?", String::as_str);
-    let mut out = prediction_output(args.output.as_deref())?;
-    match args.format {
+    let spec = &loaded.data;
+    let name = |c: u32| loaded.class_name(c).to_string();
+    common::write_output(args.output, |out| write_predictions(out, &set, &outputs, spec.target, args.format, &name))?;
+    if args.stats {
+        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
+        eprintln!(
+            "labelled {} sequence(s), {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
+            set.series.len(),
+            set.vectors(),
+            set.length_range().1,
+            set.vectors() as f64 / secs.max(1e-9),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a label (or number, or labels) per sequence of `set` in `format`.
+fn write_predictions(out: &mut dyn Write, set: &SeriesSet, outputs: &[Output], target: Target, format: PredictFormat, name: &dyn Fn(u32) -> String) -> Result<()> {
+    match format {
         PredictFormat::Tsv => {
-            let per_vector = spec.target == Target::VectorClass;
+            let per_vector = target == Target::VectorClass;
             writeln!(out, "{}", if per_vector { "sequence\tline\tposition\tprediction" } else { "sequence\tline\tprediction" })?;
-            for (i, (s, o)) in set.series.iter().zip(&outputs).enumerate() {
+            for (i, (s, o)) in set.series.iter().zip(outputs).enumerate() {
                 match o {
                     Output::Value(v) => writeln!(out, "{i}\t{}\t{v}", s.line)?,
                     Output::Classes(c) if per_vector => {
@@ -559,31 +478,19 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             let items: Vec<serde_json::Value> = set
                 .series
                 .iter()
-                .zip(&outputs)
+                .zip(outputs)
                 .enumerate()
                 .map(|(i, (s, o))| match o {
                     Output::Value(v) => serde_json::json!({ "sequence": i, "line": s.line, "value": v }),
-                    Output::Classes(c) if spec.target == Target::VectorClass => {
+                    Output::Classes(c) if target == Target::VectorClass => {
                         serde_json::json!({ "sequence": i, "line": s.line, "labels": c.iter().map(|&k| name(k)).collect::<Vec<_>>() })
                     }
                     Output::Classes(c) => serde_json::json!({ "sequence": i, "line": s.line, "label": name(c[0]) }),
                 })
                 .collect();
-            serde_json::to_writer(&mut out, &items)?;
+            serde_json::to_writer(&mut *out, &items)?;
             writeln!(out)?;
         }
-    }
-    out.flush()?;
-    if args.stats {
-        let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
-        eprintln!(
-            "labelled {} sequence(s), {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
-            set.series.len(),
-            set.vectors(),
-            set.length_range().1,
-            set.vectors() as f64 / secs.max(1e-9),
-            started.elapsed().as_secs_f64()
-        );
     }
     Ok(())
 }
@@ -593,7 +500,7 @@ const MAX_HEATMAP: usize = 400;
 
 /// `attend attention` for a sequence model: who attends to whom in sequence `index` of `input`.
 pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Result<()> {
-    let LoadedSequence { model, spec, .. } = task::load(model_dir)?;
+    let checkpoint::Loaded { model, data: spec, .. } = checkpoint::load::<SequenceModel>(model_dir)?;
     if model.config.encoder == EncoderKind::Rnn {
         bail!("{} is a BiLSTM model: it has no attention weights to show", model_dir.display());
     }
@@ -641,7 +548,7 @@ mod tests {
     /// The `[default]` in each flag's help is the config's default.
     #[test]
     fn help_shows_the_true_defaults() {
-        use attend::config::SequenceSettings;
+        use attend::models::sequence::config::SequenceSettings;
         use attend::models::sequence::config::SequenceConfig;
                 let model = crate::settings::help_defaults_match::<super::SequenceModelArgs>(&SequenceConfig::default(), &[]);
         assert!(model >= 11, "{model}");

@@ -11,7 +11,8 @@
 //! - `GET /`: the viewer page, which uses the API above.
 
 use anyhow::{Context, Result};
-use attend::models::tagger::load::{load_tagger, LoadedTagger};
+use attend::models::tagger::load::LoadedTagger;
+use attend::models::Tagger;
 use attend_cli::timing::{quantile, sample_ms};
 use attend::data::conllu::Sentence;
 use axum::extract::rejection::JsonRejection;
@@ -122,7 +123,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
         "position": m.position,
         "window": m.window,
         "parameters": m.parameter_count() as u64,
-        "tags": state.loaded.vocab.tags.items(),
+        "tags": state.loaded.data.tags.items(),
         "max_words": state.max_words,
         "max_body_bytes": BODY_LIMIT,
         "version": env!("CARGO_PKG_VERSION"),
@@ -151,16 +152,16 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
     let job = tokio::task::spawn_blocking(move || -> attend::Result<TagResponse> {
         let loaded = &worker.loaded;
         let sentence = Sentence::from_words(&words);
-        let unknown = words.iter().map(|w| loaded.vocab.is_unknown(w)).collect();
+        let unknown = words.iter().map(|w| loaded.data.is_unknown(w)).collect();
         let has_attention = loaded.model.config.encoder == attend::models::EncoderKind::Attention;
         let (tags, attention) = if req.attention && has_attention {
-            let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence)?;
+            let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
             let layers = maps.layers.into_iter().map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect()).collect();
             (maps.tags, Some(layers))
         } else {
-            let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.vocab, attend::models::EVAL_BATCH_TOKENS)?.remove(0);
-            (ids.into_iter().map(|t| loaded.vocab.tags.name(t).to_string()).collect(), None)
+            let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.data, attend::models::EVAL_BATCH_TOKENS)?.remove(0);
+            (ids.into_iter().map(|t| loaded.data.tags.name(t).to_string()).collect(), None)
         };
         Ok(TagResponse { words, tags, unknown, attention, ms: 0.0 })
     });
@@ -175,7 +176,7 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
 
 /// `attend serve`: loads the model, listens, serves until Ctrl-C.
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let loaded = load_tagger(&args.model)?;
+    let loaded = attend::checkpoint::load::<Tagger>(&args.model)?;
     let mut max_words = args.max_words.max(1);
     if loaded.model.config.position == attend::nn::position::PositionKind::Learned {
         max_words = max_words.min(loaded.model.config.max_positions);
@@ -235,11 +236,11 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let loaded = load_tagger(&args.model)?;
+    let loaded = attend::checkpoint::load::<Tagger>(&args.model)?;
     let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
     let text = words.join(" ");
     let sentence = Sentence::from_words(&words);
-    let baseline = sample_ms(args.requests, args.min_seconds, || attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &sentence).map(|_| ()))?;
+    let baseline = sample_ms(args.requests, args.min_seconds, || attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence).map(|_| ()))?;
     let config = loaded.model.config.clone();
     let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

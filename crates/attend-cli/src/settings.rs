@@ -244,14 +244,14 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n").unwrap();
         let model = ModelArgs { layers: Some(3), ..Default::default() };
-        let s: attend::config::TaggerSettings = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
+        let s: attend::models::tagger::config::TaggerSettings = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
         assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
         assert_eq!(s.model.d_model, attend::models::TaggerConfig::default().d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
-        let err = format!("{:#}", resolve::<attend::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
+        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
         assert!(err.contains("unknown field `head`"), "{err}");
         let bad = ModelArgs { heads: Some(3), ..Default::default() };
-        let err = format!("{:#}", resolve::<attend::config::TaggerSettings>(None, &bad, &TrainArgs::default()).err().unwrap());
+        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(None, &bad, &TrainArgs::default()).err().unwrap());
         assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
     }
 }

@@ -1,14 +1,16 @@
-//! `attend train tagger`, `attend eval`, `attend tag`.
+//! `attend train tagger`, `attend eval` for a tagger, `attend tag`, and
+//! `attend attention` for a sentence.
 
-use crate::progress::{self, Progress};
+use crate::common::{self, OutputFormat};
+use crate::progress::Progress;
 use crate::settings::{self, ModelArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
-use attend::checkpoint::{self, ModelKind};
-use attend::config::TaggerSettings;
+use attend::api::text::{segmenter_dir, TextTagger};
+use attend::checkpoint::{self, Loaded};
 use attend::data::conllu::{self, Sentence};
 use attend::data::vocab::{Column, TaggerVocab};
-use attend::models::tagger::load::load_tagger;
-use attend::models::tagger::task::{load_training, train_tagger_with, TaggerRun};
+use attend::models::tagger::config::TaggerSettings;
+use attend::models::tagger::task::{train_tagger_with, TaggerRun};
 use attend::models::{Tagger, EVAL_BATCH_TOKENS};
 use attend::train::RunOptions;
 use clap::{Args, ValueEnum};
@@ -50,7 +52,7 @@ pub struct TrainTaggerArgs {
     #[arg(long)]
     no_segmenter: bool,
     #[command(flatten)]
-    segmenter: crate::segment_cmd::SegmenterFlags,
+    segmenter: crate::segmenter_run::SegmenterFlags,
 }
 
 #[derive(Args)]
@@ -80,21 +82,6 @@ pub enum InputFormat {
     Raw,
     /// Tokenized text, one sentence per line, tokens separated by spaces.
     #[value(alias = "text")]
-    Horizontal,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum OutputFormat {
-    /// CoNLL-U with `# sent_id`, `# text`, `SpaceAfter=No`, multiword
-    /// tokens, UPOS (XPOS, FEATS when the model predicts them). Without a parser, HEAD and DEPREL hold a flat tree
-    /// (word 1 is the root, the others depend on it as `dep`), so standard
-    /// tools (the UD evaluation script, validators) read the file.
-    Conllu,
-    /// One JSON object per line and sentence: id, text, and its tokens
-    /// with their words, UPOS, and XPOS and FEATS when the model predicts
-    /// them and they are not `_`.
-    Json,
-    /// One sentence per line, its words separated by spaces (as UDPipe writes it).
     Horizontal,
 }
 
@@ -159,7 +146,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let (mut model, vocab, tcfg, out, resume) = match &args.resume {
         Some(dir) => {
             settings::refuse_on_resume(dir, &args.model, &args.train)?;
-            let TaggerRun { model, vocab, mut train, resume } = load_training(dir)?;
+            let TaggerRun { model, data: vocab, mut train, resume } = attend::train::load_run(dir)?;
             if let Some(m) = args.train.max_minutes() {
                 train.max_minutes = Some(m);
             }
@@ -192,7 +179,6 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         model.params.num_scalars(),
         attend::rayon::current_num_threads()
     );
-    let interrupt = progress::interrupt_flag()?;
     // With XPOS or FEATS, model selection uses the mean of the columns' dev accuracies.
     let dev_label = match (vocab.xpos.is_some(), vocab.feats.is_some()) {
         (false, false) => "dev UPOS",
@@ -200,15 +186,12 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         (false, true) => "dev mean of UPOS/UFeats",
         (true, true) => "dev mean of UPOS/XPOS/UFeats",
     };
-    let mut progress = Progress::new("tok", dev_label, 1);
-    let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
-    let summary = match train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, &mut progress) {
-        Err(attend::Error::Interrupted(why)) => progress::exit_interrupted(&mut progress, &why),
-        other => other?,
-    };
-    progress.finish();
+    let summary = common::with_progress(Progress::new("tok", dev_label, 1), |why| why, |interrupt, progress| {
+        let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
+        train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, progress)
+    })?;
     if let Some(why) = &summary.stopped_early {
-        eprintln!("stopped early: {why}");
+        eprintln!("stopped early: {}", common::cli_words(why));
     }
     eprintln!(
         "best dev {} at epoch {}; {} steps, {:.0} train tok/s, {:.1} min; model in {}",
@@ -244,11 +227,13 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     if args.no_segmenter {
         return Ok(());
     }
-    let segmenter_dir = out.join("segmenter");
+    let segmenter_dir = segmenter_dir(&out);
     let resume_segmenter = segmenter_dir.join("resume/state.json").is_file();
-    crate::segment_cmd::run(&data, &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
+    crate::segmenter_run::run(&data, &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
     if let Some(test_path) = &data.test_path {
-        let scores = crate::text_cmd::score_raw_text(&model, &vocab, &segmenter_dir, test_path)?;
+        let segmenter = Some(checkpoint::load(&segmenter_dir)?);
+        let text = TextTagger { tagger: Loaded { model, data: vocab, train: tcfg }, segmenter, max_dense: attend::models::MAX_DENSE_WORDS };
+        let scores = text.score_raw_text(test_path)?;
         let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"].iter().map(|m| format!("{m} {:.2}", 100.0 * scores.get(m).map_or(0.0, |s| s.f1()))).collect();
         eprintln!("test {} from raw text (CoNLL 2018 F1): {}", test_path.display(), line.join(", "));
         report["test_raw_text"] = scores.to_json();
@@ -257,20 +242,21 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn eval(args: EvalArgs) -> Result<()> {
-    let loaded = load_tagger(&args.model)?;
-    let gold = read_conllu(&args.input)?;
-    attend::models::tagger::eval::check_gold_tags(&gold, &loaded.vocab, &args.input)?;
+/// `attend eval` for a tagger: its scores on a CoNLL-U file with gold tags.
+pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
+    let loaded = checkpoint::load::<Tagger>(model)?;
+    let gold = read_conllu(input)?;
+    attend::models::tagger::eval::check_gold_tags(&gold, &loaded.data, input)?;
     let t0 = Instant::now();
-    let r = loaded.model.evaluate(&gold, &loaded.vocab, EVAL_BATCH_TOKENS)?;
+    let r = loaded.model.evaluate(&gold, &loaded.data, EVAL_BATCH_TOKENS)?;
     let secs = t0.elapsed().as_secs_f64();
-    if args.json {
+    if json {
         let mut j = r.to_json();
         j["tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);
         println!("{}", serde_json::to_string_pretty(&j)?);
         return Ok(());
     }
-    println!("{}: {} tokens, {:.0} tok/s", args.input.display(), r.tokens, r.tokens as f64 / secs);
+    println!("{}: {} tokens, {:.0} tok/s", input.display(), r.tokens, r.tokens as f64 / secs);
     for (name, a) in r.metrics() {
         println!("{:<18} {:6.2}%", format!("{name} accuracy"), 100.0 * a);
     }
@@ -292,12 +278,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 pub fn tag(args: TagArgs) -> Result<()> {
     let started = Instant::now();
-    let mut loaded = load_tagger(&args.model)?;
+    let mut tagger = TextTagger::load(&args.model)?;
+    tagger.max_dense = args.max_dense_words;
     if args.window.is_some() {
-        loaded.model.set_window(args.window)?;
+        tagger.set_window(args.window)?;
     }
-    let segmenter_dir = args.model.join("segmenter");
-    let has_segmenter = segmenter_dir.join("config.json").is_file();
     let label = match args.input.as_deref() {
         Some(p) if p != Path::new("-") => p.to_path_buf(),
         _ => PathBuf::from("<stdin>"),
@@ -311,114 +296,45 @@ pub fn tag(args: TagArgs) -> Result<()> {
             let head = input.fill_buf().with_context(|| format!("reading {}", label.display()))?;
             if conllu::looks_like_conllu(&String::from_utf8_lossy(&head[..head.len().min(4096)])) {
                 InputFormat::Conllu
-            } else if has_segmenter {
+            } else if tagger.segmenter.is_some() {
                 InputFormat::Raw
             } else {
                 eprintln!(
                     "note: {} has no segmenter/ (train one with attend train segmenter --out {}): reading one sentence per line, tokens separated by spaces",
                     args.model.display(),
-                    segmenter_dir.display()
+                    segmenter_dir(&args.model).display()
                 );
                 InputFormat::Horizontal
             }
         }
         f => f,
     };
-    let sink = OutputSink::for_path(args.output.as_deref());
-    let mut out: Box<dyn Write> = match sink.write_path() {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let result = tag_into(&args, &mut loaded, input, &label, format, has_segmenter, &segmenter_dir, &mut out, started);
-    drop(out);
-    sink.finish(result)
-}
-
-/// Where `attend tag` writes. A regular file (or a new one) is written
-/// beside its target and moved in place at the end, so a failed run leaves
-/// an existing file as it was. Anything else that exists (`/dev/null`, a
-/// pipe, a terminal) is written as it is: moving a file onto it would
-/// replace the device or pipe with a plain file.
-enum OutputSink {
-    Stdout,
-    Direct(PathBuf),
-    Atomic { partial: PathBuf, target: PathBuf },
-}
-
-impl OutputSink {
-    fn for_path(output: Option<&Path>) -> OutputSink {
-        match output {
-            None => OutputSink::Stdout,
-            Some(p) if p == Path::new("-") => OutputSink::Stdout,
-            Some(p) => match std::fs::metadata(p) {
-                Ok(meta) if !meta.file_type().is_file() => OutputSink::Direct(p.to_path_buf()),
-                _ => {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    let partial = p.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-                    OutputSink::Atomic { partial, target: p.to_path_buf() }
-                }
-            },
-        }
-    }
-
-    /// The path to open for writing; `None` for standard output.
-    fn write_path(&self) -> Option<&Path> {
-        match self {
-            OutputSink::Stdout => None,
-            OutputSink::Direct(p) => Some(p),
-            OutputSink::Atomic { partial, .. } => Some(partial),
-        }
-    }
-
-    /// Moves a finished file in place, or removes a failed run's partial file.
-    fn finish(self, result: Result<()>) -> Result<()> {
-        match (self, result) {
-            (OutputSink::Atomic { partial, target }, Ok(())) => {
-                std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))
-            }
-            (OutputSink::Atomic { partial, .. }, Err(e)) => {
-                let _ = std::fs::remove_file(partial);
-                Err(e)
-            }
-            (_, r) => r,
-        }
-    }
+    common::write_output(args.output.as_deref(), |out| tag_into(&args, &tagger, input, &label, format, out, started))
 }
 
 /// Tags `input` in `format` into `out`; `--stats` goes to stderr.
-#[allow(clippy::too_many_arguments)]
-fn tag_into(
-    args: &TagArgs,
-    loaded: &mut attend::models::tagger::load::LoadedTagger,
-    mut input: Box<dyn std::io::BufRead>,
-    label: &Path,
-    format: InputFormat,
-    has_segmenter: bool,
-    segmenter_dir: &Path,
-    out: &mut Box<dyn Write>,
-    started: Instant,
-) -> Result<()> {
-    let (mut tag_secs, mut segment_secs) = (0.0, 0.0);
-    let (mut sentences_done, mut words, mut longest) = (0usize, 0usize, 0usize);
-    let mut tag_and_write = |sentences: &mut Vec<Sentence>, out: &mut dyn Write| -> Result<()> {
-        let n = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
-        loaded.model.check_dense_length(n, args.max_dense_words).with_context(|| format!("{}", label.display()))?;
-        let t = Instant::now();
-        loaded.model.tag(sentences, &loaded.vocab, attend::models::TAG_BATCH_TOKENS)?;
-        tag_secs += t.elapsed().as_secs_f64();
-        crate::text_cmd::write_sentences(out, sentences, args.output_format)?;
-        sentences_done += sentences.len();
-        words += sentences.iter().map(Sentence::word_count).sum::<usize>();
-        longest = longest.max(n);
-        Ok(())
-    };
-    if format == InputFormat::Raw {
-        if !has_segmenter {
-            bail!("{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)", args.model.display(), segmenter_dir.display());
+fn tag_into(args: &TagArgs, tagger: &TextTagger, mut input: Box<dyn std::io::BufRead>, label: &Path, format: InputFormat, out: &mut dyn Write, started: Instant) -> Result<()> {
+    let in_flags = |e: attend::Error| common::dense_limit_in_flags(e, label, "--max-dense-words", "words");
+    let stats = if format == InputFormat::Raw {
+        if tagger.segmenter.is_none() {
+            bail!(
+                "{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)",
+                args.model.display(),
+                segmenter_dir(&args.model).display()
+            );
         }
-        let segmenter = attend::models::segmenter::task::load(segmenter_dir)?;
-        let mut raw = crate::text_cmd::RawTagger::new(&segmenter, args.max_dense_words);
-        raw.run(input, label, |sentences| tag_and_write(sentences, out), &mut segment_secs)?;
+        let mut write_error = None;
+        let result = tagger.tag_stream(input, label, |sentences| {
+            common::write_sentences(out, sentences, args.output_format).map_err(|e| {
+                let message = format!("{e:#}");
+                write_error = Some(e);
+                attend::Error::Input(message)
+            })
+        });
+        match (result, write_error) {
+            (_, Some(e)) => return Err(e),
+            (r, None) => r.map_err(in_flags)?,
+        }
     } else {
         // CoNLL-U and horizontal text are read whole: refuse a file that would not fit.
         if let Some(p) = args.input.as_deref().filter(|p| *p != Path::new("-")) {
@@ -430,82 +346,49 @@ fn tag_into(
         if sentences.is_empty() {
             bail!("{}: no sentences to tag", label.display());
         }
-        tag_and_write(&mut sentences, out)?;
-    }
+        let t = Instant::now();
+        tagger.tag(&mut sentences).map_err(in_flags)?;
+        let stats = attend::api::text::TagStats {
+            sentences: sentences.len(),
+            words: sentences.iter().map(Sentence::word_count).sum(),
+            longest: sentences.iter().map(Sentence::word_count).max().unwrap_or(0),
+            segment_seconds: 0.0,
+            tag_seconds: t.elapsed().as_secs_f64(),
+        };
+        common::write_sentences(out, &mut sentences, args.output_format)?;
+        stats
+    };
     out.flush()?;
-    if sentences_done == 0 {
+    if stats.sentences == 0 {
         bail!("{}: no text to tag", label.display());
     }
     if args.stats {
         let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
         let total = started.elapsed().as_secs_f64();
-        let segmenting = if format == InputFormat::Raw { format!("segmenting {segment_secs:.2} s, ") } else { String::new() };
+        let segmenting = if format == InputFormat::Raw { format!("segmenting {:.2} s, ", stats.segment_seconds) } else { String::new() };
         eprintln!(
-            "tagged {} sentence{}, {words} words (longest {longest}); {segmenting}tagging {tag_secs:.2} s ({:.0} words/s); total {total:.2} s ({:.0} words/s); peak RSS {rss}",
-            sentences_done,
-            if sentences_done == 1 { "" } else { "s" },
-            words as f64 / tag_secs.max(1e-9),
-            words as f64 / total.max(1e-9),
+            "tagged {} sentence{}, {} words (longest {}); {segmenting}tagging {:.2} s ({:.0} words/s); total {total:.2} s ({:.0} words/s); peak RSS {rss}",
+            stats.sentences,
+            if stats.sentences == 1 { "" } else { "s" },
+            stats.words,
+            stats.longest,
+            stats.tag_seconds,
+            stats.words as f64 / stats.tag_seconds.max(1e-9),
+            stats.words as f64 / total.max(1e-9),
         );
     }
     Ok(())
 }
 
-#[derive(Args)]
-pub struct AttentionArgs {
-    /// Model directory written by `attend train tagger`, `attend train sequence` or `attend train graph`.
-    #[arg(long)]
-    model: PathBuf,
-    /// Tagger: the sentence, whitespace-tokenized.
-    #[arg(long, required_unless_present_any = ["node", "input"])]
-    text: Option<String>,
-    /// Sequence model: the file holding the sequence (.ts, .npz or vector text).
-    #[arg(long, conflicts_with_all = ["text", "node"])]
-    input: Option<PathBuf>,
-    /// Sequence model: which sequence of --input (0 = the first).
-    #[arg(long, default_value_t = 0, requires = "input")]
-    index: usize,
-    /// Graph model: the node whose neighbours' weights to show (its id in nodes.tsv order).
-    #[arg(long, requires = "data", conflicts_with = "text")]
-    node: Option<usize>,
-    /// Graph model: the graph directory (nodes.tsv, edges.tsv) the node is in.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Directory for the pictures and JSON: layerL-headH.png, layerL-mean.png
-    /// and attention.json for a tagger or a sequence; node-N-layerL.png and
-    /// node-N.json for a graph.
-    #[arg(long, default_value = "attention")]
-    out: PathBuf,
-}
-
-/// `attend attention`: who attends to whom, for one sentence (tagger) or
-/// one node (graph model).
-pub fn attention(args: AttentionArgs) -> Result<()> {
-    let kind = checkpoint::kind(&args.model)?;
-    if kind == ModelKind::Sequence {
-        let Some(input) = &args.input else {
-            bail!("{} is a sequence model: give the file with --input FILE (and --index N for its N-th sequence)", args.model.display());
-        };
-        return crate::sequence_cmd::attention(&args.model, input, args.index, &args.out);
-    }
-    match (kind, &args.text, args.node, &args.data) {
-        (ModelKind::Tagger, Some(text), _, _) => sentence_attention(&args, text),
-        (ModelKind::Graph, _, Some(node), Some(data)) => crate::graph_cmd::node_attention(&args.model, data, node, &args.out),
-        (ModelKind::Tagger, None, _, _) => bail!("{} is a tagger: give the sentence with --text", args.model.display()),
-        (ModelKind::Graph, _, _, _) => bail!("{} is a graph model: give --node ID and --data DIR", args.model.display()),
-        (ModelKind::Sequence, _, _, _) => unreachable!("handled above"),
-        (ModelKind::Segmenter, _, _, _) => bail!("{} is a segmenter: give its tagger's directory (attention is shown for taggers)", args.model.display()),
-    }
-}
-
-fn sentence_attention(args: &AttentionArgs, text: &str) -> Result<()> {
-    let loaded = load_tagger(&args.model)?;
+/// `attend attention` for a tagger: heatmaps of one sentence.
+pub fn sentence_attention(model: &Path, text: &str, out: &Path) -> Result<()> {
+    let loaded = checkpoint::load::<Tagger>(model)?;
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.is_empty() {
         bail!("--text has no words");
     }
-    let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words))?;
-    let files = attend_cli::viz::write_heatmaps(&maps, &args.out)?;
+    let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &Sentence::from_words(&words))?;
+    let files = attend_cli::viz::write_heatmaps(&maps, out)?;
     let tagged: Vec<String> = maps.words.iter().zip(&maps.tags).map(|(w, t)| format!("{w}/{t}")).collect();
     println!("{}", tagged.join(" "));
     // Where each word looks most, averaged over the last layer's heads.
@@ -514,6 +397,6 @@ fn sentence_attention(args: &AttentionArgs, text: &str) -> Result<()> {
         let (j, w) = row.iter().enumerate().fold((0, f32::MIN), |b, (j, &w)| if w > b.1 { (j, w) } else { b });
         println!("  {:<16} looks most at {:<16} ({:.2})", maps.words[i], maps.words[j], w);
     }
-    println!("{} files in {}", files.len(), args.out.display());
+    println!("{} files in {}", files.len(), out.display());
     Ok(())
 }

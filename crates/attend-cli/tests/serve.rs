@@ -48,9 +48,9 @@ async fn api_answers_like_the_library_and_rejects_bad_requests() {
     let text = "the run watch it . zzyzx";
     let (status, got) = post_json(&c, &url, json!({ "text": text })).await;
     assert_eq!(status, StatusCode::OK, "{got}");
-    let loaded = attend::models::tagger::load::load_tagger(dir.path()).unwrap();
+    let loaded = attend::checkpoint::load::<attend::models::Tagger>(dir.path()).unwrap();
     let words: Vec<&str> = text.split_whitespace().collect();
-    let want = attend_cli::viz::attention_maps(&loaded.model, &loaded.vocab, &Sentence::from_words(&words)).unwrap();
+    let want = attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &Sentence::from_words(&words)).unwrap();
     assert_eq!(got["words"], json!(want.words));
     assert_eq!(got["tags"], json!(want.tags));
     assert_eq!(got["unknown"], json!([false, false, false, false, false, true]));

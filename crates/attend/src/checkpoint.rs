@@ -1,25 +1,26 @@
 //! Checkpoints, one format for every kind of model: a directory holding
-//! - `config.json`: a [`CheckpointConfig`], tagged by `kind` (`"tagger"`,
-//!   `"graph"`, `"sequence"`), with the architecture and the training settings;
+//! - `config.json`: `kind` (the model's [`Saveable::KIND`], `"tagger"`,
+//!   `"graph"`, ...), `version`, the architecture (`model`) and the training
+//!   settings (`train`);
 //! - `model.safetensors`: the parameters, by name;
-//! - the extra files a kind declares ([`ModelKind::extra_files`]: the
+//! - the extra files a kind declares ([`Saveable::EXTRA_FILES`]: the
 //!   tagger's `vocab.json`, a sequence model's `data.json`);
 //! - `resume/` (written by training): the latest weights
 //!   (`model.safetensors`), the AdamW state (`optimizer.safetensors`:
 //!   `m.NAME`, `v.NAME`, `step`) and `state.json` (epoch, batch, random
-//!   generator states, best so far), so `attend train ... --resume DIR`
-//!   continues exactly where the run stopped.
+//!   generator states, best so far), so a run continues exactly where it
+//!   stopped;
+//! - models kept with this one, each in a subdirectory of its own (a
+//!   tagger's `segmenter/`): a save copies them over.
+//!
+//! The format is generic over the model: a kind takes part by implementing
+//! [`Saveable`], and this module names no model.
 //!
 //! Writes are atomic: everything goes to a sibling temporary directory that
 //! then replaces the old checkpoint, so a crash leaves the old or the new
 //! checkpoint, never a mix.
 
-use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
-use crate::models::segmenter::SegmenterConfig;
-use crate::models::sequence::config::SequenceConfig;
-use crate::models::tagger::config::TaggerConfig;
 use crate::nn::ParamStore;
 use crate::optim::AdamW;
 use candle_core::{Device, Tensor};
@@ -28,65 +29,41 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// What a checkpoint holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// A part-of-speech tagger (`attend train tagger`).
-    Tagger,
-    /// A graph attention node classifier (`attend train graph`).
-    Graph,
-    /// A model over vector sequences (`attend train sequence`).
-    Sequence,
-    /// A raw-text segmenter (`attend train segmenter`; kept in a tagger's
-    /// directory as `segmenter/`).
-    Segmenter,
+/// A kind of model a checkpoint can hold: its name, its files, its settings
+/// and how it is rebuilt from them. Adding a kind edits nothing here.
+pub trait Saveable: Sized {
+    /// The `kind` in `config.json`.
+    const KIND: &'static str;
+    /// Files besides `config.json` and `model.safetensors` that
+    /// [`Saveable::write_data`] writes and [`Saveable::read_data`] reads.
+    const EXTRA_FILES: &'static [&'static str];
+    /// The architecture (`model` in `config.json`).
+    type Config: Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq;
+    /// The training settings (`train` in `config.json`).
+    type Train: Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq;
+    /// What the model needs beside its weights (a vocabulary, the data's
+    /// statistics), kept in the extra files; `()` for nothing.
+    type Data;
+
+    /// The model's architecture.
+    fn config(&self) -> &Self::Config;
+    /// Its parameters.
+    fn params(&self) -> &ParamStore;
+    /// A model of this architecture (weights to be loaded); an error names
+    /// the setting that does not fit.
+    fn build(config: &Self::Config) -> Result<Self>;
+    /// The extra files' contents, one per [`Saveable::EXTRA_FILES`] entry.
+    fn write_data(data: &Self::Data) -> Result<Vec<(&'static str, Vec<u8>)>>;
+    /// Reads the extra files of `ck` and checks them against its config.
+    fn read_data(ck: &Checkpoint<Self>) -> Result<Self::Data>;
 }
 
-impl ModelKind {
-    /// Files besides `config.json` and `model.safetensors` a checkpoint of this kind holds.
-    pub fn extra_files(self) -> &'static [&'static str] {
-        match self {
-            ModelKind::Tagger => &["vocab.json"],
-            ModelKind::Graph => &[],
-            ModelKind::Sequence => &["data.json"],
-            ModelKind::Segmenter => &["segmenter.json"],
-        }
-    }
-
-    /// The commands that use such a model (for error messages).
-    pub fn commands(self) -> &'static str {
-        match self {
-            ModelKind::Tagger => "attend eval tagger, attend tag",
-            ModelKind::Graph => "attend eval graph",
-            ModelKind::Sequence => "attend eval, attend predict",
-            ModelKind::Segmenter => "attend tag (from the tagger's directory)",
-        }
-    }
+/// `()` for kinds with no extra files.
+pub fn no_data() -> Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(Vec::new())
 }
 
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ModelKind::Tagger => "tagger",
-            ModelKind::Graph => "graph",
-            ModelKind::Sequence => "sequence",
-            ModelKind::Segmenter => "segmenter",
-        })
-    }
-}
-
-/// Contents of `config.json`: the kind, then that kind's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum CheckpointConfig {
-    Tagger(Saved<TaggerConfig, Option<TrainConfig>>),
-    Graph(Saved<GraphModelConfig, GraphTrainConfig>),
-    Sequence(Saved<SequenceConfig, TrainConfig>),
-    Segmenter(Saved<SegmenterConfig, TrainConfig>),
-}
-
-/// The settings of one kind of model.
+/// What `config.json` holds for one kind of model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Saved<M, T> {
@@ -103,22 +80,35 @@ impl<M, T> Saved<M, T> {
     }
 }
 
-impl CheckpointConfig {
-    pub fn kind(&self) -> ModelKind {
-        match self {
-            CheckpointConfig::Tagger(_) => ModelKind::Tagger,
-            CheckpointConfig::Graph(_) => ModelKind::Graph,
-            CheckpointConfig::Sequence(_) => ModelKind::Sequence,
-            CheckpointConfig::Segmenter(_) => ModelKind::Segmenter,
-        }
-    }
+/// `config.json` on disk: the kind, then that kind's [`Saved`] settings.
+#[derive(Serialize)]
+struct Tagged<'a, M, T> {
+    kind: &'a str,
+    #[serde(flatten)]
+    saved: &'a Saved<M, T>,
 }
 
-/// What a model puts in its checkpoint besides the weights.
+/// What a model puts in its checkpoint besides the weights: `config.json`
+/// (already serialised) and the extra files.
 pub struct Contents {
-    pub config: CheckpointConfig,
-    /// `(file name, bytes)`, one per [`ModelKind::extra_files`] entry.
-    pub extras: Vec<(&'static str, Vec<u8>)>,
+    kind: &'static str,
+    declared: &'static [&'static str],
+    config: serde_json::Value,
+    extras: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Contents {
+    /// The checkpoint contents of `model` with its `data` and training settings.
+    pub fn new<M: Saveable>(model: &M, data: &M::Data, train: &M::Train) -> Result<Contents> {
+        let saved = Saved::new(model.config().clone(), train.clone());
+        let config = serde_json::to_value(Tagged { kind: M::KIND, saved: &saved }).map_err(|e| Error::Input(format!("{} config: {e}", M::KIND)))?;
+        Ok(Contents { kind: M::KIND, declared: M::EXTRA_FILES, config, extras: M::write_data(data)? })
+    }
+
+    /// The kind of model.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
 }
 
 /// What training adds to a checkpoint under `resume/`.
@@ -130,7 +120,8 @@ pub struct ResumeFiles<'a, S> {
     pub state: &'a S,
 }
 
-pub(crate) fn ck_err(path: &Path, message: impl Into<String>) -> Error {
+/// An error about the checkpoint file or directory at `path`.
+pub fn ck_err(path: &Path, message: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), message: message.into() }
 }
 
@@ -138,7 +129,7 @@ fn json_err(path: &Path, e: serde_json::Error) -> Error {
     Error::Parse { path: path.to_path_buf(), line: e.line(), message: e.to_string() }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| ck_err(path, e.to_string()))?;
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
@@ -156,9 +147,6 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.{suffix}-{}", std::process::id()))
 }
 
-/// Subdirectories holding models that belong with this one: a save keeps them.
-const COMPANIONS: &[&str] = &["segmenter"];
-
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
@@ -171,6 +159,17 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Models kept inside the checkpoint in `dir` (a tagger's `segmenter/`):
+/// its subdirectories, other than `resume/`, that hold a `config.json`.
+fn companions(dir: &Path) -> Vec<std::ffi::OsString> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "resume" && e.path().join("config.json").is_file())
+        .map(|e| e.file_name())
+        .collect()
 }
 
 /// Writes a checkpoint directory atomically: `fill` writes the files into a
@@ -190,9 +189,9 @@ fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     fill(&tmp)?;
     // Models kept inside this one (a tagger's segmenter) are copied over.
-    for name in COMPANIONS {
-        let (from, to) = (dir.join(name), tmp.join(name));
-        if from.join("config.json").is_file() && !to.exists() {
+    for name in companions(dir) {
+        let (from, to) = (dir.join(&name), tmp.join(&name));
+        if !to.exists() {
             copy_dir(&from, &to)?;
         }
     }
@@ -212,10 +211,9 @@ fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
 /// (what loading reads), the model's config and extra files, and with
 /// `resume`, what training needs to continue.
 pub fn save<S: Serialize>(dir: &Path, contents: &Contents, weights: &BTreeMap<String, Tensor>, resume: Option<ResumeFiles<S>>) -> Result<()> {
-    let kind = contents.config.kind();
     let declared: Vec<&str> = contents.extras.iter().map(|(name, _)| *name).collect();
-    if declared != kind.extra_files() {
-        return Err(ck_err(dir, format!("a {kind} checkpoint holds {:?}, got {declared:?} (a bug)", kind.extra_files())));
+    if declared != contents.declared {
+        return Err(ck_err(dir, format!("a {} checkpoint holds {:?}, got {declared:?} (a bug)", contents.kind, contents.declared)));
     }
     write_atomically(dir, |tmp| {
         write_tensors(&tmp.join("model.safetensors"), &weight_map(weights))?;
@@ -235,32 +233,35 @@ pub fn save<S: Serialize>(dir: &Path, contents: &Contents, weights: &BTreeMap<St
     })
 }
 
-/// Saves a trained model (its current weights, no training state) to `dir`, atomically.
-pub fn save_model(dir: &Path, contents: &Contents, params: &ParamStore) -> Result<()> {
-    save::<()>(dir, contents, &params.snapshot()?, None)
+/// Saves a trained model with its data and training settings (its current
+/// weights, no training state) to `dir`, atomically.
+pub fn save_model<M: Saveable>(dir: &Path, model: &M, data: &M::Data, train: &M::Train) -> Result<()> {
+    save::<()>(dir, &Contents::new(model, data, train)?, &model.params().snapshot()?, None)
 }
 
 /// The `kind` of a `config.json` (its bytes, read from `path`), read alone,
-/// so that a checkpoint of another or an unknown kind is named as such
-/// rather than reported as unknown fields.
-fn kind_of(path: &Path, bytes: &[u8]) -> Result<ModelKind> {
+/// so that a checkpoint of another kind is named as such rather than
+/// reported as unknown fields.
+fn kind_of(path: &Path, bytes: &[u8]) -> Result<String> {
     #[derive(Deserialize)]
     struct Kind {
         kind: String,
     }
     let k: Kind = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
-    serde_json::from_value(serde_json::Value::String(k.kind.clone()))
-        .map_err(|_| ck_err(path, format!("holds an unknown kind of model {:?} (this attend reads \"tagger\", \"graph\", \"sequence\" and \"segmenter\")", k.kind)))
+    Ok(k.kind)
 }
 
 /// Parses `config.json` (its bytes, read from `path`), checking first that
-/// it holds a `want` model. Any bytes give a config or an error, never a
+/// it holds an `M` model. Any bytes give a config or an error, never a
 /// panic (fuzzed).
-pub fn parse_config(path: &Path, bytes: &[u8], want: ModelKind) -> Result<CheckpointConfig> {
-    match kind_of(path, bytes)? {
-        kind if kind == want => serde_json::from_slice(bytes).map_err(|e| json_err(path, e)),
-        kind => Err(ck_err(path, format!("holds a {:?} model, not a {want} model (use {})", kind.to_string(), kind.commands()))),
+pub fn parse_config<M: Saveable>(path: &Path, bytes: &[u8]) -> Result<Saved<M::Config, M::Train>> {
+    let found = kind_of(path, bytes)?;
+    if found != M::KIND {
+        return Err(Error::WrongKind { path: path.to_path_buf(), found, wanted: M::KIND });
     }
+    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
+    value.remove("kind");
+    serde_json::from_value(serde_json::Value::Object(value)).map_err(|e| ck_err(path, e.to_string()))
 }
 
 /// Sets `params` from safetensors `bytes` (the contents of `path`), which
@@ -271,31 +272,59 @@ pub fn load_weights_from(path: &Path, bytes: &[u8], params: &ParamStore) -> Resu
     params.load(&tensors).map_err(|e| ck_err(path, format!("does not match config.json: {e}")))
 }
 
-/// A checkpoint directory whose `config.json` has been read.
+/// What a checkpoint directory holds: the `kind` of its `config.json`.
+pub fn kind(dir: &Path) -> Result<String> {
+    let path = dir.join("config.json");
+    kind_of(&path, &std::fs::read(&path).map_err(|e| Error::io(&path, e))?)
+}
+
+/// Where a checkpoint's files come from.
 #[derive(Debug)]
-pub struct Checkpoint {
+enum Files {
+    Dir,
+    /// File contents by name (a fuzzed checkpoint); the directory only names them.
+    Memory(BTreeMap<String, Vec<u8>>),
+}
+
+/// A checkpoint of an `M` model whose `config.json` has been read.
+#[derive(Debug)]
+pub struct Checkpoint<M: Saveable> {
     pub dir: PathBuf,
-    pub config: CheckpointConfig,
+    pub config: Saved<M::Config, M::Train>,
+    files: Files,
 }
 
-/// What a checkpoint directory holds (the `kind` of its `config.json`).
-pub fn kind(dir: &Path) -> Result<ModelKind> {
-    kind_of(&dir.join("config.json"), &read_file(dir, "config.json")?)
-}
-
-fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    std::fs::read(&path).map_err(|e| Error::io(path, e))
-}
-
-/// Opens the checkpoint in `dir`, which must hold a `want` model.
-pub fn open(dir: &Path, want: ModelKind) -> Result<Checkpoint> {
+/// Opens the checkpoint in `dir`, which must hold an `M` model.
+pub fn open<M: Saveable>(dir: &Path) -> Result<Checkpoint<M>> {
     if !dir.is_dir() {
-        let files: Vec<&str> = ["model.safetensors", "config.json"].into_iter().chain(want.extra_files().iter().copied()).collect();
+        let files: Vec<&str> = ["model.safetensors", "config.json"].into_iter().chain(M::EXTRA_FILES.iter().copied()).collect();
         return Err(ck_err(dir, format!("not a directory (expected {} inside)", files.join(", "))));
     }
-    let config = parse_config(&dir.join("config.json"), &read_file(dir, "config.json")?, want)?;
-    Ok(Checkpoint { dir: dir.to_path_buf(), config })
+    let path = dir.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(Checkpoint { dir: dir.to_path_buf(), config: parse_config::<M>(&path, &bytes)?, files: Files::Dir })
+}
+
+/// A model with what it needs besides its weights and the settings it was trained with.
+pub struct Loaded<M: Saveable> {
+    pub model: M,
+    pub data: M::Data,
+    pub train: M::Train,
+}
+
+/// Loads the `M` model saved in `dir`, checking that its files agree.
+pub fn load<M: Saveable>(dir: &Path) -> Result<Loaded<M>> {
+    open::<M>(dir)?.load()
+}
+
+/// [`load`] from file contents by name (`config.json`, `model.safetensors`
+/// and the extra files); `dir` only names them in errors. Any bytes give a
+/// model or an error, never a panic (fuzzed).
+pub fn load_from_bytes<M: Saveable>(dir: &Path, files: BTreeMap<String, Vec<u8>>) -> Result<Loaded<M>> {
+    let path = dir.join("config.json");
+    let config = files.get("config.json").ok_or_else(|| ck_err(&path, "missing"))?;
+    let config = parse_config::<M>(&path, config)?;
+    Checkpoint { dir: dir.to_path_buf(), config, files: Files::Memory(files) }.load()
 }
 
 /// What `resume/` holds besides the weights.
@@ -304,15 +333,27 @@ pub struct Resumed<S> {
     pub state: S,
 }
 
-impl Checkpoint {
+impl<M: Saveable> Checkpoint<M> {
     /// The bytes of a file of the checkpoint.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        read_file(&self.dir, name)
+        let path = self.dir.join(name);
+        match &self.files {
+            Files::Dir => std::fs::read(&path).map_err(|e| Error::io(path, e)),
+            Files::Memory(files) => files.get(name).cloned().ok_or_else(|| ck_err(&path, "missing")),
+        }
     }
 
-    /// Loads the top-level weights (the best model) into `params`.
-    pub fn load_weights(&self, params: &ParamStore) -> Result<()> {
-        load_weights_from(&self.dir.join("model.safetensors"), &self.read("model.safetensors")?, params)
+    /// A JSON extra file of the checkpoint, parsed (errors name its line).
+    pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        serde_json::from_slice(&self.read(name)?).map_err(|e| json_err(&self.dir.join(name), e))
+    }
+
+    /// Builds the model, reads its data and loads its top-level weights (the best model).
+    pub fn load(&self) -> Result<Loaded<M>> {
+        let data = M::read_data(self)?;
+        let model = M::build(&self.config.model).map_err(|e| ck_err(&self.dir.join("config.json"), e.to_string()))?;
+        load_weights_from(&self.dir.join("model.safetensors"), &self.read("model.safetensors")?, model.params())?;
+        Ok(Loaded { model, data, train: self.config.train.clone() })
     }
 
     /// Reads `resume/`: its weights go into `params` (built from the
@@ -320,14 +361,15 @@ impl Checkpoint {
     pub fn resume<S: DeserializeOwned>(&self, params: &ParamStore) -> Result<Resumed<S>> {
         let dir = self.dir.join("resume");
         if !dir.join("state.json").exists() {
-            return Err(ck_err(&self.dir, format!("has no resume/state.json: it was not written by attend train {} (or by an older version)", self.config.kind())));
+            return Err(ck_err(&self.dir, format!("has no resume/state.json: it was not written by training a {} (or by an older version)", M::KIND)));
         }
-        load_weights_from(&dir.join("model.safetensors"), &read_file(&dir, "model.safetensors")?, params)?;
+        let weights = dir.join("model.safetensors");
+        load_weights_from(&weights, &std::fs::read(&weights).map_err(|e| Error::io(&weights, e))?, params)?;
         let opt_path = dir.join("optimizer.safetensors");
         let tensors = candle_core::safetensors::load(&opt_path, &Device::Cpu).map_err(|e| ck_err(&opt_path, e.to_string()))?;
         let optimizer = AdamW::from_tensors(tensors).map_err(|e| ck_err(&opt_path, e))?;
         let state_path = dir.join("state.json");
-        let state = serde_json::from_slice(&read_file(&dir, "state.json")?).map_err(|e| json_err(&state_path, e))?;
+        let state = serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?).map_err(|e| json_err(&state_path, e))?;
         Ok(Resumed { optimizer, state })
     }
 }
@@ -335,30 +377,83 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::Init;
 
-    fn graph_config() -> CheckpointConfig {
-        let model = GraphModelConfig { feature_dim: 5, classes: 3, ..GraphModelConfig::default() };
-        CheckpointConfig::Graph(Saved::new(model, GraphTrainConfig::default()))
+    /// A kind for these tests: one weight matrix, a note in an extra file.
+    struct Plain {
+        width: usize,
+        params: ParamStore,
+    }
+
+    impl Saveable for Plain {
+        const KIND: &'static str = "plain";
+        const EXTRA_FILES: &'static [&'static str] = &["note.json"];
+        type Config = usize;
+        type Train = u64;
+        type Data = String;
+        fn config(&self) -> &usize {
+            &self.width
+        }
+        fn params(&self) -> &ParamStore {
+            &self.params
+        }
+        fn build(width: &usize) -> Result<Self> {
+            let mut params = ParamStore::new(1);
+            params.add("w", &[*width, 2], Init::Ones)?;
+            Ok(Plain { width: *width, params })
+        }
+        fn write_data(note: &String) -> Result<Vec<(&'static str, Vec<u8>)>> {
+            Ok(vec![("note.json", serde_json::to_vec(note).unwrap())])
+        }
+        fn read_data(ck: &Checkpoint<Self>) -> Result<String> {
+            ck.read_json("note.json")
+        }
+    }
+
+    /// Another kind, for the wrong-kind message.
+    struct Other;
+    impl Saveable for Other {
+        const KIND: &'static str = "other";
+        const EXTRA_FILES: &'static [&'static str] = &[];
+        type Config = ();
+        type Train = ();
+        type Data = ();
+        fn config(&self) -> &() {
+            &()
+        }
+        fn params(&self) -> &ParamStore {
+            unreachable!()
+        }
+        fn build(_: &()) -> Result<Self> {
+            Ok(Other)
+        }
+        fn write_data(_: &()) -> Result<Vec<(&'static str, Vec<u8>)>> {
+            no_data()
+        }
+        fn read_data(_: &Checkpoint<Self>) -> Result<()> {
+            Ok(())
+        }
     }
 
     /// `config.json` keeps the shape earlier versions wrote (`kind`,
-    /// `version`, `model`, `train` at the top), and what is not a known
-    /// kind or field is refused with a message that says so.
+    /// `version`, `model`, `train` at the top), and what is not the kind
+    /// asked for or a known field is refused with a message that says so.
     #[test]
     fn config_json_is_tagged_by_kind_and_strict() {
-        let text = serde_json::to_string(&graph_config()).unwrap();
+        let model = Plain::build(&3).unwrap();
+        let contents = Contents::new(&model, &"hi".to_string(), &7).unwrap();
+        let text = serde_json::to_string(&contents.config).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["kind", "model", "train", "version"], "sorted by serde_json");
-        assert_eq!(value["kind"], "graph");
+        assert_eq!(value["kind"], "plain");
         let path = Path::new("m/config.json");
-        assert_eq!(parse_config(path, text.as_bytes(), ModelKind::Graph).unwrap(), graph_config());
-        let err = parse_config(path, text.as_bytes(), ModelKind::Tagger).unwrap_err().to_string();
-        assert_eq!(err, "checkpoint m/config.json: holds a \"graph\" model, not a tagger model (use attend eval graph)");
-        let err = parse_config(path, text.replace("\"graph\"", "\"parser\"").as_bytes(), ModelKind::Graph).unwrap_err().to_string();
-        assert!(err.contains("unknown kind of model \"parser\""), "{err}");
+        assert_eq!(parse_config::<Plain>(path, text.as_bytes()).unwrap(), Saved::new(3, 7));
+        let err = parse_config::<Other>(path, text.as_bytes()).unwrap_err();
+        assert!(matches!(&err, Error::WrongKind { found, wanted: "other", .. } if found == "plain"));
+        assert_eq!(err.to_string(), "checkpoint m/config.json: holds a \"plain\" model, not a other model");
         let extra = text.replacen("\"version\"", "\"colour\":1,\"version\"", 1);
-        let err = parse_config(path, extra.as_bytes(), ModelKind::Graph).unwrap_err().to_string();
+        let err = parse_config::<Plain>(path, extra.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
     }
 
@@ -366,23 +461,33 @@ mod tests {
     fn save_refuses_undeclared_extra_files_and_writes_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("m");
-        let mut store = ParamStore::new(1);
-        store.add("w", &[2, 2], crate::nn::Init::Ones).unwrap();
-        let bad = Contents { config: graph_config(), extras: vec![("vocab.json", b"{}".to_vec())] };
-        assert!(save_model(&ck, &bad, &store).unwrap_err().to_string().contains("a graph checkpoint holds [], got [\"vocab.json\"]"));
+        let model = Plain::build(&2).unwrap();
+        let mut bad = Contents::new(&model, &"x".to_string(), &1).unwrap();
+        bad.extras.push(("vocab.json", b"{}".to_vec()));
+        let err = save::<()>(&ck, &bad, &model.params.snapshot().unwrap(), None).unwrap_err().to_string();
+        assert!(err.contains("a plain checkpoint holds [\"note.json\"], got [\"note.json\", \"vocab.json\"]"), "{err}");
         assert!(!ck.exists(), "nothing written");
-        save_model(&ck, &Contents { config: graph_config(), extras: vec![] }, &store).unwrap();
+        save_model(&ck, &model, &"kept".to_string(), &5).unwrap();
         let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["m"], "no temporary directory left behind");
-        let opened = open(&ck, ModelKind::Graph).unwrap();
-        let other = ParamStore::new(2);
-        assert!(opened.load_weights(&other).unwrap_err().to_string().contains("unexpected parameter w"));
-        assert!(open(&ck, ModelKind::Tagger).unwrap_err().to_string().contains("not a tagger model"));
+        let loaded = load::<Plain>(&ck).unwrap();
+        assert_eq!((loaded.data.as_str(), loaded.train, loaded.model.width), ("kept", 5, 2));
+        assert_eq!(kind(&ck).unwrap(), "plain");
+        // Weights that do not fit the config are refused.
+        std::fs::write(ck.join("config.json"), std::fs::read_to_string(ck.join("config.json")).unwrap().replace("\"model\": 2", "\"model\": 3")).unwrap();
+        assert!(load::<Plain>(&ck).err().unwrap().to_string().contains("does not match config.json"));
+        assert!(open::<Other>(&ck).err().unwrap().to_string().contains("not a other model"));
+        // A model kept inside (a companion) survives a save.
+        std::fs::create_dir_all(ck.join("inner")).unwrap();
+        std::fs::write(ck.join("inner/config.json"), "{}").unwrap();
+        save_model(&ck, &Plain::build(&3).unwrap(), &"again".to_string(), &6).unwrap();
+        assert!(ck.join("inner/config.json").is_file());
+        assert_eq!(load::<Plain>(&ck).unwrap().data, "again");
         // A file (or a device such as /dev/null) at the target is refused,
         // not moved aside.
         let file = dir.path().join("notes.txt");
         std::fs::write(&file, "keep me").unwrap();
-        let err = save_model(&file, &Contents { config: graph_config(), extras: vec![] }, &store).unwrap_err().to_string();
+        let err = save_model(&file, &model, &"x".to_string(), &1).unwrap_err().to_string();
         assert!(err.contains("exists and is not a directory"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }

@@ -1,14 +1,16 @@
 //! Settings files: a `[model]` and a `[train]` table (TOML) with the names
-//! of a model's config and its training config ([`TaggerSettings`],
-//! [`GraphSettings`]); anything left out takes its default, unknown keys are
-//! errors. [`TrainConfig`] is the minibatch training settings of sequence
-//! models.
+//! of a model's config and its training config (each model's `Settings`
+//! type, beside its config); anything left out takes its default, unknown
+//! keys are errors. [`TrainConfig`] is the minibatch training settings of
+//! sequence models; [`MAX_PARAMETERS`] the size limit every model shares.
+//! This module names no model.
 
-use crate::models::graph::config::{GraphModelConfig, GraphTrainConfig};
-use crate::models::sequence::config::SequenceConfig;
-use crate::models::tagger::config::TaggerConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
+/// mistyped size is refused with a message instead of exhausting memory.
+pub const MAX_PARAMETERS: u128 = 1 << 30;
 
 /// Minibatch training settings (the tagger's; saved beside the model config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,69 +138,3 @@ pub trait Settings: DeserializeOwned + Sized {
     }
 }
 
-/// Both tables of a tagger config.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct TaggerSettings {
-    pub model: TaggerConfig,
-    pub train: TrainConfig,
-}
-
-impl Settings for TaggerSettings {
-    fn validate(&self) -> Result<(), String> {
-        self.model.validate()?;
-        self.train.validate()
-    }
-}
-
-/// Both tables of a graph model config (`feature_dim` and `classes` come
-/// from the data).
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct GraphSettings {
-    pub model: GraphModelConfig,
-    pub train: GraphTrainConfig,
-}
-
-impl Settings for GraphSettings {
-    fn validate(&self) -> Result<(), String> {
-        self.model.validate_settings()?;
-        self.train.validate()
-    }
-}
-
-/// Both tables of a sequence model config. `[train]` uses [`TrainConfig`]
-/// with the defaults of [`SequenceSettings::train_defaults`] (small data
-/// sets: more epochs, smaller batches, no word dropout).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SequenceSettings {
-    pub model: SequenceConfig,
-    pub train: TrainConfig,
-}
-
-impl Default for SequenceSettings {
-    fn default() -> Self {
-        SequenceSettings { model: SequenceConfig::default(), train: Self::train_defaults() }
-    }
-}
-
-impl SequenceSettings {
-    /// Training defaults for vector sequences.
-    pub fn train_defaults() -> TrainConfig {
-        TrainConfig { epochs: 100, batch_tokens: 2048, warmup_steps: 100, word_dropout: 0.0, weight_decay: 0.05, ..TrainConfig::default() }
-    }
-}
-
-impl Settings for SequenceSettings {
-    fn validate(&self) -> Result<(), String> {
-        self.model.validate_settings()?;
-        self.train.validate()
-    }
-
-    fn base() -> toml::Table {
-        let mut t = toml::Table::new();
-        t.insert("train".into(), toml::Value::Table(toml::Table::try_from(Self::train_defaults()).expect("serialisable")));
-        t
-    }
-}

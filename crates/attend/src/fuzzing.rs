@@ -8,9 +8,10 @@
 //! runs them on a fixed set of mutated inputs in every `cargo test`, plus
 //! every input in `fuzz/regressions/`. See docs/robustness.md.
 
-use crate::checkpoint::CheckpointConfig;
-use crate::config::{Settings, TaggerSettings};
-use crate::models::tagger::load::tagger_from_bytes;
+use crate::checkpoint;
+use crate::config::Settings;
+use crate::models::tagger::config::TaggerSettings;
+use crate::models::Tagger;
 use crate::data::{conllu, planetoid, series};
 use attend_kernels::graph::{EdgeOptions, Graph};
 use std::path::Path;
@@ -112,12 +113,14 @@ pub fn graph(data: &[u8]) {
 /// A tagger checkpoint as `config.json \0 vocab.json \0 model.safetensors`.
 pub fn checkpoint(data: &[u8]) {
     let [config, vocab, weights] = parts::<3>(data);
-    if let Ok(CheckpointConfig::Tagger(c)) = serde_json::from_slice::<CheckpointConfig>(config) {
+    let dir = Path::new("fuzz");
+    if let Ok(c) = checkpoint::parse_config::<Tagger>(&dir.join("config.json"), config) {
         if c.model.parameter_count() > FUZZ_MAX_PARAMETERS {
             return;
         }
     }
-    let _ = tagger_from_bytes(Path::new("fuzz"), config, vocab, weights);
+    let files = [("config.json", config), ("vocab.json", vocab), ("model.safetensors", weights)];
+    let _ = checkpoint::load_from_bytes::<Tagger>(dir, files.into_iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect());
 }
 
 /// A TOML tagger config.

@@ -9,10 +9,16 @@
 //!   softmax, cross-entropy, AdamW) over the `attend-kernels` crate.
 //! - [`nn`]: the parts models are made of: front ends, the sequence encoder
 //!   (self-attention or BiLSTM), heads, positional encodings.
-//! - [`models`]: the part-of-speech tagger and the graph classifier, each
-//!   with its training task.
+//! - [`models`]: the part-of-speech tagger, the raw-text segmenter, the graph
+//!   classifier and the model over vector sequences, each with its config,
+//!   its training task and its place in a checkpoint.
 //! - [`train`], [`optim`], [`checkpoint`], [`config`]: the one training loop,
-//!   its optimizer, the checkpoint format and settings files.
+//!   its optimizer, the checkpoint format (generic over the model) and
+//!   settings files.
+//! - [`api`]: the task-level API every front end calls: raw text in, tagged
+//!   sentences out; sequence and graph models trained and run from files or
+//!   from data in memory; multi-seed runs.
+//! - [`memory`]: what the system says about memory.
 //!
 //! Train a small tagger into a model directory (as `attend train tagger`
 //! writes one), load it, and tag sentences: UPOS, XPOS and FEATS.
@@ -20,7 +26,7 @@
 //! ```
 //! use attend::config::TrainConfig;
 //! use attend::data::{conllu::{self, Sentence}, synthetic, vocab::{Column, TaggerVocab}};
-//! use attend::models::tagger::{load::load_tagger, task::train_tagger};
+//! use attend::models::tagger::task::train_tagger;
 //! use attend::models::{Tagger, TaggerConfig, TAG_BATCH_TOKENS};
 //!
 //! // Training data: any CoNLL-U (conllu::read_file); here a built-in toy treebank.
@@ -37,9 +43,9 @@
 //! train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir.path()), &mut attend::train::Silent)?;
 //!
 //! // Load the model directory and tag.
-//! let loaded = load_tagger(dir.path())?;
+//! let loaded = attend::checkpoint::load::<Tagger>(dir.path())?;
 //! let mut sentences = vec![Sentence::from_words(&["the", "run", "watch", "it", "."])];
-//! loaded.model.tag(&mut sentences, &loaded.vocab, TAG_BATCH_TOKENS)?;
+//! loaded.model.tag(&mut sentences, &loaded.data, TAG_BATCH_TOKENS)?;
 //! let upos: Vec<&str> = sentences[0].words().map(|w| w.upos.as_str()).collect();
 //! assert_eq!(upos, ["DET", "NOUN", "VERB", "PRON", "PUNCT"]);
 //! assert_eq!(sentences[0].tokens[0].xpos, "DT");
@@ -47,10 +53,12 @@
 //! # Ok::<(), attend::Error>(())
 //! ```
 
+pub mod api;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod memory;
 pub mod models;

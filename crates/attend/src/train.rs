@@ -11,7 +11,7 @@
 //! whatever a task draws per batch, like word dropout); the *dropout*
 //! generator feeds the model's dropout. Both are saved with the run.
 
-use crate::checkpoint::{self, Contents, ResumeFiles};
+use crate::checkpoint::{self, Contents, Loaded, ResumeFiles, Saveable};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
@@ -147,6 +147,23 @@ pub trait Observer {
 /// An observer that shows nothing.
 pub struct Silent;
 impl Observer for Silent {}
+
+/// An observer that hands each finished epoch to a closure (a callback
+/// from another language, a log line).
+///
+/// ```
+/// # use attend::train::{OnEpoch, Observer};
+/// let mut lines = Vec::new();
+/// let mut observer = OnEpoch(|s: &attend::train::EpochSummary| lines.push(format!("epoch {} loss {:.3}", s.epoch, s.train_loss)));
+/// # let _ = &mut observer as &mut dyn Observer;
+/// ```
+pub struct OnEpoch<F: FnMut(&EpochSummary)>(pub F);
+
+impl<F: FnMut(&EpochSummary)> Observer for OnEpoch<F> {
+    fn epoch_end(&mut self, summary: &EpochSummary) {
+        (self.0)(summary)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct StepInfo {
@@ -296,6 +313,24 @@ pub struct Resume<R> {
     pub best: BTreeMap<String, Tensor>,
 }
 
+/// A saved run to continue: the model at its latest weights, its data
+/// and settings, and what the loop needs.
+pub struct Run<M: Saveable, R> {
+    pub model: M,
+    pub data: M::Data,
+    pub train: M::Train,
+    pub resume: Resume<R>,
+}
+
+/// Loads the run saved in `dir` by a training with a checkpoint directory.
+pub fn load_run<M: Saveable, R: Serialize + DeserializeOwned>(dir: &Path) -> Result<Run<M, R>> {
+    let ck = checkpoint::open::<M>(dir)?;
+    let Loaded { model, data, train } = ck.load()?;
+    let best = model.params().snapshot()?;
+    let r = ck.resume::<RunState<R>>(model.params())?;
+    Ok(Run { model, data, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
+}
+
 /// How a run is driven besides its task and settings.
 pub struct RunOptions<'a, R> {
     /// Save the kept model and the resume state here.
@@ -375,7 +410,7 @@ pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, 
     };
     let interrupted = || options.interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
     let resume_hint = |what: &str| match options.checkpoint_dir {
-        Some(dir) => format!("{what} saved in {}; continue with --resume {}", dir.display(), dir.display()),
+        Some(dir) => format!("{what} saved in {}; continue with `resume` {}", dir.display(), dir.display()),
         None => "nothing saved (no checkpoint directory)".to_string(),
     };
     let mut last_save_at = Instant::now();
@@ -406,7 +441,7 @@ pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, 
                     (None, _) => "nothing was saved (no checkpoint directory)".to_string(),
                 };
                 return Err(Error::Diverged(format!(
-                    "loss became {} at step {step} (epoch {epoch}); {kept}; try a lower --lr (now {})",
+                    "loss became {} at step {step} (epoch {epoch}); {kept}; try a lower `lr` (now {})",
                     out.loss, cfg.schedule.lr
                 )));
             }
@@ -458,7 +493,7 @@ pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, 
         }
         let out_of_time = cfg.max_minutes.is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
         if out_of_time && epoch < cfg.epochs && stopped_early.is_none() {
-            stopped_early = Some(format!("time limit of {} minutes reached after epoch {epoch} (continue with --resume)", cfg.max_minutes.unwrap_or(0.0)));
+            stopped_early = Some(format!("time limit of {} minutes reached after epoch {epoch} (continue with `resume`)", cfg.max_minutes.unwrap_or(0.0)));
         }
         state.epoch += 1;
         state.next_batch = 0;

@@ -9,7 +9,6 @@ use attend::data::{conllu, planetoid, synthetic};
 use attend::fuzzing;
 use attend::models::{Tagger, TaggerConfig};
 use attend::config::{Settings, TrainConfig};
-use attend::models::tagger::load::tagger_from_bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
@@ -146,8 +145,7 @@ fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let model = Tagger::new(config, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
-    let contents = model.contents(&vocab, Some(&TrainConfig::default())).unwrap();
-    checkpoint::save_model(&ck, &contents, &model.params).unwrap();
+    checkpoint::save_model(&ck, &model, &vocab, &TrainConfig::default()).unwrap();
     let read = |name: &str| std::fs::read(ck.join(name)).unwrap();
     (ck.clone(), read("config.json"), read("vocab.json"), read("model.safetensors"))
 }
@@ -157,7 +155,8 @@ fn checkpoint_loader_survives_mutations() {
     let (ck, config, vocab, weights) = checkpoint_parts();
     let joined = [config.clone(), vocab.clone(), weights.clone()].join(&0u8);
     // the valid checkpoint loads; mutations of each part in turn must not panic
-    assert!(tagger_from_bytes(&ck, &config, &vocab, &weights).is_ok());
+    let files = [("config.json", &config), ("vocab.json", &vocab), ("model.safetensors", &weights)];
+    assert!(checkpoint::load_from_bytes::<Tagger>(&ck, files.into_iter().map(|(n, b)| (n.to_string(), b.clone())).collect()).is_ok());
     run("checkpoint", fuzzing::checkpoint, &[joined], 2000);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for _ in 0..2000 {
@@ -186,7 +185,7 @@ fn config_seeds() -> Vec<Vec<u8>> {
 fn config_reader_survives_mutations() {
     run("config", fuzzing::config, &config_seeds(), 20_000);
     // sizes beyond memory are refused up front
-    let err = attend::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n").err().unwrap();
+    let err = attend::models::tagger::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n").err().unwrap();
     assert!(err.starts_with("this model would have ") && err.ends_with("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
 

@@ -4,7 +4,7 @@
 //! are reproducible.
 
 use attend::data::planetoid::{random_graph, GraphData};
-use attend::models::graph::task::{self, train_graph, GraphRun};
+use attend::models::graph::task::{train_graph, GraphRun};
 use attend::models::graph::{self, GraphInput, Scores};
 use attend::train::{EpochSummary, Observer, RunOptions, Silent};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,15 +134,15 @@ fn training_beats_chance_saves_loads_and_reproduces() {
     assert_eq!(run.best_epoch, run2.best_epoch);
     assert_eq!(weights(&model), weights(&again));
     let dir = tempfile::tempdir().unwrap();
-    task::save(&dir.path().join("m"), &model, &train_cfg).unwrap();
-    let (loaded, saved) = task::load(&dir.path().join("m")).unwrap();
+    attend::checkpoint::save_model(&dir.path().join("m"), &model, &(), &train_cfg).unwrap();
+    let attend::checkpoint::Loaded { model: loaded, train: saved, .. } = attend::checkpoint::load::<GraphClassifier>(&dir.path().join("m")).unwrap();
     assert_eq!(loaded.config, cfg);
     assert_eq!(saved, train_cfg);
     assert_eq!(loaded.predict(&input).unwrap(), model.predict(&input).unwrap());
     assert_eq!(loaded.evaluate(&input, &data.test).unwrap(), run.test);
     // a tagger loader names the kind
-    let err = attend::models::tagger::load::load_tagger(&dir.path().join("m")).err().unwrap().to_string();
-    assert!(err.contains("holds a \"graph\" model, not a tagger model (use attend eval graph)"), "{err}");
+    let err = attend::checkpoint::load::<attend::models::Tagger>(&dir.path().join("m")).err().unwrap().to_string();
+    assert!(err.contains("holds a \"graph\" model, not a tagger model"), "{err}");
 }
 
 /// A run stopped by Ctrl-C (the interrupt flag) after epoch 7, then by its
@@ -168,9 +168,9 @@ fn an_interrupted_and_resumed_graph_run_ends_with_the_same_weights() {
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
     let err = train(&model, &input, &data, &train_cfg, options, &mut Epochs { seen: 0, stop_after: 7, flag: Some(&flag) }).err().unwrap().to_string();
     assert!(err.starts_with("interrupted: stopped after epoch 7;"), "{err}");
-    assert!(err.contains(&format!("continue with --resume {}", ck.display())), "{err}");
+    assert!(err.contains(&format!("continue with `resume` {}", ck.display())), "{err}");
     // Resumed with a time limit that ends the session after one more epoch.
-    let r = task::load_training(&ck).unwrap();
+    let r = load_run(&ck);
     assert_eq!(r.resume.state.epoch, 8);
     let limited = GraphTrainConfig { max_minutes: Some(1e-9), ..r.train.clone() };
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
@@ -178,7 +178,7 @@ fn an_interrupted_and_resumed_graph_run_ends_with_the_same_weights() {
     assert!(part.stopped_early.as_deref().is_some_and(|w| w.starts_with("time limit")), "{:?}", part.stopped_early);
     assert_eq!(part.epochs, 8);
     // Resumed to the end (the checkpoint keeps the last session's limit: lift it).
-    let r = task::load_training(&ck).unwrap();
+    let r = load_run(&ck);
     assert_eq!(r.resume.state.epoch, 9);
     assert_eq!(r.train.max_minutes, Some(1e-9));
     let unlimited = GraphTrainConfig { max_minutes: None, ..r.train };
@@ -187,11 +187,15 @@ fn an_interrupted_and_resumed_graph_run_ends_with_the_same_weights() {
     assert_eq!(weights(&r.model), weights(&whole), "kept weights differ");
     assert_eq!((resumed.epochs, resumed.best_epoch, resumed.val, resumed.test), (full.epochs, full.best_epoch, full.val, full.test));
     assert_eq!(resumed.stopped_early, full.stopped_early);
-    let (a, b) = (task::load_training(&ck).unwrap(), task::load_training(&whole_dir).unwrap());
+    let (a, b) = (load_run(&ck), load_run(&whole_dir));
     assert_eq!(weights(&a.model), weights(&b.model), "last weights differ");
     assert_eq!(a.resume.optimizer, b.resume.optimizer, "optimizer state differs");
     // A finished run has nothing left to do: resuming it returns the same result.
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(a.resume), interrupt: None };
     let again = train(&a.model, &input, &data, &a.train, options, &mut Silent).unwrap();
     assert_eq!((again.best_epoch, again.test), (full.best_epoch, full.test));
+}
+
+fn load_run(dir: &std::path::Path) -> attend::train::Run<GraphClassifier, attend::models::graph::Scores> {
+    attend::train::load_run(dir).unwrap()
 }

@@ -61,8 +61,8 @@ fn learns_tokens_and_sentences_and_round_trips() {
 
     // Saved and loaded: the same labels.
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::save_model(dir.path(), &model.contents(&p.data, &cfg(30)).unwrap(), &model.params).unwrap();
-    let loaded = task::load(dir.path()).unwrap();
+    checkpoint::save_model(dir.path(), &model, &p.data, &cfg(30)).unwrap();
+    let loaded = checkpoint::load::<attend::models::segmenter::Segmenter>(dir.path()).unwrap();
     let texts: Vec<&[char]> = p.dev.iter().map(|x| &x.chars[..]).collect();
     assert_eq!(loaded.model.label(&loaded.data, &texts).unwrap(), model.label(&p.data, &texts).unwrap());
     assert_eq!(loaded.data.lexicon, p.data.lexicon);

@@ -5,7 +5,8 @@
 //! window give the whole-sequence labels; an interrupted and resumed run
 //! ends bitwise equal to an uninterrupted one.
 
-use attend::config::{SequenceSettings, TrainConfig};
+use attend::config::TrainConfig;
+use attend::models::sequence::config::SequenceSettings;
 use attend::data::series::{Label, SeriesSet, Target};
 use attend::data::synthetic::{series_far_context, series_majority};
 use attend::models::sequence::input::{encode, DataSpec};
@@ -127,20 +128,20 @@ fn checkpoint_keeps_the_normalisation_and_predictions() {
     let out = dir.path().join("m");
     let options = RunOptions { checkpoint_dir: Some(&out), ..RunOptions::default() };
     train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
-    let loaded = task::load(&out).unwrap();
-    assert_eq!(loaded.spec, p.spec);
+    let loaded = attend::checkpoint::load::<SequenceModel>(&out).unwrap();
+    assert_eq!(loaded.data, p.spec);
     assert_eq!(loaded.model.config, model.config);
     assert_eq!(loaded.train, cfg);
-    let again = encode(&set, &loaded.spec, &loaded.model.config).unwrap();
-    assert_eq!(loaded.model.predict(&again, &loaded.spec).unwrap(), model.predict(&again, &p.spec).unwrap());
+    let again = encode(&set, &loaded.data, &loaded.model.config).unwrap();
+    assert_eq!(loaded.model.predict(&again, &loaded.data).unwrap(), model.predict(&again, &p.spec).unwrap());
     // Another kind's loader names the kind.
-    let err = attend::models::tagger::load::load_tagger(&out).err().unwrap().to_string();
-    assert!(err.contains("holds a \"sequence\" model, not a tagger model (use attend eval, attend predict)"), "{err}");
+    let err = attend::checkpoint::load::<attend::models::Tagger>(&out).err().unwrap().to_string();
+    assert!(err.contains("holds a \"sequence\" model, not a tagger model"), "{err}");
     // data.json that disagrees with config.json is refused.
     let mut spec = p.spec.clone();
     spec.mean.push(0.0);
     std::fs::write(out.join("data.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
-    assert!(task::load(&out).err().unwrap().to_string().contains("does not match config.json"));
+    assert!(attend::checkpoint::load::<SequenceModel>(&out).err().unwrap().to_string().contains("does not match config.json"));
 }
 
 #[test]
@@ -196,16 +197,16 @@ fn an_interrupted_and_resumed_sequence_run_ends_with_the_same_weights() {
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
     let err = train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut StopAfter(2, &flag)).err().unwrap().to_string();
     assert!(err.starts_with("interrupted: stopped after epoch 2;"), "{err}");
-    let r = task::load_training(&ck).unwrap();
-    assert_eq!(r.spec, p.spec);
+    let r = load_run(&ck);
+    assert_eq!(r.data, p.spec);
     // The data prepared again from the saved settings and spec is the same.
-    let again = prepare(&set, None, &r.train, &settings, Some(r.spec.clone())).unwrap();
+    let again = prepare(&set, None, &r.train, &settings, Some(r.data.clone())).unwrap();
     assert_eq!((again.train, again.dev.len()), (p.train.clone(), p.dev.len()));
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
-    let resumed = train_sequence(&r.model, &r.spec, p.train.clone(), &p.dev, &r.train, options, &mut Silent).unwrap();
+    let resumed = train_sequence(&r.model, &r.data, p.train.clone(), &p.dev, &r.train, options, &mut Silent).unwrap();
     assert_eq!(weights(&r.model), weights(&whole), "kept weights differ");
     assert_eq!((resumed.best_epoch, resumed.steps), (full.best_epoch, full.steps));
-    let (a, b) = (task::load_training(&ck).unwrap(), task::load_training(&whole_dir).unwrap());
+    let (a, b) = (load_run(&ck), load_run(&whole_dir));
     assert_eq!(weights(&a.model), weights(&b.model), "last weights differ");
     assert_eq!(a.resume.optimizer, b.resume.optimizer, "optimizer state differs");
 }
@@ -221,5 +222,9 @@ fn data_that_does_not_fit_the_model_is_refused_by_name() {
     let per_vector = SequenceConfig { patch: 2, ..small(Pooling::Mean) };
     let spec = DataSpec::fit(&other, &[0, 1, 2]).unwrap();
     let err = task::new_model(&per_vector, &spec, false, 1).err().unwrap().to_string();
-    assert!(err.contains("--patch 2 joins vectors, but this data has one label per vector"), "{err}");
+    assert!(err.contains("`patch` 2 joins vectors, but this data has one label per vector"), "{err}");
+}
+
+fn load_run(dir: &std::path::Path) -> attend::models::sequence::task::SequenceRun {
+    attend::train::load_run(dir).unwrap()
 }

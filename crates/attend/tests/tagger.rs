@@ -14,8 +14,7 @@ use attend::nn::position::PositionKind;
 use attend::candle_core::Var;
 use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
 use attend::config::TrainConfig;
-use attend::models::tagger::load::load_tagger;
-use attend::models::tagger::task::{load_training, train_tagger, train_tagger_with};
+use attend::models::tagger::task::{train_tagger, train_tagger_with, TaggerRun};
 use attend::train::{Observer, RunOptions, Silent, StepInfo};
 use std::sync::atomic::{AtomicBool, Ordering};
 use rand::SeedableRng;
@@ -225,8 +224,8 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     assert!(report.unknown_accuracy() > 0.8, "unknown-word accuracy {}", report.unknown_accuracy());
     assert!(summary.best_dev.accuracy() > 0.9);
     // The checkpoint holds the selected model: same predictions after loading.
-    let loaded = load_tagger(&ck).unwrap();
-    assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
+    let loaded = attend::checkpoint::load::<Tagger>(&ck).unwrap();
+    assert_eq!(loaded.model.evaluate(&test, &loaded.data, 1024).unwrap(), report);
     for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
         assert!(ck.join("resume").join(f).exists(), "resume/{f} missing");
     }
@@ -244,9 +243,9 @@ fn bilstm_learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
     let report = model.evaluate(&test, &vocab, 1024).unwrap();
     assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
-    let loaded = load_tagger(&ck).unwrap();
+    let loaded = attend::checkpoint::load::<Tagger>(&ck).unwrap();
     assert_eq!(loaded.model.config.encoder, EncoderKind::Rnn);
-    assert_eq!(loaded.model.evaluate(&test, &loaded.vocab, 1024).unwrap(), report);
+    assert_eq!(loaded.model.evaluate(&test, &loaded.data, 1024).unwrap(), report);
     let data = encode(&test[..1], &vocab, model.config.max_word_chars);
     let err = model.attention_weights(&Batch::new(&data, &[0])).unwrap_err().to_string();
     assert!(err.contains("BiLSTM: it has no attention weights"), "{err}");
@@ -293,7 +292,7 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
         let err = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut StopAt { step: stop_at, flag: &flag }).err().unwrap();
         let msg = err.to_string();
         assert!(msg.starts_with("interrupted: stop"), "{msg}");
-        assert!(msg.contains(&format!("continue with --resume {}", ck.display())), "{msg}");
+        assert!(msg.contains(&format!("continue with `resume` {}", ck.display())), "{msg}");
     }
     let r = load_training(&ck).unwrap();
     assert_eq!(r.resume.state.epoch, 3, "the second stop was at the end of epoch 2");
@@ -330,15 +329,14 @@ fn checkpoint_mismatch_is_reported_clearly() {
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
-    let contents = model.contents(&vocab, Some(&TrainConfig::default())).unwrap();
-    checkpoint::save_model(&ck, &contents, &model.params).unwrap();
+    checkpoint::save_model(&ck, &model, &vocab, &TrainConfig::default()).unwrap();
     // Change the architecture in config.json: loading must name the mismatch.
     let path = ck.join("config.json");
     let text = std::fs::read_to_string(&path).unwrap().replace("\"ff_dim\": 64", "\"ff_dim\": 48");
     std::fs::write(&path, text).unwrap();
-    let err = load_tagger(&ck).err().unwrap().to_string();
+    let err = attend::checkpoint::load::<Tagger>(&ck).err().unwrap().to_string();
     assert!(err.contains("parameter encoder.layers.0.ff1.weight: checkpoint has shape [32, 64], config expects [32, 48]"), "{err}");
-    assert!(load_tagger(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
+    assert!(attend::checkpoint::load::<Tagger>(&dir.path().join("nope")).err().unwrap().to_string().contains("not a directory"));
 }
 
 #[test]
@@ -351,7 +349,7 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 3).unwrap();
     let err = train_tagger(&mut model, &vocab, &train, &dev, &cfg, Some(&ck), &mut Silent).err().unwrap().to_string();
     assert!(err.starts_with("training diverged: loss became "), "{err}");
-    assert!(err.contains(" at step 2 (epoch 1); no checkpoint was written (it diverged in the first epoch); try a lower --lr (now 1000000000000000000000000000000)"), "{err}");
+    assert!(err.contains(" at step 2 (epoch 1); no checkpoint was written (it diverged in the first epoch); try a lower `lr` (now 1000000000000000000000000000000)"), "{err}");
     assert!(!ck.exists(), "nothing half-written");
 
     // Diverging later keeps the last good state: one good epoch (stopped at
@@ -368,7 +366,7 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
     let bad = TrainConfig { lr: 1e30, warmup_steps: 0, clip: 0.0, ..good };
     let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent).err().unwrap().to_string();
-    assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower --lr", ck.display())), "{err}");
+    assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower `lr`", ck.display())), "{err}");
     assert!(load_training(&ck).unwrap().resume.state.next_batch == 1, "the saved state is untouched");
 }
 
@@ -385,7 +383,7 @@ fn long_sentences_are_tagged_or_refused_with_a_remedy() {
     // a learned position table has a fixed length: a clear error instead
     let config = TaggerConfig { max_positions: 512, ..tiny_config(&vocab, PositionKind::Learned) };
     let err = Tagger::new(config, 1).unwrap().predict(&long, &vocab, 8192).err().unwrap().to_string();
-    assert!(err.contains("sequence of 3000 words is longer than the learned position table (512); retrain with a larger --max-positions or use --position rope"), "{err}");
+    assert!(err.contains("sequence of 3000 words is longer than the learned position table (512); retrain with a larger `max_positions` or use `position` rope"), "{err}");
 }
 
 /// A long input under truncated attention is tagged in slices with the
@@ -543,4 +541,8 @@ fn fused_linear_matches_reference_with_gradients() {
             }
         }
     }
+}
+
+fn load_training(dir: &std::path::Path) -> attend::Result<TaggerRun> {
+    attend::train::load_run(dir)
 }

@@ -22,7 +22,7 @@ pub fn small_model(dir: &Path) {
 /// [`small_model`] with the given encoder.
 pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
     let (model, vocab) = small_tagger(encoder);
-    checkpoint::save_model(dir, &model.contents(&vocab, Some(&TrainConfig::default())).unwrap(), &model.params).unwrap();
+    checkpoint::save_model(dir, &model, &vocab, &TrainConfig::default()).unwrap();
 }
 
 /// The untrained small tagger of [`small_model`] and its vocabulary.

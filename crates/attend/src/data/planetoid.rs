@@ -42,6 +42,35 @@ pub struct GraphData {
 }
 
 impl GraphData {
+    /// A graph in memory: dense `features` (`[nodes, feature_dim]`, row
+    /// major), `edges` as (source, target) node ids (each direction is
+    /// added, repeats merged), a class or `None` per node, and the split.
+    /// Ids are checked: every edge end and split node is a node, split
+    /// nodes are labelled and in one split only.
+    pub fn from_arrays(features: Vec<f32>, feature_dim: usize, edges: Vec<(u64, u64)>, labels: Vec<Option<u32>>, splits: [Vec<usize>; 3]) -> Result<GraphData> {
+        let nodes = labels.len();
+        if feature_dim == 0 || features.len() != nodes * feature_dim {
+            return Err(Error::Input(format!("{} feature values for {nodes} nodes of {feature_dim} features", features.len())));
+        }
+        if let Some(&(a, b)) = edges.iter().find(|&&(a, b)| a >= nodes as u64 || b >= nodes as u64) {
+            return Err(Error::Input(format!("edge ({a}, {b}) names a node beyond the {nodes} given")));
+        }
+        let mut seen = vec![None; nodes];
+        for (split, name) in splits.iter().zip(["train", "val", "test"]) {
+            for &n in split {
+                match (labels.get(n), seen.get(n)) {
+                    (None, _) => return Err(Error::Input(format!("{name} node {n} is beyond the {nodes} given"))),
+                    (Some(None), _) => return Err(Error::Input(format!("{name} node {n} has no label"))),
+                    (_, Some(Some(other))) => return Err(Error::Input(format!("node {n} is in both {other} and {name}"))),
+                    _ => seen[n] = Some(name),
+                }
+            }
+        }
+        let classes = labels.iter().flatten().max().map_or(0, |&m| m as usize + 1);
+        let [train, val, test] = splits;
+        Ok(GraphData { dir: PathBuf::from("<memory>"), features, feature_dim, labels, classes, edges, train, val, test })
+    }
+
     pub fn nodes(&self) -> usize {
         self.labels.len()
     }

@@ -98,6 +98,42 @@ pub struct SeriesSet {
 }
 
 impl SeriesSet {
+    /// Sequences in memory, one class name per sequence: each of `values`
+    /// holds `len * dims` numbers, time-major (vector `t` is
+    /// `values[t*dims..(t+1)*dims]`), NaN where missing; lengths may differ.
+    /// Classes are numbered in sorted order of their names.
+    pub fn from_classified<S: AsRef<str>>(values: Vec<Vec<f32>>, dims: usize, labels: &[S]) -> Result<SeriesSet> {
+        if labels.len() != values.len() {
+            return Err(Error::Input(format!("{} sequences but {} labels", values.len(), labels.len())));
+        }
+        let mut classes: Vec<String> = labels.iter().map(|l| l.as_ref().to_string()).collect();
+        classes.sort();
+        classes.dedup();
+        let ids: Vec<Label> = labels.iter().map(|l| Label::Class(classes.binary_search_by(|c| c.as_str().cmp(l.as_ref())).expect("listed") as u32)).collect();
+        Self::in_memory(values, dims, ids, Target::SequenceClass, classes)
+    }
+
+    /// Sequences in memory without labels (to predict), laid out as for
+    /// [`SeriesSet::from_classified`].
+    pub fn unlabelled(values: Vec<Vec<f32>>, dims: usize) -> Result<SeriesSet> {
+        let labels = vec![Label::None; values.len()];
+        Self::in_memory(values, dims, labels, Target::Unlabelled, Vec::new())
+    }
+
+    fn in_memory(values: Vec<Vec<f32>>, dims: usize, labels: Vec<Label>, target: Target, classes: Vec<String>) -> Result<SeriesSet> {
+        if dims == 0 {
+            return Err(Error::Input("vectors need at least one number (dims >= 1)".into()));
+        }
+        let mut series = Vec::with_capacity(values.len());
+        for (i, (v, label)) in values.into_iter().zip(labels).enumerate() {
+            if v.is_empty() || v.len() % dims != 0 {
+                return Err(Error::Input(format!("sequence {i} has {} numbers: not a whole number of {dims}-number vectors (and at least one)", v.len())));
+            }
+            series.push(Series { len: v.len() / dims, values: v, label, line: 0 });
+        }
+        Ok(SeriesSet { path: PathBuf::from("<memory>"), name: None, dims, target, classes, series })
+    }
+
     pub fn vectors(&self) -> usize {
         self.series.iter().map(|s| s.len).sum()
     }

@@ -103,7 +103,7 @@ impl MultiHeadSelfAttention {
         let bytes = 3 * 4 * (b * h) as u64 * (t as u64) * (t as u64);
         if bytes > crate::memory::available_bytes() {
             candle_core::bail!(
-                "the reference attention would store {} of scores for {b} x {t} positions and {h} heads, more than the {} available; use the fused kernel (--attention-kernel fused, O(positions) memory) or --window",
+                "the reference attention would store {} of scores for {b} x {t} positions and {h} heads, more than the {} available; use the fused kernel (`attention_kernel` fused, O(positions) memory) or `window`",
                 crate::memory::human_bytes(bytes),
                 crate::memory::human_bytes(crate::memory::available_bytes())
             );

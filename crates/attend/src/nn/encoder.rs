@@ -75,7 +75,7 @@ impl Encoder {
     }
 
     /// Chooses the attention implementation of every layer.
-    pub fn set_attention_kernel(&mut self, kernel: super::AttentionKernel) {
+    pub fn set_attention_kernel(&mut self, kernel: super::attention::AttentionKernel) {
         for layer in &mut self.layers {
             layer.attention.kernel = kernel;
         }

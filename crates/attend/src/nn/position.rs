@@ -84,7 +84,7 @@ impl PositionEncoding {
             PositionKind::Learned => {
                 if first + seq > self.max_positions {
                     candle_core::bail!(
-                        "sequence of {} words is longer than the learned position table ({}); retrain with a larger --max-positions or use --position rope",
+                        "sequence of {} words is longer than the learned position table ({}); retrain with a larger `max_positions` or use `position` rope",
                         first + seq,
                         self.max_positions
                     );

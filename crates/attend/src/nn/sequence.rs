@@ -13,6 +13,20 @@ use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+
+/// Items per slice when a long input is run in slices under truncated
+/// attention (each slice also reads its receptive field on both sides).
+pub const LONG_SLICE: usize = 4096;
+
+/// Longest sequence run with dense (untruncated) attention unless the
+/// caller raises the limit: above it the quadratic cost takes minutes, and a
+/// window gives linear cost instead.
+pub const MAX_DENSE: usize = 16384;
+
+/// Padded items per batch when predicting or evaluating (no gradients are
+/// kept, so batches can be larger than in training).
+pub const EVAL_BATCH_TOKENS: usize = 8192;
+
 /// The layers between the input vectors and the outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -201,21 +215,18 @@ impl SequenceEncoder {
     /// the whole sequence). A BiLSTM refuses.
     pub fn set_window(&mut self, window: Option<usize>) -> std::result::Result<(), String> {
         if self.config.kind == EncoderKind::Rnn && window.is_some() {
-            return Err("--window applies to attention models; this one is a BiLSTM (its cost is already linear in the length)".into());
+            return Err("truncated attention (`window`) applies to attention models; this one is a BiLSTM (its cost is already linear in the length)".into());
         }
         self.config.window = window;
         Ok(())
     }
 
-    /// Refuses sequences longer than `limit` under dense attention, with
-    /// the remedy; truncated attention and the BiLSTM take any length.
-    pub fn check_dense_length(&self, longest: usize, limit: usize) -> std::result::Result<(), String> {
+    /// Refuses sequences longer than `limit` under dense attention
+    /// ([`crate::Error::DenseTooLong`], which names the remedies); truncated
+    /// attention and the BiLSTM take any length.
+    pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
         if self.config.kind == EncoderKind::Attention && self.config.window.is_none() && longest > limit {
-            return Err(format!(
-                "a sequence of {longest} words under dense attention costs {longest}^2 scores per head and layer (minutes on a CPU; \
-                 memory stays linear with the fused kernel); pass --window 64 for truncated attention with linear cost, \
-                 or --max-dense-words {longest} to run it anyway"
-            ));
+            return Err(crate::Error::DenseTooLong { longest, limit });
         }
         Ok(())
     }

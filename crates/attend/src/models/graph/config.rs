@@ -3,6 +3,7 @@
 
 use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
+use crate::config::Settings;
 
 /// How a node scores a neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -149,3 +150,18 @@ impl GraphTrainConfig {
     }
 }
 
+/// Both tables of a graph model config (`feature_dim` and `classes` come
+/// from the data).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSettings {
+    pub model: GraphModelConfig,
+    pub train: GraphTrainConfig,
+}
+
+impl Settings for GraphSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate_settings()?;
+        self.train.validate()
+    }
+}

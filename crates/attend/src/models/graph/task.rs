@@ -5,16 +5,15 @@
 
 use super::config::{GraphModelConfig, GraphTrainConfig};
 use super::{GraphClassifier, GraphInput, Scores};
-use crate::checkpoint::{self, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::checkpoint::{self, Checkpoint, Contents, Saveable};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
 use crate::ops;
 use crate::optim::{AdamWConfig, Schedule};
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Selection, Task, TrainSummary};
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::path::Path;
 
 /// A graph model with its input and the training and validation nodes.
 pub struct GraphTask<'a> {
@@ -60,12 +59,36 @@ impl Task for GraphTask<'_> {
     }
 
     fn contents(&self) -> Result<Contents> {
-        Ok(contents(&self.model.config, self.cfg))
+        Contents::new(self.model, &(), self.cfg)
     }
 }
 
-fn contents(model: &GraphModelConfig, train: &GraphTrainConfig) -> Contents {
-    Contents { config: CheckpointConfig::Graph(Saved::new(model.clone(), train.clone())), extras: vec![] }
+impl Saveable for GraphClassifier {
+    const KIND: &'static str = "graph";
+    const EXTRA_FILES: &'static [&'static str] = &[];
+    type Config = GraphModelConfig;
+    type Train = GraphTrainConfig;
+    type Data = ();
+
+    fn config(&self) -> &GraphModelConfig {
+        &self.config
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn build(config: &GraphModelConfig) -> Result<Self> {
+        GraphClassifier::new(config.clone(), 0)
+    }
+
+    fn write_data(_: &()) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        checkpoint::no_data()
+    }
+
+    fn read_data(_: &Checkpoint<Self>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How the loop runs for graph settings: GAT's Adam and early stopping.
@@ -127,39 +150,5 @@ pub fn train_graph(
     })
 }
 
-/// Saves a graph model (`model.safetensors`, `config.json`) atomically,
-/// without training state.
-pub fn save(dir: &Path, model: &GraphClassifier, train: &GraphTrainConfig) -> Result<()> {
-    checkpoint::save_model(dir, &contents(&model.config, train), &model.params)
-}
-
-/// Loads a graph model and the settings it was trained with.
-pub fn load(dir: &Path) -> Result<(GraphClassifier, GraphTrainConfig)> {
-    load_from(&checkpoint::open(dir, ModelKind::Graph)?)
-}
-
-fn load_from(ck: &checkpoint::Checkpoint) -> Result<(GraphClassifier, GraphTrainConfig)> {
-    let CheckpointConfig::Graph(saved) = &ck.config else {
-        return Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a graph model", ck.config.kind())));
-    };
-    let model = GraphClassifier::new(saved.model.clone(), 0).map_err(|e| checkpoint::ck_err(&ck.dir.join("config.json"), e.to_string()))?;
-    ck.load_weights(&model.params)?;
-    Ok((model, saved.train.clone()))
-}
-
-/// A graph run to continue: the model at its latest weights, its settings
-/// and what the loop needs.
-pub struct GraphRunToResume {
-    pub model: GraphClassifier,
-    pub train: GraphTrainConfig,
-    pub resume: Resume<Scores>,
-}
-
-/// Loads the run saved in `dir` by [`train_graph`] with a checkpoint directory.
-pub fn load_training(dir: &Path) -> Result<GraphRunToResume> {
-    let ck = checkpoint::open(dir, ModelKind::Graph)?;
-    let (model, train) = load_from(&ck)?;
-    let best = model.params.snapshot()?;
-    let r = ck.resume::<RunState<Scores>>(&model.params)?;
-    Ok(GraphRunToResume { model, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
-}
+/// A graph run to continue ([`train::load_run`] loads one).
+pub type GraphRunToResume = train::Run<GraphClassifier, Scores>;

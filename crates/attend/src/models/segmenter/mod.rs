@@ -11,7 +11,7 @@ pub mod task;
 
 use crate::data::batch::bucket;
 use crate::data::raw_text::{self, MultiwordLexicon, Paragraph, SPACE};
-use crate::models::tagger::LONG_SLICE_WORDS;
+use crate::nn::sequence::LONG_SLICE;
 use crate::nn::char_encoder::neighbour_windows;
 use crate::nn::head::PerVectorHead;
 use crate::nn::position::PositionKind;
@@ -234,10 +234,10 @@ impl Segmenter {
         let mut out = vec![Vec::new(); texts.len()];
         let encoded: Vec<(Vec<u32>, Vec<u32>)> = texts.iter().map(|t| data.encode(t)).collect();
         let halo = self.receptive_field();
-        let long = |n: usize| n > LONG_SLICE_WORDS + 2 * halo;
+        let long = |n: usize| n > LONG_SLICE + 2 * halo;
         for (i, (ids, kinds)) in encoded.iter().enumerate().filter(|(_, e)| long(e.0.len())) {
             let mut labels = Vec::with_capacity(ids.len());
-            for s in slices(ids.len(), LONG_SLICE_WORDS, halo) {
+            for s in slices(ids.len(), LONG_SLICE, halo) {
                 let batch = CharBatch::new(&[(&ids[s.lo..s.hi], &kinds[s.lo..s.hi], &[])])?;
                 let scores = self.forward(&batch, s.lo, &mut Ctx::eval())?;
                 let l = best_labels(&scores, &batch.lengths)?.remove(0);

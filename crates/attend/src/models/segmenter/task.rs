@@ -4,14 +4,14 @@
 //! (`config.json`, `model.safetensors`, `segmenter.json`).
 
 use super::{CharBatch, Segmenter, SegmenterConfig, SegmenterData};
-use crate::checkpoint::{self, Checkpoint, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::checkpoint::{self, Checkpoint, Contents, Loaded, Saveable};
 use crate::config::TrainConfig;
 use crate::data::batch::bucket;
 use crate::data::conllu::Sentence;
 use crate::data::raw_text::{self, decode, MultiwordLexicon, Paragraph};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -88,10 +88,53 @@ impl Segmenter {
         Ok(report)
     }
 
-    /// What a checkpoint of this model holds besides its weights.
-    pub fn contents(&self, data: &SegmenterData, train: &TrainConfig) -> Result<Contents> {
-        let bytes = serde_json::to_vec_pretty(data).map_err(|e| Error::Input(format!("segmenter.json: {e}")))?;
-        Ok(Contents { config: CheckpointConfig::Segmenter(Saved::new(self.config.clone(), train.clone())), extras: vec![("segmenter.json", bytes)] })
+}
+
+impl Saveable for Segmenter {
+    const KIND: &'static str = "segmenter";
+    const EXTRA_FILES: &'static [&'static str] = &["segmenter.json"];
+    type Config = SegmenterConfig;
+    type Train = TrainConfig;
+    /// The character table and the multiword lexicon.
+    type Data = SegmenterData;
+
+    fn config(&self) -> &SegmenterConfig {
+        &self.config
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn build(config: &SegmenterConfig) -> Result<Self> {
+        Ok(Segmenter::new(config.clone(), 0)?)
+    }
+
+    fn write_data(data: &SegmenterData) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![("segmenter.json", serde_json::to_vec_pretty(data).map_err(|e| Error::Input(format!("segmenter.json: {e}")))?)])
+    }
+
+    /// `segmenter.json`, checked against the config.
+    fn read_data(ck: &Checkpoint<Self>) -> Result<SegmenterData> {
+        let data = ck.read_json::<SegmenterData>("segmenter.json")?.reindex();
+        if data.vocab_size() != ck.config.model.chars {
+            return Err(checkpoint::ck_err(&ck.dir.join("segmenter.json"), "does not match config.json (the number of characters)"));
+        }
+        Ok(data)
+    }
+}
+
+/// The segmenter's training defaults (its own, not the tagger's).
+pub fn train_defaults() -> TrainConfig {
+    TrainConfig {
+        epochs: 4,
+        lr: 2e-3,
+        warmup_steps: 100,
+        batch_tokens: 2048,
+        word_dropout: 0.0,
+        crop: 512,
+        weight_decay: 0.01,
+        ..TrainConfig::default()
     }
 }
 
@@ -160,7 +203,7 @@ impl Task for SegmenterTask<'_> {
     }
 
     fn contents(&self) -> Result<Contents> {
-        self.model.contents(self.data, self.cfg)
+        Contents::new(self.model, self.data, self.cfg)
     }
 }
 
@@ -202,46 +245,7 @@ pub fn train_segmenter(
 }
 
 /// A loaded segmenter with its characters and training settings.
-pub struct LoadedSegmenter {
-    pub model: Segmenter,
-    pub data: SegmenterData,
-    pub train: TrainConfig,
-}
+pub type LoadedSegmenter = Loaded<Segmenter>;
 
-/// Loads a segmenter from `dir`.
-pub fn load(dir: &Path) -> Result<LoadedSegmenter> {
-    load_from(&checkpoint::open(dir, ModelKind::Segmenter)?)
-}
-
-fn load_from(ck: &Checkpoint) -> Result<LoadedSegmenter> {
-    let CheckpointConfig::Segmenter(saved) = &ck.config else {
-        return Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a segmenter", ck.config.kind())));
-    };
-    let path = ck.dir.join("segmenter.json");
-    let data: SegmenterData =
-        serde_json::from_slice(&ck.read("segmenter.json")?).map_err(|e| Error::Parse { path: path.clone(), line: e.line(), message: e.to_string() })?;
-    let data = data.reindex();
-    if data.vocab_size() != saved.model.chars {
-        return Err(checkpoint::ck_err(&path, "does not match config.json (the number of characters)"));
-    }
-    let model = Segmenter::new(saved.model.clone(), 0).map_err(|e| checkpoint::ck_err(&ck.dir.join("config.json"), e.to_string()))?;
-    ck.load_weights(&model.params)?;
-    Ok(LoadedSegmenter { model, data, train: saved.train.clone() })
-}
-
-/// A segmenter run to continue.
-pub struct SegmenterRun {
-    pub model: Segmenter,
-    pub data: SegmenterData,
-    pub train: TrainConfig,
-    pub resume: Resume<SegmentReport>,
-}
-
-/// Loads the run saved in `dir` by a training with a checkpoint directory.
-pub fn load_training(dir: &Path) -> Result<SegmenterRun> {
-    let ck = checkpoint::open(dir, ModelKind::Segmenter)?;
-    let LoadedSegmenter { model, data, train } = load_from(&ck)?;
-    let best = model.params.snapshot()?;
-    let r = ck.resume::<RunState<SegmentReport>>(&model.params)?;
-    Ok(SegmenterRun { model, data, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
-}
+/// A segmenter run to continue ([`crate::train::load_run`] loads one).
+pub type SegmenterRun = train::Run<Segmenter, SegmentReport>;

@@ -2,12 +2,12 @@
 //! `config.json`.
 
 use crate::data::series::Target;
-use crate::models::tagger::config::MAX_PARAMETERS;
 use crate::nn::head::Pooling;
 use crate::nn::position::PositionKind;
 use crate::nn::sequence::{EncoderConfig, EncoderKind};
 use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
+use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 
 /// Architecture of a model over vector sequences. Flat (one TOML table,
 /// one set of flags); the encoder's part is [`SequenceConfig::encoder_config`].
@@ -152,7 +152,7 @@ impl SequenceConfig {
         match self.target {
             Target::Unlabelled => return Err("a model needs labelled training data".into()),
             Target::VectorClass if self.patch > 1 => {
-                return Err(format!("--patch {} joins vectors, but this data has one label per vector: use --patch 1", self.patch))
+                return Err(format!("`patch` {} joins vectors, but this data has one label per vector: use `patch` 1", self.patch))
             }
             Target::SequenceValue if self.outputs != 1 => return Err("a regression model has one output".into()),
             _ if self.outputs == 0 => return Err("outputs must be at least 1 (set from the data)".into()),
@@ -170,5 +170,41 @@ impl SequenceConfig {
         let head = (self.d_model as u128 + 1) * self.outputs as u128;
         let stem = if self.stem > 0 { (self.slot_width() as u128 + 1) * self.stem as u128 } else { 0 };
         self.encoder_config().parameter_count(self.encoder_input_width()) + head + stem
+    }
+}
+
+/// Both tables of a sequence model config. `[train]` uses [`TrainConfig`]
+/// with the defaults of [`SequenceSettings::train_defaults`] (small data
+/// sets: more epochs, smaller batches, no word dropout).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceSettings {
+    pub model: SequenceConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for SequenceSettings {
+    fn default() -> Self {
+        SequenceSettings { model: SequenceConfig::default(), train: Self::train_defaults() }
+    }
+}
+
+impl SequenceSettings {
+    /// Training defaults for vector sequences.
+    pub fn train_defaults() -> TrainConfig {
+        TrainConfig { epochs: 100, batch_tokens: 2048, warmup_steps: 100, word_dropout: 0.0, weight_decay: 0.05, ..TrainConfig::default() }
+    }
+}
+
+impl Settings for SequenceSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate_settings()?;
+        self.train.validate()
+    }
+
+    fn base() -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("train".into(), toml::Value::Table(toml::Table::try_from(Self::train_defaults()).expect("serialisable")));
+        t
     }
 }

@@ -3,10 +3,18 @@
 //! numbers.
 
 use super::input::{DataSpec, Encoded, UNSEEN};
-use super::Output;
 use crate::data::series::Target;
 use attend_kernels::loss::IGNORE;
 use serde::{Deserialize, Serialize};
+
+/// What the model says about one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A class id per vector, or one for the sequence.
+    Classes(Vec<u32>),
+    /// Regression: the number, in the data's units.
+    Value(f32),
+}
 
 /// One class's counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,9 +17,10 @@ use crate::nn::{Ctx, Linear, ParamStore};
 use crate::ops;
 use candle_core::{Result, Tensor, D};
 use config::SequenceConfig;
+pub use eval::Output;
 use input::{DataSpec, Encoded, SeriesBatch};
 
-pub use crate::models::tagger::{EVAL_BATCH_TOKENS, LONG_SLICE_WORDS as LONG_SLICE, MAX_DENSE_WORDS as MAX_DENSE};
+pub use crate::nn::sequence::{EVAL_BATCH_TOKENS, LONG_SLICE, MAX_DENSE};
 
 enum Head {
     PerVector(PerVectorHead),
@@ -34,15 +35,6 @@ pub struct SequenceModel {
     stem: Option<Linear>,
     encoder: SequenceEncoder,
     head: Head,
-}
-
-/// What the model says about one sequence.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// A class id per vector, or one for the sequence.
-    Classes(Vec<u32>),
-    /// Regression: the number, in the data's units.
-    Value(f32),
 }
 
 impl SequenceModel {
@@ -123,7 +115,7 @@ impl SequenceModel {
 
     /// Refuses sequences longer than `limit` under dense attention, with the remedy.
     pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
-        self.encoder.check_dense_length(longest, limit).map_err(|m| crate::Error::Input(m.replace("words", "vectors")))
+        self.encoder.check_dense_length(longest, limit)
     }
 
     fn outputs(&self, scores: &Tensor, lengths: &[usize], spec: &DataSpec) -> Result<Vec<Output>> {

@@ -7,16 +7,15 @@ use super::config::SequenceConfig;
 use super::eval::SeriesReport;
 use super::input::{self, DataSpec, Encoded};
 use super::SequenceModel;
-use crate::checkpoint::{self, Checkpoint, CheckpointConfig, Contents, ModelKind, Saved};
+use crate::checkpoint::{self, Checkpoint, Contents, Loaded, Saveable};
 use crate::config::TrainConfig;
 use crate::data::batch::bucket;
 use crate::data::series::{SeriesSet, Target};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Selection, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Selection, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 
 /// A sequence model with its training and dev data.
 pub struct SeriesTask<'a> {
@@ -76,7 +75,7 @@ impl Task for SeriesTask<'_> {
     }
 
     fn contents(&self) -> Result<Contents> {
-        self.model.contents(self.spec, self.cfg)
+        Contents::new(self.model, self.spec, self.cfg)
     }
 }
 
@@ -96,11 +95,38 @@ fn random_window(e: &Encoded, summary: usize, share: f32, width: usize, rng: &mu
     w
 }
 
-impl SequenceModel {
-    /// What a checkpoint of this model holds besides its weights.
-    pub fn contents(&self, spec: &DataSpec, train: &TrainConfig) -> Result<Contents> {
-        let data = serde_json::to_vec_pretty(spec).map_err(|e| Error::Input(format!("data.json: {e}")))?;
-        Ok(Contents { config: CheckpointConfig::Sequence(Saved::new(self.config.clone(), train.clone())), extras: vec![("data.json", data)] })
+impl Saveable for SequenceModel {
+    const KIND: &'static str = "sequence";
+    const EXTRA_FILES: &'static [&'static str] = &["data.json"];
+    type Config = SequenceConfig;
+    type Train = TrainConfig;
+    /// What the model learned about its data: normalisation, classes.
+    type Data = DataSpec;
+
+    fn config(&self) -> &SequenceConfig {
+        &self.config
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn build(config: &SequenceConfig) -> Result<Self> {
+        Ok(SequenceModel::new(config.clone(), 0)?)
+    }
+
+    fn write_data(spec: &DataSpec) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(vec![("data.json", serde_json::to_vec_pretty(spec).map_err(|e| Error::Input(format!("data.json: {e}")))?)])
+    }
+
+    /// `data.json`, checked against the config.
+    fn read_data(ck: &Checkpoint<Self>) -> Result<DataSpec> {
+        let spec: DataSpec = ck.read_json("data.json")?;
+        let c = &ck.config.model;
+        if spec.dims != c.dims || spec.mean.len() != c.dims || spec.std.len() != c.dims || spec.outputs() != c.outputs || spec.target != c.target {
+            return Err(checkpoint::ck_err(&ck.dir.join("data.json"), "does not match config.json (dims, statistics, classes or target)"));
+        }
+        Ok(spec)
     }
 }
 
@@ -172,46 +198,8 @@ pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, se
     Ok(Prepared { spec, train: train_encoded.into_iter().map(|(e, _)| e).collect(), dev: dev_encoded, held_out, missing })
 }
 
-/// A loaded model with what it learned about its data and its training settings.
-pub struct LoadedSequence {
-    pub model: SequenceModel,
-    pub spec: DataSpec,
-    pub train: TrainConfig,
-}
+/// A loaded model (`data`: what it learned about its data) with its training settings.
+pub type LoadedSequence = Loaded<SequenceModel>;
 
-/// Loads a sequence model from `dir`.
-pub fn load(dir: &Path) -> Result<LoadedSequence> {
-    load_from(&checkpoint::open(dir, ModelKind::Sequence)?)
-}
-
-fn load_from(ck: &Checkpoint) -> Result<LoadedSequence> {
-    let CheckpointConfig::Sequence(saved) = &ck.config else {
-        return Err(checkpoint::ck_err(&ck.dir, format!("holds a {} model, not a sequence model", ck.config.kind())));
-    };
-    let path = ck.dir.join("data.json");
-    let spec: DataSpec = serde_json::from_slice(&ck.read("data.json")?).map_err(|e| Error::Parse { path: path.clone(), line: e.line(), message: e.to_string() })?;
-    let c = &saved.model;
-    if spec.dims != c.dims || spec.mean.len() != c.dims || spec.std.len() != c.dims || spec.outputs() != c.outputs || spec.target != c.target {
-        return Err(checkpoint::ck_err(&path, "does not match config.json (dims, statistics, classes or target)"));
-    }
-    let model = SequenceModel::new(c.clone(), 0).map_err(|e| checkpoint::ck_err(&ck.dir.join("config.json"), e.to_string()))?;
-    ck.load_weights(&model.params)?;
-    Ok(LoadedSequence { model, spec, train: saved.train.clone() })
-}
-
-/// A sequence run to continue.
-pub struct SequenceRun {
-    pub model: SequenceModel,
-    pub spec: DataSpec,
-    pub train: TrainConfig,
-    pub resume: Resume<SeriesReport>,
-}
-
-/// Loads the run saved in `dir` by a training with a checkpoint directory.
-pub fn load_training(dir: &Path) -> Result<SequenceRun> {
-    let ck = checkpoint::open(dir, ModelKind::Sequence)?;
-    let LoadedSequence { model, spec, train } = load_from(&ck)?;
-    let best = model.params.snapshot()?;
-    let r = ck.resume::<RunState<SeriesReport>>(&model.params)?;
-    Ok(SequenceRun { model, spec, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
-}
+/// A sequence run to continue ([`crate::train::load_run`] loads one).
+pub type SequenceRun = train::Run<SequenceModel, SeriesReport>;

@@ -5,10 +5,7 @@ use crate::nn::sequence::{EncoderConfig, EncoderKind};
 use crate::data::vocab::TaggerVocab;
 use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
-
-/// Largest model attend builds: 2^30 f32 parameters (4 GiB), so that a
-/// mistyped size is refused with a message instead of exhausting memory.
-pub const MAX_PARAMETERS: u128 = 1 << 30;
+use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 
 /// Architecture of a tagger. Flat (one TOML table, one set of flags); the
 /// encoder's part is [`TaggerConfig::encoder_config`].
@@ -136,5 +133,20 @@ impl TaggerConfig {
         let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
         let front = words * wd + chars * cd + kernel * cd * filters + filters;
         front + self.encoder_config().parameter_count(self.word_dim + self.char_filters) + d * tags + tags
+    }
+}
+
+/// Both tables of a tagger config.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaggerSettings {
+    pub model: TaggerConfig,
+    pub train: TrainConfig,
+}
+
+impl Settings for TaggerSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        self.train.validate()
     }
 }

@@ -20,18 +20,7 @@ use candle_core::{Result, Tensor, D};
 use rayon::prelude::*;
 use config::TaggerConfig;
 
-/// Words per slice when a long input is tagged in slices under truncated
-/// attention (each slice also reads its receptive field on both sides).
-pub const LONG_SLICE_WORDS: usize = 4096;
-
-/// Longest sequence tagged with dense (untruncated) attention unless the
-/// caller raises the limit: above it the quadratic cost takes minutes, and
-/// `--window` gives linear cost instead.
-pub const MAX_DENSE_WORDS: usize = 16384;
-
-/// Padded words per batch when tagging or evaluating (no gradients are
-/// kept, so batches can be larger than in training).
-pub const EVAL_BATCH_TOKENS: usize = 8192;
+pub use crate::nn::sequence::{EVAL_BATCH_TOKENS, LONG_SLICE as LONG_SLICE_WORDS, MAX_DENSE as MAX_DENSE_WORDS};
 
 /// Padded words per batch in `attend tag`: each layer's activations then
 /// stay in cache. On EWT test (2 cores, Zen 3) tagging ran 15% faster than
@@ -176,7 +165,7 @@ impl Tagger {
     /// Refuses sequences longer than `limit` words under dense attention,
     /// with the remedy; truncated attention and the BiLSTM take any length.
     pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
-        self.encoder.check_dense_length(longest, limit).map_err(crate::Error::Input)
+        self.encoder.check_dense_length(longest, limit)
     }
 
     /// Best UPOS index per word, one vector per sequence.

@@ -3,16 +3,15 @@
 //! with `vocab.json`.
 
 use super::eval::EvalReport;
-use super::load::{self, LoadedTagger};
 use super::{Tagger, EVAL_BATCH_TOKENS};
-use crate::checkpoint::{self, Contents, ModelKind};
+use crate::checkpoint::Contents;
 use crate::config::TrainConfig;
 use crate::data::batch::{bucket, encode, Batch, EncodedSentence};
 use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
 use crate::nn::Ctx;
-use crate::train::{self, Evaluation, LoopConfig, Observer, Resume, RunOptions, RunState, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -67,7 +66,7 @@ impl Task for TaggerTask<'_> {
     }
 
     fn contents(&self) -> Result<Contents> {
-        self.model.contents(self.vocab, Some(self.cfg))
+        Contents::new(self.model, self.vocab, self.cfg)
     }
 }
 
@@ -101,21 +100,5 @@ pub fn train_tagger_with(
     train::fit(&task, &LoopConfig::minibatch(cfg), options, observer)
 }
 
-/// A tagger run to continue: the model at its latest weights, its
-/// vocabulary and settings, and what the loop needs.
-pub struct TaggerRun {
-    pub model: Tagger,
-    pub vocab: TaggerVocab,
-    pub train: TrainConfig,
-    pub resume: Resume<EvalReport>,
-}
-
-/// Loads the run saved in `dir` by a tagger training with a checkpoint directory.
-pub fn load_training(dir: &Path) -> Result<TaggerRun> {
-    let ck = checkpoint::open(dir, ModelKind::Tagger)?;
-    let LoadedTagger { model, vocab, train } = load::load_from(&ck)?;
-    let train = train.ok_or_else(|| checkpoint::ck_err(&dir.join("config.json"), "has no [train] settings to resume with"))?;
-    let best = model.params.snapshot()?;
-    let r = ck.resume::<RunState<EvalReport>>(&model.params)?;
-    Ok(TaggerRun { model, vocab, train, resume: Resume { optimizer: r.optimizer, state: r.state, best } })
-}
+/// A tagger run to continue ([`train::load_run`] loads one).
+pub type TaggerRun = train::Run<Tagger, EvalReport>;

@@ -1,0 +1,252 @@
+//! Raw text in, tagged sentences out: a tagger directory (with the
+//! segmenter `attend train tagger` keeps in its `segmenter/`) as one
+//! [`TextTagger`]. Text is segmented into sentences, tokens and multiword
+//! tokens, then tagged with UPOS, XPOS and FEATS; a stream is read and
+//! handed back a chunk of paragraphs at a time, in bounded memory.
+//!
+//! ```
+//! use attend::api::text::TextTagger;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # attend::api::text::train_toy_tagger(dir.path()).unwrap(); // a tiny tagger and segmenter, as `attend train tagger` writes them
+//! let tagger = TextTagger::load(dir.path())?;
+//! let sentences = tagger.tag_text("the run watch it. a light cooked her.\n\nthe plant ran.\n")?;
+//! assert_eq!(sentences.len(), 3);
+//! for s in &sentences {
+//!     for w in s.words() {
+//!         println!("{}\t{}\t{}\t{}", w.form, w.upos, w.xpos, w.feats);
+//!     }
+//! }
+//! let first: Vec<(&str, &str)> = sentences[0].words().map(|w| (w.form.as_str(), w.upos.as_str())).collect();
+//! assert_eq!(first, [("the", "DET"), ("run", "NOUN"), ("watch", "VERB"), ("it", "PRON"), (".", "PUNCT")]);
+//! // The same as records (what `attend tag --output-format json` writes).
+//! let record = attend::api::text::sentence_record(&sentences[0], 1);
+//! assert_eq!(record["tokens"][1]["words"][0]["upos"], sentences[0].tokens[1].upos.as_str());
+//! # Ok::<(), attend::Error>(())
+//! ```
+
+use crate::checkpoint::{self, Loaded};
+use crate::config::TrainConfig;
+use crate::data::conllu::{self, Sentence, TokenId};
+use crate::data::vocab::{Column, TaggerVocab};
+use crate::data::{raw_text, ud_eval};
+use crate::error::{Error, Result};
+use crate::models::segmenter::task::{self as segmenter_task};
+use crate::models::segmenter::{Segmenter, SegmenterConfig};
+use crate::models::tagger::task::train_tagger;
+use crate::models::tagger::{Tagger, TAG_BATCH_TOKENS};
+use crate::nn::sequence::MAX_DENSE;
+use crate::train::{RunOptions, Silent};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Paragraphs at most this long go to the segmenter whole; longer ones are cut.
+pub const MAX_PARAGRAPH_CHARS: usize = 1 << 20;
+/// Characters segmented and tagged together (then handed on, then dropped).
+pub const CHUNK_CHARS: usize = 1 << 16;
+
+/// Where a tagger directory keeps its segmenter.
+pub fn segmenter_dir(tagger_dir: &Path) -> PathBuf {
+    tagger_dir.join("segmenter")
+}
+
+/// A tagger with its segmenter, if it has one: raw text or sentences in,
+/// tagged sentences out.
+pub struct TextTagger {
+    pub tagger: Loaded<Tagger>,
+    pub segmenter: Option<Loaded<Segmenter>>,
+    /// Longest sentence tagged with dense attention (longer ones are refused:
+    /// [`Error::DenseTooLong`]); a sentence the segmenter finds longer is
+    /// cut into pieces of this many tokens.
+    pub max_dense: usize,
+}
+
+/// How long the steps of a run took, and what they did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TagStats {
+    pub sentences: usize,
+    pub words: usize,
+    pub longest: usize,
+    pub segment_seconds: f64,
+    pub tag_seconds: f64,
+}
+
+impl TextTagger {
+    /// Loads the tagger in `dir` and, if `dir/segmenter` holds one, its segmenter.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let tagger = checkpoint::load::<Tagger>(dir)?;
+        let seg = segmenter_dir(dir);
+        let segmenter = if seg.join("config.json").is_file() { Some(checkpoint::load::<Segmenter>(&seg)?) } else { None };
+        Ok(TextTagger { tagger, segmenter, max_dense: MAX_DENSE })
+    }
+
+    /// Truncated attention from now on: each word sees `window` words on
+    /// each side (`None`: whole sentences).
+    pub fn set_window(&mut self, window: Option<usize>) -> Result<()> {
+        self.tagger.model.set_window(window)
+    }
+
+    /// Tags sentences whose words are given (UPOS, XPOS, FEATS as the model predicts).
+    pub fn tag(&self, sentences: &mut [Sentence]) -> Result<()> {
+        let longest = sentences.iter().map(Sentence::word_count).max().unwrap_or(0);
+        self.tagger.model.check_dense_length(longest, self.max_dense)?;
+        Ok(self.tagger.model.tag(sentences, &self.tagger.data, TAG_BATCH_TOKENS)?)
+    }
+
+    /// Segments and tags raw text (paragraphs end at blank lines).
+    pub fn tag_text(&self, text: &str) -> Result<Vec<Sentence>> {
+        let mut out = Vec::new();
+        self.tag_stream(text.as_bytes(), Path::new("<text>"), |s| {
+            out.append(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads raw text from `input` to its end, segmenting and tagging a
+    /// chunk of paragraphs at a time and handing each chunk's sentences to
+    /// `sink` (numbered on across chunks). `label` names the input in errors.
+    pub fn tag_stream(&self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>) -> Result<()>) -> Result<TagStats> {
+        let segmenter = self.segmenter.as_ref().ok_or_else(|| Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into()))?;
+        let mut stats = TagStats::default();
+        let mut raw = RawSegmenter::new(segmenter, self.max_dense);
+        raw.run(input, label, |sentences, segment_seconds| {
+            stats.segment_seconds += segment_seconds;
+            let t = Instant::now();
+            self.tag(sentences)?;
+            stats.tag_seconds += t.elapsed().as_secs_f64();
+            stats.sentences += sentences.len();
+            stats.words += sentences.iter().map(Sentence::word_count).sum::<usize>();
+            stats.longest = stats.longest.max(sentences.iter().map(Sentence::word_count).max().unwrap_or(0));
+            sink(sentences)
+        })?;
+        Ok(stats)
+    }
+
+    /// Tags the raw text of the gold CoNLL-U file at `gold_path` (built as
+    /// the CoNLL 2018 shared task built it) and scores the result against it.
+    pub fn score_raw_text(&self, gold_path: &Path) -> Result<ud_eval::Evaluation> {
+        let gold = conllu::read_file(gold_path)?;
+        let text = raw_text::shared_task_text(&gold, gold_path)?;
+        let mut system = Vec::new();
+        self.tag_stream(text.as_bytes(), gold_path, |s| {
+            system.append(s);
+            Ok(())
+        })?;
+        system.iter_mut().for_each(raw_text::fill_flat_tree);
+        let label = Path::new("<tagged raw text>");
+        ud_eval::evaluate(&ud_eval::UdDocument::new(&gold, gold_path)?, &ud_eval::UdDocument::new(&system, label)?, gold_path, label)
+    }
+}
+
+/// Raw text to sentences (segmented, not yet tagged), a chunk of paragraphs at a time.
+struct RawSegmenter<'a> {
+    segmenter: &'a Loaded<Segmenter>,
+    max_words: usize,
+    next_sentence: usize,
+    next_paragraph: usize,
+}
+
+impl<'a> RawSegmenter<'a> {
+    fn new(segmenter: &'a Loaded<Segmenter>, max_words: usize) -> Self {
+        RawSegmenter { segmenter, max_words: max_words.max(1), next_sentence: 1, next_paragraph: 1 }
+    }
+
+    /// Reads `input` to its end, handing each chunk's sentences and the
+    /// seconds segmenting them took to `sink`.
+    fn run(&mut self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>, f64) -> Result<()>) -> Result<()> {
+        let mut chunk: Vec<raw_text::RawParagraph> = Vec::new();
+        let mut chars = 0;
+        for p in raw_text::ParagraphReader::new(input, label, MAX_PARAGRAPH_CHARS) {
+            let p = p?;
+            chars += p.chars.len();
+            chunk.push(p);
+            if chars >= CHUNK_CHARS {
+                let t = Instant::now();
+                let mut sentences = self.segment(&std::mem::take(&mut chunk))?;
+                sink(&mut sentences, t.elapsed().as_secs_f64())?;
+                chars = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            let t = Instant::now();
+            let mut sentences = self.segment(&chunk)?;
+            sink(&mut sentences, t.elapsed().as_secs_f64())?;
+        }
+        Ok(())
+    }
+
+    /// Sentences of `paragraphs`, numbered on from the previous chunk.
+    fn segment(&mut self, paragraphs: &[raw_text::RawParagraph]) -> Result<Vec<Sentence>> {
+        let texts: Vec<&[char]> = paragraphs.iter().map(|p| &p.chars[..]).collect();
+        let labels = self.segmenter.model.label(&self.segmenter.data, &texts)?;
+        let mut out = Vec::new();
+        for (p, l) in paragraphs.iter().zip(&labels) {
+            let found: Vec<Vec<raw_text::FoundToken>> =
+                raw_text::decode(&p.chars, l).into_iter().flat_map(|s| s.chunks(self.max_words).map(<[_]>::to_vec).collect::<Vec<_>>()).collect();
+            if found.is_empty() {
+                continue;
+            }
+            let first = self.next_paragraph == 1;
+            out.extend(raw_text::to_sentences(&p.chars, &found, &self.segmenter.data.lexicon, self.next_sentence, (self.next_paragraph, first)));
+            self.next_sentence += found.len();
+            self.next_paragraph += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// A tagged sentence as a JSON record: `id` (its `sent_id`, else
+/// `number`), `text`, and its surface tokens, each with `form`,
+/// `space_after` and its words (`form`, `upos`, and `xpos` and `feats`
+/// where predicted).
+pub fn sentence_record(s: &Sentence, number: usize) -> serde_json::Value {
+    let words: Vec<&conllu::Token> = s.words().collect();
+    let mut tokens = Vec::new();
+    for t in raw_text::surface_tokens(s) {
+        let range = match t.id {
+            TokenId::Range(a, b) => a..=b,
+            TokenId::Word(n) => n..=n,
+            TokenId::Empty(..) => continue,
+        };
+        let ws: Vec<serde_json::Value> = range
+            .filter_map(|n| words.get(n - 1))
+            .map(|w| {
+                let mut word = serde_json::json!({ "form": w.form, "upos": w.upos });
+                // XPOS and FEATS when predicted (`_`: none).
+                for (key, value) in [("xpos", &w.xpos), ("feats", &w.feats)] {
+                    if value != "_" {
+                        word[key] = serde_json::json!(value);
+                    }
+                }
+                word
+            })
+            .collect();
+        let space_after = !t.misc.split('|').any(|m| m == "SpaceAfter=No");
+        tokens.push(serde_json::json!({ "form": t.form, "space_after": space_after, "words": ws }));
+    }
+    let id = raw_text::comment_value(s, "sent_id").map_or_else(|| number.to_string(), str::to_string);
+    serde_json::json!({ "id": id, "text": raw_text::sentence_text(s), "tokens": tokens })
+}
+
+/// Trains a tiny tagger and segmenter on the built-in toy treebank of raw
+/// text into `dir` (as `attend train tagger` lays them out), for examples
+/// and tests.
+#[doc(hidden)]
+pub fn train_toy_tagger(dir: &Path) -> Result<()> {
+    use crate::data::synthetic::toy_raw_treebank;
+    let (train, dev) = (toy_raw_treebank(300, 1), toy_raw_treebank(60, 2));
+    let vocab = TaggerVocab::build_for(&train, &Column::ALL);
+    let config = crate::models::TaggerConfig { d_model: 32, heads: 4, ff_dim: 64, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
+    let mut model = Tagger::new(config, 5)?;
+    let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, seed: 5, ..TrainConfig::default() };
+    train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir), &mut Silent)?;
+    let path = Path::new("toy.conllu");
+    let prepared = segmenter_task::prepare(&train, path, &dev, path)?;
+    let seg_config = SegmenterConfig { d_model: 32, layers: 2, window: 8, ..SegmenterConfig::default() };
+    let segmenter = segmenter_task::new_model(&seg_config, &prepared.data, 5)?;
+    let seg_train = TrainConfig { epochs: 30, seed: 5, ..segmenter_task::train_defaults() };
+    let options = RunOptions { checkpoint_dir: Some(&segmenter_dir(dir)), ..RunOptions::default() };
+    segmenter_task::train_segmenter(&segmenter, &prepared.data, &prepared.train, &prepared.dev, &seg_train, options, &mut Silent)?;
+    Ok(())
+}
