@@ -8,6 +8,7 @@ use attend::data::conllu::{self, Sentence};
 use attend::data::synthetic::repeat_task;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
+use attend::nn::sequence::EncoderConfig;
 use attend::nn::position::PositionKind;
 use attend::config::TrainConfig;
 use attend::models::tagger::task::train_tagger;
@@ -140,7 +141,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     }
     let attention = attend::checkpoint::load::<Tagger>(&attention_dir)?;
     let rnn = attend::checkpoint::load::<Tagger>(&rnn_dir)?;
-    if attention.model.config.encoder != EncoderKind::Attention || rnn.model.config.encoder != EncoderKind::Rnn {
+    if attention.model.config.encoder.kind != EncoderKind::Attention || rnn.model.config.encoder.kind != EncoderKind::Rnn {
         bail!("--attention-model must be an attention tagger and --rnn-model a BiLSTM (--encoder rnn) tagger");
     }
     let mut windowed = attend::checkpoint::load::<Tagger>(&attention_dir)?;
@@ -152,7 +153,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         let dev = conllu::read_file(&files.dev)?;
         let (train, dev) = (&train[..args.speed_sentences.min(train.len())], &dev[..dev.len().min(50)]);
         for (k, m) in [&attention, &rnn].into_iter().enumerate() {
-            eprintln!("compare: training speed, {:?} encoder, one epoch of {} sentences", m.model.config.encoder, train.len());
+            eprintln!("compare: training speed, {:?} encoder, one epoch of {} sentences", m.model.config.encoder.kind, train.len());
             speeds[k] = Some(train_speed(&m.model.config, &m.data, train, dev)?);
         }
     }
@@ -242,22 +243,21 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         let (train, dev, test) =
             (repeat_task(args.synthetic_train, len, symbols, 11), repeat_task(args.synthetic_train / 10 + 1, len, symbols, 12), repeat_task(1000, len, symbols, 13));
         let vocab = TaggerVocab::build(&train);
-        let tiny = |encoder: EncoderKind, window: Option<usize>| TaggerConfig {
-            encoder,
-            d_model: 64,
-            heads: 4,
-            layers: 2,
-            ff_dim: 128,
-            word_dim: 32,
-            char_dim: 8,
-            char_filters: 16,
-            dropout: 0.0,
-            attention_dropout: 0.0,
-            position: args.synthetic_position,
-            window,
-            ..TaggerConfig::default()
-        }
-        .sized_for(&vocab);
+        let tiny = |kind: EncoderKind, window: Option<usize>| {
+            let encoder = EncoderConfig {
+                kind,
+                d_model: 64,
+                heads: 4,
+                layers: 2,
+                ff_dim: 128,
+                dropout: 0.0,
+                attention_dropout: 0.0,
+                position: args.synthetic_position,
+                window,
+                ..EncoderConfig::default()
+            };
+            TaggerConfig { encoder, word_dim: 32, char_dim: 8, char_filters: 16, ..TaggerConfig::default() }.sized_for(&vocab)
+        };
         let cfg = TrainConfig { epochs: args.synthetic_epochs, batch_tokens: 2048, warmup_steps: 100, lr: 0.002, word_dropout: 0.0, seed: 1, ..TrainConfig::default() };
         let edges: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&e| e < len).collect();
         let w = args.synthetic_window;

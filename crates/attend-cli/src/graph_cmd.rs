@@ -53,27 +53,27 @@ pub struct TrainGraphArgs {
 /// Architecture flags; unset ones come from the config file or GraphModelConfig's defaults.
 #[derive(Args, Serialize, Default)]
 pub struct GraphModelArgs {
-    /// Edge score: additive (GAT) or dot (scaled dot product) [additive]
+    /// Edge score: additive (GAT) or dot (scaled dot product)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<GraphScoreType>,
-    /// Graph attention layers [2]
+    /// Graph attention layers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     layers: Option<usize>,
-    /// Heads per hidden layer, concatenated [8]
+    /// Heads per hidden layer, concatenated
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     heads: Option<usize>,
-    /// Features per head in hidden layers [8]
+    /// Features per head in hidden layers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     hidden: Option<usize>,
-    /// Heads of the output layer, averaged [1]
+    /// Heads of the output layer, averaged
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     output_heads: Option<usize>,
-    /// Dropout on each layer's input [0.6]
+    /// Dropout on each layer's input
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     dropout: Option<f32>,
@@ -82,16 +82,16 @@ pub struct GraphModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip)]
     shared_input_dropout: bool,
-    /// Dropout on attention weights [0.6]
+    /// Dropout on attention weights
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     attention_dropout: Option<f32>,
     /// Dropout on the projected features where they are aggregated, after
-    /// scoring (as in the reference GAT code) [0.6]
+    /// scoring (as in the reference GAT code)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     value_dropout: Option<f32>,
-    /// Negative slope of the additive score's LeakyReLU [0.2]
+    /// Negative slope of the additive score's LeakyReLU
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     negative_slope: Option<f32>,
@@ -107,7 +107,7 @@ pub struct GraphModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip)]
     raw_features: bool,
-    /// fused (sparse kernel) or reference (dense adjacency-masked, O(nodes^2)) [fused]
+    /// fused (sparse kernel) or reference (dense adjacency-masked, O(nodes^2))
     #[arg(long, help_heading = "Model")]
     #[serde(rename = "kernel", skip_serializing_if = "Option::is_none")]
     attention_kernel: Option<AttentionKernel>,
@@ -134,23 +134,23 @@ impl GraphModelArgs {
 /// Training flags; unset ones come from the config file or GraphTrainConfig's defaults.
 #[derive(Args, Serialize, Default)]
 pub struct GraphTrainArgs {
-    /// Learning rate (Adam, constant) [0.005]
+    /// Learning rate (Adam, constant)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     lr: Option<f32>,
-    /// L2 regularisation of weight matrices [0.0005]
+    /// L2 regularisation of weight matrices
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     l2: Option<f32>,
-    /// Stop after this many epochs without validation loss or accuracy improving [100]
+    /// Stop after this many epochs without validation loss or accuracy improving
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     patience: Option<usize>,
-    /// Upper limit on epochs (early stopping usually ends sooner) [5000]
+    /// Upper limit on epochs (early stopping usually ends sooner)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_epochs: Option<usize>,
-    /// Random seed (the first, with --seeds) [42]
+    /// Random seed (the first, with --seeds)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,

@@ -17,7 +17,7 @@ mod text_cmd;
 mod treebank_args;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // candle allocates a fresh buffer per op; mimalloc reuses them instead of
 // returning pages to the OS and faulting them back in. The counting wrapper
@@ -162,8 +162,8 @@ enum EvalKind {
 fn main() {
     attend_cli::memory::enable();
     attend_cli::alloc::keep_freed_pages();
-    let cli = Cli::parse();
-    common::init_flags(Cli::command());
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
+    common::init_flags(cli_command());
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let result = one_pool(threads).and_then(|pool| pool.install(move || dispatch(cli.command)));
     if let Err(e) = result {
@@ -191,6 +191,20 @@ fn report(e: anyhow::Error) -> ! {
         _ => eprintln!("error: {}", common::cli_words(&text)),
     }
     std::process::exit(1)
+}
+
+/// The command line as `attend --help`, the man pages and the completions
+/// show it: each `train` subcommand's flags with that kind's defaults.
+pub(crate) fn cli_command() -> clap::Command {
+    use attend::models::graph::config::GraphSettings;
+    use attend::models::sequence::config::SequenceSettings;
+    use attend::models::tagger::config::TaggerSettings;
+    Cli::command().mut_subcommand("train", |train| {
+        train
+            .mut_subcommand("tagger", |c| settings::show_defaults(c, &TaggerSettings::default(), &[]))
+            .mut_subcommand("sequence", |c| settings::show_defaults(c, &SequenceSettings::default(), &[("batch_vectors", "batch_tokens")]))
+            .mut_subcommand("graph", |c| settings::show_defaults(c, &GraphSettings::default(), &[("attention_kernel", "kernel")]))
+    })
 }
 
 /// All parallel work in one pool of `threads` workers, the command itself
@@ -242,7 +256,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Data(command) => data_cmd::run(command),
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "attend", &mut script);
+            clap_complete::generate(shell, &mut cli_command(), "attend", &mut script);
             use std::io::Write;
             std::io::stdout().write_all(&script).map_err(Into::into)
         }
@@ -256,7 +270,7 @@ fn man_pages(out: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut written = 0;
     // (command, page name attend-train-tagger, usage name "attend train tagger")
-    let mut stack = vec![(Cli::command(), "attend".to_string(), "attend".to_string())];
+    let mut stack = vec![(cli_command(), "attend".to_string(), "attend".to_string())];
     while let Some((cmd, name, usage)) = stack.pop() {
         let cmd = cmd.name(name.clone()).bin_name(usage.clone());
         for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {

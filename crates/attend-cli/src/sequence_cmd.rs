@@ -3,7 +3,7 @@
 
 use crate::common::{self, PredictFormat};
 use crate::progress::{interrupt_flag, Progress};
-use crate::settings;
+use crate::settings::{self, EncoderArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
 use attend::api::seeds;
 use attend::api::sequence::{RunSpec, SequenceJob, SequenceRunReport};
@@ -15,8 +15,6 @@ use attend::models::sequence::input::encode;
 use attend::models::sequence::{Output, SequenceModel, MAX_DENSE};
 use attend::models::EncoderKind;
 use attend::nn::head::Pooling;
-use attend::nn::position::PositionKind;
-use attend::nn::AttentionKernel;
 use clap::Args;
 use serde::Serialize;
 use std::io::Write;
@@ -64,61 +62,21 @@ pub struct TrainSequenceArgs {
     seeds: usize,
 }
 
-/// Architecture flags; unset ones come from the config file or SequenceConfig's defaults.
+/// Architecture flags: the encoder's, then the sequence model's own. Unset
+/// ones come from the config file or SequenceConfig's defaults.
 #[derive(Args, Serialize, Debug, Default)]
 pub struct SequenceModelArgs {
-    /// Encoder: attention or rnn (the BiLSTM baseline) [attention]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoder: Option<EncoderKind>,
-    /// Width of the attention layers [64]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    d_model: Option<usize>,
-    /// Attention heads per layer [4]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    heads: Option<usize>,
-    /// Stacked encoder layers [2]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    layers: Option<usize>,
-    /// Hidden width of the feed-forward layers [128]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ff_dim: Option<usize>,
-    /// Dropout on inputs and residual branches [0.1]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dropout: Option<f32>,
-    /// Dropout on attention weights [0]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attention_dropout: Option<f32>,
-    /// Positional encoding: none, sinusoidal, learned or rope [rope]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    position: Option<PositionKind>,
-    /// Longest sequence (in patches) a learned position table covers [4096]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_positions: Option<usize>,
-    /// Truncated attention: each vector sees N vectors on each side [whole sequence]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window: Option<usize>,
-    /// Attention implementation: fused or reference [fused]
-    #[arg(long, help_heading = "Model")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attention_kernel: Option<AttentionKernel>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    encoder: EncoderArgs,
     /// One label per sequence: mean (of the outputs over the real vectors)
     /// or summary (a learned vector before the sequence that attends like
-    /// the others) [mean]
+    /// the others)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pooling: Option<Pooling>,
     /// Join N consecutive vectors into one input of the encoder (shortens
-    /// long signals N times; one label per sequence only) [1]
+    /// long signals N times; one label per sequence only)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<usize>,
@@ -130,11 +88,11 @@ pub struct SequenceModelArgs {
     sequence_norm: bool,
     /// A convolutional stem: each vector first becomes N learned features
     /// of the --stem-kernel vectors around it (then GELU), before patches
-    /// are joined; 0 = off [0]
+    /// are joined; 0 = off
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     stem: Option<usize>,
-    /// Width of the stem's window, odd [9]
+    /// Width of the stem's window, odd
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     stem_kernel: Option<usize>,
@@ -151,66 +109,29 @@ impl SequenceModelArgs {
     }
 }
 
-/// Training flags; unset ones come from the config file or the sequence defaults.
+/// Training flags: the shared ones, then the sequence model's own. Unset
+/// ones come from the config file or the sequence defaults.
 #[derive(Args, Serialize, Debug, Default)]
 pub struct SequenceTrainArgs {
-    /// Passes over the training data [100]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epochs: Option<usize>,
-    /// Stop after the epoch that passes this many minutes of this session,
-    /// keeping the best model so far; continue with --resume [no limit]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_minutes: Option<f64>,
-    /// Peak learning rate [0.001]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lr: Option<f32>,
-    /// Linear warmup steps [100]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warmup_steps: Option<usize>,
-    /// Cosine decay ends at lr * this [0.02]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    min_lr_ratio: Option<f32>,
-    /// AdamW decoupled weight decay on matrices [0.05]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    weight_decay: Option<f32>,
-    /// Clip gradients to this global norm, 0 = off [1.0]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clip: Option<f32>,
-    /// Padded inputs (vectors, or patches) per batch [2048]
+    #[command(flatten)]
+    #[serde(flatten)]
+    common: TrainArgs,
+    /// Padded inputs (vectors, or patches) per batch
     #[arg(long, help_heading = "Training")]
     #[serde(rename = "batch_tokens", skip_serializing_if = "Option::is_none")]
     batch_vectors: Option<usize>,
-    /// Label smoothing [0.0]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    label_smoothing: Option<f32>,
-    /// Random seed for the dev split, initialisation, batching and dropout [42]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<u64>,
-    /// Stop after N epochs without dev improvement [off]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patience: Option<usize>,
     /// Without --dev: hold out this share of the training sequences as dev
-    /// data (stratified by class), drawn with the seed [0.2]
+    /// data (stratified by class), drawn with the seed
     #[arg(long, help_heading = "Training", conflicts_with = "dev")]
     #[serde(skip_serializing_if = "Option::is_none")]
     dev_fraction: Option<f32>,
     /// Cut training sequences with a label per vector into pieces of N
-    /// vectors (long signals; use with --window; 0: whole sequences) [0]
+    /// vectors (long signals; use with --window; 0: whole sequences)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     crop: Option<usize>,
     /// One label per sequence: train on a random window of at least this
-    /// share of each sequence, drawn at every step (augmentation) [1.0]
+    /// share of each sequence, drawn at every step (augmentation)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     random_crop: Option<f32>,
@@ -260,7 +181,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
     let (plan, out, resuming) = match (&args.resume, saved) {
         (Some(dir), Some(plan)) => (plan, dir.clone(), true),
         (Some(dir), None) => {
-            let job = SequenceJob::resume(dir, &train_set, dev_set.as_ref(), args.train_flags.max_minutes)?;
+            let job = SequenceJob::resume(dir, &train_set, dev_set.as_ref(), args.train_flags.common.max_minutes())?;
             let run = train_one(job, dir, test_set.as_ref(), "")?;
             print_run(&run, dir);
             return Ok(());
@@ -271,8 +192,8 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         }
     };
     let SeedsPlan { seeds, model: settings, mut train } = plan;
-    if args.train_flags.max_minutes.is_some() {
-        train.max_minutes = args.train_flags.max_minutes;
+    if args.train_flags.common.max_minutes().is_some() {
+        train.max_minutes = args.train_flags.common.max_minutes();
     }
     if seeds > 1 && !resuming {
         // What `--resume OUT` needs to finish every seed and the report.
@@ -285,7 +206,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one gives its result again), the others start.
         if resuming && seeds::has_saved_state(&dir) {
-            let job = SequenceJob::resume(&dir, &train_set, dev_set.as_ref(), args.train_flags.max_minutes)?;
+            let job = SequenceJob::resume(&dir, &train_set, dev_set.as_ref(), args.train_flags.common.max_minutes())?;
             let run = train_one(job, &dir, test_set.as_ref(), &prefix)?;
             print_run(&run, &dir);
             runs.push(run);
@@ -501,7 +422,7 @@ const MAX_HEATMAP: usize = 400;
 /// `attend attention` for a sequence model: who attends to whom in sequence `index` of `input`.
 pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Result<()> {
     let checkpoint::Loaded { model, data: spec, .. } = checkpoint::load::<SequenceModel>(model_dir)?;
-    if model.config.encoder == EncoderKind::Rnn {
+    if model.config.encoder.kind == EncoderKind::Rnn {
         bail!("{} is a BiLSTM model: it has no attention weights to show", model_dir.display());
     }
     let set = read(input)?;
@@ -541,18 +462,4 @@ pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Re
     let files = attend_cli::viz::write_heatmaps(&maps, out)?;
     println!("{} files in {}", files.len(), out.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    /// The `[default]` in each flag's help is the config's default.
-    #[test]
-    fn help_shows_the_true_defaults() {
-        use attend::models::sequence::config::SequenceSettings;
-        use attend::models::sequence::config::SequenceConfig;
-                let model = crate::settings::help_defaults_match::<super::SequenceModelArgs>(&SequenceConfig::default(), &[]);
-        assert!(model >= 11, "{model}");
-        let train = crate::settings::help_defaults_match::<super::SequenceTrainArgs>(&SequenceSettings::train_defaults(), &[("batch_vectors", "batch_tokens")]);
-        assert!(train >= 11, "{train}");
-    }
 }

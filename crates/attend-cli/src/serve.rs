@@ -114,14 +114,15 @@ fn app(state: Arc<AppState>) -> Router {
 
 async fn info(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.loaded.model.config;
+    let e = &m.encoder;
     let body = serde_json::json!({
         "kind": "tagger",
-        "encoder": m.encoder,
-        "layers": m.layers,
-        "heads": m.heads,
-        "d_model": m.d_model,
-        "position": m.position,
-        "window": m.window,
+        "encoder": e.kind,
+        "layers": e.layers,
+        "heads": e.heads,
+        "d_model": e.d_model,
+        "position": e.position,
+        "window": e.window,
         "parameters": m.parameter_count() as u64,
         "tags": state.loaded.data.tags.items(),
         "max_words": state.max_words,
@@ -153,7 +154,7 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
         let loaded = &worker.loaded;
         let sentence = Sentence::from_words(&words);
         let unknown = words.iter().map(|w| loaded.data.is_unknown(w)).collect();
-        let has_attention = loaded.model.config.encoder == attend::models::EncoderKind::Attention;
+        let has_attention = loaded.model.config.encoder.kind == attend::models::EncoderKind::Attention;
         let (tags, attention) = if req.attention && has_attention {
             let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
@@ -178,8 +179,8 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
 pub fn serve(args: ServeArgs) -> Result<()> {
     let loaded = attend::checkpoint::load::<Tagger>(&args.model)?;
     let mut max_words = args.max_words.max(1);
-    if loaded.model.config.position == attend::nn::position::PositionKind::Learned {
-        max_words = max_words.min(loaded.model.config.max_positions);
+    if loaded.model.config.encoder.position == attend::nn::position::PositionKind::Learned {
+        max_words = max_words.min(loaded.model.config.encoder.max_positions);
     }
     let state = Arc::new(AppState { loaded, max_words, permits: Semaphore::new(args.concurrency.max(1)) });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -273,7 +274,7 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
         let row = |name: &str, med: f64, p95: f64| serde_json::json!({ "name": name, "median_ms": med, "p95_ms": p95, "ratio_to_in_process": med / b50 });
         let doc = serde_json::json!({
             "words": args.words, "model": args.model, "threads": threads,
-            "layers": config.layers, "heads": config.heads, "d_model": config.d_model,
+            "layers": config.encoder.layers, "heads": config.encoder.heads, "d_model": config.encoder.d_model,
             "rows": [row("in-process attention_maps", b50, b95), row("POST /api/tag with weights", w50, w95), row("POST /api/tag tags only", t50, t95)],
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -282,9 +283,9 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
             "attend bench serve: {}-word sentence, {} ({} layers x {} heads, d_model {}), {threads} threads, loopback HTTP",
             args.words,
             args.model.display(),
-            config.layers,
-            config.heads,
-            config.d_model
+            config.encoder.layers,
+            config.encoder.heads,
+            config.encoder.d_model
         );
         println!("{:<32} {:>10} {:>10} {:>10}", "", "median ms", "p95 ms", "x in-proc");
         for (name, med, p95) in [("in-process attention_maps", b50, b95), ("POST /api/tag with weights", w50, w95), ("POST /api/tag tags only", t50, t95)] {

@@ -13,82 +13,93 @@ use clap::Args;
 use serde::Serialize;
 use std::path::Path;
 
-/// Model architecture flags (defaults in brackets are TaggerConfig's).
+/// The encoder's flags, shared by every model that has one (`#[command(flatten)]`).
+/// Unset ones come from the config file or the model's defaults, which
+/// `attend --help` shows in brackets ([`show_defaults`]).
 #[derive(Args, Serialize, Debug, Default)]
-pub struct ModelArgs {
+pub struct EncoderArgs {
     /// Encoder: attention (stacked self-attention) or rnn (the BiLSTM
     /// baseline; d_model / 2 units per direction, --layers deep; attention
-    /// and position flags do not apply) [attention]
+    /// and position flags do not apply)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     encoder: Option<EncoderKind>,
-    /// Width of the attention layers [256]
+    /// Width of the attention layers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     d_model: Option<usize>,
-    /// Attention heads per layer [8]
+    /// Attention heads per layer
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     heads: Option<usize>,
-    /// Stacked encoder layers [2]
+    /// Stacked encoder layers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     layers: Option<usize>,
-    /// Hidden width of the feed-forward layers [512]
+    /// Hidden width of the feed-forward layers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     ff_dim: Option<usize>,
-    /// Dropout on embeddings and residual branches [0.2]
+    /// Dropout on inputs and residual branches
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     dropout: Option<f32>,
-    /// Dropout on attention weights [0.1]
+    /// Dropout on attention weights
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     attention_dropout: Option<f32>,
-    /// Positional encoding: none, sinusoidal, learned or rope [rope]
+    /// Positional encoding: none, sinusoidal, learned or rope
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     position: Option<PositionKind>,
-    /// Longest sentence a learned position table covers [512]
+    /// Longest input (in vectors, or patches) a learned position table covers
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_positions: Option<usize>,
-    /// Truncated attention: each word sees N words on each side [whole sentence]
+    /// Truncated attention: each item sees N on each side [whole sequence]
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<usize>,
     /// Attention implementation: fused (flash-style, O(N) memory, fast) or
-    /// reference (candle matmuls, stores the N x N weights) [fused]
+    /// reference (candle matmuls, stores the N x N weights)
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     attention_kernel: Option<AttentionKernel>,
-    /// Word embedding width [128]
+}
+
+/// The tagger's architecture flags: the encoder's, then the word front end's.
+#[derive(Args, Serialize, Debug, Default)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    encoder: EncoderArgs,
+    /// Word embedding width
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     word_dim: Option<usize>,
-    /// Character embedding width [48]
+    /// Character embedding width
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     char_dim: Option<usize>,
-    /// Character convolution filters [192]
+    /// Character convolution filters
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     char_filters: Option<usize>,
-    /// Character convolution width, odd [3]
+    /// Character convolution width, odd
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     char_kernel: Option<usize>,
-    /// Longer words keep their first and last N/2 characters [20]
+    /// Longer words keep their first and last N/2 characters
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_word_chars: Option<usize>,
 }
 
-/// Training flags (defaults in brackets are TrainConfig's).
+/// Minibatch training flags, shared by every model trained with
+/// [`attend::config::TrainConfig`] (`#[command(flatten)]`).
 #[derive(Args, Serialize, Debug, Default)]
 pub struct TrainArgs {
-    /// Passes over the training data [10]
+    /// Passes over the training data
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     epochs: Option<usize>,
@@ -98,47 +109,39 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_minutes: Option<f64>,
-    /// Peak learning rate [0.001]
+    /// Peak learning rate
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     lr: Option<f32>,
-    /// Linear warmup steps [300]
+    /// Linear warmup steps
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     warmup_steps: Option<usize>,
-    /// Cosine decay ends at lr * this [0.02]
+    /// Cosine decay ends at lr * this
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     min_lr_ratio: Option<f32>,
-    /// AdamW decoupled weight decay on matrices [0.01]
+    /// AdamW decoupled weight decay on matrices
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     weight_decay: Option<f32>,
-    /// AdamW beta1 [0.9]
+    /// AdamW beta1
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     beta1: Option<f32>,
-    /// AdamW beta2 [0.98]
+    /// AdamW beta2
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     beta2: Option<f32>,
-    /// Clip gradients to this global norm, 0 = off [1.0]
+    /// Clip gradients to this global norm, 0 = off
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     clip: Option<f32>,
-    /// Padded word positions per batch [1024]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    batch_tokens: Option<usize>,
-    /// Label smoothing [0.0]
+    /// Label smoothing
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     label_smoothing: Option<f32>,
-    /// Word dropout alpha: word w -> <unk> with p = alpha/(alpha+count) [0.25]
-    #[arg(long, help_heading = "Training")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    word_dropout: Option<f32>,
-    /// Random seed for initialisation, batching and dropout [42]
+    /// Random seed for initialisation, batching, dropout (and a held-out dev split)
     #[arg(long, help_heading = "Training")]
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
@@ -148,11 +151,60 @@ pub struct TrainArgs {
     patience: Option<usize>,
 }
 
+/// The tagger's training flags: the shared ones, then its batches and word dropout.
+#[derive(Args, Serialize, Debug, Default)]
+pub struct TaggerTrainArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: TrainArgs,
+    /// Padded word positions per batch
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_tokens: Option<usize>,
+    /// Word dropout alpha: word w -> <unk> with p = alpha/(alpha+count)
+    #[arg(long, help_heading = "Training")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    word_dropout: Option<f32>,
+}
+
 impl TrainArgs {
     /// `--max-minutes`, the one training flag a resumed run may change.
     pub fn max_minutes(&self) -> Option<f64> {
         self.max_minutes
     }
+}
+
+/// Appends each flag's default to its help (`[256]`), read from `defaults`
+/// (a settings type's `Default`: its `[model]` and `[train]` tables), so
+/// that the help shows what the config types hold and never a copy of it.
+/// `renamed`: flags whose setting has another name (`batch_vectors` sets
+/// `batch_tokens`). Flags without a default (an unset option) or that are
+/// switches keep their own text.
+pub fn show_defaults(mut cmd: clap::Command, defaults: &impl Serialize, renamed: &[(&str, &str)]) -> clap::Command {
+    let Ok(tables) = toml::Table::try_from(defaults) else { return cmd };
+    let value_of = |key: &str| tables.values().filter_map(toml::Value::as_table).find_map(|t| t.get(key)).cloned();
+    let shown: Vec<(String, String)> = cmd
+        .get_arguments()
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let key = renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key);
+            let text = match value_of(key)? {
+                toml::Value::String(v) => v,
+                toml::Value::Integer(i) => i.to_string(),
+                // the settings are f32: their shortest form (0.2, not 0.20000000298)
+                toml::Value::Float(f) => (f as f32).to_string(),
+                _ => return None,
+            };
+            Some((id.to_string(), text))
+        })
+        .collect();
+    for (id, value) in shown {
+        cmd = cmd.mut_arg(id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            arg.help(format!("{help} [{value}]"))
+        });
+    }
+    cmd
 }
 
 fn merge_table(base: &mut toml::Table, key: &str, overrides: toml::Table) {
@@ -197,45 +249,35 @@ pub fn resolve<S: Settings>(file: Option<&Path>, model: &impl Serialize, train: 
 }
 
 #[cfg(test)]
-/// Checks that every flag of `A` whose help ends in `[value]` shows the
-/// default of the config key it sets (`defaults`, a serialised config);
-/// returns how many were checked. Defaults live in the config types
-/// only: this keeps the help text true to them.
-pub(crate) fn help_defaults_match<A: clap::Args>(defaults: &impl Serialize, renamed: &[(&str, &str)]) -> usize {
-    let defaults = toml::Table::try_from(defaults).unwrap();
-    let cmd = A::augment_args(clap::Command::new("t"));
-    let mut checked = 0;
-    for arg in cmd.get_arguments() {
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        let Some(shown) = help.trim_end().strip_suffix(']').and_then(|h| h.rsplit_once('[')).map(|(_, v)| v) else { continue };
-        let id = arg.get_id().as_str();
-        let key = renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key);
-        let ok = match defaults.get(key) {
-            Some(toml::Value::Integer(i)) => shown.parse::<i64>().ok() == Some(*i),
-            Some(toml::Value::Float(f)) => shown.parse::<f64>().is_ok_and(|x| (x - f).abs() <= 1e-6 * f.abs().max(1.0)),
-            Some(toml::Value::String(v)) => shown == v,
-            // booleans are switches ([off], [self loops on]); absent keys are unset options ([no limit])
-            _ => continue,
-        };
-        assert!(ok, "--{id}: help shows [{shown}], the default is {:?}", defaults.get(key));
-        checked += 1;
-    }
-    checked
-}
-
-#[cfg(test)]
 mod tests {
-    use super::help_defaults_match;
     use super::*;
 
+    /// The help of `attend train KIND` shows each flag's default as that
+    /// kind's settings hold it: the shared encoder flags show the tagger's
+    /// defaults on `train tagger` and the sequence model's on `train sequence`.
     #[test]
-    fn help_shows_the_true_defaults() {
-        use attend::models::{GraphModelConfig, GraphTrainConfig, TaggerConfig};
-        assert!(help_defaults_match::<ModelArgs>(&TaggerConfig::default(), &[]) >= 14);
-        assert!(help_defaults_match::<TrainArgs>(&attend::config::TrainConfig::default(), &[]) >= 12);
-        let graph = &[("attention_kernel", "kernel")];
-        assert!(help_defaults_match::<crate::graph_cmd::GraphModelArgs>(&GraphModelConfig::default(), graph) >= 9);
-        assert!(help_defaults_match::<crate::graph_cmd::GraphTrainArgs>(&GraphTrainConfig::default(), &[]) >= 5);
+    fn help_shows_each_kinds_own_defaults() {
+        let cmd = crate::cli_command();
+        let train = cmd.find_subcommand("train").unwrap();
+        let help_of = |kind: &str, flag: &str| {
+            let sub = train.find_subcommand(kind).unwrap();
+            sub.get_arguments().find(|a| a.get_long() == Some(flag)).unwrap_or_else(|| panic!("{kind} --{flag}")).get_help().unwrap().to_string()
+        };
+        assert!(help_of("tagger", "d-model").ends_with("[256]"), "{}", help_of("tagger", "d-model"));
+        assert!(help_of("sequence", "d-model").ends_with("[64]"), "{}", help_of("sequence", "d-model"));
+        assert!(help_of("tagger", "epochs").ends_with("[10]"));
+        assert!(help_of("sequence", "epochs").ends_with("[100]"));
+        assert!(help_of("sequence", "batch-vectors").ends_with("[2048]"));
+        assert!(help_of("tagger", "dropout").ends_with("[0.2]"));
+        assert!(help_of("tagger", "position").ends_with("[rope]"));
+        assert!(help_of("graph", "attention-kernel").ends_with("[fused]"));
+        assert!(help_of("graph", "lr").ends_with("[0.005]"));
+        assert!(help_of("tagger", "window").ends_with("[whole sequence]"), "an unset option keeps its own text");
+        // Every flag that sets a setting with a default shows it.
+        for kind in ["tagger", "sequence", "graph"] {
+            let shown = train.find_subcommand(kind).unwrap().get_arguments().filter(|a| a.get_help().is_some_and(|h| h.to_string().ends_with(']'))).count();
+            assert!(shown >= 14, "{kind}: {shown} flags show a default");
+        }
     }
 
     #[test]
@@ -243,15 +285,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[model]\nheads = 4\nlayers = 2\n[train]\nlr = 0.003\n").unwrap();
-        let model = ModelArgs { layers: Some(3), ..Default::default() };
-        let s: attend::models::tagger::config::TaggerSettings = resolve(Some(&path), &model, &TrainArgs::default()).unwrap();
-        assert_eq!((s.model.heads, s.model.layers, s.train.lr), (4, 3, 0.003));
-        assert_eq!(s.model.d_model, attend::models::TaggerConfig::default().d_model);
+        let model = ModelArgs { encoder: EncoderArgs { layers: Some(3), ..Default::default() }, ..Default::default() };
+        let s: attend::models::tagger::config::TaggerSettings = resolve(Some(&path), &model, &TaggerTrainArgs::default()).unwrap();
+        assert_eq!((s.model.encoder.heads, s.model.encoder.layers, s.train.lr), (4, 3, 0.003));
+        assert_eq!(s.model.encoder.d_model, attend::models::TaggerConfig::default().encoder.d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
-        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TrainArgs::default()).err().unwrap());
+        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TaggerTrainArgs::default()).err().unwrap());
         assert!(err.contains("unknown field `head`"), "{err}");
-        let bad = ModelArgs { heads: Some(3), ..Default::default() };
-        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(None, &bad, &TrainArgs::default()).err().unwrap());
+        let bad = ModelArgs { encoder: EncoderArgs { heads: Some(3), ..Default::default() }, ..Default::default() };
+        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(None, &bad, &TaggerTrainArgs::default()).err().unwrap());
         assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
     }
 }

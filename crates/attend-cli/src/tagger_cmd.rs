@@ -3,7 +3,7 @@
 
 use crate::common::{self, OutputFormat};
 use crate::progress::Progress;
-use crate::settings::{self, ModelArgs, TrainArgs};
+use crate::settings::{self, ModelArgs, TaggerTrainArgs};
 use anyhow::{bail, Context, Result};
 use attend::api::text::{segmenter_dir, TextTagger};
 use attend::checkpoint::{self, Loaded};
@@ -45,7 +45,7 @@ pub struct TrainTaggerArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    train: TrainArgs,
+    train: TaggerTrainArgs,
     /// Do not train the raw-text segmenter after the tagger (by default
     /// it goes to OUT/segmenter, and the test file, if any, is then also
     /// scored from its raw text with the CoNLL 2018 metrics).
@@ -147,7 +147,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         Some(dir) => {
             settings::refuse_on_resume(dir, &args.model, &args.train)?;
             let TaggerRun { model, data: vocab, mut train, resume } = attend::train::load_run(dir)?;
-            if let Some(m) = args.train.max_minutes() {
+            if let Some(m) = args.train.common.max_minutes() {
                 train.max_minutes = Some(m);
             }
             eprintln!("resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);

@@ -20,6 +20,7 @@
 //! then replaces the old checkpoint, so a crash leaves the old or the new
 //! checkpoint, never a mix.
 
+use crate::config::unknown_keys;
 use crate::error::{Error, Result};
 use crate::nn::ParamStore;
 use crate::optim::AdamW;
@@ -261,7 +262,13 @@ pub fn parse_config<M: Saveable>(path: &Path, bytes: &[u8]) -> Result<Saved<M::C
     }
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| json_err(path, e))?;
     value.remove("kind");
-    serde_json::from_value(serde_json::Value::Object(value)).map_err(|e| ck_err(path, e.to_string()))
+    let given = serde_json::Value::Object(value);
+    let saved: Saved<M::Config, M::Train> = serde_json::from_value(given.clone()).map_err(|e| ck_err(path, e.to_string()))?;
+    let read = serde_json::to_value(&saved).map_err(|e| ck_err(path, e.to_string()))?;
+    match unknown_keys(&given, &read).first() {
+        Some(key) => Err(ck_err(path, format!("unknown field `{key}`"))),
+        None => Ok(saved),
+    }
 }
 
 /// Sets `params` from safetensors `bytes` (the contents of `path`), which
@@ -410,6 +417,40 @@ mod tests {
         }
     }
 
+    /// A kind whose config nests a part flat beside its own keys.
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    struct Part {
+        width: usize,
+    }
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    struct FlatConfig {
+        #[serde(flatten)]
+        part: Part,
+    }
+    struct Flat(FlatConfig);
+    impl Saveable for Flat {
+        const KIND: &'static str = "flat";
+        const EXTRA_FILES: &'static [&'static str] = &[];
+        type Config = FlatConfig;
+        type Train = u64;
+        type Data = ();
+        fn config(&self) -> &FlatConfig {
+            &self.0
+        }
+        fn params(&self) -> &ParamStore {
+            unreachable!()
+        }
+        fn build(c: &FlatConfig) -> Result<Self> {
+            Ok(Flat(c.clone()))
+        }
+        fn write_data(_: &()) -> Result<Vec<(&'static str, Vec<u8>)>> {
+            no_data()
+        }
+        fn read_data(_: &Checkpoint<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
     /// Another kind, for the wrong-kind message.
     struct Other;
     impl Saveable for Other {
@@ -455,6 +496,11 @@ mod tests {
         let extra = text.replacen("\"version\"", "\"colour\":1,\"version\"", 1);
         let err = parse_config::<Plain>(path, extra.as_bytes()).unwrap_err().to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
+        // Inside the model's settings too (configs that flatten a part cannot deny them through serde).
+        let nested = r#"{"kind":"flat","version":"0","model":{"width":2,"colour":1},"train":0}"#;
+        let err = parse_config::<Flat>(path, nested.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `model.colour`"), "{err}");
+        assert!(parse_config::<Flat>(path, nested.replace(",\"colour\":1", "").as_bytes()).is_ok());
     }
 
     #[test]

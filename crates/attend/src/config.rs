@@ -105,14 +105,32 @@ impl TrainConfig {
     }
 }
 
+/// The keys of `given` (a table of settings, nested) that `read` (the
+/// settings read from it, serialised again) does not have, as `a.b` paths:
+/// settings this version does not know. Configs that nest a part's config
+/// flat beside their own keys (`serde(flatten)`) cannot deny unknown fields
+/// through serde; this check does it for them.
+pub fn unknown_keys(given: &serde_json::Value, read: &serde_json::Value) -> Vec<String> {
+    let (Some(given), Some(read)) = (given.as_object(), read.as_object()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (key, value) in given {
+        match read.get(key) {
+            None => out.push(key.clone()),
+            Some(r) => out.extend(unknown_keys(value, r).into_iter().map(|k| format!("{key}.{k}"))),
+        }
+    }
+    out
+}
+
 /// A `[model]` and a `[train]` table, checked.
-pub trait Settings: DeserializeOwned + Sized {
+pub trait Settings: Serialize + DeserializeOwned + Default + Sized {
     fn validate(&self) -> Result<(), String>;
 
-    /// Defaults that differ from the config types' own (a `[model]` and a
-    /// `[train]` table), under whatever the user gives.
+    /// What a key the user leaves out takes: `Self::default()` as tables,
+    /// under whatever the user gives (a model's defaults for the settings
+    /// of its parts, which differ between models).
     fn base() -> toml::Table {
-        toml::Table::new()
+        toml::Table::try_from(Self::default()).expect("settings serialise to TOML")
     }
 
     /// Settings from a parsed TOML table, checked (sizes, ranges).
@@ -126,7 +144,13 @@ pub trait Settings: DeserializeOwned + Sized {
                 }
             }
         }
+        let given = serde_json::to_value(&merged).map_err(|e| e.to_string())?;
         let s: Self = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        let read = serde_json::to_value(&s).map_err(|e| e.to_string())?;
+        if let Some(key) = unknown_keys(&given, &read).first() {
+            let (table, name) = key.rsplit_once('.').unwrap_or(("", key));
+            return Err(format!("unknown field `{name}`{}", if table.is_empty() { String::new() } else { format!(" in [{table}]") }));
+        }
         s.validate()?;
         Ok(s)
     }

@@ -28,15 +28,14 @@
 //! use attend::data::{conllu::{self, Sentence}, synthetic, vocab::{Column, TaggerVocab}};
 //! use attend::models::tagger::task::train_tagger;
 //! use attend::models::{Tagger, TaggerConfig, TAG_BATCH_TOKENS};
+//! use attend::nn::sequence::EncoderConfig;
 //!
 //! // Training data: any CoNLL-U (conllu::read_file); here a built-in toy treebank.
 //! let (train, dev) = (synthetic::toy_treebank(300, 1), synthetic::toy_treebank(50, 2));
 //! let vocab = TaggerVocab::build_for(&train, &Column::ALL);
-//! let config = TaggerConfig {
-//!     d_model: 32, heads: 4, ff_dim: 64, word_dim: 16, char_dim: 8, char_filters: 24,
-//!     ..TaggerConfig::default()
-//! }
-//! .sized_for(&vocab); // table sizes: words, characters, each column's labels
+//! let encoder = EncoderConfig { d_model: 32, heads: 4, ff_dim: 64, ..EncoderConfig::default() };
+//! let config = TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..TaggerConfig::default() }
+//!     .sized_for(&vocab); // table sizes: words, characters, each column's labels
 //! let mut model = Tagger::new(config, 7)?;
 //! let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, ..TrainConfig::default() };
 //! let dir = tempfile::tempdir().expect("a temporary directory");

@@ -131,11 +131,9 @@ fn series_readers_survive_mutations() {
 fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let train = synthetic::toy_treebank(20, 1);
     let vocab = attend::data::vocab::TaggerVocab::build(&train);
+    let encoder = attend::nn::sequence::EncoderConfig { d_model: 8, heads: 2, layers: 1, ff_dim: 8, ..Default::default() };
     let config = TaggerConfig {
-        d_model: 8,
-        heads: 2,
-        layers: 1,
-        ff_dim: 8,
+        encoder,
         word_dim: 4,
         char_dim: 4,
         char_filters: 4,

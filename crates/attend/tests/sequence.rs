@@ -12,6 +12,7 @@ use attend::data::synthetic::{series_far_context, series_majority};
 use attend::models::sequence::input::{encode, DataSpec};
 use attend::models::sequence::task::{self, prepare, train_sequence};
 use attend::models::sequence::{config::SequenceConfig, Output, SequenceModel};
+use attend::nn::sequence::EncoderConfig;
 use attend::nn::head::Pooling;
 use attend::nn::position::PositionKind;
 use attend::nn::Ctx;
@@ -20,7 +21,14 @@ use rand::SeedableRng;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn small(pooling: Pooling) -> SequenceConfig {
-    SequenceConfig { d_model: 32, heads: 4, layers: 2, ff_dim: 64, dropout: 0.0, pooling, ..SequenceConfig::default() }
+    let encoder = EncoderConfig { d_model: 32, heads: 4, layers: 2, ff_dim: 64, dropout: 0.0, ..SequenceConfig::default().encoder };
+    SequenceConfig { encoder, pooling, ..SequenceConfig::default() }
+}
+
+/// `config` with its encoder settings changed by `change`.
+fn with_encoder(mut config: SequenceConfig, change: impl FnOnce(&mut EncoderConfig)) -> SequenceConfig {
+    change(&mut config.encoder);
+    config
 }
 
 fn train_cfg(epochs: usize, seed: u64) -> TrainConfig {
@@ -40,7 +48,7 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         (series_far_context(6, 9, 1), small(Pooling::Mean)),
         (series_majority(6, 11, true, 2), small(Pooling::Mean)),
         (series_majority(6, 11, false, 3), small(Pooling::Summary)),
-        (series_majority(6, 11, false, 4), SequenceConfig { patch: 3, position: PositionKind::Learned, ..small(Pooling::Mean) }),
+        (series_majority(6, 11, false, 4), with_encoder(SequenceConfig { patch: 3, ..small(Pooling::Mean) }, |e| e.position = PositionKind::Learned)),
         (series_majority(6, 11, true, 5), SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) }),
         (series_far_context(6, 9, 6), SequenceConfig { stem: 8, stem_kernel: 5, ..small(Pooling::Mean) }),
     ];
@@ -147,7 +155,7 @@ fn checkpoint_keeps_the_normalisation_and_predictions() {
 #[test]
 fn a_long_sequence_sliced_under_a_window_gets_the_whole_sequence_labels() {
     let set = series_far_context(1, 700, 41);
-    let settings = SequenceConfig { window: Some(8), ..small(Pooling::Mean) };
+    let settings = with_encoder(small(Pooling::Mean), |e| e.window = Some(8));
     let cfg = train_cfg(1, 41);
     let p = prepare(&set, Some(&set), &cfg, &settings, None).unwrap();
     let model = task::new_model(&settings, &p.spec, false, 41).unwrap();
@@ -183,7 +191,7 @@ fn weights(model: &SequenceModel) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn an_interrupted_and_resumed_sequence_run_ends_with_the_same_weights() {
     let set = series_majority(80, 15, false, 51);
-    let settings = SequenceConfig { dropout: 0.1, ..small(Pooling::Summary) };
+    let settings = with_encoder(small(Pooling::Summary), |e| e.dropout = 0.1);
     let cfg = train_cfg(6, 51);
     let dir = tempfile::tempdir().unwrap();
     let (whole, p) = setup(&set, &settings, &cfg);

@@ -17,24 +17,19 @@ use attend::config::TrainConfig;
 use attend::models::tagger::task::{train_tagger, train_tagger_with, TaggerRun};
 use attend::train::{Observer, RunOptions, Silent, StepInfo};
 use std::sync::atomic::{AtomicBool, Ordering};
+use attend::nn::sequence::EncoderConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
-    TaggerConfig {
-        d_model: 32,
-        heads: 4,
-        layers: 2,
-        ff_dim: 64,
-        dropout: 0.1,
-        attention_dropout: 0.1,
-        position,
-        word_dim: 16,
-        char_dim: 8,
-        char_filters: 24,
-        ..TaggerConfig::default()
-    }
-    .sized_for(vocab)
+    let encoder = EncoderConfig { d_model: 32, heads: 4, layers: 2, ff_dim: 64, dropout: 0.1, attention_dropout: 0.1, position, ..EncoderConfig::default() };
+    TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..TaggerConfig::default() }.sized_for(vocab)
+}
+
+/// `config` with its encoder settings changed by `change`.
+fn with_encoder(mut config: TaggerConfig, change: impl FnOnce(&mut EncoderConfig)) -> TaggerConfig {
+    change(&mut config.encoder);
+    config
 }
 
 fn tiny_train() -> TrainConfig {
@@ -46,13 +41,13 @@ fn every_parameter_gets_a_nonzero_gradient() {
     let train = toy_treebank(40, 1);
     // with the XPOS and FEATS heads: their gradients, and the encoder's through them
     let vocab = TaggerVocab::build_for(&train, &Column::ALL);
-    let rnn = TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) };
+    let rnn = with_encoder(tiny_config(&vocab, PositionKind::None), |e| e.kind = EncoderKind::Rnn);
     for (position, config) in [PositionKind::Rope, PositionKind::Learned, PositionKind::Sinusoidal, PositionKind::None]
         .into_iter()
         .map(|p| (p, tiny_config(&vocab, p)))
         .chain([(PositionKind::None, rnn)])
     {
-        let position = (position, config.encoder);
+        let position = (position, config.encoder.kind);
         let model = Tagger::new(config, 3).unwrap();
         assert_eq!(model.columns(), Column::ALL);
         let data = encode(&train, &vocab, 20);
@@ -237,14 +232,14 @@ fn learns_the_toy_task_and_round_trips_through_a_checkpoint() {
 fn bilstm_learns_the_toy_task_and_round_trips_through_a_checkpoint() {
     let (train, dev, test) = (toy_treebank(300, 1), toy_treebank(60, 2), toy_treebank(100, 3));
     let vocab = TaggerVocab::build(&train);
-    let mut model = Tagger::new(TaggerConfig { encoder: EncoderKind::Rnn, ..tiny_config(&vocab, PositionKind::None) }, 7).unwrap();
+    let mut model = Tagger::new(with_encoder(tiny_config(&vocab, PositionKind::None), |e| e.kind = EncoderKind::Rnn), 7).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("model");
     train_tagger(&mut model, &vocab, &train, &dev, &tiny_train(), Some(&ck), &mut Silent).unwrap();
     let report = model.evaluate(&test, &vocab, 1024).unwrap();
     assert!(report.accuracy() > 0.93, "test accuracy {}", report.accuracy());
     let loaded = attend::checkpoint::load::<Tagger>(&ck).unwrap();
-    assert_eq!(loaded.model.config.encoder, EncoderKind::Rnn);
+    assert_eq!(loaded.model.config.encoder.kind, EncoderKind::Rnn);
     assert_eq!(loaded.model.evaluate(&test, &loaded.data, 1024).unwrap(), report);
     let data = encode(&test[..1], &vocab, model.config.max_word_chars);
     let err = model.attention_weights(&Batch::new(&data, &[0])).unwrap_err().to_string();
@@ -381,7 +376,7 @@ fn long_sentences_are_tagged_or_refused_with_a_remedy() {
     let tags = model.predict(&long, &vocab, 8192).unwrap();
     assert_eq!(tags[0].len(), 3000);
     // a learned position table has a fixed length: a clear error instead
-    let config = TaggerConfig { max_positions: 512, ..tiny_config(&vocab, PositionKind::Learned) };
+    let config = with_encoder(tiny_config(&vocab, PositionKind::Learned), |e| e.max_positions = 512);
     let err = Tagger::new(config, 1).unwrap().predict(&long, &vocab, 8192).err().unwrap().to_string();
     assert!(err.contains("sequence of 3000 words is longer than the learned position table (512); retrain with a larger `max_positions` or use `position` rope"), "{err}");
 }
@@ -397,7 +392,7 @@ fn sliced_long_inputs_match_the_whole_sequence_pass() {
     let words: Vec<String> = (0..700).map(|i| ["the", "old", "man", "boats", ".", "Zork"][(i * 7 + i / 3) % 6].to_string()).collect();
     let long = vec![attend::data::conllu::Sentence::from_words(&words)];
     for position in [PositionKind::Rope, PositionKind::Sinusoidal, PositionKind::Learned, PositionKind::None] {
-        let config = TaggerConfig { window: Some(3), max_positions: 1024, ..tiny_config(&all_columns, position) };
+        let config = with_encoder(tiny_config(&all_columns, position), |e| (e.window, e.max_positions) = (Some(3), 1024));
         let model = Tagger::new(config, 2).unwrap();
         assert_eq!(model.receptive_field(), Some(6));
         let data = encode(&long, &all_columns, model.config.max_word_chars);
@@ -414,7 +409,7 @@ fn sliced_long_inputs_match_the_whole_sequence_pass() {
         }
     }
     // predict() slices sequences past LONG_SLICE_WORDS and batches the rest
-    let config = TaggerConfig { window: Some(2), ..tiny_config(&vocab, PositionKind::Rope) };
+    let config = with_encoder(tiny_config(&vocab, PositionKind::Rope), |e| e.window = Some(2));
     let model = Tagger::new(config, 3).unwrap();
     let n = attend::models::LONG_SLICE_WORDS + 500;
     let words: Vec<String> = (0..n).map(|i| ["the", "old", "man", "boats", "."][(i * 3 + i / 7) % 5].to_string()).collect();
@@ -448,12 +443,12 @@ fn parameter_count_is_exact_and_oversized_models_are_refused() {
     let vocab = TaggerVocab::build(&train);
     for position in [PositionKind::Rope, PositionKind::Learned] {
         for encoder in [EncoderKind::Attention, EncoderKind::Rnn] {
-            let config = TaggerConfig { encoder, ..tiny_config(&vocab, position) };
+            let config = with_encoder(tiny_config(&vocab, position), |e| e.kind = encoder);
             let model = Tagger::new(config.clone(), 1).unwrap();
             assert_eq!(config.parameter_count(), model.params.num_scalars() as u128, "{position:?} {encoder:?}");
         }
     }
-    let huge = TaggerConfig { d_model: 1 << 16, ff_dim: 1 << 20, ..tiny_config(&vocab, PositionKind::Rope) };
+    let huge = with_encoder(tiny_config(&vocab, PositionKind::Rope), |e| (e.d_model, e.ff_dim) = (1 << 16, 1 << 20));
     let err = Tagger::new(huge, 1).err().unwrap().to_string();
     assert!(err.contains("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }

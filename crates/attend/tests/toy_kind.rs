@@ -29,7 +29,7 @@ impl Default for ToyConfig {
 }
 
 /// Its settings file: `[model]` and `[train]`, checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct ToySettings {
     model: ToyConfig,

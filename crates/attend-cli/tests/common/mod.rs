@@ -29,12 +29,9 @@ pub fn small_model_with(dir: &Path, encoder: EncoderKind) {
 pub fn small_tagger(encoder: EncoderKind) -> (Tagger, TaggerVocab) {
     let train = toy_treebank(200, 1);
     let vocab = TaggerVocab::build(&train);
+    let encoder = attend::nn::sequence::EncoderConfig { kind: encoder, d_model: 32, heads: 4, layers: 2, ff_dim: 64, ..Default::default() };
     let config = TaggerConfig {
         encoder,
-        d_model: 32,
-        heads: 4,
-        layers: 2,
-        ff_dim: 64,
         word_dim: 16,
         char_dim: 8,
         char_filters: 24,

@@ -22,7 +22,7 @@
 //! };
 //! let (train, test) = (make(40, 0), make(10, 1));
 //! let mut settings = SequenceSettings::default();
-//! (settings.model.d_model, settings.model.heads, settings.model.ff_dim) = (16, 2, 32);
+//! (settings.model.encoder.d_model, settings.model.encoder.heads, settings.model.encoder.ff_dim) = (16, 2, 32);
 //! (settings.train.epochs, settings.train.lr, settings.train.warmup_steps) = (30, 3e-3, 10);
 //! let job = SequenceJob::new(&train, None, &settings)?;
 //! let (model, report) = job.run(RunSpec { test: Some(&test), ..RunSpec::default() }, &mut attend::train::Silent)?;

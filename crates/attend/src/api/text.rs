@@ -34,7 +34,7 @@ use crate::models::segmenter::task::{self as segmenter_task};
 use crate::models::segmenter::{Segmenter, SegmenterConfig};
 use crate::models::tagger::task::train_tagger;
 use crate::models::tagger::{Tagger, TAG_BATCH_TOKENS};
-use crate::nn::sequence::MAX_DENSE;
+use crate::nn::sequence::{EncoderConfig, MAX_DENSE};
 use crate::train::{RunOptions, Silent};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -237,7 +237,8 @@ pub fn train_toy_tagger(dir: &Path) -> Result<()> {
     use crate::data::synthetic::toy_raw_treebank;
     let (train, dev) = (toy_raw_treebank(300, 1), toy_raw_treebank(60, 2));
     let vocab = TaggerVocab::build_for(&train, &Column::ALL);
-    let config = crate::models::TaggerConfig { d_model: 32, heads: 4, ff_dim: 64, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
+    let encoder = EncoderConfig { d_model: 32, heads: 4, ff_dim: 64, ..EncoderConfig::default() };
+    let config = crate::models::TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
     let mut model = Tagger::new(config, 5)?;
     let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, seed: 5, ..TrainConfig::default() };
     train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir), &mut Silent)?;

@@ -49,23 +49,54 @@ impl std::str::FromStr for EncoderKind {
     }
 }
 
-/// Settings of a [`SequenceEncoder`] (models keep them flat in their own
-/// config and build this from it).
-#[derive(Debug, Clone, PartialEq)]
+/// Settings of a [`SequenceEncoder`], nested once in every model config
+/// that has one. Its keys are written flat beside the model's own
+/// (`serde(flatten)`), as the command line's flags are: `[model]` in a
+/// settings file and `model` in a checkpoint's `config.json` keep the shape
+/// they always had. Defaults here are the tagger's; a model states its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EncoderConfig {
+    /// What relates the items: stacked self-attention, or the BiLSTM baseline.
+    #[serde(rename = "encoder")]
     pub kind: EncoderKind,
+    /// Width of the vectors the attention layers work on (for the BiLSTM:
+    /// its output, `d_model / 2` per direction).
     pub d_model: usize,
     pub heads: usize,
     pub layers: usize,
+    /// Hidden width of each feed-forward layer.
     pub ff_dim: usize,
     /// Dropout on the input, after the positions, and on residual branches.
     pub dropout: f32,
+    /// Dropout on attention weights.
     pub attention_dropout: f32,
     pub position: PositionKind,
+    /// Longest sequence a learned position table covers.
     pub max_positions: usize,
-    /// Truncated attention: each vector sees this many on each side.
+    /// Truncated attention: each item sees this many on each side (`None`:
+    /// the whole sequence).
     pub window: Option<usize>,
+    /// Attention implementation (same function; fused is faster and O(seq) memory).
     pub attention_kernel: AttentionKernel,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            kind: EncoderKind::Attention,
+            d_model: 256,
+            heads: 8,
+            layers: 2,
+            ff_dim: 512,
+            dropout: 0.2,
+            attention_dropout: 0.1,
+            position: PositionKind::Rope,
+            max_positions: 512,
+            window: None,
+            attention_kernel: AttentionKernel::Fused,
+        }
+    }
 }
 
 impl EncoderConfig {

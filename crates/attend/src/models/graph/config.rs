@@ -152,7 +152,7 @@ impl GraphTrainConfig {
 
 /// Both tables of a graph model config (`feature_dim` and `classes` come
 /// from the data).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct GraphSettings {
     pub model: GraphModelConfig,

@@ -3,30 +3,19 @@
 
 use crate::data::series::Target;
 use crate::nn::head::Pooling;
-use crate::nn::position::PositionKind;
-use crate::nn::sequence::{EncoderConfig, EncoderKind};
-use crate::nn::AttentionKernel;
+use crate::nn::sequence::EncoderConfig;
 use serde::{Deserialize, Serialize};
 use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 
 /// Architecture of a model over vector sequences. Flat (one TOML table,
 /// one set of flags); the encoder's part is [`SequenceConfig::encoder_config`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct SequenceConfig {
-    pub encoder: EncoderKind,
-    pub d_model: usize,
-    pub heads: usize,
-    pub layers: usize,
-    pub ff_dim: usize,
-    pub dropout: f32,
-    pub attention_dropout: f32,
-    pub position: PositionKind,
-    /// Longest sequence (in patches) a learned position table covers.
-    pub max_positions: usize,
-    /// Truncated attention: each vector sees this many on each side.
-    pub window: Option<usize>,
-    pub attention_kernel: AttentionKernel,
+    /// What relates the vectors (keys flat beside the others: `d_model`,
+    /// ...; `max_positions` counts inputs: patches, with `patch`).
+    #[serde(flatten)]
+    pub encoder: EncoderConfig,
     /// One label per sequence: how the outputs become one vector.
     pub pooling: Pooling,
     /// Consecutive vectors joined into one input of the encoder (1: each
@@ -57,17 +46,7 @@ pub struct SequenceConfig {
 impl Default for SequenceConfig {
     fn default() -> Self {
         SequenceConfig {
-            encoder: EncoderKind::Attention,
-            d_model: 64,
-            heads: 4,
-            layers: 2,
-            ff_dim: 128,
-            dropout: 0.1,
-            attention_dropout: 0.0,
-            position: PositionKind::Rope,
-            max_positions: 4096,
-            window: None,
-            attention_kernel: AttentionKernel::Fused,
+            encoder: EncoderConfig { d_model: 64, heads: 4, ff_dim: 128, dropout: 0.1, attention_dropout: 0.0, max_positions: 4096, ..EncoderConfig::default() },
             pooling: Pooling::Mean,
             patch: 1,
             sequence_norm: false,
@@ -82,22 +61,6 @@ impl Default for SequenceConfig {
 }
 
 impl SequenceConfig {
-    pub fn encoder_config(&self) -> EncoderConfig {
-        EncoderConfig {
-            kind: self.encoder,
-            d_model: self.d_model,
-            heads: self.heads,
-            layers: self.layers,
-            ff_dim: self.ff_dim,
-            dropout: self.dropout,
-            attention_dropout: self.attention_dropout,
-            position: self.position,
-            max_positions: self.max_positions,
-            window: self.window,
-            attention_kernel: self.attention_kernel,
-        }
-    }
-
     /// Whether a summary vector is put before each sequence.
     pub fn summary(&self) -> bool {
         self.target.per_sequence() && self.pooling == Pooling::Summary
@@ -133,7 +96,7 @@ impl SequenceConfig {
 
     /// Checks the settings a user gives (before the data sets the rest).
     pub fn validate_settings(&self) -> Result<(), String> {
-        self.encoder_config().validate()?;
+        self.encoder.validate()?;
         if self.patch == 0 {
             return Err("patch must be at least 1".into());
         }
@@ -167,16 +130,16 @@ impl SequenceConfig {
 
     /// Trainable scalars (in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
-        let head = (self.d_model as u128 + 1) * self.outputs as u128;
+        let head = (self.encoder.d_model as u128 + 1) * self.outputs as u128;
         let stem = if self.stem > 0 { (self.slot_width() as u128 + 1) * self.stem as u128 } else { 0 };
-        self.encoder_config().parameter_count(self.encoder_input_width()) + head + stem
+        self.encoder.parameter_count(self.encoder_input_width()) + head + stem
     }
 }
 
 /// Both tables of a sequence model config. `[train]` uses [`TrainConfig`]
 /// with the defaults of [`SequenceSettings::train_defaults`] (small data
 /// sets: more epochs, smaller batches, no word dropout).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SequenceSettings {
     pub model: SequenceConfig,
@@ -200,11 +163,5 @@ impl Settings for SequenceSettings {
     fn validate(&self) -> Result<(), String> {
         self.model.validate_settings()?;
         self.train.validate()
-    }
-
-    fn base() -> toml::Table {
-        let mut t = toml::Table::new();
-        t.insert("train".into(), toml::Value::Table(toml::Table::try_from(Self::train_defaults()).expect("serialisable")));
-        t
     }
 }

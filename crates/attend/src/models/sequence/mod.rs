@@ -42,10 +42,10 @@ impl SequenceModel {
         config.validate().map_err(candle_core::Error::msg)?;
         let mut p = ParamStore::new(seed);
         let stem = if config.stem > 0 { Some(Linear::new(&mut p, "stem", config.slot_width(), config.stem, true)?) } else { None };
-        let encoder = SequenceEncoder::new(&mut p, config.encoder_input_width(), &config.encoder_config())?;
+        let encoder = SequenceEncoder::new(&mut p, config.encoder_input_width(), &config.encoder)?;
         let head = match config.target {
-            Target::VectorClass => Head::PerVector(PerVectorHead::new(&mut p, "head", config.d_model, config.outputs)?),
-            _ => Head::Pooled(PooledHead::new(&mut p, "head", config.d_model, config.outputs, config.pooling)?),
+            Target::VectorClass => Head::PerVector(PerVectorHead::new(&mut p, "head", config.encoder.d_model, config.outputs)?),
+            _ => Head::Pooled(PooledHead::new(&mut p, "head", config.encoder.d_model, config.outputs, config.pooling)?),
         };
         Ok(SequenceModel { config, params: p, stem, encoder, head })
     }
@@ -109,7 +109,7 @@ impl SequenceModel {
     /// Truncated attention from now on (`None`: whole sequences); a BiLSTM refuses.
     pub fn set_window(&mut self, window: Option<usize>) -> crate::Result<()> {
         self.encoder.set_window(window).map_err(crate::Error::Input)?;
-        self.config.window = window;
+        self.config.encoder.window = window;
         Ok(())
     }
 

@@ -1,38 +1,18 @@
 //! The tagger's architecture, saved as the `model` of its `config.json`.
 
-use crate::nn::position::PositionKind;
-use crate::nn::sequence::{EncoderConfig, EncoderKind};
+use crate::nn::sequence::EncoderConfig;
 use crate::data::vocab::TaggerVocab;
-use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
 use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 
-/// Architecture of a tagger. Flat (one TOML table, one set of flags); the
-/// encoder's part is [`TaggerConfig::encoder_config`].
+/// Architecture of a tagger: the shared encoder's settings, then the word
+/// front end's and the table sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct TaggerConfig {
-    /// What relates the words: stacked self-attention, or the BiLSTM baseline.
-    pub encoder: EncoderKind,
-    /// Width of the vectors the attention layers work on (for the BiLSTM:
-    /// its output, `d_model / 2` per direction).
-    pub d_model: usize,
-    pub heads: usize,
-    pub layers: usize,
-    /// Hidden width of each feed-forward layer.
-    pub ff_dim: usize,
-    /// Dropout on embeddings and residual branches.
-    pub dropout: f32,
-    /// Dropout on attention weights.
-    pub attention_dropout: f32,
-    pub position: PositionKind,
-    /// Longest sentence a learned position table covers.
-    pub max_positions: usize,
-    /// Truncated attention: each word sees this many words on each side
-    /// (`None`: the whole sentence).
-    pub window: Option<usize>,
-    /// Attention implementation (same function; fused is faster and O(seq) memory).
-    pub attention_kernel: AttentionKernel,
+    /// What relates the words (keys flat beside the others: `d_model`, ...).
+    #[serde(flatten)]
+    pub encoder: EncoderConfig,
     pub word_dim: usize,
     pub char_dim: usize,
     pub char_filters: usize,
@@ -52,17 +32,7 @@ pub struct TaggerConfig {
 impl Default for TaggerConfig {
     fn default() -> Self {
         TaggerConfig {
-            encoder: EncoderKind::Attention,
-            d_model: 256,
-            heads: 8,
-            layers: 2,
-            ff_dim: 512,
-            dropout: 0.2,
-            attention_dropout: 0.1,
-            position: PositionKind::Rope,
-            max_positions: 512,
-            window: None,
-            attention_kernel: AttentionKernel::Fused,
+            encoder: EncoderConfig::default(),
             word_dim: 128,
             char_dim: 48,
             char_filters: 192,
@@ -78,23 +48,6 @@ impl Default for TaggerConfig {
 }
 
 impl TaggerConfig {
-    /// The shared encoder's settings.
-    pub fn encoder_config(&self) -> EncoderConfig {
-        EncoderConfig {
-            kind: self.encoder,
-            d_model: self.d_model,
-            heads: self.heads,
-            layers: self.layers,
-            ff_dim: self.ff_dim,
-            dropout: self.dropout,
-            attention_dropout: self.attention_dropout,
-            position: self.position,
-            max_positions: self.max_positions,
-            window: self.window,
-            attention_kernel: self.attention_kernel,
-        }
-    }
-
     /// This architecture with the table sizes of `vocab` (words, chars and
     /// the labels of each predicted column).
     pub fn sized_for(self, vocab: &TaggerVocab) -> Self {
@@ -109,7 +62,7 @@ impl TaggerConfig {
 
     /// Checks the numbers fit together; the message names the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        self.encoder_config().validate()?;
+        self.encoder.validate()?;
         if self.char_kernel % 2 == 0 {
             return Err(format!("char_kernel must be odd, got {}", self.char_kernel));
         }
@@ -129,15 +82,15 @@ impl TaggerConfig {
     /// Number of trainable scalars (computed in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
         let tags = (self.tags + self.xpos_tags + self.feats_tags) as u128;
-        let [words, chars, d] = [self.words, self.chars, self.d_model].map(|x| x as u128);
+        let [words, chars, d] = [self.words, self.chars, self.encoder.d_model].map(|x| x as u128);
         let [wd, cd, filters, kernel] = [self.word_dim, self.char_dim, self.char_filters, self.char_kernel].map(|x| x as u128);
         let front = words * wd + chars * cd + kernel * cd * filters + filters;
-        front + self.encoder_config().parameter_count(self.word_dim + self.char_filters) + d * tags + tags
+        front + self.encoder.parameter_count(self.word_dim + self.char_filters) + d * tags + tags
     }
 }
 
 /// Both tables of a tagger config.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaggerSettings {
     pub model: TaggerConfig,

@@ -51,14 +51,14 @@ impl Tagger {
         let mut p = ParamStore::new(seed);
         // Creation order fixes the initial values drawn from `seed`.
         let features = WordFeatures::new(&mut p, c.words, c.word_dim, c.chars, c.char_dim, c.char_filters, c.char_kernel)?;
-        let encoder = SequenceEncoder::new(&mut p, features.width(), &c.encoder_config())?;
-        let head = PerVectorHead::new(&mut p, "head", c.d_model, c.tags)?;
+        let encoder = SequenceEncoder::new(&mut p, features.width(), &c.encoder)?;
+        let head = PerVectorHead::new(&mut p, "head", c.encoder.d_model, c.tags)?;
         // Created after the UPOS head, so a UPOS-only tagger draws the same
         // initial values as before these heads existed.
         let mut other_heads = Vec::new();
         for (column, name, labels) in [(Column::Xpos, "xpos_head", c.xpos_tags), (Column::Feats, "feats_head", c.feats_tags)] {
             if labels > 0 {
-                other_heads.push((column, PerVectorHead::new(&mut p, name, c.d_model, labels)?));
+                other_heads.push((column, PerVectorHead::new(&mut p, name, c.encoder.d_model, labels)?));
             }
         }
         Ok(Tagger { config, params: p, features, encoder, head, other_heads })
@@ -158,7 +158,7 @@ impl Tagger {
     /// either way; a BiLSTM tagger refuses.
     pub fn set_window(&mut self, window: Option<usize>) -> crate::Result<()> {
         self.encoder.set_window(window).map_err(crate::Error::Input)?;
-        self.config.window = window;
+        self.config.encoder.window = window;
         Ok(())
     }
 
@@ -199,7 +199,7 @@ impl Tagger {
 
     /// Whether the encoder is self-attention or the BiLSTM.
     pub fn encoder_kind(&self) -> EncoderKind {
-        self.config.encoder
+        self.config.encoder.kind
     }
 
     /// Predicted UPOS index for every word of every sentence, in input order.
