@@ -7,6 +7,7 @@
 //! flops. Flops count only the query-key pairs the pattern lets through:
 //! forward `4 * pairs * head_dim` per head, backward 2.5 times that.
 
+use crate::timing::median_seconds;
 use attend_kernels::dense::{flash_backward_on, flash_forward_on};
 use attend_kernels::reference::AttentionShape;
 use attend_kernels::{AttentionParams, AttentionPattern, Isa};
@@ -14,7 +15,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use crate::timing::median_seconds;
 
 /// A pattern to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +212,10 @@ pub fn bench_graph_model(
     let task = GraphTask::new(&model, &input, &data.train, &data.val, &train_cfg)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(looped.seed);
     let batch = task.batches(&mut rng).remove(0);
-    let mut stepper = Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
+    let mut stepper = Stepper {
+        optimizer: Default::default(),
+        ctx: Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed) },
+    };
     let mut step = || stepper.step(&task, &batch, &mut rng, looped.schedule.lr, &looped.optimizer).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
     let before = crate::memory::live();

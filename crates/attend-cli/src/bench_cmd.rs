@@ -2,11 +2,11 @@
 
 use anyhow::{bail, Result};
 use attend::attend_kernels::Isa;
-use attend_cli::bench::{bench_attention, AttentionBenchConfig, AttentionBenchRow, BenchPattern};
-use attend_cli::bench::{bench_graph_kernel, bench_graph_model, GraphKernelRow, GraphModelRow};
 use attend::data::planetoid;
 use attend::models::{GraphModelConfig, GraphScoreType};
 use attend::nn::AttentionKernel;
+use attend_cli::bench::{bench_attention, AttentionBenchConfig, AttentionBenchRow, BenchPattern};
+use attend_cli::bench::{bench_graph_kernel, bench_graph_model, GraphKernelRow, GraphModelRow};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -168,7 +168,10 @@ fn tagger(args: TaggerArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("parameters      {}", r.parameters);
-        println!("train           {:.0} words/s ({} words in {:.2} s; loss {:.3} -> {:.3})", r.train_words_per_second, r.train_words, r.train_seconds, r.first_loss, r.last_loss);
+        println!(
+            "train           {:.0} words/s ({} words in {:.2} s; loss {:.3} -> {:.3})",
+            r.train_words_per_second, r.train_words, r.train_seconds, r.first_loss, r.last_loss
+        );
         println!("tag             {:.0} words/s ({} words in {:.3} s, median)", r.tag_words_per_second, r.tag_words, r.tag_seconds);
         println!("peak RSS        {}", r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
     }
@@ -269,7 +272,10 @@ pub fn graph(args: GraphArgs) -> Result<()> {
             r.train_peak_mib.map_or("n/a".into(), |m| format!("{m:.1}"))
         )
     };
-    let model_header = format!("{:<22} {:<10} {:>8} {:>9} {:>12} {:>13} {:>12}", "graph", "kernel", "nodes", "edges", "train ms/ep", "inference ms", "train MiB");
+    let model_header = format!(
+        "{:<22} {:<10} {:>8} {:>9} {:>12} {:>13} {:>12}",
+        "graph", "kernel", "nodes", "edges", "train ms/ep", "inference ms", "train MiB"
+    );
     if let Some(dir) = &args.data {
         let data = planetoid::read_dir(dir, 0)?;
         let name = dir.file_name().map_or("graph".into(), |n| n.to_string_lossy().into_owned());
@@ -279,7 +285,13 @@ pub fn graph(args: GraphArgs) -> Result<()> {
         }
         say(model_header.clone());
         for kernel in kernels_to_run {
-            let cfg = GraphModelConfig { score: args.score, kernel, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
+            let cfg = GraphModelConfig {
+                score: args.score,
+                kernel,
+                feature_dim: data.feature_dim,
+                classes: data.classes,
+                ..GraphModelConfig::default()
+            };
             let row = bench_graph_model(&name, &data, &cfg, args.min_seconds)?;
             say(model_row(&row));
             models.push(row);
@@ -310,7 +322,8 @@ pub fn graph(args: GraphArgs) -> Result<()> {
         }
         let largest = *edges.iter().max().expect("non-empty");
         let data = planetoid::random_graph(args.random_nodes, largest, 500, 10, 8, 1);
-        let cfg = GraphModelConfig { score: args.score, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
+        let cfg =
+            GraphModelConfig { score: args.score, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
         say(format!("\nGAT model on the largest random graph (500 sparse features, 8 classes)\n{model_header}"));
         let row = bench_graph_model(&format!("random-{}", data.nodes()), &data, &cfg, args.min_seconds)?;
         say(model_row(&row));

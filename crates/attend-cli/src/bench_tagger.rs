@@ -100,7 +100,12 @@ impl Task for Prepared<'_> {
 
 /// Trains and tags as described in the module docs; `export` writes the
 /// batches for a twin first.
-pub fn bench_tagger(train: &[Sentence], test: &[Sentence], cfg: &TaggerBenchConfig, export: Option<&Path>) -> anyhow::Result<TaggerBenchResult> {
+pub fn bench_tagger(
+    train: &[Sentence],
+    test: &[Sentence],
+    cfg: &TaggerBenchConfig,
+    export: Option<&Path>,
+) -> anyhow::Result<TaggerBenchResult> {
     let vocab = TaggerVocab::build_for(train, &Column::ALL);
     let config = TaggerConfig::default().sized_for(&vocab);
     let model = Tagger::new(config.clone(), cfg.seed)?;
@@ -129,7 +134,8 @@ pub fn bench_tagger(train: &[Sentence], test: &[Sentence], cfg: &TaggerBenchConf
     }
 
     let task = Prepared { model: &model, batches: &batches, label_smoothing: train_cfg.label_smoothing };
-    let mut stepper = Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
+    let mut stepper =
+        Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
     let mut step = |i: usize| stepper.step(&task, &[i], &mut rng, lrs[i], &looped.optimizer);
     for i in 0..cfg.warmup_steps {
         step(i)?;

@@ -9,9 +9,9 @@ use attend::data::raw_text;
 use clap::ValueEnum;
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
-use std::path::{Path, PathBuf};
 
 /// Where a command writes. A regular file (or a new one) is written beside
 /// its target and moved in place at the end, so a failed run leaves an
@@ -62,7 +62,9 @@ impl OutputSink {
     /// Moves a finished file in place, or removes a failed run's partial file.
     pub fn finish(self, result: Result<()>) -> Result<()> {
         match (self, result) {
-            (OutputSink::Atomic { partial, target }, Ok(())) => std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display())),
+            (OutputSink::Atomic { partial, target }, Ok(())) => {
+                std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))
+            }
             (OutputSink::Atomic { partial, .. }, Err(e)) => {
                 let _ = std::fs::remove_file(partial);
                 Err(e)

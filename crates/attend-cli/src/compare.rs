@@ -117,7 +117,12 @@ pub fn latency_plot(path: &Path, title: &str, series: &[(String, Vec<(usize, f64
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
         Ok(())
     };

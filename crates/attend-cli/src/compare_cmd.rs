@@ -2,17 +2,17 @@
 //! truncating attention costs, from runs it makes itself.
 
 use anyhow::{bail, Context, Result};
-use attend::models::tagger::load::LoadedTagger;
-use attend_cli::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
+use attend::config::TrainConfig;
 use attend::data::conllu::{self, Sentence};
 use attend::data::synthetic::repeat_task;
 use attend::data::vocab::TaggerVocab;
-use attend::models::{EncoderKind, Tagger, TaggerConfig};
-use attend::nn::sequence::EncoderConfig;
-use attend::nn::position::PositionKind;
-use attend::config::TrainConfig;
+use attend::models::tagger::load::LoadedTagger;
 use attend::models::tagger::task::train_tagger;
+use attend::models::{EncoderKind, Tagger, TaggerConfig};
+use attend::nn::position::PositionKind;
+use attend::nn::sequence::EncoderConfig;
 use attend::train::Silent;
+use attend_cli::compare::{accuracy_by_distance, latency_ms, latency_plot, throughput, DistanceRow};
 use clap::Args;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -240,8 +240,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     if args.synthetic_train > 0 {
         let len = args.synthetic_length;
         let symbols = ((len as f64 - 1.0) / std::f64::consts::LN_2).round() as usize; // about half the positions repeat
-        let (train, dev, test) =
-            (repeat_task(args.synthetic_train, len, symbols, 11), repeat_task(args.synthetic_train / 10 + 1, len, symbols, 12), repeat_task(1000, len, symbols, 13));
+        let (train, dev, test) = (
+            repeat_task(args.synthetic_train, len, symbols, 11),
+            repeat_task(args.synthetic_train / 10 + 1, len, symbols, 12),
+            repeat_task(1000, len, symbols, 13),
+        );
         let vocab = TaggerVocab::build(&train);
         let tiny = |kind: EncoderKind, window: Option<usize>| {
             let encoder = EncoderConfig {
@@ -258,7 +261,15 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             };
             TaggerConfig { encoder, word_dim: 32, char_dim: 8, char_filters: 16, ..TaggerConfig::default() }.sized_for(&vocab)
         };
-        let cfg = TrainConfig { epochs: args.synthetic_epochs, batch_tokens: 2048, warmup_steps: 100, lr: 0.002, word_dropout: 0.0, seed: 1, ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            epochs: args.synthetic_epochs,
+            batch_tokens: 2048,
+            warmup_steps: 100,
+            lr: 0.002,
+            word_dropout: 0.0,
+            seed: 1,
+            ..TrainConfig::default()
+        };
         let edges: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&e| e < len).collect();
         let w = args.synthetic_window;
         writeln!(

@@ -187,7 +187,7 @@ struct Report {
 pub fn train(args: TrainGraphArgs) -> Result<()> {
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
     interrupt_flag()?; // from here on, Ctrl-C saves (the run stops after its current epoch)
-    // Settings first: a bad flag or config file is reported before any data is read.
+                       // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match &args.resume {
         Some(dir) => {
             settings::refuse_on_resume(dir, &args.model.table()?, &args.train)?;
@@ -276,7 +276,11 @@ struct SeedsPlan {
 /// One run through the training loop, checkpointed in `dir`; Ctrl-C saves and stops.
 fn train_one(job: GraphJob, dir: &Path, prefix: &str) -> Result<GraphRun> {
     let progress = Progress::new("nodes", "val", 100).with_prefix(prefix.to_string());
-    let (_, run) = common::with_progress(progress, |why| seeds::interrupted(why, dir), |interrupt, progress| job.run(Some(dir), Some(interrupt), progress))?;
+    let (_, run) = common::with_progress(
+        progress,
+        |why| seeds::interrupted(why, dir),
+        |interrupt, progress| job.run(Some(dir), Some(interrupt), progress),
+    )?;
     if let Some(why) = &run.stopped_early {
         eprintln!("{prefix}early stop: {}", common::cli_words(why));
     }
@@ -361,7 +365,14 @@ pub fn predict(model_dir: &Path, data_dir: &Path, nodes: NodeSelectionArg, forma
             PredictFormat::Tsv => {
                 writeln!(out, "node\tprediction\tprobability\tlabel")?;
                 for p in &predicted {
-                    writeln!(out, "{}\t{}\t{:.4}\t{}", p.node, p.prediction, p.probability, p.label.map_or("?".to_string(), |l| l.to_string()))?;
+                    writeln!(
+                        out,
+                        "{}\t{}\t{:.4}\t{}",
+                        p.node,
+                        p.prediction,
+                        p.probability,
+                        p.label.map_or("?".to_string(), |l| l.to_string())
+                    )?;
                 }
             }
             PredictFormat::Json => {

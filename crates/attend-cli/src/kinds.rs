@@ -40,7 +40,11 @@ fn kind_of(dir: &Path) -> Result<&'static str> {
         Some(k) => Ok(k.name),
         None => {
             let known: Vec<String> = KINDS.iter().map(|k| format!("{:?}", k.name)).collect();
-            bail!("checkpoint {}: holds an unknown kind of model {name:?} (this attend reads {})", dir.join("config.json").display(), known.join(", "))
+            bail!(
+                "checkpoint {}: holds an unknown kind of model {name:?} (this attend reads {})",
+                dir.join("config.json").display(),
+                known.join(", ")
+            )
         }
     }
 }
@@ -142,7 +146,9 @@ pub fn attention(args: AttentionArgs) -> Result<()> {
     let model = &args.model;
     match (kind_of(model)?, &args.text, &args.input, args.node, &args.data) {
         (SequenceModel::KIND, _, Some(input), _, _) => sequence_cmd::attention(model, input, args.index, &args.out),
-        (SequenceModel::KIND, ..) => bail!("{} is a sequence model: give the file with --input FILE (and --index N for its N-th sequence)", model.display()),
+        (SequenceModel::KIND, ..) => {
+            bail!("{} is a sequence model: give the file with --input FILE (and --index N for its N-th sequence)", model.display())
+        }
         (Tagger::KIND, Some(text), ..) => tagger_cmd::sentence_attention(model, text, &args.out),
         (Tagger::KIND, ..) => bail!("{} is a tagger: give the sentence with --text", model.display()),
         (GraphClassifier::KIND, _, _, Some(node), Some(data)) => graph_cmd::node_attention(model, data, node, &args.out),

@@ -39,6 +39,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Train a model.
@@ -285,4 +287,3 @@ fn man_pages(out: &std::path::Path) -> Result<()> {
     eprintln!("{written} man pages in {}", out.display());
     Ok(())
 }
-

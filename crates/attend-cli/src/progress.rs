@@ -31,7 +31,18 @@ fn percent(x: f64) -> String {
 
 impl Progress {
     pub fn new(unit: &'static str, dev: &'static str, every: usize) -> Self {
-        Progress { bar: None, whole_run: false, unit, dev, every: every.max(1), epochs: 0, units: 0, started: Instant::now(), prefix: String::new(), score: percent }
+        Progress {
+            bar: None,
+            whole_run: false,
+            unit,
+            dev,
+            every: every.max(1),
+            epochs: 0,
+            units: 0,
+            started: Instant::now(),
+            prefix: String::new(),
+            score: percent,
+        }
     }
 
     /// Shows dev scores with `score` (e.g. minus the RMSE as "RMSE 0.12").
@@ -79,7 +90,8 @@ impl Observer for Progress {
 
     fn epoch_start(&mut self, epoch: usize, batches: usize) {
         if !self.whole_run {
-            self.bar = Some(self.bar(batches, &format!("{}epoch {epoch:>3} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}", self.prefix)));
+            self.bar =
+                Some(self.bar(batches, &format!("{}epoch {epoch:>3} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}", self.prefix)));
         }
         self.units = 0;
         self.started = Instant::now();
@@ -99,12 +111,18 @@ impl Observer for Progress {
         if self.whole_run {
             if let Some(bar) = &self.bar {
                 bar.set_position(s.epoch as u64);
-                bar.set_message(format!("loss {:.4}  {} {}{dev_loss}  best {}", s.train_loss, self.dev, (self.score)(s.dev_accuracy), (self.score)(s.best_dev_accuracy)));
+                bar.set_message(format!(
+                    "loss {:.4}  {} {}{dev_loss}  best {}",
+                    s.train_loss,
+                    self.dev,
+                    (self.score)(s.dev_accuracy),
+                    (self.score)(s.best_dev_accuracy)
+                ));
             }
         } else if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        if s.epoch % self.every == 0 || s.epoch == self.epochs {
+        if s.epoch.is_multiple_of(self.every) || s.epoch == self.epochs {
             let line = format!(
                 "{}epoch {:>3}  loss {:.4}  {} {}{dev_loss}  best {}{}  {:.0} {}/s  {:.1} min",
                 self.prefix,

@@ -31,4 +31,3 @@ pub fn train(args: TrainSegmenterArgs) -> Result<()> {
         None => run(&data, &args.out, &args.settings, false, 42),
     }
 }
-

@@ -43,7 +43,12 @@ pub struct SegmenterFlags {
 
 impl SegmenterFlags {
     fn resolve(&self, seed: u64) -> (SegmenterConfig, TrainConfig) {
-        let model = SegmenterConfig { window: self.segmenter_window, layers: self.segmenter_layers, d_model: self.segmenter_d_model, ..SegmenterConfig::default() };
+        let model = SegmenterConfig {
+            window: self.segmenter_window,
+            layers: self.segmenter_layers,
+            d_model: self.segmenter_d_model,
+            ..SegmenterConfig::default()
+        };
         let train = TrainConfig {
             epochs: self.segmenter_epochs,
             max_minutes: self.segmenter_max_minutes,
@@ -84,10 +89,14 @@ pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, resume: bool, se
         model.config.layers
     );
     let started = Instant::now();
-    let summary = common::with_progress(Progress::new("chars", "dev tokens+sentences F1", 1), |why| why, |interrupt, progress| {
-        let options = RunOptions { checkpoint_dir: Some(out), resume, interrupt: Some(interrupt) };
-        task::train_segmenter(&model, &data, &prepared.train, &prepared.dev, &tcfg, options, progress)
-    })?;
+    let summary = common::with_progress(
+        Progress::new("chars", "dev tokens+sentences F1", 1),
+        |why| why,
+        |interrupt, progress| {
+            let options = RunOptions { checkpoint_dir: Some(out), resume, interrupt: Some(interrupt) };
+            task::train_segmenter(&model, &data, &prepared.train, &prepared.dev, &tcfg, options, progress)
+        },
+    )?;
     let r = &summary.best_dev;
     eprintln!(
         "segmenter: best dev at epoch {}: tokens F1 {:.2}%, sentences F1 {:.2}%, multiword tokens F1 {:.2}%; {:.1} min; in {}",

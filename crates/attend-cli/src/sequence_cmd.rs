@@ -267,12 +267,20 @@ fn train_one(job: SequenceJob, dir: &Path, test: Option<&SeriesSet>, prefix: &st
     let target = job.prepared.spec.target;
     let unit = if target == Target::VectorClass { "vec" } else { "seq" };
     if let Some(r) = &job.resume {
-        eprintln!("{prefix}resuming {} at epoch {}, batch {} (step {})", dir.display(), r.state.epoch, r.state.next_batch, r.optimizer.step);
+        eprintln!(
+            "{prefix}resuming {} at epoch {}, batch {} (step {})",
+            dir.display(),
+            r.state.epoch,
+            r.state.next_batch,
+            r.optimizer.step
+        );
     }
     let progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(target));
-    let (_, report) = common::with_progress(progress, |why| seeds::interrupted(why, dir), |interrupt, progress| {
-        job.run(RunSpec { dir: Some(dir), interrupt: Some(interrupt), test }, progress)
-    })?;
+    let (_, report) = common::with_progress(
+        progress,
+        |why| seeds::interrupted(why, dir),
+        |interrupt, progress| job.run(RunSpec { dir: Some(dir), interrupt: Some(interrupt), test }, progress),
+    )?;
     if let Some(why) = &report.stopped_early {
         eprintln!("{prefix}stopped early: {}", common::cli_words(why));
     }
@@ -283,7 +291,11 @@ fn train_one(job: SequenceJob, dir: &Path, test: Option<&SeriesSet>, prefix: &st
 }
 
 fn print_run(run: &SequenceRunReport, dir: &Path) {
-    let dev = run.dev.get("accuracy").and_then(|a| a.as_f64()).map_or_else(|| format!("RMSE {:.4}", run.dev["rmse"].as_f64().unwrap_or(f64::NAN)), |a| format!("{:.2}%", 100.0 * a));
+    let dev = run
+        .dev
+        .get("accuracy")
+        .and_then(|a| a.as_f64())
+        .map_or_else(|| format!("RMSE {:.4}", run.dev["rmse"].as_f64().unwrap_or(f64::NAN)), |a| format!("{:.2}%", 100.0 * a));
     let test = match (run.test_score, run.dev.get("accuracy").is_some()) {
         (Some(s), true) => format!("test {:.2}%, ", 100.0 * s),
         (Some(s), false) => format!("test RMSE {s:.4}, "),
@@ -332,7 +344,12 @@ pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
 
 /// `set` (read from `input`) as the model's inputs, refusing sequences
 /// longer than `limit` under dense attention in the words of `attend predict`.
-fn encoded(loaded: &checkpoint::Loaded<SequenceModel>, set: &SeriesSet, limit: usize, input: &Path) -> Result<Vec<attend::models::sequence::input::Encoded>> {
+fn encoded(
+    loaded: &checkpoint::Loaded<SequenceModel>,
+    set: &SeriesSet,
+    limit: usize,
+    input: &Path,
+) -> Result<Vec<attend::models::sequence::input::Encoded>> {
     loaded.encode(set, limit).map_err(|e| common::dense_limit_in_flags(e, input, "--max-dense-vectors", "vectors"))
 }
 
@@ -378,7 +395,14 @@ pub fn predict(args: PredictOptions) -> Result<()> {
 }
 
 /// Writes a label (or number, or labels) per sequence of `set` in `format`.
-fn write_predictions(out: &mut dyn Write, set: &SeriesSet, outputs: &[Output], target: Target, format: PredictFormat, name: &dyn Fn(u32) -> String) -> Result<()> {
+fn write_predictions(
+    out: &mut dyn Write,
+    set: &SeriesSet,
+    outputs: &[Output],
+    target: Target,
+    format: PredictFormat,
+    name: &dyn Fn(u32) -> String,
+) -> Result<()> {
     match format {
         PredictFormat::Tsv => {
             let per_vector = target == Target::VectorClass;
@@ -456,7 +480,11 @@ pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Re
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let path = out.join("attention.json");
         std::fs::write(&path, serde_json::to_string(&maps)?).with_context(|| format!("writing {}", path.display()))?;
-        println!("{} inputs are too many to draw (up to {MAX_HEATMAP}; --patch shortens signals): weights in {}", maps.words.len(), path.display());
+        println!(
+            "{} inputs are too many to draw (up to {MAX_HEATMAP}; --patch shortens signals): weights in {}",
+            maps.words.len(),
+            path.display()
+        );
         return Ok(());
     }
     let files = attend_cli::viz::write_heatmaps(&maps, out)?;

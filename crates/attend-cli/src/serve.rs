@@ -11,10 +11,10 @@
 //! - `GET /`: the viewer page, which uses the API above.
 
 use anyhow::{Context, Result};
+use attend::data::conllu::Sentence;
 use attend::models::tagger::load::LoadedTagger;
 use attend::models::Tagger;
 use attend_cli::timing::{quantile, sample_ms};
-use attend::data::conllu::Sentence;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
@@ -107,7 +107,9 @@ fn app(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { Html(PAGE) }))
         .route("/api/info", get(info))
         .route("/api/tag", post(tag))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such page: the viewer is at /, the API at /api/info and /api/tag".into()) })
+        .fallback(|| async {
+            ApiError(StatusCode::NOT_FOUND, "no such page: the viewer is at /, the API at /api/info and /api/tag".into())
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -132,7 +134,10 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
-async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<TagRequest>, JsonRejection>) -> std::result::Result<Json<TagResponse>, ApiError> {
+async fn tag(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<TagRequest>, JsonRejection>,
+) -> std::result::Result<Json<TagResponse>, ApiError> {
     let start = Instant::now();
     let Json(req) = body?;
     let words: Vec<String> = req.text.split_whitespace().map(String::from).collect();
@@ -158,7 +163,11 @@ async fn tag(State(state): State<Arc<AppState>>, body: std::result::Result<Json<
         let (tags, attention) = if req.attention && has_attention {
             let maps = attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence)?;
             let round = |x: f32| (x * 1e4).round() / 1e4;
-            let layers = maps.layers.into_iter().map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect()).collect();
+            let layers = maps
+                .layers
+                .into_iter()
+                .map(|l| l.into_iter().map(|h| h.into_iter().map(|r| r.into_iter().map(round).collect()).collect()).collect())
+                .collect();
             (maps.tags, Some(layers))
         } else {
             let ids = loaded.model.predict(std::slice::from_ref(&sentence), &loaded.data, attend::models::EVAL_BATCH_TOKENS)?.remove(0);
@@ -241,7 +250,8 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
     let words: Vec<&str> = PASSAGE.split_whitespace().cycle().take(args.words.max(1)).collect();
     let text = words.join(" ");
     let sentence = Sentence::from_words(&words);
-    let baseline = sample_ms(args.requests, args.min_seconds, || attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence).map(|_| ()))?;
+    let baseline =
+        sample_ms(args.requests, args.min_seconds, || attend_cli::viz::attention_maps(&loaded.model, &loaded.data, &sentence).map(|_| ()))?;
     let config = loaded.model.config.clone();
     let state = Arc::new(AppState { loaded, max_words: args.words.max(1), permits: Semaphore::new(1) });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -253,7 +263,8 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
         let body = serde_json::json!({ "text": text, "attention": attention }).to_string();
         sample_ms(args.requests, args.min_seconds, || {
             runtime.block_on(async {
-                let req = axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
+                let req =
+                    axum::http::Request::post(&url).header(header::CONTENT_TYPE, "application/json").body(Full::from(body.clone()))?;
                 let res = client.request(req).await?;
                 let status = res.status();
                 let bytes = res.into_body().collect().await?.to_bytes();
@@ -288,7 +299,9 @@ pub fn bench(args: BenchServeArgs) -> Result<()> {
             config.encoder.d_model
         );
         println!("{:<32} {:>10} {:>10} {:>10}", "", "median ms", "p95 ms", "x in-proc");
-        for (name, med, p95) in [("in-process attention_maps", b50, b95), ("POST /api/tag with weights", w50, w95), ("POST /api/tag tags only", t50, t95)] {
+        for (name, med, p95) in
+            [("in-process attention_maps", b50, b95), ("POST /api/tag with weights", w50, w95), ("POST /api/tag tags only", t50, t95)]
+        {
             println!("{name:<32} {med:>10.2} {p95:>10.2} {:>10.2}", med / b50);
         }
     }

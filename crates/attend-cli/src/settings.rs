@@ -6,8 +6,8 @@
 
 use anyhow::{Context, Result};
 use attend::config::Settings;
-use attend::nn::position::PositionKind;
 use attend::models::EncoderKind;
+use attend::nn::position::PositionKind;
 use attend::nn::AttentionKernel;
 use clap::Args;
 use serde::Serialize;
@@ -261,7 +261,12 @@ mod tests {
         let train = cmd.find_subcommand("train").unwrap();
         let help_of = |kind: &str, flag: &str| {
             let sub = train.find_subcommand(kind).unwrap();
-            sub.get_arguments().find(|a| a.get_long() == Some(flag)).unwrap_or_else(|| panic!("{kind} --{flag}")).get_help().unwrap().to_string()
+            sub.get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("{kind} --{flag}"))
+                .get_help()
+                .unwrap()
+                .to_string()
         };
         assert!(help_of("tagger", "d-model").ends_with("[256]"), "{}", help_of("tagger", "d-model"));
         assert!(help_of("sequence", "d-model").ends_with("[64]"), "{}", help_of("sequence", "d-model"));
@@ -275,7 +280,12 @@ mod tests {
         assert!(help_of("tagger", "window").ends_with("[whole sequence]"), "an unset option keeps its own text");
         // Every flag that sets a setting with a default shows it.
         for kind in ["tagger", "sequence", "graph"] {
-            let shown = train.find_subcommand(kind).unwrap().get_arguments().filter(|a| a.get_help().is_some_and(|h| h.to_string().ends_with(']'))).count();
+            let shown = train
+                .find_subcommand(kind)
+                .unwrap()
+                .get_arguments()
+                .filter(|a| a.get_help().is_some_and(|h| h.to_string().ends_with(']')))
+                .count();
             assert!(shown >= 14, "{kind}: {shown} flags show a default");
         }
     }
@@ -290,10 +300,18 @@ mod tests {
         assert_eq!((s.model.encoder.heads, s.model.encoder.layers, s.train.lr), (4, 3, 0.003));
         assert_eq!(s.model.encoder.d_model, attend::models::TaggerConfig::default().encoder.d_model);
         std::fs::write(&path, "[model]\nhead = 4\n").unwrap();
-        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TaggerTrainArgs::default()).err().unwrap());
+        let err = format!(
+            "{:#}",
+            resolve::<attend::models::tagger::config::TaggerSettings>(Some(&path), &ModelArgs::default(), &TaggerTrainArgs::default())
+                .err()
+                .unwrap()
+        );
         assert!(err.contains("unknown field `head`"), "{err}");
         let bad = ModelArgs { encoder: EncoderArgs { heads: Some(3), ..Default::default() }, ..Default::default() };
-        let err = format!("{:#}", resolve::<attend::models::tagger::config::TaggerSettings>(None, &bad, &TaggerTrainArgs::default()).err().unwrap());
+        let err = format!(
+            "{:#}",
+            resolve::<attend::models::tagger::config::TaggerSettings>(None, &bad, &TaggerTrainArgs::default()).err().unwrap()
+        );
         assert!(err.contains("d_model (256) must be a multiple of heads (3)"), "{err}");
     }
 }

@@ -150,7 +150,13 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
             if let Some(m) = args.train.common.max_minutes() {
                 train.max_minutes = Some(m);
             }
-            eprintln!("resuming {} at epoch {}, batch {} (step {})", dir.display(), resume.state.epoch, resume.state.next_batch, resume.optimizer.step);
+            eprintln!(
+                "resuming {} at epoch {}, batch {} (step {})",
+                dir.display(),
+                resume.state.epoch,
+                resume.state.next_batch,
+                resume.optimizer.step
+            );
             (model, vocab, train, dir.clone(), Some(resume))
         }
         None => {
@@ -175,7 +181,12 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         dev.len(),
         vocab.words.len(),
         vocab.chars.len(),
-        vocab.columns().iter().map(|&c| format!("{} ({})", c.name(), vocab.column(c).map_or(0, |v| v.len()))).collect::<Vec<_>>().join(", "),
+        vocab
+            .columns()
+            .iter()
+            .map(|&c| format!("{} ({})", c.name(), vocab.column(c).map_or(0, |v| v.len())))
+            .collect::<Vec<_>>()
+            .join(", "),
         model.params.num_scalars(),
         attend::rayon::current_num_threads()
     );
@@ -186,10 +197,14 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         (false, true) => "dev mean of UPOS/UFeats",
         (true, true) => "dev mean of UPOS/XPOS/UFeats",
     };
-    let summary = common::with_progress(Progress::new("tok", dev_label, 1), |why| why, |interrupt, progress| {
-        let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
-        train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, progress)
-    })?;
+    let summary = common::with_progress(
+        Progress::new("tok", dev_label, 1),
+        |why| why,
+        |interrupt, progress| {
+            let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
+            train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, progress)
+        },
+    )?;
     if let Some(why) = &summary.stopped_early {
         eprintln!("stopped early: {}", common::cli_words(why));
     }
@@ -234,7 +249,10 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         let segmenter = Some(checkpoint::load(&segmenter_dir)?);
         let text = TextTagger { tagger: Loaded { model, data: vocab, train: tcfg }, segmenter, max_dense: attend::models::MAX_DENSE_WORDS };
         let scores = text.score_raw_text(test_path)?;
-        let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"].iter().map(|m| format!("{m} {:.2}", 100.0 * scores.get(m).map_or(0.0, |s| s.f1()))).collect();
+        let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"]
+            .iter()
+            .map(|m| format!("{m} {:.2}", 100.0 * scores.get(m).map_or(0.0, |s| s.f1())))
+            .collect();
         eprintln!("test {} from raw text (CoNLL 2018 F1): {}", test_path.display(), line.join(", "));
         report["test_raw_text"] = scores.to_json();
         write_report(&report)?;
@@ -288,7 +306,9 @@ pub fn tag(args: TagArgs) -> Result<()> {
         _ => PathBuf::from("<stdin>"),
     };
     let mut input: Box<dyn std::io::BufRead> = match args.input.as_deref() {
-        Some(p) if p != Path::new("-") => Box::new(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?)),
+        Some(p) if p != Path::new("-") => {
+            Box::new(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?))
+        }
         _ => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
     let format = match args.format {
@@ -313,7 +333,15 @@ pub fn tag(args: TagArgs) -> Result<()> {
 }
 
 /// Tags `input` in `format` into `out`; `--stats` goes to stderr.
-fn tag_into(args: &TagArgs, tagger: &TextTagger, mut input: Box<dyn std::io::BufRead>, label: &Path, format: InputFormat, out: &mut dyn Write, started: Instant) -> Result<()> {
+fn tag_into(
+    args: &TagArgs,
+    tagger: &TextTagger,
+    mut input: Box<dyn std::io::BufRead>,
+    label: &Path,
+    format: InputFormat,
+    out: &mut dyn Write,
+    started: Instant,
+) -> Result<()> {
     let in_flags = |e: attend::Error| common::dense_limit_in_flags(e, label, "--max-dense-words", "words");
     let stats = if format == InputFormat::Raw {
         if tagger.segmenter.is_none() {
@@ -342,7 +370,8 @@ fn tag_into(args: &TagArgs, tagger: &TextTagger, mut input: Box<dyn std::io::Buf
         }
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes).with_context(|| format!("reading {}", label.display()))?;
-        let mut sentences = if format == InputFormat::Conllu { conllu::parse_bytes(&bytes, label)? } else { conllu::parse_plain_text(&bytes, label)? };
+        let mut sentences =
+            if format == InputFormat::Conllu { conllu::parse_bytes(&bytes, label)? } else { conllu::parse_plain_text(&bytes, label)? };
         if sentences.is_empty() {
             bail!("{}: no sentences to tag", label.display());
         }

@@ -70,7 +70,11 @@ mod tests {
         let mut n = 0;
         let err = sample_seconds(5, 0.0, || {
             n += 1;
-            if n == 3 { Err("boom") } else { Ok(()) }
+            if n == 3 {
+                Err("boom")
+            } else {
+                Ok(())
+            }
         });
         assert_eq!(err, Err("boom"));
         assert_eq!(quantile(&[1.0, 2.0, 3.0], 0.5), 2.0);

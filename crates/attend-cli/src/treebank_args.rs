@@ -54,7 +54,9 @@ impl TreebankArgs {
                 *slot = Some(path.clone());
             }
         }
-        let in_dir = |split: &str| self.treebank.as_ref().map_or(String::new(), |d| format!(" ({}: no *-ud-{split}.conllu file in this directory)", d.display()));
+        let in_dir = |split: &str| {
+            self.treebank.as_ref().map_or(String::new(), |d| format!(" ({}: no *-ud-{split}.conllu file in this directory)", d.display()))
+        };
         let Some(train_path) = train else { bail!("no training file: give --train FILE{}", in_dir("train")) };
         if let Some(f) = self.dev_fraction {
             if !(f > 0.0 && f < 1.0) {
@@ -82,7 +84,9 @@ impl TreebankArgs {
                 let origin = dev_path.display().to_string();
                 (train_sentences, dev, dev_path, origin)
             }
-            (None, None) => bail!("no dev file: give --dev FILE, or --dev-fraction F to hold out part of the training file{}", in_dir("dev")),
+            (None, None) => {
+                bail!("no dev file: give --dev FILE, or --dev-fraction F to hold out part of the training file{}", in_dir("dev"))
+            }
         };
         Ok(Treebank { train_path, train, dev_path, dev, test_path: test, dev_origin })
     }

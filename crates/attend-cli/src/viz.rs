@@ -68,7 +68,8 @@ pub(crate) fn ensure_font() -> Result<()> {
             }
             None => (EMBEDDED_FONT, "the embedded font".into()),
         };
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{origin} is not a TrueType font attend can read"))
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{origin} is not a TrueType font attend can read"))
     })
     .clone()
     .map_err(Error::Input)
@@ -220,8 +221,16 @@ pub fn node_attention(model: &GraphClassifier, input: &GraphInput, node: usize) 
 /// Distinct colours for classes (Tableau 10).
 fn class_colour(c: u32) -> RGBColor {
     const C: [(u8, u8, u8); 10] = [
-        (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
-        (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172),
+        (78, 121, 167),
+        (242, 142, 43),
+        (225, 87, 89),
+        (118, 183, 178),
+        (89, 161, 79),
+        (237, 201, 72),
+        (176, 122, 161),
+        (255, 157, 167),
+        (156, 117, 95),
+        (186, 176, 172),
     ];
     let (r, g, b) = C[c as usize % C.len()];
     RGBColor(r, g, b)

@@ -142,7 +142,12 @@ async fn viewer_page_tags_a_sentence_and_draws_a_heatmap() {
         assert!(class.contains("focus"), "hovered chip: {class}");
 
         // Another layer and head redraw without errors.
-        client.execute("document.getElementById('layer').value = '2'; document.getElementById('layer').dispatchEvent(new Event('change'));", vec![]).await?;
+        client
+            .execute(
+                "document.getElementById('layer').value = '2'; document.getElementById('layer').dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await?;
         let png = client.screenshot().await?;
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("viewer.png");
         std::fs::write(&out, &png).unwrap();

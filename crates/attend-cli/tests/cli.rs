@@ -14,9 +14,31 @@ fn stderr(o: &Output) -> String {
 }
 
 const TINY: &[&str] = &[
-    "--d-model", "32", "--heads", "4", "--layers", "2", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8",
-    "--char-filters", "24", "--epochs", "30", "--lr", "0.003", "--warmup-steps", "20", "--batch-tokens", "256",
-    "--seed", "5", "--no-segmenter",
+    "--d-model",
+    "32",
+    "--heads",
+    "4",
+    "--layers",
+    "2",
+    "--ff-dim",
+    "64",
+    "--word-dim",
+    "16",
+    "--char-dim",
+    "8",
+    "--char-filters",
+    "24",
+    "--epochs",
+    "30",
+    "--lr",
+    "0.003",
+    "--warmup-steps",
+    "20",
+    "--batch-tokens",
+    "256",
+    "--seed",
+    "5",
+    "--no-segmenter",
 ];
 
 fn train(dir: &Path) -> std::path::PathBuf {
@@ -90,7 +112,16 @@ fn xpos_and_feats_from_named_files_with_a_held_out_dev_set() {
     std::fs::rename(bank.join("toy-ud-train.conllu"), &train_file).unwrap();
     std::fs::rename(bank.join("toy-ud-test.conllu"), &test_file).unwrap();
     let out = dir.path().join("model");
-    let mut args = vec!["train", "tagger", "--train", train_file.to_str().unwrap(), "--test", test_file.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        "tagger",
+        "--train",
+        train_file.to_str().unwrap(),
+        "--test",
+        test_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let o = attend(&args);
     assert!(!o.status.success() && stderr(&o).contains("no dev file: give --dev FILE, or --dev-fraction F"), "{}", stderr(&o));
     args.extend_from_slice(&["--dev-fraction", "0.2"]);
@@ -110,7 +141,8 @@ fn xpos_and_feats_from_named_files_with_a_held_out_dev_set() {
     }
     // The official metrics on the tagged file agree with the model's own.
     let tagged = dir.path().join("tagged.conllu");
-    let o = attend(&["tag", "--model", out.to_str().unwrap(), "--input", test_file.to_str().unwrap(), "--output", tagged.to_str().unwrap()]);
+    let o =
+        attend(&["tag", "--model", out.to_str().unwrap(), "--input", test_file.to_str().unwrap(), "--output", tagged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = attend(&["eval", "--system", tagged.to_str().unwrap(), "--gold", test_file.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -125,7 +157,18 @@ fn xpos_and_feats_from_named_files_with_a_held_out_dev_set() {
 
     // UPOS only; and the flag's errors.
     let upos_only = dir.path().join("upos");
-    let mut args = vec!["train", "tagger", "--train", train_file.to_str().unwrap(), "--dev-fraction", "0.2", "--out", upos_only.to_str().unwrap(), "--predict", "upos"];
+    let mut args = vec![
+        "train",
+        "tagger",
+        "--train",
+        train_file.to_str().unwrap(),
+        "--dev-fraction",
+        "0.2",
+        "--out",
+        upos_only.to_str().unwrap(),
+        "--predict",
+        "upos",
+    ];
     args.extend_from_slice(TINY);
     *args.iter_mut().skip_while(|a| **a != "--epochs").nth(1).unwrap() = "2";
     let o = attend(&args);
@@ -173,7 +216,11 @@ fn completions_man_pages_and_planetoid_conversion() {
     }
     let o = attend(&["data", "planetoid", "--raw", raw.to_str().unwrap(), "--name", "cora", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("2708 nodes (2708 labelled, 7 classes), 1433 features, 10556 directed edges; split 140 / 500 / 1000"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2708 nodes (2708 labelled, 7 classes), 1433 features, 10556 directed edges; split 140 / 500 / 1000"),
+        "{}",
+        stderr(&o)
+    );
     for f in ["nodes.tsv", "edges.tsv", "train.txt", "val.txt", "test.txt"] {
         assert_eq!(std::fs::read(out.join(f)).unwrap(), std::fs::read(raw.join("../cora").join(f)).unwrap(), "{f}");
     }
@@ -211,7 +258,22 @@ fn help_lists_hyperparameters() {
     let o = attend(&["train", "tagger", "--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--treebank", "--train", "--dev", "--test", "--dev-fraction", "--predict", "--position", "--heads", "--layers", "--window", "--lr", "--seed", "--config", "--max-minutes"] {
+    for flag in [
+        "--treebank",
+        "--train",
+        "--dev",
+        "--test",
+        "--dev-fraction",
+        "--predict",
+        "--position",
+        "--heads",
+        "--layers",
+        "--window",
+        "--lr",
+        "--seed",
+        "--config",
+        "--max-minutes",
+    ] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
 }
@@ -224,8 +286,20 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     attend::data::planetoid::write_dir(&data, &graph).unwrap();
     let out = dir.path().join("gat");
     let o = attend(&[
-        "train", "graph", "--data", graph.to_str().unwrap(), "--out", out.to_str().unwrap(), "--seeds", "2", "--max-epochs", "80",
-        "--patience", "30", "--heads", "4",
+        "train",
+        "graph",
+        "--data",
+        graph.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--max-epochs",
+        "80",
+        "--patience",
+        "30",
+        "--heads",
+        "4",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -253,7 +327,17 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     // The node view: one picture per layer plus JSON; a tagger flag is refused.
     let model = out.join("seed-42");
     let views = dir.path().join("views");
-    let o = attend(&["attention", "--model", model.to_str().unwrap(), "--data", graph.to_str().unwrap(), "--node", "5", "--out", views.to_str().unwrap()]);
+    let o = attend(&[
+        "attention",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        graph.to_str().unwrap(),
+        "--node",
+        "5",
+        "--out",
+        views.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("node 5: class"), "{}", String::from_utf8_lossy(&o.stdout));
     for f in ["node-5-layer1.png", "node-5-layer2.png", "node-5.json"] {
@@ -280,9 +364,23 @@ fn train_and_eval_a_graph_model_with_seeds_and_bad_graph_input() {
     std::fs::create_dir_all(&unlabelled).unwrap();
     std::fs::copy(graph.join("edges.tsv"), unlabelled.join("edges.tsv")).unwrap();
     let nodes_text = std::fs::read_to_string(graph.join("nodes.tsv")).unwrap();
-    let hidden: String = nodes_text.lines().enumerate().map(|(i, l)| if i % 3 == 0 { format!("?\t{}\n", l.split_once('\t').unwrap().1) } else { format!("{l}\n") }).collect();
+    let hidden: String = nodes_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i % 3 == 0 { format!("?\t{}\n", l.split_once('\t').unwrap().1) } else { format!("{l}\n") })
+        .collect();
     std::fs::write(unlabelled.join("nodes.tsv"), hidden).unwrap();
-    let o = attend(&["predict", "--model", model.to_str().unwrap(), "--data", unlabelled.to_str().unwrap(), "--nodes", "unlabelled", "--format", "json"]);
+    let o = attend(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        unlabelled.to_str().unwrap(),
+        "--nodes",
+        "unlabelled",
+        "--format",
+        "json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let items: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(items.len(), 100, "nodes 0, 3, ... 297 have no label");
@@ -316,7 +414,14 @@ fn ctrl_c_saves_and_resume_finishes_with_the_same_model() {
     let bank = dir.path().join("toy");
     attend::data::synthetic::write_toy_treebank(&bank, 300, 60, 100).unwrap();
     let run = |out: &Path| {
-        let mut args = vec!["train".to_string(), "tagger".into(), "--treebank".into(), bank.to_str().unwrap().into(), "--out".into(), out.to_str().unwrap().into()];
+        let mut args = vec![
+            "train".to_string(),
+            "tagger".into(),
+            "--treebank".into(),
+            bank.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ];
         args.extend(TINY.iter().map(|s| s.to_string()));
         *args.iter_mut().skip_while(|a| *a != "--epochs").nth(1).unwrap() = "8".into();
         args
@@ -371,7 +476,10 @@ fn graph_training_stops_on_a_time_limit_and_ctrl_c_and_resumes_to_the_same_model
     assert!(String::from_utf8_lossy(&o.stdout).contains("best epoch"), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(stderr(&o).contains("epoch 100  loss ") && stderr(&o).contains("val loss"), "a line every 100 epochs: {}", stderr(&o));
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&whole).join("config.json")).unwrap()).unwrap();
-    assert_eq!((saved["kind"].as_str(), saved["model"]["heads"].as_u64(), saved["train"]["max_epochs"].as_u64()), (Some("graph"), Some(4), Some(800)));
+    assert_eq!(
+        (saved["kind"].as_str(), saved["model"]["heads"].as_u64(), saved["train"]["max_epochs"].as_u64()),
+        (Some("graph"), Some(4), Some(800))
+    );
 
     // A session limited to (almost) no time stops after its first epoch, keeping the state.
     let o = attend(&["train", "graph", "--data", g, "--out", &split, "--config", cfg.to_str().unwrap(), "--max-minutes", "0.000001"]);
@@ -435,7 +543,10 @@ fn every_bad_input_gets_a_message_naming_where() {
     let cases: Vec<(String, String)> = vec![
         (train_with(b""), format!("error: {file}:1: no sentences in file (empty or only blank lines)")),
         (train_with(b"# sent_id = 1\n\n"), format!("error: {file}:1: sentence has no words (only comments or multiword/empty lines)")),
-        (train_with(b"1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tca\xfft\t_\tNOUN\t_\t_\t_\t_\t_\t_\n"), format!("error: {file}:2: not valid UTF-8 (byte 5 of the line)")),
+        (
+            train_with(b"1\tThe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tca\xfft\t_\tNOUN\t_\t_\t_\t_\t_\t_\n"),
+            format!("error: {file}:2: not valid UTF-8 (byte 5 of the line)"),
+        ),
         (train_with(b"1\tThe\t_\tDET\t_\t_\t_\n"), format!("error: {file}:1: expected 10 tab-separated columns, found 7")),
     ];
     for (got, want) in cases {
@@ -451,19 +562,28 @@ fn every_bad_input_gets_a_message_naming_where() {
     let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.starts_with(&format!("error: {}:3: gold UPOS \"NN\" never occurred in the model's training data (it knows ", gold.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}:3: gold UPOS \"NN\" never occurred in the model's training data (it knows ", gold.display())),
+        "{err}"
+    );
     std::fs::write(&gold, "1\tthe\t_\t_\t_\t_\t_\t_\t_\t_\n\n").unwrap();
     let o = attend(&["eval", "--model", m, "--input", gold.to_str().unwrap()]);
     assert_eq!(
         stderr(&o).trim_end(),
-        format!("error: {}:1: no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)", gold.display())
+        format!(
+            "error: {}:1: no gold UPOS (\"_\") for this word: eval needs a tagged file (attend tag tags untagged text)",
+            gold.display()
+        )
     );
     // a tagger checkpoint given to the graph commands
     let o = attend(&["eval", "graph", "--model", m, "--data", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o).trim_end(),
-        format!("error: checkpoint {}: holds a \"tagger\" model, not a graph model (use attend eval tagger, attend tag)", model.join("config.json").display())
+        format!(
+            "error: checkpoint {}: holds a \"tagger\" model, not a graph model (use attend eval tagger, attend tag)",
+            model.join("config.json").display()
+        )
     );
 }
 
@@ -477,9 +597,27 @@ fn compare_trains_both_encoders_measures_and_plots() {
     attend::data::synthetic::write_toy_treebank(&bank, 200, 40, 60).unwrap();
     let out = dir.path().join("cmp");
     let args = [
-        "compare", "--treebank", bank.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "2", "--lengths", "8,32",
-        "--window", "4", "--long-words", "3000", "--synthetic-train", "60", "--synthetic-length", "16", "--synthetic-epochs", "1",
-        "--min-seconds", "0",
+        "compare",
+        "--treebank",
+        bank.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--lengths",
+        "8,32",
+        "--window",
+        "4",
+        "--long-words",
+        "3000",
+        "--synthetic-train",
+        "60",
+        "--synthetic-length",
+        "16",
+        "--synthetic-epochs",
+        "1",
+        "--min-seconds",
+        "0",
     ];
     let o = attend(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -514,7 +652,11 @@ fn long_inputs_need_a_window_under_dense_attention() {
     let (m, i) = (model.to_str().unwrap(), input.to_str().unwrap());
     let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("long.txt: a sequence of 200 words under dense attention") && stderr(&o).contains("pass --window 64"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("long.txt: a sequence of 200 words under dense attention") && stderr(&o).contains("pass --window 64"),
+        "{}",
+        stderr(&o)
+    );
     let o = attend(&["tag", "--model", m, "--input", i, "--max-dense-words", "100", "--window", "8", "--stats"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("200 words (longest 200)") && stderr(&o).contains("peak RSS"), "{}", stderr(&o));

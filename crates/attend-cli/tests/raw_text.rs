@@ -44,7 +44,8 @@ fn eval_prints_what_the_official_script_prints() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8(o.stdout).unwrap(), std::fs::read_to_string(data("expected.txt")).unwrap());
 
-    let o = attend(&["eval", "--system", data("system.conllu").to_str().unwrap(), "--gold", data("gold.conllu").to_str().unwrap(), "--json"]);
+    let o =
+        attend(&["eval", "--system", data("system.conllu").to_str().unwrap(), "--gold", data("gold.conllu").to_str().unwrap(), "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["Words"]["correct"], 18);
     assert_eq!(j["Sentences"]["gold"], 4);
@@ -73,10 +74,44 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
     let model = dir.path().join("model");
     let m = model.to_str().unwrap();
     let o = attend(&[
-        "train", "tagger", "--treebank", bank.to_str().unwrap(), "--out", m, "--d-model", "32", "--heads", "4", "--layers", "2",
-        "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8", "--char-filters", "24", "--epochs", "30", "--lr", "0.003",
-        "--warmup-steps", "20", "--batch-tokens", "256", "--seed", "5", "--segmenter-epochs", "30", "--segmenter-d-model", "32",
-        "--segmenter-layers", "2", "--segmenter-window", "8",
+        "train",
+        "tagger",
+        "--treebank",
+        bank.to_str().unwrap(),
+        "--out",
+        m,
+        "--d-model",
+        "32",
+        "--heads",
+        "4",
+        "--layers",
+        "2",
+        "--ff-dim",
+        "64",
+        "--word-dim",
+        "16",
+        "--char-dim",
+        "8",
+        "--char-filters",
+        "24",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.003",
+        "--warmup-steps",
+        "20",
+        "--batch-tokens",
+        "256",
+        "--seed",
+        "5",
+        "--segmenter-epochs",
+        "30",
+        "--segmenter-d-model",
+        "32",
+        "--segmenter-layers",
+        "2",
+        "--segmenter-window",
+        "8",
     ]);
     let log = stderr(&o);
     assert!(o.status.success(), "{log}");
@@ -96,7 +131,10 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
     assert_eq!(sentences.len(), 3, "{out}");
     assert!(out.starts_with("# newdoc\n# newpar id = p1\n# sent_id = 1\n# text = the run watch it.\n1\tthe\t_\tDET\tDT\tDefinite=Def|PronType=Art\t0\troot\t_\t_\n"), "{out}");
     // XPOS and FEATS too: the toy treebank has them, so the tagger learned them
-    assert!(out.contains("4\tit\t_\tPRON\tPRP\tCase=Acc|PronType=Prs\t1\tdep\t_\tSpaceAfter=No\n5\t.\t_\tPUNCT\t.\t_\t1\tdep\t_\t_\n"), "{out}");
+    assert!(
+        out.contains("4\tit\t_\tPRON\tPRP\tCase=Acc|PronType=Prs\t1\tdep\t_\tSpaceAfter=No\n5\t.\t_\tPUNCT\t.\t_\t1\tdep\t_\t_\n"),
+        "{out}"
+    );
     assert!(out.contains("# newpar id = p2\n# sent_id = 3\n# text = the plant ran.\n"), "{out}");
 
     // The test file's raw text, tagged and scored as the train report scored it.
@@ -146,7 +184,10 @@ fn a_tagger_with_its_segmenter_reads_raw_text() {
     let o = attend(&["tag", "--model", m, "--input", b, "--output", kept.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "keep me\n");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(),
+        0
+    );
     // An output that is not a regular file (a pipe here; /dev/null for a
     // user) is written as it is, not replaced by a file moved onto it.
     #[cfg(unix)]

@@ -15,7 +15,22 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SMALL: &[&str] = &["--d-model", "32", "--heads", "4", "--ff-dim", "64", "--lr", "0.003", "--warmup-steps", "20", "--batch-vectors", "512", "--threads", "2"];
+const SMALL: &[&str] = &[
+    "--d-model",
+    "32",
+    "--heads",
+    "4",
+    "--ff-dim",
+    "64",
+    "--lr",
+    "0.003",
+    "--warmup-steps",
+    "20",
+    "--batch-vectors",
+    "512",
+    "--threads",
+    "2",
+];
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -41,11 +56,27 @@ fn train_eval_predict_and_show_a_per_sequence_model() {
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = majority_files(dir.path());
     let out = dir.path().join("m");
-    let mut args = vec!["train", "sequence", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "30", "--pooling", "summary"];
+    let mut args = vec![
+        "train",
+        "sequence",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "30",
+        "--pooling",
+        "summary",
+    ];
     args.extend_from_slice(SMALL);
     let o = run(&args);
     let log = stderr(&o);
-    assert!(log.contains("300 sequences (lengths 5-31, 2 values per vector") && log.contains("60 sequences held out of train (20%, seed 42)"), "{log}");
+    assert!(
+        log.contains("300 sequences (lengths 5-31, 2 values per vector") && log.contains("60 sequences held out of train (20%, seed 42)"),
+        "{log}"
+    );
     assert!(log.contains("test ") && log.contains("macro-F1"), "{log}");
     for f in ["model.safetensors", "config.json", "data.json", "train_report.json", "resume/state.json"] {
         assert!(out.join(f).exists(), "missing {f}");
@@ -91,7 +122,20 @@ fn a_label_per_vector_from_vector_text_including_a_long_sequence_in_slices() {
     let train = write(dir.path(), "far.txt", &to_text_string(&series_far_context(240, 24, 3)));
     let dev = write(dir.path(), "far-dev.txt", &to_text_string(&series_far_context(40, 24, 4)));
     let out = dir.path().join("m");
-    let mut args = vec!["train", "sequence", "--train", train.to_str().unwrap(), "--dev", dev.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "30", "--window", "24"];
+    let mut args = vec![
+        "train",
+        "sequence",
+        "--train",
+        train.to_str().unwrap(),
+        "--dev",
+        dev.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "30",
+        "--window",
+        "24",
+    ];
     args.extend_from_slice(SMALL);
     let o = run(&args);
     assert!(stderr(&o).contains("one class per vector, 2 classes"), "{}", stderr(&o));
@@ -117,7 +161,9 @@ fn a_time_limited_run_resumes_to_the_same_model_and_seeds_report() {
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = majority_files(dir.path());
     let base = |out: &Path| {
-        let mut a: Vec<String> = ["train", "sequence", "--train", train.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "4"].map(String::from).to_vec();
+        let mut a: Vec<String> = ["train", "sequence", "--train", train.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "4"]
+            .map(String::from)
+            .to_vec();
         a.extend(SMALL.iter().map(|s| s.to_string()));
         a
     };
@@ -132,9 +178,24 @@ fn a_time_limited_run_resumes_to_the_same_model_and_seeds_report() {
     let o = attend(&["train", "sequence", "--train", train.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--epochs", "9"]);
     assert!(stderr(&o).contains("--resume continues with the settings saved in") && stderr(&o).contains("drop --epochs"), "{}", stderr(&o));
     // The saved limit applies again unless lifted: a generous one lets it finish.
-    let o = run(&["train", "sequence", "--train", train.to_str().unwrap(), "--resume", split.to_str().unwrap(), "--max-minutes", "60", "--threads", "2"]);
+    let o = run(&[
+        "train",
+        "sequence",
+        "--train",
+        train.to_str().unwrap(),
+        "--resume",
+        split.to_str().unwrap(),
+        "--max-minutes",
+        "60",
+        "--threads",
+        "2",
+    ]);
     assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
-    assert_eq!(std::fs::read(split.join("model.safetensors")).unwrap(), std::fs::read(whole.join("model.safetensors")).unwrap(), "resumed model differs");
+    assert_eq!(
+        std::fs::read(split.join("model.safetensors")).unwrap(),
+        std::fs::read(whole.join("model.safetensors")).unwrap(),
+        "resumed model differs"
+    );
     // --seeds: one model per seed and a report.
     let seeds = dir.path().join("seeds");
     let mut args = base(&seeds);
@@ -150,10 +211,27 @@ fn a_time_limited_run_resumes_to_the_same_model_and_seeds_report() {
     args.extend(["--seeds", "2", "--test", test.to_str().unwrap(), "--max-minutes", "0.000001"].map(String::from));
     run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(cut.join("seeds.json").exists());
-    let o = run(&["train", "sequence", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--resume", cut.to_str().unwrap(), "--max-minutes", "60", "--threads", "2"]);
+    let o = run(&[
+        "train",
+        "sequence",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--resume",
+        cut.to_str().unwrap(),
+        "--max-minutes",
+        "60",
+        "--threads",
+        "2",
+    ]);
     assert!(stderr(&o).contains("seed 43 resuming"), "{}", stderr(&o));
     for s in ["seed-42", "seed-43"] {
-        assert_eq!(std::fs::read(cut.join(s).join("model.safetensors")).unwrap(), std::fs::read(seeds.join(s).join("model.safetensors")).unwrap(), "{s} differs");
+        assert_eq!(
+            std::fs::read(cut.join(s).join("model.safetensors")).unwrap(),
+            std::fs::read(seeds.join(s).join("model.safetensors")).unwrap(),
+            "{s} differs"
+        );
     }
     let again: serde_json::Value = serde_json::from_slice(&std::fs::read(cut.join("report.json")).unwrap()).unwrap();
     assert_eq!((&again["test_mean"], &again["test_std"]), (&report["test_mean"], &report["test_std"]));
@@ -191,7 +269,19 @@ fn bad_sequence_input_gets_a_message_naming_where() {
     assert!(stderr(&o).contains("has 120 sequences; --index 500 is out of range"), "{}", stderr(&o));
     let o = attend(&["train", "sequence", "--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--train", "--dev", "--test", "--pooling", "--patch", "--window", "--dev-fraction", "--resume", "--seeds", "--random-crop", "--sequence-norm"] {
+    for flag in [
+        "--train",
+        "--dev",
+        "--test",
+        "--pooling",
+        "--patch",
+        "--window",
+        "--dev-fraction",
+        "--resume",
+        "--seeds",
+        "--random-crop",
+        "--sequence-norm",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }

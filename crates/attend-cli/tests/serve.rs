@@ -74,17 +74,31 @@ async fn api_answers_like_the_library_and_rejects_bad_requests() {
 
     // Bad requests: a 4xx with a message naming the problem.
     let long = vec!["word"; 41].join(" ");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // (what, content type, body, status, what the message says)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         ("empty text", Some("application/json"), br#"{"text": ""}"#.to_vec(), StatusCode::BAD_REQUEST, "no words"),
         ("blank text", Some("application/json"), br#"{"text": " \n\t "}"#.to_vec(), StatusCode::BAD_REQUEST, "no words"),
-        ("too long", Some("application/json"), json!({ "text": long }).to_string().into_bytes(), StatusCode::PAYLOAD_TOO_LARGE, "at most 40"),
+        (
+            "too long",
+            Some("application/json"),
+            json!({ "text": long }).to_string().into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "at most 40",
+        ),
         ("invalid UTF-8", Some("application/json"), b"{\"text\": \"caf\xe9 \xff\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid"),
         ("not JSON", Some("application/json"), b"the text".to_vec(), StatusCode::BAD_REQUEST, "expected"),
         ("truncated JSON", Some("application/json"), br#"{"text": "a b"#.to_vec(), StatusCode::BAD_REQUEST, "EOF"),
         ("missing field", Some("application/json"), br#"{"words": ["a"]}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "words"),
         ("wrong type", Some("application/json"), br#"{"text": 5}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
         ("no content type", None, br#"{"text": "a"}"#.to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
-        ("huge body", Some("application/json"), json!({ "text": "x".repeat(100_000) }).to_string().into_bytes(), StatusCode::PAYLOAD_TOO_LARGE, ""),
+        (
+            "huge body",
+            Some("application/json"),
+            json!({ "text": "x".repeat(100_000) }).to_string().into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
     ];
     for (what, ct, body, status, needle) in cases {
         let r = {

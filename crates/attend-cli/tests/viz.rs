@@ -44,7 +44,14 @@ fn attention_maps_are_softmax_rows_and_heatmaps_are_written() {
 #[test]
 fn node_view_lists_each_neighbour_with_weights_summing_to_one() {
     let data = random_graph(240, 700, 40, 4, 3, 5);
-    let cfg = GraphModelConfig { heads: 3, hidden: 5, output_heads: 2, feature_dim: data.feature_dim, classes: data.classes, ..GraphModelConfig::default() };
+    let cfg = GraphModelConfig {
+        heads: 3,
+        hidden: 5,
+        output_heads: 2,
+        feature_dim: data.feature_dim,
+        classes: data.classes,
+        ..GraphModelConfig::default()
+    };
     let model = GraphClassifier::new(cfg.clone(), 3).unwrap();
     let input = GraphInput::new(&data, &cfg).unwrap();
     let node = (0..data.nodes()).max_by_key(|&i| input.graph.sources(i).len()).unwrap();

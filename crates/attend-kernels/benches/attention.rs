@@ -89,9 +89,7 @@ fn attention(c: &mut Criterion) {
                 let m = (((flop / 2.0).cbrt() / 64.0).round() as usize * 64).clamp(64, 2048);
                 let (a, b, mut out) = (values(m * m, 5), values(m * m, 6), vec![0f32; m * m]);
                 group.throughput(Throughput::Elements(2 * (m as u64).pow(3)));
-                group.bench_function(BenchmarkId::new(format!("gemm{m}"), n), |bench| {
-                    bench.iter(|| gemm_square(m, &a, &b, &mut out))
-                });
+                group.bench_function(BenchmarkId::new(format!("gemm{m}"), n), |bench| bench.iter(|| gemm_square(m, &a, &b, &mut out)));
             }
             group.finish();
         }

@@ -32,7 +32,8 @@ fn erfc_pos(x: f32) -> f32 {
         + t * (1.000_023_7
             + t * (0.374_091_96
                 + t * (0.096_784_18
-                    + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_203_9 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07 + t * (-1.135_203_9 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
     t * exp2_scalar((p - x * x) * LOG2_E)
 }
 
@@ -190,7 +191,10 @@ mod tests {
                 let (e, eg) = ((y as f64 - want).abs(), (g as f64 - want_grad).abs());
                 assert!(e <= 3e-7 * want.abs().max(0.01) + 2e-6 * want.abs(), "{isa:?}: gelu({z}) = {y}, want {want}");
                 // The gradient Φ + zφ cancels near z = -0.75: absolute to its terms.
-                assert!(eg <= 3e-7 * (cdf + zd.abs() * pdf).max(0.01) + 2e-6 * want_grad.abs(), "{isa:?}: gelu'({z}) = {g}, want {want_grad}");
+                assert!(
+                    eg <= 3e-7 * (cdf + zd.abs() * pdf).max(0.01) + 2e-6 * want_grad.abs(),
+                    "{isa:?}: gelu'({z}) = {g}, want {want_grad}"
+                );
                 if want.abs() > 1e-30 {
                     worst = worst.max(e / want.abs());
                 }

@@ -30,11 +30,8 @@ pub fn adamw_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32
     let bc2 = 1.0 - s.beta2.powi(s.step as i32);
     let step_size = s.lr / bc1;
     let decay = 1.0 - s.lr * s.weight_decay;
-    param
-        .par_chunks_mut(CHUNK)
-        .zip(grad.par_chunks(CHUNK))
-        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-        .for_each(|((p, g), (m, v))| {
+    param.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(
+        |((p, g), (m, v))| {
             for i in 0..p.len() {
                 let g = g[i] * s.grad_scale + s.l2 * p[i];
                 m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * g;
@@ -42,15 +39,13 @@ pub fn adamw_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32
                 let denom = (v[i] / bc2).sqrt() + s.eps;
                 p[i] = p[i] * decay - step_size * m[i] / denom;
             }
-        });
+        },
+    );
 }
 
 /// Sum of squares of a gradient, in f64 over fixed chunks (deterministic).
 pub fn sum_of_squares(grad: &[f32]) -> f64 {
-    let partials: Vec<f64> = grad
-        .par_chunks(CHUNK)
-        .map(|c| c.iter().map(|&g| g as f64 * g as f64).sum())
-        .collect();
+    let partials: Vec<f64> = grad.par_chunks(CHUNK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum()).collect();
     partials.iter().sum()
 }
 

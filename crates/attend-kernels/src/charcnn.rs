@@ -156,7 +156,14 @@ pub fn char_cnn_forward(s: CharCnnShape, table: &[f32], w: &[f32], b: &[f32], id
 }
 
 /// Backward from `dout` `[spellings, filters]`.
-pub fn char_cnn_backward(s: CharCnnShape, w: &[f32], ids: &[u32], lengths: &[usize], fwd: &CharCnnForward, dout: &[f32]) -> CharCnnBackward {
+pub fn char_cnn_backward(
+    s: CharCnnShape,
+    w: &[f32],
+    ids: &[u32],
+    lengths: &[usize],
+    fwd: &CharCnnForward,
+    dout: &[f32],
+) -> CharCnnBackward {
     let (c, f, win) = (s.char_dim, s.filters, s.window());
     let spellings = lengths.len();
     assert_eq!(dout.len(), spellings * f, "dout must be [spellings, filters]");
@@ -286,7 +293,8 @@ mod tests {
         };
         let fwd = char_cnn_forward(s, &table, &w, &b, &ids, &lengths);
         let g = char_cnn_backward(s, &w, &ids, &lengths, &fwd, &dout);
-        let check = |name: &str, x: &[f32], grad: &[f32], f: &dyn Fn(&[f32]) -> f64| assert_central_differences(name, x, grad, 1e-3, 2e-3, f);
+        let check =
+            |name: &str, x: &[f32], grad: &[f32], f: &dyn Fn(&[f32]) -> f64| assert_central_differences(name, x, grad, 1e-3, 2e-3, f);
         check("table", &table, &g.dtable, &|t| loss(t, &w, &b));
         check("w", &w, &g.dw, &|x| loss(&table, x, &b));
         check("b", &b, &g.db, &|x| loss(&table, &w, x));

@@ -28,9 +28,9 @@
 
 pub use crate::pattern::AttentionDropout;
 use crate::pattern::{AttentionPattern, AttentionShape};
+use crate::simd::{gemm, Isa, Portable, Simd, LANES, NR};
 #[cfg(target_arch = "x86_64")]
 use crate::simd::{Avx2, Avx512};
-use crate::simd::{gemm, Isa, Portable, Simd, LANES, NR};
 use rayon::prelude::*;
 
 /// Queries per block (the lanes of a score block).
@@ -96,15 +96,7 @@ pub fn flash_forward(q: &[f32], k: &[f32], v: &[f32], params: &AttentionParams) 
 
 /// Fused attention backward, given the forward's `out` and `lse` and the
 /// gradient `dout` of the output.
-pub fn flash_backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &[f32],
-    lse: &[f32],
-    dout: &[f32],
-    params: &AttentionParams,
-) -> FlashBackward {
+pub fn flash_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], dout: &[f32], params: &AttentionParams) -> FlashBackward {
     flash_backward_on(Isa::detect(), q, k, v, out, lse, dout, params)
 }
 
@@ -536,7 +528,8 @@ fn backward_head<S: Simd>(ctx: &Ctx, g: &Grads, bh: usize, dq: &mut [f32], dk: &
             // Safety: K and V rows j0..j1 exist; qt and dot are d x w; st and dpt hold bc x w.
             unsafe {
                 gemm::<S>(bc, w, d, k_rows, d, 1, qt.as_ptr(), w, st.as_mut_ptr(), w, false); //   S^T
-                gemm::<S>(bc, w, d, v_rows, d, 1, dot.as_ptr(), w, dpt.as_mut_ptr(), w, false); // dP^T
+                gemm::<S>(bc, w, d, v_rows, d, 1, dot.as_ptr(), w, dpt.as_mut_ptr(), w, false);
+                // dP^T
             }
             let masked = !ranges.covers(j0, j1);
             if let Some((head_key, _, _)) = dropout {

@@ -218,9 +218,8 @@ struct DropoutPlan {
 
 impl DropoutPlan {
     fn new(d: EdgeDropout, heads: usize) -> Self {
-        let head_keys = (0..heads)
-            .map(|h| fmix32(d.seed as u32 ^ fmix32((d.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9))))
-            .collect();
+        let head_keys =
+            (0..heads).map(|h| fmix32(d.seed as u32 ^ fmix32((d.seed >> 32) as u32 ^ (h as u32).wrapping_mul(0x9e37_79b9)))).collect();
         DropoutPlan { threshold: (d.p as f64 * (1u64 << 24) as f64).round() as u32, scale: 1.0 / (1.0 - d.p), head_keys }
     }
 
@@ -363,45 +362,43 @@ pub fn graph_forward(att: &GraphAttention, v: &[f32]) -> GraphForward {
     }
     // Edges outer, heads inner: each neighbour's value row is read once for
     // all heads. `lse` holds the running max until the end.
-    out.par_chunks_mut(ROW_CHUNK * heads * c).zip(lse.par_chunks_mut(ROW_CHUNK * heads)).enumerate().for_each(
-        |(chunk, (out, lse))| {
-            let mut sums = vec![0f32; heads];
-            for (r, (out, max)) in out.chunks_exact_mut(heads * c).zip(lse.chunks_exact_mut(heads)).enumerate() {
-                let i = chunk * ROW_CHUNK + r;
-                let first = att.graph.first_edge(i);
-                sums.fill(0.0);
-                for (t, &j) in att.graph.sources(i).iter().enumerate() {
-                    let j = j as usize;
-                    let vj = &v[j * heads * c..(j + 1) * heads * c];
-                    for h in 0..heads {
-                        let acc = &mut out[h * c..(h + 1) * c];
-                        let (s, _) = att.score(h, i, j, kd);
-                        if s > max[h] {
-                            let rescale = (max[h] - s).exp();
-                            sums[h] *= rescale;
-                            acc.iter_mut().for_each(|a| *a *= rescale);
-                            max[h] = s;
-                        }
-                        let p = (s - max[h]).exp();
-                        sums[h] += p;
-                        let w = p * keep(&plan, h, first + t);
-                        if w != 0.0 {
-                            axpy(acc, w, &vj[h * c..(h + 1) * c]);
-                        }
-                    }
-                }
+    out.par_chunks_mut(ROW_CHUNK * heads * c).zip(lse.par_chunks_mut(ROW_CHUNK * heads)).enumerate().for_each(|(chunk, (out, lse))| {
+        let mut sums = vec![0f32; heads];
+        for (r, (out, max)) in out.chunks_exact_mut(heads * c).zip(lse.chunks_exact_mut(heads)).enumerate() {
+            let i = chunk * ROW_CHUNK + r;
+            let first = att.graph.first_edge(i);
+            sums.fill(0.0);
+            for (t, &j) in att.graph.sources(i).iter().enumerate() {
+                let j = j as usize;
+                let vj = &v[j * heads * c..(j + 1) * heads * c];
                 for h in 0..heads {
-                    if sums[h] > 0.0 {
-                        let inv = 1.0 / sums[h];
-                        out[h * c..(h + 1) * c].iter_mut().for_each(|a| *a *= inv);
-                        max[h] += sums[h].ln();
-                    } else {
-                        max[h] = f32::NEG_INFINITY;
+                    let acc = &mut out[h * c..(h + 1) * c];
+                    let (s, _) = att.score(h, i, j, kd);
+                    if s > max[h] {
+                        let rescale = (max[h] - s).exp();
+                        sums[h] *= rescale;
+                        acc.iter_mut().for_each(|a| *a *= rescale);
+                        max[h] = s;
+                    }
+                    let p = (s - max[h]).exp();
+                    sums[h] += p;
+                    let w = p * keep(&plan, h, first + t);
+                    if w != 0.0 {
+                        axpy(acc, w, &vj[h * c..(h + 1) * c]);
                     }
                 }
             }
-        },
-    );
+            for h in 0..heads {
+                if sums[h] > 0.0 {
+                    let inv = 1.0 / sums[h];
+                    out[h * c..(h + 1) * c].iter_mut().for_each(|a| *a *= inv);
+                    max[h] += sums[h].ln();
+                } else {
+                    max[h] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    });
     GraphForward { out, lse }
 }
 
@@ -464,7 +461,9 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
     let mut d_score = vec![0f32; edges * heads];
     let offsets = &att.graph.offsets;
     // Chunks of ROW_CHUNK target nodes own a contiguous range of edges.
-    let mut work: Vec<(usize, &mut [f32], &mut [f32], &mut [f32])> = Vec::new();
+    // (first node, its d_target rows, its kept weights, its score gradients)
+    type Chunk<'a> = (usize, &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+    let mut work: Vec<Chunk> = Vec::new();
     {
         let (mut dt_rest, mut kept_rest, mut ds_rest) = (&mut d_target[..], &mut kept[..], &mut d_score[..]);
         for start in (0..n).step_by(ROW_CHUNK) {
@@ -495,7 +494,9 @@ pub fn graph_backward(att: &GraphAttention, v: &[f32], out: &[f32], lse: &[f32],
                     kept[(e - base) * heads + h] = p * keep;
                     d_score[(e - base) * heads + h] = ds;
                     match att.score {
-                        GraphScore::Dot { k, scale, .. } => axpy(&mut dt[h * kd..(h + 1) * kd], ds * scale, &k[(j * heads + h) * kd..][..kd]),
+                        GraphScore::Dot { k, scale, .. } => {
+                            axpy(&mut dt[h * kd..(h + 1) * kd], ds * scale, &k[(j * heads + h) * kd..][..kd])
+                        }
                         GraphScore::Additive { .. } => dt[h] += ds,
                     }
                 }
@@ -567,10 +568,13 @@ pub mod dense_reference {
                     row.fill(0.0);
                     continue;
                 }
-                let sum: f32 = row.iter_mut().map(|s| {
-                    *s = (*s - m).exp();
-                    *s
-                }).sum();
+                let sum: f32 = row
+                    .iter_mut()
+                    .map(|s| {
+                        *s = (*s - m).exp();
+                        *s
+                    })
+                    .sum();
                 row.iter_mut().for_each(|s| *s /= sum);
                 lse[i * heads + h] = m + sum.ln();
                 for j in 0..n {

@@ -44,7 +44,7 @@ pub struct Rope<'a> {
 
 impl Rope<'_> {
     fn check(&self, shape: HeadsShape) {
-        assert!(shape.head_dim % 2 == 0, "RoPE needs an even head dimension, got {}", shape.head_dim);
+        assert!(shape.head_dim.is_multiple_of(2), "RoPE needs an even head dimension, got {}", shape.head_dim);
         let want = shape.seq * shape.head_dim / 2;
         assert!(self.cos.len() == want && self.sin.len() == want, "RoPE tables must be [seq, head_dim / 2] = {want} values");
     }

@@ -106,7 +106,8 @@ mod tests {
         let mut z = vec![0f64; s.rows * s.outputs];
         for r in 0..s.rows {
             for o in 0..s.outputs {
-                z[r * s.outputs + o] = b[o] as f64 + (0..s.inputs).map(|i| x[r * s.inputs + i] as f64 * w[i * s.outputs + o] as f64).sum::<f64>();
+                z[r * s.outputs + o] =
+                    b[o] as f64 + (0..s.inputs).map(|i| x[r * s.inputs + i] as f64 * w[i * s.outputs + o] as f64).sum::<f64>();
             }
         }
         z
@@ -134,9 +135,7 @@ mod tests {
                 assert!((*y as f64 - f(*z)).abs() < 1e-5, "{act:?}: {y} vs {}", f(*z));
             }
             // Finite differences of sum(dy * y) for every input and parameter.
-            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
-                naive(s, x, w, b).iter().zip(&dy).map(|(z, g)| f(*z) * *g as f64).sum()
-            };
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 { naive(s, x, w, b).iter().zip(&dy).map(|(z, g)| f(*z) * *g as f64).sum() };
             let g = linear_backward(s, &x, &w, fwd.pre.as_deref(), &dy, act);
             let check = |name: &str, v: &[f32], grad: &[f32], l: &dyn Fn(&[f32]) -> f64| {
                 assert_central_differences(&format!("{act:?} {name}"), v, grad, 1e-2, 2e-3, l)

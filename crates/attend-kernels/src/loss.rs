@@ -40,11 +40,7 @@ pub fn cross_entropy_forward(logits: &[f32], targets: &[u32], classes: usize, sm
                 }
                 let lse = log_sum_exp(row);
                 let nll = lse - row[t as usize];
-                let smooth = if smoothing > 0.0 {
-                    lse - row.iter().sum::<f32>() / classes as f32
-                } else {
-                    0.0
-                };
+                let smooth = if smoothing > 0.0 { lse - row.iter().sum::<f32>() / classes as f32 } else { 0.0 };
                 total += ((1.0 - smoothing) * nll + smoothing * smooth) as f64;
             }
             total
@@ -55,13 +51,7 @@ pub fn cross_entropy_forward(logits: &[f32], targets: &[u32], classes: usize, sm
 
 /// Gradient of [`cross_entropy_forward`] times `grad_loss`:
 /// `(softmax(z) - target_dist) * grad_loss / count`, 0 on ignored rows.
-pub fn cross_entropy_backward(
-    logits: &[f32],
-    targets: &[u32],
-    classes: usize,
-    smoothing: f32,
-    grad_loss: f32,
-) -> Vec<f32> {
+pub fn cross_entropy_backward(logits: &[f32], targets: &[u32], classes: usize, smoothing: f32, grad_loss: f32) -> Vec<f32> {
     let count = counted(targets);
     let mut dz = vec![0f32; logits.len()];
     if count == 0 {
@@ -69,9 +59,8 @@ pub fn cross_entropy_backward(
     }
     let g = grad_loss / count as f32;
     let off = smoothing / classes as f32;
-    dz.par_chunks_mut(classes * ROW_CHUNK)
-        .zip(logits.par_chunks(classes * ROW_CHUNK).zip(targets.par_chunks(ROW_CHUNK)))
-        .for_each(|(dc, (lc, tc))| {
+    dz.par_chunks_mut(classes * ROW_CHUNK).zip(logits.par_chunks(classes * ROW_CHUNK).zip(targets.par_chunks(ROW_CHUNK))).for_each(
+        |(dc, (lc, tc))| {
             for ((dr, row), &t) in dc.chunks_mut(classes).zip(lc.chunks(classes)).zip(tc) {
                 if t == IGNORE {
                     continue;
@@ -82,7 +71,8 @@ pub fn cross_entropy_backward(
                 }
                 dr[t as usize] -= (1.0 - smoothing) * g;
             }
-        });
+        },
+    );
     dz
 }
 

@@ -195,7 +195,10 @@ mod tests {
     use super::*;
 
     fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 2000) as f32 / 1000.0 - 1.0).map(|x| x * scale).collect()
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 2000) as f32 / 1000.0 - 1.0)
+            .map(|x| x * scale)
+            .collect()
     }
 
     #[test]
@@ -219,7 +222,8 @@ mod tests {
         let gx = values(s.batch * s.steps * 4 * s.hidden, 3, 1.0);
         let w = values(s.hidden * 4 * s.hidden, 4, 0.6);
         let r = values(s.batch * s.steps * s.hidden, 5, 1.0);
-        let loss = |gx: &[f32], w: &[f32]| -> f64 { reference::forward(s, gx, w).iter().zip(&r).map(|(a, b)| (*a as f64) * (*b as f64)).sum() };
+        let loss =
+            |gx: &[f32], w: &[f32]| -> f64 { reference::forward(s, gx, w).iter().zip(&r).map(|(a, b)| (*a as f64) * (*b as f64)).sum() };
         let g = lstm_backward(s, &w, &lstm_forward(s, &gx, &w), &r);
         let eps = 1e-2f32;
         for k in (0..gx.len()).step_by(7) {

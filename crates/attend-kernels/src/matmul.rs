@@ -6,7 +6,19 @@
 /// product over rayon's current pool (the split is over output tiles, so
 /// the result does not depend on the thread count).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_acc(dst: &mut [f32], a: &[f32], a_rs: usize, a_cs: usize, b: &[f32], b_rs: usize, b_cs: usize, m: usize, k: usize, n: usize, parallel: bool) {
+pub fn gemm_acc(
+    dst: &mut [f32],
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    parallel: bool,
+) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }

@@ -21,26 +21,19 @@ pub fn layer_norm_forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> V
     assert_eq!(beta.len(), dim);
     assert_eq!(x.len() % dim, 0);
     let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(dim * ROW_CHUNK)
-        .zip(x.par_chunks(dim * ROW_CHUNK))
-        .for_each(|(yc, xc)| {
-            for (yr, xr) in yc.chunks_mut(dim).zip(xc.chunks(dim)) {
-                let (mean, rstd) = row_stats(xr, eps);
-                for c in 0..dim {
-                    yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
-                }
+    y.par_chunks_mut(dim * ROW_CHUNK).zip(x.par_chunks(dim * ROW_CHUNK)).for_each(|(yc, xc)| {
+        for (yr, xr) in yc.chunks_mut(dim).zip(xc.chunks(dim)) {
+            let (mean, rstd) = row_stats(xr, eps);
+            for c in 0..dim {
+                yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
             }
-        });
+        }
+    });
     y
 }
 
 /// Gradients of layer norm: (dx, dgamma, dbeta).
-pub fn layer_norm_backward(
-    x: &[f32],
-    gamma: &[f32],
-    dy: &[f32],
-    eps: f32,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn layer_norm_backward(x: &[f32], gamma: &[f32], dy: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let dim = gamma.len();
     assert_eq!(x.len(), dy.len());
     let mut dx = vec![0f32; x.len()];
@@ -113,13 +106,25 @@ mod tests {
         let eps = 1e-2f32;
         let fd = |f: &dyn Fn(f32) -> f64| (f(eps) - f(-eps)) / (2.0 * eps as f64);
         for i in 0..x.len() {
-            let g = fd(&|e| { let mut t = x.clone(); t[i] += e; loss(&t, &gamma, &beta) });
+            let g = fd(&|e| {
+                let mut t = x.clone();
+                t[i] += e;
+                loss(&t, &gamma, &beta)
+            });
             assert!((g - dx[i] as f64).abs() < 2e-3, "dx[{i}] fd {g} vs {}", dx[i]);
         }
         for i in 0..dim {
-            let g = fd(&|e| { let mut t = gamma.clone(); t[i] += e; loss(&x, &t, &beta) });
+            let g = fd(&|e| {
+                let mut t = gamma.clone();
+                t[i] += e;
+                loss(&x, &t, &beta)
+            });
             assert!((g - dg[i] as f64).abs() < 2e-3);
-            let g = fd(&|e| { let mut t = beta.clone(); t[i] += e; loss(&x, &gamma, &t) });
+            let g = fd(&|e| {
+                let mut t = beta.clone();
+                t[i] += e;
+                loss(&x, &gamma, &t)
+            });
             assert!((g - db[i] as f64).abs() < 2e-3);
         }
     }
@@ -132,8 +137,7 @@ mod tests {
         let dy: Vec<f32> = (0..rows * dim).map(|i| ((i * 104729) % 211) as f32 / 50.0 - 2.0).collect();
         let g = vec![1.1f32; dim];
         let run = |threads| {
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
-                .install(|| layer_norm_backward(&x, &g, &dy, 1e-5))
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| layer_norm_backward(&x, &g, &dy, 1e-5))
         };
         let (a, b) = (run(1), run(3));
         assert_eq!(a.0, b.0);

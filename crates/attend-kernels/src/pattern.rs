@@ -82,10 +82,7 @@ impl AttentionPattern {
     pub fn check(&self, batch: usize) -> Result<(), String> {
         if let Some(lengths) = &self.key_lengths {
             if lengths.len() != batch {
-                return Err(format!(
-                    "pattern has {} key lengths for a batch of {batch}",
-                    lengths.len()
-                ));
+                return Err(format!("pattern has {} key lengths for a batch of {batch}", lengths.len()));
             }
         }
         Ok(())
@@ -176,4 +173,3 @@ impl AttentionDropout {
         self.scale()
     }
 }
-

@@ -142,10 +142,8 @@ pub fn attention_backward_dropout(
                 let doi = &dout[base + i * d..base + (i + 1) * d];
                 let p_row = &weights[(bh * n + i) * n..(bh * n + i + 1) * n];
                 // dP_ij = dO_i . V_j (times the dropout mask) ; delta_i = sum_j P_ij dP_ij
-                let dp: Vec<f64> = keys
-                    .clone()
-                    .map(|j| dot64(doi, &v[base + j * d..base + (j + 1) * d]) * kept(dropout, bh, i, j))
-                    .collect();
+                let dp: Vec<f64> =
+                    keys.clone().map(|j| dot64(doi, &v[base + j * d..base + (j + 1) * d]) * kept(dropout, bh, i, j)).collect();
                 let delta: f64 = keys.clone().zip(&dp).map(|(j, g)| p_row[j] as f64 * g).sum();
                 for (j, g) in keys.zip(dp) {
                     let p = p_row[j] as f64;
@@ -197,8 +195,8 @@ mod tests {
         let e = std::f32::consts::E;
         let z = 2.0 * e + 2.0;
         let w0 = [e / z, 1.0 / z, e / z, 1.0 / z];
-        for j in 0..4 {
-            assert!((f.weights[j] - w0[j]).abs() < 1e-6);
+        for (w, want) in f.weights[..4].iter().zip(w0) {
+            assert!((w - want).abs() < 1e-6);
         }
         // b^1 = sum_j w_j v^j = (w0 + w2, w1 + w2)
         assert!((f.out[0] - (w0[0] + w0[2])).abs() < 1e-6);

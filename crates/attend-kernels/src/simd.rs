@@ -490,9 +490,7 @@ impl Operands {
     /// Safety: those rows and columns exist.
     #[inline(always)]
     unsafe fn at(self, i: usize, j: usize) -> Operands {
-        unsafe {
-            Operands { a: self.a.add(i * self.a_rs), b: self.b.add(j * LANES), c: self.c.add(i * self.ldc + j * LANES), ..self }
-        }
+        unsafe { Operands { a: self.a.add(i * self.a_rs), b: self.b.add(j * LANES), c: self.c.add(i * self.ldc + j * LANES), ..self } }
     }
 }
 

@@ -32,12 +32,7 @@ impl ScoresShape {
 }
 
 /// P = masked softmax(scale * S) along the last dimension.
-pub fn masked_softmax_forward(
-    scores: &[f32],
-    shape: ScoresShape,
-    scale: f32,
-    pattern: &AttentionPattern,
-) -> Vec<f32> {
+pub fn masked_softmax_forward(scores: &[f32], shape: ScoresShape, scale: f32, pattern: &AttentionPattern) -> Vec<f32> {
     assert_eq!(scores.len(), shape.len());
     let n = shape.seq_k;
     let mut p = vec![0f32; scores.len()];
@@ -77,16 +72,16 @@ pub fn masked_softmax_backward(p: &[f32], dp: &[f32], seq_k: usize, scale: f32) 
     if seq_k == 0 {
         return ds;
     }
-    ds.par_chunks_mut(seq_k * ROW_CHUNK)
-        .zip(p.par_chunks(seq_k * ROW_CHUNK).zip(dp.par_chunks(seq_k * ROW_CHUNK)))
-        .for_each(|(dsc, (pc, dpc))| {
+    ds.par_chunks_mut(seq_k * ROW_CHUNK).zip(p.par_chunks(seq_k * ROW_CHUNK).zip(dp.par_chunks(seq_k * ROW_CHUNK))).for_each(
+        |(dsc, (pc, dpc))| {
             for ((dsr, pr), dpr) in dsc.chunks_mut(seq_k).zip(pc.chunks(seq_k)).zip(dpc.chunks(seq_k)) {
                 let delta: f32 = pr.iter().zip(dpr).map(|(&p, &g)| p * g).sum();
                 for j in 0..seq_k {
                     dsr[j] = scale * pr[j] * (dpr[j] - delta);
                 }
             }
-        });
+        },
+    );
     ds
 }
 
@@ -116,9 +111,8 @@ mod tests {
         let s: Vec<f32> = (0..shape.len()).map(|i| ((i * 31 % 17) as f32 - 8.0) * 0.2).collect();
         let w: Vec<f32> = (0..shape.len()).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.7).collect();
         let pattern = AttentionPattern::dense().with_causal(true);
-        let loss = |s: &[f32]| -> f64 {
-            masked_softmax_forward(s, shape, 0.5, &pattern).iter().zip(&w).map(|(&a, &b)| (a * b) as f64).sum()
-        };
+        let loss =
+            |s: &[f32]| -> f64 { masked_softmax_forward(s, shape, 0.5, &pattern).iter().zip(&w).map(|(&a, &b)| (a * b) as f64).sum() };
         let p = masked_softmax_forward(&s, shape, 0.5, &pattern);
         let ds = masked_softmax_backward(&p, &w, shape.seq_k, 0.5);
         for i in 0..s.len() {

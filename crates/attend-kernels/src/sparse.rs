@@ -108,7 +108,7 @@ impl SparseRows {
     /// Masks of a dropout spec (1 without dropout), checked against `n`.
     fn masks(dropout: Option<&SparseDropout>, n: usize) -> usize {
         let masks = dropout.map_or(1, |d| d.seeds.len().max(1));
-        assert!(n % masks == 0, "{n} output columns do not split into {masks} dropout masks");
+        assert!(n.is_multiple_of(masks), "{n} output columns do not split into {masks} dropout masks");
         masks
     }
 

@@ -57,7 +57,7 @@ fn patterns(batch: usize, n: usize) -> Vec<AttentionPattern> {
 
 #[test]
 fn every_pattern_and_odd_size_matches_the_reference() {
-    assert!(BLOCK_Q < 130 && BLOCK_K < 130, "N = 130 must span several blocks");
+    const { assert!(BLOCK_Q < 130 && BLOCK_K < 130, "N = 130 must span several blocks") };
     for isa in Isa::available() {
         for (n, d) in [(1, 16), (7, 32), (130, 64), (130, 80), (97, 16), (200, 32)] {
             let shape = AttentionShape { batch: 2, heads: 2, seq: n, head_dim: d };
@@ -188,7 +188,8 @@ fn long_heads_run_one_at_a_time_and_stay_exact() {
         for i in [0, 1, 63, 64, 1000, 2999, 3000, 3001, 4095, 4096, n - 1] {
             let row = |j: usize| (bh * n + j) * d;
             let keys = pattern.key_range(bh, i, n);
-            let scores: Vec<f64> = keys.clone().map(|j| (0..d).map(|c| q[row(i) + c] as f64 * k[row(j) + c] as f64).sum::<f64>() * scale as f64).collect();
+            let scores: Vec<f64> =
+                keys.clone().map(|j| (0..d).map(|c| q[row(i) + c] as f64 * k[row(j) + c] as f64).sum::<f64>() * scale as f64).collect();
             let max = scores.iter().cloned().fold(f64::MIN, f64::max);
             let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
             let lse = max + sum.ln();

@@ -42,11 +42,8 @@ fn inputs(nodes: usize, heads: usize, channels: usize, key_dim: usize, additive:
 }
 
 fn attention<'a>(g: &'a Graph, heads: usize, x: &'a Inputs, additive: bool, dropout: Option<EdgeDropout>) -> GraphAttention<'a> {
-    let score = if additive {
-        GraphScore::Additive { dst: &x.a, src: &x.b, slope: 0.2 }
-    } else {
-        GraphScore::Dot { q: &x.a, k: &x.b, scale: 0.5 }
-    };
+    let score =
+        if additive { GraphScore::Additive { dst: &x.a, src: &x.b, slope: 0.2 } } else { GraphScore::Dot { q: &x.a, k: &x.b, scale: 0.5 } };
     GraphAttention { graph: g, heads, score, dropout }
 }
 
@@ -162,7 +159,10 @@ fn backward_matches_finite_differences() {
                 let numeric = (bump(eps) - bump(-eps)) / (2.0 * eps as f64);
                 let a = analytic[idx] as f64;
                 // LeakyReLU has a kink at 0: tolerate a point that straddles it
-                assert!((numeric - a).abs() < 2e-3 + 2e-2 * a.abs(), "input {which}[{idx}] additive {additive}: numeric {numeric} vs analytic {a}");
+                assert!(
+                    (numeric - a).abs() < 2e-3 + 2e-2 * a.abs(),
+                    "input {which}[{idx}] additive {additive}: numeric {numeric} vs analytic {a}"
+                );
             }
         }
     }

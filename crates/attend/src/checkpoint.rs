@@ -102,7 +102,8 @@ impl Contents {
     /// The checkpoint contents of `model` with its `data` and training settings.
     pub fn new<M: Saveable>(model: &M, data: &M::Data, train: &M::Train) -> Result<Contents> {
         let saved = Saved::new(model.config().clone(), train.clone());
-        let config = serde_json::to_value(Tagged { kind: M::KIND, saved: &saved }).map_err(|e| Error::Input(format!("{} config: {e}", M::KIND)))?;
+        let config =
+            serde_json::to_value(Tagged { kind: M::KIND, saved: &saved }).map_err(|e| Error::Input(format!("{} config: {e}", M::KIND)))?;
         Ok(Contents { kind: M::KIND, declared: M::EXTRA_FILES, config, extras: M::write_data(data)? })
     }
 
@@ -211,7 +212,12 @@ fn write_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
 /// Saves a model to `dir` in one atomic swap: `weights` at the top level
 /// (what loading reads), the model's config and extra files, and with
 /// `resume`, what training needs to continue.
-pub fn save<S: Serialize>(dir: &Path, contents: &Contents, weights: &BTreeMap<String, Tensor>, resume: Option<ResumeFiles<S>>) -> Result<()> {
+pub fn save<S: Serialize>(
+    dir: &Path,
+    contents: &Contents,
+    weights: &BTreeMap<String, Tensor>,
+    resume: Option<ResumeFiles<S>>,
+) -> Result<()> {
     let declared: Vec<&str> = contents.extras.iter().map(|(name, _)| *name).collect();
     if declared != contents.declared {
         return Err(ck_err(dir, format!("a {} checkpoint holds {:?}, got {declared:?} (a bug)", contents.kind, contents.declared)));
@@ -368,7 +374,10 @@ impl<M: Saveable> Checkpoint<M> {
     pub fn resume<S: DeserializeOwned>(&self, params: &ParamStore) -> Result<Resumed<S>> {
         let dir = self.dir.join("resume");
         if !dir.join("state.json").exists() {
-            return Err(ck_err(&self.dir, format!("has no resume/state.json: it was not written by training a {} (or by an older version)", M::KIND)));
+            return Err(ck_err(
+                &self.dir,
+                format!("has no resume/state.json: it was not written by training a {} (or by an older version)", M::KIND),
+            ));
         }
         let weights = dir.join("model.safetensors");
         load_weights_from(&weights, &std::fs::read(&weights).map_err(|e| Error::io(&weights, e))?, params)?;
@@ -376,7 +385,8 @@ impl<M: Saveable> Checkpoint<M> {
         let tensors = candle_core::safetensors::load(&opt_path, &Device::Cpu).map_err(|e| ck_err(&opt_path, e.to_string()))?;
         let optimizer = AdamW::from_tensors(tensors).map_err(|e| ck_err(&opt_path, e))?;
         let state_path = dir.join("state.json");
-        let state = serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?).map_err(|e| json_err(&state_path, e))?;
+        let state = serde_json::from_slice(&std::fs::read(&state_path).map_err(|e| Error::io(&state_path, e))?)
+            .map_err(|e| json_err(&state_path, e))?;
         Ok(Resumed { optimizer, state })
     }
 }
@@ -514,13 +524,18 @@ mod tests {
         assert!(err.contains("a plain checkpoint holds [\"note.json\"], got [\"note.json\", \"vocab.json\"]"), "{err}");
         assert!(!ck.exists(), "nothing written");
         save_model(&ck, &model, &"kept".to_string(), &5).unwrap();
-        let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["m"], "no temporary directory left behind");
         let loaded = load::<Plain>(&ck).unwrap();
         assert_eq!((loaded.data.as_str(), loaded.train, loaded.model.width), ("kept", 5, 2));
         assert_eq!(kind(&ck).unwrap(), "plain");
         // Weights that do not fit the config are refused.
-        std::fs::write(ck.join("config.json"), std::fs::read_to_string(ck.join("config.json")).unwrap().replace("\"model\": 2", "\"model\": 3")).unwrap();
+        std::fs::write(
+            ck.join("config.json"),
+            std::fs::read_to_string(ck.join("config.json")).unwrap().replace("\"model\": 2", "\"model\": 3"),
+        )
+        .unwrap();
         assert!(load::<Plain>(&ck).err().unwrap().to_string().contains("does not match config.json"));
         assert!(open::<Other>(&ck).err().unwrap().to_string().contains("not a other model"));
         // A model kept inside (a companion) survives a save.

@@ -161,4 +161,3 @@ pub trait Settings: Serialize + DeserializeOwned + Default + Sized {
         Self::from_table(text.parse::<toml::Table>().map_err(|e| e.to_string())?)
     }
 }
-

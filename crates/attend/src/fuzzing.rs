@@ -10,9 +10,9 @@
 
 use crate::checkpoint;
 use crate::config::Settings;
+use crate::data::{conllu, planetoid, series};
 use crate::models::tagger::config::TaggerSettings;
 use crate::models::Tagger;
-use crate::data::{conllu, planetoid, series};
 use attend_kernels::graph::{EdgeOptions, Graph};
 use std::path::Path;
 
@@ -145,7 +145,8 @@ pub fn series(data: &[u8]) {
         }
     }
     if let Ok(set) = series::parse_text(data, Path::new("fuzz.txt")) {
-        let again = series::parse_text(series::to_text_string(&set).as_bytes(), Path::new("fuzz.txt")).expect("vector text that attend wrote reads back");
+        let again = series::parse_text(series::to_text_string(&set).as_bytes(), Path::new("fuzz.txt"))
+            .expect("vector text that attend wrote reads back");
         same(&set, &again);
     }
     let _ = series::parse_npz_within(data, Path::new("fuzz.npz"), FUZZ_MAX_FLOATS);

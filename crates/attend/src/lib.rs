@@ -68,5 +68,5 @@ pub mod train;
 
 pub use attend_kernels;
 pub use candle_core;
-pub use rayon;
 pub use error::{Error, Result};
+pub use rayon;

@@ -5,16 +5,14 @@
 //! silently stop there), so training code uses these instead.
 
 use attend_kernels::adamw::{adamw_update, AdamWStep};
-use attend_kernels::softmax::ScoresShape;
 use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
-use attend_kernels::lstm::{self, LstmForward, LstmShape};
-use attend_kernels::sparse::{SparseDropout, SparseRows};
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
+use attend_kernels::lstm::{self, LstmForward, LstmShape};
 use attend_kernels::reference::AttentionShape;
+use attend_kernels::softmax::ScoresShape;
+use attend_kernels::sparse::{SparseDropout, SparseRows};
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
-use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 
 /// The contiguous f32 data of a CPU storage under `layout`.
@@ -76,9 +74,7 @@ impl CustomOp3 for LayerNormOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dg, db) = with_f32(x, |x| {
-            with_f32(gamma, |g| with_f32(grad, |dy| norm::layer_norm_backward(x, g, dy, self.eps)))
-        })???;
+        let (dx, dg, db) = with_f32(x, |x| with_f32(gamma, |g| with_f32(grad, |dy| norm::layer_norm_backward(x, g, dy, self.eps))))???;
         Ok((Some(tensor_like(dx, x)?), Some(tensor_like(dg, gamma)?), Some(tensor_like(db, beta)?)))
     }
 }
@@ -183,9 +179,7 @@ impl CustomOp3 for FlashAttentionOp {
         let params = self.params(q.dims())?;
         let lse = self.lse.lock().expect("lse lock");
         let g = with_f32(q, |q| {
-            with_f32(k, |k| {
-                with_f32(v, |v| with_f32(out, |o| with_f32(grad, |dout| flash_backward(q, k, v, o, &lse, dout, &params))))
-            })
+            with_f32(k, |k| with_f32(v, |v| with_f32(out, |o| with_f32(grad, |dout| flash_backward(q, k, v, o, &lse, dout, &params)))))
         })?????;
         Ok((Some(tensor_like(g.dq, q)?), Some(tensor_like(g.dk, k)?), Some(tensor_like(g.dv, v)?)))
     }
@@ -241,7 +235,7 @@ impl SelfAttentionOp {
         }
         let head_dim = width / (3 * self.heads);
         if let Some((cos, _)) = &self.rope {
-            if head_dim % 2 != 0 || cos.len() != seq * head_dim / 2 {
+            if !head_dim.is_multiple_of(2) || cos.len() != seq * head_dim / 2 {
                 bail!("self-attention: RoPE tables of {} values do not fit seq {seq} x head_dim {head_dim} / 2", cos.len());
             }
         }
@@ -343,7 +337,7 @@ impl GraphAttentionOp {
             GraphScoreKind::Additive { slope } => GraphScore::Additive { dst: a, src: b, slope },
         };
         let fits = match self.score {
-            GraphScoreKind::Dot { .. } => a.len() == b.len() && a.len() % (nodes * heads).max(1) == 0,
+            GraphScoreKind::Dot { .. } => a.len() == b.len() && a.len().is_multiple_of((nodes * heads).max(1)),
             GraphScoreKind::Additive { .. } => a.len() == nodes * heads && b.len() == nodes * heads,
         };
         if !fits {
@@ -428,7 +422,13 @@ pub fn graph_attention(
 
 /// The weights [`graph_attention`] uses, `[edges, heads]` in the graph's
 /// edge order (no dropout, no gradient): for looking at a model.
-pub fn graph_attention_weights(a: &Tensor, b: &Tensor, heads: usize, graph: &std::sync::Arc<Graph>, score: GraphScoreKind) -> Result<Vec<f32>> {
+pub fn graph_attention_weights(
+    a: &Tensor,
+    b: &Tensor,
+    heads: usize,
+    graph: &std::sync::Arc<Graph>,
+    score: GraphScoreKind,
+) -> Result<Vec<f32>> {
     let op = GraphAttentionOp { graph: graph.clone(), score, dropout: None, dense: false, saved: Mutex::new(Vec::new()) };
     let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?.to_vec1::<f32>()?);
     let att = op.attention(&a, &b, &[graph.nodes(), heads, 1])?;
@@ -648,7 +648,15 @@ impl CustomOp3 for LinearOp {
         "attend-linear"
     }
 
-    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let shape = linear_shape(xl, wl, bl)?;
         let (x, w, b) = (f32_slice(x, xl, self.name())?, f32_slice(w, wl, self.name())?, f32_slice(b, bl, self.name())?);
         let f = attend_kernels::linear::linear_forward(shape, x, w, b, self.act);
@@ -656,7 +664,14 @@ impl CustomOp3 for LinearOp {
         Ok((CpuStorage::F32(f.y), Shape::from((shape.rows, shape.outputs))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let shape = linear_shape(x.layout(), w.layout(), b.layout())?;
         let pre = self.saved.lock().expect("linear lock");
         let g = with_f32(x, |x| {
@@ -693,8 +708,12 @@ impl CharCnnOp {
     fn shape(&self, table: &Layout, w: &Layout, b: &Layout) -> Result<attend_kernels::charcnn::CharCnnShape> {
         let (chars, char_dim) = table.shape().dims2()?;
         let (window, filters) = w.shape().dims2()?;
-        if self.kernel % 2 == 0 || window != self.kernel * char_dim || b.shape().dims1()? != filters {
-            bail!("char cnn: table [{chars}, {char_dim}], weight [{window}, {filters}], bias {:?} do not fit kernel {}", b.dims(), self.kernel);
+        if self.kernel.is_multiple_of(2) || window != self.kernel * char_dim || b.shape().dims1()? != filters {
+            bail!(
+                "char cnn: table [{chars}, {char_dim}], weight [{window}, {filters}], bias {:?} do not fit kernel {}",
+                b.dims(),
+                self.kernel
+            );
         }
         if self.ids.len() != self.lengths.len() * self.max_chars || self.ids.iter().any(|&i| i as usize >= chars) {
             bail!("char cnn: ids must be [spellings, max_chars] indices into the {chars}-row table");
@@ -711,7 +730,15 @@ impl CustomOp3 for CharCnnOp {
         "attend-char-cnn"
     }
 
-    fn cpu_fwd(&self, t: &CpuStorage, tl: &Layout, w: &CpuStorage, wl: &Layout, b: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        t: &CpuStorage,
+        tl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let shape = self.shape(tl, wl, bl)?;
         let (t, w, b) = (f32_slice(t, tl, self.name())?, f32_slice(w, wl, self.name())?, f32_slice(b, bl, self.name())?);
         let mut fwd = attend_kernels::charcnn::char_cnn_forward(shape, t, w, b, &self.ids, &self.lengths);
@@ -720,13 +747,21 @@ impl CustomOp3 for CharCnnOp {
         Ok((CpuStorage::F32(out), Shape::from((self.lengths.len(), shape.filters))))
     }
 
-    fn bwd(&self, table: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        table: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let shape = self.shape(table.layout(), w.layout(), b.layout())?;
         let saved = self.saved.lock().expect("char cnn lock");
         let Some(fwd) = saved.as_ref() else {
             bail!("char cnn: backward before forward");
         };
-        let g = with_f32(w, |w| with_f32(grad, |d| attend_kernels::charcnn::char_cnn_backward(shape, w, &self.ids, &self.lengths, fwd, d)))??;
+        let g =
+            with_f32(w, |w| with_f32(grad, |d| attend_kernels::charcnn::char_cnn_backward(shape, w, &self.ids, &self.lengths, fwd, d)))??;
         Ok((Some(tensor_like(g.dtable, table)?), Some(tensor_like(g.dw, w)?), Some(tensor_like(g.db, b)?)))
     }
 }
@@ -823,7 +858,14 @@ mod tests {
         let full = candle_nn::ops::softmax(&(s.narrow(0, 0, 1).unwrap() * 0.5).unwrap(), 3).unwrap();
         let part = candle_nn::ops::softmax(&(s.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() * 0.5).unwrap(), 3).unwrap();
         let d0 = (p.narrow(0, 0, 1).unwrap() - &full).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let d1 = (p.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() - &part).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d1 = (p.narrow(0, 1, 1).unwrap().narrow(3, 0, 2).unwrap() - &part)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d0 < 1e-6 && d1 < 1e-6);
         assert_eq!(p.narrow(0, 1, 1).unwrap().narrow(3, 2, 1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
         let w = t(&(0..18).map(|i| (i % 4) as f32).collect::<Vec<_>>(), &[2, 1, 3, 3]);
@@ -856,12 +898,18 @@ mod tests {
     #[test]
     fn lstm_matches_candle_primitives() {
         let (b, steps, h) = (5, 6, 4);
-        let gx = Var::from_tensor(&t(&(0..b * steps * 4 * h).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.5).collect::<Vec<_>>(), &[b, steps, 4 * h])).unwrap();
-        let w = Var::from_tensor(&t(&(0..h * 4 * h).map(|i| ((i * 13 % 29) as f32 / 14.0 - 1.0) * 0.5).collect::<Vec<_>>(), &[h, 4 * h])).unwrap();
+        let gx = Var::from_tensor(&t(
+            &(0..b * steps * 4 * h).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.5).collect::<Vec<_>>(),
+            &[b, steps, 4 * h],
+        ))
+        .unwrap();
+        let w = Var::from_tensor(&t(&(0..h * 4 * h).map(|i| ((i * 13 % 29) as f32 / 14.0 - 1.0) * 0.5).collect::<Vec<_>>(), &[h, 4 * h]))
+            .unwrap();
         let r = t(&(0..b * steps * h).map(|i| ((i * 7 % 11) as f32) - 5.0).collect::<Vec<_>>(), &[b, steps, h]);
         let fused = lstm(&gx, &w).unwrap();
         let sig = |x: &Tensor| ((x * 0.5).unwrap().tanh().unwrap() + 1.0).unwrap() * 0.5;
-        let (mut hp, mut cp) = (Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap());
+        let (mut hp, mut cp) =
+            (Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((b, h), DType::F32, &Device::Cpu).unwrap());
         let mut outs = Vec::new();
         for s in 0..steps {
             let z = (gx.narrow(1, s, 1).unwrap().squeeze(1).unwrap() + hp.matmul(&w).unwrap()).unwrap();

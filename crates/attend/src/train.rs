@@ -228,7 +228,8 @@ impl RngState {
     }
 
     pub fn restore(&self) -> Result<ChaCha8Rng> {
-        let pos: u128 = self.word_pos.parse().map_err(|_| Error::Input(format!("bad generator position {:?} in resume state", self.word_pos)))?;
+        let pos: u128 =
+            self.word_pos.parse().map_err(|_| Error::Input(format!("bad generator position {:?} in resume state", self.word_pos)))?;
         let mut rng = ChaCha8Rng::from_seed(self.seed);
         rng.set_stream(self.stream);
         rng.set_word_pos(pos);
@@ -380,7 +381,12 @@ pub struct StepOutcome {
 /// limit), keeps the weights of the epoch [`Selection`] picks, and leaves
 /// the task's model holding them. With a checkpoint directory, the kept
 /// model and the state to resume from are saved atomically.
-pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, observer: &mut dyn Observer) -> Result<TrainSummary<T::Report>> {
+pub fn fit<T: Task>(
+    task: &T,
+    cfg: &LoopConfig,
+    options: RunOptions<T::Report>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary<T::Report>> {
     cfg.validate().map_err(Error::Config)?;
     let steps_per_epoch = task.batches(&mut ChaCha8Rng::seed_from_u64(cfg.seed)).len();
     if steps_per_epoch == 0 {
@@ -493,7 +499,10 @@ pub fn fit<T: Task>(task: &T, cfg: &LoopConfig, options: RunOptions<T::Report>, 
         }
         let out_of_time = cfg.max_minutes.is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
         if out_of_time && epoch < cfg.epochs && stopped_early.is_none() {
-            stopped_early = Some(format!("time limit of {} minutes reached after epoch {epoch} (continue with `resume`)", cfg.max_minutes.unwrap_or(0.0)));
+            stopped_early = Some(format!(
+                "time limit of {} minutes reached after epoch {epoch} (continue with `resume`)",
+                cfg.max_minutes.unwrap_or(0.0)
+            ));
         }
         state.epoch += 1;
         state.next_batch = 0;
@@ -536,7 +545,9 @@ fn select<R: Clone>(selection: Selection, state: &mut RunState<R>, dev: &Evaluat
         true
     };
     let better = |b: &Best<R>| match selection {
-        Selection::AccuracyThenLoss => dev.accuracy > b.accuracy || (dev.accuracy == b.accuracy && dev.loss.unwrap_or(f64::INFINITY) < b.loss.unwrap_or(f64::INFINITY)),
+        Selection::AccuracyThenLoss => {
+            dev.accuracy > b.accuracy || (dev.accuracy == b.accuracy && dev.loss.unwrap_or(f64::INFINITY) < b.loss.unwrap_or(f64::INFINITY))
+        }
         _ => dev.accuracy > b.accuracy,
     };
     match selection {

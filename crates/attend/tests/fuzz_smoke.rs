@@ -5,10 +5,10 @@
 //! (crashes found by cargo-fuzz, once fixed) runs here too.
 
 use attend::checkpoint;
+use attend::config::{Settings, TrainConfig};
 use attend::data::{conllu, planetoid, synthetic};
 use attend::fuzzing;
 use attend::models::{Tagger, TaggerConfig};
-use attend::config::{Settings, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::PathBuf;
@@ -107,7 +107,9 @@ fn graph_reader_survives_mutations() {
 fn series_seeds() -> Vec<Vec<u8>> {
     let ts = attend::data::series::to_ts_string(&synthetic::series_majority(4, 7, true, 1)).unwrap().into_bytes();
     let text = attend::data::series::to_text_string(&synthetic::series_far_context(3, 4, 2)).into_bytes();
-    let regression = b"# c\n@problemName r\n@univariate true\n@equalLength true\n@seriesLength 3\n@targetLabel true\n@data\n1,2,3:0.5\n4,?,6:-1\n".to_vec();
+    let regression =
+        b"# c\n@problemName r\n@univariate true\n@equalLength true\n@seriesLength 3\n@targetLabel true\n@data\n1,2,3:0.5\n4,?,6:-1\n"
+            .to_vec();
     let mut npz = std::io::Cursor::new(Vec::new());
     {
         use npyz::WriterBuilder;
@@ -132,14 +134,7 @@ fn checkpoint_parts() -> (std::path::PathBuf, Vec<u8>, Vec<u8>, Vec<u8>) {
     let train = synthetic::toy_treebank(20, 1);
     let vocab = attend::data::vocab::TaggerVocab::build(&train);
     let encoder = attend::nn::sequence::EncoderConfig { d_model: 8, heads: 2, layers: 1, ff_dim: 8, ..Default::default() };
-    let config = TaggerConfig {
-        encoder,
-        word_dim: 4,
-        char_dim: 4,
-        char_filters: 4,
-        ..TaggerConfig::default()
-    }
-    .sized_for(&vocab);
+    let config = TaggerConfig { encoder, word_dim: 4, char_dim: 4, char_filters: 4, ..TaggerConfig::default() }.sized_for(&vocab);
     let model = Tagger::new(config, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("m");
@@ -183,7 +178,10 @@ fn config_seeds() -> Vec<Vec<u8>> {
 fn config_reader_survives_mutations() {
     run("config", fuzzing::config, &config_seeds(), 20_000);
     // sizes beyond memory are refused up front
-    let err = attend::models::tagger::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n").err().unwrap();
+    let err =
+        attend::models::tagger::config::TaggerSettings::from_toml("[model]\nd_model = 65536\nheads = 8\nff_dim = 1048576\nlayers = 64\n")
+            .err()
+            .unwrap();
     assert!(err.starts_with("this model would have ") && err.ends_with("attend refuses more than 1073741824 (4 GiB) up front"), "{err}");
 }
 

@@ -6,13 +6,13 @@
 use attend::data::planetoid::{random_graph, GraphData};
 use attend::models::graph::task::{train_graph, GraphRun};
 use attend::models::graph::{self, GraphInput, Scores};
-use attend::train::{EpochSummary, Observer, RunOptions, Silent};
-use std::sync::atomic::{AtomicBool, Ordering};
 use attend::models::{GraphClassifier, GraphModelConfig, GraphScoreType, GraphTrainConfig};
 use attend::nn::{AttentionKernel, Ctx};
 use attend::ops;
+use attend::train::{EpochSummary, Observer, RunOptions, Silent};
 use candle_core::Tensor;
 use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn small_graph() -> GraphData {
     random_graph(240, 700, 40, 4, 3, 5)
@@ -36,7 +36,8 @@ fn config(data: &GraphData, score: GraphScoreType, kernel: AttentionKernel, resi
 fn loss_and_grads(model: &GraphClassifier, input: &GraphInput, data: &GraphData) -> (f32, Vec<(String, Vec<f32>)>) {
     let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(3) };
     let logits = model.forward(&input.features, &input.graph, &mut ctx).unwrap();
-    let idx = Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &candle_core::Device::Cpu).unwrap();
+    let idx =
+        Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &candle_core::Device::Cpu).unwrap();
     let targets = Tensor::from_vec(data.labels_of(&data.train), data.train.len(), &candle_core::Device::Cpu).unwrap();
     let loss = ops::cross_entropy(&logits.index_select(&idx, 0).unwrap(), &targets, 0.0).unwrap();
     let grads = loss.backward().unwrap();
@@ -109,7 +110,14 @@ impl Observer for Epochs<'_> {
     }
 }
 
-fn train(model: &GraphClassifier, input: &GraphInput, data: &GraphData, cfg: &GraphTrainConfig, options: RunOptions<Scores>, observer: &mut dyn Observer) -> attend::Result<GraphRun> {
+fn train(
+    model: &GraphClassifier,
+    input: &GraphInput,
+    data: &GraphData,
+    cfg: &GraphTrainConfig,
+    options: RunOptions<Scores>,
+    observer: &mut dyn Observer,
+) -> attend::Result<GraphRun> {
     train_graph(model, input, [&data.train, &data.val, &data.test], cfg, options, observer)
 }
 
@@ -135,7 +143,8 @@ fn training_beats_chance_saves_loads_and_reproduces() {
     assert_eq!(weights(&model), weights(&again));
     let dir = tempfile::tempdir().unwrap();
     attend::checkpoint::save_model(&dir.path().join("m"), &model, &(), &train_cfg).unwrap();
-    let attend::checkpoint::Loaded { model: loaded, train: saved, .. } = attend::checkpoint::load::<GraphClassifier>(&dir.path().join("m")).unwrap();
+    let attend::checkpoint::Loaded { model: loaded, train: saved, .. } =
+        attend::checkpoint::load::<GraphClassifier>(&dir.path().join("m")).unwrap();
     assert_eq!(loaded.config, cfg);
     assert_eq!(saved, train_cfg);
     assert_eq!(loaded.predict(&input).unwrap(), model.predict(&input).unwrap());
@@ -166,7 +175,10 @@ fn an_interrupted_and_resumed_graph_run_ends_with_the_same_weights() {
     let flag = AtomicBool::new(false);
     let model = GraphClassifier::new(cfg.clone(), 9).unwrap();
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: None, interrupt: Some(&flag) };
-    let err = train(&model, &input, &data, &train_cfg, options, &mut Epochs { seen: 0, stop_after: 7, flag: Some(&flag) }).err().unwrap().to_string();
+    let err = train(&model, &input, &data, &train_cfg, options, &mut Epochs { seen: 0, stop_after: 7, flag: Some(&flag) })
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.starts_with("interrupted: stopped after epoch 7;"), "{err}");
     assert!(err.contains(&format!("continue with `resume` {}", ck.display())), "{err}");
     // Resumed with a time limit that ends the session after one more epoch.

@@ -155,7 +155,9 @@ fn paths(code: &str) -> Vec<String> {
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
         if ident(b[i]) && (i == 0 || !(ident(b[i - 1]) || b[i - 1] == b':')) {
             let mut j = i;
-            while j < b.len() && (ident(b[j]) || (b[j] == b':' && b.get(j + 1) == Some(&b':')) || (b[j] == b':' && j > 0 && b[j - 1] == b':')) {
+            while j < b.len()
+                && (ident(b[j]) || (b[j] == b':' && b.get(j + 1) == Some(&b':')) || (b[j] == b':' && j > 0 && b[j - 1] == b':'))
+            {
                 j += 1;
             }
             let path = others[i..j].trim_end_matches(':');
@@ -281,7 +283,8 @@ fn cycles(graph: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
             }
         }
     }
-    let mut s = State { graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on_stack: BTreeSet::new(), out: Vec::new() };
+    let mut s =
+        State { graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on_stack: BTreeSet::new(), out: Vec::new() };
     for v in graph.keys() {
         if !s.index.contains_key(v) {
             visit(&mut s, v);
@@ -323,7 +326,8 @@ fn the_scan_reads_paths_as_rust_does() {
 #[test]
 fn checkpoint_and_settings_name_no_model_and_models_do_not_import_each_other() {
     let graph = import_graph("attend");
-    let model_of = |f: &Path| f.strip_prefix("models").ok().and_then(|r| (r.components().count() > 1).then(|| r.iter().next().unwrap().to_owned()));
+    let model_of =
+        |f: &Path| f.strip_prefix("models").ok().and_then(|r| (r.components().count() > 1).then(|| r.iter().next().unwrap().to_owned()));
     for common in ["checkpoint.rs", "config.rs", "train.rs", "optim.rs"] {
         let into_models: Vec<&PathBuf> = graph[Path::new(common)].iter().filter(|t| t.starts_with("models")).collect();
         assert!(into_models.is_empty(), "{common} imports models: {into_models:?}");

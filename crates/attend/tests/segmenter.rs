@@ -32,10 +32,15 @@ fn setup(seed: u64) -> (task::Prepared, attend::models::segmenter::Segmenter) {
 #[test]
 fn every_parameter_gets_a_gradient() {
     let (p, model) = setup(1);
-    let items: Vec<(Vec<u32>, Vec<u32>, &[u32])> = p.train.iter().take(4).map(|par| {
-        let (ids, kinds) = p.data.encode(&par.chars);
-        (ids, kinds, &par.labels[..])
-    }).collect();
+    let items: Vec<(Vec<u32>, Vec<u32>, &[u32])> = p
+        .train
+        .iter()
+        .take(4)
+        .map(|par| {
+            let (ids, kinds) = p.data.encode(&par.chars);
+            (ids, kinds, &par.labels[..])
+        })
+        .collect();
     let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
     let batch = CharBatch::new(&refs).unwrap();
     let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };

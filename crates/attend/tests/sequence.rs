@@ -6,15 +6,15 @@
 //! ends bitwise equal to an uninterrupted one.
 
 use attend::config::TrainConfig;
-use attend::models::sequence::config::SequenceSettings;
 use attend::data::series::{Label, SeriesSet, Target};
 use attend::data::synthetic::{series_far_context, series_majority};
+use attend::models::sequence::config::SequenceSettings;
 use attend::models::sequence::input::{encode, DataSpec};
 use attend::models::sequence::task::{self, prepare, train_sequence};
 use attend::models::sequence::{config::SequenceConfig, Output, SequenceModel};
-use attend::nn::sequence::EncoderConfig;
 use attend::nn::head::Pooling;
 use attend::nn::position::PositionKind;
+use attend::nn::sequence::EncoderConfig;
 use attend::nn::Ctx;
 use attend::train::{EpochSummary, Observer, RunOptions, Silent};
 use rand::SeedableRng;
@@ -48,8 +48,14 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         (series_far_context(6, 9, 1), small(Pooling::Mean)),
         (series_majority(6, 11, true, 2), small(Pooling::Mean)),
         (series_majority(6, 11, false, 3), small(Pooling::Summary)),
-        (series_majority(6, 11, false, 4), with_encoder(SequenceConfig { patch: 3, ..small(Pooling::Mean) }, |e| e.position = PositionKind::Learned)),
-        (series_majority(6, 11, true, 5), SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) }),
+        (
+            series_majority(6, 11, false, 4),
+            with_encoder(SequenceConfig { patch: 3, ..small(Pooling::Mean) }, |e| e.position = PositionKind::Learned),
+        ),
+        (
+            series_majority(6, 11, true, 5),
+            SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) },
+        ),
         (series_far_context(6, 9, 6), SequenceConfig { stem: 8, stem_kernel: 5, ..small(Pooling::Mean) }),
     ];
     for (set, settings) in cases {
@@ -80,7 +86,12 @@ fn learns_a_per_vector_label_that_needs_far_context() {
     let summary = train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
     let test = series_far_context(100, 24, 99);
     let report = model.evaluate(&encode(&test, &p.spec, &model.config).unwrap(), &p.spec).unwrap();
-    assert!(accuracy(&report) > 0.95, "far-context accuracy {:.3} (guessing: 0.5); dev {:.3}", accuracy(&report), summary.best_dev.accuracy());
+    assert!(
+        accuracy(&report) > 0.95,
+        "far-context accuracy {:.3} (guessing: 0.5); dev {:.3}",
+        accuracy(&report),
+        summary.best_dev.accuracy()
+    );
     assert_eq!(report.count, 100 * 24);
 }
 

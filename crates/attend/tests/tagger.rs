@@ -4,25 +4,34 @@
 
 use attend::attend_kernels::reference::{attention_forward, AttentionShape};
 use attend::attend_kernels::AttentionPattern;
+use attend::candle_core::Var;
 use attend::candle_core::{Device, Tensor};
 use attend::checkpoint;
+use attend::config::TrainConfig;
 use attend::data::batch::{encode, Batch};
 use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::{Column, TaggerVocab};
+use attend::models::tagger::task::{train_tagger, train_tagger_with, TaggerRun};
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
 use attend::nn::position::PositionKind;
-use attend::candle_core::Var;
-use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
-use attend::config::TrainConfig;
-use attend::models::tagger::task::{train_tagger, train_tagger_with, TaggerRun};
-use attend::train::{Observer, RunOptions, Silent, StepInfo};
-use std::sync::atomic::{AtomicBool, Ordering};
 use attend::nn::sequence::EncoderConfig;
+use attend::nn::{AttentionKernel, Ctx, MultiHeadSelfAttention, ParamStore, Rotary};
+use attend::train::{Observer, RunOptions, Silent, StepInfo};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn tiny_config(vocab: &TaggerVocab, position: PositionKind) -> TaggerConfig {
-    let encoder = EncoderConfig { d_model: 32, heads: 4, layers: 2, ff_dim: 64, dropout: 0.1, attention_dropout: 0.1, position, ..EncoderConfig::default() };
+    let encoder = EncoderConfig {
+        d_model: 32,
+        heads: 4,
+        layers: 2,
+        ff_dim: 64,
+        dropout: 0.1,
+        attention_dropout: 0.1,
+        position,
+        ..EncoderConfig::default()
+    };
     TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..TaggerConfig::default() }.sized_for(vocab)
 }
 
@@ -284,7 +293,8 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
             Err(_) => (Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap(), None),
         };
         let options = RunOptions { checkpoint_dir: Some(&ck), resume, interrupt: Some(&flag) };
-        let err = train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut StopAt { step: stop_at, flag: &flag }).err().unwrap();
+        let err =
+            train_tagger_with(&mut model, &vocab, &train, &dev, &cfg, options, &mut StopAt { step: stop_at, flag: &flag }).err().unwrap();
         let msg = err.to_string();
         assert!(msg.starts_with("interrupted: stop"), "{msg}");
         assert!(msg.contains(&format!("continue with `resume` {}", ck.display())), "{msg}");
@@ -312,7 +322,13 @@ fn same_seed_gives_identical_weights() {
     let run = || {
         let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
         train_tagger(&mut model, &vocab, &train, &dev, &cfg, None, &mut Silent).unwrap();
-        model.params.snapshot().unwrap().into_iter().map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>()
+        model
+            .params
+            .snapshot()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }
@@ -361,7 +377,13 @@ fn a_diverging_run_stops_with_the_step_and_a_remedy() {
     let options = RunOptions { checkpoint_dir: Some(&ck), resume: Some(r.resume), interrupt: None };
     let bad = TrainConfig { lr: 1e30, warmup_steps: 0, clip: 0.0, ..good };
     let err = train_tagger_with(&mut model, &vocab, &train, &dev, &bad, options, &mut Silent).err().unwrap().to_string();
-    assert!(err.contains(&format!("at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower `lr`", ck.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "at step 3 (epoch 1); the last good state (epoch 1, after batch 1) is kept in {}; try a lower `lr`",
+            ck.display()
+        )),
+        "{err}"
+    );
     assert!(load_training(&ck).unwrap().resume.state.next_batch == 1, "the saved state is untouched");
 }
 
@@ -429,7 +451,9 @@ fn scores_do_not_depend_on_batch_mates() {
     let vocab = TaggerVocab::build(&train);
     let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 4).unwrap();
     let short = attend::data::conllu::Sentence::from_words(&["the", "old", "man"].map(String::from));
-    let long = attend::data::conllu::Sentence::from_words(&["Antidisestablishmentarianism", "is", "a", "long", "word", "indeed", "."].map(String::from));
+    let long = attend::data::conllu::Sentence::from_words(
+        &["Antidisestablishmentarianism", "is", "a", "long", "word", "indeed", "."].map(String::from),
+    );
     let data = encode(&[short, long], &vocab, model.config.max_word_chars);
     let alone = model.forward(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap().squeeze(0).unwrap();
     let together = model.forward(&Batch::new(&data, &[0, 1]), &mut Ctx::eval()).unwrap().get(0).unwrap().narrow(0, 0, 3).unwrap();
@@ -505,7 +529,11 @@ fn fused_linear_matches_reference_with_gradients() {
     use attend::nn::Linear;
     let mut store = ParamStore::new(9);
     let layer = Linear::new(&mut store, "l", 24, 40, true).unwrap();
-    store.get("l.bias").unwrap().set(&Tensor::from_vec((0..40).map(|i| (i as f32 - 20.0) * 0.03).collect::<Vec<_>>(), 40, &Device::Cpu).unwrap()).unwrap();
+    store
+        .get("l.bias")
+        .unwrap()
+        .set(&Tensor::from_vec((0..40).map(|i| (i as f32 - 20.0) * 0.03).collect::<Vec<_>>(), 40, &Device::Cpu).unwrap())
+        .unwrap();
     let x: Vec<f32> = (0..2 * 11 * 24).map(|i| ((i * 31 % 23) as f32 - 11.0) * 0.15).collect();
     let x = Var::from_tensor(&Tensor::from_slice(&x, (2, 11, 24), &Device::Cpu).unwrap()).unwrap();
     let w: Vec<f32> = (0..2 * 11 * 40).map(|i| ((i * 7 % 17) as f32 - 8.0) * 0.1).collect();

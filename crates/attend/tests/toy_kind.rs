@@ -159,7 +159,9 @@ fn circle(n: usize, seed: u64) -> Vec<([f32; 2], u32)> {
 
 #[test]
 fn a_kind_outside_the_library_trains_saves_loads_and_predicts() {
-    let settings = ToySettings::from_toml("[model]\nhidden = 32\n[train]\nepochs = 40\nlr = 0.02\nwarmup_steps = 5\nbatch_tokens = 32\nseed = 3\n").unwrap();
+    let settings =
+        ToySettings::from_toml("[model]\nhidden = 32\n[train]\nepochs = 40\nlr = 0.02\nwarmup_steps = 5\nbatch_tokens = 32\nseed = 3\n")
+            .unwrap();
     assert!(ToySettings::from_toml("[model]\nhiden = 3\n").unwrap_err().contains("unknown field `hiden`"));
     let labels = ToyLabels { names: vec!["outside".into(), "inside".into()] };
     let (train, dev, test) = (circle(400, 1), circle(200, 2), circle(200, 3));

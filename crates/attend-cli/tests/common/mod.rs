@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use attend::checkpoint;
+use attend::config::TrainConfig;
 use attend::data::synthetic::toy_treebank;
 use attend::data::vocab::TaggerVocab;
 use attend::models::{EncoderKind, Tagger, TaggerConfig};
-use attend::config::TrainConfig;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -30,14 +30,7 @@ pub fn small_tagger(encoder: EncoderKind) -> (Tagger, TaggerVocab) {
     let train = toy_treebank(200, 1);
     let vocab = TaggerVocab::build(&train);
     let encoder = attend::nn::sequence::EncoderConfig { kind: encoder, d_model: 32, heads: 4, layers: 2, ff_dim: 64, ..Default::default() };
-    let config = TaggerConfig {
-        encoder,
-        word_dim: 16,
-        char_dim: 8,
-        char_filters: 24,
-        ..TaggerConfig::default()
-    }
-    .sized_for(&vocab);
+    let config = TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..TaggerConfig::default() }.sized_for(&vocab);
     (Tagger::new(config, 7).unwrap(), vocab)
 }
 

@@ -77,7 +77,12 @@ impl<'a> GraphJob<'a> {
 
     /// Trains on the training nodes with model selection on the validation
     /// nodes, then scores the test nodes; with `dir`, saves there.
-    pub fn run(self, dir: Option<&Path>, interrupt: Option<&AtomicBool>, observer: &mut dyn Observer) -> Result<(GraphClassifier, GraphRun)> {
+    pub fn run(
+        self,
+        dir: Option<&Path>,
+        interrupt: Option<&AtomicBool>,
+        observer: &mut dyn Observer,
+    ) -> Result<(GraphClassifier, GraphRun)> {
         let options = RunOptions { checkpoint_dir: dir, resume: self.resume, interrupt };
         let d = self.data;
         let run = train_graph(&self.model, &self.input, [&d.train, &d.val, &d.test], &self.train, options, observer)?;

@@ -105,7 +105,10 @@ impl SequenceJob {
         }
         let prepared = prepare(train, dev, &cfg, &run.model.config, Some(run.data))?;
         if prepared.missing != run.model.config.missing_indicators {
-            return Err(Error::Input(format!("{}: not the training file this run started with (its missing values differ)", train.path.display())));
+            return Err(Error::Input(format!(
+                "{}: not the training file this run started with (its missing values differ)",
+                train.path.display()
+            )));
         }
         Ok(SequenceJob { model: run.model, prepared, train: cfg, resume: Some(run.resume) })
     }

@@ -106,8 +106,15 @@ impl TextTagger {
     /// Reads raw text from `input` to its end, segmenting and tagging a
     /// chunk of paragraphs at a time and handing each chunk's sentences to
     /// `sink` (numbered on across chunks). `label` names the input in errors.
-    pub fn tag_stream(&self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>) -> Result<()>) -> Result<TagStats> {
-        let segmenter = self.segmenter.as_ref().ok_or_else(|| Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into()))?;
+    pub fn tag_stream(
+        &self,
+        input: impl BufRead,
+        label: &Path,
+        mut sink: impl FnMut(&mut Vec<Sentence>) -> Result<()>,
+    ) -> Result<TagStats> {
+        let segmenter = self.segmenter.as_ref().ok_or_else(|| {
+            Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into())
+        })?;
         let mut stats = TagStats::default();
         let mut raw = RawSegmenter::new(segmenter, self.max_dense);
         raw.run(input, label, |sentences, segment_seconds| {
@@ -182,13 +189,21 @@ impl<'a> RawSegmenter<'a> {
         let labels = self.segmenter.model.label(&self.segmenter.data, &texts)?;
         let mut out = Vec::new();
         for (p, l) in paragraphs.iter().zip(&labels) {
-            let found: Vec<Vec<raw_text::FoundToken>> =
-                raw_text::decode(&p.chars, l).into_iter().flat_map(|s| s.chunks(self.max_words).map(<[_]>::to_vec).collect::<Vec<_>>()).collect();
+            let found: Vec<Vec<raw_text::FoundToken>> = raw_text::decode(&p.chars, l)
+                .into_iter()
+                .flat_map(|s| s.chunks(self.max_words).map(<[_]>::to_vec).collect::<Vec<_>>())
+                .collect();
             if found.is_empty() {
                 continue;
             }
             let first = self.next_paragraph == 1;
-            out.extend(raw_text::to_sentences(&p.chars, &found, &self.segmenter.data.lexicon, self.next_sentence, (self.next_paragraph, first)));
+            out.extend(raw_text::to_sentences(
+                &p.chars,
+                &found,
+                &self.segmenter.data.lexicon,
+                self.next_sentence,
+                (self.next_paragraph, first),
+            ));
             self.next_sentence += found.len();
             self.next_paragraph += 1;
         }
@@ -238,7 +253,8 @@ pub fn train_toy_tagger(dir: &Path) -> Result<()> {
     let (train, dev) = (toy_raw_treebank(300, 1), toy_raw_treebank(60, 2));
     let vocab = TaggerVocab::build_for(&train, &Column::ALL);
     let encoder = EncoderConfig { d_model: 32, heads: 4, ff_dim: 64, ..EncoderConfig::default() };
-    let config = crate::models::TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
+    let config =
+        crate::models::TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
     let mut model = Tagger::new(config, 5)?;
     let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, seed: 5, ..TrainConfig::default() };
     train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir), &mut Silent)?;

@@ -193,7 +193,12 @@ mod tests {
     #[test]
     fn batch_pads_words_chars_and_tags() {
         let data = vec![
-            EncodedSentence { words: vec![5, 6], chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]], tags: vec![0, 1], other_tags: vec![vec![3, 4]] },
+            EncodedSentence {
+                words: vec![5, 6],
+                chars: vec![vec![2, 7, 3], vec![2, 8, 9, 3]],
+                tags: vec![0, 1],
+                other_tags: vec![vec![3, 4]],
+            },
             EncodedSentence { words: vec![4], chars: vec![vec![2, 7, 3]], tags: vec![2], other_tags: vec![vec![5]] },
         ];
         let b = Batch::new(&data, &[0, 1]);

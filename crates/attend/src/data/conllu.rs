@@ -208,8 +208,7 @@ fn parse_token(line: &str, path: &Path, lineno: usize, sent: &Sentence) -> Resul
             ),
         ));
     }
-    let id = parse_id(cols[0])
-        .ok_or_else(|| parse_err(path, lineno, format!("invalid ID {:?} (expected N, N-M or N.M)", cols[0])))?;
+    let id = parse_id(cols[0]).ok_or_else(|| parse_err(path, lineno, format!("invalid ID {:?} (expected N, N-M or N.M)", cols[0])))?;
     let last_word = sent.words().count();
     match id {
         TokenId::Word(n) if n != last_word + 1 => {
@@ -287,10 +286,7 @@ pub fn parse_plain_text(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
 /// True when the text looks like CoNLL-U (a comment or a 10-column token line
 /// comes first), false for plain whitespace-tokenized text.
 pub fn looks_like_conllu(text: &str) -> bool {
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.starts_with('#') || l.split('\t').count() == 10)
-        .unwrap_or(false)
+    text.lines().find(|l| !l.trim().is_empty()).map(|l| l.starts_with('#') || l.split('\t').count() == 10).unwrap_or(false)
 }
 
 /// The standard UD file names inside a treebank directory.
@@ -305,10 +301,12 @@ pub struct TreebankFiles {
 pub fn find_treebank(dir: impl AsRef<Path>) -> Result<TreebankFiles> {
     let dir = dir.as_ref();
     let [train, dev, test] = find_splits(dir)?;
-    let missing = |split: &str| Error::Input(format!(
-        "{}: no *-ud-{split}.conllu file in this directory (a UD treebank directory holds *-ud-train.conllu and *-ud-dev.conllu)",
-        dir.display()
-    ));
+    let missing = |split: &str| {
+        Error::Input(format!(
+            "{}: no *-ud-{split}.conllu file in this directory (a UD treebank directory holds *-ud-train.conllu and *-ud-dev.conllu)",
+            dir.display()
+        ))
+    };
     Ok(TreebankFiles { train: train.ok_or_else(|| missing("train"))?, dev: dev.ok_or_else(|| missing("dev"))?, test })
 }
 
@@ -335,7 +333,8 @@ pub fn split_dev(mut sentences: Vec<Sentence>, fraction: f64) -> (Vec<Sentence>,
         return (sentences, Vec::new());
     }
     let target = (((n as f64) * (1.0 - fraction)).round() as usize).clamp(1, n - 1);
-    let starts_block = |s: &Sentence| s.comments.iter().any(|c| c.trim_start().starts_with("newpar") || c.trim_start().starts_with("newdoc"));
+    let starts_block =
+        |s: &Sentence| s.comments.iter().any(|c| c.trim_start().starts_with("newpar") || c.trim_start().starts_with("newdoc"));
     let cut = (target..n).find(|&i| starts_block(&sentences[i])).unwrap_or(target);
     let dev = sentences.split_off(cut);
     (sentences, dev)
@@ -398,13 +397,25 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_problem() {
         assert_eq!(err("1\ta\t_\n"), "t.conllu:1: expected 10 tab-separated columns, found 3");
-        assert_eq!(err("1 a _ NOUN _ _ _ _ _ _\n"), "t.conllu:1: expected 10 tab-separated columns, found 1 (is the file space-separated?)");
-        assert_eq!(err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n3\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:2: word ID 3 out of sequence (expected 2)");
+        assert_eq!(
+            err("1 a _ NOUN _ _ _ _ _ _\n"),
+            "t.conllu:1: expected 10 tab-separated columns, found 1 (is the file space-separated?)"
+        );
+        assert_eq!(
+            err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n3\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"),
+            "t.conllu:2: word ID 3 out of sequence (expected 2)"
+        );
         assert_eq!(err("x\ta\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:1: invalid ID \"x\" (expected N, N-M or N.M)");
         assert_eq!(err(""), "t.conllu:1: no sentences in file (empty or only blank lines)");
         assert_eq!(err("\n\n# only a comment\n\n"), "t.conllu:3: sentence has no words (only comments or multiword/empty lines)");
-        assert_eq!(err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n# late\n"), "t.conllu:2: comment line inside a sentence (comments must come before its first token)");
-        assert_eq!(err("1-3\tab\t_\t_\t_\t_\t_\t_\t_\t_\n1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n2\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:4: multiword token 1-3 reaches past the last word 2");
+        assert_eq!(
+            err("1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n# late\n"),
+            "t.conllu:2: comment line inside a sentence (comments must come before its first token)"
+        );
+        assert_eq!(
+            err("1-3\tab\t_\t_\t_\t_\t_\t_\t_\t_\n1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n2\tb\t_\tX\t_\t_\t_\t_\t_\t_\n"),
+            "t.conllu:4: multiword token 1-3 reaches past the last word 2"
+        );
         assert_eq!(err("1\ta\t\tX\t_\t_\t_\t_\t_\t_\n"), "t.conllu:1: column 3 is empty (use _ for no value)");
         let bad = b"1\ta\t_\tX\t_\t_\t_\t_\t_\t_\n\n1\t\xff\t_\tX\t_\t_\t_\t_\t_\t_\n";
         assert_eq!(parse_bytes(bad, Path::new("t.conllu")).unwrap_err().to_string(), "t.conllu:3: not valid UTF-8 (byte 3 of the line)");

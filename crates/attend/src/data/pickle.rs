@@ -480,7 +480,8 @@ pub fn csr_matrix_within(v: &Value, max_elements: usize) -> Result<Array, String
     let state = o.borrow().state.clone().ok_or("a sparse matrix without its state")?;
     let field = |name: &str| state.get(name).ok_or_else(|| format!("the CSR matrix has no {name}"));
     let shape = field("_shape").or_else(|_| field("shape"))?;
-    let dims: Vec<usize> = shape.elements().unwrap_or_default().iter().filter_map(|d| d.as_int().and_then(|d| usize::try_from(d).ok())).collect();
+    let dims: Vec<usize> =
+        shape.elements().unwrap_or_default().iter().filter_map(|d| d.as_int().and_then(|d| usize::try_from(d).ok())).collect();
     let [rows, cols] = <[usize; 2]>::try_from(dims).map_err(|_| "the CSR shape is not two numbers")?;
     let indptr = ndarray(&field("indptr")?)?.data;
     let indices = ndarray(&field("indices")?)?.data;
@@ -488,7 +489,10 @@ pub fn csr_matrix_within(v: &Value, max_elements: usize) -> Result<Array, String
     if indptr.len() != rows + 1 || indices.len() != values.len() {
         return Err("the CSR arrays do not fit together".into());
     }
-    let size = rows.checked_mul(cols).filter(|&n| n <= max_elements).ok_or_else(|| format!("a {rows} x {cols} matrix is too large to hold densely"))?;
+    let size = rows
+        .checked_mul(cols)
+        .filter(|&n| n <= max_elements)
+        .ok_or_else(|| format!("a {rows} x {cols} matrix is too large to hold densely"))?;
     let mut dense = vec![0.0; size];
     for r in 0..rows {
         let (lo, hi) = (indptr[r] as usize, indptr[r + 1] as usize);
@@ -511,7 +515,8 @@ mod tests {
     use super::*;
 
     /// `pickle.dumps({'a': [1, 2], 'b': (True, None, 1.5)}, protocol=2)` in Python 3.
-    const SMALL: &[u8] = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01K\x02eX\x01\x00\x00\x00bq\x03\x88NG?\xf8\x00\x00\x00\x00\x00\x00\x87q\x04u.";
+    const SMALL: &[u8] =
+        b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01K\x02eX\x01\x00\x00\x00bq\x03\x88NG?\xf8\x00\x00\x00\x00\x00\x00\x87q\x04u.";
     /// The same with `'a': [1, -300, 2**40]`, protocol 4 (frames, memoize, long integers).
     const PROTOCOL4: &[u8] = b"\x80\x04\x95-\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94]\x94(K\x01J\xd4\xfe\xff\xff\x8a\x06\x00\x00\x00\x00\x00\x01e\x8c\x01b\x94\x88NG?\xf8\x00\x00\x00\x00\x00\x00\x87\x94u.";
 

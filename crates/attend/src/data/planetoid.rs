@@ -47,7 +47,13 @@ impl GraphData {
     /// added, repeats merged), a class or `None` per node, and the split.
     /// Ids are checked: every edge end and split node is a node, split
     /// nodes are labelled and in one split only.
-    pub fn from_arrays(features: Vec<f32>, feature_dim: usize, edges: Vec<(u64, u64)>, labels: Vec<Option<u32>>, splits: [Vec<usize>; 3]) -> Result<GraphData> {
+    pub fn from_arrays(
+        features: Vec<f32>,
+        feature_dim: usize,
+        edges: Vec<(u64, u64)>,
+        labels: Vec<Option<u32>>,
+        splits: [Vec<usize>; 3],
+    ) -> Result<GraphData> {
         let nodes = labels.len();
         if feature_dim == 0 || features.len() != nodes * feature_dim {
             return Err(Error::Input(format!("{} feature values for {nodes} nodes of {feature_dim} features", features.len())));
@@ -113,7 +119,8 @@ fn content_lines<'a>(bytes: &'a [u8], path: &'a Path) -> impl Iterator<Item = Re
 }
 
 fn node_id(text: &str, path: &Path, line: usize, nodes: usize, what: &str) -> Result<usize> {
-    let id: u64 = text.trim().parse().map_err(|_| parse_err(path, line, format!("{what} {text:?} is not a node id (a whole number from 0)")))?;
+    let id: u64 =
+        text.trim().parse().map_err(|_| parse_err(path, line, format!("{what} {text:?} is not a node id (a whole number from 0)")))?;
     if id >= nodes as u64 {
         return Err(parse_err(path, line, format!("{what} {id} is out of range: nodes.tsv has {nodes} nodes (ids 0..{nodes})")));
     }
@@ -127,7 +134,12 @@ pub fn parse_nodes(bytes: &[u8], path: &Path, min_feature_dim: usize) -> Result<
 }
 
 /// [`parse_nodes`] with the dense feature matrix limited to `max_floats`.
-pub fn parse_nodes_within(bytes: &[u8], path: &Path, min_feature_dim: usize, max_floats: u64) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
+pub fn parse_nodes_within(
+    bytes: &[u8],
+    path: &Path,
+    min_feature_dim: usize,
+    max_floats: u64,
+) -> Result<(Vec<f32>, usize, Vec<Option<u32>>)> {
     let mut rows: Vec<Vec<(usize, f32)>> = Vec::new();
     let mut labels = Vec::new();
     let mut dim = min_feature_dim;
@@ -143,11 +155,12 @@ pub fn parse_nodes_within(bytes: &[u8], path: &Path, min_feature_dim: usize, max
         });
         let mut row = Vec::new();
         for pair in feats.split_whitespace() {
-            let (idx, value) = pair
-                .split_once(':')
-                .ok_or_else(|| parse_err(path, lineno, format!("feature {pair:?} is not index:value")))?;
-            let idx: usize = idx.parse().map_err(|_| parse_err(path, lineno, format!("feature index {idx:?} is not a whole number from 0")))?;
-            let value: f32 = value.parse().map_err(|_| parse_err(path, lineno, format!("feature {idx} value {value:?} is not a number")))?;
+            let (idx, value) =
+                pair.split_once(':').ok_or_else(|| parse_err(path, lineno, format!("feature {pair:?} is not index:value")))?;
+            let idx: usize =
+                idx.parse().map_err(|_| parse_err(path, lineno, format!("feature index {idx:?} is not a whole number from 0")))?;
+            let value: f32 =
+                value.parse().map_err(|_| parse_err(path, lineno, format!("feature {idx} value {value:?} is not a number")))?;
             if !value.is_finite() {
                 return Err(parse_err(path, lineno, format!("feature {idx} is {value}: features must be finite")));
             }
@@ -299,8 +312,7 @@ pub fn random_graph(nodes: usize, edges: usize, features: usize, active: usize, 
             row[rng.random_range(0..features)] = 1.0;
         }
     }
-    let edge_list: Vec<(u64, u64)> =
-        (0..edges).map(|_| (rng.random_range(0..nodes as u64), rng.random_range(0..nodes as u64))).collect();
+    let edge_list: Vec<(u64, u64)> = (0..edges).map(|_| (rng.random_range(0..nodes as u64), rng.random_range(0..nodes as u64))).collect();
     // Class scores: a fixed random projection of the node's features plus
     // the mean of its neighbours'.
     let proj: Vec<f32> = (0..features * classes).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -372,7 +384,10 @@ mod tests {
         assert_eq!(labels, vec![Some(1), None, Some(0)]);
         assert_eq!(f, vec![1.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
         assert_eq!(parse_nodes(b"0\t1:1\n", p, 5).unwrap().1, 5);
-        assert_eq!(err(parse_nodes(b"0\t1:1\ncat\t1:1\n", p, 0)), "g/nodes.tsv:2: label \"cat\" is not a class number (0, 1, ...) or ? (is the line tab-separated?)");
+        assert_eq!(
+            err(parse_nodes(b"0\t1:1\ncat\t1:1\n", p, 0)),
+            "g/nodes.tsv:2: label \"cat\" is not a class number (0, 1, ...) or ? (is the line tab-separated?)"
+        );
         assert_eq!(err(parse_nodes(b"0\t1:NaN\n", p, 0)), "g/nodes.tsv:1: feature 1 is NaN: features must be finite");
         assert_eq!(err(parse_nodes(b"0\t1:inf\n", p, 0)), "g/nodes.tsv:1: feature 1 is inf: features must be finite");
         assert_eq!(err(parse_nodes(b"0\t1=2\n", p, 0)), "g/nodes.tsv:1: feature \"1=2\" is not index:value");

@@ -63,7 +63,11 @@ pub fn convert(dir: impl AsRef<Path>, name: &str) -> Result<GraphData> {
         if line.is_empty() {
             continue;
         }
-        let id: usize = line.parse().map_err(|_| Error::Parse { path: index_path.clone(), line: number, message: format!("not a node id: {line:?}") })?;
+        let id: usize = line.parse().map_err(|_| Error::Parse {
+            path: index_path.clone(),
+            line: number,
+            message: format!("not a node id: {line:?}"),
+        })?;
         test_index.push(id);
     }
     let fail = |m: String| Error::Input(format!("{}: {m}", dir.display()));

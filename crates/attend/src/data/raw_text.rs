@@ -250,11 +250,15 @@ impl MultiwordLexicon {
                 return None;
             }
             let mut at = 0;
-            Some(lens.iter().map(|&n| {
-                let w: String = chars[at..at + n].iter().collect();
-                at += n;
-                w
-            }).collect())
+            Some(
+                lens.iter()
+                    .map(|&n| {
+                        let w: String = chars[at..at + n].iter().collect();
+                        at += n;
+                        w
+                    })
+                    .collect(),
+            )
         };
         if let Some(words) = self.forms.get(&lower) {
             if words.concat() == lower {
@@ -323,7 +327,13 @@ pub fn decode(chars: &[char], labels: &[u32]) -> Vec<Vec<FoundToken>> {
 /// multiword tokens split by `lexicon`, and a flat tree (see
 /// `docs/raw-text.md`): the first word is the root, every other word
 /// depends on it with `dep`, so standard tools read the file.
-pub fn to_sentences(chars: &[char], found: &[Vec<FoundToken>], lexicon: &MultiwordLexicon, first_id: usize, par: (usize, bool)) -> Vec<Sentence> {
+pub fn to_sentences(
+    chars: &[char],
+    found: &[Vec<FoundToken>],
+    lexicon: &MultiwordLexicon,
+    first_id: usize,
+    par: (usize, bool),
+) -> Vec<Sentence> {
     let mut out = Vec::with_capacity(found.len());
     for (k, tokens) in found.iter().enumerate() {
         let mut s = Sentence::default();
@@ -411,7 +421,17 @@ const PIECE_BYTES: u64 = 1 << 20;
 
 impl<R: std::io::BufRead> ParagraphReader<R> {
     pub fn new(reader: R, path: &Path, max_chars: usize) -> Self {
-        ParagraphReader { reader, path: path.to_path_buf(), max_chars: max_chars.max(2), line: 0, line_bytes: 0, carry: Vec::new(), current: Vec::new(), first_line: 1, done: false }
+        ParagraphReader {
+            reader,
+            path: path.to_path_buf(),
+            max_chars: max_chars.max(2),
+            line: 0,
+            line_bytes: 0,
+            carry: Vec::new(),
+            current: Vec::new(),
+            first_line: 1,
+            done: false,
+        }
     }
 
     fn err(&self, message: String) -> Error {
@@ -450,7 +470,9 @@ impl<R: std::io::BufRead> ParagraphReader<R> {
             if piece.len() == carried {
                 self.done = true;
                 if !piece.is_empty() {
-                    return Err(self.err(format!("not valid UTF-8 (the file ends inside a character, byte {} of the line)", self.line_bytes + 1)));
+                    return Err(
+                        self.err(format!("not valid UTF-8 (the file ends inside a character, byte {} of the line)", self.line_bytes + 1))
+                    );
                 }
                 continue;
             }
@@ -466,7 +488,11 @@ impl<R: std::io::BufRead> ParagraphReader<R> {
                 Err(e) => return Err(self.err(format!("not valid UTF-8 (byte {} of the line)", self.line_bytes + e.valid_up_to() + 1))),
             };
             if let Some((i, c)) = text.char_indices().find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\r' | '\u{b}' | '\u{c}')) {
-                return Err(self.err(format!("control character U+{:04X} at byte {} of the line (raw text cannot hold it)", c as u32, self.line_bytes + i + 1)));
+                return Err(self.err(format!(
+                    "control character U+{:04X} at byte {} of the line (raw text cannot hold it)",
+                    c as u32,
+                    self.line_bytes + i + 1
+                )));
             }
             let blank = complete && self.line_bytes == 0 && text.trim().is_empty();
             if blank {
@@ -541,7 +567,10 @@ mod tests {
         assert_eq!(found.len(), 2);
         let out = to_sentences(&p[0].chars, &found, &lex, 1, (1, true));
         let text = crate::data::conllu::to_string(&out);
-        assert!(text.starts_with("# newdoc\n# newpar id = p1\n# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\t"), "{text}");
+        assert!(
+            text.starts_with("# newdoc\n# newpar id = p1\n# sent_id = 1\n# text = Don't go.\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\t"),
+            "{text}"
+        );
         assert!(text.contains("3\tgo\t_\t_\t_\t_\t1\tdep\t_\tSpaceAfter=No\n4\t.\t_\t_\t_\t_\t1\tdep\t_\t_\n\n# sent_id = 2\n"), "{text}");
         // The words of the output align with the gold ones.
         let gold = crate::data::ud_eval::UdDocument::new(&s[..2], Path::new("g")).unwrap();
@@ -555,7 +584,13 @@ mod tests {
     #[test]
     fn multiword_lexicon_splits_seen_and_unseen_forms() {
         let mut s = doc();
-        s.extend(parse_bytes(b"1-2\tAnn's\t_\t_\t_\t_\t_\t_\t_\t_\n1\tAnn\t_\t_\t_\t_\t0\troot\t_\t_\n2\t's\t_\t_\t_\t_\t1\tcase\t_\t_\n\n", Path::new("t")).unwrap());
+        s.extend(
+            parse_bytes(
+                b"1-2\tAnn's\t_\t_\t_\t_\t_\t_\t_\t_\n1\tAnn\t_\t_\t_\t_\t0\troot\t_\t_\n2\t's\t_\t_\t_\t_\t1\tcase\t_\t_\n\n",
+                Path::new("t"),
+            )
+            .unwrap(),
+        );
         let lex = MultiwordLexicon::build(&s);
         assert_eq!(lex.split("DON'T"), ["DO", "N'T"]);
         assert_eq!(lex.split("Kim's"), ["Kim", "'s"]);
@@ -571,7 +606,9 @@ mod tests {
     }
 
     fn read_all(bytes: &[u8], max: usize) -> Result<Vec<(String, usize)>> {
-        ParagraphReader::new(bytes, Path::new("in.txt"), max).map(|p| p.map(|p| (p.chars.iter().collect::<String>(), p.first_line))).collect()
+        ParagraphReader::new(bytes, Path::new("in.txt"), max)
+            .map(|p| p.map(|p| (p.chars.iter().collect::<String>(), p.first_line)))
+            .collect()
     }
 
     #[test]

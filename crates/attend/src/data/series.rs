@@ -109,7 +109,8 @@ impl SeriesSet {
         let mut classes: Vec<String> = labels.iter().map(|l| l.as_ref().to_string()).collect();
         classes.sort();
         classes.dedup();
-        let ids: Vec<Label> = labels.iter().map(|l| Label::Class(classes.binary_search_by(|c| c.as_str().cmp(l.as_ref())).expect("listed") as u32)).collect();
+        let ids: Vec<Label> =
+            labels.iter().map(|l| Label::Class(classes.binary_search_by(|c| c.as_str().cmp(l.as_ref())).expect("listed") as u32)).collect();
         Self::in_memory(values, dims, ids, Target::SequenceClass, classes)
     }
 
@@ -127,7 +128,10 @@ impl SeriesSet {
         let mut series = Vec::with_capacity(values.len());
         for (i, (v, label)) in values.into_iter().zip(labels).enumerate() {
             if v.is_empty() || v.len() % dims != 0 {
-                return Err(Error::Input(format!("sequence {i} has {} numbers: not a whole number of {dims}-number vectors (and at least one)", v.len())));
+                return Err(Error::Input(format!(
+                    "sequence {i} has {} numbers: not a whole number of {dims}-number vectors (and at least one)",
+                    v.len()
+                )));
             }
             series.push(Series { len: v.len() / dims, values: v, label, line: 0 });
         }
@@ -224,7 +228,11 @@ pub fn read_file(path: &Path) -> Result<SeriesSet> {
 }
 
 fn number(v: f32) -> String {
-    if v.is_nan() { "?".into() } else { format!("{v}") }
+    if v.is_nan() {
+        "?".into()
+    } else {
+        format!("{v}")
+    }
 }
 
 /// `set` in the `.ts` format (labels per sequence or none; reads back equal).
@@ -246,7 +254,8 @@ pub fn to_ts_string(set: &SeriesSet) -> Result<String> {
     }
     out.push_str("@data\n");
     for s in &set.series {
-        let dims: Vec<String> = (0..set.dims).map(|k| s.values.iter().skip(k).step_by(set.dims).map(|&v| number(v)).collect::<Vec<_>>().join(",")).collect();
+        let dims: Vec<String> =
+            (0..set.dims).map(|k| s.values.iter().skip(k).step_by(set.dims).map(|&v| number(v)).collect::<Vec<_>>().join(",")).collect();
         out.push_str(&dims.join(":"));
         match &s.label {
             Label::Class(c) => {
@@ -441,7 +450,12 @@ pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
                 let text = parts.pop().expect("two parts").trim();
                 match target {
                     Target::SequenceClass => Label::Class(h.classes.id(text).map_err(|m| parse_err(path, lineno, m))?),
-                    _ => Label::Value(value(text).ok().filter(|v| !v.is_nan()).ok_or_else(|| parse_err(path, lineno, format!("target {text:?} is not a number")))?),
+                    _ => Label::Value(
+                        value(text)
+                            .ok()
+                            .filter(|v| !v.is_nan())
+                            .ok_or_else(|| parse_err(path, lineno, format!("target {text:?} is not a number")))?,
+                    ),
                 }
             }
         };
@@ -459,7 +473,16 @@ pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
                 .collect::<Result<_>>()?;
             if let Some(first) = columns.first() {
                 if col.len() != first.len() {
-                    return Err(parse_err(path, lineno, format!("dimension {} has {} values, dimension 1 has {} (each dimension of a series needs the same length)", d + 1, col.len(), first.len())));
+                    return Err(parse_err(
+                        path,
+                        lineno,
+                        format!(
+                            "dimension {} has {} values, dimension 1 has {} (each dimension of a series needs the same length)",
+                            d + 1,
+                            col.len(),
+                            first.len()
+                        ),
+                    ));
                 }
             }
             columns.push(col);
@@ -525,11 +548,20 @@ pub fn parse_text(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
             None => labelled = Some((id != NO_LABEL, lineno)),
             Some((was, first)) if was != (id != NO_LABEL) => {
                 let what = |l: bool| if l { "a label" } else { "no label (_)" };
-                return Err(parse_err(path, lineno, format!("this vector has {} but the one on line {first} has {}: label every vector, or none", what(id != NO_LABEL), what(was))));
+                return Err(parse_err(
+                    path,
+                    lineno,
+                    format!(
+                        "this vector has {} but the one on line {first} has {}: label every vector, or none",
+                        what(id != NO_LABEL),
+                        what(was)
+                    ),
+                ));
             }
             _ => {}
         }
-        let (s, labels) = current.get_or_insert_with(|| (Series { values: Vec::new(), len: 0, label: Label::None, line: lineno }, Vec::new()));
+        let (s, labels) =
+            current.get_or_insert_with(|| (Series { values: Vec::new(), len: 0, label: Label::None, line: lineno }, Vec::new()));
         for v in vals {
             s.values.push(value(v).map_err(|m| parse_err(path, lineno, m))?);
         }
@@ -590,7 +622,8 @@ pub fn parse_npz(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
 
 /// [`parse_npz`] with each array limited to `limit` elements.
 pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesSet> {
-    let mut archive = npyz::npz::NpzArchive::new(std::io::Cursor::new(bytes)).map_err(|e| Error::Input(format!("{}: not a .npz archive: {e}", path.display())))?;
+    let mut archive = npyz::npz::NpzArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| Error::Input(format!("{}: not a .npz archive: {e}", path.display())))?;
     let Some(NpzArray { shape, values: x, .. }) = npz_array(&mut archive, path, "x", limit)? else {
         return Err(Error::Input(format!("{}: no array named \"x\" (the vectors, [sequences, time, dims])", path.display())));
     };
@@ -610,7 +643,13 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
             }
             v.iter()
                 .enumerate()
-                .map(|(i, &l)| if l >= 1.0 && l <= time as f64 && l.fract() == 0.0 { Ok(l as usize) } else { Err(npz_err(path, "lengths", format!("entry {i} is {l}, expected 1..={time}"))) })
+                .map(|(i, &l)| {
+                    if l >= 1.0 && l <= time as f64 && l.fract() == 0.0 {
+                        Ok(l as usize)
+                    } else {
+                        Err(npz_err(path, "lengths", format!("entry {i} is {l}, expected 1..={time}")))
+                    }
+                })
                 .collect::<Result<_>>()?
         }
     };
@@ -619,7 +658,8 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
         None => vec![Label::None; n],
         Some(NpzArray { shape: yshape, values: y, float }) => {
             let ints = y.iter().all(|v| v.fract() == 0.0);
-            let class = |classes: &mut Classes, v: f64| if v < 0.0 { NO_LABEL } else { classes.id(&format!("{}", v as i64)).expect("open") };
+            let class =
+                |classes: &mut Classes, v: f64| if v < 0.0 { NO_LABEL } else { classes.id(&format!("{}", v as i64)).expect("open") };
             // Class ids in sorted order, so that "2" comes after "1".
             let register = |classes: &mut Classes| {
                 let mut distinct: Vec<i64> = y.iter().map(|&v| v as i64).filter(|&v| v >= 0).collect();
@@ -637,9 +677,16 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
                 [m] if m as usize == n => y.iter().map(|&v| Label::Value(v as f32)).collect(),
                 [m, t] if m as usize == n && t as usize == time && ints => {
                     register(&mut classes);
-                    y.chunks(time.max(1)).zip(&lengths).map(|(row, &len)| Label::PerVector(row[..len].iter().map(|&v| class(&mut classes, v)).collect())).collect()
+                    y.chunks(time.max(1))
+                        .zip(&lengths)
+                        .map(|(row, &len)| Label::PerVector(row[..len].iter().map(|&v| class(&mut classes, v)).collect()))
+                        .collect()
                 }
-                _ => return Err(npz_err(path, "y", format!("shape {yshape:?}: expected [{n}] (a class or number per sequence) or [{n}, {time}] integers (a class per vector)"))),
+                _ => {
+                    let expected =
+                        format!("expected [{n}] (a class or number per sequence) or [{n}, {time}] integers (a class per vector)");
+                    return Err(npz_err(path, "y", format!("shape {yshape:?}: {expected}")));
+                }
             }
         }
     };
@@ -715,7 +762,10 @@ mod tests {
             ("@classLabel true a\n@data\n1,x:a\n", "x.ts:3: dimension 1: \"x\" is not a number"),
             ("@classLabel true a\n@data\n1,inf:a\n", "x.ts:3: dimension 1: value \"inf\" is not finite"),
             ("@classLabel true a\n@data\n1,2:3:a\n", "x.ts:3: dimension 2 has 1 values, dimension 1 has 2"),
-            ("@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n", "x.ts:5: 2 values per dimension, but @seriesLength is 3"),
+            (
+                "@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n",
+                "x.ts:5: 2 values per dimension, but @seriesLength is 3",
+            ),
             ("@missing false\n@classLabel true a\n@data\n1,?:a\n", "x.ts:4: a missing value '?' but the header says @missing false"),
             ("@targetLabel true\n@data\n1,2:high\n", "x.ts:3: target \"high\" is not a number"),
             ("@classLabel true a\n", "x.ts:1: no @data line"),
@@ -740,7 +790,10 @@ mod tests {
         let set = crate::data::synthetic::series_far_context(3, 6, 4);
         assert!(to_ts_string(&set).is_err(), "per-vector labels do not fit .ts");
         let back = parse_text(to_text_string(&set).as_bytes(), Path::new("f.txt")).unwrap();
-        assert_eq!(back.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>(), set.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>());
+        assert_eq!(
+            back.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>(),
+            set.series.iter().map(|s| (&s.values, &s.label)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -754,7 +807,11 @@ mod tests {
         let (train, dev) = s.split(0.25, 7).unwrap();
         assert_eq!(train.len() + dev.len(), 32);
         let count = |idx: &[usize], c: u32| idx.iter().filter(|&&i| s.series[i].label == Label::Class(c)).count();
-        assert_eq!((count(&dev, 0), count(&dev, 1), count(&dev, 2)), (5, 3, 0), "a quarter of each class (21 a, 10 b), rounded; the single c stays in train");
+        assert_eq!(
+            (count(&dev, 0), count(&dev, 1), count(&dev, 2)),
+            (5, 3, 0),
+            "a quarter of each class (21 a, 10 b), rounded; the single c stays in train"
+        );
         assert_eq!(s.split(0.25, 7).unwrap(), (train.clone(), dev.clone()));
         assert_ne!(s.split(0.25, 8).unwrap().1, dev, "another seed, another draw");
         let one = ts("@classLabel true a\n@data\n1:a\n").unwrap();
@@ -834,7 +891,10 @@ mod tests {
         for (arrays, want) in [
             (npz(&[("z", vec![1], NpzData::F32(vec![1.0]))]), "a.npz: no array named \"x\""),
             (npz(&[("x", vec![4], NpzData::F32(vec![1.0; 4]))]), "array \"x\": shape [4]: expected"),
-            (npz(&[("x", vec![2, 3, 2], NpzData::F32(x.clone())), ("lengths", vec![2], NpzData::I64(vec![4, 1]))]), "array \"lengths\": entry 0 is 4, expected 1..=3"),
+            (
+                npz(&[("x", vec![2, 3, 2], NpzData::F32(x.clone())), ("lengths", vec![2], NpzData::I64(vec![4, 1]))]),
+                "array \"lengths\": entry 0 is 4, expected 1..=3",
+            ),
             (npz(&[("x", vec![2, 3, 2], NpzData::F32(x.clone())), ("y", vec![3], NpzData::I64(vec![0, 1, 2]))]), "array \"y\": shape [3]"),
         ] {
             let got = err(parse_npz(&arrays, Path::new("a.npz")));

@@ -49,10 +49,8 @@ pub fn toy_treebank(count: usize, seed: u64) -> Vec<Sentence> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // A small fixed lexicon (shared by all seeds) plus fresh inventions.
     let mut lex_rng = ChaCha8Rng::seed_from_u64(0x1e8_1c0);
-    let lexicon: Vec<(String, &str)> = ["NOUN", "ADJ", "VERB"]
-        .iter()
-        .flat_map(|&t| (0..12).map(|_| (invented(&mut lex_rng, t), t)).collect::<Vec<_>>())
-        .collect();
+    let lexicon: Vec<(String, &str)> =
+        ["NOUN", "ADJ", "VERB"].iter().flat_map(|&t| (0..12).map(|_| (invented(&mut lex_rng, t), t)).collect::<Vec<_>>()).collect();
     let open = |rng: &mut ChaCha8Rng, tag: &'static str| -> (String, &'static str) {
         if rng.random_bool(0.7) {
             let choices: Vec<&(String, &str)> = lexicon.iter().filter(|(_, t)| *t == tag).collect();
@@ -179,27 +177,6 @@ pub fn nearest_repeat<S: AsRef<str>>(forms: &[S]) -> Vec<Option<usize>> {
     best
 }
 
-#[cfg(test)]
-mod repeat_tests {
-    use super::*;
-
-    #[test]
-    fn nearest_repeat_finds_the_closest_other_occurrence() {
-        assert_eq!(nearest_repeat(&["a", "b", "a", "c", "a", "b"]), vec![Some(2), Some(4), Some(2), None, Some(2), Some(4)]);
-    }
-
-    #[test]
-    fn repeat_task_tags_match_the_definition() {
-        for s in repeat_task(20, 30, 40, 1) {
-            let forms: Vec<&str> = s.words().map(|t| t.form.as_str()).collect();
-            for (i, t) in s.words().enumerate() {
-                let elsewhere = forms.iter().enumerate().any(|(j, f)| j != i && *f == forms[i]);
-                assert_eq!(t.upos == REPEATED, elsewhere);
-            }
-        }
-    }
-}
-
 /// Vector sequences whose label per vector needs context from far away:
 /// each sequence of `len` 3-wide vectors `[key, value, marker]` has one
 /// marked vector (marker 1, anywhere) whose `key` is +1 or -1; every
@@ -224,7 +201,14 @@ pub fn series_far_context(count: usize, len: usize, seed: u64) -> crate::data::s
             Series { values, len, label: Label::PerVector(labels), line: i + 1 }
         })
         .collect();
-    SeriesSet { path: "far-context.txt".into(), name: None, dims: 3, target: Target::VectorClass, classes: vec!["same".into(), "flip".into()], series }
+    SeriesSet {
+        path: "far-context.txt".into(),
+        name: None,
+        dims: 3,
+        target: Target::VectorClass,
+        classes: vec!["same".into(), "flip".into()],
+        series,
+    }
 }
 
 /// Vector sequences of 5..=`max_len` (odd) lengths whose one class needs
@@ -251,5 +235,33 @@ pub fn series_majority(count: usize, max_len: usize, missing: bool, seed: u64) -
             Series { values, len, label: Label::Class(u32::from(2 * up < len)), line: i + 1 }
         })
         .collect();
-    SeriesSet { path: "majority.ts".into(), name: None, dims: 2, target: Target::SequenceClass, classes: vec!["up".into(), "down".into()], series }
+    SeriesSet {
+        path: "majority.ts".into(),
+        name: None,
+        dims: 2,
+        target: Target::SequenceClass,
+        classes: vec!["up".into(), "down".into()],
+        series,
+    }
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::*;
+
+    #[test]
+    fn nearest_repeat_finds_the_closest_other_occurrence() {
+        assert_eq!(nearest_repeat(&["a", "b", "a", "c", "a", "b"]), vec![Some(2), Some(4), Some(2), None, Some(2), Some(4)]);
+    }
+
+    #[test]
+    fn repeat_task_tags_match_the_definition() {
+        for s in repeat_task(20, 30, 40, 1) {
+            let forms: Vec<&str> = s.words().map(|t| t.form.as_str()).collect();
+            for (i, t) in s.words().enumerate() {
+                let elsewhere = forms.iter().enumerate().any(|(j, f)| j != i && *f == forms[i]);
+                assert_eq!(t.upos == REPEATED, elsewhere);
+            }
+        }
+    }
 }

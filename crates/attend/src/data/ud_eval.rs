@@ -23,13 +23,39 @@ use std::path::Path;
 
 /// Feature names the metrics count (UFeats); others are ignored.
 const UNIVERSAL_FEATURES: &[&str] = &[
-    "PronType", "NumType", "Poss", "Reflex", "Foreign", "Abbr", "Gender", "Animacy", "Number", "Case", "Definite",
-    "Degree", "VerbForm", "Mood", "Tense", "Aspect", "Voice", "Evident", "Polarity", "Person", "Polite",
+    "PronType", "NumType", "Poss", "Reflex", "Foreign", "Abbr", "Gender", "Animacy", "Number", "Case", "Definite", "Degree", "VerbForm",
+    "Mood", "Tense", "Aspect", "Voice", "Evident", "Polarity", "Person", "Polite",
 ];
 const CONTENT_DEPRELS: &[&str] = &[
-    "nsubj", "obj", "iobj", "csubj", "ccomp", "xcomp", "obl", "vocative", "expl", "dislocated", "advcl", "advmod",
-    "discourse", "nmod", "appos", "nummod", "acl", "amod", "conj", "fixed", "flat", "compound", "list", "parataxis",
-    "orphan", "goeswith", "reparandum", "root", "dep",
+    "nsubj",
+    "obj",
+    "iobj",
+    "csubj",
+    "ccomp",
+    "xcomp",
+    "obl",
+    "vocative",
+    "expl",
+    "dislocated",
+    "advcl",
+    "advmod",
+    "discourse",
+    "nmod",
+    "appos",
+    "nummod",
+    "acl",
+    "amod",
+    "conj",
+    "fixed",
+    "flat",
+    "compound",
+    "list",
+    "parataxis",
+    "orphan",
+    "goeswith",
+    "reparandum",
+    "root",
+    "dep",
 ];
 const FUNCTIONAL_DEPRELS: &[&str] = &["aux", "cop", "mark", "det", "clf", "case", "cc"];
 
@@ -40,7 +66,8 @@ pub const METRICS: [&str; 13] =
 /// The features UFeats compares: the universal ones of a FEATS string,
 /// sorted, joined by `|` (the official script's rule).
 pub fn universal_feats(feats: &str) -> String {
-    let mut kept: Vec<&str> = feats.split('|').filter(|f| f.split_once('=').is_some_and(|(name, _)| UNIVERSAL_FEATURES.contains(&name))).collect();
+    let mut kept: Vec<&str> =
+        feats.split('|').filter(|f| f.split_once('=').is_some_and(|(name, _)| UNIVERSAL_FEATURES.contains(&name))).collect();
     kept.sort_unstable();
     kept.join("|")
 }
@@ -460,7 +487,10 @@ pub fn evaluate(gold: &UdDocument, system: &UdDocument, gold_path: &Path, system
     let dep = |s: Score| if parsed { Some(s) } else { None };
     let words = Score { correct: aligned.len(), gold: gw.len(), system: sw.len(), aligned: None };
     let scores = vec![
-        ("Tokens", Some(spans_score(&gold.tokens.iter().map(|t| t.0).collect::<Vec<_>>(), &system.tokens.iter().map(|t| t.0).collect::<Vec<_>>()))),
+        (
+            "Tokens",
+            Some(spans_score(&gold.tokens.iter().map(|t| t.0).collect::<Vec<_>>(), &system.tokens.iter().map(|t| t.0).collect::<Vec<_>>())),
+        ),
         ("Sentences", Some(spans_score(&gold.sentences, &system.sentences))),
         ("Words", Some(words)),
         ("UPOS", Some(score(&all, &|g, s| gw[g].upos == sw[s].upos))),

@@ -72,10 +72,7 @@ impl Vocab {
 
 /// The normalised form a word is looked up by.
 pub fn normalize_word(form: &str) -> String {
-    form.chars()
-        .map(|c| if c.is_ascii_digit() { '0' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
+    form.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).flat_map(char::to_lowercase).collect()
 }
 
 /// A CoNLL-U column a tagger can predict, each with its own head on the
@@ -183,7 +180,8 @@ impl TaggerVocab {
             if !columns.contains(&c) {
                 continue;
             }
-            let mut values: Vec<String> = train.iter().flat_map(|s| s.words()).map(|t| c.of(t)).filter(|x| c.is_label(x)).map(str::to_string).collect();
+            let mut values: Vec<String> =
+                train.iter().flat_map(|s| s.words()).map(|t| c.of(t)).filter(|x| c.is_label(x)).map(str::to_string).collect();
             values.sort();
             values.dedup();
             let informative = match c {
@@ -277,7 +275,15 @@ impl TaggerVocab {
         let mut char_items: Vec<String> = ["<pad>", "<unk>", "<w>", "</w>"].iter().map(|s| s.to_string()).collect();
         char_items.extend(chars.into_iter().map(|(c, _)| c.to_string()));
         tags.sort();
-        TaggerVocab { words: Vocab::new(word_items), word_counts, chars: Vocab::new(char_items), tags: Vocab::new(tags), xpos: None, feats: None, combinations: None }
+        TaggerVocab {
+            words: Vocab::new(word_items),
+            word_counts,
+            chars: Vocab::new(char_items),
+            tags: Vocab::new(tags),
+            xpos: None,
+            feats: None,
+            combinations: None,
+        }
     }
 
     /// Word index of a surface form ([`UNK`] if unseen in training).

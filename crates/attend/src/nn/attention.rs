@@ -8,12 +8,12 @@
 //! form with candle matmuls and stores the weights; it is the oracle the
 //! fused path is tested against.
 
+use super::ctx::Ctx;
 use super::params::{Linear, ParamStore};
 use super::position::Rotary;
-use super::ctx::Ctx;
 use crate::ops;
-use attend_kernels::AttentionPattern;
 use attend_kernels::AttentionDropout;
+use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub struct MultiHeadSelfAttention {
 
 impl MultiHeadSelfAttention {
     pub fn new(store: &mut ParamStore, name: &str, d_model: usize, heads: usize, dropout: f32) -> Result<Self> {
-        if heads == 0 || d_model % heads != 0 {
+        if heads == 0 || !d_model.is_multiple_of(heads) {
             candle_core::bail!("d_model {d_model} is not divisible by {heads} heads");
         }
         Ok(MultiHeadSelfAttention {
@@ -122,7 +122,8 @@ impl MultiHeadSelfAttention {
             AttentionKernel::Fused => {
                 let dropout = (ctx.train && self.dropout > 0.0).then(|| AttentionDropout { p: self.dropout, seed: ctx.rng.random() });
                 let qkv = self.qkv.forward(x)?; //                           [B, T, 3*D]
-                ops::self_attention(&qkv, self.heads, rotary.map(Rotary::tables), self.scale(), pattern, dropout)? // [B, T, D]
+                ops::self_attention(&qkv, self.heads, rotary.map(Rotary::tables), self.scale(), pattern, dropout)?
+                // [B, T, D]
             }
             AttentionKernel::Reference => {
                 let (b, t, d) = x.dims3()?;

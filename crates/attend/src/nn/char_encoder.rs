@@ -16,7 +16,7 @@ pub struct CharEncoder {
 
 impl CharEncoder {
     pub fn new(store: &mut ParamStore, name: &str, chars: usize, char_dim: usize, filters: usize, kernel: usize) -> Result<Self> {
-        if kernel % 2 == 0 {
+        if kernel.is_multiple_of(2) {
             candle_core::bail!("character kernel width must be odd, got {kernel}");
         }
         Ok(CharEncoder {
@@ -39,9 +39,9 @@ impl CharEncoder {
     pub fn forward_reference(&self, ids: &[u32], lengths: &[usize], max_chars: usize, device: &Device) -> Result<Tensor> {
         let words = lengths.len();
         let x = self.embedding.forward(&Tensor::from_slice(ids, (words, max_chars), device)?)?; // [W, L, c]
-        // Zero past each word's end, so the convolution at its last
-        // characters sees the same zeros whatever the longest word of the
-        // batch: a word's vector must not depend on its batch-mates.
+                                                                                                // Zero past each word's end, so the convolution at its last
+                                                                                                // characters sees the same zeros whatever the longest word of the
+                                                                                                // batch: a word's vector must not depend on its batch-mates.
         let windows = neighbour_windows(&x, lengths, self.kernel)?; //                              [W, L, k*c]
         let h = self.conv.forward(&windows)?.relu()?; //                                             [W, L, F]
         ops::masked_max(&h, lengths) //                                                              [W, F]

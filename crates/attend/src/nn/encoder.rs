@@ -2,9 +2,9 @@
 //! residual branch with layer norm first (pre-LN, stable without long warmup).
 
 use super::attention::MultiHeadSelfAttention;
+use super::ctx::Ctx;
 use super::params::{LayerNorm, Linear, ParamStore};
 use super::position::Rotary;
-use super::ctx::Ctx;
 use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 

@@ -99,11 +99,9 @@ impl ParamStore {
         for (name, var) in &self.vars {
             match tensors.get(name) {
                 None => problems.push(format!("missing parameter {name} {:?}", var.dims())),
-                Some(t) if t.dims() != var.dims() => problems.push(format!(
-                    "parameter {name}: checkpoint has shape {:?}, config expects {:?}",
-                    t.dims(),
-                    var.dims()
-                )),
+                Some(t) if t.dims() != var.dims() => {
+                    problems.push(format!("parameter {name}: checkpoint has shape {:?}, config expects {:?}", t.dims(), var.dims()))
+                }
                 Some(t) if t.dtype() != DType::F32 => problems.push(format!("parameter {name}: dtype {:?}, expected f32", t.dtype())),
                 Some(_) => {}
             }

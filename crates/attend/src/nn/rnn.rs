@@ -3,8 +3,8 @@
 //! projection runs as one matrix product over all steps; the recurrence
 //! runs on the fused [`ops::lstm`] kernel.
 
-use super::params::{Init, Linear, ParamStore};
 use super::ctx::Ctx;
+use super::params::{Init, Linear, ParamStore};
 use crate::ops;
 use candle_core::{Device, Result, Tensor};
 
@@ -46,7 +46,10 @@ impl BiLstm {
         let layers = (0..layers)
             .map(|l| {
                 let width = if l == 0 { input } else { 2 * hidden };
-                Ok((Direction::new(store, &format!("{name}.{l}.forward"), width, hidden)?, Direction::new(store, &format!("{name}.{l}.backward"), width, hidden)?))
+                Ok((
+                    Direction::new(store, &format!("{name}.{l}.forward"), width, hidden)?,
+                    Direction::new(store, &format!("{name}.{l}.backward"), width, hidden)?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(BiLstm { layers, hidden, dropout })

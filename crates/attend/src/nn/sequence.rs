@@ -3,16 +3,15 @@
 //! other by stacked self-attention (dense or windowed) or by the BiLSTM
 //! baseline. Every sequence model (the tagger today) runs this part.
 
-use super::position::{PositionEncoding, PositionKind};
-use super::rnn::BiLstm;
 use super::attention::AttentionKernel;
 use super::ctx::Ctx;
 use super::encoder::Encoder;
 use super::params::{Linear, ParamStore};
+use super::position::{PositionEncoding, PositionKind};
+use super::rnn::BiLstm;
 use attend_kernels::AttentionPattern;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
-
 
 /// Items per slice when a long input is run in slices under truncated
 /// attention (each slice also reads its receptive field on both sides).
@@ -102,14 +101,14 @@ impl Default for EncoderConfig {
 impl EncoderConfig {
     /// Checks the numbers fit together; the message names the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.kind == EncoderKind::Rnn && (self.d_model < 2 || self.d_model % 2 != 0) {
+        if self.kind == EncoderKind::Rnn && (self.d_model < 2 || !self.d_model.is_multiple_of(2)) {
             return Err(format!("the rnn encoder needs an even d_model (d_model / 2 units per direction), got {}", self.d_model));
         }
         let attention = self.kind == EncoderKind::Attention;
-        if attention && (self.heads == 0 || self.d_model % self.heads != 0) {
+        if attention && (self.heads == 0 || !self.d_model.is_multiple_of(self.heads)) {
             return Err(format!("d_model ({}) must be a multiple of heads ({})", self.d_model, self.heads));
         }
-        if attention && self.position == PositionKind::Rope && (self.d_model / self.heads) % 2 != 0 {
+        if attention && self.position == PositionKind::Rope && !(self.d_model / self.heads).is_multiple_of(2) {
             return Err(format!("rope needs an even head dimension; d_model / heads = {}", self.d_model / self.heads));
         }
         for (name, p) in [("dropout", self.dropout), ("attention_dropout", self.attention_dropout)] {
@@ -174,7 +173,8 @@ impl SequenceEncoder {
         let (position, body) = match c.kind {
             EncoderKind::Attention => {
                 let rotary = c.position == PositionKind::Rope;
-                let mut encoder = Encoder::new(p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
+                let mut encoder =
+                    Encoder::new(p, "encoder", c.layers, c.d_model, c.heads, c.ff_dim, c.dropout, c.attention_dropout, rotary)?;
                 encoder.set_attention_kernel(c.attention_kernel);
                 (c.position, Body::Attention(encoder))
             }

@@ -17,7 +17,15 @@ pub struct WordFeatures {
 
 impl WordFeatures {
     /// Parameters `words.*` and `chars.*`.
-    pub fn new(p: &mut ParamStore, words: usize, word_dim: usize, chars: usize, char_dim: usize, filters: usize, kernel: usize) -> Result<Self> {
+    pub fn new(
+        p: &mut ParamStore,
+        words: usize,
+        word_dim: usize,
+        chars: usize,
+        char_dim: usize,
+        filters: usize,
+        kernel: usize,
+    ) -> Result<Self> {
         Ok(WordFeatures {
             words: Embedding::new(p, "words", words, word_dim, 0.1)?,
             chars: CharEncoder::new(p, "chars", chars, char_dim, filters, kernel)?,

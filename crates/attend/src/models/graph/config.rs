@@ -1,9 +1,9 @@
 //! A graph model's settings: architecture (`model` of its `config.json`)
 //! and training (GAT's by default).
 
+use crate::config::Settings;
 use crate::nn::AttentionKernel;
 use serde::{Deserialize, Serialize};
-use crate::config::Settings;
 
 /// How a node scores a neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

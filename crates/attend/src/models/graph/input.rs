@@ -50,7 +50,8 @@ impl GraphInput {
         if data.feature_dim < config.feature_dim {
             // Pad rows: the file's largest index is below the model's.
             let (old, new) = (data.feature_dim, config.feature_dim);
-            data.features = data.features.chunks_exact(old.max(1)).flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, new - old))).collect();
+            data.features =
+                data.features.chunks_exact(old.max(1)).flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, new - old))).collect();
             data.feature_dim = new;
         }
         if config.normalize_features {
@@ -67,4 +68,3 @@ impl GraphInput {
         Ok(GraphInput { features, graph: Arc::new(graph), labels: data.labels.iter().map(|l| l.unwrap_or(u32::MAX)).collect() })
     }
 }
-

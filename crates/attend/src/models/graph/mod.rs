@@ -41,7 +41,15 @@ struct GraphLayer {
 
 impl GraphLayer {
     #[allow(clippy::too_many_arguments)]
-    fn new(store: &mut ParamStore, name: &str, cfg: &GraphModelConfig, input: usize, heads: usize, channels: usize, concat: bool) -> candle_core::Result<Self> {
+    fn new(
+        store: &mut ParamStore,
+        name: &str,
+        cfg: &GraphModelConfig,
+        input: usize,
+        heads: usize,
+        channels: usize,
+        concat: bool,
+    ) -> candle_core::Result<Self> {
         let width = heads * channels;
         let value = Linear::new(store, &format!("{name}.value"), input, width, false)?;
         let (mut att_src, mut att_dst, mut query, mut key) = (None, None, None, None);
@@ -67,7 +75,13 @@ impl GraphLayer {
 
     /// Values `[n, heads, channels]` and the two score inputs of
     /// [`ops::graph_attention`] for input `x`.
-    fn project(&self, x: &Features, graph: &Arc<Graph>, cfg: &GraphModelConfig, ctx: &mut Ctx) -> candle_core::Result<(Tensor, Tensor, Tensor, GraphScoreKind)> {
+    fn project(
+        &self,
+        x: &Features,
+        graph: &Arc<Graph>,
+        cfg: &GraphModelConfig,
+        ctx: &mut Ctx,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor, GraphScoreKind)> {
         let n = graph.nodes();
         let (h, c) = (self.heads, self.channels);
         // Input dropout, then every projection of the dropped input. With
@@ -75,7 +89,8 @@ impl GraphLayer {
         // projection see their own mask.
         let masks = if cfg.shared_input_dropout { 1 } else { h };
         let train = ctx.train && cfg.dropout > 0.0;
-        let project: Box<dyn Fn(&Linear) -> candle_core::Result<Tensor>> = match x {
+        type Projection<'a> = Box<dyn Fn(&Linear) -> candle_core::Result<Tensor> + 'a>;
+        let project: Projection = match x {
             Features::Dense(x) if masks == 1 || !train => {
                 let input = ctx.dropout(x, cfg.dropout)?;
                 Box::new(move |l: &Linear| l.forward(&input))
@@ -83,7 +98,11 @@ impl GraphLayer {
             Features::Dense(x) => {
                 let inputs = (0..masks).map(|_| ctx.dropout(x, cfg.dropout)).collect::<candle_core::Result<Vec<_>>>()?;
                 Box::new(move |l: &Linear| {
-                    let parts = inputs.iter().enumerate().map(|(k, x)| x.matmul(&l.weight.narrow(1, k * c, c)?)).collect::<candle_core::Result<Vec<_>>>()?;
+                    let parts = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, x)| x.matmul(&l.weight.narrow(1, k * c, c)?))
+                        .collect::<candle_core::Result<Vec<_>>>()?;
                     Tensor::cat(&parts, 1)
                 })
             }
@@ -100,11 +119,9 @@ impl GraphLayer {
                 let src_term = v.broadcast_mul(&src.unsqueeze(0)?)?.sum(D::Minus1)?;
                 (dst_term, src_term, GraphScoreKind::Additive { slope: cfg.negative_slope })
             }
-            (_, _, Some(q), Some(k)) => (
-                project(q)?.reshape((n, h, c))?,
-                project(k)?.reshape((n, h, c))?,
-                GraphScoreKind::Dot { scale: 1.0 / (c as f32).sqrt() },
-            ),
+            (_, _, Some(q), Some(k)) => {
+                (project(q)?.reshape((n, h, c))?, project(k)?.reshape((n, h, c))?, GraphScoreKind::Dot { scale: 1.0 / (c as f32).sqrt() })
+            }
             _ => unreachable!("a layer has either score vectors or projections"),
         };
         Ok((v, a, b, kind))
@@ -242,4 +259,3 @@ fn scores(logits: &Tensor, input: &GraphInput, nodes: &[usize]) -> Result<Scores
     let correct = predicted.iter().zip(&targets).filter(|(p, t)| p == t).count();
     Ok(Scores { loss, accuracy: correct as f32 / nodes.len() as f32 })
 }
-

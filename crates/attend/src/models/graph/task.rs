@@ -26,7 +26,13 @@ pub struct GraphTask<'a> {
 
 impl<'a> GraphTask<'a> {
     /// Training nodes must be labelled.
-    pub fn new(model: &'a GraphClassifier, input: &'a GraphInput, train: &'a [usize], val: &'a [usize], cfg: &'a GraphTrainConfig) -> Result<Self> {
+    pub fn new(
+        model: &'a GraphClassifier,
+        input: &'a GraphInput,
+        train: &'a [usize],
+        val: &'a [usize],
+        cfg: &'a GraphTrainConfig,
+    ) -> Result<Self> {
         cfg.validate().map_err(Error::Config)?;
         if let Some(&i) = train.iter().find(|&&i| input.labels.get(i).is_none_or(|&l| l == u32::MAX)) {
             return Err(Error::Input(format!("training node {i} has no label")));

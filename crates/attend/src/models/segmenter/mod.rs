@@ -11,10 +11,10 @@ pub mod task;
 
 use crate::data::batch::bucket;
 use crate::data::raw_text::{self, MultiwordLexicon, Paragraph, SPACE};
-use crate::nn::sequence::LONG_SLICE;
 use crate::nn::char_encoder::neighbour_windows;
 use crate::nn::head::PerVectorHead;
 use crate::nn::position::PositionKind;
+use crate::nn::sequence::LONG_SLICE;
 use crate::nn::sequence::{slices, EncoderConfig, EncoderKind, SequenceEncoder};
 use crate::nn::{AttentionKernel, Ctx, Embedding, ParamStore};
 use attend_kernels::loss::IGNORE;
@@ -71,7 +71,7 @@ impl SegmenterConfig {
         if self.window == 0 {
             return Err("the segmenter's window must be at least 1".into());
         }
-        if self.kernel % 2 == 0 {
+        if self.kernel.is_multiple_of(2) {
             return Err(format!("the segmenter's kernel must be odd, got {}", self.kernel));
         }
         if self.char_dim == 0 || self.layers == 0 {

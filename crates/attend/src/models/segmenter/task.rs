@@ -87,7 +87,6 @@ impl Segmenter {
         }
         Ok(report)
     }
-
 }
 
 impl Saveable for Segmenter {
@@ -157,7 +156,13 @@ pub struct SegmenterTask<'a> {
 
 impl<'a> SegmenterTask<'a> {
     /// Paragraphs longer than `cfg.crop` characters (if set) are cut into pieces.
-    pub fn new(model: &'a Segmenter, data: &'a SegmenterData, train: &[Paragraph], dev: &'a [Paragraph], cfg: &'a TrainConfig) -> Result<Self> {
+    pub fn new(
+        model: &'a Segmenter,
+        data: &'a SegmenterData,
+        train: &[Paragraph],
+        dev: &'a [Paragraph],
+        cfg: &'a TrainConfig,
+    ) -> Result<Self> {
         cfg.validate().map_err(Error::Config)?;
         let mut crops = Vec::new();
         for p in train.iter().filter(|p| !p.chars.is_empty()) {
@@ -188,10 +193,13 @@ impl Task for SegmenterTask<'_> {
     }
 
     fn loss(&self, batch: &[usize], _rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
-        let items: Vec<(&[u32], &[u32], &[u32])> = batch.iter().map(|&i| {
-            let c = &self.crops[i];
-            (&c.ids[..], &c.kinds[..], &c.labels[..])
-        }).collect();
+        let items: Vec<(&[u32], &[u32], &[u32])> = batch
+            .iter()
+            .map(|&i| {
+                let c = &self.crops[i];
+                (&c.ids[..], &c.kinds[..], &c.labels[..])
+            })
+            .collect();
         let b = CharBatch::new(&items)?;
         let units = b.lengths.iter().sum();
         Ok((self.model.loss(&b, ctx)?, units))

@@ -1,11 +1,11 @@
 //! The sequence model's architecture, saved as the `model` of its
 //! `config.json`.
 
+use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 use crate::data::series::Target;
 use crate::nn::head::Pooling;
 use crate::nn::sequence::EncoderConfig;
 use serde::{Deserialize, Serialize};
-use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
 
 /// Architecture of a model over vector sequences. Flat (one TOML table,
 /// one set of flags); the encoder's part is [`SequenceConfig::encoder_config`].
@@ -46,7 +46,15 @@ pub struct SequenceConfig {
 impl Default for SequenceConfig {
     fn default() -> Self {
         SequenceConfig {
-            encoder: EncoderConfig { d_model: 64, heads: 4, ff_dim: 128, dropout: 0.1, attention_dropout: 0.0, max_positions: 4096, ..EncoderConfig::default() },
+            encoder: EncoderConfig {
+                d_model: 64,
+                heads: 4,
+                ff_dim: 128,
+                dropout: 0.1,
+                attention_dropout: 0.0,
+                max_positions: 4096,
+                ..EncoderConfig::default()
+            },
             pooling: Pooling::Mean,
             patch: 1,
             sequence_norm: false,
@@ -91,7 +99,11 @@ impl SequenceConfig {
 
     /// Width of what the encoder receives (after the stem).
     pub fn encoder_input_width(&self) -> usize {
-        if self.stem > 0 { self.stem * self.patch + self.extra_width() } else { self.input_width() }
+        if self.stem > 0 {
+            self.stem * self.patch + self.extra_width()
+        } else {
+            self.input_width()
+        }
     }
 
     /// Checks the settings a user gives (before the data sets the rest).
@@ -100,7 +112,7 @@ impl SequenceConfig {
         if self.patch == 0 {
             return Err("patch must be at least 1".into());
         }
-        if self.stem > 0 && self.stem_kernel % 2 == 0 {
+        if self.stem > 0 && self.stem_kernel.is_multiple_of(2) {
             return Err(format!("stem_kernel must be odd, got {}", self.stem_kernel));
         }
         Ok(())

@@ -34,7 +34,11 @@ impl ClassScore {
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 }
+        if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -66,14 +70,20 @@ impl SeriesReport {
 
     /// What model selection maximises: accuracy, or minus the RMSE.
     pub fn selection_score(&self) -> f64 {
-        if self.target == Target::SequenceValue { -self.rmse } else { self.accuracy() }
+        if self.target == Target::SequenceValue {
+            -self.rmse
+        } else {
+            self.accuracy()
+        }
     }
 
     /// One line: accuracy and macro-F1, or RMSE and MAE.
     pub fn summary(&self) -> String {
         match self.target {
             Target::SequenceValue => format!("RMSE {:.4}, MAE {:.4} ({} sequences)", self.rmse, self.mae, self.count),
-            Target::VectorClass => format!("accuracy {:.2}%, macro-F1 {:.2}% ({} vectors)", 100.0 * self.accuracy(), 100.0 * self.macro_f1(), self.count),
+            Target::VectorClass => {
+                format!("accuracy {:.2}%, macro-F1 {:.2}% ({} vectors)", 100.0 * self.accuracy(), 100.0 * self.macro_f1(), self.count)
+            }
             _ => format!("accuracy {:.2}%, macro-F1 {:.2}% ({} sequences)", 100.0 * self.accuracy(), 100.0 * self.macro_f1(), self.count),
         }
     }

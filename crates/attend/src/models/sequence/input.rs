@@ -50,8 +50,20 @@ impl DataSpec {
         }
         let mean: Vec<f64> = sum.iter().zip(&n).map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 }).collect();
         // A constant (or never observed) channel keeps std 1: it carries no scale to undo.
-        let std = sq.iter().zip(&n).zip(&mean).map(|((q, &n), m)| if n > 0 { (q / n as f64 - m * m).max(0.0).sqrt() } else { 0.0 }).map(|s| if s > 1e-8 { s as f32 } else { 1.0 }).collect();
-        let values: Vec<f64> = train.iter().filter_map(|&i| match set.series[i].label { Label::Value(v) => Some(v as f64), _ => None }).collect();
+        let std = sq
+            .iter()
+            .zip(&n)
+            .zip(&mean)
+            .map(|((q, &n), m)| if n > 0 { (q / n as f64 - m * m).max(0.0).sqrt() } else { 0.0 })
+            .map(|s| if s > 1e-8 { s as f32 } else { 1.0 })
+            .collect();
+        let values: Vec<f64> = train
+            .iter()
+            .filter_map(|&i| match set.series[i].label {
+                Label::Value(v) => Some(v as f64),
+                _ => None,
+            })
+            .collect();
         let tm = values.iter().sum::<f64>() / values.len().max(1) as f64;
         let ts = (values.iter().map(|v| (v - tm).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt();
         Ok(DataSpec {
@@ -67,14 +79,23 @@ impl DataSpec {
 
     /// Number of head outputs.
     pub fn outputs(&self) -> usize {
-        if self.target == Target::SequenceValue { 1 } else { self.classes.len() }
+        if self.target == Target::SequenceValue {
+            1
+        } else {
+            self.classes.len()
+        }
     }
 
     /// Checks that `set` can go into a model trained on this spec, and maps
     /// its class ids to the model's (a class the model never saw maps to [`UNSEEN`]).
     pub fn class_map(&self, set: &SeriesSet) -> Result<Vec<u32>> {
         if set.dims != self.dims && !set.series.is_empty() {
-            return Err(Error::Input(format!("{}: vectors have {} values, the model was trained on {}", set.path.display(), set.dims, self.dims)));
+            return Err(Error::Input(format!(
+                "{}: vectors have {} values, the model was trained on {}",
+                set.path.display(),
+                set.dims,
+                self.dims
+            )));
         }
         if set.target != Target::Unlabelled && set.target != self.target {
             return Err(Error::Input(format!("{}: has {}, but the model predicts {}", set.path.display(), set.target, self.target)));
@@ -221,7 +242,11 @@ impl SeriesBatch {
 
     /// Vectors with a label (per vector), or sequences.
     pub fn units(&self, per_vector: bool) -> usize {
-        if per_vector { self.classes.iter().filter(|&&c| c != IGNORE).count() } else { self.lengths.len() }
+        if per_vector {
+            self.classes.iter().filter(|&&c| c != IGNORE).count()
+        } else {
+            self.lengths.len()
+        }
     }
 }
 

@@ -120,10 +120,16 @@ impl SequenceModel {
 
     fn outputs(&self, scores: &Tensor, lengths: &[usize], spec: &DataSpec) -> Result<Vec<Output>> {
         Ok(match self.config.target {
-            Target::SequenceValue => scores.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| Output::Value(v * spec.target_std + spec.target_mean)).collect(),
-            Target::VectorClass => {
-                scores.argmax(D::Minus1)?.to_vec2::<u32>()?.into_iter().zip(lengths).map(|(row, &n)| Output::Classes(row[..n].to_vec())).collect()
+            Target::SequenceValue => {
+                scores.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| Output::Value(v * spec.target_std + spec.target_mean)).collect()
             }
+            Target::VectorClass => scores
+                .argmax(D::Minus1)?
+                .to_vec2::<u32>()?
+                .into_iter()
+                .zip(lengths)
+                .map(|(row, &n)| Output::Classes(row[..n].to_vec()))
+                .collect(),
             _ => scores.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|c| Output::Classes(vec![c])).collect(),
         })
     }

@@ -30,11 +30,20 @@ pub struct SeriesTask<'a> {
 impl<'a> SeriesTask<'a> {
     /// `train`: the encoded training sequences; with `cfg.crop`, those with
     /// a label per vector longer than it are cut into pieces.
-    pub fn new(model: &'a SequenceModel, spec: &'a DataSpec, train: Vec<Encoded>, dev: &'a [Encoded], cfg: &'a TrainConfig) -> Result<Self> {
+    pub fn new(
+        model: &'a SequenceModel,
+        spec: &'a DataSpec,
+        train: Vec<Encoded>,
+        dev: &'a [Encoded],
+        cfg: &'a TrainConfig,
+    ) -> Result<Self> {
         cfg.validate().map_err(Error::Config)?;
         let width = model.config.input_width();
         let train: Vec<Encoded> = if cfg.crop > 0 && model.config.target == Target::VectorClass {
-            train.iter().flat_map(|e| (0..e.tokens).step_by(cfg.crop).map(move |lo| e.slice(lo, (lo + cfg.crop).min(e.tokens), width))).collect()
+            train
+                .iter()
+                .flat_map(|e| (0..e.tokens).step_by(cfg.crop).map(move |lo| e.slice(lo, (lo + cfg.crop).min(e.tokens), width)))
+                .collect()
         } else {
             train
         };
@@ -60,7 +69,10 @@ impl Task for SeriesTask<'_> {
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
         let batch = if self.cfg.random_crop < 1.0 && self.model.config.target.per_sequence() {
             let summary = usize::from(self.model.config.summary());
-            let cropped: Vec<Encoded> = batch.iter().map(|&i| random_window(&self.train[i], summary, self.cfg.random_crop, self.model.config.input_width(), rng)).collect();
+            let cropped: Vec<Encoded> = batch
+                .iter()
+                .map(|&i| random_window(&self.train[i], summary, self.cfg.random_crop, self.model.config.input_width(), rng))
+                .collect();
             self.model.batch(&cropped, &(0..cropped.len()).collect::<Vec<_>>())?
         } else {
             self.model.batch(&self.train, batch)?
@@ -123,7 +135,12 @@ impl Saveable for SequenceModel {
     fn read_data(ck: &Checkpoint<Self>) -> Result<DataSpec> {
         let spec: DataSpec = ck.read_json("data.json")?;
         let c = &ck.config.model;
-        if spec.dims != c.dims || spec.mean.len() != c.dims || spec.std.len() != c.dims || spec.outputs() != c.outputs || spec.target != c.target {
+        if spec.dims != c.dims
+            || spec.mean.len() != c.dims
+            || spec.std.len() != c.dims
+            || spec.outputs() != c.outputs
+            || spec.target != c.target
+        {
             return Err(checkpoint::ck_err(&ck.dir.join("data.json"), "does not match config.json (dims, statistics, classes or target)"));
         }
         Ok(spec)
@@ -132,7 +149,8 @@ impl Saveable for SequenceModel {
 
 /// The model for `spec`'s data with the user's architecture `settings`.
 pub fn new_model(settings: &SequenceConfig, spec: &DataSpec, missing: bool, seed: u64) -> Result<SequenceModel> {
-    let config = SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
+    let config =
+        SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
     config.validate().map_err(Error::Config)?;
     Ok(SequenceModel::new(config, seed)?)
 }
@@ -168,7 +186,13 @@ pub struct Prepared {
 }
 
 /// Splits and encodes the data of a run. `spec`: the saved one when resuming.
-pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, settings: &SequenceConfig, spec: Option<DataSpec>) -> Result<Prepared> {
+pub fn prepare(
+    train: &SeriesSet,
+    dev: Option<&SeriesSet>,
+    cfg: &TrainConfig,
+    settings: &SequenceConfig,
+    spec: Option<DataSpec>,
+) -> Result<Prepared> {
     let (train_idx, dev_idx) = match dev {
         Some(_) => ((0..train.series.len()).collect(), vec![]),
         None => train.split(cfg.dev_fraction, cfg.seed)?,
@@ -178,13 +202,15 @@ pub fn prepare(train: &SeriesSet, dev: Option<&SeriesSet>, cfg: &TrainConfig, se
         None => DataSpec::fit(train, &train_idx)?,
     };
     let missing = train_idx.iter().any(|&i| train.series[i].values.iter().any(|v| v.is_nan()));
-    let config = SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
+    let config =
+        SequenceConfig { dims: spec.dims, missing_indicators: missing, target: spec.target, outputs: spec.outputs(), ..settings.clone() };
     // Each training sequence goes to train or to the held-out dev part, moved, not copied.
     let mut held = vec![false; train.series.len()];
     for &i in &dev_idx {
         held[i] = true;
     }
-    let (held_encoded, train_encoded): (Vec<_>, Vec<_>) = input::encode(train, &spec, &config)?.into_iter().zip(held).partition(|(_, h)| *h);
+    let (held_encoded, train_encoded): (Vec<_>, Vec<_>) =
+        input::encode(train, &spec, &config)?.into_iter().zip(held).partition(|(_, h)| *h);
     let dev_encoded = match dev {
         Some(d) => {
             if d.target == Target::Unlabelled {

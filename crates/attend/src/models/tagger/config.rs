@@ -1,9 +1,9 @@
 //! The tagger's architecture, saved as the `model` of its `config.json`.
 
-use crate::nn::sequence::EncoderConfig;
-use crate::data::vocab::TaggerVocab;
-use serde::{Deserialize, Serialize};
 use crate::config::{Settings, TrainConfig, MAX_PARAMETERS};
+use crate::data::vocab::TaggerVocab;
+use crate::nn::sequence::EncoderConfig;
+use serde::{Deserialize, Serialize};
 
 /// Architecture of a tagger: the shared encoder's settings, then the word
 /// front end's and the table sizes.
@@ -63,7 +63,7 @@ impl TaggerConfig {
     /// Checks the numbers fit together; the message names the setting.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.encoder.validate()?;
-        if self.char_kernel % 2 == 0 {
+        if self.char_kernel.is_multiple_of(2) {
             return Err(format!("char_kernel must be odd, got {}", self.char_kernel));
         }
         if self.max_word_chars < 2 {

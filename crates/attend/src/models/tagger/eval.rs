@@ -38,7 +38,11 @@ pub struct EvalReport {
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 impl EvalReport {
@@ -86,7 +90,8 @@ impl EvalReport {
             "unknown_tokens": self.unknown_tokens, "unknown_correct": self.unknown_correct,
             "unknown_accuracy": self.unknown_accuracy(), "per_tag": per_tag,
         });
-        j["metrics"] = self.metrics().into_iter().map(|(name, a)| (name.to_string(), serde_json::json!(a))).collect::<serde_json::Map<_, _>>().into();
+        j["metrics"] =
+            self.metrics().into_iter().map(|(name, a)| (name.to_string(), serde_json::json!(a))).collect::<serde_json::Map<_, _>>().into();
         j
     }
 }
@@ -141,7 +146,9 @@ pub fn score(gold: &[Sentence], tagged: &[Sentence], vocab: &TaggerVocab, column
             // compared only for the columns the model predicts (a count is kept only then)
             let xpos_ok = xpos && t.xpos == sys.xpos;
             let feats_ok = feats && universal_feats(&t.feats) == universal_feats(&sys.feats);
-            for (count, right) in [(&mut r.xpos_correct, xpos_ok), (&mut r.ufeats_correct, feats_ok), (&mut r.all_tags_correct, ok && xpos_ok && feats_ok)] {
+            for (count, right) in
+                [(&mut r.xpos_correct, xpos_ok), (&mut r.ufeats_correct, feats_ok), (&mut r.all_tags_correct, ok && xpos_ok && feats_ok)]
+            {
                 if let Some(c) = count {
                     *c += right as usize;
                 }

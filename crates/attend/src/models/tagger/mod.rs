@@ -17,8 +17,8 @@ use crate::nn::sequence::{slices, EncoderKind, SequenceEncoder};
 use crate::nn::word_features::WordFeatures;
 use crate::nn::{Ctx, ParamStore};
 use candle_core::{Result, Tensor, D};
-use rayon::prelude::*;
 use config::TaggerConfig;
+use rayon::prelude::*;
 
 pub use crate::nn::sequence::{EVAL_BATCH_TOKENS, LONG_SLICE as LONG_SLICE_WORDS, MAX_DENSE as MAX_DENSE_WORDS};
 
@@ -177,7 +177,8 @@ impl Tagger {
     /// Best label index per word for every column, per sequence.
     fn predict_batch_columns(&self, batch: &Batch, vocab: &TaggerVocab) -> Result<Vec<SentenceLabels>> {
         let rows = batch.batch * batch.seq;
-        let logits: Vec<Tensor> = self.forward_columns(batch, &mut Ctx::eval())?.iter().map(|l| l.reshape((rows, ()))).collect::<Result<_>>()?;
+        let logits: Vec<Tensor> =
+            self.forward_columns(batch, &mut Ctx::eval())?.iter().map(|l| l.reshape((rows, ()))).collect::<Result<_>>()?;
         // the real words only, not the padding
         let words: Vec<usize> = (0..batch.batch).flat_map(|b| (b * batch.seq..).take(batch.lengths[b])).collect();
         let flat = decode(&logits, self.combinations(vocab), &words)?;
@@ -237,7 +238,9 @@ impl Tagger {
         let columns = self.columns();
         for (s, labels) in sentences.iter_mut().zip(predicted) {
             for (&column, indices) in columns.iter().zip(labels) {
-                let names = vocab.column(column).ok_or_else(|| candle_core::Error::msg(format!("the vocabulary has no {} labels", column.name())))?;
+                let names = vocab
+                    .column(column)
+                    .ok_or_else(|| candle_core::Error::msg(format!("the vocabulary has no {} labels", column.name())))?;
                 for (t, i) in s.words_mut().zip(indices) {
                     column.set(t, names.name(i));
                 }
@@ -261,7 +264,8 @@ impl Tagger {
 /// each other as in training (no `VBD` on a `NOUN`). Rows are decoded in
 /// parallel (each on its own, so any thread count gives the same labels).
 fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>, rows: &[usize]) -> Result<Vec<Vec<u32>>> {
-    let scores: Vec<(Vec<f32>, usize)> = logits.iter().map(|l| Ok((l.flatten_all()?.to_vec1::<f32>()?, l.dim(1)?))).collect::<Result<_>>()?;
+    let scores: Vec<(Vec<f32>, usize)> =
+        logits.iter().map(|l| Ok((l.flatten_all()?.to_vec1::<f32>()?, l.dim(1)?))).collect::<Result<_>>()?;
     let combinations = combinations.filter(|c| !c.is_empty());
     fn row(column: &(Vec<f32>, usize), r: usize) -> &[f32] {
         &column.0[r * column.1..(r + 1) * column.1]
@@ -269,7 +273,10 @@ fn decode(logits: &[Tensor], combinations: Option<&[Vec<u32>]>, rows: &[usize]) 
     let best_row = |r: usize| -> Vec<u32> {
         let Some(combinations) = combinations else {
             // the first of equal maxima, as argmax
-            return scores.iter().map(|c| row(c, r).iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32).collect();
+            return scores
+                .iter()
+                .map(|c| row(c, r).iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32)
+                .collect();
         };
         let log_probs: Vec<Vec<f32>> = scores
             .iter()
