@@ -203,7 +203,8 @@ pub(crate) fn cli_command() -> clap::Command {
     use attend::models::tagger::config::TaggerSettings;
     Cli::command().mut_subcommand("train", |train| {
         train
-            .mut_subcommand("tagger", |c| settings::show_defaults(c, &TaggerSettings::default(), &[]))
+            .mut_subcommand("tagger", |c| segmenter_run::show_defaults(settings::show_defaults(c, &TaggerSettings::default(), &[])))
+            .mut_subcommand("segmenter", segmenter_run::show_defaults)
             .mut_subcommand("sequence", |c| settings::show_defaults(c, &SequenceSettings::default(), &[("batch_vectors", "batch_tokens")]))
             .mut_subcommand("graph", |c| settings::show_defaults(c, &GraphSettings::default(), &[("attention_kernel", "kernel")]))
     })

@@ -1,6 +1,7 @@
 //! `attend train segmenter`: the raw-text segmenter on its own.
 
 use crate::segmenter_run::{run, SegmenterFlags};
+use crate::settings;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -18,16 +19,23 @@ pub struct TrainSegmenterArgs {
     #[arg(long, default_value = "runs/segmenter")]
     out: PathBuf,
     /// Continue the interrupted run in this directory.
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config"])]
     resume: Option<PathBuf>,
+    /// TOML file with [model] and [train] tables (the segmenter's settings;
+    /// batch_tokens for --segmenter-batch-chars); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     settings: SegmenterFlags,
 }
 
 pub fn train(args: TrainSegmenterArgs) -> Result<()> {
+    // Settings first: a bad flag or config file is reported before any data is read.
+    let settings = match (&args.resume, &args.config) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(args.settings.resolve(settings::read_file(path)?, &path.display().to_string(), 42)?),
+        (None, None) => Some(args.settings.resolve(toml::Table::new(), "command line", 42)?),
+    };
     let data = args.data.read()?;
-    match &args.resume {
-        Some(dir) => run(&data, dir, &args.settings, true, 42),
-        None => run(&data, &args.out, &args.settings, false, 42),
-    }
+    run(&data, args.resume.as_ref().unwrap_or(&args.out), &args.settings, settings)
 }

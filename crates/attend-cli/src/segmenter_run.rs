@@ -6,76 +6,97 @@ use crate::common;
 use crate::progress::Progress;
 use crate::treebank_args::Treebank;
 use anyhow::Result;
-use attend::config::TrainConfig;
-use attend::models::segmenter::task::{self, train_defaults, SegmenterRun};
-use attend::models::segmenter::SegmenterConfig;
+use attend::config::Settings;
+use attend::models::segmenter::task::{self, SegmenterRun, SegmenterSettings};
 use attend::train::RunOptions;
 use clap::Args;
 use std::path::Path;
 use std::time::Instant;
 
-/// The segmenter's settings as flags (also on `attend train tagger`, prefixed there).
-#[derive(Args, Clone)]
+/// The segmenter's settings as flags (the same on `attend train tagger`).
+/// Unset ones come from the settings file (`[model]` and `[train]` of
+/// `attend train segmenter --config`, `[segmenter.model]` and
+/// `[segmenter.train]` of `attend train tagger --config`) or the defaults
+/// in brackets.
+#[derive(Args, Clone, Default)]
 pub struct SegmenterFlags {
-    /// Epochs over the training text.
-    #[arg(long = "segmenter-epochs", default_value_t = train_defaults().epochs)]
-    segmenter_epochs: usize,
-    /// Each character sees this many characters on each side, per layer.
-    #[arg(long = "segmenter-window", default_value_t = SegmenterConfig::default().window)]
-    segmenter_window: usize,
-    /// Self-attention layers over the characters.
-    #[arg(long = "segmenter-layers", default_value_t = SegmenterConfig::default().layers)]
-    segmenter_layers: usize,
-    /// Width of the segmenter's vectors.
-    #[arg(long = "segmenter-d-model", default_value_t = SegmenterConfig::default().d_model)]
-    segmenter_d_model: usize,
-    /// Characters per training batch (padding included).
-    #[arg(long = "segmenter-batch-chars", default_value_t = train_defaults().batch_tokens)]
-    segmenter_batch_chars: usize,
-    /// The segmenter's peak learning rate.
-    #[arg(long = "segmenter-lr", default_value_t = train_defaults().lr)]
-    segmenter_lr: f32,
+    /// Epochs over the training text
+    #[arg(long = "segmenter-epochs", help_heading = "Segmenter")]
+    segmenter_epochs: Option<usize>,
+    /// Each character sees this many characters on each side, per layer
+    #[arg(long = "segmenter-window", help_heading = "Segmenter")]
+    segmenter_window: Option<usize>,
+    /// Self-attention layers over the characters
+    #[arg(long = "segmenter-layers", help_heading = "Segmenter")]
+    segmenter_layers: Option<usize>,
+    /// Width of the segmenter's vectors
+    #[arg(long = "segmenter-d-model", help_heading = "Segmenter")]
+    segmenter_d_model: Option<usize>,
+    /// Characters per training batch (padding included)
+    #[arg(long = "segmenter-batch-chars", help_heading = "Segmenter")]
+    segmenter_batch_chars: Option<usize>,
+    /// The segmenter's peak learning rate
+    #[arg(long = "segmenter-lr", help_heading = "Segmenter")]
+    segmenter_lr: Option<f32>,
     /// Stop the segmenter's training after this many minutes (the best
-    /// epoch so far is kept; --resume continues).
-    #[arg(long = "segmenter-max-minutes")]
+    /// epoch so far is kept; --resume continues) [no limit]
+    #[arg(long = "segmenter-max-minutes", help_heading = "Segmenter")]
     segmenter_max_minutes: Option<f64>,
 }
 
 impl SegmenterFlags {
-    fn resolve(&self, seed: u64) -> (SegmenterConfig, TrainConfig) {
-        let model = SegmenterConfig {
-            window: self.segmenter_window,
-            layers: self.segmenter_layers,
-            d_model: self.segmenter_d_model,
-            ..SegmenterConfig::default()
+    /// The settings: defaults, then `file` (a `[model]` and a `[train]`
+    /// table, from `origin`), then these flags. The seed is `seed` unless
+    /// the file sets one.
+    pub fn resolve(&self, file: toml::Table, origin: &str, seed: u64) -> Result<SegmenterSettings> {
+        let mut table = file;
+        let mut set = |section: &str, key: &str, value: Option<toml::Value>| {
+            let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let (toml::Value::Table(t), Some(v)) = (entry, value) {
+                t.insert(key.to_string(), v);
+            }
         };
-        let train = TrainConfig {
-            epochs: self.segmenter_epochs,
-            max_minutes: self.segmenter_max_minutes,
-            batch_tokens: self.segmenter_batch_chars,
-            lr: self.segmenter_lr,
-            seed,
-            ..train_defaults()
-        };
-        (model, train)
+        set("model", "window", self.segmenter_window.map(|v| toml::Value::Integer(v as i64)));
+        set("model", "layers", self.segmenter_layers.map(|v| toml::Value::Integer(v as i64)));
+        set("model", "d_model", self.segmenter_d_model.map(|v| toml::Value::Integer(v as i64)));
+        set("train", "epochs", self.segmenter_epochs.map(|v| toml::Value::Integer(v as i64)));
+        set("train", "batch_tokens", self.segmenter_batch_chars.map(|v| toml::Value::Integer(v as i64)));
+        set("train", "lr", self.segmenter_lr.map(|v| toml::Value::Float(v as f64)));
+        set("train", "max_minutes", self.segmenter_max_minutes.map(toml::Value::Float));
+        if let Some(toml::Value::Table(train)) = table.get_mut("train") {
+            train.entry("seed").or_insert(toml::Value::Integer(seed as i64));
+        }
+        SegmenterSettings::from_table(table).map_err(|e| anyhow::anyhow!("segmenter settings from {origin}: {e}"))
     }
 }
 
-/// Trains (or with `resume`, continues) a segmenter in `out` on the
-/// treebank (needed when resuming too: the text is not saved with the model).
-pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, resume: bool, seed: u64) -> Result<()> {
+/// Shows the segmenter's defaults in the help of its flags (`[4]`), read
+/// from [`SegmenterSettings::default`].
+pub fn show_defaults(cmd: clap::Command) -> clap::Command {
+    crate::settings::show_defaults_with(cmd, &SegmenterSettings::default(), |id| match id.strip_prefix("segmenter_")? {
+        "batch_chars" => Some("batch_tokens".to_string()),
+        key => Some(key.to_string()),
+    })
+}
+
+/// Trains a segmenter with `settings` in `out` on the treebank, or without
+/// settings continues the run saved there (the treebank is needed then too:
+/// the text is not saved with the model).
+pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, settings: Option<SegmenterSettings>) -> Result<()> {
     let prepared = task::prepare(&data.train, &data.train_path, &data.dev, &data.dev_path)?;
-    let (model, data, tcfg, resume) = if resume {
-        let SegmenterRun { model, data, mut train, resume } = attend::train::load_run(out)?;
-        if let Some(m) = flags.segmenter_max_minutes {
-            train.max_minutes = Some(m);
+    let (model, data, tcfg, resume) = match settings {
+        None => {
+            let SegmenterRun { model, data, mut train, resume } = attend::train::load_run(out)?;
+            if let Some(m) = flags.segmenter_max_minutes {
+                train.max_minutes = Some(m);
+            }
+            eprintln!("resuming {} at epoch {}", out.display(), resume.state.epoch);
+            (model, data, train, Some(resume))
         }
-        eprintln!("resuming {} at epoch {}", out.display(), resume.state.epoch);
-        (model, data, train, Some(resume))
-    } else {
-        let (settings, tcfg) = flags.resolve(seed);
-        let model = task::new_model(&settings, &prepared.data, seed)?;
-        (model, prepared.data, tcfg, None)
+        Some(SegmenterSettings { model, train }) => {
+            let model = task::new_model(&model, &prepared.data, train.seed)?;
+            (model, prepared.data, train, None)
+        }
     };
     let chars: usize = prepared.train.iter().map(|p| p.chars.len()).sum();
     eprintln!(
@@ -109,4 +130,31 @@ pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, resume: bool, se
     );
     attend::api::seeds::write_json(&out.join("train_report.json"), &serde_json::json!({ "train": summary }))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defaults, then the file's tables, then flags; the seed is the one
+    /// given unless the file sets one; unknown keys are refused by name.
+    #[test]
+    fn settings_come_from_defaults_then_file_then_flags() {
+        let none = SegmenterFlags::default();
+        let s = none.resolve(toml::Table::new(), "command line", 7).unwrap();
+        assert_eq!((s.model, s.train.epochs, s.train.seed), (SegmenterSettings::default().model, 4, 7));
+        let file: toml::Table = "[model]\nwindow = 16\nlayers = 2\n[train]\nepochs = 9\nlr = 0.004\n".parse().unwrap();
+        let s = none.resolve(file.clone(), "f.toml", 7).unwrap();
+        assert_eq!((s.model.window, s.model.layers, s.train.epochs, s.train.lr), (16, 2, 9, 0.004));
+        assert_eq!(s.train.batch_tokens, 2048, "the segmenter's own default, not the tagger's");
+        let flags =
+            SegmenterFlags { segmenter_window: Some(8), segmenter_epochs: Some(3), segmenter_batch_chars: Some(512), ..Default::default() };
+        let s = flags.resolve(file, "f.toml", 7).unwrap();
+        assert_eq!((s.model.window, s.model.layers, s.train.epochs, s.train.batch_tokens), (8, 2, 3, 512));
+        let seeded: toml::Table = "[train]\nseed = 3\n".parse().unwrap();
+        assert_eq!(none.resolve(seeded, "f.toml", 7).unwrap().train.seed, 3);
+        let bad: toml::Table = "[model]\nwidow = 3\n".parse().unwrap();
+        let err = format!("{:#}", none.resolve(bad, "f.toml", 7).unwrap_err());
+        assert!(err.contains("segmenter settings from f.toml") && err.contains("unknown field `widow`"), "{err}");
+    }
 }

@@ -11,7 +11,6 @@ use attend::checkpoint;
 use attend::config::TrainConfig;
 use attend::data::series::{self, SeriesSet, Target};
 use attend::models::sequence::config::SequenceSettings;
-use attend::models::sequence::input::encode;
 use attend::models::sequence::{Output, SequenceModel, MAX_DENSE};
 use attend::models::EncoderKind;
 use attend::nn::head::Pooling;
@@ -445,36 +444,15 @@ const MAX_HEATMAP: usize = 400;
 
 /// `attend attention` for a sequence model: who attends to whom in sequence `index` of `input`.
 pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Result<()> {
-    let checkpoint::Loaded { model, data: spec, .. } = checkpoint::load::<SequenceModel>(model_dir)?;
-    if model.config.encoder.kind == EncoderKind::Rnn {
+    let loaded = checkpoint::load::<SequenceModel>(model_dir)?;
+    if loaded.model.config.encoder.kind == EncoderKind::Rnn {
         bail!("{} is a BiLSTM model: it has no attention weights to show", model_dir.display());
     }
     let set = read(input)?;
     let Some(series) = set.series.get(index) else {
         bail!("{} has {} sequences; --index {index} is out of range", input.display(), set.series.len());
     };
-    let one = SeriesSet { series: vec![series.clone()], ..set.clone() };
-    let data = encode(&one, &spec, &model.config)?;
-    let output = model.predict(&data, &spec)?.remove(0);
-    let layers = model
-        .attention_weights(&data[0])?
-        .into_iter()
-        .map(|w| w.squeeze(0).and_then(|w| w.to_vec3::<f32>()))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let patch = model.config.patch;
-    let mut words: Vec<String> = (0..data[0].tokens - usize::from(model.config.summary()))
-        .map(|t| if patch > 1 { format!("{}-{}", t * patch, ((t + 1) * patch).min(series.len) - 1) } else { t.to_string() })
-        .collect();
-    if model.config.summary() {
-        words.insert(0, "[summary]".into());
-    }
-    let name = |c: u32| spec.classes.get(c as usize).cloned().unwrap_or_else(|| "?".into());
-    let (tags, said) = match &output {
-        Output::Classes(c) if spec.target == Target::VectorClass => (c.iter().map(|&k| name(k)).collect(), format!("{} labels", c.len())),
-        Output::Classes(c) => (vec![String::new(); words.len()], format!("class {}", name(c[0]))),
-        Output::Value(v) => (vec![String::new(); words.len()], format!("value {v}")),
-    };
-    let maps = attend_cli::viz::AttentionMaps { words, tags, layers };
+    let (maps, said) = attend::api::attention::sequence_maps(&loaded, &set, index)?;
     println!("sequence {index} (line {}) of {}: {} vectors; predicted {said}", series.line, input.display(), series.len);
     if maps.words.len() > MAX_HEATMAP {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

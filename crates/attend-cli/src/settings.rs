@@ -180,15 +180,19 @@ impl TrainArgs {
 /// `renamed`: flags whose setting has another name (`batch_vectors` sets
 /// `batch_tokens`). Flags without a default (an unset option) or that are
 /// switches keep their own text.
-pub fn show_defaults(mut cmd: clap::Command, defaults: &impl Serialize, renamed: &[(&str, &str)]) -> clap::Command {
+pub fn show_defaults(cmd: clap::Command, defaults: &impl Serialize, renamed: &[(&str, &str)]) -> clap::Command {
+    show_defaults_with(cmd, defaults, |id| Some(renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key).to_string()))
+}
+
+/// [`show_defaults`] for the flags `key_of` maps to a setting (by their id).
+pub fn show_defaults_with(mut cmd: clap::Command, defaults: &impl Serialize, key_of: impl Fn(&str) -> Option<String>) -> clap::Command {
     let Ok(tables) = toml::Table::try_from(defaults) else { return cmd };
     let value_of = |key: &str| tables.values().filter_map(toml::Value::as_table).find_map(|t| t.get(key)).cloned();
     let shown: Vec<(String, String)> = cmd
         .get_arguments()
         .filter_map(|arg| {
             let id = arg.get_id().as_str();
-            let key = renamed.iter().find(|(flag, _)| *flag == id).map_or(id, |(_, key)| key);
-            let text = match value_of(key)? {
+            let text = match value_of(&key_of(id)?)? {
                 toml::Value::String(v) => v,
                 toml::Value::Integer(i) => i.to_string(),
                 // the settings are f32: their shortest form (0.2, not 0.20000000298)
@@ -232,15 +236,25 @@ pub fn refuse_on_resume(dir: &Path, model: &impl Serialize, train: &impl Seriali
     Ok(())
 }
 
+/// A settings file's tables.
+pub fn read_file(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    text.parse::<toml::Table>().with_context(|| format!("config {}", path.display()))
+}
+
 /// Resolves settings: defaults, then the TOML file, then flags.
 pub fn resolve<S: Settings>(file: Option<&Path>, model: &impl Serialize, train: &impl Serialize) -> Result<S> {
-    let mut table = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            text.parse::<toml::Table>().with_context(|| format!("config {}", path.display()))?
-        }
-        None => toml::Table::new(),
-    };
+    let table = file.map(read_file).transpose()?.unwrap_or_default();
+    resolve_table(table, file, model, train)
+}
+
+/// [`resolve`] from a settings file's tables, read from `file`.
+pub fn resolve_table<S: Settings>(
+    mut table: toml::Table,
+    file: Option<&Path>,
+    model: &impl Serialize,
+    train: &impl Serialize,
+) -> Result<S> {
     merge_table(&mut table, "model", toml::Table::try_from(model)?);
     merge_table(&mut table, "train", toml::Table::try_from(train)?);
     let where_ = file.map(|p| p.display().to_string()).unwrap_or_else(|| "command line".into());
@@ -278,6 +292,12 @@ mod tests {
         assert!(help_of("graph", "attention-kernel").ends_with("[fused]"));
         assert!(help_of("graph", "lr").ends_with("[0.005]"));
         assert!(help_of("tagger", "window").ends_with("[whole sequence]"), "an unset option keeps its own text");
+        // The segmenter's flags show the segmenter's defaults, on both commands.
+        for kind in ["tagger", "segmenter"] {
+            assert!(help_of(kind, "segmenter-epochs").ends_with(" [4]"), "{}", help_of(kind, "segmenter-epochs"));
+            assert!(help_of(kind, "segmenter-batch-chars").ends_with(" [2048]"));
+            assert!(help_of(kind, "segmenter-window").ends_with(" [32]"));
+        }
         // Every flag that sets a setting with a default shows it.
         for kind in ["tagger", "sequence", "graph"] {
             let shown = train

@@ -137,9 +137,21 @@ fn metrics_line(r: &attend::models::EvalReport) -> String {
 
 pub fn train(args: TrainTaggerArgs) -> Result<()> {
     // Settings first: a bad flag or config file is reported before any data is read.
-    let settings = match args.resume {
-        Some(_) => None,
-        None => Some(settings::resolve::<TaggerSettings>(args.config.as_deref(), &args.model, &args.train)?),
+    // The file's [segmenter.model] and [segmenter.train] are the segmenter's.
+    let (settings, segmenter_settings) = match args.resume {
+        Some(_) => (None, None),
+        None => {
+            let mut file = args.config.as_deref().map(settings::read_file).transpose()?.unwrap_or_default();
+            let segmenter_file = match file.remove("segmenter") {
+                Some(toml::Value::Table(t)) => t,
+                Some(_) => bail!("[segmenter] in {} must be a table", args.config.as_deref().unwrap_or(Path::new("")).display()),
+                None => toml::Table::new(),
+            };
+            let settings = settings::resolve_table::<TaggerSettings>(file, args.config.as_deref(), &args.model, &args.train)?;
+            let origin = args.config.as_deref().map_or("command line".to_string(), |p| p.display().to_string());
+            let segmenter = args.segmenter.resolve(segmenter_file, &origin, settings.train.seed)?;
+            (Some(settings), Some(segmenter))
+        }
     };
     let data = args.data.read()?;
     let (train, dev) = (&data.train, &data.dev);
@@ -243,8 +255,13 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
         return Ok(());
     }
     let segmenter_dir = segmenter_dir(&out);
-    let resume_segmenter = segmenter_dir.join("resume/state.json").is_file();
-    crate::segmenter_run::run(&data, &segmenter_dir, &args.segmenter, resume_segmenter, tcfg.seed)?;
+    // A segmenter run this tagger's run left unfinished continues; otherwise one starts.
+    let segmenter_settings = match (attend::api::seeds::has_saved_state(&segmenter_dir), segmenter_settings) {
+        (true, _) => None,
+        (false, Some(s)) => Some(s),
+        (false, None) => Some(args.segmenter.resolve(toml::Table::new(), "command line", tcfg.seed)?),
+    };
+    crate::segmenter_run::run(&data, &segmenter_dir, &args.segmenter, segmenter_settings)?;
     if let Some(test_path) = &data.test_path {
         let segmenter = Some(checkpoint::load(&segmenter_dir)?);
         let text = TextTagger { tagger: Loaded { model, data: vocab, train: tcfg }, segmenter, max_dense: attend::models::MAX_DENSE_WORDS };

@@ -1,56 +1,14 @@
-//! Seeing the attention: the weights a tagger uses for one sentence (per
-//! layer and head, recomputed on demand; the fused training and tagging path
-//! never stores them) and PNG heatmaps of them; for graph models, the
-//! weights a node gives its neighbours, drawn as a star and a table.
+//! Seeing the attention: PNG heatmaps of the weights a model uses for one
+//! sentence or sequence (per layer and head), and for graph models the
+//! weights a node gives its neighbours, drawn as a star and a table. The
+//! weights themselves come from the library (`attend::api::attention`).
 
-use attend::data::batch::{encode, Batch};
-use attend::data::conllu::Sentence;
-use attend::data::vocab::TaggerVocab;
-use attend::models::graph::{GraphClassifier, GraphInput};
-use attend::models::Tagger;
+pub use attend::api::attention::{attention_maps, node_attention, AttentionMaps, Neighbour, NodeAttention};
 use attend::{Error, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use serde::Serialize;
 use std::path::Path;
 use std::sync::OnceLock;
-
-/// Attention of one sentence: `layers[l][h][i][j]` is how much word i looks
-/// at word j in head h of layer l (each row sums to 1 over the words it may
-/// see).
-#[derive(Debug, Clone, Serialize)]
-pub struct AttentionMaps {
-    pub words: Vec<String>,
-    /// Predicted UPOS per word.
-    pub tags: Vec<String>,
-    pub layers: Vec<Vec<Vec<Vec<f32>>>>,
-}
-
-impl AttentionMaps {
-    /// Head-averaged weights of layer `l` (rows still sum to 1).
-    pub fn mean(&self, l: usize) -> Vec<Vec<f32>> {
-        let heads = &self.layers[l];
-        let n = self.words.len();
-        (0..n).map(|i| (0..n).map(|j| heads.iter().map(|h| h[i][j]).sum::<f32>() / heads.len() as f32).collect()).collect()
-    }
-}
-
-/// The tagger's attention weights and tags for one sentence.
-pub fn attention_maps(model: &Tagger, vocab: &TaggerVocab, sentence: &Sentence) -> Result<AttentionMaps> {
-    let words: Vec<String> = sentence.words().map(|t| t.form.clone()).collect();
-    if words.is_empty() {
-        return Err(Error::Input("the sentence has no words".into()));
-    }
-    let data = encode(std::slice::from_ref(sentence), vocab, model.config.max_word_chars);
-    let batch = Batch::new(&data, &[0]);
-    let tags = model.predict_batch(&batch)?.remove(0).into_iter().map(|t| vocab.tags.name(t).to_string()).collect();
-    let layers = model
-        .attention_weights(&batch)?
-        .into_iter()
-        .map(|w| w.squeeze(0).and_then(|w| w.to_vec3::<f32>()))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(AttentionMaps { words, tags, layers })
-}
 
 /// DejaVu Sans, built into the binary so pictures need no system font
 /// (licence: `assets/DejaVuSans-LICENSE.txt`).
@@ -158,64 +116,6 @@ pub fn write_heatmaps(maps: &AttentionMaps, dir: &Path) -> Result<Vec<std::path:
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     files.push(path);
     Ok(files)
-}
-
-/// One neighbour of a node in one graph attention layer.
-#[derive(Debug, Clone, Serialize)]
-pub struct Neighbour {
-    pub node: usize,
-    /// Its true class, when labelled.
-    pub label: Option<u32>,
-    pub predicted: u32,
-    /// Weight the centre node gives it, per head (each head's weights over
-    /// the neighbours sum to 1).
-    pub weights: Vec<f32>,
-    /// Mean over heads.
-    pub mean: f32,
-}
-
-/// Where one node of a graph looks: its neighbours and their weights in
-/// every layer, heaviest (by mean over heads) first.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeAttention {
-    pub node: usize,
-    pub label: Option<u32>,
-    pub predicted: u32,
-    /// `layers[l]`: the node's neighbours in layer l (itself included when
-    /// the model adds self loops).
-    pub layers: Vec<Vec<Neighbour>>,
-}
-
-/// The attention of node `node` over its neighbours, in every layer of a
-/// graph model.
-pub fn node_attention(model: &GraphClassifier, input: &GraphInput, node: usize) -> Result<NodeAttention> {
-    let n = input.graph.nodes();
-    if node >= n {
-        return Err(Error::Input(format!("node {node} is not in the graph (ids 0..{n})")));
-    }
-    let predicted = model.predict(input)?;
-    let weights = model.attention_weights(input)?;
-    let label = |i: usize| (input.labels[i] != u32::MAX).then_some(input.labels[i]);
-    let (first, sources) = (input.graph.first_edge(node), input.graph.sources(node));
-    let layers = weights
-        .iter()
-        .enumerate()
-        .map(|(l, w)| {
-            let heads = model.layer_heads(l);
-            let mut list: Vec<Neighbour> = sources
-                .iter()
-                .enumerate()
-                .map(|(t, &j)| {
-                    let ws = w[(first + t) * heads..(first + t + 1) * heads].to_vec();
-                    let mean = ws.iter().sum::<f32>() / heads as f32;
-                    Neighbour { node: j as usize, label: label(j as usize), predicted: predicted[j as usize], weights: ws, mean }
-                })
-                .collect();
-            list.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.node.cmp(&b.node)));
-            list
-        })
-        .collect();
-    Ok(NodeAttention { node, label: label(node), predicted: predicted[node], layers })
 }
 
 /// Distinct colours for classes (Tableau 10).

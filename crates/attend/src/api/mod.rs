@@ -7,12 +7,15 @@
 //! - [`sequence`]: models over vector sequences: train (with a held-out dev
 //!   share, a test score, resume), predict, evaluate;
 //! - [`graph`]: node classification: train, predict the nodes asked about;
-//! - [`seeds`]: multi-seed runs (plans to resume, mean and spread).
+//! - [`seeds`]: multi-seed runs (plans to resume, mean and spread);
+//! - [`attention`]: what a model's attention does, as data (per layer and
+//!   head for a sentence or a sequence; per neighbour for a graph node).
 //!
 //! Progress goes to a [`crate::train::Observer`]: [`crate::train::Silent`],
 //! [`crate::train::OnEpoch`] (a closure per epoch), or a front end's own
 //! (the CLI's progress bars).
 
+pub mod attention;
 pub mod graph;
 pub mod seeds;
 pub mod sequence;

@@ -5,7 +5,7 @@
 
 use super::{CharBatch, Segmenter, SegmenterConfig, SegmenterData};
 use crate::checkpoint::{self, Checkpoint, Contents, Loaded, Saveable};
-use crate::config::TrainConfig;
+use crate::config::{Settings, TrainConfig};
 use crate::data::batch::bucket;
 use crate::data::conllu::Sentence;
 use crate::data::raw_text::{self, decode, MultiwordLexicon, Paragraph};
@@ -134,6 +134,29 @@ pub fn train_defaults() -> TrainConfig {
         crop: 512,
         weight_decay: 0.01,
         ..TrainConfig::default()
+    }
+}
+
+/// Both tables of a segmenter's settings: `[model]` and `[train]` (with the
+/// segmenter's own training defaults). In a tagger's settings file they are
+/// `[segmenter.model]` and `[segmenter.train]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmenterSettings {
+    pub model: SegmenterConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for SegmenterSettings {
+    fn default() -> Self {
+        SegmenterSettings { model: SegmenterConfig::default(), train: train_defaults() }
+    }
+}
+
+impl Settings for SegmenterSettings {
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.model.validate()?;
+        self.train.validate()
     }
 }
 

@@ -7,8 +7,9 @@ use crate::nn::head::Pooling;
 use crate::nn::sequence::EncoderConfig;
 use serde::{Deserialize, Serialize};
 
-/// Architecture of a model over vector sequences. Flat (one TOML table,
-/// one set of flags); the encoder's part is [`SequenceConfig::encoder_config`].
+/// Architecture of a model over vector sequences: the shared encoder's
+/// settings (nested, written flat: one TOML table, one set of flags), then
+/// how vectors become the encoder's inputs and one label per sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SequenceConfig {
