@@ -4,9 +4,9 @@
 
 use crate::common;
 use crate::progress::Progress;
-use crate::treebank_args::Treebank;
 use anyhow::Result;
 use attend::config::Settings;
+use attend::data::treebank::Treebank;
 use attend::models::segmenter::task::{self, SegmenterRun, SegmenterSettings};
 use attend::train::RunOptions;
 use clap::Args;

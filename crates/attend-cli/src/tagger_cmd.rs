@@ -5,14 +5,13 @@ use crate::common::{self, OutputFormat};
 use crate::progress::Progress;
 use crate::settings::{self, ModelArgs, TaggerTrainArgs};
 use anyhow::{bail, Context, Result};
+use attend::api::tagger::{self, TaggerJob};
 use attend::api::text::{segmenter_dir, TextTagger};
-use attend::checkpoint::{self, Loaded};
+use attend::checkpoint;
 use attend::data::conllu::{self, Sentence};
-use attend::data::vocab::{Column, TaggerVocab};
+use attend::data::vocab::Column;
 use attend::models::tagger::config::TaggerSettings;
-use attend::models::tagger::task::{train_tagger_with, TaggerRun};
-use attend::models::{Tagger, EVAL_BATCH_TOKENS};
-use attend::train::RunOptions;
+use attend::models::Tagger;
 use clap::{Args, ValueEnum};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -155,36 +154,33 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     };
     let data = args.data.read()?;
     let (train, dev) = (&data.train, &data.dev);
-    let (mut model, vocab, tcfg, out, resume) = match &args.resume {
+    let (job, out) = match &args.resume {
         Some(dir) => {
             settings::refuse_on_resume(dir, &args.model, &args.train)?;
-            let TaggerRun { model, data: vocab, mut train, resume } = attend::train::load_run(dir)?;
-            if let Some(m) = args.train.common.max_minutes() {
-                train.max_minutes = Some(m);
+            let job = TaggerJob::resume(dir, args.train.common.max_minutes())?;
+            if let Some(r) = &job.resume {
+                eprintln!(
+                    "resuming {} at epoch {}, batch {} (step {})",
+                    dir.display(),
+                    r.state.epoch,
+                    r.state.next_batch,
+                    r.optimizer.step
+                );
             }
-            eprintln!(
-                "resuming {} at epoch {}, batch {} (step {})",
-                dir.display(),
-                resume.state.epoch,
-                resume.state.next_batch,
-                resume.optimizer.step
-            );
-            (model, vocab, train, dir.clone(), Some(resume))
+            (job, dir.clone())
         }
         None => {
-            let settings = settings.expect("resolved above");
             if !args.predict.contains(&Column::Upos) {
                 bail!("--predict must include upos (the tagger always predicts UPOS), got {}", column_list(&args.predict));
             }
-            let vocab = TaggerVocab::build_for(train, &args.predict);
-            for c in args.predict.iter().filter(|c| vocab.column(**c).is_none()) {
+            let job = TaggerJob::new(train, &args.predict, &settings.expect("resolved above"))?;
+            for c in &job.skipped {
                 eprintln!("note: {} has no {} labels (only `_`): not predicting {}", data.train_path.display(), c.name(), c.name());
             }
-            let config = settings.model.sized_for(&vocab);
-            let model = Tagger::new(config, settings.train.seed)?;
-            (model, vocab, settings.train, args.out.clone(), None)
+            (job, args.out.clone())
         }
     };
+    let vocab = &job.vocab;
     eprintln!(
         "{}\ntrain {} sentences / {} words, dev {} sentences; {} word types, {} chars; predicting {}; {} parameters; {} threads",
         data.describe(),
@@ -199,24 +195,12 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
             .map(|&c| format!("{} ({})", c.name(), vocab.column(c).map_or(0, |v| v.len())))
             .collect::<Vec<_>>()
             .join(", "),
-        model.params.num_scalars(),
+        job.model.params.num_scalars(),
         attend::rayon::current_num_threads()
     );
-    // With XPOS or FEATS, model selection uses the mean of the columns' dev accuracies.
-    let dev_label = match (vocab.xpos.is_some(), vocab.feats.is_some()) {
-        (false, false) => "dev UPOS",
-        (true, false) => "dev mean of UPOS/XPOS",
-        (false, true) => "dev mean of UPOS/UFeats",
-        (true, true) => "dev mean of UPOS/XPOS/UFeats",
-    };
-    let summary = common::with_progress(
-        Progress::new("tok", dev_label, 1),
-        |why| why,
-        |interrupt, progress| {
-            let options = RunOptions { checkpoint_dir: Some(&out), resume, interrupt: Some(interrupt) };
-            train_tagger_with(&mut model, &vocab, train, dev, &tcfg, options, progress)
-        },
-    )?;
+    let progress = Progress::new("tok", job.selection(), 1);
+    let (tagger, summary) =
+        common::with_progress(progress, |why| why, |interrupt, progress| job.run(train, dev, Some(&out), Some(interrupt), progress))?;
     if let Some(why) = &summary.stopped_early {
         eprintln!("stopped early: {}", common::cli_words(why));
     }
@@ -231,10 +215,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     );
     let mut report = serde_json::json!({ "train": summary, "dev": summary.best_dev.to_json() });
     if let Some(test_path) = &data.test_path {
-        let test = read_conllu(test_path)?;
-        let t0 = Instant::now();
-        let r = model.evaluate(&test, &vocab, EVAL_BATCH_TOKENS)?;
-        let secs = t0.elapsed().as_secs_f64();
+        let (r, secs) = tagger::evaluate(&tagger, &read_conllu(test_path)?, test_path)?;
         eprintln!(
             "test {}: {}, unknown words UPOS {:.2}% ({} tokens), tagging {:.0} tok/s",
             test_path.display(),
@@ -259,12 +240,12 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let segmenter_settings = match (attend::api::seeds::has_saved_state(&segmenter_dir), segmenter_settings) {
         (true, _) => None,
         (false, Some(s)) => Some(s),
-        (false, None) => Some(args.segmenter.resolve(toml::Table::new(), "command line", tcfg.seed)?),
+        (false, None) => Some(args.segmenter.resolve(toml::Table::new(), "command line", tagger.train.seed)?),
     };
     crate::segmenter_run::run(&data, &segmenter_dir, &args.segmenter, segmenter_settings)?;
     if let Some(test_path) = &data.test_path {
         let segmenter = Some(checkpoint::load(&segmenter_dir)?);
-        let text = TextTagger { tagger: Loaded { model, data: vocab, train: tcfg }, segmenter, max_dense: attend::models::MAX_DENSE_WORDS };
+        let text = TextTagger { tagger, segmenter, max_dense: attend::models::MAX_DENSE_WORDS };
         let scores = text.score_raw_text(test_path)?;
         let line: Vec<String> = ["Tokens", "Sentences", "Words", "UPOS"]
             .iter()
@@ -280,11 +261,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
 /// `attend eval` for a tagger: its scores on a CoNLL-U file with gold tags.
 pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
     let loaded = checkpoint::load::<Tagger>(model)?;
-    let gold = read_conllu(input)?;
-    attend::models::tagger::eval::check_gold_tags(&gold, &loaded.data, input)?;
-    let t0 = Instant::now();
-    let r = loaded.model.evaluate(&gold, &loaded.data, EVAL_BATCH_TOKENS)?;
-    let secs = t0.elapsed().as_secs_f64();
+    let (r, secs) = tagger::evaluate(&loaded, &read_conllu(input)?, input)?;
     if json {
         let mut j = r.to_json();
         j["tokens_per_sec"] = serde_json::json!(r.tokens as f64 / secs);

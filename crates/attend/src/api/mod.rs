@@ -2,6 +2,8 @@
 //! the Python package): each kind of model trained, evaluated and run from
 //! data on disk or in memory, with no logic a front end would have to copy.
 //!
+//! - [`tagger`]: part-of-speech taggers from CoNLL-U (a treebank read by
+//!   [`crate::data::treebank`]): train, continue, score;
 //! - [`text`]: raw text (or sentences) in, tagged sentences out, streamed; the
 //!   raw-text scores of the CoNLL 2018 shared task;
 //! - [`sequence`]: models over vector sequences: train (with a held-out dev
@@ -19,4 +21,5 @@ pub mod attention;
 pub mod graph;
 pub mod seeds;
 pub mod sequence;
+pub mod tagger;
 pub mod text;

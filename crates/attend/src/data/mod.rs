@@ -8,5 +8,6 @@ pub mod planetoid_release;
 pub mod raw_text;
 pub mod series;
 pub mod synthetic;
+pub mod treebank;
 pub mod ud_eval;
 pub mod vocab;
