@@ -188,9 +188,12 @@ fn report(e: anyhow::Error) -> ! {
             Some(commands) => eprintln!("error: {text} (use {commands})"),
             None => eprintln!("error: {text}"),
         },
-        // Their text quotes files (and serde's field names), not settings.
-        Some(attend::Error::Parse { .. } | attend::Error::Checkpoint { .. } | attend::Error::Io { .. }) => eprintln!("error: {text}"),
-        _ => eprintln!("error: {}", common::cli_words(&text)),
+        // Their text quotes files (and serde's field names), not settings;
+        // and an error the CLI made (a settings file's, say) is in its words already.
+        Some(attend::Error::Parse { .. } | attend::Error::Checkpoint { .. } | attend::Error::Io { .. }) | None => {
+            eprintln!("error: {text}")
+        }
+        Some(_) => eprintln!("error: {}", common::cli_words(&text)),
     }
     std::process::exit(1)
 }

@@ -247,6 +247,22 @@ fn bad_input_names_file_and_line() {
     let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown field `layer`"), "{}", stderr(&o));
+    // The segmenter's tables in the tagger's file: a key it does not know is
+    // named as the file names it (not turned into a flag).
+    std::fs::write(
+        &cfg,
+        "[segmenter.model]
+widow = 3
+",
+    )
+    .unwrap();
+    let o = attend(&["train", "tagger", "--treebank", bank.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("segmenter settings from") && stderr(&o).contains("unknown field `widow`, expected one of `char_dim`"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = attend(&["eval", "--model", dir.path().join("none").to_str().unwrap(), "--input", "x"]);
     assert!(!o.status.success());
