@@ -6,8 +6,25 @@
 //!
 //! ```
 //! use attend::api::text::TextTagger;
+//! # use attend::data::{synthetic::toy_raw_treebank, vocab::Column};
+//! # use attend::models::segmenter::{task as seg, SegmenterConfig};
+//! # use attend::models::tagger::config::TaggerSettings;
+//! # use std::path::Path;
+//! # // A tiny tagger and its segmenter in `dir`, as `attend train tagger` writes them.
 //! # let dir = tempfile::tempdir().unwrap();
-//! # attend::api::text::train_toy_tagger(dir.path()).unwrap(); // a tiny tagger and segmenter, as `attend train tagger` writes them
+//! # let (train, dev) = (toy_raw_treebank(300, 1), toy_raw_treebank(60, 2));
+//! # let mut s = TaggerSettings::default();
+//! # (s.model.encoder.d_model, s.model.encoder.heads, s.model.encoder.ff_dim) = (32, 4, 64);
+//! # (s.model.word_dim, s.model.char_dim, s.model.char_filters) = (16, 8, 24);
+//! # (s.train.epochs, s.train.lr, s.train.warmup_steps, s.train.batch_tokens, s.train.seed) = (30, 3e-3, 20, 256, 5);
+//! # let job = attend::api::tagger::TaggerJob::new(&train, &Column::ALL, &s)?;
+//! # job.run(&train, &dev, Some(dir.path()), None, &mut attend::train::Silent)?;
+//! # let p = seg::prepare(&train, Path::new("train"), &dev, Path::new("dev"))?;
+//! # let model = seg::new_model(&SegmenterConfig { d_model: 32, layers: 2, window: 8, ..Default::default() }, &p.data, 5)?;
+//! # let seg_dir = attend::api::text::segmenter_dir(dir.path());
+//! # let options = attend::train::RunOptions { checkpoint_dir: Some(&seg_dir), ..Default::default() };
+//! # let cfg = attend::config::TrainConfig { epochs: 30, seed: 5, ..seg::train_defaults() };
+//! # seg::train_segmenter(&model, &p.data, &p.train, &p.dev, &cfg, options, &mut attend::train::Silent)?;
 //! let tagger = TextTagger::load(dir.path())?;
 //! let sentences = tagger.tag_text("the run watch it. a light cooked her.\n\nthe plant ran.\n")?;
 //! assert_eq!(sentences.len(), 3);
@@ -25,17 +42,12 @@
 //! ```
 
 use crate::checkpoint::{self, Loaded};
-use crate::config::TrainConfig;
 use crate::data::conllu::{self, Sentence, TokenId};
-use crate::data::vocab::{Column, TaggerVocab};
 use crate::data::{raw_text, ud_eval};
 use crate::error::{Error, Result};
-use crate::models::segmenter::task::{self as segmenter_task};
-use crate::models::segmenter::{Segmenter, SegmenterConfig};
-use crate::models::tagger::task::train_tagger;
+use crate::models::segmenter::Segmenter;
 use crate::models::tagger::{Tagger, TAG_BATCH_TOKENS};
-use crate::nn::sequence::{EncoderConfig, MAX_DENSE};
-use crate::train::{RunOptions, Silent};
+use crate::nn::sequence::MAX_DENSE;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -242,28 +254,4 @@ pub fn sentence_record(s: &Sentence, number: usize) -> serde_json::Value {
     }
     let id = raw_text::comment_value(s, "sent_id").map_or_else(|| number.to_string(), str::to_string);
     serde_json::json!({ "id": id, "text": raw_text::sentence_text(s), "tokens": tokens })
-}
-
-/// Trains a tiny tagger and segmenter on the built-in toy treebank of raw
-/// text into `dir` (as `attend train tagger` lays them out), for examples
-/// and tests.
-#[doc(hidden)]
-pub fn train_toy_tagger(dir: &Path) -> Result<()> {
-    use crate::data::synthetic::toy_raw_treebank;
-    let (train, dev) = (toy_raw_treebank(300, 1), toy_raw_treebank(60, 2));
-    let vocab = TaggerVocab::build_for(&train, &Column::ALL);
-    let encoder = EncoderConfig { d_model: 32, heads: 4, ff_dim: 64, ..EncoderConfig::default() };
-    let config =
-        crate::models::TaggerConfig { encoder, word_dim: 16, char_dim: 8, char_filters: 24, ..Default::default() }.sized_for(&vocab);
-    let mut model = Tagger::new(config, 5)?;
-    let settings = TrainConfig { epochs: 30, lr: 3e-3, warmup_steps: 20, batch_tokens: 256, seed: 5, ..TrainConfig::default() };
-    train_tagger(&mut model, &vocab, &train, &dev, &settings, Some(dir), &mut Silent)?;
-    let path = Path::new("toy.conllu");
-    let prepared = segmenter_task::prepare(&train, path, &dev, path)?;
-    let seg_config = SegmenterConfig { d_model: 32, layers: 2, window: 8, ..SegmenterConfig::default() };
-    let segmenter = segmenter_task::new_model(&seg_config, &prepared.data, 5)?;
-    let seg_train = TrainConfig { epochs: 30, seed: 5, ..segmenter_task::train_defaults() };
-    let options = RunOptions { checkpoint_dir: Some(&segmenter_dir(dir)), ..RunOptions::default() };
-    segmenter_task::train_segmenter(&segmenter, &prepared.data, &prepared.train, &prepared.dev, &seg_train, options, &mut Silent)?;
-    Ok(())
 }
