@@ -217,7 +217,8 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
     if args.train.max_minutes.is_some() {
         train.max_minutes = args.train.max_minutes;
     }
-    GraphInput::new(&data, &config)?; // the data fits the model before any seed starts
+    // One input for every seed (it also checks the data fits the model before any starts).
+    let input = GraphInput::new(&data, &config)?;
     let (_, stats) = data.graph(config.self_loops)?;
     eprintln!(
         "{}: {} nodes, {} features, {} classes; {} edges given ({} self edges dropped, {} repeats merged) -> {} directed edges incl. self loops; split {}/{}/{}; {} threads",
@@ -245,12 +246,12 @@ pub fn train(args: TrainGraphArgs) -> Result<()> {
         // Resuming a multi-seed run: seeds with a saved state continue (a
         // finished one returns its result at once), the others start.
         let run = if resuming && seeds::has_saved_state(&dir) {
-            let mut job = GraphJob::resume(&dir, &data, None)?;
+            let mut job = GraphJob::resume_with_input(&dir, &input, &data)?;
             job.train = train_cfg; // the plan's settings for this seed, with this session's time limit
             eprintln!("resuming {} at epoch {}", dir.display(), job.resume.as_ref().map_or(0, |r| r.state.epoch));
             train_one(job, &dir, &prefix)?
         } else {
-            train_one(GraphJob::with_config(&data, config.clone(), train_cfg)?, &dir, &prefix)?
+            train_one(GraphJob::with_input(&input, &data, config.clone(), train_cfg)?, &dir, &prefix)?
         };
         print_run(&run, &dir);
         runs.push(run);

@@ -33,8 +33,9 @@ pub fn train(args: TrainSegmenterArgs) -> Result<()> {
     // Settings first: a bad flag or config file is reported before any data is read.
     let settings = match (&args.resume, &args.config) {
         (Some(_), _) => None,
-        (None, Some(path)) => Some(args.settings.resolve(settings::read_file(path)?, &path.display().to_string(), 42)?),
-        (None, None) => Some(args.settings.resolve(toml::Table::new(), "command line", 42)?),
+        (None, file) => {
+            Some(args.settings.resolve(file.as_deref().map(settings::read_file).transpose()?.unwrap_or_default(), file.as_deref(), 42)?)
+        }
     };
     let data = args.data.read()?;
     run(&data, args.resume.as_ref().unwrap_or(&args.out), &args.settings, settings)

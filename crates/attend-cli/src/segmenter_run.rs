@@ -5,11 +5,11 @@
 use crate::common;
 use crate::progress::Progress;
 use anyhow::Result;
-use attend::config::Settings;
 use attend::data::treebank::Treebank;
 use attend::models::segmenter::task::{self, SegmenterRun, SegmenterSettings};
 use attend::train::RunOptions;
 use clap::Args;
+use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,53 +20,61 @@ use std::time::Instant;
 /// in brackets.
 #[derive(Args, Clone, Default)]
 pub struct SegmenterFlags {
-    /// Epochs over the training text
-    #[arg(long = "segmenter-epochs", help_heading = "Segmenter")]
-    segmenter_epochs: Option<usize>,
+    #[command(flatten)]
+    model: SegmenterModelFlags,
+    #[command(flatten)]
+    train: SegmenterTrainFlags,
+}
+
+/// The segmenter's `[model]` flags.
+#[derive(Args, Serialize, Clone, Default)]
+struct SegmenterModelFlags {
     /// Each character sees this many characters on each side, per layer
     #[arg(long = "segmenter-window", help_heading = "Segmenter")]
+    #[serde(rename = "window", skip_serializing_if = "Option::is_none")]
     segmenter_window: Option<usize>,
     /// Self-attention layers over the characters
     #[arg(long = "segmenter-layers", help_heading = "Segmenter")]
+    #[serde(rename = "layers", skip_serializing_if = "Option::is_none")]
     segmenter_layers: Option<usize>,
     /// Width of the segmenter's vectors
     #[arg(long = "segmenter-d-model", help_heading = "Segmenter")]
+    #[serde(rename = "d_model", skip_serializing_if = "Option::is_none")]
     segmenter_d_model: Option<usize>,
+}
+
+/// The segmenter's `[train]` flags.
+#[derive(Args, Serialize, Clone, Default)]
+struct SegmenterTrainFlags {
+    /// Epochs over the training text
+    #[arg(long = "segmenter-epochs", help_heading = "Segmenter")]
+    #[serde(rename = "epochs", skip_serializing_if = "Option::is_none")]
+    segmenter_epochs: Option<usize>,
     /// Characters per training batch (padding included)
     #[arg(long = "segmenter-batch-chars", help_heading = "Segmenter")]
+    #[serde(rename = "batch_tokens", skip_serializing_if = "Option::is_none")]
     segmenter_batch_chars: Option<usize>,
     /// The segmenter's peak learning rate
     #[arg(long = "segmenter-lr", help_heading = "Segmenter")]
+    #[serde(rename = "lr", skip_serializing_if = "Option::is_none")]
     segmenter_lr: Option<f32>,
     /// Stop the segmenter's training after this many minutes (the best
     /// epoch so far is kept; --resume continues) [no limit]
     #[arg(long = "segmenter-max-minutes", help_heading = "Segmenter")]
+    #[serde(rename = "max_minutes", skip_serializing_if = "Option::is_none")]
     segmenter_max_minutes: Option<f64>,
 }
 
 impl SegmenterFlags {
-    /// The settings: defaults, then `file` (a `[model]` and a `[train]`
-    /// table, from `origin`), then these flags. The seed is `seed` unless
+    /// The settings: defaults, then `table` (a `[model]` and a `[train]`
+    /// table, read from `file`), then these flags. The seed is `seed` unless
     /// the file sets one.
-    pub fn resolve(&self, file: toml::Table, origin: &str, seed: u64) -> Result<SegmenterSettings> {
-        let mut table = file;
-        let mut set = |section: &str, key: &str, value: Option<toml::Value>| {
-            let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let (toml::Value::Table(t), Some(v)) = (entry, value) {
-                t.insert(key.to_string(), v);
-            }
-        };
-        set("model", "window", self.segmenter_window.map(|v| toml::Value::Integer(v as i64)));
-        set("model", "layers", self.segmenter_layers.map(|v| toml::Value::Integer(v as i64)));
-        set("model", "d_model", self.segmenter_d_model.map(|v| toml::Value::Integer(v as i64)));
-        set("train", "epochs", self.segmenter_epochs.map(|v| toml::Value::Integer(v as i64)));
-        set("train", "batch_tokens", self.segmenter_batch_chars.map(|v| toml::Value::Integer(v as i64)));
-        set("train", "lr", self.segmenter_lr.map(|v| toml::Value::Float(v as f64)));
-        set("train", "max_minutes", self.segmenter_max_minutes.map(toml::Value::Float));
-        if let Some(toml::Value::Table(train)) = table.get_mut("train") {
+    pub fn resolve(&self, mut table: toml::Table, file: Option<&Path>, seed: u64) -> Result<SegmenterSettings> {
+        let train = table.entry("train").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(train) = train {
             train.entry("seed").or_insert(toml::Value::Integer(seed as i64));
         }
-        SegmenterSettings::from_table(table).map_err(|e| anyhow::anyhow!("segmenter settings from {origin}: {e}"))
+        crate::settings::resolve_table(table, file, &self.model, &self.train).map_err(|e| anyhow::anyhow!("segmenter {e:#}"))
     }
 }
 
@@ -87,7 +95,7 @@ pub fn run(data: &Treebank, out: &Path, flags: &SegmenterFlags, settings: Option
     let (model, data, tcfg, resume) = match settings {
         None => {
             let SegmenterRun { model, data, mut train, resume } = attend::train::load_run(out)?;
-            if let Some(m) = flags.segmenter_max_minutes {
+            if let Some(m) = flags.train.segmenter_max_minutes {
                 train.max_minutes = Some(m);
             }
             eprintln!("resuming {} at epoch {}", out.display(), resume.state.epoch);
@@ -141,20 +149,23 @@ mod tests {
     #[test]
     fn settings_come_from_defaults_then_file_then_flags() {
         let none = SegmenterFlags::default();
-        let s = none.resolve(toml::Table::new(), "command line", 7).unwrap();
+        let s = none.resolve(toml::Table::new(), None, 7).unwrap();
         assert_eq!((s.model, s.train.epochs, s.train.seed), (SegmenterSettings::default().model, 4, 7));
         let file: toml::Table = "[model]\nwindow = 16\nlayers = 2\n[train]\nepochs = 9\nlr = 0.004\n".parse().unwrap();
-        let s = none.resolve(file.clone(), "f.toml", 7).unwrap();
+        let f = Some(Path::new("f.toml"));
+        let s = none.resolve(file.clone(), f, 7).unwrap();
         assert_eq!((s.model.window, s.model.layers, s.train.epochs, s.train.lr), (16, 2, 9, 0.004));
         assert_eq!(s.train.batch_tokens, 2048, "the segmenter's own default, not the tagger's");
-        let flags =
-            SegmenterFlags { segmenter_window: Some(8), segmenter_epochs: Some(3), segmenter_batch_chars: Some(512), ..Default::default() };
-        let s = flags.resolve(file, "f.toml", 7).unwrap();
+        let flags = SegmenterFlags {
+            model: SegmenterModelFlags { segmenter_window: Some(8), ..Default::default() },
+            train: SegmenterTrainFlags { segmenter_epochs: Some(3), segmenter_batch_chars: Some(512), ..Default::default() },
+        };
+        let s = flags.resolve(file, f, 7).unwrap();
         assert_eq!((s.model.window, s.model.layers, s.train.epochs, s.train.batch_tokens), (8, 2, 3, 512));
         let seeded: toml::Table = "[train]\nseed = 3\n".parse().unwrap();
-        assert_eq!(none.resolve(seeded, "f.toml", 7).unwrap().train.seed, 3);
+        assert_eq!(none.resolve(seeded, f, 7).unwrap().train.seed, 3);
         let bad: toml::Table = "[model]\nwidow = 3\n".parse().unwrap();
-        let err = format!("{:#}", none.resolve(bad, "f.toml", 7).unwrap_err());
+        let err = format!("{:#}", none.resolve(bad, f, 7).unwrap_err());
         assert!(err.contains("segmenter settings from f.toml") && err.contains("unknown field `widow`"), "{err}");
     }
 }

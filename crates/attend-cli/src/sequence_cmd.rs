@@ -449,10 +449,8 @@ pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Re
         bail!("{} is a BiLSTM model: it has no attention weights to show", model_dir.display());
     }
     let set = read(input)?;
-    let Some(series) = set.series.get(index) else {
-        bail!("{} has {} sequences; --index {index} is out of range", input.display(), set.series.len());
-    };
     let (maps, said) = attend::api::attention::sequence_maps(&loaded, &set, index)?;
+    let series = &set.series[index];
     println!("sequence {index} (line {}) of {}: {} vectors; predicted {said}", series.line, input.display(), series.len);
     if maps.words.len() > MAX_HEATMAP {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

@@ -147,8 +147,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
                 None => toml::Table::new(),
             };
             let settings = settings::resolve_table::<TaggerSettings>(file, args.config.as_deref(), &args.model, &args.train)?;
-            let origin = args.config.as_deref().map_or("command line".to_string(), |p| p.display().to_string());
-            let segmenter = args.segmenter.resolve(segmenter_file, &origin, settings.train.seed)?;
+            let segmenter = args.segmenter.resolve(segmenter_file, args.config.as_deref(), settings.train.seed)?;
             (Some(settings), Some(segmenter))
         }
     };
@@ -240,7 +239,7 @@ pub fn train(args: TrainTaggerArgs) -> Result<()> {
     let segmenter_settings = match (attend::api::seeds::has_saved_state(&segmenter_dir), segmenter_settings) {
         (true, _) => None,
         (false, Some(s)) => Some(s),
-        (false, None) => Some(args.segmenter.resolve(toml::Table::new(), "command line", tagger.train.seed)?),
+        (false, None) => Some(args.segmenter.resolve(toml::Table::new(), None, tagger.train.seed)?),
     };
     crate::segmenter_run::run(&data, &segmenter_dir, &args.segmenter, segmenter_settings)?;
     if let Some(test_path) = &data.test_path {
@@ -290,11 +289,12 @@ pub fn eval(model: &Path, input: &Path, json: bool) -> Result<()> {
 
 pub fn tag(args: TagArgs) -> Result<()> {
     let started = Instant::now();
-    let mut tagger = TextTagger::load(&args.model)?;
-    tagger.max_dense = args.max_dense_words;
+    // The segmenter is loaded only for raw text (below).
+    let mut tagger = TextTagger { tagger: checkpoint::load::<Tagger>(&args.model)?, segmenter: None, max_dense: args.max_dense_words };
     if args.window.is_some() {
         tagger.set_window(args.window)?;
     }
+    let has_segmenter = attend::api::text::has_segmenter(&args.model);
     let label = match args.input.as_deref() {
         Some(p) if p != Path::new("-") => p.to_path_buf(),
         _ => PathBuf::from("<stdin>"),
@@ -310,7 +310,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
             let head = input.fill_buf().with_context(|| format!("reading {}", label.display()))?;
             if conllu::looks_like_conllu(&String::from_utf8_lossy(&head[..head.len().min(4096)])) {
                 InputFormat::Conllu
-            } else if tagger.segmenter.is_some() {
+            } else if has_segmenter {
                 InputFormat::Raw
             } else {
                 eprintln!(
@@ -323,6 +323,16 @@ pub fn tag(args: TagArgs) -> Result<()> {
         }
         f => f,
     };
+    if format == InputFormat::Raw {
+        if !has_segmenter {
+            bail!(
+                "{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)",
+                args.model.display(),
+                segmenter_dir(&args.model).display()
+            );
+        }
+        tagger.segmenter = Some(checkpoint::load(&segmenter_dir(&args.model))?);
+    }
     common::write_output(args.output.as_deref(), |out| tag_into(&args, &tagger, input, &label, format, out, started))
 }
 
@@ -338,13 +348,6 @@ fn tag_into(
 ) -> Result<()> {
     let in_flags = |e: attend::Error| common::dense_limit_in_flags(e, label, "--max-dense-words", "words");
     let stats = if format == InputFormat::Raw {
-        if tagger.segmenter.is_none() {
-            bail!(
-                "{} has no segmenter/ to read raw text: train one with attend train segmenter --treebank DIR --out {} (or pass --format horizontal for tokenized text)",
-                args.model.display(),
-                segmenter_dir(&args.model).display()
-            );
-        }
         let mut write_error = None;
         let result = tagger.tag_stream(input, label, |sentences| {
             common::write_sentences(out, sentences, args.output_format).map_err(|e| {

@@ -59,6 +59,13 @@ pub trait Saveable: Sized {
     fn read_data(ck: &Checkpoint<Self>) -> Result<Self::Data>;
 }
 
+/// An extra file holding `value` as JSON (the counterpart of
+/// [`Checkpoint::read_json`]), for [`Saveable::write_data`].
+pub fn json_file<T: Serialize + ?Sized>(name: &'static str, value: &T) -> Result<(&'static str, Vec<u8>)> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Input(format!("{name}: {e}")))?;
+    Ok((name, bytes))
+}
+
 /// `()` for kinds with no extra files.
 pub fn no_data() -> Result<Vec<(&'static str, Vec<u8>)>> {
     Ok(Vec::new())
@@ -420,7 +427,7 @@ mod tests {
             Ok(Plain { width: *width, params })
         }
         fn write_data(note: &String) -> Result<Vec<(&'static str, Vec<u8>)>> {
-            Ok(vec![("note.json", serde_json::to_vec(note).unwrap())])
+            Ok(vec![json_file("note.json", note)?])
         }
         fn read_data(ck: &Checkpoint<Self>) -> Result<String> {
             ck.read_json("note.json")

@@ -93,7 +93,7 @@ impl Saveable for Toy {
         Toy::new(config.clone(), 0)
     }
     fn write_data(labels: &ToyLabels) -> attend::Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![("labels.json", serde_json::to_vec(labels).unwrap())])
+        Ok(vec![checkpoint::json_file("labels.json", labels)?])
     }
     fn read_data(ck: &Checkpoint<Self>) -> attend::Result<ToyLabels> {
         let labels: ToyLabels = ck.read_json("labels.json")?;

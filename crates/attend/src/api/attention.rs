@@ -63,7 +63,7 @@ pub fn sequence_maps(model: &Loaded<SequenceModel>, set: &SeriesSet, index: usiz
         return Err(Error::Input("a BiLSTM model has no attention weights to show".into()));
     }
     let Some(series) = set.series.get(index) else {
-        return Err(Error::Input(format!("{} has {} sequences; index {index} is out of range", set.path.display(), set.series.len())));
+        return Err(Error::Input(format!("{} has {} sequences; `index` {index} is out of range", set.path.display(), set.series.len())));
     };
     let one = SeriesSet { series: vec![series.clone()], ..set.clone() };
     let data = input::encode(&one, spec, &model.config)?;
@@ -186,6 +186,6 @@ mod tests {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
             }
         }
-        assert!(sequence_maps(&model, &set, 99).unwrap_err().to_string().contains("index 99 is out of range"));
+        assert!(sequence_maps(&model, &set, 99).unwrap_err().to_string().contains("`index` 99 is out of range"));
     }
 }

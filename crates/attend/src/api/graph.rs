@@ -37,13 +37,15 @@ use crate::models::graph::task::{train_graph, GraphRun};
 use crate::models::graph::{GraphClassifier, GraphInput, Scores};
 use crate::train::{self, Observer, Resume, RunOptions};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// A graph model with its input and settings, ready to train.
 pub struct GraphJob<'a> {
     pub model: GraphClassifier,
-    pub input: GraphInput,
+    /// Built for the model's config; borrowed when several runs share it.
+    pub input: Cow<'a, GraphInput>,
     pub data: &'a GraphData,
     pub train: GraphTrainConfig,
     pub resume: Option<Resume<Scores>>,
@@ -53,26 +55,36 @@ impl<'a> GraphJob<'a> {
     /// A new model for `data` (its feature width and classes) with `settings`.
     pub fn new(data: &'a GraphData, settings: &GraphSettings) -> Result<Self> {
         let config = GraphModelConfig { feature_dim: data.feature_dim, classes: data.classes, ..settings.model.clone() };
-        Self::with_config(data, config, settings.train.clone())
+        let input = GraphInput::new(data, &config)?;
+        let model = GraphClassifier::new(config, settings.train.seed)?;
+        Ok(GraphJob { model, input: Cow::Owned(input), data, train: settings.train.clone(), resume: None })
     }
 
-    /// A new model of architecture `config` (sized already) for `data`.
-    pub fn with_config(data: &'a GraphData, config: GraphModelConfig, train: GraphTrainConfig) -> Result<Self> {
+    /// A new model of architecture `config` (sized already) on `input`,
+    /// which [`GraphInput::new`] built from `data` for that config: the
+    /// seeds of a multi-seed run share one.
+    pub fn with_input(input: &'a GraphInput, data: &'a GraphData, config: GraphModelConfig, train: GraphTrainConfig) -> Result<Self> {
         let model = GraphClassifier::new(config, train.seed)?;
-        let input = GraphInput::new(data, &model.config)?;
-        Ok(GraphJob { model, input, data, train, resume: None })
+        Ok(GraphJob { model, input: Cow::Borrowed(input), data, train, resume: None })
     }
 
     /// The run saved in `dir`, to continue on `data`; `max_minutes`
     /// bounds this session.
     pub fn resume(dir: &Path, data: &'a GraphData, max_minutes: Option<f64>) -> Result<Self> {
         let run = train::load_run::<GraphClassifier, Scores>(dir)?;
-        let mut cfg = run.train;
-        if max_minutes.is_some() {
-            cfg.max_minutes = max_minutes;
-        }
         let input = GraphInput::new(data, &run.model.config)?;
-        Ok(GraphJob { model: run.model, input, data, train: cfg, resume: Some(run.resume) })
+        let mut job = GraphJob { model: run.model, input: Cow::Owned(input), data, train: run.train, resume: Some(run.resume) };
+        if max_minutes.is_some() {
+            job.train.max_minutes = max_minutes;
+        }
+        Ok(job)
+    }
+
+    /// [`GraphJob::resume`] on an input already built for the saved config
+    /// (one seed of a multi-seed run).
+    pub fn resume_with_input(dir: &Path, input: &'a GraphInput, data: &'a GraphData) -> Result<Self> {
+        let run = train::load_run::<GraphClassifier, Scores>(dir)?;
+        Ok(GraphJob { model: run.model, input: Cow::Borrowed(input), data, train: run.train, resume: Some(run.resume) })
     }
 
     /// Trains on the training nodes with model selection on the validation

@@ -62,6 +62,11 @@ pub fn segmenter_dir(tagger_dir: &Path) -> PathBuf {
     tagger_dir.join("segmenter")
 }
 
+/// Whether the tagger in `tagger_dir` has a segmenter (to read raw text).
+pub fn has_segmenter(tagger_dir: &Path) -> bool {
+    segmenter_dir(tagger_dir).join("config.json").is_file()
+}
+
 /// A tagger with its segmenter, if it has one: raw text or sentences in,
 /// tagged sentences out.
 pub struct TextTagger {
@@ -87,8 +92,7 @@ impl TextTagger {
     /// Loads the tagger in `dir` and, if `dir/segmenter` holds one, its segmenter.
     pub fn load(dir: &Path) -> Result<Self> {
         let tagger = checkpoint::load::<Tagger>(dir)?;
-        let seg = segmenter_dir(dir);
-        let segmenter = if seg.join("config.json").is_file() { Some(checkpoint::load::<Segmenter>(&seg)?) } else { None };
+        let segmenter = if has_segmenter(dir) { Some(checkpoint::load::<Segmenter>(&segmenter_dir(dir))?) } else { None };
         Ok(TextTagger { tagger, segmenter, max_dense: MAX_DENSE })
     }
 

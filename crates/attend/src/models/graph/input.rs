@@ -18,7 +18,9 @@ pub enum Features {
 }
 
 /// A graph ready for a model: features, the CSR graph, labels
-/// (`u32::MAX` for unlabelled nodes).
+/// (`u32::MAX` for unlabelled nodes). Cloning shares the features and the
+/// graph.
+#[derive(Clone)]
 pub struct GraphInput {
     pub features: Features,
     pub graph: Arc<Graph>,

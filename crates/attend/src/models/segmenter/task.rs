@@ -110,7 +110,7 @@ impl Saveable for Segmenter {
     }
 
     fn write_data(data: &SegmenterData) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![("segmenter.json", serde_json::to_vec_pretty(data).map_err(|e| Error::Input(format!("segmenter.json: {e}")))?)])
+        Ok(vec![checkpoint::json_file("segmenter.json", data)?])
     }
 
     /// `segmenter.json`, checked against the config.

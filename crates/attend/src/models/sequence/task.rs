@@ -128,7 +128,7 @@ impl Saveable for SequenceModel {
     }
 
     fn write_data(spec: &DataSpec) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        Ok(vec![("data.json", serde_json::to_vec_pretty(spec).map_err(|e| Error::Input(format!("data.json: {e}")))?)])
+        Ok(vec![checkpoint::json_file("data.json", spec)?])
     }
 
     /// `data.json`, checked against the config.

@@ -6,7 +6,7 @@ use super::Tagger;
 use crate::checkpoint::{self, Checkpoint, Loaded, Saveable};
 use crate::config::TrainConfig;
 use crate::data::vocab::TaggerVocab;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::ParamStore;
 
 /// A loaded tagger: the model, its vocabularies (`data`) and the settings
@@ -33,8 +33,7 @@ impl Saveable for Tagger {
     }
 
     fn write_data(vocab: &TaggerVocab) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let bytes = serde_json::to_vec_pretty(vocab).map_err(|e| Error::Input(format!("vocabulary: {e}")))?;
-        Ok(vec![("vocab.json", bytes)])
+        Ok(vec![checkpoint::json_file("vocab.json", vocab)?])
     }
 
     /// `vocab.json`, checked against the config's table sizes.
