@@ -154,6 +154,36 @@ pub fn node_attention(model: &GraphClassifier, input: &GraphInput, node: usize) 
     Ok(NodeAttention { node, label: label(node), predicted: predicted[node], layers })
 }
 
+/// The attention of every edge in every layer of a graph model, the edges
+/// as the model sees them (each direction, repeats merged, self loops
+/// where the model adds them), grouped by the node that attends.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeAttention {
+    /// The node that attends (`target`) and the neighbour it attends to
+    /// (`source`), one pair per edge.
+    pub target: Vec<usize>,
+    pub source: Vec<usize>,
+    /// `layers[l][edge * heads + head]`: layer l's weights (each node's
+    /// weights over its neighbours sum to 1 per head).
+    pub layers: Vec<Vec<f32>>,
+    /// Heads of each layer.
+    pub heads: Vec<usize>,
+}
+
+/// Attention weights of every edge and layer of a graph model.
+pub fn edge_attention(model: &GraphClassifier, input: &GraphInput) -> Result<EdgeAttention> {
+    let (mut target, mut source) = (Vec::new(), Vec::new());
+    for node in 0..input.graph.nodes() {
+        for &j in input.graph.sources(node) {
+            target.push(node);
+            source.push(j as usize);
+        }
+    }
+    let layers = model.attention_weights(input)?;
+    let heads = (0..layers.len()).map(|l| model.layer_heads(l)).collect();
+    Ok(EdgeAttention { target, source, layers, heads })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,6 +162,13 @@ impl Loaded<SequenceModel> {
         self.model.predict(&self.encode(set, MAX_DENSE)?, &self.data)
     }
 
+    /// Class probabilities for each sequence of `set` (one row per
+    /// sequence, or per vector with a label per vector; see
+    /// [`SequenceModel::probabilities`]).
+    pub fn predict_proba(&self, set: &SeriesSet) -> Result<Vec<Vec<f32>>> {
+        self.model.probabilities(&self.encode(set, MAX_DENSE)?)
+    }
+
     /// Scores the model on labelled sequences.
     pub fn evaluate(&self, set: &SeriesSet) -> Result<SeriesReport> {
         if set.target == Target::Unlabelled {

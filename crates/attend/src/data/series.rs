@@ -114,6 +114,39 @@ impl SeriesSet {
         Self::in_memory(values, dims, ids, Target::SequenceClass, classes)
     }
 
+    /// Sequences in memory labelled by class ids into `classes` (the
+    /// names, in the order the ids count): one [`Label::Class`] per
+    /// sequence, or one [`Label::PerVector`] per sequence with an id per
+    /// vector ([`NO_LABEL`] where a vector has none). Laid out as for
+    /// [`SeriesSet::from_classified`].
+    pub fn from_class_ids(values: Vec<Vec<f32>>, dims: usize, labels: Vec<Label>, classes: Vec<String>) -> Result<SeriesSet> {
+        if labels.len() != values.len() {
+            return Err(Error::Input(format!("{} sequences but {} labels", values.len(), labels.len())));
+        }
+        let per_vector = matches!(labels.first(), Some(Label::PerVector(_)));
+        for (i, label) in labels.iter().enumerate() {
+            let ids: &[u32] = match (label, per_vector) {
+                (Label::Class(c), false) => std::slice::from_ref(c),
+                (Label::PerVector(ids), true) => {
+                    if dims > 0 && ids.len() * dims != values[i].len() {
+                        return Err(Error::Input(format!(
+                            "sequence {i} has {} vectors but {} labels",
+                            values[i].len() / dims,
+                            ids.len()
+                        )));
+                    }
+                    ids
+                }
+                _ => return Err(Error::Input(format!("sequence {i}: labels must be all one class per sequence or all one per vector"))),
+            };
+            if let Some(&bad) = ids.iter().find(|&&c| c != NO_LABEL && c as usize >= classes.len()) {
+                return Err(Error::Input(format!("sequence {i}: class id {bad}, but there are {} classes", classes.len())));
+            }
+        }
+        let target = if per_vector { Target::VectorClass } else { Target::SequenceClass };
+        Self::in_memory(values, dims, labels, target, classes)
+    }
+
     /// Sequences in memory without labels (to predict), laid out as for
     /// [`SeriesSet::from_classified`].
     pub fn unlabelled(values: Vec<Vec<f32>>, dims: usize) -> Result<SeriesSet> {

@@ -238,6 +238,13 @@ impl GraphClassifier {
             })
             .collect())
     }
+
+    /// Class probabilities of every node (the softmax of its scores), one
+    /// row of `classes` numbers per node.
+    pub fn probabilities(&self, input: &GraphInput) -> Result<Vec<Vec<f32>>> {
+        let logits = self.forward(&input.features, &input.graph, &mut Ctx::eval())?.to_vec2::<f32>()?;
+        Ok(logits.iter().map(|row| crate::models::sequence::softmax(row)).collect())
+    }
 }
 
 /// Loss and accuracy of some nodes.

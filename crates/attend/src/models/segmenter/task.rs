@@ -280,3 +280,18 @@ pub type LoadedSegmenter = Loaded<Segmenter>;
 
 /// A segmenter run to continue ([`crate::train::load_run`] loads one).
 pub type SegmenterRun = train::Run<Segmenter, SegmentReport>;
+
+/// Trains a new segmenter with `settings` on a treebank's training text,
+/// choosing on its dev text, into `dir` (as `attend train segmenter` does).
+pub fn train_in(
+    data: &crate::data::treebank::Treebank,
+    dir: &Path,
+    settings: &SegmenterSettings,
+    interrupt: Option<&std::sync::atomic::AtomicBool>,
+    observer: &mut dyn Observer,
+) -> Result<TrainSummary<SegmentReport>> {
+    let prepared = prepare(&data.train, &data.train_path, &data.dev, &data.dev_path)?;
+    let model = new_model(&settings.model, &prepared.data, settings.train.seed)?;
+    let options = RunOptions { checkpoint_dir: Some(dir), resume: None, interrupt };
+    train_segmenter(&model, &prepared.data, &prepared.train, &prepared.dev, &settings.train, options, observer)
+}

@@ -153,6 +153,12 @@ impl SequenceModel {
         Ok(Output::Classes(classes))
     }
 
+    /// Whether a sequence of `n` inputs goes in slices: labels per vector
+    /// under truncated attention, longer than [`LONG_SLICE`] plus context.
+    fn sliced(&self, n: usize) -> bool {
+        self.per_vector() && self.receptive_field().is_some_and(|halo| n > LONG_SLICE + 2 * halo)
+    }
+
     /// Predictions for every sequence, in input order. Sequences with a
     /// label per vector longer than [`LONG_SLICE`] (plus context) go in
     /// slices under truncated attention, in bounded memory.
@@ -166,11 +172,10 @@ impl SequenceModel {
     fn run(&self, data: &[Encoded], spec: &DataSpec, loss: bool) -> crate::Result<(Vec<Output>, Option<f64>)> {
         let (mut loss_sum, mut units) = (0f64, 0usize);
         let mut out = vec![Output::Classes(vec![]); data.len()];
-        let sliced = |n: usize| self.per_vector() && self.receptive_field().is_some_and(|halo| n > LONG_SLICE + 2 * halo);
-        for (i, e) in data.iter().enumerate().filter(|(_, e)| sliced(e.tokens)) {
+        for (i, e) in data.iter().enumerate().filter(|(_, e)| self.sliced(e.tokens)) {
             out[i] = self.predict_in_slices(e, spec, LONG_SLICE)?;
         }
-        let rest: Vec<usize> = (0..data.len()).filter(|&i| !sliced(data[i].tokens)).collect();
+        let rest: Vec<usize> = (0..data.len()).filter(|&i| !self.sliced(data[i].tokens)).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| data[i].tokens).collect();
         for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, EVAL_BATCH_TOKENS, None) {
             let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
@@ -191,6 +196,39 @@ impl SequenceModel {
         Ok((out, (loss && units > 0).then(|| loss_sum / units as f64)))
     }
 
+    /// Class probabilities (the softmax of the scores), in input order: one
+    /// row of [`SequenceConfig::outputs`](config::SequenceConfig) numbers
+    /// per sequence, or with a label per vector, one per vector of each
+    /// sequence, concatenated. Not for regression, nor for sequences long
+    /// enough to go in slices (their labels come from [`predict`](Self::predict)).
+    pub fn probabilities(&self, data: &[Encoded]) -> crate::Result<Vec<Vec<f32>>> {
+        if self.config.target == Target::SequenceValue {
+            return Err(crate::Error::Input("a regression model predicts numbers, not class probabilities".into()));
+        }
+        if let Some(i) = data.iter().position(|e| self.sliced(e.tokens)) {
+            return Err(crate::Error::Input(format!(
+                "sequence {i} has {} vectors: longer than {LONG_SLICE} (plus context), it is labelled in slices, without probabilities",
+                data[i].tokens
+            )));
+        }
+        let classes = self.config.outputs;
+        let mut out = vec![Vec::new(); data.len()];
+        let lengths: Vec<usize> = data.iter().map(|e| e.tokens).collect();
+        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, EVAL_BATCH_TOKENS, None) {
+            let batch = self.batch(data, &idx)?;
+            let scores = self.forward_from(&batch, 0, &mut Ctx::eval())?.flatten_all()?.to_vec1::<f32>()?;
+            // Rows of `classes` scores: one per sequence, or `longest` per
+            // sequence (padded) with a label per vector.
+            let rows_per = if self.per_vector() { scores.len() / (classes * idx.len()) } else { 1 };
+            for (k, &i) in idx.iter().enumerate() {
+                let used = if self.per_vector() { batch.lengths[k] } else { 1 };
+                let start = k * rows_per * classes;
+                out[i] = scores[start..start + used * classes].chunks(classes).flat_map(softmax).collect();
+            }
+        }
+        Ok(out)
+    }
+
     /// Scores predictions against the gold labels of `data`.
     pub fn evaluate(&self, data: &[Encoded], spec: &DataSpec) -> crate::Result<eval::SeriesReport> {
         Ok(self.evaluate_with_loss(data, spec)?.0)
@@ -208,4 +246,12 @@ impl SequenceModel {
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
         self.encoder.attention_weights(&self.stem_forward(&batch.x)?, &batch.lengths)
     }
+}
+
+/// The softmax of one row of scores.
+pub(crate) fn softmax(row: &[f32]) -> Vec<f32> {
+    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|&v| (v - top).exp()).collect();
+    let total: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
 }

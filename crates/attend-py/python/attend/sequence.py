@@ -1,0 +1,306 @@
+"""Models over vector sequences in aeon's data conventions: one label per
+series (:class:`SequenceClassifier`) or one per time point
+(:class:`SequenceLabeler`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from . import _attend
+from ._base import (
+    BaseEstimator,
+    ClassifierMixin,
+    as_numbers,
+    check_fitted,
+    labels_of,
+    progress,
+    seed,
+    settings_json,
+    threads,
+)
+
+# Constructor arguments that are settings of the model (`[model]`) and of
+# training (`[train]`), under the CLI's flag names (`--d-model` is
+# `d_model`); `random_state` is the CLI's `--seed`, `batch_vectors` its
+# `--batch-vectors` (the settings file's `batch_tokens`).
+MODEL_KEYS = (
+    "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "attention_dropout", "position",
+    "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem", "stem_kernel",
+)  # fmt: skip
+TRAIN_KEYS = (
+    "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
+    "label_smoothing", "patience", "dev_fraction", "crop", "random_crop",
+)  # fmt: skip
+RENAMED = {"batch_vectors": "batch_tokens", "random_state": "seed"}
+
+
+def series(X: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """aeon's collections as one buffer: ``(values, lengths, channels)``.
+
+    ``X`` is a 3-D array ``(n_cases, n_channels, n_timepoints)``, a 2-D
+    array ``(n_cases, n_timepoints)`` of univariate series, or a list of
+    2-D arrays ``(n_channels, n_timepoints_i)`` (1-D: univariate) of
+    unequal lengths. The values are copied once, into one float32 buffer.
+    """
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError("X holds no series (an empty list)")
+        arrays = []
+        for i, x in enumerate(X):
+            a = as_numbers(x, f"X[{i}]")
+            if a.ndim == 1:
+                a = a[None, :]
+            if a.ndim != 2:
+                raise ValueError(f"X[{i}] must be 2-D (n_channels, n_timepoints), got shape {a.shape}")
+            arrays.append(a)
+        dims = arrays[0].shape[0]
+        for i, a in enumerate(arrays):
+            if a.shape[0] != dims:
+                raise ValueError(f"X[{i}] has {a.shape[0]} channels, X[0] has {dims}: all series need the same channels")
+        lengths = np.array([a.shape[1] for a in arrays], dtype=np.int64)
+        values = np.concatenate([a.reshape(-1) for a in arrays])
+        return values, lengths, dims
+    arr = as_numbers(X)
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    if arr.ndim != 3:
+        raise ValueError(
+            f"X must be a 3-D array (n_cases, n_channels, n_timepoints), a 2-D array (n_cases, n_timepoints) "
+            f"or a list of 2-D arrays, got shape {arr.shape}"
+        )
+    n, dims, length = arr.shape
+    if n == 0:
+        raise ValueError(f"X holds no series (shape {arr.shape}); at least one series is required")
+    if dims == 0 or length == 0:
+        raise ValueError(f"X has shape {arr.shape}: series need at least one channel and one time point")
+    return arr.reshape(-1), np.full(n, length, dtype=np.int64), dims
+
+
+class _SequenceBase(BaseEstimator):
+    _per_vector = False
+
+    def __init__(
+        self,
+        *,
+        encoder: str = "attention",
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        ff_dim: int = 128,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        position: str = "rope",
+        max_positions: int = 4096,
+        window: int | None = None,
+        attention_kernel: str = "fused",
+        pooling: str = "mean",
+        patch: int = 1,
+        sequence_norm: bool = False,
+        stem: int = 0,
+        stem_kernel: int = 9,
+        epochs: int = 100,
+        max_minutes: float | None = None,
+        lr: float = 0.001,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.02,
+        weight_decay: float = 0.05,
+        beta1: float = 0.9,
+        beta2: float = 0.98,
+        clip: float = 1.0,
+        batch_vectors: int = 2048,
+        label_smoothing: float = 0.0,
+        patience: int | None = None,
+        dev_fraction: float = 0.2,
+        crop: int = 0,
+        random_crop: float = 1.0,
+        random_state: Any = 42,
+        n_threads: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.d_model = d_model
+        self.heads = heads
+        self.layers = layers
+        self.ff_dim = ff_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.position = position
+        self.max_positions = max_positions
+        self.window = window
+        self.attention_kernel = attention_kernel
+        self.pooling = pooling
+        self.patch = patch
+        self.sequence_norm = sequence_norm
+        self.stem = stem
+        self.stem_kernel = stem_kernel
+        self.epochs = epochs
+        self.max_minutes = max_minutes
+        self.lr = lr
+        self.warmup_steps = warmup_steps
+        self.min_lr_ratio = min_lr_ratio
+        self.weight_decay = weight_decay
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.clip = clip
+        self.batch_vectors = batch_vectors
+        self.label_smoothing = label_smoothing
+        self.patience = patience
+        self.dev_fraction = dev_fraction
+        self.crop = crop
+        self.random_crop = random_crop
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def _settings(self) -> str:
+        model = {k: getattr(self, k) for k in MODEL_KEYS}
+        train = {k: getattr(self, k) for k in TRAIN_KEYS}
+        train["batch_tokens"] = self.batch_vectors
+        train["seed"] = seed(self.random_state)
+        return settings_json("sequence", model, train)
+
+    def _fit(self, data: tuple[np.ndarray, np.ndarray, int], ids: np.ndarray, classes: np.ndarray) -> None:
+        values, lengths, dims = data
+        handle, report = _attend.fit_sequence(
+            values, lengths, dims, ids, [str(c) for c in classes], self._per_vector, self._settings(),
+            threads(self.n_threads), progress(self),
+        )  # fmt: skip
+        self.handle_ = handle
+        self.classes_ = classes
+        self.n_channels_ = dims
+        self.fit_report_ = json.loads(report)
+
+    def _run(self, method: str, X: Any) -> tuple[Any, np.ndarray]:
+        handle = check_fitted(self)
+        values, lengths, dims = series(X)
+        return getattr(handle, method)(values, lengths, dims, threads(self.n_threads)), lengths
+
+    def attention(self, X: Any) -> dict[str, Any]:
+        """Attention weights for one series (``X`` as for ``predict``, one
+        case): ``{"layers": [array (heads, inputs, inputs) per layer],
+        "inputs": [names of the inputs]}``, each row summing to 1 (the data
+        the CLI's heatmaps draw)."""
+        (layers, names), lengths = self._run("attention", X)
+        if len(lengths) != 1:
+            raise ValueError(f"attention is for one series; X holds {len(lengths)}")
+        return {"layers": layers, "inputs": names}
+
+    def save(self, path: str) -> None:
+        """Writes the model directory ``attend`` writes (``attend predict
+        --model`` reads it); class names are saved as text."""
+        check_fitted(self).save(str(path))
+
+    @classmethod
+    def _from_handle(cls, handle: Any) -> "_SequenceBase":
+        s = json.loads(handle.settings_json)
+        params = {k: s["model"][k] for k in MODEL_KEYS}
+        params.update({k: s["train"][k] for k in TRAIN_KEYS})
+        params.update(batch_vectors=s["train"]["batch_tokens"], random_state=s["train"]["seed"])
+        est = cls(**params)
+        est.handle_ = handle
+        est.classes_ = np.array(handle.classes)
+        est.n_channels_ = handle.dims
+        est.fit_report_ = None
+        return est
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class SequenceClassifier(ClassifierMixin, _SequenceBase):
+    """One class per series, by stacked self-attention over its time points.
+
+    ``X`` follows aeon: a 3-D array ``(n_cases, n_channels,
+    n_timepoints)``, a 2-D array ``(n_cases, n_timepoints)`` for univariate
+    series, or a list of 2-D arrays ``(n_channels, n_timepoints_i)`` of
+    unequal lengths (no padding needed). ``y`` holds any labels.
+
+    Parameters
+    ----------
+    encoder, d_model, heads, layers, ff_dim, dropout, attention_dropout, position, max_positions, window, attention_kernel
+        The encoder, as ``attend train sequence`` flags of the same names
+        (``window``: truncated attention over this many time points each
+        side; None: whole series).
+    pooling : {"mean", "max", "summary"}
+        How the outputs become one vector per series.
+    patch : int
+        Consecutive time points joined into one input (shortens long series).
+    sequence_norm : bool
+        Scale each series by its own statistics (and give them as inputs).
+    stem, stem_kernel : int
+        A convolutional stem of ``stem`` features over ``stem_kernel`` steps (0: off).
+    epochs, max_minutes, lr, warmup_steps, min_lr_ratio, weight_decay, beta1, beta2, clip, batch_vectors, label_smoothing, patience, dev_fraction, crop, random_crop
+        Training, as the CLI's flags; ``dev_fraction`` of the series
+        (stratified) is held out to choose the epoch.
+    random_state : int, RandomState or None
+        The seed (the CLI's ``--seed``); the same seed and ``n_threads``
+        give the same model.
+    n_threads : int or None
+        Threads for this estimator (None: ``RAYON_NUM_THREADS``, else all cores).
+    verbose : int
+        Log each epoch to the ``attend`` logger.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    n_channels_ : int
+    fit_report_ : dict
+        What training reported (epochs, the kept epoch, dev scores).
+    """
+
+    def fit(self, X: Any, y: Any) -> "SequenceClassifier":
+        """Trains on series ``X`` with labels ``y``; returns ``self``."""
+        data = series(X)
+        classes, ids = labels_of(y, len(data[1]))
+        self._fit(data, ids, classes)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class of each series."""
+        ids, _ = self._run("predict", X)
+        return self.classes_[ids]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, ``(n_cases, n_classes)`` in ``classes_`` order; rows sum to 1."""
+        proba, _ = self._run("predict_proba", X)
+        return proba.astype(np.float64)
+
+
+class SequenceLabeler(_SequenceBase):
+    """One class per time point (the CLI's vector sequences with a label per
+    vector): ``X`` as for :class:`SequenceClassifier`, ``y`` a 2-D array
+    ``(n_cases, n_timepoints)`` or a list of 1-D label arrays, one per
+    series. ``predict`` returns a list of label arrays, one per series.
+    Parameters as for :class:`SequenceClassifier` (``pooling`` and
+    ``patch`` do not apply)."""
+
+    _per_vector = True
+
+    def fit(self, X: Any, y: Any) -> "SequenceLabeler":
+        rows = [np.asarray(r) for r in y] if isinstance(y, (list, tuple)) else list(np.asarray(y))
+        flat = np.concatenate([r.reshape(-1) for r in rows]) if rows else np.array([])
+        classes, ids = labels_of(flat, len(flat))
+        self._fit(series(X), ids, classes)
+        return self
+
+    def predict(self, X: Any) -> list[np.ndarray]:
+        ids, lengths = self._run("predict", X)
+        return np.split(self.classes_[ids], np.cumsum(lengths)[:-1])
+
+    def predict_proba(self, X: Any) -> list[np.ndarray]:
+        proba, lengths = self._run("predict_proba", X)
+        return np.split(proba.astype(np.float64), np.cumsum(lengths)[:-1])
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy over all labelled time points."""
+        predicted = np.concatenate(self.predict(X))
+        gold = np.concatenate([np.asarray(r).reshape(-1) for r in y])
+        return float(np.mean(predicted == gold))
+
