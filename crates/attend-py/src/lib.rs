@@ -522,7 +522,7 @@ fn read_graph<'py>(
     py: Python<'py>,
     dir: PathBuf,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>, Vec<usize>, Vec<usize>, Vec<usize>)> {
-    let d = planetoid::read_graph(&dir, 0).map_err(py_err)?;
+    let d = planetoid::read_dir(&dir, 0).map_err(py_err)?;
     let n = d.nodes();
     let x = PyArray1::from_vec(py, d.features).reshape([n, d.feature_dim])?;
     let e = d.edges.len();

@@ -91,11 +91,13 @@ def check_fitted(est: Any) -> Any:
 def as_numbers(X: Any, name: str = "X") -> np.ndarray:
     """``X`` as a float32 array (one conversion: non-contiguous,
     big-endian, integer or object arrays of numbers are accepted)."""
+    if hasattr(X, "toarray") and hasattr(X, "nnz") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix, but dense data is required (sparse input is not supported): use {name}.toarray()")
     arr = np.asarray(X)
     if arr.dtype.kind in "USV":
         raise ValueError(f"{name} must hold numbers, got an array of {arr.dtype} (strings)")
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name} must hold real numbers, got complex numbers")
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers")
     if arr.dtype.kind not in "fiub":
         try:
             arr = arr.astype(np.float64)
@@ -165,6 +167,8 @@ def settings_json(kind: str, model: dict[str, Any], train: dict[str, Any]) -> st
 
 def labels_of(y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``(classes_, ids)`` of a 1-D label array of ``n`` entries."""
+    if y is None:
+        raise ValueError("this estimator requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         if HAVE_SKLEARN:

@@ -12,10 +12,12 @@ import numpy as np
 from . import _attend
 from ._base import BaseEstimator, ClassifierMixin, as_numbers, check_fitted, progress, seed, settings_json, threads
 
+# `attention_score` is the CLI's `--score` (`score` is the estimator's accuracy method).
 MODEL_KEYS = (
-    "score", "layers", "heads", "hidden", "output_heads", "dropout", "shared_input_dropout", "attention_dropout",
+    "attention_score", "layers", "heads", "hidden", "output_heads", "dropout", "shared_input_dropout", "attention_dropout",
     "value_dropout", "negative_slope", "residual", "self_loops", "normalize_features", "kernel",
 )  # fmt: skip
+RENAMED = {"attention_score": "score"}
 TRAIN_KEYS = ("max_epochs", "lr", "l2", "patience", "max_minutes")
 
 
@@ -66,7 +68,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    score, layers, heads, hidden, output_heads, dropout, shared_input_dropout, attention_dropout, value_dropout, negative_slope, residual, self_loops, normalize_features, kernel
+    attention_score, layers, heads, hidden, output_heads, dropout, shared_input_dropout, attention_dropout, value_dropout, negative_slope, residual, self_loops, normalize_features, kernel
         The model, as ``attend train graph`` flags of the same names.
     max_epochs, lr, l2, patience, max_minutes
         Training, as the CLI's flags.
@@ -87,7 +89,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        score: str = "additive",
+        attention_score: str = "additive",
         layers: int = 2,
         heads: int = 8,
         hidden: int = 8,
@@ -110,7 +112,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
         n_threads: int | None = None,
         verbose: int = 0,
     ) -> None:
-        self.score = score
+        self.attention_score = attention_score
         self.layers = layers
         self.heads = heads
         self.hidden = hidden
@@ -165,7 +167,9 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
             order = np.random.RandomState(s).permutation(train)
             cut = max(1, len(order) // 5)
             val, train = np.sort(order[:cut]), np.sort(order[cut:])
-        model = {k: getattr(self, k) for k in MODEL_KEYS}
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(f"{len(train)} training and {len(val)} validation nodes: both masks must select labelled nodes")
+        model = {RENAMED.get(k, k): getattr(self, k) for k in MODEL_KEYS}
         train_settings = {k: getattr(self, k) for k in TRAIN_KEYS}
         train_settings["seed"] = s
         handle, report = _attend.fit_graph(
@@ -185,7 +189,8 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any, edge_index: Any) -> np.ndarray:
         """The class of every node."""
-        return self.classes_[np.argmax(self.predict_proba(X, edge_index), axis=1)]
+        proba = self.predict_proba(X, edge_index)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X: Any, edge_index: Any, y: Any, mask: Any = None) -> float:  # type: ignore[override]
         """Accuracy on the nodes of ``mask`` (default: every labelled node)."""
@@ -209,7 +214,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def _from_handle(cls, handle: Any) -> "GraphClassifier":
         s = json.loads(handle.settings_json)
-        params = {k: s["model"][k] for k in MODEL_KEYS}
+        params = {k: s["model"][RENAMED.get(k, k)] for k in MODEL_KEYS}
         params.update({k: s["train"][k] for k in TRAIN_KEYS})
         est = cls(random_state=s["train"]["seed"], **params)
         est.handle_ = handle

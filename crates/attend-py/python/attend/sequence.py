@@ -64,18 +64,22 @@ def series(X: Any) -> tuple[np.ndarray, np.ndarray, int]:
         values = np.concatenate([a.reshape(-1) for a in arrays])
         return values, lengths, dims
     arr = as_numbers(X)
+    shape = arr.shape
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3:
         raise ValueError(
             f"X must be a 3-D array (n_cases, n_channels, n_timepoints), a 2-D array (n_cases, n_timepoints) "
-            f"or a list of 2-D arrays, got shape {arr.shape}"
+            f"or a list of 2-D arrays, got shape {shape}. Reshape your data: X.reshape(1, -1) for one univariate series"
         )
     n, dims, length = arr.shape
     if n == 0:
-        raise ValueError(f"X holds no series (shape {arr.shape}); at least one series is required")
+        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required: X holds no series")
     if dims == 0 or length == 0:
-        raise ValueError(f"X has shape {arr.shape}: series need at least one channel and one time point")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required: "
+            "series need at least one channel and one time point"
+        )
     return arr.reshape(-1), np.full(n, length, dtype=np.int64), dims
 
 
@@ -171,6 +175,9 @@ class _SequenceBase(BaseEstimator):
         self.handle_ = handle
         self.classes_ = classes
         self.n_channels_ = dims
+        # scikit-learn's name for the width of a 2-D X: here the time points
+        # of equal-length series (informational: any length can be predicted).
+        self.n_features_in_ = int(lengths[0]) if dims == 1 and np.all(lengths == lengths[0]) else dims
         self.fit_report_ = json.loads(report)
 
     def _run(self, method: str, X: Any) -> tuple[Any, np.ndarray]:
