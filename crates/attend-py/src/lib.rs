@@ -226,7 +226,7 @@ impl SequenceModelHandle {
         let classes = self.inner.model.config.outputs;
         let flat: Vec<f32> = rows.into_iter().flatten().collect();
         let n = flat.len() / classes.max(1);
-        Ok(PyArray1::from_vec(py, flat).reshape([n, classes])?)
+        PyArray1::from_vec(py, flat).reshape([n, classes])
     }
 
     /// Attention weights of one series: one `(heads, inputs, inputs)` array
@@ -238,7 +238,7 @@ impl SequenceModelHandle {
         lengths: PyReadonlyArray1<'_, i64>,
         dims: usize,
         threads: Threads,
-    ) -> PyResult<(Vec<Bound<'py, PyArray3<f32>>>, Vec<String>)> {
+    ) -> PyResult<Maps<'py>> {
         let set = self.set(&values, &lengths, dims)?;
         let (maps, _) = compute(py, threads, None, |_, _| attention::sequence_maps(&self.inner, &set, 0))?;
         Ok((layers_to_numpy(py, &maps.layers)?, maps.words))
@@ -276,6 +276,9 @@ impl SequenceModelHandle {
         reduce(py, |dir| self.save(dir.to_path_buf()))
     }
 }
+
+/// Attention maps: one `(heads, n, n)` array per layer, and names (inputs, tags).
+type Maps<'py> = (Vec<Bound<'py, PyArray3<f32>>>, Vec<String>);
 
 fn layers_to_numpy<'py>(py: Python<'py>, layers: &[Vec<Vec<Vec<f32>>>]) -> PyResult<Vec<Bound<'py, PyArray3<f32>>>> {
     layers.iter().map(|heads| PyArray3::from_vec3(py, heads).map_err(|e| input_err(e.to_string()))).collect()
@@ -432,7 +435,8 @@ fn fit_graph(
     let s: GraphSettings = settings(settings_json)?;
     let labels: Vec<Option<u32>> = labels.as_slice()?.iter().map(|&c| u32::try_from(c).ok()).collect();
     let data = graph_data(&features, &edge_index, labels, [train, val, test])?;
-    let (model, run) = compute(py, threads, progress, |interrupt, observer| graph_api::GraphJob::new(&data, &s)?.run(None, Some(interrupt), observer))?;
+    let (model, run) =
+        compute(py, threads, progress, |interrupt, observer| graph_api::GraphJob::new(&data, &s)?.run(None, Some(interrupt), observer))?;
     let report = serde_json::to_string(&run).unwrap_or_default();
     Ok((GraphModelHandle { model, train: s.train }, report))
 }
@@ -449,10 +453,10 @@ impl GraphModelHandle {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let data = graph_data(&features, &edge_index, Vec::new(), Default::default())?;
         self.check_width(&data)?;
-        let rows = compute(py, threads, None, |_, _| self.model.probabilities(&GraphInput::new(&data, &self.model.config)?).map_err(Into::into))?;
+        let rows = compute(py, threads, None, |_, _| self.model.probabilities(&GraphInput::new(&data, &self.model.config)?))?;
         let classes = self.model.config.classes;
         let n = rows.len();
-        Ok(PyArray1::from_vec(py, rows.into_iter().flatten().collect()).reshape([n, classes])?)
+        PyArray1::from_vec(py, rows.into_iter().flatten().collect()).reshape([n, classes])
     }
 
     /// Attention per edge: (target, source) node ids of the edges the model
@@ -470,12 +474,8 @@ impl GraphModelHandle {
         let a = compute(py, threads, None, |_, _| attention::edge_attention(&self.model, &GraphInput::new(&data, &self.model.config)?))?;
         let n = a.target.len();
         let pairs: Vec<i64> = a.source.iter().chain(&a.target).map(|&v| v as i64).collect();
-        let layers = a
-            .layers
-            .into_iter()
-            .zip(&a.heads)
-            .map(|(w, &h)| PyArray1::from_vec(py, w).reshape([n, h]))
-            .collect::<PyResult<Vec<_>>>()?;
+        let layers =
+            a.layers.into_iter().zip(&a.heads).map(|(w, &h)| PyArray1::from_vec(py, w).reshape([n, h])).collect::<PyResult<Vec<_>>>()?;
         Ok((PyArray1::from_vec(py, pairs).reshape([2, n])?, layers))
     }
 
@@ -580,7 +580,8 @@ impl TaggerHandle {
     /// JSON (`id`, `text`, `tokens` with their words and tags).
     fn tag_text(&self, py: Python<'_>, text: &str, threads: Threads) -> PyResult<String> {
         let sentences = compute(py, threads, None, |_, _| self.inner.tag_text(text))?;
-        let records: Vec<serde_json::Value> = sentences.iter().enumerate().map(|(i, s)| attend::api::text::sentence_record(s, i + 1)).collect();
+        let records: Vec<serde_json::Value> =
+            sentences.iter().enumerate().map(|(i, s)| attend::api::text::sentence_record(s, i + 1)).collect();
         Ok(serde_json::Value::Array(records).to_string())
     }
 
@@ -616,7 +617,7 @@ impl TaggerHandle {
     /// Attention of one sentence (its words given): per layer `(heads,
     /// words, words)`, the words and their predicted UPOS.
     #[allow(clippy::type_complexity)]
-    fn attention<'py>(&self, py: Python<'py>, words: Vec<String>, threads: Threads) -> PyResult<(Vec<Bound<'py, PyArray3<f32>>>, Vec<String>)> {
+    fn attention<'py>(&self, py: Python<'py>, words: Vec<String>, threads: Threads) -> PyResult<Maps<'py>> {
         let sentence = conllu::Sentence::from_words(&words);
         let t = &self.inner.tagger;
         let maps = compute(py, threads, None, |_, _| attention::attention_maps(&t.model, &t.data, &sentence))?;

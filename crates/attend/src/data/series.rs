@@ -129,11 +129,7 @@ impl SeriesSet {
                 (Label::Class(c), false) => std::slice::from_ref(c),
                 (Label::PerVector(ids), true) => {
                     if dims > 0 && ids.len() * dims != values[i].len() {
-                        return Err(Error::Input(format!(
-                            "sequence {i} has {} vectors but {} labels",
-                            values[i].len() / dims,
-                            ids.len()
-                        )));
+                        return Err(Error::Input(format!("sequence {i} has {} vectors but {} labels", values[i].len() / dims, ids.len())));
                     }
                     ids
                 }

@@ -1,0 +1,78 @@
+"""Tagger: a model the CLI trained tags as `attend tag` does; a model
+trained from Python runs in the CLI. Small settings on a slice of EWT."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import attend
+from conftest import DATA, attend_bin, cli, need
+
+TEXT = "I'm home. The old man the boat."
+SMALL = ["--d-model", "32", "--heads", "4", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8", "--char-filters", "16",
+         "--epochs", "1", "--segmenter-epochs", "1", "--segmenter-d-model", "32", "--segmenter-layers", "1", "--threads", "2"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ewt_dev():
+    return need(DATA / "ud-english-ewt/en_ewt-ud-dev.conllu")
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory, ewt_dev):
+    out = tmp_path_factory.mktemp("cli") / "m"
+    cli("train", "tagger", "--train", str(ewt_dev), "--dev-fraction", "0.1", "--out", str(out), *SMALL)
+    return out
+
+
+def test_cli_model_tags_as_the_cli_does(cli_model, ewt_dev):
+    import subprocess
+
+    want = subprocess.run([attend_bin(), "tag", "--model", str(cli_model), "--threads", "2"], input=TEXT, capture_output=True, text=True, check=True).stdout
+    tagger = attend.load(cli_model)
+    assert isinstance(tagger, attend.Tagger) and tagger.has_segmenter
+    assert tagger.tag(TEXT, conllu=True) == want
+    sentences = tagger.tag(TEXT)
+    assert len(sentences) == sum(1 for line in want.splitlines() if line.startswith("# text"))
+    rows = [line.split("\t") for line in want.splitlines() if line and not line.startswith("#")]
+    words = [r for r in rows if r[0].isdigit()]
+    assert [w.form for s in sentences for w in s.words] == [r[1] for r in words]
+    assert [w.upos for s in sentences for w in s.words] == [r[3] for r in words]
+    assert [w.xpos for s in sentences for w in s.words] == [r[4] for r in words]
+    multi = [t for s in sentences for t in s.tokens if t.is_multiword]
+    assert len(multi) == sum(1 for r in rows if "-" in r[0])
+    assert [len(x) for x in tagger.tag([TEXT, "Hello."])] == [len(sentences), 1]
+    # CoNLL-U in, tags out, as `attend tag --input`; the metrics as a dict.
+    gold = ewt_dev.read_text().split("\n\n")[:20]
+    tagged = tagger.tag_conllu("\n\n".join(gold) + "\n\n")
+    assert tagged.count("\n\n") == 20
+    # The metrics with gold tokens: UPOS is the share of words tag_conllu gets right.
+    m = tagger.evaluate(ewt_dev)
+    assert m["Tokens"]["f1"] == 1.0
+    gold_text = ewt_dev.read_text()
+    pairs = [(g.split("\t")[3], t.split("\t")[3]) for g, t in zip(gold_text.splitlines(), tagger.tag_conllu(gold_text).splitlines())
+             if g and not g.startswith("#") and g.split("\t")[0].isdigit()]  # fmt: skip
+    assert m["UPOS"]["f1"] == pytest.approx(sum(a == b for a, b in pairs) / len(pairs), abs=1e-9)
+    raw = tagger.evaluate(ewt_dev, raw_text=True)
+    assert 0.5 < raw["Tokens"]["f1"] < 1.0 and "Sentences" in raw
+    a = tagger.attention(["The", "old", "man"])
+    assert len(a["layers"]) == 2 and a["layers"][0].shape == (4, 3, 3) and len(a["upos"]) == 3
+    again = pickle.loads(pickle.dumps(tagger))
+    assert again.tag(TEXT, conllu=True) == want
+
+
+def test_python_model_runs_in_the_cli(tmp_path, ewt_dev):
+    import subprocess
+
+    tagger = attend.Tagger(d_model=32, heads=4, ff_dim=64, word_dim=16, char_dim=8, char_filters=16, epochs=1, n_threads=2,
+                           segmenter_settings={"model": {"d_model": 32, "layers": 1}, "train": {"epochs": 1}})  # fmt: skip
+    tagger.fit(ewt_dev, dev_fraction=0.1, out=tmp_path / "py")
+    want = tagger.tag(TEXT, conllu=True)
+    got = subprocess.run([attend_bin(), "tag", "--model", str(tmp_path / "py"), "--threads", "2"], input=TEXT, capture_output=True, text=True, check=True).stdout
+    assert got == want
+    tagger.save(tmp_path / "copy")
+    assert attend.load(tmp_path / "copy").tag(TEXT, conllu=True) == want
+    with pytest.raises(ValueError, match="dev file"):
+        attend.Tagger().fit(ewt_dev)
