@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# The README's test command: every Rust test, then the Python package built
-# into its own virtual environment (numpy, scikit-learn, scipy, pytest from
-# PyPI) and its tests, which also run the `attend` CLI beside it.
-# ATTEND_VENV chooses the environment (default target/py-venv, reused).
+# The README's test command: every Rust test, then the Python package: one
+# abi3 wheel built with maturin, installed into two virtual environments:
+#  - target/py-venv: with scikit-learn, scipy and pytest; all Python tests
+#    (they also run the `attend` CLI beside the package);
+#  - target/py-venv-numpy: numpy and pytest only (the package's only
+#    dependency): the tests that need no scikit-learn, through its fallback.
+# Both environments are reused on a second run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked
 cargo build --locked -p attend-cli
-venv=${ATTEND_VENV:-target/py-venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q "maturin>=1.16,<2" "numpy>=1.23" "scikit-learn>=1.6" "scipy>=1.10" "pytest>=7"
-# Built in the dev profile, into the same target/ as the Rust tests: the
-# dependencies compiled above are reused (they are optimised in every profile).
-(cd crates/attend-py && VIRTUAL_ENV="$(cd "../../$venv" && pwd)" PATH="$(cd "../../$venv" && pwd)/bin:$PATH" maturin develop --locked -q)
-ATTEND_BIN="$PWD/target/debug/attend" "$venv/bin/python" -m pytest -q crates/attend-py/tests
+python=${PYTHON:-python3}
+for venv in target/py-venv target/py-venv-numpy; do
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+done
+target/py-venv/bin/python -m pip install -q "maturin>=1.16,<2" "numpy>=1.23" "scikit-learn>=1.6" "scipy>=1.10" "pytest>=7"
+target/py-venv-numpy/bin/python -m pip install -q "numpy>=1.23" "pytest>=7"
+# The dev profile, into the same target/ as the Rust tests: the dependencies
+# compiled above are reused (every profile optimises them).
+rm -rf target/wheels
+target/py-venv/bin/maturin build --locked --profile dev --strip --quiet -m crates/attend-py/Cargo.toml -o target/wheels
+wheel=$(ls target/wheels/attend-*.whl)
+export ATTEND_BIN="$PWD/target/debug/attend"
+for venv in target/py-venv target/py-venv-numpy; do
+  "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
+done
+echo "== Python tests (numpy only: no scikit-learn, no scipy)"
+(cd crates/attend-py && ../../target/py-venv-numpy/bin/python -m pytest -q -p no:cacheprovider tests/test_sequence.py tests/test_errors.py tests/test_behaviour.py)
+echo "== Python tests"
+(cd crates/attend-py && ../../target/py-venv/bin/python -m pytest -q -p no:cacheprovider tests)

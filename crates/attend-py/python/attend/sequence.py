@@ -234,7 +234,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
         The encoder, as ``attend train sequence`` flags of the same names
         (``window``: truncated attention over this many time points each
         side; None: whole series).
-    pooling : {"mean", "max", "summary"}
+    pooling : {"mean", "summary"}
         How the outputs become one vector per series.
     patch : int
         Consecutive time points joined into one input (shortens long series).

@@ -191,6 +191,38 @@ mod tests {
     use crate::models::sequence::config::SequenceSettings;
     use crate::nn::head::Pooling;
 
+    /// Every edge's weights, per layer and head, sum to 1 over the edges
+    /// of the node that attends; the edges are the model's (both
+    /// directions, self loops), and the probabilities agree with `predict`.
+    #[test]
+    fn edge_attention_sums_to_one_per_node_and_head() {
+        use crate::models::graph::config::GraphSettings;
+        let data = crate::data::planetoid::random_graph(30, 60, 8, 3, 3, 5);
+        let mut settings = GraphSettings::default();
+        settings.train.max_epochs = 5;
+        let (model, _) = crate::api::graph::GraphJob::new(&data, &settings).unwrap().run(None, None, &mut crate::train::Silent).unwrap();
+        let input = GraphInput::new(&data, &model.config).unwrap();
+        let a = edge_attention(&model, &input).unwrap();
+        assert_eq!(a.layers.len(), 2);
+        assert!(a.target.iter().zip(&a.source).any(|(t, s)| t == s), "self loops");
+        for (w, &heads) in a.layers.iter().zip(&a.heads) {
+            assert_eq!(w.len(), a.target.len() * heads);
+            let mut sums = vec![0f32; 30 * heads];
+            for (e, &t) in a.target.iter().enumerate() {
+                for h in 0..heads {
+                    sums[t * heads + h] += w[e * heads + h];
+                }
+            }
+            assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-4), "{sums:?}");
+        }
+        let proba = model.probabilities(&input).unwrap();
+        let predicted = model.predict(&input).unwrap();
+        for (row, &p) in proba.iter().zip(&predicted) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            assert!(row.iter().all(|&v| v <= row[p as usize]));
+        }
+    }
+
     /// A sequence's maps: one row per input that sums to 1 in every layer
     /// and head, inputs named by the vectors a patch covers, the summary
     /// vector first.

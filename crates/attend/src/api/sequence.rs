@@ -30,6 +30,11 @@
 //! let predicted = model.predict(&test)?;
 //! let Output::Classes(c) = &predicted[0] else { unreachable!() };
 //! assert_eq!(model.data.classes[c[0] as usize], "down");
+//! // Class probabilities: a row per sequence that sums to 1, its largest
+//! // the predicted class.
+//! let proba = model.predict_proba(&test)?;
+//! assert!((proba[0].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+//! assert!(proba[0][c[0] as usize] > 0.5);
 //! # Ok::<(), attend::Error>(())
 //! ```
 

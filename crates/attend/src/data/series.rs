@@ -739,6 +739,25 @@ pub fn parse_npz_within(bytes: &[u8], path: &Path, limit: u64) -> Result<SeriesS
 
 #[cfg(test)]
 mod tests {
+
+    /// Class ids in memory: per sequence or per vector, never mixed, each
+    /// id a class, each sequence with one label per vector.
+    #[test]
+    fn from_class_ids_checks_its_labels() {
+        let classes = || vec!["a".to_string(), "b".to_string()];
+        let v = || vec![vec![0.0; 4], vec![1.0; 6]];
+        let s = SeriesSet::from_class_ids(v(), 2, vec![Label::Class(1), Label::Class(0)], classes()).unwrap();
+        assert_eq!((s.target, s.series[1].len, s.class_name(1)), (Target::SequenceClass, 3, "b"));
+        let s = SeriesSet::from_class_ids(v(), 2, vec![Label::PerVector(vec![0, 1]), Label::PerVector(vec![1, NO_LABEL, 0])], classes())
+            .unwrap();
+        assert_eq!(s.target, Target::VectorClass);
+        let err = |labels, n| SeriesSet::from_class_ids(v(), 2, labels, classes()).unwrap_err().to_string().contains(n);
+        assert!(err(vec![Label::Class(0), Label::Class(2)], "class id 2, but there are 2 classes"));
+        assert!(err(vec![Label::Class(0)], "2 sequences but 1 labels"));
+        assert!(err(vec![Label::PerVector(vec![0, 1]), Label::PerVector(vec![0])], "sequence 1 has 3 vectors but 1 labels"));
+        assert!(err(vec![Label::PerVector(vec![0, 1]), Label::Class(0)], "all one class per sequence or all one per vector"));
+    }
+
     use super::*;
 
     fn ts(text: &str) -> Result<SeriesSet> {

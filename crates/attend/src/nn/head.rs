@@ -111,3 +111,11 @@ pub fn mean_squared_error(predictions: &Tensor, targets: &[f32]) -> Result<Tenso
     let t = Tensor::from_slice(targets, (targets.len(), 1), predictions.device())?;
     predictions.sub(&t)?.sqr()?.mean_all()
 }
+
+/// The softmax of one row of a head's scores: class probabilities.
+pub fn softmax(row: &[f32]) -> Vec<f32> {
+    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|&v| (v - top).exp()).collect();
+    let total: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
+}

@@ -243,7 +243,7 @@ impl GraphClassifier {
     /// row of `classes` numbers per node.
     pub fn probabilities(&self, input: &GraphInput) -> Result<Vec<Vec<f32>>> {
         let logits = self.forward(&input.features, &input.graph, &mut Ctx::eval())?.to_vec2::<f32>()?;
-        Ok(logits.iter().map(|row| crate::models::sequence::softmax(row)).collect())
+        Ok(logits.iter().map(|row| crate::nn::head::softmax(row)).collect())
     }
 }
 

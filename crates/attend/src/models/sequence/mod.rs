@@ -223,7 +223,7 @@ impl SequenceModel {
             for (k, &i) in idx.iter().enumerate() {
                 let used = if self.per_vector() { batch.lengths[k] } else { 1 };
                 let start = k * rows_per * classes;
-                out[i] = scores[start..start + used * classes].chunks(classes).flat_map(softmax).collect();
+                out[i] = scores[start..start + used * classes].chunks(classes).flat_map(crate::nn::head::softmax).collect();
             }
         }
         Ok(out)
@@ -246,12 +246,4 @@ impl SequenceModel {
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
         self.encoder.attention_weights(&self.stem_forward(&batch.x)?, &batch.lengths)
     }
-}
-
-/// The softmax of one row of scores.
-pub(crate) fn softmax(row: &[f32]) -> Vec<f32> {
-    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = row.iter().map(|&v| (v - top).exp()).collect();
-    let total: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / total).collect()
 }
