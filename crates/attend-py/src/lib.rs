@@ -29,6 +29,12 @@ use run::{compute, Threads};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+// The module's own allocations (candle allocates a fresh buffer per op) go
+// to mimalloc, as in the CLI: the same speed from Python as from `attend`.
+// It serves this library only; Python's allocator is untouched.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pyo3::create_exception!(_attend, AttendError, PyValueError, "An error attend reports: bad input, settings or model files.");
 
 /// An attend error as a Python exception: a missing file is
@@ -363,6 +369,33 @@ fn model_kind(dir: PathBuf) -> PyResult<String> {
     checkpoint::kind(&dir).map_err(py_err)
 }
 
+/// A file of sequences (`.ts`, `.npz` or vector text, as the CLI reads
+/// them): the values of each series channel-major, one after another, the
+/// lengths, the channels, and a label per series (its class name, or its
+/// number; None when unlabelled or labelled per vector).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn read_series<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(Bound<'py, PyArray1<f32>>, Vec<usize>, usize, Option<Vec<String>>)> {
+    let set = attend::data::series::read_file(&path).map_err(py_err)?;
+    let dims = set.dims;
+    let mut values = Vec::with_capacity(set.vectors() * dims);
+    for s in &set.series {
+        for c in 0..dims {
+            values.extend((0..s.len).map(|t| s.values[t * dims + c]));
+        }
+    }
+    let labels: Option<Vec<String>> = set
+        .series
+        .iter()
+        .map(|s| match &s.label {
+            Label::Class(c) => Some(set.class_name(*c).to_string()),
+            Label::Value(v) => Some(v.to_string()),
+            Label::None | Label::PerVector(_) => None,
+        })
+        .collect();
+    Ok((PyArray1::from_vec(py, values), set.series.iter().map(|s| s.len).collect(), dims, labels))
+}
+
 // ---- graphs ----
 
 /// A trained graph attention model (`attend train graph`'s kind).
@@ -648,8 +681,21 @@ impl TaggerHandle {
     }
 }
 
+/// mimalloc keeps the pages it frees, as the CLI's does (`attend_cli::alloc`
+/// says why: candle's per-op buffers would be faulted in and zeroed again
+/// every step); `MIMALLOC_PURGE_DELAY` in the environment still wins. 15 is
+/// `mi_option_purge_delay` in the mimalloc v3 that libmimalloc-sys builds
+/// (its Rust constants follow v2's numbering).
+fn keep_freed_pages() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mimalloc's option setter, safe to call at any time.
+        unsafe { libmimalloc_sys::mi_option_set(15, -1) }
+    }
+}
+
 #[pymodule]
 fn _attend(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    keep_freed_pages();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("AttendError", m.py().get_type::<AttendError>())?;
     m.add_class::<SequenceModelHandle>()?;
@@ -661,6 +707,7 @@ fn _attend(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(fit_graph, m)?,
         wrap_pyfunction!(fit_tagger, m)?,
         wrap_pyfunction!(read_graph, m)?,
+        wrap_pyfunction!(read_series, m)?,
         wrap_pyfunction!(load, m)?,
         wrap_pyfunction!(from_files, m)?,
         wrap_pyfunction!(model_kind, m)?,

@@ -74,9 +74,12 @@ where
                 }
                 (got, receiver)
             });
+            let finished = handle.is_finished();
+            // Once the work has finished, every message it sent is queued.
+            let rest: Vec<String> = if finished { receiver.try_iter().collect() } else { Vec::new() };
             rx = Some(receiver);
             if let Some(callback) = progress.as_ref().filter(|_| stopped.is_none()) {
-                for m in messages {
+                for m in messages.into_iter().chain(rest) {
                     if let Err(e) = callback.call1(py, (m,)) {
                         interrupt.store(true, Ordering::Relaxed);
                         stopped = Some(e);
@@ -84,7 +87,7 @@ where
                     }
                 }
             }
-            if handle.is_finished() {
+            if finished {
                 break;
             }
             if stopped.is_none() {

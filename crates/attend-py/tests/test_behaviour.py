@@ -25,7 +25,7 @@ def test_two_threads_predict_at_once(fitted):
     """Both threads progress while the other computes: with the GIL held,
     the Python counter below could not advance during a prediction."""
     clf, X = fitted
-    big = np.repeat(X, 50, axis=0)
+    big = np.repeat(X, 150, axis=0)
     want = clf.predict_proba(big)
     results, ticks = {}, []
     stop = threading.Event()
@@ -52,7 +52,9 @@ def test_two_threads_predict_at_once(fitted):
     for k in range(2):
         np.testing.assert_array_equal(results[k], want)
     during = [x for x in ticks if start <= x <= start + elapsed]
-    assert len(during) >= max(2, int(elapsed / 0.005 * 0.3)), f"{len(during)} ticks in {elapsed:.2f} s: the GIL was held"
+    # Held, the GIL would allow a tick or two at the boundaries; released,
+    # about one per 5 ms (a tenth of that allows for a loaded machine).
+    assert len(during) >= max(4, int(elapsed / 0.005 * 0.1)), f"{len(during)} ticks in {elapsed:.2f} s: the GIL was held"
 
 
 def test_ctrl_c_stops_fit_within_a_second():

@@ -64,6 +64,10 @@ def test_ts_set_gives_the_clis_accuracy(tmp_path):
     train, test = DATA / "uea/ItalyPowerDemand/ItalyPowerDemand_TRAIN.ts", DATA / "uea/ItalyPowerDemand/ItalyPowerDemand_TEST.ts"
     X, y = read_ts(train)
     Xt, yt = read_ts(test)
+    # attend's own reader gives the same arrays.
+    Xr, yr = attend.read_series(train)
+    np.testing.assert_array_equal(Xr, X.astype(np.float32))
+    np.testing.assert_array_equal(yr, y)
     flags = ["--epochs", "30", "--d-model", "32", "--ff-dim", "64", "--seed", "3", "--threads", "2"]
     cli("train", "sequence", "--train", str(train), "--test", str(test), "--out", str(tmp_path / "cli"), *flags)
     cli_score = json.loads((tmp_path / "cli" / "train_report.json").read_text())["run"]["test_score"]

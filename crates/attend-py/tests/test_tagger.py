@@ -76,3 +76,19 @@ def test_python_model_runs_in_the_cli(tmp_path, ewt_dev):
     assert attend.load(tmp_path / "copy").tag(TEXT, conllu=True) == want
     with pytest.raises(ValueError, match="dev file"):
         attend.Tagger().fit(ewt_dev)
+
+
+def test_main_job_model_tags_as_the_cli_does():
+    """The README's main job's tagger (runs/ewt, when it has been run here)."""
+    import subprocess
+
+    from conftest import ROOT
+
+    model = ROOT / "runs/ewt"
+    if not (model / "config.json").is_file():
+        pytest.skip("runs/ewt is not here: run the README's main job first")
+    want = subprocess.run([attend_bin(), "tag", "--model", str(model), "--threads", "2"], input=TEXT, capture_output=True, text=True, check=True).stdout
+    tagger = attend.load(model)
+    assert tagger.tag(TEXT, conllu=True) == want
+    words = [r.split("\t") for r in want.splitlines() if r and not r.startswith("#") and r.split("\t")[0].isdigit()]
+    assert [(w.form, w.upos, w.xpos, w.feats or "_") for s in tagger.tag(TEXT) for w in s.words] == [(r[1], r[3], r[4], r[5]) for r in words]

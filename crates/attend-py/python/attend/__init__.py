@@ -24,7 +24,7 @@ from . import _attend
 from ._attend import __version__
 from ._base import AttendError, NotFittedError
 from .graph import GraphClassifier, read_graph
-from .sequence import SequenceClassifier, SequenceLabeler
+from .sequence import SequenceClassifier, SequenceLabeler, read_series
 from .tagger import Sentence, Tagger, Token, Word
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "__version__",
     "load",
     "read_graph",
+    "read_series",
 ]
 
 

@@ -5,6 +5,7 @@ series (:class:`SequenceClassifier`) or one per time point
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -311,3 +312,17 @@ class SequenceLabeler(_SequenceBase):
         gold = np.concatenate([np.asarray(r).reshape(-1) for r in y])
         return float(np.mean(predicted == gold))
 
+
+
+def read_series(path: str | os.PathLike[str]) -> tuple[np.ndarray | list[np.ndarray], np.ndarray | None]:
+    """A file of series as ``attend train sequence`` reads it (UEA/UCR
+    ``.ts``, ``.npz``, vector text) in aeon's layout: ``(X, y)``, ``X`` a
+    3-D array ``(n_cases, n_channels, n_timepoints)`` when the series have
+    equal lengths, else a list of 2-D arrays; ``y`` the labels as text
+    (None when the file has none). Missing values stay NaN."""
+    values, lengths, dims, labels = _attend.read_series(os.fspath(path))
+    y = None if labels is None else np.array(labels)
+    if len(set(lengths)) == 1:
+        return values.reshape(len(lengths), dims, lengths[0]), y
+    ends = np.cumsum([n * dims for n in lengths])[:-1]
+    return [part.reshape(dims, n) for part, n in zip(np.split(values, ends), lengths)], y
