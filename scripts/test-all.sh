@@ -9,15 +9,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked
-cargo build --locked -p attend-cli
+# The CLI's tests built target/debug/attend; the Python tests run it.
+[ -x target/debug/attend ] || cargo build --locked -p attend-cli
 python=${PYTHON:-python3}
 for venv in target/py-venv target/py-venv-numpy; do
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 done
 target/py-venv/bin/python -m pip install -q "maturin>=1.16,<2" "numpy>=1.23" "scikit-learn>=1.6" "scipy>=1.10" "pytest>=7"
 target/py-venv-numpy/bin/python -m pip install -q "numpy>=1.23" "pytest>=7"
-# The dev profile, into the same target/ as the Rust tests: the dependencies
-# compiled above are reused (every profile optimises them).
+# The dev profile, into the same target/ (every profile optimises the
+# dependencies). Built alone, attend-py's dependencies get fewer features
+# than in the workspace's test build, so some compile again: about 5 minutes
+# on 2 cores from a clean clone.
 rm -rf target/wheels
 target/py-venv/bin/maturin build --locked --profile dev --strip --quiet -m crates/attend-py/Cargo.toml -o target/wheels
 wheel=$(ls target/wheels/attend-*.whl)
