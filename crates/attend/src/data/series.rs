@@ -111,7 +111,7 @@ impl SeriesSet {
         classes.dedup();
         let ids: Vec<Label> =
             labels.iter().map(|l| Label::Class(classes.binary_search_by(|c| c.as_str().cmp(l.as_ref())).expect("listed") as u32)).collect();
-        Self::in_memory(values, dims, ids, Target::SequenceClass, classes)
+        Self::from_class_ids(values, dims, ids, classes)
     }
 
     /// Sequences in memory labelled by class ids into `classes` (the
