@@ -165,6 +165,27 @@ def settings_json(kind: str, model: dict[str, Any], train: dict[str, Any]) -> st
     return json.dumps(s)
 
 
+def estimator_settings(est: Any, kind: str, keys: tuple[tuple[str, ...], tuple[str, ...]], renamed: dict[str, str], seed_value: int) -> str:
+    """The settings JSON of ``est``: its ``(model, train)`` constructor
+    arguments under their settings names (``renamed``), with ``seed_value``."""
+    model_keys, train_keys = keys
+    model = {renamed.get(k, k): getattr(est, k) for k in model_keys}
+    train = {renamed.get(k, k): getattr(est, k) for k in train_keys}
+    train["seed"] = seed_value
+    return settings_json(kind, model, train)
+
+
+def params_of(saved_json: str, keys: tuple[tuple[str, ...], tuple[str, ...]], renamed: dict[str, str]) -> dict[str, Any]:
+    """Constructor arguments from a saved model's settings (the inverse of
+    :func:`estimator_settings`; the seed becomes ``random_state``)."""
+    s = json.loads(saved_json)
+    model_keys, train_keys = keys
+    params = {k: s["model"][renamed.get(k, k)] for k in model_keys}
+    params.update({k: s["train"][renamed.get(k, k)] for k in train_keys})
+    params["random_state"] = s["train"]["seed"]
+    return params
+
+
 def labels_of(y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``(classes_, ids)`` of a 1-D label array of ``n`` entries."""
     if y is None:

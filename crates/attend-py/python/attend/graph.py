@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _attend
-from ._base import BaseEstimator, ClassifierMixin, as_numbers, check_fitted, progress, seed, settings_json, threads
+from ._base import BaseEstimator, ClassifierMixin, as_numbers, check_fitted, estimator_settings, params_of, progress, seed, threads
 
 # `attention_score` is the CLI's `--score` (`score` is the estimator's accuracy method).
 MODEL_KEYS = (
@@ -169,11 +169,8 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
             val, train = np.sort(order[:cut]), np.sort(order[cut:])
         if len(train) == 0 or len(val) == 0:
             raise ValueError(f"{len(train)} training and {len(val)} validation nodes: both masks must select labelled nodes")
-        model = {RENAMED.get(k, k): getattr(self, k) for k in MODEL_KEYS}
-        train_settings = {k: getattr(self, k) for k in TRAIN_KEYS}
-        train_settings["seed"] = s
         handle, report = _attend.fit_graph(
-            x, e, labels, train.tolist(), val.tolist(), test.tolist(), settings_json("graph", model, train_settings),
+            x, e, labels, train.tolist(), val.tolist(), test.tolist(), estimator_settings(self, "graph", (MODEL_KEYS, TRAIN_KEYS), RENAMED, s),
             threads(self.n_threads), progress(self),
         )  # fmt: skip
         self.handle_ = handle
@@ -213,10 +210,7 @@ class GraphClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def _from_handle(cls, handle: Any) -> "GraphClassifier":
-        s = json.loads(handle.settings_json)
-        params = {k: s["model"][RENAMED.get(k, k)] for k in MODEL_KEYS}
-        params.update({k: s["train"][k] for k in TRAIN_KEYS})
-        est = cls(random_state=s["train"]["seed"], **params)
+        est = cls(**params_of(handle.settings_json, (MODEL_KEYS, TRAIN_KEYS), RENAMED))
         est.handle_ = handle
         est.classes_ = np.arange(handle.classes)
         est.n_features_in_ = handle.feature_dim

@@ -16,10 +16,11 @@ from ._base import (
     ClassifierMixin,
     as_numbers,
     check_fitted,
+    estimator_settings,
     labels_of,
+    params_of,
     progress,
     seed,
-    settings_json,
     threads,
 )
 
@@ -33,9 +34,9 @@ MODEL_KEYS = (
 )  # fmt: skip
 TRAIN_KEYS = (
     "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
-    "label_smoothing", "patience", "dev_fraction", "crop", "random_crop",
+    "batch_vectors", "label_smoothing", "patience", "dev_fraction", "crop", "random_crop",
 )  # fmt: skip
-RENAMED = {"batch_vectors": "batch_tokens", "random_state": "seed"}
+RENAMED = {"batch_vectors": "batch_tokens"}
 
 
 def series(X: Any) -> tuple[np.ndarray, np.ndarray, int]:
@@ -161,11 +162,7 @@ class _SequenceBase(BaseEstimator):
         self.verbose = verbose
 
     def _settings(self) -> str:
-        model = {k: getattr(self, k) for k in MODEL_KEYS}
-        train = {k: getattr(self, k) for k in TRAIN_KEYS}
-        train["batch_tokens"] = self.batch_vectors
-        train["seed"] = seed(self.random_state)
-        return settings_json("sequence", model, train)
+        return estimator_settings(self, "sequence", (MODEL_KEYS, TRAIN_KEYS), RENAMED, seed(self.random_state))
 
     def _fit(self, data: tuple[np.ndarray, np.ndarray, int], ids: np.ndarray, classes: np.ndarray) -> None:
         values, lengths, dims = data
@@ -203,10 +200,7 @@ class _SequenceBase(BaseEstimator):
 
     @classmethod
     def _from_handle(cls, handle: Any) -> "_SequenceBase":
-        s = json.loads(handle.settings_json)
-        params = {k: s["model"][k] for k in MODEL_KEYS}
-        params.update({k: s["train"][k] for k in TRAIN_KEYS})
-        params.update(batch_vectors=s["train"]["batch_tokens"], random_state=s["train"]["seed"])
+        params = params_of(handle.settings_json, (MODEL_KEYS, TRAIN_KEYS), RENAMED)
         est = cls(**params)
         est.handle_ = handle
         est.classes_ = np.array(handle.classes)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _attend
-from ._base import BaseEstimator, check_fitted, progress, seed, settings_json, threads
+from ._base import BaseEstimator, check_fitted, estimator_settings, params_of, progress, seed, settings_json, threads
 
 MODEL_KEYS = (
     "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "attention_dropout", "position", "max_positions",
@@ -165,9 +165,6 @@ class Tagger(BaseEstimator):
         ``out``, the model directory is written there as the CLI writes it
         (with ``resume/`` to continue an interrupted run)."""
         s = seed(self.random_state)
-        model = {k: getattr(self, k) for k in MODEL_KEYS}
-        train_s = {k: getattr(self, k) for k in TRAIN_KEYS}
-        train_s["seed"] = s
         seg = None
         if self.segmenter:
             given = self.segmenter_settings or {}
@@ -182,7 +179,7 @@ class Tagger(BaseEstimator):
             target = os.fspath(out) if out is not None else os.path.join(tmp, "model")
             handle, report = _attend.fit_tagger(
                 os.fspath(train), None if dev is None else os.fspath(dev), dev_fraction, target,
-                settings_json("tagger", model, train_s), seg, threads(self.n_threads), progress(self),
+                estimator_settings(self, "tagger", (MODEL_KEYS, TRAIN_KEYS), {}, s), seg, threads(self.n_threads), progress(self),
             )  # fmt: skip
         self.handle_ = handle
         self.fit_report_ = json.loads(report)
@@ -231,10 +228,8 @@ class Tagger(BaseEstimator):
 
     @classmethod
     def _from_handle(cls, handle: Any) -> "Tagger":
-        s = json.loads(handle.settings_json)
-        params = {k: s["model"][k] for k in MODEL_KEYS}
-        params.update({k: s["train"][k] for k in TRAIN_KEYS})
-        est = cls(random_state=s["train"]["seed"], segmenter=bool(handle.has_segmenter), **params)
+        params = params_of(handle.settings_json, (MODEL_KEYS, TRAIN_KEYS), {})
+        est = cls(segmenter=bool(handle.has_segmenter), **params)
         est.handle_ = handle
         est.fit_report_ = None
         return est
