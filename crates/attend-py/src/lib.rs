@@ -624,6 +624,41 @@ impl TaggerHandle {
         Ok(conllu::to_string(&sentences))
     }
 
+    /// Raw-text documents `(label, UTF-8 bytes)` segmented and tagged
+    /// together, each numbered as if tagged alone: per document
+    /// `(output, sentences, paragraphs, error)`, the output CoNLL-U (or
+    /// with `records` sentence records as JSON) and `error` the message
+    /// when that document could not be read (then the output is None).
+    #[pyo3(signature = (docs, threads, max_token_chars=None, records=false))]
+    fn tag_documents(
+        &self,
+        py: Python<'_>,
+        docs: Vec<(PathBuf, Bound<'_, PyBytes>)>,
+        threads: Threads,
+        max_token_chars: Option<usize>,
+        records: bool,
+    ) -> PyResult<Vec<(Option<String>, usize, usize, Option<String>)>> {
+        // Borrowed, not copied: the bytes objects stay alive (and immutable) through the call.
+        let refs: Vec<(&Path, &[u8])> = docs.iter().map(|(l, b)| (l.as_path(), b.as_bytes())).collect();
+        let tagged = compute(py, threads, None, |_, _| self.inner.tag_documents(&refs, max_token_chars))?;
+        Ok(tagged
+            .into_iter()
+            .map(|doc| match doc {
+                Ok(d) => {
+                    let output = if records {
+                        let r: Vec<serde_json::Value> =
+                            d.sentences.iter().enumerate().map(|(i, s)| attend::api::text::sentence_record(s, i + 1)).collect();
+                        serde_json::Value::Array(r).to_string()
+                    } else {
+                        conllu::to_string(&d.sentences)
+                    };
+                    (Some(output), d.sentences.len(), d.paragraphs, None)
+                }
+                Err(e) => (None, 0, 0, Some(e.to_string())),
+            })
+            .collect())
+    }
+
     /// CoNLL-U in (its tokens as given), tagged CoNLL-U out.
     fn tag_conllu(&self, py: Python<'_>, conllu_text: &str, threads: Threads) -> PyResult<String> {
         let mut sentences = conllu::parse_bytes(conllu_text.as_bytes(), Path::new("<conllu>")).map_err(py_err)?;

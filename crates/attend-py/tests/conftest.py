@@ -61,3 +61,17 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def report(dir: Path) -> dict:
     return json.loads((dir / "train_report.json").read_text())
+
+
+# A small tagger and segmenter: one epoch each, seconds to train.
+SMALL_TAGGER = ["--d-model", "32", "--heads", "4", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8", "--char-filters", "16",
+                "--epochs", "1", "--segmenter-epochs", "1", "--segmenter-d-model", "32", "--segmenter-layers", "1", "--threads", "2"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_tagger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tagger directory (with its segmenter) the CLI trained on EWT dev."""
+    dev = need(DATA / "ud-english-ewt/en_ewt-ud-dev.conllu")
+    out = tmp_path_factory.mktemp("tagger") / "small"
+    cli("train", "tagger", "--train", str(dev), "--dev-fraction", "0.1", "--out", str(out), *SMALL_TAGGER)
+    return out

@@ -8,11 +8,9 @@ import pickle
 import pytest
 
 import attend
-from conftest import DATA, attend_bin, cli, need
+from conftest import DATA, attend_bin, need
 
 TEXT = "I'm home. The old man the boat."
-SMALL = ["--d-model", "32", "--heads", "4", "--ff-dim", "64", "--word-dim", "16", "--char-dim", "8", "--char-filters", "16",
-         "--epochs", "1", "--segmenter-epochs", "1", "--segmenter-d-model", "32", "--segmenter-layers", "1", "--threads", "2"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +18,8 @@ def ewt_dev():
     return need(DATA / "ud-english-ewt/en_ewt-ud-dev.conllu")
 
 
-@pytest.fixture(scope="module")
-def cli_model(tmp_path_factory, ewt_dev):
-    out = tmp_path_factory.mktemp("cli") / "m"
-    cli("train", "tagger", "--train", str(ewt_dev), "--dev-fraction", "0.1", "--out", str(out), *SMALL)
-    return out
-
-
-def test_cli_model_tags_as_the_cli_does(cli_model, ewt_dev):
+def test_cli_model_tags_as_the_cli_does(small_tagger, ewt_dev):
+    cli_model = small_tagger
     import subprocess
 
     want = subprocess.run([attend_bin(), "tag", "--model", str(cli_model), "--threads", "2"], input=TEXT, capture_output=True, text=True, check=True).stdout

@@ -128,12 +128,9 @@ impl TextTagger {
         label: &Path,
         mut sink: impl FnMut(&mut Vec<Sentence>) -> Result<()>,
     ) -> Result<TagStats> {
-        let segmenter = self.segmenter.as_ref().ok_or_else(|| {
-            Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into())
-        })?;
+        let segmenter = self.raw_text_segmenter()?;
         let mut stats = TagStats::default();
-        let mut raw = RawSegmenter::new(segmenter, self.max_dense);
-        raw.run(input, label, |sentences, segment_seconds| {
+        RawSegmenter::new(segmenter, self.max_dense).run(input, label, |sentences, segment_seconds| {
             stats.segment_seconds += segment_seconds;
             let t = Instant::now();
             self.tag(sentences)?;
@@ -144,6 +141,61 @@ impl TextTagger {
             sink(sentences)
         })?;
         Ok(stats)
+    }
+
+    fn raw_text_segmenter(&self) -> Result<&Loaded<Segmenter>> {
+        self.segmenter.as_ref().ok_or_else(|| {
+            Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into())
+        })
+    }
+
+    /// Segments and tags many raw-text documents (each named by its label
+    /// in errors), their paragraphs segmented and tagged together in
+    /// chunks as [`Self::tag_stream`] does; each document is numbered as if
+    /// tagged alone. A document that cannot be read (not UTF-8) or, with
+    /// `max_token_chars`, has a run of more characters without white space
+    /// (no token is that long: a binary blob, a corrupt line) gets its own
+    /// error and the others are tagged; an error of the model fails all.
+    pub fn tag_documents(&self, docs: &[(&Path, &[u8])], max_token_chars: Option<usize>) -> Result<Vec<Result<TaggedDocument>>> {
+        let raw = RawSegmenter::new(self.raw_text_segmenter()?, self.max_dense);
+        let mut out: Vec<Result<TaggedDocument>> = Vec::with_capacity(docs.len());
+        let mut paragraphs: Vec<(usize, raw_text::RawParagraph)> = Vec::new();
+        for (d, &(label, bytes)) in docs.iter().enumerate() {
+            let read = raw_text::ParagraphReader::new(bytes, label, MAX_PARAGRAPH_CHARS).collect::<Result<Vec<_>>>().and_then(|ps| {
+                ps.iter().try_for_each(|p| max_token_chars.map_or(Ok(()), |limit| check_runs(p, limit, label)))?;
+                Ok(ps)
+            });
+            match read {
+                Ok(ps) => {
+                    paragraphs.extend(ps.into_iter().map(|p| (d, p)));
+                    out.push(Ok(TaggedDocument::default()));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        let mut numbering: Vec<Numbering> = docs.iter().map(|_| Numbering::default()).collect();
+        in_chunks(paragraphs.into_iter().map(Ok), |(_, p)| p.chars.len(), |chunk| {
+            let found = raw.found(chunk.iter().map(|(_, p)| p))?;
+            let (mut sentences, mut owners) = (Vec::new(), Vec::new());
+            for ((d, p), f) in chunk.iter().zip(&found) {
+                let s = numbering[*d].sentences(p, f, raw.lexicon());
+                owners.extend(std::iter::repeat_n(*d, s.len()));
+                sentences.extend(s);
+            }
+            self.tag(&mut sentences)?;
+            for (d, s) in owners.into_iter().zip(sentences) {
+                if let Ok(doc) = &mut out[d] {
+                    doc.sentences.push(s);
+                }
+            }
+            Ok(())
+        })?;
+        for (doc, n) in out.iter_mut().zip(&numbering) {
+            if let Ok(doc) = doc {
+                doc.paragraphs = n.next_paragraph - 1;
+            }
+        }
+        Ok(out)
     }
 
     /// Tags the raw text of the gold CoNLL-U file at `gold_path` (built as
@@ -162,68 +214,124 @@ impl TextTagger {
     }
 }
 
+/// One document of [`TextTagger::tag_documents`]: its tagged sentences,
+/// numbered from 1 as if it were tagged alone, and the paragraphs they
+/// make (`# newpar id = p1` ... in CoNLL-U).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaggedDocument {
+    pub sentences: Vec<Sentence>,
+    pub paragraphs: usize,
+}
+
+/// Refuses a paragraph with a run of more than `limit` characters without white space.
+fn check_runs(p: &raw_text::RawParagraph, limit: usize, label: &Path) -> Result<()> {
+    let mut run = 0;
+    for &c in &p.chars {
+        run = if c.is_whitespace() { 0 } else { run + 1 };
+        if run > limit {
+            let message = format!("more than {limit} characters without white space in the paragraph from this line (no token is that long: corrupt or binary text?)");
+            return Err(Error::Parse { path: label.to_path_buf(), line: p.first_line, message });
+        }
+    }
+    Ok(())
+}
+
 /// Raw text to sentences (segmented, not yet tagged), a chunk of paragraphs at a time.
 struct RawSegmenter<'a> {
     segmenter: &'a Loaded<Segmenter>,
     max_words: usize,
+}
+
+/// The numbers the next sentence and paragraph of one output get (a
+/// stream numbers on across its chunks; each document starts at 1).
+struct Numbering {
     next_sentence: usize,
     next_paragraph: usize,
 }
 
+impl Default for Numbering {
+    fn default() -> Self {
+        Numbering { next_sentence: 1, next_paragraph: 1 }
+    }
+}
+
+impl Numbering {
+    /// The sentences `found` in paragraph `p`, numbered on (none, and no
+    /// number used, for a paragraph without tokens).
+    fn sentences(&mut self, p: &raw_text::RawParagraph, found: &[Vec<raw_text::FoundToken>], lexicon: &raw_text::MultiwordLexicon) -> Vec<Sentence> {
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let first = self.next_paragraph == 1;
+        let out = raw_text::to_sentences(&p.chars, found, lexicon, self.next_sentence, (self.next_paragraph, first));
+        self.next_sentence += found.len();
+        self.next_paragraph += 1;
+        out
+    }
+}
+
+/// Hands `items` to `sink` in chunks of about [`CHUNK_CHARS`] characters
+/// (`chars` of each), in order; an item's error stops at once.
+fn in_chunks<T>(
+    items: impl Iterator<Item = Result<T>>,
+    chars: impl Fn(&T) -> usize,
+    mut sink: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let (mut chunk, mut n) = (Vec::new(), 0);
+    for item in items {
+        let item = item?;
+        n += chars(&item);
+        chunk.push(item);
+        if n >= CHUNK_CHARS {
+            sink(std::mem::take(&mut chunk))?;
+            n = 0;
+        }
+    }
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    sink(chunk)
+}
+
 impl<'a> RawSegmenter<'a> {
     fn new(segmenter: &'a Loaded<Segmenter>, max_words: usize) -> Self {
-        RawSegmenter { segmenter, max_words: max_words.max(1), next_sentence: 1, next_paragraph: 1 }
+        RawSegmenter { segmenter, max_words: max_words.max(1) }
+    }
+
+    fn lexicon(&self) -> &raw_text::MultiwordLexicon {
+        &self.segmenter.data.lexicon
     }
 
     /// Reads `input` to its end, handing each chunk's sentences and the
     /// seconds segmenting them took to `sink`.
-    fn run(&mut self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>, f64) -> Result<()>) -> Result<()> {
-        let mut chunk: Vec<raw_text::RawParagraph> = Vec::new();
-        let mut chars = 0;
-        for p in raw_text::ParagraphReader::new(input, label, MAX_PARAGRAPH_CHARS) {
-            let p = p?;
-            chars += p.chars.len();
-            chunk.push(p);
-            if chars >= CHUNK_CHARS {
-                let t = Instant::now();
-                let mut sentences = self.segment(&std::mem::take(&mut chunk))?;
-                sink(&mut sentences, t.elapsed().as_secs_f64())?;
-                chars = 0;
-            }
-        }
-        if !chunk.is_empty() {
+    fn run(&self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>, f64) -> Result<()>) -> Result<()> {
+        let mut numbering = Numbering::default();
+        let paragraphs = raw_text::ParagraphReader::new(input, label, MAX_PARAGRAPH_CHARS);
+        in_chunks(paragraphs, |p| p.chars.len(), |chunk| {
             let t = Instant::now();
-            let mut sentences = self.segment(&chunk)?;
-            sink(&mut sentences, t.elapsed().as_secs_f64())?;
-        }
-        Ok(())
+            let found = self.found(chunk.iter())?;
+            let mut sentences: Vec<Sentence> =
+                chunk.iter().zip(&found).flat_map(|(p, f)| numbering.sentences(p, f, self.lexicon())).collect();
+            sink(&mut sentences, t.elapsed().as_secs_f64())
+        })
     }
 
-    /// Sentences of `paragraphs`, numbered on from the previous chunk.
-    fn segment(&mut self, paragraphs: &[raw_text::RawParagraph]) -> Result<Vec<Sentence>> {
+    /// The sentences (as tokens) the segmenter finds in each paragraph, a
+    /// sentence longer than `max_words` cut into pieces.
+    fn found<'p>(&self, paragraphs: impl Iterator<Item = &'p raw_text::RawParagraph>) -> Result<Vec<Vec<Vec<raw_text::FoundToken>>>> {
+        let paragraphs: Vec<&raw_text::RawParagraph> = paragraphs.collect();
         let texts: Vec<&[char]> = paragraphs.iter().map(|p| &p.chars[..]).collect();
         let labels = self.segmenter.model.label(&self.segmenter.data, &texts)?;
-        let mut out = Vec::new();
-        for (p, l) in paragraphs.iter().zip(&labels) {
-            let found: Vec<Vec<raw_text::FoundToken>> = raw_text::decode(&p.chars, l)
-                .into_iter()
-                .flat_map(|s| s.chunks(self.max_words).map(<[_]>::to_vec).collect::<Vec<_>>())
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            let first = self.next_paragraph == 1;
-            out.extend(raw_text::to_sentences(
-                &p.chars,
-                &found,
-                &self.segmenter.data.lexicon,
-                self.next_sentence,
-                (self.next_paragraph, first),
-            ));
-            self.next_sentence += found.len();
-            self.next_paragraph += 1;
-        }
-        Ok(out)
+        Ok(paragraphs
+            .iter()
+            .zip(&labels)
+            .map(|(p, l)| {
+                raw_text::decode(&p.chars, l)
+                    .into_iter()
+                    .flat_map(|s| s.chunks(self.max_words).map(<[_]>::to_vec).collect::<Vec<_>>())
+                    .collect()
+            })
+            .collect())
     }
 }
 

@@ -474,6 +474,12 @@ impl<R: std::io::BufRead> ParagraphReader<R> {
                         self.err(format!("not valid UTF-8 (the file ends inside a character, byte {} of the line)", self.line_bytes + 1))
                     );
                 }
+                if self.line_bytes > 0 {
+                    // A last line without its newline reads as one with it:
+                    // "text" and "text\n" give the same paragraph.
+                    self.current.push(' ');
+                    self.line += 1;
+                }
                 continue;
             }
             let complete = piece.last() == Some(&b'\n');
@@ -619,9 +625,11 @@ mod tests {
         assert!(read_all(b"\n \n\n", 100).unwrap().is_empty());
         // A long line without breaks comes in pieces of at most the limit, cut after spaces when it can.
         let got = read_all(b"aaaa bbbb cccc", 8).unwrap();
-        assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), ["aaaa ", "bbbb ", "cccc"]);
+        assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), ["aaaa ", "bbbb ", "cccc "]);
         let got = read_all(&[b'x'; 20], 8).unwrap();
-        assert_eq!(got.iter().map(|g| g.0.len()).collect::<Vec<_>>(), [8, 8, 4]);
+        assert_eq!(got.iter().map(|g| g.0.len()).collect::<Vec<_>>(), [8, 8, 5]);
+        // The last line's newline changes nothing (documents joined by blank lines read as each alone).
+        assert_eq!(read_all(b"One.\n\nTwo\nthree.", 100).unwrap(), read_all(b"One.\n\nTwo\nthree.\n", 100).unwrap());
         let e = read_all(b"ok\nbad \xff here\n", 100).unwrap_err().to_string();
         assert_eq!(e, "in.txt:2: not valid UTF-8 (byte 5 of the line)");
         let e = read_all(b"ok\n\nnul \x00\n", 100).unwrap_err().to_string();
