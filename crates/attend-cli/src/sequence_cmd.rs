@@ -371,43 +371,69 @@ pub fn predict(args: PredictOptions) -> Result<()> {
     if args.window.is_some() {
         loaded.model.set_window(args.window)?;
     }
-    let set = read(input)?;
-    let data = encoded(&loaded, &set, args.max_dense_vectors, input)?;
-    let t0 = Instant::now();
-    let outputs = loaded.model.predict(&data, &loaded.data)?;
-    let secs = t0.elapsed().as_secs_f64();
-    let spec = &loaded.data;
+    let chunks = series::read_chunks(input, series::CHUNK_VALUES)?;
+    let (mut sequences, mut vectors, mut longest, mut secs) = (0, 0, 0, 0.0);
     let name = |c: u32| loaded.class_name(c).to_string();
-    common::write_output(args.output, |out| write_predictions(out, &set, &outputs, spec.target, args.format, &name))?;
+    let mut writer = PredictionWriter::new(args.format, loaded.data.target);
+    // A chunk of series at a time: read, encoded, predicted, written, dropped.
+    common::write_output(args.output, |out| {
+        for set in chunks {
+            let set = set?;
+            let data = encoded(&loaded, &set, args.max_dense_vectors, input)?;
+            let t0 = Instant::now();
+            let outputs = loaded.model.predict(&data, &loaded.data)?;
+            secs += t0.elapsed().as_secs_f64();
+            writer.write(out, &set, &outputs, &name)?;
+            (sequences, vectors, longest) = (sequences + set.series.len(), vectors + set.vectors(), longest.max(set.length_range().1));
+        }
+        writer.finish(out)
+    })?;
     if args.stats {
         let rss = attend::memory::peak_rss_bytes().map_or("unknown".to_string(), attend::memory::human_bytes);
         eprintln!(
-            "labelled {} sequence(s), {} vectors (longest {}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
-            set.series.len(),
-            set.vectors(),
-            set.length_range().1,
-            set.vectors() as f64 / secs.max(1e-9),
+            "labelled {sequences} sequence(s), {vectors} vectors (longest {longest}) in {secs:.2} s ({:.0} vectors/s); total {:.2} s; peak RSS {rss}",
+            vectors as f64 / secs.max(1e-9),
             started.elapsed().as_secs_f64()
         );
     }
     Ok(())
 }
 
-/// Writes a label (or number, or labels) per sequence of `set` in `format`.
-fn write_predictions(
-    out: &mut dyn Write,
-    set: &SeriesSet,
-    outputs: &[Output],
-    target: Target,
+/// Writes a label (or number, or labels) per sequence in `format`, a
+/// chunk of sequences at a time, numbering them on across chunks.
+struct PredictionWriter {
     format: PredictFormat,
-    name: &dyn Fn(u32) -> String,
-) -> Result<()> {
-    match format {
-        PredictFormat::Tsv => {
-            let per_vector = target == Target::VectorClass;
-            writeln!(out, "{}", if per_vector { "sequence\tline\tposition\tprediction" } else { "sequence\tline\tprediction" })?;
-            for (i, (s, o)) in set.series.iter().zip(outputs).enumerate() {
-                match o {
+    target: Target,
+    /// The next sequence's number.
+    next: usize,
+    /// Whether the TSV header or the JSON array's opening is written.
+    opened: bool,
+}
+
+impl PredictionWriter {
+    fn new(format: PredictFormat, target: Target) -> Self {
+        PredictionWriter { format, target, next: 0, opened: false }
+    }
+
+    fn open(&mut self, out: &mut dyn Write) -> Result<()> {
+        if !self.opened {
+            match self.format {
+                PredictFormat::Tsv if self.target == Target::VectorClass => writeln!(out, "sequence\tline\tposition\tprediction")?,
+                PredictFormat::Tsv => writeln!(out, "sequence\tline\tprediction")?,
+                PredictFormat::Json => write!(out, "[")?,
+            }
+            self.opened = true;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, out: &mut dyn Write, set: &SeriesSet, outputs: &[Output], name: &dyn Fn(u32) -> String) -> Result<()> {
+        let per_vector = self.target == Target::VectorClass;
+        self.open(out)?;
+        for (k, (s, o)) in set.series.iter().zip(outputs).enumerate() {
+            let i = self.next + k;
+            match self.format {
+                PredictFormat::Tsv => match o {
                     Output::Value(v) => writeln!(out, "{i}\t{}\t{v}", s.line)?,
                     Output::Classes(c) if per_vector => {
                         for (t, &k) in c.iter().enumerate() {
@@ -415,28 +441,34 @@ fn write_predictions(
                         }
                     }
                     Output::Classes(c) => writeln!(out, "{i}\t{}\t{}", s.line, name(c[0]))?,
+                },
+                PredictFormat::Json => {
+                    let item = match o {
+                        Output::Value(v) => serde_json::json!({ "sequence": i, "line": s.line, "value": v }),
+                        Output::Classes(c) if per_vector => {
+                            serde_json::json!({ "sequence": i, "line": s.line, "labels": c.iter().map(|&k| name(k)).collect::<Vec<_>>() })
+                        }
+                        Output::Classes(c) => serde_json::json!({ "sequence": i, "line": s.line, "label": name(c[0]) }),
+                    };
+                    if i > 0 {
+                        write!(out, ",")?;
+                    }
+                    serde_json::to_writer(&mut *out, &item)?;
                 }
             }
         }
-        PredictFormat::Json => {
-            let items: Vec<serde_json::Value> = set
-                .series
-                .iter()
-                .zip(outputs)
-                .enumerate()
-                .map(|(i, (s, o))| match o {
-                    Output::Value(v) => serde_json::json!({ "sequence": i, "line": s.line, "value": v }),
-                    Output::Classes(c) if target == Target::VectorClass => {
-                        serde_json::json!({ "sequence": i, "line": s.line, "labels": c.iter().map(|&k| name(k)).collect::<Vec<_>>() })
-                    }
-                    Output::Classes(c) => serde_json::json!({ "sequence": i, "line": s.line, "label": name(c[0]) }),
-                })
-                .collect();
-            serde_json::to_writer(&mut *out, &items)?;
-            writeln!(out)?;
-        }
+        self.next += set.series.len();
+        Ok(())
     }
-    Ok(())
+
+    /// Ends the output (the JSON array's close).
+    fn finish(&mut self, out: &mut dyn Write) -> Result<()> {
+        self.open(out)?;
+        if self.format == PredictFormat::Json {
+            writeln!(out, "]")?;
+        }
+        Ok(())
+    }
 }
 
 /// Heatmaps are drawn for sequences up to this many inputs (the JSON has any length).
@@ -466,4 +498,53 @@ pub fn attention(model_dir: &Path, input: &Path, index: usize, out: &Path) -> Re
     let files = attend_cli::viz::write_heatmaps(&maps, out)?;
     println!("{} files in {}", files.len(), out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attend::data::series::{Label, Series};
+
+    fn set(n: usize, from: usize) -> SeriesSet {
+        let series = (0..n).map(|i| Series { values: vec![0.0; 2], len: 2, label: Label::None, line: from + i }).collect();
+        SeriesSet { path: "x".into(), name: None, dims: 1, target: Target::Unlabelled, classes: Vec::new(), series }
+    }
+
+    /// Written a chunk at a time, predictions are the bytes written at once.
+    #[test]
+    fn chunks_write_what_the_whole_writes() {
+        let name = |c: u32| format!("c{c}");
+        let outputs = |n: usize, per_vector: bool| -> Vec<Output> {
+            (0..n).map(|i| Output::Classes(if per_vector { vec![i as u32, 1] } else { vec![i as u32] })).collect()
+        };
+        for format in [PredictFormat::Tsv, PredictFormat::Json] {
+            for target in [Target::SequenceClass, Target::VectorClass] {
+                let per_vector = target == Target::VectorClass;
+                let write = |sizes: &[usize]| {
+                    let mut w = PredictionWriter::new(format, target);
+                    let mut out = Vec::new();
+                    let mut from = 0;
+                    for &n in sizes {
+                        let mut o = outputs(from + n, per_vector);
+                        w.write(&mut out, &set(n, from), &o.split_off(from), &name).unwrap();
+                        from += n;
+                    }
+                    w.finish(&mut out).unwrap();
+                    String::from_utf8(out).unwrap()
+                };
+                let whole = write(&[5]);
+                assert_eq!(write(&[2, 0, 3]), whole);
+                assert_eq!(write(&[1, 1, 1, 1, 1]), whole);
+                assert_eq!(write(&[]), write(&[0]));
+                if format == PredictFormat::Json {
+                    let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+                    assert_eq!(v.as_array().unwrap().len(), 5);
+                    assert_eq!(v[4]["sequence"], 4);
+                    assert_eq!(write(&[]), "[]\n");
+                } else {
+                    assert_eq!(whole.lines().count(), 1 + if per_vector { 10 } else { 5 });
+                }
+            }
+        }
+    }
 }

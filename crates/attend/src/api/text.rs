@@ -144,9 +144,9 @@ impl TextTagger {
     }
 
     fn raw_text_segmenter(&self) -> Result<&Loaded<Segmenter>> {
-        self.segmenter.as_ref().ok_or_else(|| {
-            Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into())
-        })
+        self.segmenter
+            .as_ref()
+            .ok_or_else(|| Error::Input("this tagger has no segmenter to read raw text (train one into its segmenter/ directory)".into()))
     }
 
     /// Segments and tags many raw-text documents (each named by its label
@@ -174,22 +174,26 @@ impl TextTagger {
             }
         }
         let mut numbering: Vec<Numbering> = docs.iter().map(|_| Numbering::default()).collect();
-        in_chunks(paragraphs.into_iter().map(Ok), |(_, p)| p.chars.len(), |chunk| {
-            let found = raw.found(chunk.iter().map(|(_, p)| p))?;
-            let (mut sentences, mut owners) = (Vec::new(), Vec::new());
-            for ((d, p), f) in chunk.iter().zip(&found) {
-                let s = numbering[*d].sentences(p, f, raw.lexicon());
-                owners.extend(std::iter::repeat_n(*d, s.len()));
-                sentences.extend(s);
-            }
-            self.tag(&mut sentences)?;
-            for (d, s) in owners.into_iter().zip(sentences) {
-                if let Ok(doc) = &mut out[d] {
-                    doc.sentences.push(s);
+        in_chunks(
+            paragraphs.into_iter().map(Ok),
+            |(_, p)| p.chars.len(),
+            |chunk| {
+                let found = raw.found(chunk.iter().map(|(_, p)| p))?;
+                let (mut sentences, mut owners) = (Vec::new(), Vec::new());
+                for ((d, p), f) in chunk.iter().zip(&found) {
+                    let s = numbering[*d].sentences(p, f, raw.lexicon());
+                    owners.extend(std::iter::repeat_n(*d, s.len()));
+                    sentences.extend(s);
                 }
-            }
-            Ok(())
-        })?;
+                self.tag(&mut sentences)?;
+                for (d, s) in owners.into_iter().zip(sentences) {
+                    if let Ok(doc) = &mut out[d] {
+                        doc.sentences.push(s);
+                    }
+                }
+                Ok(())
+            },
+        )?;
         for (doc, n) in out.iter_mut().zip(&numbering) {
             if let Ok(doc) = doc {
                 doc.paragraphs = n.next_paragraph - 1;
@@ -258,7 +262,12 @@ impl Default for Numbering {
 impl Numbering {
     /// The sentences `found` in paragraph `p`, numbered on (none, and no
     /// number used, for a paragraph without tokens).
-    fn sentences(&mut self, p: &raw_text::RawParagraph, found: &[Vec<raw_text::FoundToken>], lexicon: &raw_text::MultiwordLexicon) -> Vec<Sentence> {
+    fn sentences(
+        &mut self,
+        p: &raw_text::RawParagraph,
+        found: &[Vec<raw_text::FoundToken>],
+        lexicon: &raw_text::MultiwordLexicon,
+    ) -> Vec<Sentence> {
         if found.is_empty() {
             return Vec::new();
         }
@@ -307,13 +316,17 @@ impl<'a> RawSegmenter<'a> {
     fn run(&self, input: impl BufRead, label: &Path, mut sink: impl FnMut(&mut Vec<Sentence>, f64) -> Result<()>) -> Result<()> {
         let mut numbering = Numbering::default();
         let paragraphs = raw_text::ParagraphReader::new(input, label, MAX_PARAGRAPH_CHARS);
-        in_chunks(paragraphs, |p| p.chars.len(), |chunk| {
-            let t = Instant::now();
-            let found = self.found(chunk.iter())?;
-            let mut sentences: Vec<Sentence> =
-                chunk.iter().zip(&found).flat_map(|(p, f)| numbering.sentences(p, f, self.lexicon())).collect();
-            sink(&mut sentences, t.elapsed().as_secs_f64())
-        })
+        in_chunks(
+            paragraphs,
+            |p| p.chars.len(),
+            |chunk| {
+                let t = Instant::now();
+                let found = self.found(chunk.iter())?;
+                let mut sentences: Vec<Sentence> =
+                    chunk.iter().zip(&found).flat_map(|(p, f)| numbering.sentences(p, f, self.lexicon())).collect();
+                sink(&mut sentences, t.elapsed().as_secs_f64())
+            },
+        )
     }
 
     /// The sentences (as tokens) the segmenter finds in each paragraph, a

@@ -256,6 +256,120 @@ pub fn read_file(path: &Path) -> Result<SeriesSet> {
     }
 }
 
+/// Values per chunk of [`read_chunks`] by default (4 MiB of f32; the
+/// model batches within a chunk, so larger chunks gain no speed).
+pub const CHUNK_VALUES: usize = 1 << 20;
+
+/// A sequence file read a chunk of series at a time, each chunk a
+/// [`SeriesSet`] with the file's header: `.ts` and vector text in memory
+/// bounded by the chunk (and the longest series); `.npz`, an archive, is
+/// read whole as one chunk. Class ids are the file's throughout.
+pub struct SeriesChunks {
+    reader: Box<dyn std::io::BufRead>,
+    path: PathBuf,
+    parser: ChunkParser,
+    max_values: usize,
+    line: usize,
+    buf: Vec<u8>,
+    yielded: bool,
+    done: bool,
+}
+
+enum ChunkParser {
+    Ts(TsParser),
+    Text(TextParser),
+    Whole(Option<SeriesSet>),
+}
+
+/// Opens `path` to read in chunks of about `max_values` values ([`Format::of`] chooses the reader).
+pub fn read_chunks(path: &Path, max_values: usize) -> Result<SeriesChunks> {
+    let parser = match Format::of(path) {
+        Format::Ts => ChunkParser::Ts(TsParser::new(path)),
+        Format::Text => ChunkParser::Text(TextParser::new(path)),
+        Format::Npz => ChunkParser::Whole(Some(read_file(path)?)),
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(SeriesChunks {
+        reader: Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+        path: path.to_path_buf(),
+        parser,
+        max_values: max_values.max(1),
+        line: 0,
+        buf: Vec::new(),
+        yielded: false,
+        done: false,
+    })
+}
+
+impl SeriesChunks {
+    fn head(&self) -> Result<SeriesSet> {
+        match &self.parser {
+            ChunkParser::Ts(p) => p.head(self.line),
+            ChunkParser::Text(p) => Ok(p.head()),
+            ChunkParser::Whole(_) => unreachable!("read whole"),
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<SeriesSet>> {
+        if let ChunkParser::Whole(set) = &mut self.parser {
+            self.done = true;
+            return Ok(set.take());
+        }
+        let (mut series, mut values) = (Vec::new(), 0);
+        while values < self.max_values {
+            self.buf.clear();
+            let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| Error::io(&self.path, e))?;
+            if n == 0 {
+                self.done = true;
+                if let ChunkParser::Text(p) = &mut self.parser {
+                    series.extend(p.end());
+                }
+                let head = self.head()?;
+                if series.is_empty() && self.yielded {
+                    return Ok(None);
+                }
+                return Ok(Some(SeriesSet { series, ..head }));
+            }
+            self.line += 1;
+            let mut raw = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            while let Some(r) = raw.strip_suffix(b"\r") {
+                raw = r;
+            }
+            if self.line == 1 {
+                raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
+            }
+            let text = std::str::from_utf8(raw)
+                .map_err(|e| parse_err(&self.path, self.line, format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1)))?;
+            let found = match &mut self.parser {
+                ChunkParser::Ts(p) => p.line(self.line, text)?,
+                ChunkParser::Text(p) => p.line(self.line, text)?,
+                ChunkParser::Whole(_) => unreachable!("read whole"),
+            };
+            if let Some(s) = found {
+                values += s.values.len().max(1);
+                series.push(s);
+            }
+        }
+        self.yielded = true;
+        Ok(Some(SeriesSet { series, ..self.head()? }))
+    }
+}
+
+impl Iterator for SeriesChunks {
+    type Item = Result<SeriesSet>;
+
+    fn next(&mut self) -> Option<Result<SeriesSet>> {
+        if self.done {
+            return None;
+        }
+        let chunk = self.next_chunk();
+        if chunk.is_err() {
+            self.done = true;
+        }
+        chunk.transpose()
+    }
+}
+
 fn number(v: f32) -> String {
     if v.is_nan() {
         "?".into()
@@ -400,20 +514,27 @@ struct TsHeader {
     classes: Classes,
 }
 
-/// Parses a `.ts` file (UEA/UCR format; see the module docs).
-pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let mut h = TsHeader::default();
-    let mut in_data = false;
-    let mut series = Vec::new();
-    let mut dims_seen: Option<usize> = None;
-    for item in utf8_lines(bytes, path) {
-        let (lineno, raw) = item?;
+/// A `.ts` file read a line at a time: the header, then one series per data line.
+struct TsParser {
+    path: PathBuf,
+    h: TsHeader,
+    in_data: bool,
+    dims_seen: Option<usize>,
+}
+
+impl TsParser {
+    fn new(path: &Path) -> Self {
+        TsParser { path: path.to_path_buf(), h: TsHeader::default(), in_data: false, dims_seen: None }
+    }
+
+    /// Reads line `lineno`: a header line, or a data line's series.
+    fn line(&mut self, lineno: usize, raw: &str) -> Result<Option<Series>> {
+        let (path, h) = (self.path.as_path(), &mut self.h);
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
-            continue;
+            return Ok(None);
         }
-        if !in_data {
+        if !self.in_data {
             let Some(header) = line.strip_prefix('@') else {
                 return Err(parse_err(path, lineno, "a data line before @data (the header ends with a line @data)"));
             };
@@ -462,11 +583,11 @@ pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
                     if h.univariate == Some(true) {
                         h.dims = Some(1);
                     }
-                    in_data = true;
+                    self.in_data = true;
                 }
                 _ => return Err(parse_err(path, lineno, format!("unknown header @{key} (the .ts format has @problemName, @timeStamps, @missing, @univariate, @dimensions, @equalLength, @seriesLength, @classLabel, @targetLabel, @data)"))),
             }
-            continue;
+            return Ok(None);
         }
         let target = h.target.expect("checked at @data");
         let mut parts: Vec<&str> = line.split(':').collect();
@@ -489,11 +610,11 @@ pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
             }
         };
         let dims = parts.len();
-        let expected = h.dims.or(dims_seen).unwrap_or(dims);
+        let expected = h.dims.or(self.dims_seen).unwrap_or(dims);
         if dims != expected {
             return Err(parse_err(path, lineno, format!("{dims} dimension(s) (separated by ':'), expected {expected}")));
         }
-        dims_seen = Some(dims);
+        self.dims_seen = Some(dims);
         let mut columns: Vec<Vec<f32>> = Vec::with_capacity(dims);
         for (d, part) in parts.iter().enumerate() {
             let col: Vec<f32> = part
@@ -529,52 +650,85 @@ pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
         if h.missing == Some(false) && values.iter().any(|v| v.is_nan()) {
             return Err(parse_err(path, lineno, "a missing value '?' but the header says @missing false"));
         }
-        series.push(Series { values, len, label, line: lineno });
+        Ok(Some(Series { values, len, label, line: lineno }))
     }
-    if !in_data {
-        let last = bytes.split(|&b| b == b'\n').count() - usize::from(bytes.ends_with(b"\n"));
-        return Err(parse_err(path, last.max(1), "no @data line: not a .ts file?"));
+
+    /// The set the lines describe, without its series; `last_line` is
+    /// the file's last line (named when @data never came).
+    fn head(&self, last_line: usize) -> Result<SeriesSet> {
+        if !self.in_data {
+            return Err(parse_err(&self.path, last_line.max(1), "no @data line: not a .ts file?"));
+        }
+        let h = &self.h;
+        Ok(SeriesSet {
+            path: self.path.clone(),
+            name: h.name.clone(),
+            dims: h.dims.or(self.dims_seen).unwrap_or(1),
+            target: h.target.expect("checked"),
+            classes: h.classes.names.clone(),
+            series: Vec::new(),
+        })
     }
-    let dims = h.dims.or(dims_seen).unwrap_or(1);
-    Ok(SeriesSet { path: path.to_path_buf(), name: h.name, dims, target: h.target.expect("checked"), classes: h.classes.names, series })
 }
 
-/// Parses the vector text format (see the module docs).
-pub fn parse_text(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
-    let mut classes = Classes::default();
+/// Parses a `.ts` file (UEA/UCR format; see the module docs).
+pub fn parse_ts(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut parser = TsParser::new(path);
     let mut series = Vec::new();
-    let mut dims: Option<usize> = None;
-    let mut current: Option<(Series, Vec<u32>)> = None;
-    let mut labelled: Option<(bool, usize)> = None;
-    let finish = |current: &mut Option<(Series, Vec<u32>)>, series: &mut Vec<Series>| {
-        if let Some((mut s, labels)) = current.take() {
-            s.label = if labels.iter().all(|&l| l == NO_LABEL) { Label::None } else { Label::PerVector(labels) };
-            series.push(s);
-        }
-    };
     for item in utf8_lines(bytes, path) {
         let (lineno, raw) = item?;
+        series.extend(parser.line(lineno, raw)?);
+    }
+    let last = bytes.split(|&b| b == b'\n').count() - usize::from(bytes.ends_with(b"\n"));
+    Ok(SeriesSet { series, ..parser.head(last)? })
+}
+
+/// The vector text format read a line at a time: a series ends at a blank line.
+struct TextParser {
+    path: PathBuf,
+    classes: Classes,
+    dims: Option<usize>,
+    current: Option<(Series, Vec<u32>)>,
+    /// Whether the first vector had a label, and its line.
+    labelled: Option<(bool, usize)>,
+}
+
+impl TextParser {
+    fn new(path: &Path) -> Self {
+        TextParser { path: path.to_path_buf(), classes: Classes::default(), dims: None, current: None, labelled: None }
+    }
+
+    /// The series read so far, if one is open.
+    fn end(&mut self) -> Option<Series> {
+        let (mut s, labels) = self.current.take()?;
+        s.label = if labels.iter().all(|&l| l == NO_LABEL) { Label::None } else { Label::PerVector(labels) };
+        Some(s)
+    }
+
+    /// Reads line `lineno`: the series a blank line ends, if any.
+    fn line(&mut self, lineno: usize, raw: &str) -> Result<Option<Series>> {
+        let path = self.path.as_path();
         let line = raw.trim();
         if line.starts_with('#') {
-            continue;
+            return Ok(None);
         }
         if line.is_empty() {
-            finish(&mut current, &mut series);
-            continue;
+            return Ok(self.end());
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 2 {
             return Err(parse_err(path, lineno, "expected the vector's values, then its label (`_` for none)"));
         }
         let (label, vals) = fields.split_last().expect("two fields");
-        let d = *dims.get_or_insert(vals.len());
+        let d = *self.dims.get_or_insert(vals.len());
         if vals.len() != d {
             return Err(parse_err(path, lineno, format!("{} values, but the first vector of the file has {d}", vals.len())));
         }
-        let id = if *label == "_" { NO_LABEL } else { classes.id(label).expect("open classes") };
+        let id = if *label == "_" { NO_LABEL } else { self.classes.id(label).expect("open classes") };
         // Every vector labelled, or none: a file is either training data or input to predict.
-        match labelled {
-            None => labelled = Some((id != NO_LABEL, lineno)),
+        match self.labelled {
+            None => self.labelled = Some((id != NO_LABEL, lineno)),
             Some((was, first)) if was != (id != NO_LABEL) => {
                 let what = |l: bool| if l { "a label" } else { "no label (_)" };
                 return Err(parse_err(
@@ -590,16 +744,40 @@ pub fn parse_text(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
             _ => {}
         }
         let (s, labels) =
-            current.get_or_insert_with(|| (Series { values: Vec::new(), len: 0, label: Label::None, line: lineno }, Vec::new()));
+            self.current.get_or_insert_with(|| (Series { values: Vec::new(), len: 0, label: Label::None, line: lineno }, Vec::new()));
         for v in vals {
             s.values.push(value(v).map_err(|m| parse_err(path, lineno, m))?);
         }
         s.len += 1;
         labels.push(id);
+        Ok(None)
     }
-    finish(&mut current, &mut series);
-    let target = if labelled.is_some_and(|(l, _)| l) { Target::VectorClass } else { Target::Unlabelled };
-    Ok(SeriesSet { path: path.to_path_buf(), name: None, dims: dims.unwrap_or(0), target, classes: classes.names, series })
+
+    /// The set the lines describe, without its series.
+    fn head(&self) -> SeriesSet {
+        let target = if self.labelled.is_some_and(|(l, _)| l) { Target::VectorClass } else { Target::Unlabelled };
+        SeriesSet {
+            path: self.path.clone(),
+            name: None,
+            dims: self.dims.unwrap_or(0),
+            target,
+            classes: self.classes.names.clone(),
+            series: Vec::new(),
+        }
+    }
+}
+
+/// Parses the vector text format (see the module docs).
+pub fn parse_text(bytes: &[u8], path: &Path) -> Result<SeriesSet> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut parser = TextParser::new(path);
+    let mut series = Vec::new();
+    for item in utf8_lines(bytes, path) {
+        let (lineno, raw) = item?;
+        series.extend(parser.line(lineno, raw)?);
+    }
+    series.extend(parser.end());
+    Ok(SeriesSet { series, ..parser.head() })
 }
 
 fn npz_err(path: &Path, array: &str, message: impl std::fmt::Display) -> Error {
@@ -824,6 +1002,53 @@ mod tests {
         }
         let bad = parse_ts(b"@classLabel true a\n@data\n1,2:a\n\xff\n", Path::new("x.ts")).unwrap_err().to_string();
         assert!(bad.starts_with("x.ts:4: not valid UTF-8"), "{bad}");
+    }
+
+    /// A file read in chunks of `max_values`: the chunks' series, in order, and their sets.
+    fn chunked(dir: &Path, name: &str, bytes: &[u8], max_values: usize) -> Result<(Vec<Series>, Vec<SeriesSet>)> {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let chunks = read_chunks(&path, max_values)?.collect::<Result<Vec<_>>>()?;
+        Ok((chunks.iter().flat_map(|c| c.series.clone()).collect(), chunks))
+    }
+
+    /// Read in chunks, a file gives the series and header it gives read
+    /// whole, and the same error at the same line.
+    #[test]
+    fn chunks_equal_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts_text = "\u{feff}@problemName Toy\n@dimensions 2\n@classLabel true a b\n@data\n1,2,3:4,?,6:b\n\n7,8:9,10:a\r\n5,5:1,1:b\n";
+        let text = "1 2 a\n3 4 b\n\n# c\n5 6 b\n\n\n7 8 a\n9 9 a\n1 1 b";
+        for (name, bytes) in [("x.ts", ts_text), ("x.txt", text)] {
+            let whole = read_file(&{
+                let p = dir.path().join(format!("whole-{name}"));
+                std::fs::write(&p, bytes).unwrap();
+                p
+            })
+            .unwrap();
+            for max in [1, 4, 5, 1000] {
+                let (series, chunks) = chunked(dir.path(), name, bytes.as_bytes(), max).unwrap();
+                // (Debug strings: NaN, a missing value, equals itself there.)
+                assert_eq!(format!("{series:?}"), format!("{:?}", whole.series), "{name} in chunks of {max}");
+                let last = chunks.last().unwrap();
+                assert_eq!((last.dims, last.target, &last.classes, &last.name), (whole.dims, whole.target, &whole.classes, &whole.name));
+                assert!(chunks.iter().all(|c| !c.series.is_empty()), "no empty chunk after the first");
+                assert!(chunks.iter().all(|c| c.series.iter().map(|s| s.values.len()).sum::<usize>() < max + 6), "{max}");
+            }
+        }
+        // A file without series is one empty chunk; a broken line fails at its line.
+        let (series, chunks) = chunked(dir.path(), "e.ts", b"@classLabel true a\n@data\n", 4).unwrap();
+        assert!(series.is_empty() && chunks.len() == 1 && chunks[0].target == Target::SequenceClass);
+        for (text, want) in [
+            ("@classLabel true a\n@data\n1,2:a\n1,x:a\n", "x.ts:4: dimension 1: \"x\" is not a number"),
+            ("@classLabel true a\n", "x.ts:1: no @data line"),
+            ("@classLabel true a\n@data\n1,2:a\n\u{0}\n", "x.ts:4: expected the values, then ':' and the label"),
+        ] {
+            let got = chunked(dir.path(), "x.ts", text.as_bytes(), 1).unwrap_err().to_string();
+            assert!(got.ends_with(want) || got.contains(want), "{text:?}: {got}");
+        }
+        let got = chunked(dir.path(), "x.ts", b"@classLabel true a\n@data\n1,2:a\n\xff\n", 1).unwrap_err().to_string();
+        assert!(got.contains("x.ts:4: not valid UTF-8 (byte 1 of the line)"), "{got}");
     }
 
     #[test]
