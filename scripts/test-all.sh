@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: every Rust test, then the Python package: one
 # abi3 wheel built with maturin, installed into two virtual environments:
-#  - target/py-venv: with scikit-learn, scipy and pytest; all Python tests
-#    (they also run the `attend` CLI beside the package);
+#  - target/py-venv: with scikit-learn, scipy, dask[distributed,dataframe]
+#    and pytest; all Python tests (they also run the `attend` CLI beside the
+#    package; Ray's are skipped unless Ray is installed there);
 #  - target/py-venv-numpy: numpy and pytest only (the package's only
 #    dependency): the tests that need no scikit-learn, through its fallback.
 # Both environments are reused on a second run.
@@ -15,7 +16,7 @@ python=${PYTHON:-python3}
 for venv in target/py-venv target/py-venv-numpy; do
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 done
-target/py-venv/bin/python -m pip install -q "maturin>=1.16,<2" "numpy>=1.23" "scikit-learn>=1.6" "scipy>=1.10" "pytest>=7"
+target/py-venv/bin/python -m pip install -q "maturin>=1.16,<2" "numpy>=1.23" "scikit-learn>=1.6" "scipy>=1.10" "dask[distributed,dataframe]>=2024.8" "pytest>=7"
 target/py-venv-numpy/bin/python -m pip install -q "numpy>=1.23" "pytest>=7"
 # The dev profile, into the same target/ (every profile optimises the
 # dependencies). Built alone, attend-py's dependencies get fewer features
@@ -31,4 +32,5 @@ done
 echo "== Python tests (numpy only: no scikit-learn, no scipy)"
 (cd crates/attend-py && ../../target/py-venv-numpy/bin/python -m pytest -q -p no:cacheprovider tests/test_sequence.py tests/test_errors.py tests/test_behaviour.py)
 echo "== Python tests"
-(cd crates/attend-py && ../../target/py-venv/bin/python -m pytest -q -p no:cacheprovider tests)
+# Dask is installed there: its tests must run, not skip.
+(cd crates/attend-py && ATTEND_REQUIRE_DASK=1 ../../target/py-venv/bin/python -m pytest -q -p no:cacheprovider tests)
