@@ -566,6 +566,9 @@ fn read_graph<'py>(
 
 // ---- taggers ----
 
+/// One document of `tag_documents`: `(output, sentences, paragraphs, error)`.
+type DocumentOutcome = (Option<String>, usize, usize, Option<String>);
+
 /// A part-of-speech tagger with its segmenter, if it has one.
 #[pyclass(module = "attend._attend", frozen)]
 struct TaggerHandle {
@@ -637,7 +640,7 @@ impl TaggerHandle {
         threads: Threads,
         max_token_chars: Option<usize>,
         records: bool,
-    ) -> PyResult<Vec<(Option<String>, usize, usize, Option<String>)>> {
+    ) -> PyResult<Vec<DocumentOutcome>> {
         // Borrowed, not copied: the bytes objects stay alive (and immutable) through the call.
         let refs: Vec<(&Path, &[u8])> = docs.iter().map(|(l, b)| (l.as_path(), b.as_bytes())).collect();
         let tagged = compute(py, threads, None, |_, _| self.inner.tag_documents(&refs, max_token_chars))?;
