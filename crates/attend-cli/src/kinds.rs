@@ -64,7 +64,9 @@ pub struct PredictArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Sequences to label (.ts, .npz or vector text; labels, if any, are
-    /// ignored). Sequence models.
+    /// ignored). Sequence models. .ts and vector text are read, labelled
+    /// and written a chunk of sequences at a time (memory bounded on any
+    /// input); .npz is read whole.
     #[arg(long, required_unless_present = "data", conflicts_with = "data")]
     pub input: Option<PathBuf>,
     /// Graph directory whose nodes to label: nodes.tsv and edges.tsv (the
