@@ -42,7 +42,7 @@ t = json.load(open(os.path.join(out, "attention-torch.json")))
 peak = a.get("fma_peak")
 print(f"attention, batch*heads {a['batch_heads']}, head_dim {a['head_dim']}, {a['machine']}; {t['implementation']}")
 if peak:
-    print(f"FMA peak {peak['gflops']:.0f} GFLOP/s ({peak['isa']}, {peak['threads']} threads, {peak['clock_ghz']:.2f} GHz)")
+    print(f"FMA peak {peak['gflops']:.0f} GFLOP/s measured ({peak['isa']} FMA loop, {peak['threads']} threads)")
 print(f"{'pattern':<12} {'N':>6} {'pass':<17} {'attend ms':>10} {'pytorch ms':>11} {'ratio':>7} {'attend % peak':>14}")
 torch_rows = {(r["pattern"], r["seq"], r["pass"]): r for r in t["rows"]}
 for r in a["rows"]:

@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--treebank", default="../shared/data/ud-english-ewt/en_ewt-ud-train.conllu", help="CoNLL-U whose raw text is the corpus")
     ap.add_argument("--words", type=int, default=1_000_000, help="about how many words to tag")
     ap.add_argument("--workers", type=int, default=2, help="the largest cluster (1 worker is always run)")
-    ap.add_argument("--partitions", type=int, default=32, help="partitions of the bag")
+    ap.add_argument("--partitions", type=int, default=64, help="partitions of the bag")
     args = ap.parse_args()
     if not Path(args.model, "segmenter").is_dir():
         sys.exit(f"{args.model} has no segmenter/: train the README's main job first, or pass --model")

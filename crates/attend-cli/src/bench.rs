@@ -390,6 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn every_fma_loop_measures_a_plausible_peak() {
+        for isa in Isa::available() {
+            let p = fma_peak(isa, 1);
+            assert!(p.gflops.is_finite() && p.gflops > 0.0, "{isa:?}: {p:?}");
+            if let Some(f) = p.flops_per_cycle {
+                // No core finishes more than two full-width FMAs a cycle
+                // (slack for a clock that moved between the two loops).
+                assert!(f <= 1.5 * (4 * p.lanes) as f64, "{isa:?}: {f} flops per cycle from {p:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_small_run_reports_sane_rows() {
         let cfg = AttentionBenchConfig {
             sizes: vec![100],
@@ -413,37 +426,179 @@ mod tests {
 
 // -------------------------------------------------------------- FMA peak
 
-/// The machine's f32 FMA peak for `threads` cores, from its widest vector
-/// unit, two FMA pipes per core, and the clock measured now on one core.
+/// The machine's f32 FMA peak for `threads` threads, measured: every thread
+/// runs a loop of independent fused multiply-adds on the vector width of
+/// an instruction set, and the flops they finish per second together are
+/// the peak. Measured, not computed from lanes and pipes: a core may split
+/// a wide operation in two (Zen 4 runs 512-bit FMAs as two 256-bit halves,
+/// Zen 1 runs 256-bit ones as two 128-bit halves) or have one wide unit
+/// instead of two, and a formula that assumes two full-width pipes then
+/// overstates the peak by 2x.
 #[derive(Debug, Clone, Serialize)]
 pub struct FmaPeak {
-    /// "AVX-512", "AVX2" or "scalar".
+    /// The loop's instruction set: "AVX-512", "AVX2" or "scalar".
     pub isa: &'static str,
     pub lanes: usize,
-    pub fma_pipes: usize,
     pub threads: usize,
-    pub clock_ghz: f64,
-    /// threads x pipes x lanes x 2 flops x clock.
+    /// GFLOP/s of all threads together (best of a few runs).
     pub gflops: f64,
+    /// The clock of one core, measured now (x86_64 only).
+    pub clock_ghz: Option<f64>,
+    /// gflops / threads / clock: what one core finishes per cycle (x86_64
+    /// only). Two full-width FMA pipes give 4 x lanes.
+    pub flops_per_cycle: Option<f64>,
 }
 
-/// Measures the clock (one add per cycle, in a dependent chain) and
-/// returns the peak; `None` where the clock cannot be measured this way
-/// (not x86_64). Two FMA pipes per core holds for the x86 cores of the
-/// last decade at 256 bits; at 512 bits it holds for Zen 5 and for Xeons
-/// with two AVX-512 units (Zen 4 splits 512-bit operations in two, so its
-/// true AVX-512 peak is half this figure).
-pub fn fma_peak(threads: usize) -> Option<FmaPeak> {
-    let clock_ghz = measure_clock_ghz()?;
-    let (isa, lanes) = match Isa::detect() {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => ("AVX-512", 16),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => ("AVX2", 8),
-        Isa::Portable => ("scalar", 1),
+/// Measures the FMA peak of `isa` (the widest this CPU has for
+/// `Isa::Portable`, the compiler's vectors being the ceiling there) on
+/// `threads` threads running at once.
+pub fn fma_peak(isa: Isa, threads: usize) -> FmaPeak {
+    let threads = threads.max(1);
+    let isa = if isa == Isa::Portable { Isa::detect() } else { isa };
+    let FmaLoop { name, lanes, chains, run: loop_fn } = fma_loop(isa);
+    isa.check_available();
+    // Each call of the loop runs `iters` rounds of `chains` FMAs.
+    let iters = 2_000_000u64;
+    let run = || -> f64 {
+        let barrier = std::sync::Barrier::new(threads + 1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        // SAFETY: the CPU runs `isa` (checked above).
+                        unsafe { loop_fn(iters / 4) }; // ramp the clock up
+                        barrier.wait();
+                        std::hint::black_box(unsafe { loop_fn(iters) });
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = std::time::Instant::now();
+            for h in handles {
+                h.join().expect("FMA loop thread");
+            }
+            start.elapsed().as_secs_f64()
+        })
     };
-    let fma_pipes = 2;
-    Some(FmaPeak { isa, lanes, fma_pipes, threads, clock_ghz, gflops: (threads * fma_pipes * lanes * 2) as f64 * clock_ghz })
+    let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+    let flops = (threads as u64 * iters * chains as u64 * lanes as u64 * 2) as f64;
+    let gflops = flops / best / 1e9;
+    let clock_ghz = measure_clock_ghz();
+    FmaPeak { isa: name, lanes, threads, gflops, clock_ghz, flops_per_cycle: clock_ghz.map(|c| gflops / threads as f64 / c) }
+}
+
+/// One instruction set's FMA loop.
+struct FmaLoop {
+    name: &'static str,
+    lanes: usize,
+    /// Independent FMA chains per round: enough to cover the FMA latency on
+    /// two pipes (4 to 5 cycles on the x86 cores of the last decade).
+    chains: usize,
+    /// Runs this many rounds; returns a value that depends on every FMA.
+    /// Unsafe: the CPU must run the instruction set.
+    run: unsafe fn(u64) -> f32,
+}
+
+fn fma_loop(isa: Isa) -> FmaLoop {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => FmaLoop { name: "AVX-512", lanes: 16, chains: 24, run: fma_avx512 },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => FmaLoop { name: "AVX2", lanes: 8, chains: 12, run: fma_avx2 },
+        Isa::Portable => FmaLoop { name: "scalar", lanes: 1, chains: 12, run: fma_scalar },
+    }
+}
+
+/// Twelve `vfmadd231ps` on ymm0-ymm11 per round, multiplier and addend in
+/// ymm14 and ymm15 (a multiplier just under 1 keeps the values finite).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(n: u64) -> f32 {
+    let bits: u32;
+    // SAFETY: register-only arithmetic on the registers it names.
+    unsafe {
+        std::arch::asm!(
+            "vxorps ymm0, ymm0, ymm0", "vmovaps ymm1, ymm0", "vmovaps ymm2, ymm0", "vmovaps ymm3, ymm0",
+            "vmovaps ymm4, ymm0", "vmovaps ymm5, ymm0", "vmovaps ymm6, ymm0", "vmovaps ymm7, ymm0",
+            "vmovaps ymm8, ymm0", "vmovaps ymm9, ymm0", "vmovaps ymm10, ymm0", "vmovaps ymm11, ymm0",
+            "vmovd xmm14, {m:e}", "vbroadcastss ymm14, xmm14", "vmovd xmm15, {a:e}", "vbroadcastss ymm15, xmm15",
+            "2:",
+            "vfmadd231ps ymm0, ymm14, ymm15", "vfmadd231ps ymm1, ymm14, ymm15", "vfmadd231ps ymm2, ymm14, ymm15",
+            "vfmadd231ps ymm3, ymm14, ymm15", "vfmadd231ps ymm4, ymm14, ymm15", "vfmadd231ps ymm5, ymm14, ymm15",
+            "vfmadd231ps ymm6, ymm14, ymm15", "vfmadd231ps ymm7, ymm14, ymm15", "vfmadd231ps ymm8, ymm14, ymm15",
+            "vfmadd231ps ymm9, ymm14, ymm15", "vfmadd231ps ymm10, ymm14, ymm15", "vfmadd231ps ymm11, ymm14, ymm15",
+            "sub {n}, 1",
+            "jnz 2b",
+            "vaddps ymm0, ymm0, ymm11",
+            "vmovd {bits:e}, xmm0",
+            m = in(reg) 0.999f32.to_bits(),
+            a = in(reg) 0.001f32.to_bits(),
+            n = inout(reg) n.max(1) => _,
+            bits = lateout(reg) bits,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _,
+            out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _,
+            out("ymm14") _, out("ymm15") _,
+            options(nomem, nostack),
+        );
+    }
+    f32::from_bits(bits)
+}
+
+/// Twenty-four `vfmadd231ps` on zmm0-zmm23 per round (Zen 4 and Intel
+/// cores have an FMA latency of 4 cycles; 24 chains leave room for
+/// splitting), multiplier and addend in zmm30 and zmm31.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(n: u64) -> f32 {
+    let bits: u32;
+    // SAFETY: register-only arithmetic on the registers it names.
+    unsafe {
+        std::arch::asm!(
+            "vpxord zmm0, zmm0, zmm0", "vmovaps zmm1, zmm0", "vmovaps zmm2, zmm0", "vmovaps zmm3, zmm0",
+            "vmovaps zmm4, zmm0", "vmovaps zmm5, zmm0", "vmovaps zmm6, zmm0", "vmovaps zmm7, zmm0",
+            "vmovaps zmm8, zmm0", "vmovaps zmm9, zmm0", "vmovaps zmm10, zmm0", "vmovaps zmm11, zmm0",
+            "vmovaps zmm12, zmm0", "vmovaps zmm13, zmm0", "vmovaps zmm14, zmm0", "vmovaps zmm15, zmm0",
+            "vmovaps zmm16, zmm0", "vmovaps zmm17, zmm0", "vmovaps zmm18, zmm0", "vmovaps zmm19, zmm0",
+            "vmovaps zmm20, zmm0", "vmovaps zmm21, zmm0", "vmovaps zmm22, zmm0", "vmovaps zmm23, zmm0",
+            "vpbroadcastd zmm30, {m:e}", "vpbroadcastd zmm31, {a:e}",
+            "2:",
+            "vfmadd231ps zmm0, zmm30, zmm31", "vfmadd231ps zmm1, zmm30, zmm31", "vfmadd231ps zmm2, zmm30, zmm31",
+            "vfmadd231ps zmm3, zmm30, zmm31", "vfmadd231ps zmm4, zmm30, zmm31", "vfmadd231ps zmm5, zmm30, zmm31",
+            "vfmadd231ps zmm6, zmm30, zmm31", "vfmadd231ps zmm7, zmm30, zmm31", "vfmadd231ps zmm8, zmm30, zmm31",
+            "vfmadd231ps zmm9, zmm30, zmm31", "vfmadd231ps zmm10, zmm30, zmm31", "vfmadd231ps zmm11, zmm30, zmm31",
+            "vfmadd231ps zmm12, zmm30, zmm31", "vfmadd231ps zmm13, zmm30, zmm31", "vfmadd231ps zmm14, zmm30, zmm31",
+            "vfmadd231ps zmm15, zmm30, zmm31", "vfmadd231ps zmm16, zmm30, zmm31", "vfmadd231ps zmm17, zmm30, zmm31",
+            "vfmadd231ps zmm18, zmm30, zmm31", "vfmadd231ps zmm19, zmm30, zmm31", "vfmadd231ps zmm20, zmm30, zmm31",
+            "vfmadd231ps zmm21, zmm30, zmm31", "vfmadd231ps zmm22, zmm30, zmm31", "vfmadd231ps zmm23, zmm30, zmm31",
+            "sub {n}, 1",
+            "jnz 2b",
+            "vaddps zmm0, zmm0, zmm23",
+            "vmovd {bits:e}, xmm0",
+            m = in(reg) 0.999f32.to_bits(),
+            a = in(reg) 0.001f32.to_bits(),
+            n = inout(reg) n.max(1) => _,
+            bits = lateout(reg) bits,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _,
+            out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+            out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm30") _, out("zmm31") _,
+            options(nomem, nostack),
+        );
+    }
+    f32::from_bits(bits)
+}
+
+/// Twelve scalar multiply-add chains (targets without a vector loop here).
+unsafe fn fma_scalar(n: u64) -> f32 {
+    let mut acc = [0f32; 12];
+    let (m, a) = (std::hint::black_box(0.999f32), std::hint::black_box(0.001f32));
+    for _ in 0..n {
+        for x in &mut acc {
+            *x = *x * m + a;
+        }
+    }
+    acc.iter().sum()
 }
 
 /// Cycles per second of the current core: a chain of dependent

@@ -138,8 +138,11 @@ impl IsaChoice {
     }
 }
 
-pub fn run(command: BenchCommand) -> Result<()> {
+/// Runs a benchmark; `threads` is the `--threads` list (more than one
+/// count only for `bench tagger`).
+pub fn run(command: BenchCommand, threads: &[usize]) -> Result<()> {
     match command {
+        BenchCommand::Tagger(args) if threads.len() > 1 => tagger_scaling(args, threads),
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Graph(args) => graph(args),
         BenchCommand::Serve(args) => crate::serve::bench(args),
@@ -178,6 +181,84 @@ fn tagger(args: TaggerArgs) -> Result<()> {
     Ok(())
 }
 
+/// The measured FMA peak as one line: the figure, how it was measured,
+/// and (where the clock is known) what a core does per cycle.
+fn peak_line(p: &attend_cli::bench::FmaPeak) -> String {
+    let per_cycle = match (p.clock_ghz, p.flops_per_cycle) {
+        (Some(ghz), Some(f)) => format!(" = {f:.1} flops per cycle per core at {ghz:.2} GHz (two full-width FMA pipes: {})", 4 * p.lanes),
+        _ => String::new(),
+    };
+    format!("FMA peak {:.1} GFLOP/s measured now ({} thread(s), {} FMA loop{per_cycle})", p.gflops, p.threads, p.isa)
+}
+
+/// `attend bench tagger --threads 1,2,4`: the benchmark once per count, each
+/// in a fresh process of this program (its own thread pool and peak RSS),
+/// then speed-ups over the first count and Amdahl's law fitted to them.
+fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
+    use anyhow::Context;
+    use attend_cli::bench_tagger::{Scaling, TaggerBenchResult};
+    if args.export.is_some() {
+        bail!("--export writes one run's batches: give one --threads count with it");
+    }
+    if counts.contains(&0) {
+        bail!("--threads counts must be at least 1");
+    }
+    let exe = std::env::current_exe().context("finding this program to run it once per thread count")?;
+    let mut runs: Vec<(usize, TaggerBenchResult)> = Vec::new();
+    for &n in counts {
+        eprintln!("--threads {n}:");
+        let out = std::process::Command::new(&exe)
+            .args(["--threads", &n.to_string(), "bench", "tagger", "--json"])
+            .arg("--treebank")
+            .arg(&args.treebank)
+            .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
+            .args(["--tag-runs", &args.tag_runs.to_string(), "--seed", &args.seed.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", exe.display()))?;
+        if !out.status.success() {
+            bail!("the run with --threads {n} failed ({})", out.status);
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading a run's JSON")?;
+        runs.push((n, serde_json::from_value(doc["result"].clone()).context("reading a run's result")?));
+    }
+    let train = Scaling::fit(&runs.iter().map(|(n, r)| (*n, r.train_words_per_second)).collect::<Vec<_>>());
+    let tag = Scaling::fit(&runs.iter().map(|(n, r)| (*n, r.tag_words_per_second)).collect::<Vec<_>>());
+    if args.json {
+        let doc = serde_json::json!({
+            "bench": "tagger-scaling",
+            "machine": cpu_model(),
+            "isa": format!("{:?}", Isa::detect()),
+            "runs": runs.iter().map(|(n, r)| serde_json::json!({ "threads": n, "result": r })).collect::<Vec<_>>(),
+            "train": train,
+            "tag": tag,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("default tagger, {} + {} training steps, {} ({:?})", args.warmup_steps, args.steps, cpu_model(), Isa::detect());
+    println!(
+        "{:>7} {:>13} {:>8} {:>8} {:>13} {:>8} {:>8} {:>9}",
+        "threads", "train words/s", "speed-up", "Amdahl", "tag words/s", "speed-up", "Amdahl", "peak RSS"
+    );
+    for (i, (n, r)) in runs.iter().enumerate() {
+        let rss = r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB"));
+        println!(
+            "{n:>7} {:>13.0} {:>7.2}x {:>7.2}x {:>13.0} {:>7.2}x {:>7.2}x {rss:>9}",
+            r.train_words_per_second,
+            train.speedups[i],
+            train.predicted(*n),
+            r.tag_words_per_second,
+            tag.speedups[i],
+            tag.predicted(*n),
+        );
+    }
+    for (what, fit) in [("training", &train), ("tagging", &tag)] {
+        println!("{what}: {}", fit.describe());
+    }
+    Ok(())
+}
+
 fn attention(args: AttentionArgs) -> Result<()> {
     if args.sizes.is_empty() || args.sizes.contains(&0) {
         bail!("--sizes needs positive sequence lengths");
@@ -196,13 +277,8 @@ fn attention(args: AttentionArgs) -> Result<()> {
     };
     let threads = attend::rayon::current_num_threads();
     let machine = format!("{} ({threads} threads, {:?})", cpu_model(), cfg.isa);
-    let peak = attend_cli::bench::fma_peak(threads);
-    let peak_line = peak.as_ref().map_or("FMA peak: clock not measurable here".to_string(), |p| {
-        format!(
-            "FMA peak {:.0} GFLOP/s = {} threads x {} FMA pipes x {} lanes ({}) x 2 flops x {:.2} GHz (measured now)",
-            p.gflops, p.threads, p.fma_pipes, p.lanes, p.isa, p.clock_ghz
-        )
-    });
+    let peak = attend_cli::bench::fma_peak(cfg.isa, threads);
+    let peak_line = peak_line(&peak);
     if !args.json {
         println!("fused attention, batch*heads {}, head_dim {}, {machine}", cfg.batch_heads, cfg.head_dim);
         println!("{peak_line}");
@@ -213,13 +289,12 @@ fn attention(args: AttentionArgs) -> Result<()> {
     } else {
         eprintln!("{peak_line}");
     }
-    let peak_gflops = peak.as_ref().map(|p| p.gflops);
     let print = |r: &AttentionBenchRow| {
         if args.json {
             eprintln!("{} N={} {}: {:.1} GFLOP/s ({:.0}% of GEMM)", r.pattern, r.seq, r.pass, r.gflops, 100.0 * r.ratio_to_gemm);
         } else {
             let mem = r.extra_mib.map_or("n/a".to_string(), |m| format!("{m:.2}"));
-            let of_peak = peak_gflops.map_or("n/a".to_string(), |p| format!("{:.1}%", 100.0 * r.gflops / p));
+            let of_peak = format!("{:.1}%", 100.0 * r.gflops / peak.gflops);
             println!(
                 "{:<11} {:>6} {:<17} {:>10.3} {:>5} {:>8.1} {:>9} {:>10.1} {:>6.1}% {:>7} {:>10}",
                 r.pattern,

@@ -46,7 +46,7 @@ impl Default for TaggerBenchConfig {
 }
 
 /// What it measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TaggerBenchResult {
     pub parameters: usize,
     pub train_steps: usize,
@@ -223,4 +223,89 @@ fn write_export(
     let path = dir.join("batches.json");
     std::fs::write(&path, serde_json::to_vec(&doc)?).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Speed-ups over thread counts and Amdahl's law fitted to them.
+///
+/// Amdahl: with a serial fraction `s` of the one-thread time, `n` threads
+/// take `s + (1 - s) / n` of it. From the speed-up `r` between the first
+/// two counts `b` and `n` (`r` = words/s at `n` over words/s at `b`),
+/// `s = (1/b - r/n) / (r - r/n - 1 + 1/b)`; for 1 and 2 threads that is
+/// `s = 2/r - 1`. The law with that `s` then predicts every other count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    pub threads: Vec<usize>,
+    /// Words/s at each count over words/s at the first.
+    pub speedups: Vec<f64>,
+    /// From the first two counts (`None` with one count, or when they
+    /// are equal). Below 0 when they scale better than linearly.
+    pub serial_fraction: Option<f64>,
+}
+
+impl Scaling {
+    /// Thread counts with their words/s, in the order run.
+    pub fn fit(points: &[(usize, f64)]) -> Scaling {
+        let threads: Vec<usize> = points.iter().map(|p| p.0).collect();
+        let speedups: Vec<f64> = points.iter().map(|p| p.1 / points[0].1).collect();
+        let serial_fraction = match points {
+            [(b, _), (n, _), ..] if b != n => {
+                let (b, n, r) = (*b as f64, *n as f64, speedups[1]);
+                Some((1.0 / b - r / n) / (r - r / n - 1.0 + 1.0 / b))
+            }
+            _ => None,
+        };
+        Scaling { threads, speedups, serial_fraction }
+    }
+
+    /// Amdahl's speed-up of `n` threads over the first count (NaN without a
+    /// serial fraction); a negative fraction counts as 0.
+    pub fn predicted(&self, n: usize) -> f64 {
+        let Some(s) = self.serial_fraction else { return f64::NAN };
+        let s = s.clamp(0.0, 1.0);
+        let time = |n: usize| s + (1.0 - s) / n as f64;
+        time(self.threads[0]) / time(n)
+    }
+
+    /// One line: the serial fraction, how it was found, and what it
+    /// predicts from 2 to 16 threads.
+    pub fn describe(&self) -> String {
+        let Some(s) = self.serial_fraction else { return "one thread count: no serial fraction".into() };
+        let s_used = s.clamp(0.0, 1.0);
+        let time = |n: f64| s_used + (1.0 - s_used) / n;
+        format!(
+            "serial fraction {:.1}% (Amdahl from {} and {} threads: {:.2}x); predicts {:.2}x from 2 to 16 threads, {:.2}x from 1 to 16",
+            100.0 * s,
+            self.threads[0],
+            self.threads[1],
+            self.speedups[1],
+            time(2.0) / time(16.0),
+            time(1.0) / time(16.0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scaling;
+
+    #[test]
+    fn amdahl_fits_and_predicts() {
+        // s = 0.28 (the 16-core Xeon): 1 -> 2 threads gives 1/(0.28 + 0.36) = 1.5625x.
+        let s = 0.28;
+        let speed = |n: f64| 1000.0 / (s + (1.0 - s) / n);
+        let fit = Scaling::fit(&[(1, speed(1.0)), (2, speed(2.0)), (16, speed(16.0))]);
+        assert!((fit.serial_fraction.unwrap() - s).abs() < 1e-9);
+        assert!((fit.predicted(16) - fit.speedups[2]).abs() < 1e-9);
+        // From a base of 2 threads: the same fraction.
+        let fit = Scaling::fit(&[(2, speed(2.0)), (8, speed(8.0))]);
+        assert!((fit.serial_fraction.unwrap() - s).abs() < 1e-9, "{fit:?}");
+        assert!((fit.predicted(8) - speed(8.0) / speed(2.0)).abs() < 1e-9);
+        // 5% serial predicts at least 4.5x from 2 to 16 threads (the figure).
+        let five = Scaling { threads: vec![1, 2], speedups: vec![1.0, 2.0 / 1.05], serial_fraction: Some(0.05) };
+        assert!(five.predicted(16) / five.predicted(2) >= 4.5);
+        assert!(five.describe().contains("5.0%"), "{}", five.describe());
+        // Perfect scaling is 0% serial; one count has no fraction.
+        assert!(Scaling::fit(&[(1, 10.0), (2, 20.0)]).serial_fraction.unwrap().abs() < 1e-12);
+        assert!(Scaling::fit(&[(4, 10.0)]).serial_fraction.is_none());
+    }
 }

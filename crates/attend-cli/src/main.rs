@@ -33,8 +33,10 @@ static GLOBAL: attend_cli::memory::Counting<mimalloc::MiMalloc> = attend_cli::me
 struct Cli {
     /// Worker threads for matrix products and kernels (default: all cores).
     /// Results are reproducible for a given seed and thread count.
-    #[arg(long, global = true)]
-    threads: Option<usize>,
+    /// `attend bench tagger` also takes a list (1,2,4) and runs once per
+    /// count.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "N")]
+    threads: Vec<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,8 +168,10 @@ fn main() {
     attend_cli::alloc::keep_freed_pages();
     let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     common::init_flags(cli_command());
-    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let result = one_pool(threads).and_then(|pool| pool.install(move || dispatch(cli.command)));
+    let result = thread_count(&cli).and_then(|threads| {
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        one_pool(threads).and_then(|pool| pool.install(move || dispatch(cli.command, &cli.threads)))
+    });
     if let Err(e) = result {
         report(e);
     }
@@ -236,7 +240,18 @@ fn one_pool(threads: usize) -> Result<attend::rayon::ThreadPool> {
     Ok(attend::rayon::ThreadPoolBuilder::new().num_threads(threads).stack_size(8 << 20).build()?)
 }
 
-fn dispatch(command: Command) -> Result<()> {
+/// The one thread count of this run (`None`: all cores); a list only where
+/// the command runs once per count.
+fn thread_count(cli: &Cli) -> Result<Option<usize>> {
+    match cli.threads[..] {
+        [] => Ok(None),
+        [n] => Ok(Some(n)),
+        _ if matches!(cli.command, Command::Bench(bench_cmd::BenchCommand::Tagger(_))) => Ok(None),
+        _ => anyhow::bail!("--threads takes one count here (a list such as 1,2,4 is for `attend bench tagger`)"),
+    }
+}
+
+fn dispatch(command: Command, threads: &[usize]) -> Result<()> {
     match command {
         Command::Train(TrainCommand::Tagger(args)) => tagger_cmd::train(args),
         Command::Train(TrainCommand::Graph(args)) => graph_cmd::train(args),
@@ -257,7 +272,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Attention(args) => kinds::attention(args),
         Command::Serve(args) => serve::serve(args),
         Command::Compare(args) => compare_cmd::compare(args),
-        Command::Bench(command) => bench_cmd::run(command),
+        Command::Bench(command) => bench_cmd::run(command, threads),
         Command::RawText(args) => text_cmd::raw_text(args),
         Command::Data(command) => data_cmd::run(command),
         Command::Completions { shell } => {

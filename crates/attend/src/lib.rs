@@ -64,6 +64,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod shard;
 pub mod train;
 
 pub use attend_kernels;

@@ -70,6 +70,12 @@ fn learns_tokens_and_sentences_and_round_trips() {
     let loaded = checkpoint::load::<attend::models::segmenter::Segmenter>(dir.path()).unwrap();
     let texts: Vec<&[char]> = p.dev.iter().map(|x| &x.chars[..]).collect();
     assert_eq!(loaded.model.label(&loaded.data, &texts).unwrap(), model.label(&p.data, &texts).unwrap());
+    // Batches shared out among threads (attend::shard): the labels of one thread.
+    let on = |threads: usize| {
+        let pool = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| model.label(&p.data, &texts)).unwrap()
+    };
+    assert!(on(3) == on(1), "3 threads label otherwise than 1");
     assert_eq!(loaded.data.lexicon, p.data.lexicon);
 
     // A paragraph longer than one slice: labelled in slices with the

@@ -569,3 +569,22 @@ fn fused_linear_matches_reference_with_gradients() {
 fn load_training(dir: &std::path::Path) -> attend::Result<TaggerRun> {
     attend::train::load_run(dir)
 }
+
+/// Tagging shares whole batches out among the threads (attend::shard), each
+/// batch on one thread: the labels are the same for any thread count.
+#[test]
+fn tagging_on_more_threads_gives_one_threads_labels() {
+    let train = toy_treebank(40, 2);
+    let vocab = TaggerVocab::build(&train);
+    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 6).unwrap();
+    let test = toy_treebank(300, 9);
+    let on = |threads: usize| {
+        let pool = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| model.predict_columns(&test, &vocab, 128)).unwrap()
+    };
+    let one = on(1);
+    assert_eq!(one.len(), test.len());
+    for threads in [2, 3] {
+        assert!(on(threads) == one, "{threads} threads tag otherwise than 1");
+    }
+}

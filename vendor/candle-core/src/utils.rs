@@ -418,7 +418,9 @@ fn candle_num_threads() -> usize {
 
 pub fn get_num_threads() -> usize {
     // Respond to the same environment variable as rayon.
-    rayon_num_threads()
+    // attend: and never more threads than the current rayon pool has (a
+    // caller running batches on one-thread pools gets serial matmuls).
+    rayon_num_threads().min(rayon::current_num_threads())
 }
 
 /// On Apple Silicon: P-core count via `hw.perflevel0.logicalcpu`.

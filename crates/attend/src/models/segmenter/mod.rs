@@ -247,12 +247,18 @@ impl Segmenter {
         }
         let rest: Vec<usize> = (0..texts.len()).filter(|&i| !long(texts[i].len())).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| texts[i].len()).collect();
-        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, LABEL_BATCH_CHARS, None) {
-            let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
+        let batches: Vec<Vec<usize>> = bucket::<rand_chacha::ChaCha8Rng>(&lengths, LABEL_BATCH_CHARS, None)
+            .into_iter()
+            .map(|idx| idx.into_iter().map(|k| rest[k]).collect())
+            .collect();
+        // Whole batches per thread (crate::shard): the labels equal one thread's.
+        let labelled = crate::shard::map(&batches, |idx| {
             let items: Vec<(&[u32], &[u32], &[u32])> = idx.iter().map(|&i| (&encoded[i].0[..], &encoded[i].1[..], &[][..])).collect();
             let batch = CharBatch::new(&items)?;
-            let scores = self.forward(&batch, 0, &mut Ctx::eval())?;
-            for (&i, l) in idx.iter().zip(best_labels(&scores, &batch.lengths)?) {
+            best_labels(&self.forward(&batch, 0, &mut Ctx::eval())?, &batch.lengths)
+        })?;
+        for (idx, labels) in batches.iter().zip(labelled) {
+            for (&i, l) in idx.iter().zip(labels) {
                 out[i] = constrain(texts[i], l);
             }
         }

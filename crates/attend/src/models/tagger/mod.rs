@@ -221,10 +221,14 @@ impl Tagger {
         }
         let rest: Vec<usize> = (0..data.len()).filter(|&i| !sliced(data[i].len())).collect();
         let lengths: Vec<usize> = rest.iter().map(|&i| data[i].len()).collect();
-        for idx in bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None) {
-            let idx: Vec<usize> = idx.into_iter().map(|k| rest[k]).collect();
-            let batch = Batch::new(&data, &idx);
-            for (i, tags) in idx.iter().zip(self.predict_batch_columns(&batch, vocab)?) {
+        let batches: Vec<Vec<usize>> = bucket::<rand_chacha::ChaCha8Rng>(&lengths, batch_tokens, None)
+            .into_iter()
+            .map(|idx| idx.into_iter().map(|k| rest[k]).collect())
+            .collect();
+        // Whole batches per thread (crate::shard): the labels equal one thread's.
+        let labelled = crate::shard::map(&batches, |idx| self.predict_batch_columns(&Batch::new(&data, idx), vocab))?;
+        for (idx, labels) in batches.iter().zip(labelled) {
+            for (i, tags) in idx.iter().zip(labels) {
                 out[*i] = tags;
             }
         }
