@@ -19,7 +19,7 @@ use attend::models::tagger::config::TaggerConfig;
 use attend::models::tagger::task::TaggerTask;
 use attend::models::tagger::{Tagger, TAG_BATCH_TOKENS};
 use attend::nn::Ctx;
-use attend::train::{Evaluation, LoopConfig, Stepper, Task};
+use attend::train::{Evaluation, LoopConfig, Split, StepTiming, Stepper, Task};
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -63,6 +63,9 @@ pub struct TaggerBenchResult {
     pub tag_words_per_second: f64,
     /// The process's peak resident set (Linux `VmHWM`), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Where the timed training steps' time went.
+    #[serde(default)]
+    pub train_phases: StepTiming,
 }
 
 /// The training steps as a [`Task`] over batches made in advance, so the
@@ -87,6 +90,10 @@ impl Task for Prepared<'_> {
     fn loss(&self, batch: &[usize], _: &mut ChaCha8Rng, ctx: &mut Ctx) -> attend::Result<(Tensor, usize)> {
         let b = &self.batches[batch[0]];
         Ok((self.model.loss(b, ctx, self.label_smoothing)?, b.tokens()))
+    }
+
+    fn split(&self, batch: &[usize], _: &mut ChaCha8Rng, parts: usize) -> attend::Result<Option<Split<'_>>> {
+        Ok(Some(self.model.split(&self.batches[batch[0]], parts, self.label_smoothing)))
     }
 
     fn evaluate(&self) -> attend::Result<Evaluation<()>> {
@@ -134,16 +141,15 @@ pub fn bench_tagger(
     }
 
     let task = Prepared { model: &model, batches: &batches, label_smoothing: train_cfg.label_smoothing };
-    let mut stepper =
-        Stepper { optimizer: Default::default(), ctx: Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) } };
-    let mut step = |i: usize| stepper.step(&task, &[i], &mut rng, lrs[i], &looped.optimizer);
-    for i in 0..cfg.warmup_steps {
-        step(i)?;
+    let mut stepper = Stepper::new(Default::default(), Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) });
+    for (i, &lr) in lrs.iter().enumerate().take(cfg.warmup_steps) {
+        stepper.step(&task, &[i], &mut rng, lr, &looped.optimizer)?;
     }
+    stepper.timing = StepTiming::default();
     let (mut first_loss, mut last_loss, mut train_words) = (f32::NAN, f32::NAN, 0);
     let start = Instant::now();
-    for i in cfg.warmup_steps..total {
-        let out = step(i)?;
+    for (i, &lr) in lrs.iter().enumerate().skip(cfg.warmup_steps) {
+        let out = stepper.step(&task, &[i], &mut rng, lr, &looped.optimizer)?;
         if i == cfg.warmup_steps {
             first_loss = out.loss;
         }
@@ -173,6 +179,7 @@ pub fn bench_tagger(
         tag_seconds,
         tag_words_per_second: tag_words as f64 / tag_seconds,
         peak_rss_mib: attend::memory::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64),
+        train_phases: stepper.timing,
     })
 }
 

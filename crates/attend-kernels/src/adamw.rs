@@ -32,12 +32,13 @@ pub fn adamw_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32
     let decay = 1.0 - s.lr * s.weight_decay;
     param.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(
         |((p, g), (m, v))| {
-            for i in 0..p.len() {
-                let g = g[i] * s.grad_scale + s.l2 * p[i];
-                m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * g;
-                v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * g * g;
-                let denom = (v[i] / bc2).sqrt() + s.eps;
-                p[i] = p[i] * decay - step_size * m[i] / denom;
+            // Zipped (no indexing), so the loop compiles to vector code.
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g * s.grad_scale + s.l2 * *p;
+                *m = s.beta1 * *m + (1.0 - s.beta1) * g;
+                *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+                let denom = (*v / bc2).sqrt() + s.eps;
+                *p = *p * decay - step_size * *m / denom;
             }
         },
     );

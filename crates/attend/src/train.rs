@@ -16,6 +16,7 @@ use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
 use crate::optim::{AdamW, AdamWConfig, Schedule};
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -43,11 +44,59 @@ pub trait Task {
     /// (for input noise such as word dropout), `ctx` holds the dropout one.
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)>;
 
+    /// For a data-parallel step: the batch's loss written as a sum of up to
+    /// `parts` pieces over disjoint examples, each run (forward and
+    /// backward) on its own thread with its own dropout generator. The
+    /// pieces' losses must add up to what [`loss`](Self::loss) would return
+    /// for the batch (so each piece scales its own mean by its share of the
+    /// batch), and `rng` must be drawn from exactly as `loss` draws from it.
+    /// `None` (the default) when the task does not split: the step then
+    /// runs `loss` with every thread on each op.
+    fn split(&self, _batch: &[usize], _rng: &mut ChaCha8Rng, _parts: usize) -> Result<Option<Split<'_>>> {
+        Ok(None)
+    }
+
     /// Scores the model on the dev data.
     fn evaluate(&self) -> Result<Evaluation<Self::Report>>;
 
     /// The checkpoint's config and extra files.
     fn contents(&self) -> Result<Contents>;
+}
+
+/// One piece of a split batch: its share of the batch's loss, computed with
+/// the given context (training mode, the piece's own dropout generator).
+pub type Piece<'a> = Box<dyn FnOnce(&mut Ctx) -> Result<Tensor> + Send + 'a>;
+
+/// A batch cut for a data-parallel step ([`Task::split`]).
+pub struct Split<'a> {
+    /// The units (words, vectors) the whole batch's loss averages over.
+    pub units: usize,
+    pub pieces: Vec<Piece<'a>>,
+}
+
+/// Cuts items of the given sizes, in order, into at most `parts`
+/// contiguous non-empty runs of about equal total size (for
+/// [`Task::split`]): a run ends once the sizes so far reach its share of
+/// the total.
+pub fn even_runs(sizes: &[usize], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, sizes.len().max(1));
+    let total: usize = sizes.iter().sum();
+    let mut runs = Vec::with_capacity(parts);
+    let (mut start, mut sum) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        sum += size;
+        let k = runs.len() + 1;
+        // Leave at least one item for each run still to come.
+        let must_end = sizes.len() - (i + 1) == parts - k;
+        if k < parts && (sum * parts >= total * k || must_end) {
+            runs.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < sizes.len() {
+        runs.push(start..sizes.len());
+    }
+    runs
 }
 
 /// A dev evaluation.
@@ -354,20 +403,131 @@ impl<R> Default for RunOptions<'_, R> {
 pub struct Stepper {
     pub optimizer: AdamW,
     pub ctx: Ctx,
+    /// Where the steps' time went, summed over steps.
+    pub timing: StepTiming,
+}
+
+impl Stepper {
+    pub fn new(optimizer: AdamW, ctx: Ctx) -> Self {
+        Stepper { optimizer, ctx, timing: StepTiming::default() }
+    }
+}
+
+/// Seconds spent in each phase of [`Stepper::step`], summed over steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    pub steps: usize,
+    /// Building the batch (data-parallel steps: and cutting it into pieces).
+    pub prepare: f64,
+    /// Forward and backward: of the whole batch, or (data-parallel) the
+    /// wall time from the first piece's start to the last one's end.
+    pub forward_backward: f64,
+    /// Data-parallel steps: the pieces' own forward and backward time,
+    /// summed over pieces (`forward_backward` times the threads, less
+    /// this, is time threads waited).
+    pub pieces_busy: f64,
+    /// Data-parallel steps: adding the pieces' gradients.
+    pub gradient_sum: f64,
+    /// The optimizer update (gradient norm, clipping, AdamW).
+    pub update: f64,
+}
+
+impl StepTiming {
+    pub fn total(&self) -> f64 {
+        self.prepare + self.forward_backward + self.gradient_sum + self.update
+    }
 }
 
 impl Stepper {
     /// Loss, backward and update at learning rate `lr`. A NaN or infinite
     /// loss is returned as is, with the weights untouched.
+    ///
+    /// With more than one thread in the current pool and a task that
+    /// splits ([`Task::split`]), the step is data-parallel: each piece of
+    /// the batch runs forward and backward start to end on one thread (a
+    /// pool of one, so every op inside runs serially), with a dropout
+    /// generator seeded from the step's own in piece order, and the
+    /// pieces' gradients are added in piece order. The result depends on
+    /// the seed and the thread count, never on timing; one thread runs the
+    /// unsplit batch as before.
     pub fn step<T: Task>(&mut self, task: &T, batch: &[usize], rng: &mut ChaCha8Rng, lr: f32, cfg: &AdamWConfig) -> Result<StepOutcome> {
+        self.timing.steps += 1;
+        let threads = rayon::current_num_threads();
+        let t = Instant::now();
+        if threads > 1 {
+            if let Some(split) = task.split(batch, rng, threads)? {
+                self.timing.prepare += t.elapsed().as_secs_f64();
+                return self.step_split(task, split, lr, cfg);
+            }
+        }
         let (loss, tokens) = task.loss(batch, rng, &mut self.ctx)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
         }
         let grads = loss.backward()?;
-        let grad_norm = self.optimizer.update(task.params(), &grads, lr, cfg)?;
-        Ok(StepOutcome { loss: value, grad_norm, tokens })
+        self.timing.forward_backward += t.elapsed().as_secs_f64();
+        self.update(task, &grads, lr, cfg, tokens, value)
+    }
+
+    fn update<T: Task>(
+        &mut self,
+        task: &T,
+        grads: &GradStore,
+        lr: f32,
+        cfg: &AdamWConfig,
+        tokens: usize,
+        loss: f32,
+    ) -> Result<StepOutcome> {
+        let t = Instant::now();
+        let grad_norm = self.optimizer.update(task.params(), grads, lr, cfg)?;
+        self.timing.update += t.elapsed().as_secs_f64();
+        Ok(StepOutcome { loss, grad_norm, tokens })
+    }
+
+    fn step_split<T: Task>(&mut self, task: &T, split: Split<'_>, lr: f32, cfg: &AdamWConfig) -> Result<StepOutcome> {
+        use rand::Rng;
+        let tokens = split.units;
+        let t = Instant::now();
+        let pieces: Vec<_> = split.pieces.into_iter().map(|p| (self.ctx.rng.random::<u64>(), std::sync::Mutex::new(Some(p)))).collect();
+        let done = crate::shard::map(&pieces, |(seed, piece)| -> Result<(f32, GradStore, f64)> {
+            let start = Instant::now();
+            let piece = piece.lock().expect("no piece panicked").take().expect("shard::map runs each piece once");
+            let loss = piece(&mut Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(*seed) })?;
+            let value = loss.to_scalar::<f32>()?;
+            // A piece whose loss is not finite makes the step's loss not
+            // finite: its gradients are never used.
+            let grads = if value.is_finite() { loss.backward()? } else { GradStore::default() };
+            Ok((value, grads, start.elapsed().as_secs_f64()))
+        })?;
+        self.timing.forward_backward += t.elapsed().as_secs_f64();
+        self.timing.pieces_busy += done.iter().map(|d| d.2).sum::<f64>();
+        let value: f32 = done.iter().map(|d| d.0).sum();
+        if !value.is_finite() {
+            return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
+        }
+        let t = Instant::now();
+        let mut stores = done.into_iter().map(|d| d.1);
+        let Some(mut grads) = stores.next() else {
+            return Err(Error::Input("a split batch had no pieces".into()));
+        };
+        let rest: Vec<GradStore> = stores.collect();
+        for (_, var) in task.params().vars() {
+            let mut sum = grads.remove(var);
+            for other in &rest {
+                if let Some(g) = other.get(var) {
+                    sum = Some(match sum {
+                        Some(s) => (s + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+            if let Some(sum) = sum {
+                grads.insert(var, sum);
+            }
+        }
+        self.timing.gradient_sum += t.elapsed().as_secs_f64();
+        self.update(task, &grads, lr, cfg, tokens, value)
     }
 }
 
@@ -401,7 +561,7 @@ pub fn fit<T: Task>(
     let mut last_saved = resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
     let earlier_sec = state.elapsed_sec;
     let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
-    let mut stepper = Stepper { optimizer, ctx: Ctx { train: true, rng: state.ctx_rng.restore()? } };
+    let mut stepper = Stepper::new(optimizer, Ctx { train: true, rng: state.ctx_rng.restore()? });
     let contents = match options.checkpoint_dir {
         Some(_) => Some(task.contents()?),
         None => None,
@@ -573,5 +733,27 @@ fn select<R: Clone>(selection: Selection, state: &mut RunState<R>, dev: &Evaluat
             state.best_loss_seen = Some(state.best_loss_seen.map_or(loss, |l| l.min(loss)));
             acc_ok && loss_ok && keep(state)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::even_runs;
+
+    #[test]
+    fn even_runs_cover_the_items_in_order_in_balanced_nonempty_runs() {
+        let cases: [(Vec<usize>, usize); 6] =
+            [(vec![5; 10], 2), (vec![1, 1, 10], 2), (vec![3], 4), (vec![], 3), ((1..40).collect(), 3), (vec![9, 1, 1, 1], 4)];
+        for (sizes, parts) in cases {
+            let runs = even_runs(&sizes, parts);
+            assert_eq!(runs.len(), parts.min(sizes.len()), "{sizes:?} in {parts}");
+            let flat: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(flat, (0..sizes.len()).collect::<Vec<_>>(), "{sizes:?} in {parts}");
+            assert!(runs.iter().all(|r| !r.is_empty()));
+        }
+        let totals = |sizes: &[usize], parts| even_runs(sizes, parts).iter().map(|r| sizes[r.clone()].iter().sum()).collect::<Vec<usize>>();
+        assert_eq!(totals(&[5; 10], 2), [25, 25]);
+        let sums = totals(&(1..40).collect::<Vec<_>>(), 3);
+        assert!(sums.iter().all(|&s| s.abs_diff(780 / 3) <= 39), "{sums:?}");
     }
 }

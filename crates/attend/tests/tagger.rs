@@ -314,23 +314,81 @@ fn an_interrupted_and_resumed_run_ends_with_the_same_weights() {
     assert_eq!((a.step, a.m, a.v), (b.step, b.m, b.v), "optimizer state differs");
 }
 
+/// The same seed and thread count give the same weights, one thread
+/// (the whole batch per step) or several (data-parallel steps).
 #[test]
 fn same_seed_gives_identical_weights() {
     let (train, dev) = (toy_treebank(60, 1), toy_treebank(10, 2));
     let vocab = TaggerVocab::build(&train);
-    let cfg = TrainConfig { epochs: 2, ..tiny_train() };
-    let run = || {
+    let cfg = TrainConfig { epochs: 2, word_dropout: 0.3, ..tiny_train() };
+    let run = |threads: usize| {
+        let pool = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
-        train_tagger(&mut model, &vocab, &train, &dev, &cfg, None, &mut Silent).unwrap();
-        model
-            .params
-            .snapshot()
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect::<Vec<_>>()
+        pool.install(|| train_tagger(&mut model, &vocab, &train, &dev, &cfg, None, &mut Silent)).unwrap();
+        weights(&model.params)
     };
-    assert_eq!(run(), run());
+    let one = run(1);
+    assert_eq!(one, run(1));
+    let three = run(3);
+    assert_eq!(three, run(3));
+    assert_ne!(one, three, "three threads split each batch (their own dropout streams)");
+}
+
+/// A data-parallel step: the pieces of a batch add up to the whole batch's
+/// loss, and their gradients to its gradients, with every column's mean
+/// weighted by the piece's share of that column's labelled words (which
+/// differ between columns where labels are missing).
+#[test]
+fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
+    use attend::attend_kernels::loss::IGNORE;
+    let train = toy_treebank(40, 1);
+    let vocab = TaggerVocab::build_for(&train, &Column::ALL);
+    let config = with_encoder(tiny_config(&vocab, PositionKind::Rope), |e| {
+        e.dropout = 0.0;
+        e.attention_dropout = 0.0;
+    });
+    let model = Tagger::new(config, 3).unwrap();
+    let data = encode(&train, &vocab, 20);
+    let mut batch = Batch::new(&data, &(0..40).collect::<Vec<_>>());
+    // Missing labels, more of them early in the batch and in XPOS than in UPOS.
+    for t in batch.tags.iter_mut().take(150).step_by(3) {
+        *t = IGNORE;
+    }
+    for t in batch.other_tags[0].iter_mut().take(250) {
+        *t = IGNORE;
+    }
+    let labelled = batch.labelled();
+    assert!(labelled[0] < batch.tokens() && labelled[1] < labelled[0], "{labelled:?}");
+    let ctx = || Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
+    let whole = model.loss(&batch, &mut ctx(), 0.1).unwrap();
+    let whole_grads = whole.backward().unwrap();
+    let whole = whole.to_scalar::<f32>().unwrap();
+    for parts in [2, 3, 7] {
+        let split = model.split(&batch, parts, 0.1);
+        assert_eq!(split.units, batch.tokens());
+        assert_eq!(split.pieces.len(), parts);
+        let mut sum = 0f32;
+        let mut grads: Vec<Vec<f32>> = model.params.vars().map(|(_, v)| vec![0.0; v.elem_count()]).collect();
+        for piece in split.pieces {
+            let loss = piece(&mut ctx()).unwrap();
+            sum += loss.to_scalar::<f32>().unwrap();
+            let g = loss.backward().unwrap();
+            for (acc, (_, var)) in grads.iter_mut().zip(model.params.vars()) {
+                if let Some(g) = g.get(var) {
+                    for (a, x) in acc.iter_mut().zip(g.flatten_all().unwrap().to_vec1::<f32>().unwrap()) {
+                        *a += x;
+                    }
+                }
+            }
+        }
+        assert!((sum - whole).abs() <= 1e-5 * whole.abs(), "{parts} pieces: {sum} vs {whole}");
+        for (acc, (name, var)) in grads.iter().zip(model.params.vars()) {
+            let want = whole_grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let worst = acc.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(scale > 0.0 && worst <= 1e-4 * scale + 1e-7, "{parts} pieces, {name}: off by {worst} (largest {scale})");
+        }
+    }
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub fn encode(sentences: &[Sentence], vocab: &TaggerVocab, max_word_chars: usize
 /// A padded batch, row-major `[batch, seq]`. Characters are stored once per
 /// distinct spelling in the batch (a batch of 2,000 words has about half as
 /// many distinct ones), and each word position points at its spelling.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub batch: usize,
     pub seq: usize,
@@ -122,6 +122,53 @@ impl Batch {
         self.lengths.iter().sum()
     }
 
+    /// The batch of some of these rows alone: what [`Batch::new`] gives for
+    /// their sentences (padded to their own longest, their own spellings),
+    /// with whatever word dropout this batch has.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let lengths = self.lengths[rows.clone()].to_vec();
+        let seq = lengths.iter().copied().max().unwrap_or(0);
+        let b = lengths.len();
+        let mut word_ids = vec![PAD; b * seq];
+        let mut tags = vec![IGNORE; b * seq];
+        let mut other_tags = vec![vec![IGNORE; b * seq]; self.other_tags.len()];
+        let mut spelling_of = vec![0u32; b * seq];
+        // Old spelling id -> new, in order of first use (as `new` numbers them).
+        let mut renamed = vec![u32::MAX; self.spelling_lengths.len()];
+        let mut used = vec![0u32];
+        renamed[0] = 0;
+        for (r, (old_r, &len)) in rows.clone().zip(&lengths).enumerate() {
+            let (from, to) = (old_r * self.seq..old_r * self.seq + len, r * seq..r * seq + len);
+            word_ids[to.clone()].copy_from_slice(&self.word_ids[from.clone()]);
+            tags[to.clone()].copy_from_slice(&self.tags[from.clone()]);
+            for (mine, all) in other_tags.iter_mut().zip(&self.other_tags) {
+                mine[to.clone()].copy_from_slice(&all[from.clone()]);
+            }
+            for (slot, &old) in spelling_of[to].iter_mut().zip(&self.spelling_of[from]) {
+                if renamed[old as usize] == u32::MAX {
+                    renamed[old as usize] = used.len() as u32;
+                    used.push(old);
+                }
+                *slot = renamed[old as usize];
+            }
+        }
+        let spelling_lengths: Vec<usize> = used.iter().map(|&old| self.spelling_lengths[old as usize]).collect();
+        let max_chars = spelling_lengths.iter().copied().max().unwrap_or(0).max(1);
+        let mut spellings = Vec::with_capacity(used.len() * max_chars);
+        for &old in &used {
+            let o = old as usize * self.max_chars;
+            spellings.extend_from_slice(&self.spellings[o..o + max_chars]);
+        }
+        Batch { batch: b, seq, word_ids, tags, other_tags, lengths, max_chars, spellings, spelling_lengths, spelling_of }
+    }
+
+    /// Words with a gold label, per column: UPOS first, then the others in
+    /// the order of [`Batch::other_tags`].
+    pub fn labelled(&self) -> Vec<usize> {
+        let count = |tags: &[u32]| tags.iter().filter(|&&t| t != IGNORE).count();
+        std::iter::once(count(&self.tags)).chain(self.other_tags.iter().map(|t| count(t))).collect()
+    }
+
     /// Word dropout: replaces word `w` by `<unk>` with probability
     /// `alpha / (alpha + count(w))`, so rare words teach the unknown-word
     /// embedding what unseen words look like.
@@ -173,6 +220,27 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn rows_of_a_batch_are_the_batch_of_those_sentences() {
+        let train = crate::data::synthetic::toy_treebank(30, 4);
+        let vocab = TaggerVocab::build_for(&train, &crate::data::vocab::Column::ALL);
+        let data = encode(&train, &vocab, 20);
+        let order: Vec<usize> = (0..30).rev().collect();
+        let batch = Batch::new(&data, &order);
+        for range in [0..30, 0..1, 3..17, 29..30] {
+            assert_eq!(batch.rows(range.clone()), Batch::new(&data, &order[range.clone()]), "rows {range:?}");
+        }
+        // Word dropout is carried over as it is.
+        let mut dropped = batch.clone();
+        dropped.drop_words(&vocab, 1000.0, &mut ChaCha8Rng::seed_from_u64(3));
+        let part = dropped.rows(5..9);
+        assert_eq!(
+            part.word_ids,
+            dropped.word_ids[5 * batch.seq..9 * batch.seq].chunks(batch.seq).flat_map(|r| &r[..part.seq]).copied().collect::<Vec<_>>()
+        );
+        assert_ne!(part.word_ids, batch.rows(5..9).word_ids);
+    }
 
     #[test]
     fn buckets_respect_token_budget_and_cover_everything() {

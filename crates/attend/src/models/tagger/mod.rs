@@ -16,6 +16,7 @@ use crate::nn::head::PerVectorHead;
 use crate::nn::sequence::{slices, EncoderKind, SequenceEncoder};
 use crate::nn::word_features::WordFeatures;
 use crate::nn::{Ctx, ParamStore};
+use crate::train::{even_runs, Piece, Split};
 use candle_core::{Result, Tensor, D};
 use config::TaggerConfig;
 use rayon::prelude::*;
@@ -151,6 +152,49 @@ impl Tagger {
             loss = (loss + head.loss(&head.forward(&h)?, gold, label_smoothing)?)?;
         }
         Ok(loss)
+    }
+
+    /// `batch`'s [`loss`](Self::loss) for a data-parallel step
+    /// ([`crate::train::Task::split`]): its sentences cut into at most
+    /// `parts` contiguous runs of about equal words, each a
+    /// [`piece_loss`](Self::piece_loss).
+    pub fn split(&self, batch: &Batch, parts: usize, label_smoothing: f32) -> Split<'_> {
+        let pieces: Vec<Batch> = even_runs(&batch.lengths, parts).into_iter().map(|r| batch.rows(r)).collect();
+        let labelled = batch.labelled();
+        let pieces = pieces
+            .into_iter()
+            .map(|piece| {
+                let labelled = labelled.clone();
+                Box::new(move |ctx: &mut Ctx| Ok(self.piece_loss(&piece, ctx, label_smoothing, &labelled)?)) as Piece<'_>
+            })
+            .collect();
+        Split { units: batch.tokens(), pieces }
+    }
+
+    /// The share of one piece of a larger batch in that batch's [`loss`](Self::loss):
+    /// each column's mean over the piece's labelled words, weighted by the
+    /// piece's part of the batch's labelled words in that column
+    /// (`batch_labelled`, from [`Batch::labelled`] summed over the pieces).
+    /// The pieces' shares add up to the loss of the whole batch.
+    pub fn piece_loss(&self, piece: &Batch, ctx: &mut Ctx, label_smoothing: f32, batch_labelled: &[usize]) -> Result<Tensor> {
+        let h = self.encode(piece, 0, ctx)?;
+        let heads = std::iter::once(&self.head).chain(self.other_heads.iter().map(|(_, head)| head));
+        let golds = std::iter::once(&piece.tags).chain(&piece.other_tags);
+        let mut loss: Option<Tensor> = None;
+        for ((head, gold), (mine, all)) in heads.zip(golds).zip(piece.labelled().into_iter().zip(batch_labelled)) {
+            if mine == 0 {
+                continue; // nothing to learn here for this column (and its mean would be 0/0)
+            }
+            let share = (head.loss(&head.forward(&h)?, gold, label_smoothing)? * (mine as f64 / *all as f64))?;
+            loss = Some(match loss {
+                Some(l) => (l + share)?,
+                None => share,
+            });
+        }
+        match loss {
+            Some(l) => Ok(l),
+            None => h.sum_all()?.affine(0.0, 0.0),
+        }
     }
 
     /// Runs attention truncated to `window` words on each side from now on

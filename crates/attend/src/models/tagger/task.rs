@@ -11,7 +11,7 @@ use crate::data::conllu::Sentence;
 use crate::data::vocab::TaggerVocab;
 use crate::error::{Error, Result};
 use crate::nn::Ctx;
-use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Split, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -58,6 +58,10 @@ impl Task for TaggerTask<'_> {
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
         let batch = self.batch(batch, rng);
         Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, batch.tokens()))
+    }
+
+    fn split(&self, batch: &[usize], rng: &mut ChaCha8Rng, parts: usize) -> Result<Option<Split<'_>>> {
+        Ok(Some(self.model.split(&self.batch(batch, rng), parts, self.cfg.label_smoothing)))
     }
 
     fn evaluate(&self) -> Result<Evaluation<EvalReport>> {
