@@ -174,7 +174,7 @@ impl Tagger {
     /// The share of one piece of a larger batch in that batch's [`loss`](Self::loss):
     /// each column's mean over the piece's labelled words, weighted by the
     /// piece's part of the batch's labelled words in that column
-    /// (`batch_labelled`, from [`Batch::labelled`] summed over the pieces).
+    /// (`batch_labelled`: [`Batch::labelled`] of the whole batch).
     /// The pieces' shares add up to the loss of the whole batch.
     pub fn piece_loss(&self, piece: &Batch, ctx: &mut Ctx, label_smoothing: f32, batch_labelled: &[usize]) -> Result<Tensor> {
         let h = self.encode(piece, 0, ctx)?;
