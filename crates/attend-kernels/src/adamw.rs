@@ -1,6 +1,7 @@
 //! Fused AdamW: one pass over each parameter updates the two moments and the
 //! weight, with decoupled weight decay (Loshchilov & Hutter).
 
+use crate::simd::Isa;
 use rayon::prelude::*;
 
 /// Hyperparameters of one AdamW step.
@@ -21,33 +22,188 @@ pub struct AdamWStep {
     pub l2: f32,
 }
 
-const CHUNK: usize = 4096;
+/// Elements per parallel task (and per partial sum of squares: fixed, so
+/// the sum is the same for any thread count).
+pub const CHUNK: usize = 4096;
 
-/// Updates `param`, `m` and `v` in place from `grad`.
-pub fn adamw_update(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamWStep) {
-    assert!(param.len() == grad.len() && m.len() == grad.len() && v.len() == grad.len());
+/// One chunk of the update. Zipped (no indexing), so the loop compiles to
+/// vector code for the instruction set of the function it is inlined into.
+/// Rust never contracts `a * b + c` into a fused multiply-add, so every
+/// path gives the same bits.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamWStep, bc2: f32, step_size: f32, decay: f32) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g * s.grad_scale + s.l2 * *p;
+        *m = s.beta1 * *m + (1.0 - s.beta1) * g;
+        *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+        let denom = (*v / bc2).sqrt() + s.eps;
+        *p = *p * decay - step_size * *m / denom;
+    }
+}
+
+/// The gradient of one chunk: `parts[0]` alone, or the parts added in
+/// order into `buf` (((a + b) + c) ..., as adding them one tensor at a time).
+#[inline(always)]
+fn summed<'a>(parts: &[&'a [f32]], range: std::ops::Range<usize>, buf: &'a mut [f32; CHUNK]) -> &'a [f32] {
+    match parts {
+        [one] => &one[range],
+        [first, rest @ ..] => {
+            let out = &mut buf[..range.len()];
+            out.copy_from_slice(&first[range.clone()]);
+            for part in rest {
+                for (o, &x) in out.iter_mut().zip(&part[range.clone()]) {
+                    *o += x;
+                }
+            }
+            out
+        }
+        [] => &[],
+    }
+}
+
+/// Sum of squares of one chunk in f64 with eight running sums (one f64
+/// add chain is latency-bound at a quarter of the machine's speed).
+#[inline(always)]
+fn squares_chunk(g: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut lanes = g.chunks_exact(8);
+    for c in &mut lanes {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x as f64 * x as f64;
+        }
+    }
+    let tail: f64 = lanes.remainder().iter().map(|&x| x as f64 * x as f64).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// [`update_chunk`] on the chunk of `p` that starts at element `at` of the
+/// summed gradient parts.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn update_parts(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], s: &AdamWStep, bc2: f32, step_size: f32, decay: f32) {
+    let mut buf = [0f32; CHUNK];
+    update_chunk(p, summed(g, at..at + p.len(), &mut buf), m, v, s, bc2, step_size, decay)
+}
+
+#[inline(always)]
+fn squares_parts(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
+    let mut buf = [0f32; CHUNK];
+    squares_chunk(summed(g, range, &mut buf))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn update_chunk_avx2(
+    p: &mut [f32],
+    g: &[&[f32]],
+    at: usize,
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &AdamWStep,
+    bc2: f32,
+    step_size: f32,
+    decay: f32,
+) {
+    update_parts(p, g, at, m, v, s, bc2, step_size, decay)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn update_chunk_avx512(
+    p: &mut [f32],
+    g: &[&[f32]],
+    at: usize,
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &AdamWStep,
+    bc2: f32,
+    step_size: f32,
+    decay: f32,
+) {
+    update_parts(p, g, at, m, v, s, bc2, step_size, decay)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn squares_chunk_avx2(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
+    squares_parts(g, range)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+fn squares_chunk_avx512(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
+    squares_parts(g, range)
+}
+
+/// Updates `param`, `m` and `v` in place from the gradient `grad`, given as
+/// parts to add (in order; usually one), on the given instruction set
+/// (every set gives the same bits).
+pub fn adamw_update_on(isa: Isa, param: &mut [f32], grad: &[&[f32]], m: &mut [f32], v: &mut [f32], s: &AdamWStep) {
+    let n = param.len();
+    assert!(!grad.is_empty() && grad.iter().all(|g| g.len() == n) && m.len() == n && v.len() == n);
+    isa.check_available();
     let bc1 = 1.0 - s.beta1.powi(s.step as i32);
     let bc2 = 1.0 - s.beta2.powi(s.step as i32);
     let step_size = s.lr / bc1;
     let decay = 1.0 - s.lr * s.weight_decay;
-    param.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(
-        |((p, g), (m, v))| {
-            // Zipped (no indexing), so the loop compiles to vector code.
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = g * s.grad_scale + s.l2 * *p;
-                *m = s.beta1 * *m + (1.0 - s.beta1) * g;
-                *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
-                let denom = (*v / bc2).sqrt() + s.eps;
-                *p = *p * decay - step_size * *m / denom;
-            }
-        },
-    );
+    let run = |c: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| match isa {
+        Isa::Portable => update_parts(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay),
+        // SAFETY: check_available above: this CPU has AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { update_chunk_avx2(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay) },
+        // SAFETY: check_available above: this CPU has AVX-512.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { update_chunk_avx512(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay) },
+    };
+    if n <= CHUNK {
+        // One task: no trip through the pool.
+        return run(0, param, m, v);
+    }
+    param
+        .par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .enumerate()
+        .for_each(|(c, (p, (m, v)))| run(c, p, m, v));
 }
 
-/// Sum of squares of a gradient, in f64 over fixed chunks (deterministic).
-pub fn sum_of_squares(grad: &[f32]) -> f64 {
-    let partials: Vec<f64> = grad.par_chunks(CHUNK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum()).collect();
+/// [`adamw_update_on`] on the fastest instruction set here.
+pub fn adamw_update(param: &mut [f32], grad: &[&[f32]], m: &mut [f32], v: &mut [f32], s: &AdamWStep) {
+    adamw_update_on(Isa::detect(), param, grad, m, v, s)
+}
+
+/// Sum of squares in f64 of a gradient given as parts to add (as in
+/// [`adamw_update_on`]): partial sums over fixed chunks of [`CHUNK`]
+/// added in order, so any thread count gives the same value.
+pub fn sum_of_squares_on(isa: Isa, grad: &[&[f32]]) -> f64 {
+    let n = grad.first().map_or(0, |g| g.len());
+    assert!(grad.iter().all(|g| g.len() == n));
+    isa.check_available();
+    let run = |c: usize| {
+        let range = c * CHUNK..((c + 1) * CHUNK).min(n);
+        match isa {
+            Isa::Portable => squares_parts(grad, range),
+            // SAFETY: check_available above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { squares_chunk_avx2(grad, range) },
+            // SAFETY: check_available above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { squares_chunk_avx512(grad, range) },
+        }
+    };
+    let chunks = n.div_ceil(CHUNK);
+    if chunks <= 1 {
+        return if n == 0 { 0.0 } else { run(0) };
+    }
+    let partials: Vec<f64> = (0..chunks).into_par_iter().map(run).collect();
     partials.iter().sum()
+}
+
+/// [`sum_of_squares_on`] on the fastest instruction set here.
+pub fn sum_of_squares(grad: &[&[f32]]) -> f64 {
+    sum_of_squares_on(Isa::detect(), grad)
 }
 
 #[cfg(test)]
@@ -60,7 +216,7 @@ mod tests {
         let g = vec![0.3f32, -2.0, 0.0];
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
         let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
-        adamw_update(&mut p, &g, &mut m, &mut v, &s);
+        adamw_update(&mut p, &[&g], &mut m, &mut v, &s);
         // bias-corrected first step is lr * sign(g)
         assert!((p[0] - 0.9).abs() < 1e-5);
         assert!((p[1] + 0.9).abs() < 1e-5);
@@ -72,7 +228,7 @@ mod tests {
         let mut p = vec![2.0f32];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
         let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5, step: 1, grad_scale: 1.0, l2: 0.0 };
-        adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
+        adamw_update(&mut p, &[&[0.0]], &mut m, &mut v, &s);
         assert!((p[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
     }
 
@@ -83,8 +239,45 @@ mod tests {
         let mut p = vec![2.0f32];
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
         let s = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.5 };
-        adamw_update(&mut p, &[0.0], &mut m, &mut v, &s);
+        adamw_update(&mut p, &[&[0.0]], &mut m, &mut v, &s);
         assert!((p[0] - 1.9).abs() < 1e-5);
         assert!((m[0] - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_instruction_set_and_any_split_into_parts_give_the_same_bits() {
+        let n = 3 * CHUNK + 37;
+        let part = |k: usize| -> Vec<f32> { (0..n).map(|i| ((i * (37 + k) % 101) as f32 - 50.0) * 1e-3).collect() };
+        let (a, b, c) = (part(0), part(1), part(2));
+        // The whole gradient as one tensor-at-a-time sum would make it.
+        let whole: Vec<f32> = a.iter().zip(&b).zip(&c).map(|((a, b), c)| (a + b) + c).collect();
+        let p0: Vec<f32> = (0..n).map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1).collect();
+        let s = AdamWStep { lr: 0.01, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01, step: 3, grad_scale: 0.7, l2: 1e-4 };
+        let run = |isa: Isa, g: &[&[f32]]| {
+            let (mut p, mut m, mut v) = (p0.clone(), vec![0.01f32; n], vec![0.02f32; n]);
+            for _ in 0..2 {
+                adamw_update_on(isa, &mut p, g, &mut m, &mut v, &s);
+            }
+            (p, m, v, sum_of_squares_on(isa, g))
+        };
+        let want = run(Isa::Portable, &[&whole]);
+        let plain: f64 = whole.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((want.3 - plain).abs() <= 1e-12 * plain, "{} vs {plain}", want.3);
+        assert_ne!(want.0, p0, "the weights moved");
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for isa in Isa::available() {
+            for got in [run(isa, &[&whole]), run(isa, &[&a, &b, &c])] {
+                assert_eq!(bits(&got.0), bits(&want.0), "{isa:?} weights");
+                assert_eq!(bits(&got.1), bits(&want.1), "{isa:?} first moment");
+                assert_eq!(bits(&got.2), bits(&want.2), "{isa:?} second moment");
+                assert_eq!(got.3.to_bits(), want.3.to_bits(), "{isa:?} sum of squares");
+            }
+        }
+        // Any thread count gives the same sum of squares.
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| sum_of_squares(&[&a, &b, &c]))
+        };
+        assert_eq!(on(1).to_bits(), on(3).to_bits());
+        assert_eq!(sum_of_squares(&[]), 0.0);
     }
 }

@@ -4,7 +4,7 @@
 //! `layer_norm`, `softmax_last_dim` and `rms_norm` have no backward (gradients
 //! silently stop there), so training code uses these instead.
 
-use attend_kernels::adamw::{adamw_update, AdamWStep};
+use attend_kernels::adamw::{self, AdamWStep};
 use attend_kernels::graph::{self, EdgeDropout, Graph, GraphAttention, GraphBackward, GraphScore};
 use attend_kernels::heads::{merge_heads, split_heads, split_qkv, split_qkv_backward, HeadsShape, Rope};
 use attend_kernels::lstm::{self, LstmForward, LstmShape};
@@ -12,7 +12,7 @@ use attend_kernels::reference::AttentionShape;
 use attend_kernels::softmax::ScoresShape;
 use attend_kernels::sparse::{SparseDropout, SparseRows};
 use attend_kernels::{flash_backward, flash_forward, loss, norm, softmax, AttentionDropout, AttentionParams, AttentionPattern};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp1, Layout, Result, Shape, Storage, Tensor};
 use std::sync::Mutex;
 
 /// The contiguous f32 data of a CPU storage under `layout`.
@@ -779,18 +779,18 @@ pub fn char_cnn(table: &Tensor, w: &Tensor, b: &Tensor, ids: &[u32], lengths: &[
 // ------------------------------------------------------------------- AdamW
 
 struct AdamWOp<'a> {
+    grad: &'a [&'a [f32]],
     m: Mutex<&'a mut [f32]>,
     v: Mutex<&'a mut [f32]>,
     step: AdamWStep,
 }
 
-impl InplaceOp2 for AdamWOp<'_> {
+impl InplaceOp1 for AdamWOp<'_> {
     fn name(&self) -> &'static str {
         "attend-adamw"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
-        let grad = f32_slice(s2, l2, self.name())?;
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout) -> Result<()> {
         let (a, b) = match l1.contiguous_offsets() {
             Some(r) => r,
             None => bail!("adamw: parameter must be contiguous"),
@@ -801,18 +801,41 @@ impl InplaceOp2 for AdamWOp<'_> {
         };
         let mut m = self.m.lock().expect("adamw state lock");
         let mut v = self.v.lock().expect("adamw state lock");
-        if param.len() != grad.len() || m.len() != grad.len() || v.len() != grad.len() {
+        let n = param.len();
+        if self.grad.is_empty() || self.grad.iter().any(|g| g.len() != n) || m.len() != n || v.len() != n {
             bail!("adamw: parameter, gradient and state sizes differ");
         }
-        adamw_update(param, grad, &mut m, &mut v, &self.step);
+        adamw::adamw_update(param, self.grad, &mut m, &mut v, &self.step);
         Ok(())
     }
 }
 
-/// One fused AdamW update of `param` in place, with moments `m` and `v`.
-pub fn adamw_step(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
-    let grad = grad.contiguous()?;
-    param.inplace_op2(&grad, &AdamWOp { m: Mutex::new(m), v: Mutex::new(v), step })
+/// Runs `f` on the f32 data of several CPU tensors at once, without
+/// copying them (unless strided).
+fn with_f32s<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<R> {
+    let ts = ts.iter().map(|t| t.contiguous()).collect::<Result<Vec<_>>>()?;
+    let held: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let slices = held
+        .iter()
+        .map(|(storage, layout)| match &**storage {
+            Storage::Cpu(cpu) => f32_slice(cpu, layout, "attend op"),
+            _ => bail!("attend's fused ops run on the CPU"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(f(&slices))
+}
+
+/// One fused AdamW update of `param` in place, with moments `m` and `v`,
+/// from a gradient given as parts to add in order (the pieces of a
+/// data-parallel step; usually one).
+pub fn adamw_step(param: &Tensor, grad: &[&Tensor], m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
+    with_f32s(grad, |grad| param.inplace_op1(&AdamWOp { grad, m: Mutex::new(m), v: Mutex::new(v), step }))?
+}
+
+/// Sum of squares (f64) of a gradient given as parts to add in order, as
+/// in [`adamw_step`].
+pub fn sum_of_squares(grad: &[&Tensor]) -> Result<f64> {
+    with_f32s(grad, adamw::sum_of_squares)
 }
 
 #[cfg(test)]
@@ -958,7 +981,7 @@ mod tests {
         let g = t(&[0.5, -0.5], &[2]);
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
         let step = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1, grad_scale: 1.0, l2: 0.0 };
-        adamw_step(&p, &g, &mut m, &mut v, step).unwrap();
+        adamw_step(&p, &[&g], &mut m, &mut v, step).unwrap();
         let after = p.as_tensor().to_vec1::<f32>().unwrap();
         assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] + 0.9).abs() < 1e-5);
         assert!(m[0] > 0.0 && v[0] > 0.0);

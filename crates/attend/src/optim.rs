@@ -17,7 +17,8 @@ use crate::nn::ParamStore;
 use crate::ops;
 use attend_kernels::adamw::AdamWStep;
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 /// Learning rate over the steps of a run.
@@ -71,20 +72,46 @@ impl AdamW {
     /// Applies one update from `grads` at learning rate `lr`; returns the
     /// gradient norm before clipping. Parameters without a gradient are left alone.
     pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, h: &AdamWConfig) -> Result<f32> {
+        self.update_sum(params, std::slice::from_ref(grads), lr, h)
+    }
+
+    /// [`update`](Self::update) from the sum of several gradient stores
+    /// (the pieces of a data-parallel step), added in order element by
+    /// element inside the update's own pass, never stored: one store gives
+    /// exactly [`update`](Self::update). The parameters are updated in
+    /// parallel (and each large one in fixed chunks); the gradient norm adds
+    /// each parameter's sum of squares in parameter order, so the result
+    /// does not depend on the thread count.
+    pub fn update_sum(&mut self, params: &ParamStore, parts: &[GradStore], lr: f32, h: &AdamWConfig) -> Result<f32> {
         self.step += 1;
-        let mut sq = 0f64;
-        for (_, var) in params.vars() {
-            if let Some(g) = grads.get(var) {
-                sq += ops::with_f32(g, attend_kernels::adamw::sum_of_squares)?;
-            }
-        }
-        let norm = sq.sqrt() as f32;
+        // Each parameter with a gradient in some part, with those parts in order.
+        let work: Vec<(&String, &Var, Vec<&Tensor>)> = params
+            .vars()
+            .filter_map(|(name, var)| {
+                let grad: Vec<&Tensor> = parts.iter().filter_map(|p| p.get(var)).collect();
+                (!grad.is_empty()).then_some((name, var, grad))
+            })
+            .collect();
+        let squares = work.par_iter().map(|(_, _, grad)| ops::sum_of_squares(grad)).collect::<candle_core::Result<Vec<f64>>>()?;
+        let norm = squares.iter().sum::<f64>().sqrt() as f32;
         let grad_scale = if h.clip > 0.0 && norm > h.clip { h.clip / norm } else { 1.0 };
-        for (name, var) in params.vars() {
-            let Some(g) = grads.get(var) else { continue };
+        for (name, var, _) in &work {
             let n = var.elem_count();
-            let m = self.m.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
-            let v = self.v.entry(name.clone()).or_insert_with(|| vec![0.0; n]);
+            self.m.entry((*name).clone()).or_insert_with(|| vec![0.0; n]);
+            self.v.entry((*name).clone()).or_insert_with(|| vec![0.0; n]);
+        }
+        let mut ms: HashMap<&str, &mut Vec<f32>> = self.m.iter_mut().map(|(k, x)| (k.as_str(), x)).collect();
+        let mut vs: HashMap<&str, &mut Vec<f32>> = self.v.iter_mut().map(|(k, x)| (k.as_str(), x)).collect();
+        let jobs: Vec<_> = work
+            .iter()
+            .map(|(name, var, grad)| {
+                let m = ms.remove(name.as_str()).expect("a moment was made above for every parameter");
+                let v = vs.remove(name.as_str()).expect("a moment was made above for every parameter");
+                (*var, grad, m, v)
+            })
+            .collect();
+        let step = self.step;
+        jobs.into_par_iter().try_for_each(|(var, grad, m, v)| {
             let matrix = var.rank() >= 2;
             let step = AdamWStep {
                 lr,
@@ -92,12 +119,12 @@ impl AdamW {
                 beta2: h.beta2,
                 eps: 1e-8,
                 weight_decay: if matrix { h.weight_decay } else { 0.0 },
-                step: self.step,
+                step,
                 grad_scale,
                 l2: if matrix { h.l2 } else { 0.0 },
             };
-            ops::adamw_step(var.as_tensor(), g, m, v, step)?;
-        }
+            ops::adamw_step(var.as_tensor(), grad, m, v, step)
+        })?;
         Ok(norm)
     }
 
@@ -171,5 +198,35 @@ mod tests {
         let mut bad = opt.to_tensors().unwrap();
         bad.insert("x".into(), Tensor::new(&[1f32], &Device::Cpu).unwrap());
         assert_eq!(AdamW::from_tensors(bad).unwrap_err(), "unexpected tensor x");
+    }
+
+    #[test]
+    fn update_from_parts_equals_update_from_their_sum() {
+        let make = || {
+            let mut store = ParamStore::new(7);
+            let w = store.add("w", &[70, 90], Init::Normal(1.0)).unwrap();
+            let b = store.add("b", &[90], Init::Normal(1.0)).unwrap();
+            (store, w, b)
+        };
+        let h = AdamWConfig { beta1: 0.9, beta2: 0.98, clip: 5.0, weight_decay: 0.01, l2: 0.0 };
+        let loss =
+            |w: &Tensor, b: &Tensor, k: f64| (w.sin().unwrap() * k).unwrap().broadcast_add(b).unwrap().sqr().unwrap().sum_all().unwrap();
+        let (s1, w1, b1) = make();
+        let parts = vec![loss(&w1, &b1, 1.0).backward().unwrap(), loss(&w1, &b1, -0.3).backward().unwrap()];
+        let (s2, w2, b2) = make();
+        let whole = (loss(&w2, &b2, 1.0) + loss(&w2, &b2, -0.3)).unwrap().backward().unwrap();
+        let (mut o1, mut o2) = (AdamW::default(), AdamW::default());
+        for _ in 0..3 {
+            let n1 = o1.update_sum(&s1, &parts, 0.01, &h).unwrap();
+            let n2 = o2.update(&s2, &whole, 0.01, &h).unwrap();
+            assert!((n1 - n2).abs() <= 1e-5 * n2, "{n1} vs {n2}");
+        }
+        for (a, b) in [(&w1, &w2), (&b1, &b2)] {
+            let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "weights differ by {diff}");
+        }
+        assert_eq!(o1.step, 3);
+        assert_eq!(o1.m.keys().collect::<Vec<_>>(), o2.m.keys().collect::<Vec<_>>());
     }
 }

@@ -426,15 +426,14 @@ pub struct StepTiming {
     /// summed over pieces (`forward_backward` times the threads, less
     /// this, is time threads waited).
     pub pieces_busy: f64,
-    /// Data-parallel steps: adding the pieces' gradients.
-    pub gradient_sum: f64,
-    /// The optimizer update (gradient norm, clipping, AdamW).
+    /// The optimizer update (gradient norm, clipping, AdamW; data-parallel
+    /// steps: adding the pieces' gradients too, inside the same pass).
     pub update: f64,
 }
 
 impl StepTiming {
     pub fn total(&self) -> f64 {
-        self.prepare + self.forward_backward + self.gradient_sum + self.update
+        self.prepare + self.forward_backward + self.update
     }
 }
 
@@ -447,7 +446,8 @@ impl Stepper {
     /// the batch runs forward and backward start to end on one thread (a
     /// pool of one, so every op inside runs serially), with a dropout
     /// generator seeded from the step's own in piece order, and the
-    /// pieces' gradients are added in piece order. The result depends on
+    /// pieces' gradients are added in piece order (inside the update's
+    /// pass: [`AdamW::update_sum`]). The result depends on
     /// the seed and the thread count, never on timing; one thread runs the
     /// unsplit batch as before.
     pub fn step<T: Task>(&mut self, task: &T, batch: &[usize], rng: &mut ChaCha8Rng, lr: f32, cfg: &AdamWConfig) -> Result<StepOutcome> {
@@ -467,20 +467,20 @@ impl Stepper {
         }
         let grads = loss.backward()?;
         self.timing.forward_backward += t.elapsed().as_secs_f64();
-        self.update(task, &grads, lr, cfg, tokens, value)
+        self.update(task, std::slice::from_ref(&grads), lr, cfg, tokens, value)
     }
 
     fn update<T: Task>(
         &mut self,
         task: &T,
-        grads: &GradStore,
+        grads: &[GradStore],
         lr: f32,
         cfg: &AdamWConfig,
         tokens: usize,
         loss: f32,
     ) -> Result<StepOutcome> {
         let t = Instant::now();
-        let grad_norm = self.optimizer.update(task.params(), grads, lr, cfg)?;
+        let grad_norm = self.optimizer.update_sum(task.params(), grads, lr, cfg)?;
         self.timing.update += t.elapsed().as_secs_f64();
         Ok(StepOutcome { loss, grad_norm, tokens })
     }
@@ -506,28 +506,8 @@ impl Stepper {
         if !value.is_finite() {
             return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
         }
-        let t = Instant::now();
-        let mut stores = done.into_iter().map(|d| d.1);
-        let Some(mut grads) = stores.next() else {
-            return Err(Error::Input("a split batch had no pieces".into()));
-        };
-        let rest: Vec<GradStore> = stores.collect();
-        for (_, var) in task.params().vars() {
-            let mut sum = grads.remove(var);
-            for other in &rest {
-                if let Some(g) = other.get(var) {
-                    sum = Some(match sum {
-                        Some(s) => (s + g)?,
-                        None => g.clone(),
-                    });
-                }
-            }
-            if let Some(sum) = sum {
-                grads.insert(var, sum);
-            }
-        }
-        self.timing.gradient_sum += t.elapsed().as_secs_f64();
-        self.update(task, &grads, lr, cfg, tokens, value)
+        let parts: Vec<GradStore> = done.into_iter().map(|d| d.1).collect();
+        self.update(task, &parts, lr, cfg, tokens, value)
     }
 }
 
