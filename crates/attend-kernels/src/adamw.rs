@@ -26,19 +26,22 @@ pub struct AdamWStep {
 /// the sum is the same for any thread count).
 pub const CHUNK: usize = 4096;
 
-/// One chunk of the update. Zipped (no indexing), so the loop compiles to
-/// vector code for the instruction set of the function it is inlined into.
-/// Rust never contracts `a * b + c` into a fused multiply-add, so every
-/// path gives the same bits.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: &AdamWStep, bc2: f32, step_size: f32, decay: f32) {
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = g * s.grad_scale + s.l2 * *p;
-        *m = s.beta1 * *m + (1.0 - s.beta1) * g;
-        *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
-        let denom = (*v / bc2).sqrt() + s.eps;
-        *p = *p * decay - step_size * *m / denom;
+/// One step's constants: the settings and what follows from them.
+struct Coefficients<'a> {
+    s: &'a AdamWStep,
+    /// Bias correction of the second moment.
+    bc2: f32,
+    /// Learning rate over the first moment's bias correction.
+    step_size: f32,
+    /// Decoupled weight decay as a factor.
+    decay: f32,
+}
+
+impl<'a> Coefficients<'a> {
+    fn of(s: &'a AdamWStep) -> Self {
+        let bc1 = 1.0 - s.beta1.powi(s.step as i32);
+        let bc2 = 1.0 - s.beta2.powi(s.step as i32);
+        Coefficients { s, bc2, step_size: s.lr / bc1, decay: 1.0 - s.lr * s.weight_decay }
     }
 }
 
@@ -62,10 +65,32 @@ fn summed<'a>(parts: &[&'a [f32]], range: std::ops::Range<usize>, buf: &'a mut [
     }
 }
 
-/// Sum of squares of one chunk in f64 with eight running sums (one f64
-/// add chain is latency-bound at a quarter of the machine's speed).
+/// The update of the chunk of `p` that starts at element `at` of the
+/// summed gradient parts. Zipped (no indexing), so the loop compiles to
+/// vector code for the instruction set of the function it is inlined into.
+/// Rust never contracts `a * b + c` into a fused multiply-add, so every
+/// path gives the same bits.
 #[inline(always)]
-fn squares_chunk(g: &[f32]) -> f64 {
+fn update_chunk(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
+    let mut buf = [0f32; CHUNK];
+    let g = summed(g, at..at + p.len(), &mut buf);
+    let s = k.s;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g * s.grad_scale + s.l2 * *p;
+        *m = s.beta1 * *m + (1.0 - s.beta1) * g;
+        *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+        let denom = (*v / k.bc2).sqrt() + s.eps;
+        *p = *p * k.decay - k.step_size * *m / denom;
+    }
+}
+
+/// Sum of squares of one chunk of the summed gradient parts, in f64 with
+/// eight running sums (one f64 add chain is latency-bound at a quarter of
+/// the machine's speed).
+#[inline(always)]
+fn squares_chunk(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
+    let mut buf = [0f32; CHUNK];
+    let g = summed(g, range, &mut buf);
     let mut acc = [0f64; 8];
     let mut lanes = g.chunks_exact(8);
     for c in &mut lanes {
@@ -77,65 +102,28 @@ fn squares_chunk(g: &[f32]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// [`update_chunk`] on the chunk of `p` that starts at element `at` of the
-/// summed gradient parts.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn update_parts(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], s: &AdamWStep, bc2: f32, step_size: f32, decay: f32) {
-    let mut buf = [0f32; CHUNK];
-    update_chunk(p, summed(g, at..at + p.len(), &mut buf), m, v, s, bc2, step_size, decay)
-}
-
-#[inline(always)]
-fn squares_parts(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
-    let mut buf = [0f32; CHUNK];
-    squares_chunk(summed(g, range, &mut buf))
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn update_chunk_avx2(
-    p: &mut [f32],
-    g: &[&[f32]],
-    at: usize,
-    m: &mut [f32],
-    v: &mut [f32],
-    s: &AdamWStep,
-    bc2: f32,
-    step_size: f32,
-    decay: f32,
-) {
-    update_parts(p, g, at, m, v, s, bc2, step_size, decay)
+fn update_chunk_avx2(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
+    update_chunk(p, g, at, m, v, k)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn update_chunk_avx512(
-    p: &mut [f32],
-    g: &[&[f32]],
-    at: usize,
-    m: &mut [f32],
-    v: &mut [f32],
-    s: &AdamWStep,
-    bc2: f32,
-    step_size: f32,
-    decay: f32,
-) {
-    update_parts(p, g, at, m, v, s, bc2, step_size, decay)
+fn update_chunk_avx512(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
+    update_chunk(p, g, at, m, v, k)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn squares_chunk_avx2(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
-    squares_parts(g, range)
+    squares_chunk(g, range)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
 fn squares_chunk_avx512(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
-    squares_parts(g, range)
+    squares_chunk(g, range)
 }
 
 /// Updates `param`, `m` and `v` in place from the gradient `grad`, given as
@@ -145,18 +133,15 @@ pub fn adamw_update_on(isa: Isa, param: &mut [f32], grad: &[&[f32]], m: &mut [f3
     let n = param.len();
     assert!(!grad.is_empty() && grad.iter().all(|g| g.len() == n) && m.len() == n && v.len() == n);
     isa.check_available();
-    let bc1 = 1.0 - s.beta1.powi(s.step as i32);
-    let bc2 = 1.0 - s.beta2.powi(s.step as i32);
-    let step_size = s.lr / bc1;
-    let decay = 1.0 - s.lr * s.weight_decay;
+    let k = Coefficients::of(s);
     let run = |c: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| match isa {
-        Isa::Portable => update_parts(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay),
+        Isa::Portable => update_chunk(p, grad, c * CHUNK, m, v, &k),
         // SAFETY: check_available above: this CPU has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { update_chunk_avx2(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay) },
+        Isa::Avx2Fma => unsafe { update_chunk_avx2(p, grad, c * CHUNK, m, v, &k) },
         // SAFETY: check_available above: this CPU has AVX-512.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { update_chunk_avx512(p, grad, c * CHUNK, m, v, s, bc2, step_size, decay) },
+        Isa::Avx512 => unsafe { update_chunk_avx512(p, grad, c * CHUNK, m, v, &k) },
     };
     if n <= CHUNK {
         // One task: no trip through the pool.
@@ -184,7 +169,7 @@ pub fn sum_of_squares_on(isa: Isa, grad: &[&[f32]]) -> f64 {
     let run = |c: usize| {
         let range = c * CHUNK..((c + 1) * CHUNK).min(n);
         match isa {
-            Isa::Portable => squares_parts(grad, range),
+            Isa::Portable => squares_chunk(grad, range),
             // SAFETY: check_available above.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe { squares_chunk_avx2(grad, range) },

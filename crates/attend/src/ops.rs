@@ -26,12 +26,7 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
 
 /// Runs `f` on a tensor's f32 data without copying it (unless it is strided).
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(cpu) => Ok(f(f32_slice(cpu, layout, "attend op")?)),
-        _ => bail!("attend's fused ops run on the CPU"),
-    }
+    with_f32s(&[t], |data| f(data[0]))
 }
 
 fn tensor_like(data: Vec<f32>, like: &Tensor) -> Result<Tensor> {
