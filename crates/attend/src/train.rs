@@ -99,6 +99,43 @@ pub fn even_runs(sizes: &[usize], parts: usize) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
+/// How far a [`Split`] is from the whole batch it was cut from: the
+/// relative difference of the pieces' summed loss from `whole` (the
+/// batch's loss, not yet differentiated), and the worst parameter's largest
+/// gradient difference relative to its largest gradient, with its name.
+/// Run with dropout off (`ctx` makes each piece's context): what every
+/// task's `split` should be tested with.
+pub fn split_discrepancy(params: &ParamStore, whole: &Tensor, split: Split<'_>, ctx: impl Fn() -> Ctx) -> Result<(f32, f32, String)> {
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+    let whole_grads = whole.backward()?;
+    let whole = whole.to_scalar::<f32>()?;
+    let mut sum = 0f32;
+    let mut grads: Vec<Vec<f32>> = params.vars().map(|(_, v)| vec![0.0; v.elem_count()]).collect();
+    for piece in split.pieces {
+        let loss = piece(&mut ctx())?;
+        sum += loss.to_scalar::<f32>()?;
+        let g = loss.backward()?;
+        for (acc, (_, var)) in grads.iter_mut().zip(params.vars()) {
+            if let Some(g) = g.get(var) {
+                acc.iter_mut().zip(flat(g)?).for_each(|(a, x)| *a += x);
+            }
+        }
+    }
+    let mut worst = (0f32, String::new());
+    for (acc, (name, var)) in grads.iter().zip(params.vars()) {
+        let want = match whole_grads.get(var) {
+            Some(g) => flat(g)?,
+            None => vec![0.0; acc.len()],
+        };
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+        let off = acc.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        if off > worst.0 || worst.1.is_empty() {
+            worst = (off, name.clone());
+        }
+    }
+    Ok(((sum - whole).abs() / whole.abs().max(1e-12), worst.0, worst.1))
+}
+
 /// A dev evaluation.
 #[derive(Debug, Clone)]
 pub struct Evaluation<R> {

@@ -52,6 +52,35 @@ fn every_parameter_gets_a_gradient() {
     }
 }
 
+/// A data-parallel step's pieces add up to the whole batch's loss and
+/// gradients (dropout off), whatever the cut.
+#[test]
+fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
+    let (p, _) = setup(1);
+    let model = task::new_model(&SegmenterConfig { dropout: 0.0, ..small() }, &p.data, 3).unwrap();
+    let items: Vec<(Vec<u32>, Vec<u32>, &[u32])> = p
+        .train
+        .iter()
+        .take(9)
+        .map(|par| {
+            let (ids, kinds) = p.data.encode(&par.chars);
+            (ids, kinds, &par.labels[..])
+        })
+        .collect();
+    let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
+    let batch = CharBatch::new(&refs).unwrap();
+    let ctx = || Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+    for parts in [2, 3, 9] {
+        let split = model.split(&refs, parts).unwrap();
+        assert_eq!(split.units, batch.lengths.iter().sum::<usize>());
+        assert_eq!(split.pieces.len(), parts);
+        let whole = model.loss(&batch, &mut ctx()).unwrap();
+        let (loss_off, grad_off, name) = attend::train::split_discrepancy(&model.params, &whole, split, ctx).unwrap();
+        assert!(loss_off <= 1e-5, "{parts} pieces: loss off by {loss_off}");
+        assert!(grad_off <= 1e-4, "{parts} pieces: the gradient of {name} off by {grad_off} of its largest");
+    }
+}
+
 fn cfg(epochs: usize) -> TrainConfig {
     TrainConfig { epochs, lr: 5e-3, warmup_steps: 10, batch_tokens: 1024, crop: 128, word_dropout: 0.0, ..TrainConfig::default() }
 }

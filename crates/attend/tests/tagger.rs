@@ -360,34 +360,14 @@ fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
     let labelled = batch.labelled();
     assert!(labelled[0] < batch.tokens() && labelled[1] < labelled[0], "{labelled:?}");
     let ctx = || Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
-    let whole = model.loss(&batch, &mut ctx(), 0.1).unwrap();
-    let whole_grads = whole.backward().unwrap();
-    let whole = whole.to_scalar::<f32>().unwrap();
     for parts in [2, 3, 7] {
+        let whole = model.loss(&batch, &mut ctx(), 0.1).unwrap();
         let split = model.split(&batch, parts, 0.1);
         assert_eq!(split.units, batch.tokens());
         assert_eq!(split.pieces.len(), parts);
-        let mut sum = 0f32;
-        let mut grads: Vec<Vec<f32>> = model.params.vars().map(|(_, v)| vec![0.0; v.elem_count()]).collect();
-        for piece in split.pieces {
-            let loss = piece(&mut ctx()).unwrap();
-            sum += loss.to_scalar::<f32>().unwrap();
-            let g = loss.backward().unwrap();
-            for (acc, (_, var)) in grads.iter_mut().zip(model.params.vars()) {
-                if let Some(g) = g.get(var) {
-                    for (a, x) in acc.iter_mut().zip(g.flatten_all().unwrap().to_vec1::<f32>().unwrap()) {
-                        *a += x;
-                    }
-                }
-            }
-        }
-        assert!((sum - whole).abs() <= 1e-5 * whole.abs(), "{parts} pieces: {sum} vs {whole}");
-        for (acc, (name, var)) in grads.iter().zip(model.params.vars()) {
-            let want = whole_grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let worst = acc.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(scale > 0.0 && worst <= 1e-4 * scale + 1e-7, "{parts} pieces, {name}: off by {worst} (largest {scale})");
-        }
+        let (loss_off, grad_off, name) = attend::train::split_discrepancy(&model.params, &whole, split, ctx).unwrap();
+        assert!(loss_off <= 1e-5, "{parts} pieces: loss off by {loss_off}");
+        assert!(grad_off <= 1e-4, "{parts} pieces: the gradient of {name} off by {grad_off} of its largest");
     }
 }
 

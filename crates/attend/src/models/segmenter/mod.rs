@@ -17,6 +17,7 @@ use crate::nn::position::PositionKind;
 use crate::nn::sequence::LONG_SLICE;
 use crate::nn::sequence::{slices, EncoderConfig, EncoderKind, SequenceEncoder};
 use crate::nn::{AttentionKernel, Ctx, Embedding, ParamStore};
+use crate::train::{even_runs, Piece, Split};
 use attend_kernels::loss::IGNORE;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -220,6 +221,35 @@ impl Segmenter {
     /// Mean cross-entropy over the batch's characters.
     pub fn loss(&self, batch: &CharBatch, ctx: &mut Ctx) -> Result<Tensor> {
         self.head.loss(&self.forward(batch, 0, ctx)?, &batch.labels, 0.0)
+    }
+
+    /// The loss of a batch of `items` (as [`CharBatch::new`] takes them)
+    /// for a data-parallel step ([`crate::train::Task::split`]): contiguous
+    /// runs of about equal characters, each piece's mean weighted by its
+    /// share of the labelled characters, so the pieces add up to
+    /// [`loss`](Self::loss) of the whole batch.
+    pub fn split<'a>(&'a self, items: &[(&[u32], &[u32], &[u32])], parts: usize) -> Result<Split<'a>> {
+        let sizes: Vec<usize> = items.iter().map(|x| x.0.len()).collect();
+        let pieces = even_runs(&sizes, parts).into_iter().map(|r| CharBatch::new(&items[r])).collect::<Result<Vec<_>>>()?;
+        let labelled = |b: &CharBatch| b.labels.iter().filter(|&&l| l != IGNORE).count();
+        let all: usize = pieces.iter().map(labelled).sum();
+        let units = pieces.iter().map(|b| b.lengths.iter().sum::<usize>()).sum();
+        let pieces = pieces
+            .into_iter()
+            .map(|piece| {
+                let share = labelled(&piece) as f64 / all.max(1) as f64;
+                Box::new(move |ctx: &mut Ctx| -> crate::Result<Tensor> {
+                    let logits = self.forward(&piece, 0, ctx)?;
+                    // A piece with nothing labelled adds nothing (its mean would be 0/0).
+                    Ok(if share > 0.0 {
+                        (self.head.loss(&logits, &piece.labels, 0.0)? * share)?
+                    } else {
+                        logits.sum_all()?.affine(0.0, 0.0)?
+                    })
+                }) as Piece<'a>
+            })
+            .collect();
+        Ok(Split { units, pieces })
     }
 
     /// Positions each output sees on either side.

@@ -11,7 +11,7 @@ use crate::data::conllu::Sentence;
 use crate::data::raw_text::{self, decode, MultiwordLexicon, Paragraph};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Split, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,19 @@ impl<'a> SegmenterTask<'a> {
     }
 }
 
+impl SegmenterTask<'_> {
+    /// The crops of a batch, as [`CharBatch::new`] takes them.
+    fn items(&self, batch: &[usize]) -> Vec<(&[u32], &[u32], &[u32])> {
+        batch
+            .iter()
+            .map(|&i| {
+                let c = &self.crops[i];
+                (&c.ids[..], &c.kinds[..], &c.labels[..])
+            })
+            .collect()
+    }
+}
+
 impl Task for SegmenterTask<'_> {
     type Report = SegmentReport;
 
@@ -216,16 +229,13 @@ impl Task for SegmenterTask<'_> {
     }
 
     fn loss(&self, batch: &[usize], _rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
-        let items: Vec<(&[u32], &[u32], &[u32])> = batch
-            .iter()
-            .map(|&i| {
-                let c = &self.crops[i];
-                (&c.ids[..], &c.kinds[..], &c.labels[..])
-            })
-            .collect();
-        let b = CharBatch::new(&items)?;
+        let b = CharBatch::new(&self.items(batch))?;
         let units = b.lengths.iter().sum();
         Ok((self.model.loss(&b, ctx)?, units))
+    }
+
+    fn split(&self, batch: &[usize], _rng: &mut ChaCha8Rng, parts: usize) -> Result<Option<Split<'_>>> {
+        Ok(Some(self.model.split(&self.items(batch), parts)?))
     }
 
     fn evaluate(&self) -> Result<Evaluation<SegmentReport>> {
