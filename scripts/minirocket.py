@@ -1,6 +1,7 @@
 """MiniRocket (aeon) on UEA/UCR .ts files: test accuracy and fit + predict time.
 
-Called by scripts/minirocket.sh with the data directory and set names.
+Called by scripts/minirocket.sh and scripts/uea.sh with the data directory
+and set names (`--json PATH`: write the results there instead of stdout).
 Seeds 0..4 (MiniRocket's kernels are fixed; its random_state draws the
 biases' quantiles), 2 threads; unequal lengths zero-padded to the longest.
 """
@@ -25,7 +26,13 @@ def padded(xs, length):
 
 
 def main():
-    data, sets = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    out = None
+    if "--json" in args:
+        k = args.index("--json")
+        out = args[k + 1]
+        del args[k : k + 2]
+    data, sets = args[0], args[1:]
     results = {}
     for name in sets:
         xtr, ytr = load_from_ts_file(os.path.join(data, name, f"{name}_TRAIN.ts"))
@@ -54,7 +61,11 @@ def main():
         r = results[name]
         print(f"{name:16s} MiniRocket accuracy {100 * r['accuracy_mean']:.2f} +- {100 * r['accuracy_std']:.2f}%  "
               f"fit {r['fit_seconds_mean']:.2f} s  predict {r['predict_seconds_mean']:.2f} s  (padded to {longest})", flush=True)
-    print(json.dumps(results, indent=2))
+    if out:
+        with open(out, "w") as f:
+            json.dump(results, f, indent=2)
+    else:
+        print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ pub struct SequenceRunReport {
     /// The test accuracy, or RMSE for numbers.
     pub test_score: Option<f64>,
     pub train_seconds: f64,
+    /// Seconds to label and score the test data (with `test`).
+    pub test_seconds: Option<f64>,
     pub stopped_early: Option<String>,
     /// The test report in one line, and how long scoring took.
     #[serde(skip)]
@@ -141,6 +143,7 @@ impl SequenceJob {
             test,
             test_score,
             train_seconds: summary.train_seconds,
+            test_seconds: test_summary.as_ref().map(|(_, s): &(String, f64)| *s),
             stopped_early: summary.stopped_early.clone(),
             test_summary,
         };
