@@ -29,18 +29,22 @@ fn setup(seed: u64) -> (task::Prepared, attend::models::segmenter::Segmenter) {
     (p, model)
 }
 
-#[test]
-fn every_parameter_gets_a_gradient() {
-    let (p, model) = setup(1);
-    let items: Vec<(Vec<u32>, Vec<u32>, &[u32])> = p
-        .train
+/// The first `n` training paragraphs encoded, as [`CharBatch::new`] takes them (owned ids and kinds).
+fn encoded(p: &task::Prepared, n: usize) -> Vec<(Vec<u32>, Vec<u32>, &[u32])> {
+    p.train
         .iter()
-        .take(4)
+        .take(n)
         .map(|par| {
             let (ids, kinds) = p.data.encode(&par.chars);
             (ids, kinds, &par.labels[..])
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn every_parameter_gets_a_gradient() {
+    let (p, model) = setup(1);
+    let items = encoded(&p, 4);
     let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
     let batch = CharBatch::new(&refs).unwrap();
     let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
@@ -58,15 +62,7 @@ fn every_parameter_gets_a_gradient() {
 fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
     let (p, _) = setup(1);
     let model = task::new_model(&SegmenterConfig { dropout: 0.0, ..small() }, &p.data, 3).unwrap();
-    let items: Vec<(Vec<u32>, Vec<u32>, &[u32])> = p
-        .train
-        .iter()
-        .take(9)
-        .map(|par| {
-            let (ids, kinds) = p.data.encode(&par.chars);
-            (ids, kinds, &par.labels[..])
-        })
-        .collect();
+    let items = encoded(&p, 9);
     let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
     let batch = CharBatch::new(&refs).unwrap();
     let ctx = || Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
