@@ -212,7 +212,9 @@ pub(crate) fn cli_command() -> clap::Command {
         train
             .mut_subcommand("tagger", |c| segmenter_run::show_defaults(settings::show_defaults(c, &TaggerSettings::default(), &[])))
             .mut_subcommand("segmenter", segmenter_run::show_defaults)
-            .mut_subcommand("sequence", |c| settings::show_defaults(c, &SequenceSettings::default(), &[("batch_vectors", "batch_tokens")]))
+            .mut_subcommand("sequence", |c| {
+                sequence_cmd::mark_adaptive(settings::show_defaults(c, &SequenceSettings::default(), &[("batch_vectors", "batch_tokens")]))
+            })
             .mut_subcommand("graph", |c| settings::show_defaults(c, &GraphSettings::default(), &[("attention_kernel", "kernel")]))
     })
 }

@@ -10,6 +10,7 @@ use attend::api::sequence::{RunSpec, SequenceJob, SequenceRunReport};
 use attend::checkpoint;
 use attend::config::TrainConfig;
 use attend::data::series::{self, SeriesSet, Target};
+use attend::models::sequence::auto;
 use attend::models::sequence::config::SequenceSettings;
 use attend::models::sequence::{Output, SequenceModel, MAX_DENSE};
 use attend::models::EncoderKind;
@@ -55,6 +56,12 @@ pub struct TrainSequenceArgs {
     model: SequenceModelArgs,
     #[command(flatten)]
     train_flags: SequenceTrainArgs,
+    /// Keep the fixed defaults shown in brackets; without this, the
+    /// settings marked "from the data" that no flag or config key gives are
+    /// chosen from the training set's shape (printed, and recorded in
+    /// train_report.json; rules in docs/sequences.md)
+    #[arg(long, help_heading = "Training")]
+    fixed_defaults: bool,
     /// Train this many models (seeds SEED, SEED+1, ...; each draws its own
     /// dev split) and report the test mean +- std [1]
     #[arg(long, default_value_t = 1, help_heading = "Training")]
@@ -120,7 +127,8 @@ pub struct SequenceTrainArgs {
     #[serde(rename = "batch_tokens", skip_serializing_if = "Option::is_none")]
     batch_vectors: Option<usize>,
     /// Without --dev: hold out this share of the training sequences as dev
-    /// data (stratified by class), drawn with the seed
+    /// data (stratified by class), drawn with the seed; 0: none (train on
+    /// all of it, keep the last epoch)
     #[arg(long, help_heading = "Training", conflicts_with = "dev")]
     #[serde(skip_serializing_if = "Option::is_none")]
     dev_fraction: Option<f32>,
@@ -190,7 +198,22 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
             (SeedsPlan { seeds: args.seeds, model, train }, args.out.clone(), false)
         }
     };
-    let SeedsPlan { seeds, model: settings, mut train } = plan;
+    let SeedsPlan { seeds, model: mut settings, mut train } = plan;
+    // Defaults from the data, decided once for every seed (a resumed run has its settings).
+    let mut choices = Vec::new();
+    if !resuming && !args.fixed_defaults {
+        let given = settings::given_keys(args.config.as_deref(), &args.model.table()?, &args.train_flags)?;
+        let mut both = SequenceSettings { model: settings, train };
+        let profile = auto::Profile::of(&train_set);
+        choices = auto::adapt(&mut both, &given, &profile, dev_set.is_some());
+        if !choices.is_empty() {
+            eprintln!("chosen from the data ({profile}; a flag or config key overrides each, --fixed-defaults keeps all):");
+            for c in &choices {
+                eprintln!("  {c}");
+            }
+        }
+        (settings, train) = (both.model, both.train);
+    }
     if args.train_flags.common.max_minutes().is_some() {
         train.max_minutes = args.train_flags.common.max_minutes();
     }
@@ -211,10 +234,12 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
             runs.push(run);
             continue;
         }
-        let job = SequenceJob::new(&train_set, dev_set.as_ref(), &SequenceSettings { model: settings.clone(), train: cfg.clone() })?;
+        let mut job = SequenceJob::new(&train_set, dev_set.as_ref(), &SequenceSettings { model: settings.clone(), train: cfg.clone() })?;
+        job.choices = choices.clone();
         let (model, p) = (&job.model, &job.prepared);
         if s == 0 {
             let dev = match p.held_out {
+                Some(0) => "none (dev_fraction 0: trains on every training sequence, keeps the last epoch)".into(),
                 Some(n) => format!("{n} sequences held out of train ({:.0}%, seed {})", 100.0 * cfg.dev_fraction, cfg.seed),
                 None => format!("{} sequences", p.dev.len()),
             };
@@ -249,6 +274,27 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         seeds::write_json(&out.join("report.json"), &report)?;
     }
     Ok(())
+}
+
+/// Marks in the help of `train sequence` the defaults chosen from the data
+/// ([`auto::KEYS`]; `--batch-vectors` sets `batch_tokens`): `[1]` becomes
+/// `[from the data; fixed: 1]`.
+pub fn mark_adaptive(mut cmd: clap::Command) -> clap::Command {
+    let ids: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| auto::KEYS.contains(&if id == "batch_vectors" { "batch_tokens" } else { id.as_str() }))
+        .collect();
+    for id in ids {
+        cmd = cmd.mut_arg(id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            match help.rfind(" [").filter(|_| help.ends_with(']')) {
+                Some(at) => arg.help(format!("{} [from the data; fixed: {}", &help[..at], &help[at + 2..])),
+                None => arg.help(format!("{help} [from the data]")),
+            }
+        });
+    }
+    cmd
 }
 
 /// A multi-seed run's settings (`OUT/seeds.json`), so `--resume OUT` can finish it.

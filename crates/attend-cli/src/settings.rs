@@ -236,6 +236,18 @@ pub fn refuse_on_resume(dir: &Path, model: &impl Serialize, train: &impl Seriali
     Ok(())
 }
 
+/// The settings a user gave, in the config file or as flags, by their
+/// config-file names (`patch`, `batch_tokens`): what adaptive defaults leave alone.
+pub fn given_keys(file: Option<&Path>, model: &impl Serialize, train: &impl Serialize) -> Result<std::collections::BTreeSet<String>> {
+    let mut keys = std::collections::BTreeSet::new();
+    if let Some(tables) = file.map(read_file).transpose()? {
+        keys.extend(tables.values().filter_map(toml::Value::as_table).flat_map(|t| t.keys().cloned()));
+    }
+    keys.extend(toml::Table::try_from(model)?.keys().cloned());
+    keys.extend(toml::Table::try_from(train)?.keys().cloned());
+    Ok(keys)
+}
+
 /// A settings file's tables.
 pub fn read_file(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;

@@ -252,7 +252,7 @@ fn bad_sequence_input_gets_a_message_naming_where() {
     let o = attend(&["train", "sequence", "--train", far.to_str().unwrap(), "--patch", "4"]);
     assert!(stderr(&o).contains("--patch 4 joins vectors, but this data has one label per vector"), "{}", stderr(&o));
     let o = attend(&["train", "sequence", "--train", train.to_str().unwrap(), "--dev-fraction", "1.5"]);
-    assert!(stderr(&o).contains("dev_fraction must be in (0, 1), got 1.5"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("dev_fraction must be in [0, 1), got 1.5"), "{}", stderr(&o));
     // A model meets data of another width, and unlabelled data to score.
     let out = dir.path().join("m");
     let mut args = vec!["train", "sequence", "--train", train.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "1"];

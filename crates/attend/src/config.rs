@@ -45,7 +45,8 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Without a dev file: this share of the training sequences (stratified
     /// by class when there is one per sequence), drawn with `seed`, is held
-    /// out as dev data. Sequence models; the tagger reads its dev file.
+    /// out as dev data; 0: none (train on all of it and keep the last
+    /// epoch). Sequence models; the tagger reads its dev file.
     pub dev_fraction: f32,
     /// Training sequences with a label per vector that are longer than
     /// this are cut into pieces of this length (long signals under a
@@ -92,8 +93,8 @@ impl TrainConfig {
         if self.batch_tokens == 0 {
             return Err("batch_tokens must be at least 1".into());
         }
-        if !(self.dev_fraction > 0.0 && self.dev_fraction < 1.0) {
-            return Err(format!("dev_fraction must be in (0, 1), got {}", self.dev_fraction));
+        if !(self.dev_fraction >= 0.0 && self.dev_fraction < 1.0) {
+            return Err(format!("dev_fraction must be in [0, 1), got {}", self.dev_fraction));
         }
         if !(self.random_crop > 0.0 && self.random_crop <= 1.0) {
             return Err(format!("random_crop must be in (0, 1], got {}", self.random_crop));

@@ -161,6 +161,9 @@ pub enum Selection {
     /// dev loss reached its best so far; the weights kept are from the last
     /// epoch where both were at their best.
     AccuracyAndLoss,
+    /// The last epoch, whatever its score (no held-out data to choose on:
+    /// the schedule alone decides); patience never stops the run.
+    Last,
 }
 
 /// How the loop runs: built by each task from its own settings.
@@ -736,6 +739,10 @@ fn select<R: Clone>(selection: Selection, state: &mut RunState<R>, dev: &Evaluat
                 state.epochs_without_progress += 1;
                 false
             }
+        }
+        Selection::Last => {
+            state.epochs_without_progress = 0;
+            keep(state)
         }
         Selection::AccuracyAndLoss => {
             let loss = dev.loss.unwrap_or(f64::NAN);

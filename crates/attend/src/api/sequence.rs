@@ -42,6 +42,7 @@ use crate::checkpoint::Loaded;
 use crate::config::TrainConfig;
 use crate::data::series::{SeriesSet, Target};
 use crate::error::{Error, Result};
+use crate::models::sequence::auto::{self, Choice};
 use crate::models::sequence::config::SequenceSettings;
 use crate::models::sequence::eval::SeriesReport;
 use crate::models::sequence::input::{encode, Encoded};
@@ -49,6 +50,7 @@ use crate::models::sequence::task::{self, prepare, Prepared};
 use crate::models::sequence::{Output, SequenceModel, MAX_DENSE};
 use crate::train::{self, Observer, Resume, RunOptions};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -60,6 +62,8 @@ pub struct SequenceJob {
     pub train: TrainConfig,
     /// A saved run to continue.
     pub resume: Option<Resume<SeriesReport>>,
+    /// The settings chosen from the data ([`SequenceJob::adaptive`]).
+    pub choices: Vec<Choice>,
 }
 
 /// How a run is driven: where it saves, whether it can be interrupted, and
@@ -87,6 +91,9 @@ pub struct SequenceRunReport {
     /// Seconds to label and score the test data (with `test`).
     pub test_seconds: Option<f64>,
     pub stopped_early: Option<String>,
+    /// The settings chosen from the data, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adaptive: Vec<Choice>,
     /// The test report in one line, and how long scoring took.
     #[serde(skip)]
     pub test_summary: Option<(String, f64)>,
@@ -99,7 +106,16 @@ impl SequenceJob {
         settings.train.validate().map_err(Error::Config)?;
         let prepared = prepare(train, dev, &settings.train, &settings.model, None)?;
         let model = task::new_model(&settings.model, &prepared.spec, prepared.missing, settings.train.seed)?;
-        Ok(SequenceJob { model, prepared, train: settings.train.clone(), resume: None })
+        Ok(SequenceJob { model, prepared, train: settings.train.clone(), resume: None, choices: Vec::new() })
+    }
+
+    /// [`new`](Self::new) with the defaults that adapt to the data: every
+    /// setting of [`auto::KEYS`] not in `given` (config-file names: what the
+    /// user set) is chosen from the training set's shape ([`auto::adapt`]).
+    pub fn adaptive(train: &SeriesSet, dev: Option<&SeriesSet>, settings: &SequenceSettings, given: &BTreeSet<String>) -> Result<Self> {
+        let mut settings = settings.clone();
+        let choices = auto::adapt(&mut settings, given, &auto::Profile::of(train), dev.is_some());
+        Ok(SequenceJob { choices, ..Self::new(train, dev, &settings)? })
     }
 
     /// The run saved in `dir`, to continue on the same data (its saved
@@ -117,13 +133,13 @@ impl SequenceJob {
                 train.path.display()
             )));
         }
-        Ok(SequenceJob { model: run.model, prepared, train: cfg, resume: Some(run.resume) })
+        Ok(SequenceJob { model: run.model, prepared, train: cfg, resume: Some(run.resume), choices: Vec::new() })
     }
 
     /// Trains (or continues), keeps the best epoch on dev, scores the test
     /// data; with a directory, saves the model and `train_report.json` there.
     pub fn run(self, spec: RunSpec, observer: &mut dyn Observer) -> Result<(Loaded<SequenceModel>, SequenceRunReport)> {
-        let SequenceJob { model, prepared, train: cfg, resume } = self;
+        let SequenceJob { model, prepared, train: cfg, resume, choices } = self;
         let options = RunOptions { checkpoint_dir: spec.dir, resume, interrupt: spec.interrupt };
         let summary = task::train_sequence(&model, &prepared.spec, prepared.train, &prepared.dev, &cfg, options, observer)?;
         let loaded = Loaded { model, data: prepared.spec, train: cfg };
@@ -145,6 +161,7 @@ impl SequenceJob {
             train_seconds: summary.train_seconds,
             test_seconds: test_summary.as_ref().map(|(_, s): &(String, f64)| *s),
             stopped_early: summary.stopped_early.clone(),
+            adaptive: choices,
             test_summary,
         };
         if let Some(dir) = spec.dir {

@@ -4,6 +4,7 @@
 //! head: [`PerVectorHead`] for a label per vector, [`PooledHead`] (mean or
 //! a learned summary vector) for one class or number per sequence.
 
+pub mod auto;
 pub mod config;
 pub mod eval;
 pub mod input;

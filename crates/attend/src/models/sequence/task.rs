@@ -81,8 +81,10 @@ impl Task for SeriesTask<'_> {
         Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, units))
     }
 
+    /// Scores the dev data; with none (nothing held out), the training data.
     fn evaluate(&self) -> Result<Evaluation<SeriesReport>> {
-        let (report, loss) = self.model.evaluate_with_loss(self.dev, self.spec)?;
+        let data = if self.dev.is_empty() { &self.train[..] } else { self.dev };
+        let (report, loss) = self.model.evaluate_with_loss(data, self.spec)?;
         Ok(Evaluation { accuracy: report.selection_score(), loss, report })
     }
 
@@ -155,8 +157,8 @@ pub fn new_model(settings: &SequenceConfig, spec: &DataSpec, missing: bool, seed
     Ok(SequenceModel::new(config, seed)?)
 }
 
-/// Trains `model`, keeping the epoch with the best dev score; with a
-/// checkpoint directory, saves after every epoch (atomically) and can resume.
+/// Trains `model`, keeping the epoch with the best dev score (without dev
+/// data, the last epoch); with a checkpoint directory, saves after every epoch (atomically) and can resume.
 pub fn train_sequence(
     model: &SequenceModel,
     spec: &DataSpec,
@@ -168,12 +170,13 @@ pub fn train_sequence(
 ) -> Result<TrainSummary<SeriesReport>> {
     let task = SeriesTask::new(model, spec, train, dev, cfg)?;
     // Small dev sets reach 100% early: ties go to the lower dev loss.
-    let looped = LoopConfig { save_interval_secs: 10.0, selection: Selection::AccuracyThenLoss, ..LoopConfig::minibatch(cfg) };
+    let selection = if dev.is_empty() { Selection::Last } else { Selection::AccuracyThenLoss };
+    let looped = LoopConfig { save_interval_secs: 10.0, selection, ..LoopConfig::minibatch(cfg) };
     train::fit(&task, &looped, options, observer)
 }
 
 /// The training and dev sequences of a run: the dev file, or a held-out
-/// share of `train` (see [`SeriesSet::split`]), then the spec fitted on
+/// share of `train` (see [`SeriesSet::split`]; none with `dev_fraction` 0), then the spec fitted on
 /// the training part, both encoded for `config`.
 pub struct Prepared {
     pub spec: DataSpec,
@@ -195,6 +198,7 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let (train_idx, dev_idx) = match dev {
         Some(_) => ((0..train.series.len()).collect(), vec![]),
+        None if cfg.dev_fraction == 0.0 => ((0..train.series.len()).collect(), vec![]),
         None => train.split(cfg.dev_fraction, cfg.seed)?,
     };
     let spec = match spec {

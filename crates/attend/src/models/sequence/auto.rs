@@ -1,0 +1,188 @@
+//! Defaults that adapt to the data: at fit time, the training set's shape
+//! (how many sequences, how long, how many values per vector, how many
+//! classes) decides every setting the user did not give. Each choice comes
+//! back with the reason, to print and to record in the run's report; the
+//! chosen values themselves are in the checkpoint's `config.json`.
+//!
+//! The rules (measured on the nine UEA/UCR development sets; the figures
+//! are in `docs/sequences.md`):
+//!
+//! - **patch**: the smallest power of two that brings the median sequence
+//!   to at most [`TARGET_INPUTS`] inputs of the encoder (dense attention
+//!   costs the square of the inputs; a 1,460-step series becomes 92).
+//! - **stem**: a convolutional stem of [`STEM_FEATURES`] features over
+//!   [`STEM_KERNEL`] vectors, so that each input carries the local shape
+//!   of the signal, not one number (what lets attention work on
+//!   univariate series).
+//! - **sequence_norm**: for univariate series, each series is scaled by
+//!   its own mean and deviation (its level and scale go in as inputs):
+//!   the shape is what separates most univariate classes.
+//! - **dev_fraction**: below [`SMALL_SET`] training sequences, none is
+//!   held out (holding out 20% of 40 series leaves 8 to choose on and 32
+//!   to learn from); training runs a fixed schedule and keeps the last
+//!   epoch.
+//! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
+//!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
+//!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
+//!   and [`MAX_EPOCHS`]), a tenth of them warm-up.
+//!
+//! Data with a label per vector keeps the fixed defaults.
+
+use super::config::SequenceSettings;
+use crate::data::series::{SeriesSet, Target};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Inputs of the encoder the median sequence is patched down to.
+pub const TARGET_INPUTS: usize = 128;
+/// Features of the adaptive convolutional stem.
+pub const STEM_FEATURES: usize = 64;
+/// Width of the adaptive stem's window.
+pub const STEM_KERNEL: usize = 9;
+/// Training sets with fewer sequences hold none out.
+pub const SMALL_SET: usize = 1000;
+/// Optimizer steps a run aims at.
+pub const TARGET_STEPS: usize = 1500;
+pub const MIN_EPOCHS: usize = 30;
+pub const MAX_EPOCHS: usize = 300;
+/// Sequences per batch, at least and at most.
+pub const MIN_BATCH: usize = 4;
+pub const MAX_BATCH: usize = 32;
+
+/// The shape of a training set: what the adaptive defaults decide from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub sequences: usize,
+    /// Values per vector (channels).
+    pub dims: usize,
+    pub min_length: usize,
+    pub median_length: usize,
+    pub max_length: usize,
+    /// Classes (0 for numbers).
+    pub classes: usize,
+    pub target: Target,
+}
+
+impl Profile {
+    pub fn of(set: &SeriesSet) -> Profile {
+        let mut lengths: Vec<usize> = set.series.iter().map(|s| s.len).collect();
+        lengths.sort_unstable();
+        Profile {
+            sequences: lengths.len(),
+            dims: set.dims,
+            min_length: lengths.first().copied().unwrap_or(0),
+            median_length: lengths.get(lengths.len() / 2).copied().unwrap_or(0),
+            max_length: lengths.last().copied().unwrap_or(0),
+            classes: if set.target == Target::SequenceValue { 0 } else { set.classes.len() },
+            target: set.target,
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lengths = if self.min_length == self.max_length {
+            format!("length {}", self.min_length)
+        } else {
+            format!("lengths {}-{} (median {})", self.min_length, self.max_length, self.median_length)
+        };
+        let values = if self.dims == 1 { "1 value".to_string() } else { format!("{} values", self.dims) };
+        write!(f, "{} sequences, {lengths}, {values} per vector", self.sequences)?;
+        if self.classes > 0 {
+            write!(f, ", {} classes", self.classes)?;
+        }
+        Ok(())
+    }
+}
+
+/// One setting decided from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The setting's name in a config file (`patch`, `epochs`, ...).
+    pub key: String,
+    pub value: serde_json::Value,
+    pub why: String,
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {}: {}", self.key, self.value, self.why)
+    }
+}
+
+/// The settings keys this module may choose, in the order it decides them.
+pub const KEYS: &[&str] = &["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction", "batch_tokens", "epochs", "warmup_steps"];
+
+/// Fills every adaptive setting of `settings` that is not in `given`
+/// (names as in a config file; what the user set explicitly always
+/// wins) from the training set's `profile`, and says what it chose and
+/// why. `dev_file`: the dev data is a file of its own (nothing is held out).
+pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile: &Profile, dev_file: bool) -> Vec<Choice> {
+    let mut choices = Vec::new();
+    if !profile.target.per_sequence() || profile.sequences == 0 {
+        return choices;
+    }
+    let free = |key: &str| !given.contains(key);
+    let mut choose = |key: &str, value: serde_json::Value, why: String| choices.push(Choice { key: key.into(), value, why });
+    let (m, t) = (&mut settings.model, &mut settings.train);
+    let median = profile.median_length.max(1);
+
+    if free("patch") {
+        m.patch = (median.div_ceil(TARGET_INPUTS)).next_power_of_two();
+        let why = if m.patch == 1 {
+            format!("median length {median} <= {TARGET_INPUTS}: one input per vector")
+        } else {
+            format!("median length {median}: patches of {} vectors give {} inputs (<= {TARGET_INPUTS})", m.patch, median.div_ceil(m.patch))
+        };
+        choose("patch", m.patch.into(), why);
+    }
+    if free("stem") {
+        m.stem = STEM_FEATURES;
+        choose("stem", m.stem.into(), "each input sees the local shape of the signal (a convolution), not one vector".into());
+        if free("stem_kernel") {
+            m.stem_kernel = STEM_KERNEL;
+            choose("stem_kernel", m.stem_kernel.into(), format!("windows of {STEM_KERNEL} vectors"));
+        }
+    }
+    if free("sequence_norm") {
+        m.sequence_norm = profile.dims == 1;
+        let why = if m.sequence_norm {
+            "univariate: each series scaled by its own mean and deviation (shape separates; level and scale are inputs)"
+        } else {
+            "multivariate: channels keep the training set's scale"
+        };
+        choose("sequence_norm", m.sequence_norm.into(), why.into());
+    }
+    if free("dev_fraction") && !dev_file && profile.sequences < SMALL_SET {
+        t.dev_fraction = 0.0;
+        choose(
+            "dev_fraction",
+            0.0.into(),
+            format!("{} sequences (< {SMALL_SET}): none held out; a fixed schedule, the last epoch kept", profile.sequences),
+        );
+    }
+    // The sequences the optimizer learns from, and the inputs of a typical one.
+    let learning = if t.dev_fraction > 0.0 && !dev_file {
+        (profile.sequences as f32 * (1.0 - t.dev_fraction)).round() as usize
+    } else {
+        profile.sequences
+    }
+    .max(1);
+    let inputs = median.div_ceil(m.patch) + usize::from(m.summary());
+    let batch = (learning / 8).clamp(MIN_BATCH, MAX_BATCH).min(learning);
+    let t = &mut settings.train;
+    if free("batch_tokens") {
+        t.batch_tokens = batch * inputs;
+        choose("batch_tokens", t.batch_tokens.into(), format!("about {batch} sequences of {inputs} inputs per batch"));
+    }
+    let per_epoch = learning.div_ceil((t.batch_tokens / inputs).max(1));
+    if free("epochs") {
+        t.epochs = TARGET_STEPS.div_ceil(per_epoch).clamp(MIN_EPOCHS, MAX_EPOCHS);
+        choose("epochs", t.epochs.into(), format!("about {per_epoch} steps per epoch: {} steps", t.epochs * per_epoch));
+    }
+    if free("warmup_steps") {
+        t.warmup_steps = (t.epochs * per_epoch / 10).max(1);
+        choose("warmup_steps", t.warmup_steps.into(), "a tenth of the steps".into());
+    }
+    choices
+}
