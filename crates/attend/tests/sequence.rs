@@ -7,7 +7,7 @@
 
 use attend::config::TrainConfig;
 use attend::data::series::{Label, SeriesSet, Target};
-use attend::data::synthetic::{series_far_context, series_majority};
+use attend::data::synthetic::{series_far_context, series_majority, series_shape};
 use attend::models::sequence::config::SequenceSettings;
 use attend::models::sequence::input::{encode, DataSpec};
 use attend::models::sequence::task::{self, prepare, train_sequence};
@@ -108,6 +108,23 @@ fn learns_a_per_sequence_label_that_needs_the_whole_sequence_with_either_pooling
         assert!(accuracy(&report) > 0.9, "{pooling:?}: majority accuracy {:.3} (guessing: 0.5)", accuracy(&report));
         assert!(report.macro_f1() > 0.85, "{pooling:?}: macro-F1 {:.3}", report.macro_f1());
     }
+}
+
+/// Only the shape of a tooth separates the classes (its place, amplitude
+/// and level are random): the defaults chosen from the data learn it.
+#[test]
+fn adaptive_defaults_learn_a_class_that_only_the_shape_of_a_pattern_tells() {
+    use attend::api::sequence::{RunSpec, SequenceJob};
+    let (train, test) = (series_shape(60, 96, 31), series_shape(200, 96, 32));
+    let job = SequenceJob::adaptive(&train, None, &SequenceSettings::default(), &Default::default()).unwrap();
+    assert_eq!((job.model.config.stem, job.model.config.sequence_norm, job.train.dev_fraction), (64, true, 0.0));
+    assert!(job.prepared.dev.is_empty(), "60 series: none held out");
+    let (_, report) = job.run(RunSpec { test: Some(&test), ..RunSpec::default() }, &mut Silent).unwrap();
+    let keys: Vec<&str> = report.adaptive.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, attend::models::sequence::auto::KEYS, "the choices are reported");
+    assert_eq!(report.best_epoch, report.epochs, "without dev data the last epoch is kept");
+    let score = report.test_score.unwrap();
+    assert!(score >= 0.9, "shape accuracy {score:.3} (guessing: 0.5)");
 }
 
 #[test]

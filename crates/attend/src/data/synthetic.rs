@@ -245,6 +245,45 @@ pub fn series_majority(count: usize, max_len: usize, missing: bool, seed: u64) -
     }
 }
 
+/// Univariate series of `len` steps where only the shape of one pattern
+/// tells the class: a tooth of 24 steps that rises slowly and drops at
+/// once (`slow-rise`) or rises at once and falls slowly (`slow-fall`, the
+/// same tooth backwards), at a random place, with a random amplitude
+/// (1 to 4), on a random level (-5 to 5), with noise (+-0.3). Position,
+/// amplitude, level, mean and energy carry nothing about the class.
+pub fn series_shape(count: usize, len: usize, seed: u64) -> crate::data::series::SeriesSet {
+    use crate::data::series::{Label, Series, SeriesSet, Target};
+    const TOOTH: usize = 24;
+    let len = len.max(TOOTH + 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let series = (0..count)
+        .map(|i| {
+            let slow_fall = rng.random_bool(0.5);
+            let (amplitude, level, at) = (rng.random_range(1.0..4.0f32), rng.random_range(-5.0..5.0f32), rng.random_range(0..=len - TOOTH));
+            let values = (0..len)
+                .map(|t| {
+                    let tooth = if (at..at + TOOTH).contains(&t) {
+                        let k = (t - at) as f32 / (TOOTH - 1) as f32;
+                        amplitude * if slow_fall { 1.0 - k } else { k }
+                    } else {
+                        0.0
+                    };
+                    level + tooth + rng.random_range(-0.3..0.3f32)
+                })
+                .collect();
+            Series { values, len, label: Label::Class(u32::from(slow_fall)), line: i + 1 }
+        })
+        .collect();
+    SeriesSet {
+        path: "shape.ts".into(),
+        name: None,
+        dims: 1,
+        target: Target::SequenceClass,
+        classes: vec!["slow-rise".into(), "slow-fall".into()],
+        series,
+    }
+}
+
 #[cfg(test)]
 mod repeat_tests {
     use super::*;

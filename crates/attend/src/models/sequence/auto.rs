@@ -186,3 +186,102 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
     }
     choices
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::series::{Label, Series};
+
+    fn profile(sequences: usize, dims: usize, lengths: (usize, usize, usize), classes: usize) -> Profile {
+        let (min_length, median_length, max_length) = lengths;
+        Profile { sequences, dims, min_length, median_length, max_length, classes, target: Target::SequenceClass }
+    }
+
+    fn chosen(p: &Profile, given: &[&str]) -> (SequenceSettings, Vec<String>) {
+        let mut s = SequenceSettings::default();
+        let given = given.iter().map(|k| k.to_string()).collect();
+        let choices = adapt(&mut s, &given, p, false);
+        (s, choices.into_iter().map(|c| c.key).collect())
+    }
+
+    #[test]
+    fn a_short_univariate_set_gets_a_stem_its_own_scale_and_no_held_out_data() {
+        let (s, keys) = chosen(&profile(50, 1, (24, 24, 24), 2), &[]);
+        assert_eq!(keys, KEYS, "every adaptive setting is chosen, in order");
+        assert_eq!((s.model.patch, s.model.stem, s.model.stem_kernel, s.model.sequence_norm), (1, STEM_FEATURES, STEM_KERNEL, true));
+        assert_eq!(s.train.dev_fraction, 0.0);
+        // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 1,500 steps.
+        assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps), (6 * 24, 167, 150));
+    }
+
+    #[test]
+    fn a_multivariate_set_keeps_the_training_scale_and_batches_of_at_most_32() {
+        let (s, _) = chosen(&profile(270, 12, (7, 20, 29), 9), &[]);
+        assert_eq!((s.model.patch, s.model.sequence_norm, s.model.stem), (1, false, STEM_FEATURES));
+        assert_eq!((s.train.batch_tokens, s.train.epochs), (32 * 20, 167), "270 / 32 -> 9 steps per epoch");
+    }
+
+    #[test]
+    fn a_long_set_is_patched_to_at_most_128_inputs() {
+        let (s, _) = chosen(&profile(100, 1, (1460, 1460, 1460), 10), &[]);
+        assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
+        assert_eq!(s.train.batch_tokens, 12 * 92);
+        let (s, _) = chosen(&profile(100, 1, (128, 128, 128), 10), &[]);
+        assert_eq!(s.model.patch, 1, "128 inputs fit");
+        let (s, _) = chosen(&profile(100, 1, (129, 129, 129), 10), &[]);
+        assert_eq!(s.model.patch, 2);
+    }
+
+    #[test]
+    fn unequal_lengths_are_patched_for_the_median_one() {
+        let lengths = [100, 150, 400, 500, 1344];
+        let set = SeriesSet {
+            path: "u.ts".into(),
+            name: None,
+            dims: 1,
+            target: Target::SequenceClass,
+            classes: vec!["a".into(), "b".into()],
+            series: lengths
+                .iter()
+                .enumerate()
+                .map(|(i, &len)| Series { values: vec![0.0; len], len, label: Label::Class(i as u32 % 2), line: i + 1 })
+                .collect(),
+        };
+        let p = Profile::of(&set);
+        assert_eq!((p.sequences, p.min_length, p.median_length, p.max_length, p.classes), (5, 100, 400, 1344, 2));
+        assert_eq!(p.to_string(), "5 sequences, lengths 100-1344 (median 400), 1 value per vector, 2 classes");
+        let (s, _) = chosen(&p, &[]);
+        assert_eq!(s.model.patch, 4, "400 / 4 = 100 inputs");
+        assert_eq!((s.train.batch_tokens, s.train.epochs), (4 * 100, 300), "5 sequences: batches of 4, 2 steps per epoch, at most 300 epochs");
+    }
+
+    #[test]
+    fn a_large_set_holds_out_dev_data_and_runs_fewer_epochs() {
+        let (s, keys) = chosen(&profile(5000, 3, (50, 50, 50), 20), &[]);
+        assert!(!keys.contains(&"dev_fraction".to_string()));
+        assert_eq!(s.train.dev_fraction, 0.2);
+        // 4,000 learning sequences in batches of 32: 125 steps per epoch.
+        assert_eq!((s.train.batch_tokens, s.train.epochs), (32 * 50, 30));
+    }
+
+    #[test]
+    fn what_the_user_gave_is_left_alone() {
+        let (s, keys) = chosen(&profile(50, 1, (1000, 1000, 1000), 2), &["patch", "epochs", "sequence_norm", "stem"]);
+        let fixed = SequenceSettings::default();
+        assert_eq!((s.model.patch, s.train.epochs, s.model.sequence_norm, s.model.stem), (1, fixed.train.epochs, false, 0));
+        assert!(!keys.iter().any(|k| ["patch", "epochs", "sequence_norm", "stem", "stem_kernel"].contains(&k.as_str())), "{keys:?}");
+        assert_eq!(s.train.batch_tokens, 6 * 1000, "batches follow the user's patch");
+        // A dev file: nothing to hold out, so dev_fraction is not chosen.
+        let mut s = SequenceSettings::default();
+        let keys: Vec<String> = adapt(&mut s, &BTreeSet::new(), &profile(50, 1, (24, 24, 24), 2), true).into_iter().map(|c| c.key).collect();
+        assert!(!keys.contains(&"dev_fraction".to_string()) && s.train.dev_fraction == 0.2);
+    }
+
+    #[test]
+    fn labels_per_vector_keep_the_fixed_defaults() {
+        let p = Profile { target: Target::VectorClass, ..profile(50, 1, (500, 500, 500), 2) };
+        let (s, keys) = chosen(&p, &[]);
+        assert!(keys.is_empty());
+        assert_eq!(serde_json::to_value(&s.model).unwrap(), serde_json::to_value(SequenceSettings::default().model).unwrap());
+    }
+}
