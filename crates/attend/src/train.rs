@@ -186,6 +186,9 @@ pub struct LoopConfig {
     /// since the last write (0: after every epoch). The end of the run, an
     /// interrupt and a time limit always write it.
     pub save_interval_secs: f64,
+    /// Evaluate on dev after every this many epochs (and after the last
+    /// one, a time limit or an interrupt); 1: after each.
+    pub eval_every: usize,
 }
 
 impl LoopConfig {
@@ -203,6 +206,7 @@ impl LoopConfig {
             seed: cfg.seed,
             dropout_seed: cfg.seed ^ 0x5eed_d20f,
             save_interval_secs: 0.0,
+            eval_every: 1,
         }
     }
 
@@ -653,31 +657,37 @@ pub fn fit<T: Task>(
             }
         }
         state.train_tokens += epoch_tokens;
-        let dev = task.evaluate()?;
-        let improved = select(cfg.selection, &mut state, &dev, epoch);
-        if improved {
-            best_weights = task.params().snapshot()?;
+        let out_of_time = cfg.max_minutes.is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
+        // Between evaluations (`eval_every`), an epoch ends without a dev
+        // score, a summary or a change of the kept weights; the last epoch,
+        // a time limit and an interrupt always evaluate.
+        let evaluate = epoch.is_multiple_of(cfg.eval_every.max(1)) || epoch == cfg.epochs || out_of_time || interrupted();
+        if evaluate {
+            let dev = task.evaluate()?;
+            let improved = select(cfg.selection, &mut state, &dev, epoch);
+            if improved {
+                best_weights = task.params().snapshot()?;
+            }
+            let best_acc = state.best.as_ref().map_or(dev.accuracy, |b| b.accuracy);
+            let summary = EpochSummary {
+                epoch,
+                train_loss: (loss_sum / epoch_tokens.max(1) as f64) as f32,
+                dev_accuracy: dev.accuracy,
+                dev_loss: dev.loss,
+                best_dev_accuracy: best_acc,
+                improved,
+                train_tokens_per_sec: (epoch_tokens - session_tokens_before) as f64 / (train_sec - session_sec_before).max(1e-9),
+                train_sec,
+                elapsed_sec: elapsed(&start),
+            };
+            observer.epoch_end(&summary);
+            state.epochs.push(summary);
         }
-        let best_acc = state.best.as_ref().map_or(dev.accuracy, |b| b.accuracy);
-        let summary = EpochSummary {
-            epoch,
-            train_loss: (loss_sum / epoch_tokens.max(1) as f64) as f32,
-            dev_accuracy: dev.accuracy,
-            dev_loss: dev.loss,
-            best_dev_accuracy: best_acc,
-            improved,
-            train_tokens_per_sec: (epoch_tokens - session_tokens_before) as f64 / (train_sec - session_sec_before).max(1e-9),
-            train_sec,
-            elapsed_sec: elapsed(&start),
-        };
-        observer.epoch_end(&summary);
-        state.epochs.push(summary);
         if cfg.patience.is_some_and(|p| state.epochs_without_progress >= p) {
             let why = format!("no dev progress for {} epochs", state.epochs_without_progress);
             state.finished_early = Some(why.clone());
             stopped_early = Some(why);
         }
-        let out_of_time = cfg.max_minutes.is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
         if out_of_time && epoch < cfg.epochs && stopped_early.is_none() {
             stopped_early = Some(format!(
                 "time limit of {} minutes reached after epoch {epoch} (continue with `resume`)",
@@ -698,7 +708,8 @@ pub fn fit<T: Task>(
         if last || stop_now || last_save_at.elapsed().as_secs_f64() >= cfg.save_interval_secs {
             save(&best_weights, &stepper.optimizer, &state)?;
             last_save_at = Instant::now();
-            last_saved = Some(format!("end of epoch {epoch}, best dev {:.2}%", 100.0 * best_acc));
+            let best = state.best.as_ref().map_or(String::new(), |b| format!(", best dev {:.2}%", 100.0 * b.accuracy));
+            last_saved = Some(format!("end of epoch {epoch}{best}"));
         }
         if stop_now {
             return Err(Error::Interrupted(format!("stopped after epoch {epoch}; {}", resume_hint("state"))));

@@ -153,7 +153,8 @@ impl SequenceJob {
         }
         let report = SequenceRunReport {
             seed: loaded.train.seed,
-            epochs: summary.epochs.len(),
+            // Epochs run (without dev data, not every one is in `summary.epochs`).
+            epochs: summary.epochs.last().map_or(0, |e| e.epoch),
             best_epoch: summary.best_epoch,
             dev: summary.best_dev.to_json(),
             test,

@@ -111,6 +111,7 @@ pub fn loop_config(cfg: &GraphTrainConfig) -> LoopConfig {
         dropout_seed: cfg.seed ^ 0x6a09_e667_f3bc_c908,
         // Epochs take milliseconds: write the checkpoint every half minute (and at the end).
         save_interval_secs: 30.0,
+        eval_every: 1,
     }
 }
 

@@ -42,12 +42,12 @@ pub const STEM_KERNEL: usize = 9;
 /// Training sets with fewer sequences hold none out.
 pub const SMALL_SET: usize = 1000;
 /// Optimizer steps a run aims at.
-pub const TARGET_STEPS: usize = 1500;
+pub const TARGET_STEPS: usize = 6000;
 pub const MIN_EPOCHS: usize = 30;
 pub const MAX_EPOCHS: usize = 300;
 /// Sequences per batch, at least and at most.
 pub const MIN_BATCH: usize = 4;
-pub const MAX_BATCH: usize = 32;
+pub const MAX_BATCH: usize = 8;
 
 /// The shape of a training set: what the adaptive defaults decide from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,22 +210,22 @@ mod tests {
         assert_eq!(keys, KEYS, "every adaptive setting is chosen, in order");
         assert_eq!((s.model.patch, s.model.stem, s.model.stem_kernel, s.model.sequence_norm), (1, STEM_FEATURES, STEM_KERNEL, true));
         assert_eq!(s.train.dev_fraction, 0.0);
-        // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 1,500 steps.
-        assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps), (6 * 24, 167, 150));
+        // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 6,000 steps would be 667 epochs.
+        assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps), (6 * 24, MAX_EPOCHS, 270));
     }
 
     #[test]
-    fn a_multivariate_set_keeps_the_training_scale_and_batches_of_at_most_32() {
+    fn a_multivariate_set_keeps_the_training_scale_and_batches_of_at_most_8() {
         let (s, _) = chosen(&profile(270, 12, (7, 20, 29), 9), &[]);
         assert_eq!((s.model.patch, s.model.sequence_norm, s.model.stem), (1, false, STEM_FEATURES));
-        assert_eq!((s.train.batch_tokens, s.train.epochs), (32 * 20, 167), "270 / 32 -> 9 steps per epoch");
+        assert_eq!((s.train.batch_tokens, s.train.epochs), (8 * 20, 177), "270 / 8 -> 34 steps per epoch");
     }
 
     #[test]
     fn a_long_set_is_patched_to_at_most_128_inputs() {
         let (s, _) = chosen(&profile(100, 1, (1460, 1460, 1460), 10), &[]);
         assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
-        assert_eq!(s.train.batch_tokens, 12 * 92);
+        assert_eq!(s.train.batch_tokens, 8 * 92);
         let (s, _) = chosen(&profile(100, 1, (128, 128, 128), 10), &[]);
         assert_eq!(s.model.patch, 1, "128 inputs fit");
         let (s, _) = chosen(&profile(100, 1, (129, 129, 129), 10), &[]);
@@ -252,7 +252,11 @@ mod tests {
         assert_eq!(p.to_string(), "5 sequences, lengths 100-1344 (median 400), 1 value per vector, 2 classes");
         let (s, _) = chosen(&p, &[]);
         assert_eq!(s.model.patch, 4, "400 / 4 = 100 inputs");
-        assert_eq!((s.train.batch_tokens, s.train.epochs), (4 * 100, 300), "5 sequences: batches of 4, 2 steps per epoch, at most 300 epochs");
+        assert_eq!(
+            (s.train.batch_tokens, s.train.epochs),
+            (4 * 100, 300),
+            "5 sequences: batches of 4, 2 steps per epoch, at most 300 epochs"
+        );
     }
 
     #[test]
@@ -260,8 +264,8 @@ mod tests {
         let (s, keys) = chosen(&profile(5000, 3, (50, 50, 50), 20), &[]);
         assert!(!keys.contains(&"dev_fraction".to_string()));
         assert_eq!(s.train.dev_fraction, 0.2);
-        // 4,000 learning sequences in batches of 32: 125 steps per epoch.
-        assert_eq!((s.train.batch_tokens, s.train.epochs), (32 * 50, 30));
+        // 4,000 learning sequences in batches of 8: 500 steps per epoch, 12 epochs at least 30.
+        assert_eq!((s.train.batch_tokens, s.train.epochs), (8 * 50, MIN_EPOCHS));
     }
 
     #[test]
@@ -273,7 +277,8 @@ mod tests {
         assert_eq!(s.train.batch_tokens, 6 * 1000, "batches follow the user's patch");
         // A dev file: nothing to hold out, so dev_fraction is not chosen.
         let mut s = SequenceSettings::default();
-        let keys: Vec<String> = adapt(&mut s, &BTreeSet::new(), &profile(50, 1, (24, 24, 24), 2), true).into_iter().map(|c| c.key).collect();
+        let keys: Vec<String> =
+            adapt(&mut s, &BTreeSet::new(), &profile(50, 1, (24, 24, 24), 2), true).into_iter().map(|c| c.key).collect();
         assert!(!keys.contains(&"dev_fraction".to_string()) && s.train.dev_fraction == 0.2);
     }
 

@@ -157,6 +157,9 @@ pub fn new_model(settings: &SequenceConfig, spec: &DataSpec, missing: bool, seed
     Ok(SequenceModel::new(config, seed)?)
 }
 
+/// Without dev data, the training data is scored after every this many epochs.
+pub const DEVLESS_EVAL_EVERY: usize = 10;
+
 /// Trains `model`, keeping the epoch with the best dev score (without dev
 /// data, the last epoch); with a checkpoint directory, saves after every epoch (atomically) and can resume.
 pub fn train_sequence(
@@ -169,9 +172,11 @@ pub fn train_sequence(
     observer: &mut dyn Observer,
 ) -> Result<TrainSummary<SeriesReport>> {
     let task = SeriesTask::new(model, spec, train, dev, cfg)?;
-    // Small dev sets reach 100% early: ties go to the lower dev loss.
-    let selection = if dev.is_empty() { Selection::Last } else { Selection::AccuracyThenLoss };
-    let looped = LoopConfig { save_interval_secs: 10.0, selection, ..LoopConfig::minibatch(cfg) };
+    // Small dev sets reach 100% early: ties go to the lower dev loss. With
+    // no dev data the last epoch is kept, and the training data is scored
+    // every 10 epochs only (for the progress line), not after each.
+    let (selection, eval_every) = if dev.is_empty() { (Selection::Last, DEVLESS_EVAL_EVERY) } else { (Selection::AccuracyThenLoss, 1) };
+    let looped = LoopConfig { save_interval_secs: 10.0, selection, eval_every, ..LoopConfig::minibatch(cfg) };
     train::fit(&task, &looped, options, observer)
 }
 
