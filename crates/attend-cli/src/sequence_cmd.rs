@@ -190,7 +190,6 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         (Some(dir), None) => {
             let job = SequenceJob::resume(dir, &train_set, dev_set.as_ref(), args.train_flags.common.max_minutes())?;
             let run = train_one(job, dir, test_set.as_ref(), "")?;
-            print_run(&run, dir);
             return Ok(());
         }
         (None, _) => {
@@ -230,7 +229,6 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         if resuming && seeds::has_saved_state(&dir) {
             let job = SequenceJob::resume(&dir, &train_set, dev_set.as_ref(), args.train_flags.common.max_minutes())?;
             let run = train_one(job, &dir, test_set.as_ref(), &prefix)?;
-            print_run(&run, &dir);
             runs.push(run);
             continue;
         }
@@ -253,7 +251,6 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
             );
         }
         let run = train_one(job, &dir, test_set.as_ref(), &prefix)?;
-        print_run(&run, &dir);
         runs.push(run);
     }
     if seeds > 1 {
@@ -320,7 +317,9 @@ fn train_one(job: SequenceJob, dir: &Path, test: Option<&SeriesSet>, prefix: &st
             r.optimizer.step
         );
     }
-    let progress = Progress::new(unit, "dev", every).with_prefix(prefix.to_string()).with_score(score_format(target));
+    // Without dev data the progress line and the summary score the training data.
+    let scored = if job.prepared.dev.is_empty() { "train" } else { "dev" };
+    let progress = Progress::new(unit, scored, every).with_prefix(prefix.to_string()).with_score(score_format(target));
     let (_, report) = common::with_progress(
         progress,
         |why| seeds::interrupted(why, dir),
@@ -332,10 +331,12 @@ fn train_one(job: SequenceJob, dir: &Path, test: Option<&SeriesSet>, prefix: &st
     if let (Some(set), Some((summary, secs))) = (test, &report.test_summary) {
         eprintln!("{prefix}test {}: {summary} in {secs:.2} s", set.path.display());
     }
+    print_run(&report, dir, scored);
     Ok(report)
 }
 
-fn print_run(run: &SequenceRunReport, dir: &Path) {
+/// The run's summary line; `scored`: what the kept epoch was scored on (`dev`, or `train` without dev data).
+fn print_run(run: &SequenceRunReport, dir: &Path, scored: &str) {
     let dev = run
         .dev
         .get("accuracy")
@@ -347,7 +348,7 @@ fn print_run(run: &SequenceRunReport, dir: &Path) {
         (None, _) => String::new(),
     };
     println!(
-        "seed {}: {test}dev {dev} (best epoch {} of {}; {:.1} s training) -> {}",
+        "seed {}: {test}{scored} {dev} (best epoch {} of {}; {:.1} s training) -> {}",
         run.seed,
         run.best_epoch,
         run.epochs,

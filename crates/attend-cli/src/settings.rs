@@ -297,8 +297,10 @@ mod tests {
         assert!(help_of("tagger", "d-model").ends_with("[256]"), "{}", help_of("tagger", "d-model"));
         assert!(help_of("sequence", "d-model").ends_with("[64]"), "{}", help_of("sequence", "d-model"));
         assert!(help_of("tagger", "epochs").ends_with("[10]"));
-        assert!(help_of("sequence", "epochs").ends_with("[100]"));
-        assert!(help_of("sequence", "batch-vectors").ends_with("[2048]"));
+        // Settings the sequence model chooses from the data show the fixed default beside.
+        assert!(help_of("sequence", "epochs").ends_with("[from the data; fixed: 100]"), "{}", help_of("sequence", "epochs"));
+        assert!(help_of("sequence", "batch-vectors").ends_with("[from the data; fixed: 2048]"));
+        assert!(help_of("sequence", "lr").ends_with("[0.001]"), "not chosen from the data");
         assert!(help_of("tagger", "dropout").ends_with("[0.2]"));
         assert!(help_of("tagger", "position").ends_with("[rope]"));
         assert!(help_of("graph", "attention-kernel").ends_with("[fused]"));

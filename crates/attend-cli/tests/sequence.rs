@@ -73,14 +73,29 @@ fn train_eval_predict_and_show_a_per_sequence_model() {
     args.extend_from_slice(SMALL);
     let o = run(&args);
     let log = stderr(&o);
-    assert!(
-        log.contains("300 sequences (lengths 5-31, 2 values per vector") && log.contains("60 sequences held out of train (20%, seed 42)"),
-        "{log}"
-    );
+    assert!(log.contains("300 sequences (lengths 5-31, 2 values per vector"), "{log}");
+    // Settings not given are chosen from the data, each with its reason; given ones are not.
+    assert!(log.contains("chosen from the data (300 sequences, lengths 5-31 (median 19), 2 values per vector, 2 classes"), "{log}");
+    assert!(log.contains("  patch = 1: median length 19 <= 128") && log.contains("  sequence_norm = false: multivariate"), "{log}");
+    assert!(log.contains("  dev_fraction = 0.0: 300 sequences (< 1000): none held out") && log.contains("dev: none"), "{log}");
+    assert!(!log.contains("  epochs = ") && !log.contains("  batch_tokens = "), "--epochs and --batch-vectors were given: {log}");
     assert!(log.contains("test ") && log.contains("macro-F1"), "{log}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(", train 100.00% (best epoch 30 of 30;"), "{}", String::from_utf8_lossy(&o.stdout));
     for f in ["model.safetensors", "config.json", "data.json", "train_report.json", "resume/state.json"] {
         assert!(out.join(f).exists(), "missing {f}");
     }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train_report.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = report["run"]["adaptive"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction"], "{report}");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["model"]["stem"].as_u64(), config["train"]["dev_fraction"].as_f64()), (Some(64), Some(0.0)), "{config}");
+    // A dev fraction given holds that share out; --fixed-defaults keeps the rest fixed.
+    let held = dir.path().join("held");
+    let mut fixed = vec!["train", "sequence", "--train", train.to_str().unwrap(), "--out", held.to_str().unwrap(), "--epochs", "1"];
+    fixed.extend_from_slice(&["--dev-fraction", "0.2", "--fixed-defaults"]);
+    fixed.extend_from_slice(SMALL);
+    let log = stderr(&run(&fixed));
+    assert!(log.contains("60 sequences held out of train (20%, seed 42)") && !log.contains("chosen from the data"), "{log}");
     let m = out.to_str().unwrap();
     // eval: the flat form finds the kind; --json for scripts.
     let o = run(&["eval", "--model", m, "--input", test.to_str().unwrap(), "--json"]);
