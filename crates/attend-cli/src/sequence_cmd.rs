@@ -189,7 +189,7 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
         (Some(dir), Some(plan)) => (plan, dir.clone(), true),
         (Some(dir), None) => {
             let job = SequenceJob::resume(dir, &train_set, dev_set.as_ref(), args.train_flags.common.max_minutes())?;
-            let run = train_one(job, dir, test_set.as_ref(), "")?;
+            train_one(job, dir, test_set.as_ref(), "")?;
             return Ok(());
         }
         (None, _) => {

@@ -10,10 +10,12 @@
 //! - **patch**: the smallest power of two that brings the median sequence
 //!   to at most [`TARGET_INPUTS`] inputs of the encoder (dense attention
 //!   costs the square of the inputs; a 1,460-step series becomes 92).
-//! - **stem**: a convolutional stem of [`STEM_FEATURES`] features over
-//!   [`STEM_KERNEL`] vectors, so that each input carries the local shape
-//!   of the signal, not one number (what lets attention work on
-//!   univariate series).
+//! - **stem**: a convolutional stem of [`STEM_FEATURES`] features, so that
+//!   each input carries the local shape of the signal, not one number
+//!   (what lets attention work on univariate series); its window
+//!   (`stem_kernel`) spans about a twelfth of the median length, odd,
+//!   [`STEM_KERNEL`] to [`MAX_STEM_KERNEL`] vectors (wide enough for the
+//!   shape of a leaf outline, narrow on short series).
 //! - **sequence_norm**: for univariate series, each series is scaled by
 //!   its own mean and deviation (its level and scale go in as inputs):
 //!   the shape is what separates most univariate classes.
@@ -24,7 +26,9 @@
 //! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
 //!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
 //!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
-//!   and [`MAX_EPOCHS`]), a tenth of them warm-up.
+//!   and [`MAX_EPOCHS`]), a tenth of them warm-up, and a peak learning
+//!   rate of [`LR`] (measured better than 0.001 on PLAID, ArrowHead and
+//!   GunPoint, worse on OSULeaf).
 //!
 //! Data with a label per vector keeps the fixed defaults.
 
@@ -37,14 +41,20 @@ use std::collections::BTreeSet;
 pub const TARGET_INPUTS: usize = 128;
 /// Features of the adaptive convolutional stem.
 pub const STEM_FEATURES: usize = 64;
-/// Width of the adaptive stem's window.
+/// Narrowest window of the adaptive stem.
 pub const STEM_KERNEL: usize = 9;
+/// Widest window of the adaptive stem.
+pub const MAX_STEM_KERNEL: usize = 33;
+/// The stem's window covers about this share (1 / STEM_SPAN) of the median length.
+pub const STEM_SPAN: usize = 12;
 /// Training sets with fewer sequences hold none out.
 pub const SMALL_SET: usize = 1000;
 /// Optimizer steps a run aims at.
 pub const TARGET_STEPS: usize = 6000;
 pub const MIN_EPOCHS: usize = 30;
 pub const MAX_EPOCHS: usize = 300;
+/// Peak learning rate of the adaptive schedule.
+pub const LR: f32 = 0.003;
 /// Sequences per batch, at least and at most.
 pub const MIN_BATCH: usize = 4;
 pub const MAX_BATCH: usize = 8;
@@ -111,7 +121,8 @@ impl std::fmt::Display for Choice {
 }
 
 /// The settings keys this module may choose, in the order it decides them.
-pub const KEYS: &[&str] = &["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction", "batch_tokens", "epochs", "warmup_steps"];
+pub const KEYS: &[&str] =
+    &["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction", "batch_tokens", "epochs", "warmup_steps", "lr"];
 
 /// Fills every adaptive setting of `settings` that is not in `given`
 /// (names as in a config file; what the user set explicitly always
@@ -140,8 +151,10 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
         m.stem = STEM_FEATURES;
         choose("stem", m.stem.into(), "each input sees the local shape of the signal (a convolution), not one vector".into());
         if free("stem_kernel") {
-            m.stem_kernel = STEM_KERNEL;
-            choose("stem_kernel", m.stem_kernel.into(), format!("windows of {STEM_KERNEL} vectors"));
+            // An odd width near a twelfth of the median length, 9 to 33.
+            m.stem_kernel = ((median / STEM_SPAN) | 1).clamp(STEM_KERNEL, MAX_STEM_KERNEL);
+            let why = format!("windows of about a {STEM_SPAN}th of the median length ({STEM_KERNEL} to {MAX_STEM_KERNEL} vectors)");
+            choose("stem_kernel", m.stem_kernel.into(), why);
         }
     }
     if free("sequence_norm") {
@@ -184,6 +197,12 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
         t.warmup_steps = (t.epochs * per_epoch / 10).max(1);
         choose("warmup_steps", t.warmup_steps.into(), "a tenth of the steps".into());
     }
+    if free("lr") {
+        t.lr = LR;
+        // The f32's shortest decimal (0.003, not 0.0030000000260770321).
+        let shown: f64 = LR.to_string().parse().unwrap_or(f64::from(LR));
+        choose("lr", shown.into(), format!("peak learning rate for batches of at most {MAX_BATCH} sequences"));
+    }
     choices
 }
 
@@ -209,9 +228,11 @@ mod tests {
         let (s, keys) = chosen(&profile(50, 1, (24, 24, 24), 2), &[]);
         assert_eq!(keys, KEYS, "every adaptive setting is chosen, in order");
         assert_eq!((s.model.patch, s.model.stem, s.model.stem_kernel, s.model.sequence_norm), (1, STEM_FEATURES, STEM_KERNEL, true));
+        let (wider, _) = chosen(&profile(50, 1, (251, 251, 251), 2), &[]);
+        assert_eq!(wider.model.stem_kernel, 21, "251 / 12 = 20, made odd");
         assert_eq!(s.train.dev_fraction, 0.0);
         // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 6,000 steps would be 667 epochs.
-        assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps), (6 * 24, MAX_EPOCHS, 270));
+        assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps, s.train.lr), (6 * 24, MAX_EPOCHS, 270, LR));
     }
 
     #[test]
@@ -225,6 +246,7 @@ mod tests {
     fn a_long_set_is_patched_to_at_most_128_inputs() {
         let (s, _) = chosen(&profile(100, 1, (1460, 1460, 1460), 10), &[]);
         assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
+        assert_eq!(s.model.stem_kernel, MAX_STEM_KERNEL, "a twelfth of 1460 is 121: the widest window");
         assert_eq!(s.train.batch_tokens, 8 * 92);
         let (s, _) = chosen(&profile(100, 1, (128, 128, 128), 10), &[]);
         assert_eq!(s.model.patch, 1, "128 inputs fit");
@@ -251,7 +273,7 @@ mod tests {
         assert_eq!((p.sequences, p.min_length, p.median_length, p.max_length, p.classes), (5, 100, 400, 1344, 2));
         assert_eq!(p.to_string(), "5 sequences, lengths 100-1344 (median 400), 1 value per vector, 2 classes");
         let (s, _) = chosen(&p, &[]);
-        assert_eq!(s.model.patch, 4, "400 / 4 = 100 inputs");
+        assert_eq!((s.model.patch, s.model.stem_kernel), (4, 33), "400 / 4 = 100 inputs; 400 / 12 = 33");
         assert_eq!(
             (s.train.batch_tokens, s.train.epochs),
             (4 * 100, 300),
