@@ -141,7 +141,7 @@ struct SequenceModelHandle {
 /// `labels`: one class id per series, or with `per_vector` one per time
 /// point of all series in order (-1: none); `classes` names the ids.
 #[pyfunction]
-#[pyo3(signature = (values, lengths, dims, labels, classes, per_vector, settings_json, threads, progress=None))]
+#[pyo3(signature = (values, lengths, dims, labels, classes, per_vector, settings_json, given, threads, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn fit_sequence(
     py: Python<'_>,
@@ -152,6 +152,7 @@ fn fit_sequence(
     classes: Vec<String>,
     per_vector: bool,
     settings_json: &str,
+    given: Vec<String>,
     threads: Threads,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(SequenceModelHandle, String)> {
@@ -179,7 +180,9 @@ fn fit_sequence(
     };
     let set = SeriesSet::from_class_ids(xs, dims, labels, classes).map_err(py_err)?;
     let (model, report) = compute(py, threads, progress, |interrupt, observer| {
-        SequenceJob::new(&set, None, &s)?.run(RunSpec { interrupt: Some(interrupt), ..RunSpec::default() }, observer)
+        // Settings not in `given` are chosen from the data, as the CLI chooses them.
+        let given = given.iter().cloned().collect();
+        SequenceJob::adaptive(&set, None, &s, &given)?.run(RunSpec { interrupt: Some(interrupt), ..RunSpec::default() }, observer)
     })?;
     Ok((SequenceModelHandle { inner: model }, serde_json::to_string(&report).unwrap_or_default()))
 }

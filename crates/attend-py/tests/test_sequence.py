@@ -14,6 +14,7 @@ import pytest
 
 import attend
 from attend import _attend
+from attend.sequence import ADAPTIVE
 from conftest import DATA, cli, read_ts
 
 SMALL = dict(d_model=16, heads=2, ff_dim=32, epochs=30, warmup_steps=10, n_threads=2)
@@ -48,6 +49,9 @@ def test_constructor_defaults_are_the_clis(cls, kind, renamed):
             continue
         key = renamed.get(name, name)
         assert key in table, f"{cls.__name__}({name}) is no {kind} setting"
+        if kind == "sequence" and name in ADAPTIVE:
+            assert p.default is None, f"{cls.__name__}({name}) is chosen from the data: its default is None"
+            continue
         assert p.default == table[key], f"{cls.__name__}({name}={p.default!r}), the CLI's default is {table[key]!r}"
     assert sig["random_state"].default == table["seed"]
     set_from_data = {"dims", "missing_indicators", "target", "outputs", "feature_dim", "classes", "words", "chars", "tags",
@@ -81,6 +85,25 @@ def test_ts_set_gives_the_clis_accuracy(tmp_path):
     clf.save(tmp_path / "py")
     out = cli("eval", "--model", str(tmp_path / "py"), "--input", str(test), "--json", "--threads", "2")
     assert json.loads(out)["accuracy"] == pytest.approx(cli_score, abs=1e-9)
+
+
+def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
+    """None arguments are decided at fit time from the data's shape (and
+    reported); given ones are kept; the loaded model shows what was used."""
+    X, y = toy(40, 300)
+    clf = attend.SequenceClassifier(d_model=16, heads=2, ff_dim=32, epochs=3, n_threads=2).fit(X, y)
+    chosen = {c["key"]: c["value"] for c in clf.fit_report_["adaptive"]}
+    assert "epochs" not in chosen, "given"
+    # 300 steps: patches of 4 (75 inputs), a 25-wide stem window, nothing held out.
+    assert (chosen["patch"], chosen["stem_kernel"], chosen["sequence_norm"], chosen["dev_fraction"]) == (4, 25, True, 0.0)
+    assert all(c["why"] for c in clf.fit_report_["adaptive"])
+    assert clf.get_params()["patch"] is None, "the estimator's parameters stay as given (scikit-learn's rule)"
+    saved = json.loads(clf.handle_.settings_json)
+    assert (saved["model"]["patch"], saved["train"]["epochs"], saved["train"]["lr"]) == (4, 3, pytest.approx(0.003))
+    fixed = attend.SequenceClassifier(d_model=16, heads=2, ff_dim=32, epochs=3, n_threads=2, patch=2, stem=0).fit(X, y)
+    chosen = {c["key"] for c in fixed.fit_report_["adaptive"]}
+    assert not chosen & {"patch", "stem", "stem_kernel", "epochs"}, chosen
+    assert json.loads(fixed.handle_.settings_json)["model"]["patch"] == 2
 
 
 def test_layouts_unequal_lengths_and_channels():
@@ -181,7 +204,14 @@ def test_sequence_labeler_labels_every_time_point(tmp_path):
 
 def test_verbose_logs_epochs(caplog):
     X, y = toy(20)
+    # With held-out dev data, every epoch is scored and logged.
     with caplog.at_level("INFO", logger="attend"):
-        attend.SequenceClassifier(**{**SMALL, "epochs": 3}, verbose=1).fit(X, y)
+        attend.SequenceClassifier(**{**SMALL, "epochs": 3, "dev_fraction": 0.2}, verbose=1).fit(X, y)
     epochs = [r for r in caplog.records if "epoch" in r.getMessage()]
     assert len(epochs) == 3, [r.getMessage() for r in caplog.records]
+    # Without (20 series: none held out), every 10th epoch and the last.
+    caplog.clear()
+    with caplog.at_level("INFO", logger="attend"):
+        attend.SequenceClassifier(**{**SMALL, "epochs": 12}, verbose=1).fit(X, y)
+    epochs = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert [m.split(",")[1] for m in epochs] == [" epoch 10", " epoch 12"], epochs

@@ -45,7 +45,7 @@ def test_check_classifiers_train_fails_only_on_other_lengths():
 def test_clone_get_set_params():
     est = attend.SequenceClassifier(d_model=32, random_state=7)
     params = est.get_params()
-    assert params["d_model"] == 32 and params["random_state"] == 7 and params["epochs"] == 100
+    assert params["d_model"] == 32 and params["random_state"] == 7 and params["epochs"] is None
     c = clone(est)
     assert c is not est and c.get_params() == params
     est.set_params(d_model=16, epochs=5)

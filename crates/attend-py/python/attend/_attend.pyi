@@ -26,6 +26,7 @@ def fit_sequence(
     classes: list[str],
     per_vector: bool,
     settings_json: str,
+    given: list[str],
     threads: int | None,
     progress: Progress = None,
 ) -> tuple[SequenceModelHandle, str]: ...

@@ -165,12 +165,24 @@ def settings_json(kind: str, model: dict[str, Any], train: dict[str, Any]) -> st
     return json.dumps(s)
 
 
-def estimator_settings(est: Any, kind: str, keys: tuple[tuple[str, ...], tuple[str, ...]], renamed: dict[str, str], seed_value: int) -> str:
+def estimator_settings(
+    est: Any,
+    kind: str,
+    keys: tuple[tuple[str, ...], tuple[str, ...]],
+    renamed: dict[str, str],
+    seed_value: int,
+    unset: tuple[str, ...] = (),
+) -> str:
     """The settings JSON of ``est``: its ``(model, train)`` constructor
-    arguments under their settings names (``renamed``), with ``seed_value``."""
+    arguments under their settings names (``renamed``), with ``seed_value``;
+    arguments of ``unset`` that are None are left out (the CLI's defaults)."""
     model_keys, train_keys = keys
-    model = {renamed.get(k, k): getattr(est, k) for k in model_keys}
-    train = {renamed.get(k, k): getattr(est, k) for k in train_keys}
+
+    def given(k: str) -> bool:
+        return not (k in unset and getattr(est, k) is None)
+
+    model = {renamed.get(k, k): getattr(est, k) for k in model_keys if given(k)}
+    train = {renamed.get(k, k): getattr(est, k) for k in train_keys if given(k)}
     train["seed"] = seed_value
     return settings_json(kind, model, train)
 

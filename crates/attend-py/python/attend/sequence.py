@@ -37,6 +37,12 @@ TRAIN_KEYS = (
     "batch_vectors", "label_smoothing", "patience", "dev_fraction", "crop", "random_crop",
 )  # fmt: skip
 RENAMED = {"batch_vectors": "batch_tokens"}
+# Arguments whose default (None) is chosen from the training data at fit
+# time, as `attend train sequence` chooses them (one label per series; with
+# one per time point, the CLI's fixed defaults): attend's `auto` rules.
+ADAPTIVE = (
+    "patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction", "batch_vectors", "epochs", "warmup_steps", "lr",
+)  # fmt: skip
 
 
 def series(X: Any) -> tuple[np.ndarray, np.ndarray, int]:
@@ -103,23 +109,23 @@ class _SequenceBase(BaseEstimator):
         window: int | None = None,
         attention_kernel: str = "fused",
         pooling: str = "mean",
-        patch: int = 1,
-        sequence_norm: bool = False,
-        stem: int = 0,
-        stem_kernel: int = 9,
-        epochs: int = 100,
+        patch: int | None = None,
+        sequence_norm: bool | None = None,
+        stem: int | None = None,
+        stem_kernel: int | None = None,
+        epochs: int | None = None,
         max_minutes: float | None = None,
-        lr: float = 0.001,
-        warmup_steps: int = 100,
+        lr: float | None = None,
+        warmup_steps: int | None = None,
         min_lr_ratio: float = 0.02,
         weight_decay: float = 0.05,
         beta1: float = 0.9,
         beta2: float = 0.98,
         clip: float = 1.0,
-        batch_vectors: int = 2048,
+        batch_vectors: int | None = None,
         label_smoothing: float = 0.0,
         patience: int | None = None,
-        dev_fraction: float = 0.2,
+        dev_fraction: float | None = None,
         crop: int = 0,
         random_crop: float = 1.0,
         random_state: Any = 42,
@@ -162,12 +168,16 @@ class _SequenceBase(BaseEstimator):
         self.verbose = verbose
 
     def _settings(self) -> str:
-        return estimator_settings(self, "sequence", (MODEL_KEYS, TRAIN_KEYS), RENAMED, seed(self.random_state))
+        return estimator_settings(self, "sequence", (MODEL_KEYS, TRAIN_KEYS), RENAMED, seed(self.random_state), unset=ADAPTIVE)
+
+    def _given(self) -> list[str]:
+        """The adaptive settings given (not None), by their settings names."""
+        return [RENAMED.get(k, k) for k in ADAPTIVE if getattr(self, k) is not None]
 
     def _fit(self, data: tuple[np.ndarray, np.ndarray, int], ids: np.ndarray, classes: np.ndarray) -> None:
         values, lengths, dims = data
         handle, report = _attend.fit_sequence(
-            values, lengths, dims, ids, [str(c) for c in classes], self._per_vector, self._settings(),
+            values, lengths, dims, ids, [str(c) for c in classes], self._per_vector, self._settings(), self._given(),
             threads(self.n_threads), progress(self),
         )  # fmt: skip
         self.handle_ = handle
@@ -231,15 +241,23 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
         side; None: whole series).
     pooling : {"mean", "summary"}
         How the outputs become one vector per series.
-    patch : int
+    patch : int or None
         Consecutive time points joined into one input (shortens long series).
-    sequence_norm : bool
+    sequence_norm : bool or None
         Scale each series by its own statistics (and give them as inputs).
-    stem, stem_kernel : int
+    stem, stem_kernel : int or None
         A convolutional stem of ``stem`` features over ``stem_kernel`` steps (0: off).
     epochs, max_minutes, lr, warmup_steps, min_lr_ratio, weight_decay, beta1, beta2, clip, batch_vectors, label_smoothing, patience, dev_fraction, crop, random_crop
         Training, as the CLI's flags; ``dev_fraction`` of the series
-        (stratified) is held out to choose the epoch.
+        (stratified) is held out to choose the epoch (0: none, the last
+        epoch is kept).
+
+    The settings that default to None (``patch``, ``stem``,
+    ``stem_kernel``, ``sequence_norm``, ``dev_fraction``, ``batch_vectors``,
+    ``epochs``, ``warmup_steps``, ``lr``) are chosen from the training
+    data at fit time, as ``attend train sequence`` chooses them
+    (docs/sequences.md); ``fit_report_["adaptive"]`` lists each choice
+    and why. A value given is kept.
     random_state : int, RandomState or None
         The seed (the CLI's ``--seed``); the same seed and ``n_threads``
         give the same model.
