@@ -300,7 +300,8 @@ mod tests {
         // Settings the sequence model chooses from the data show the fixed default beside.
         assert!(help_of("sequence", "epochs").ends_with("[from the data; fixed: 100]"), "{}", help_of("sequence", "epochs"));
         assert!(help_of("sequence", "batch-vectors").ends_with("[from the data; fixed: 2048]"));
-        assert!(help_of("sequence", "lr").ends_with("[0.001]"), "not chosen from the data");
+        assert!(help_of("sequence", "lr").ends_with("[from the data; fixed: 0.001]"), "{}", help_of("sequence", "lr"));
+        assert!(help_of("sequence", "weight-decay").ends_with("[0.05]"), "not chosen from the data");
         assert!(help_of("tagger", "dropout").ends_with("[0.2]"));
         assert!(help_of("tagger", "position").ends_with("[rope]"));
         assert!(help_of("graph", "attention-kernel").ends_with("[fused]"));
