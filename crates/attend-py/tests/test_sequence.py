@@ -214,4 +214,4 @@ def test_verbose_logs_epochs(caplog):
     with caplog.at_level("INFO", logger="attend"):
         attend.SequenceClassifier(**{**SMALL, "epochs": 12}, verbose=1).fit(X, y)
     epochs = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
-    assert [m.split(",")[1] for m in epochs] == [" epoch 10", " epoch 12"], epochs
+    assert [m.split(",")[0] for m in epochs] == ["SequenceClassifier: epoch 10", "SequenceClassifier: epoch 12"], epochs
