@@ -65,6 +65,13 @@ fn settings<S: serde::Serialize + serde::de::DeserializeOwned + attend::config::
     Ok(s)
 }
 
+/// The sequence settings chosen from the data when not given
+/// (`models::sequence::auto::KEYS`, config-file names).
+#[pyfunction]
+fn adaptive_keys() -> Vec<&'static str> {
+    attend::models::sequence::auto::KEYS.to_vec()
+}
+
 /// The default settings of a kind (`sequence`, `graph`, `tagger`,
 /// `segmenter`) as JSON: `{"model": {..}, "train": {..}}`, the CLI's defaults.
 #[pyfunction]
@@ -744,6 +751,7 @@ fn _attend(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TaggerHandle>()?;
     for f in [
         wrap_pyfunction!(default_settings, m)?,
+        wrap_pyfunction!(adaptive_keys, m)?,
         wrap_pyfunction!(fit_sequence, m)?,
         wrap_pyfunction!(fit_graph, m)?,
         wrap_pyfunction!(fit_tagger, m)?,

@@ -14,7 +14,7 @@ import pytest
 
 import attend
 from attend import _attend
-from attend.sequence import ADAPTIVE
+from attend.sequence import ADAPTIVE, RENAMED
 from conftest import DATA, cli, read_ts
 
 SMALL = dict(d_model=16, heads=2, ff_dim=32, epochs=30, warmup_steps=10, n_threads=2)
@@ -90,6 +90,7 @@ def test_ts_set_gives_the_clis_accuracy(tmp_path):
 def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
     """None arguments are decided at fit time from the data's shape (and
     reported); given ones are kept; the loaded model shows what was used."""
+    assert {RENAMED.get(k, k) for k in ADAPTIVE} == set(_attend.adaptive_keys()), "the package's list is the library's"
     X, y = toy(40, 300)
     clf = attend.SequenceClassifier(d_model=16, heads=2, ff_dim=32, epochs=3, n_threads=2).fit(X, y)
     chosen = {c["key"]: c["value"] for c in clf.fit_report_["adaptive"]}
