@@ -12,7 +12,29 @@
 //! so the labels equal `--threads 1`'s.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// One-thread pools kept for the life of the process: [`map`]'s workers.
+/// Starting threads at every call cost a training step of a small model a
+/// few percent; calls from several threads at once share these pools
+/// (correct, only slower).
+static TEAM: Mutex<Vec<Arc<rayon::ThreadPool>>> = Mutex::new(Vec::new());
+
+/// The first `n` pools of the team, started on first use.
+fn team(n: usize) -> Vec<Arc<rayon::ThreadPool>> {
+    let mut team = TEAM.lock().unwrap_or_else(|e| e.into_inner());
+    while team.len() < n {
+        let i = team.len();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .stack_size(8 << 20)
+            .thread_name(move |_| format!("attend-shard-{i}"))
+            .build()
+            .expect("starting a one-thread pool");
+        team.push(Arc::new(pool));
+    }
+    team[..n].to_vec()
+}
 
 /// `f` of every item, in item order, the items taken in turn by
 /// `rayon::current_num_threads()` workers of one thread each (no more
@@ -27,30 +49,23 @@ pub fn map<T: Sync, R: Send, E: Send>(items: &[T], f: impl Fn(&T) -> Result<R, E
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R, E>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let pool =
-                        rayon::ThreadPoolBuilder::new().num_threads(1).stack_size(8 << 20).build().expect("starting a one-thread pool");
-                    pool.install(|| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= items.len() || failed.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let r = f(&items[i]);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        results.lock().expect("a shard worker panicked")[i] = Some(r);
-                    })
-                })
-            })
-            .collect();
-        for h in handles {
-            if let Err(panic) = h.join() {
-                std::panic::resume_unwind(panic);
-            }
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= items.len() || failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let r = f(&items[i]);
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        results.lock().expect("a shard worker panicked")[i] = Some(r);
+    };
+    // Each of the current pool's threads hands the loop to a one-thread
+    // pool of the team and waits for it: no thread is started per call.
+    let team = team(workers);
+    rayon::scope(|s| {
+        for pool in &team {
+            s.spawn(|_| pool.install(work));
         }
     });
     let mut out = Vec::with_capacity(items.len());
