@@ -102,6 +102,12 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     stem_kernel: Option<usize>,
+    /// An ensemble of N copies of the network (own initial weights and
+    /// dropout, same batches, trained side by side, in parallel with
+    /// several threads); predictions average their class probabilities
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<usize>,
 }
 
 impl SequenceModelArgs {

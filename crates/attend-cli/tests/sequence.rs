@@ -69,6 +69,8 @@ fn train_eval_predict_and_show_a_per_sequence_model() {
         "30",
         "--pooling",
         "summary",
+        "--members",
+        "2",
     ];
     args.extend_from_slice(SMALL);
     let o = run(&args);
@@ -89,6 +91,7 @@ fn train_eval_predict_and_show_a_per_sequence_model() {
     assert_eq!(keys, ["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction"], "{report}");
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!((config["model"]["stem"].as_u64(), config["train"]["dev_fraction"].as_f64()), (Some(64), Some(0.0)), "{config}");
+    assert_eq!(config["model"]["members"].as_u64(), Some(2), "an ensemble of two, as given: {config}");
     // A dev fraction given holds that share out; --fixed-defaults keeps the rest fixed.
     let held = dir.path().join("held");
     let mut fixed = vec!["train", "sequence", "--train", train.to_str().unwrap(), "--out", held.to_str().unwrap(), "--epochs", "1"];

@@ -44,12 +44,14 @@ pub trait Task {
     /// (for input noise such as word dropout), `ctx` holds the dropout one.
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)>;
 
-    /// For a data-parallel step: the batch's loss written as a sum of up to
-    /// `parts` pieces over disjoint examples, each run (forward and
-    /// backward) on its own thread with its own dropout generator. The
-    /// pieces' losses must add up to what [`loss`](Self::loss) would return
-    /// for the batch (so each piece scales its own mean by its share of the
-    /// batch), and `rng` must be drawn from exactly as `loss` draws from it.
+    /// For a parallel step on `parts` threads: the batch's loss written as
+    /// a sum of pieces (over disjoint examples, or, for an ensemble, over
+    /// disjoint parameters too), each run (forward and backward) on one
+    /// thread with its own dropout generator; the threads take the pieces
+    /// in turn. The pieces' losses must add up to what [`loss`](Self::loss)
+    /// would return for the batch (so each piece scales its own mean by its
+    /// share of the batch), and `rng` must be drawn from exactly as `loss`
+    /// draws from it.
     /// `None` (the default) when the task does not split: the step then
     /// runs `loss` with every thread on each op.
     fn split(&self, _batch: &[usize], _rng: &mut ChaCha8Rng, _parts: usize) -> Result<Option<Split<'_>>> {

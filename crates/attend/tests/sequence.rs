@@ -57,6 +57,9 @@ fn every_parameter_gets_a_gradient_for_each_head() {
             SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) },
         ),
         (series_far_context(6, 9, 6), SequenceConfig { stem: 8, stem_kernel: 5, ..small(Pooling::Mean) }),
+        // An ensemble: every member's parameters learn.
+        (series_majority(6, 11, true, 7), SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) }),
+        (series_far_context(6, 9, 8), SequenceConfig { members: 2, ..small(Pooling::Mean) }),
     ];
     for (set, settings) in cases {
         let cfg = train_cfg(1, 5);
@@ -72,6 +75,107 @@ fn every_parameter_gets_a_gradient_for_each_head() {
             assert!(g.iter().any(|x| *x != 0.0), "{:?}: {name} has an all-zero gradient", settings.pooling);
         }
     }
+}
+
+/// `set` as a regression task: the number is 100 + 10 x the mean of the first channel.
+fn as_regression(mut set: SeriesSet) -> SeriesSet {
+    set.target = Target::SequenceValue;
+    set.classes.clear();
+    for s in &mut set.series {
+        let mean = s.values.chunks(s.values.len() / s.len).map(|v| v[0]).sum::<f32>() / s.len as f32;
+        s.label = Label::Value(100.0 + 10.0 * mean);
+    }
+    set
+}
+
+#[test]
+fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
+    use attend::train::Task;
+    let cases: Vec<(&str, SeriesSet, SequenceConfig, TrainConfig)> = vec![
+        ("one network", series_majority(12, 11, true, 41), small(Pooling::Mean), train_cfg(1, 41)),
+        (
+            "ensemble, stem",
+            series_majority(12, 11, true, 42),
+            SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) },
+            train_cfg(1, 42),
+        ),
+        ("ensemble, per vector", series_far_context(12, 9, 43), SequenceConfig { members: 2, ..small(Pooling::Mean) }, train_cfg(1, 43)),
+        (
+            "ensemble, regression",
+            as_regression(series_majority(12, 11, false, 44)),
+            SequenceConfig { members: 2, ..small(Pooling::Summary) },
+            train_cfg(1, 44),
+        ),
+        (
+            "random crops, label smoothing",
+            series_majority(12, 11, false, 45),
+            SequenceConfig { members: 2, ..small(Pooling::Mean) },
+            TrainConfig { random_crop: 0.6, label_smoothing: 0.1, ..train_cfg(1, 45) },
+        ),
+    ];
+    for (what, set, settings, cfg) in cases {
+        let (model, p) = setup(&set, &settings, &cfg);
+        let task = task::SeriesTask::new(&model, &p.spec, p.train.clone(), &p.dev, &cfg).unwrap();
+        let batch: Vec<usize> = (0..p.train.len()).collect();
+        let eval = || Ctx { train: false, rng: rand_chacha::ChaCha8Rng::seed_from_u64(0) };
+        for threads in [2, 3, 5] {
+            // The same data generator state for both: random crops are drawn alike.
+            let rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let (whole, units) = task.loss(&batch, &mut rng.clone(), &mut eval()).unwrap();
+            let split = task.split(&batch, &mut rng.clone(), threads).unwrap().expect("splits");
+            assert_eq!(split.units, units, "{what}");
+            assert!(split.pieces.len() >= threads.min(2), "{what}: {} pieces for {threads} threads", split.pieces.len());
+            let (loss_off, grad_off, name) = attend::train::split_discrepancy(&model.params, &whole, split, eval).unwrap();
+            assert!(loss_off <= 1e-5, "{what}, {threads} threads: loss off by {loss_off}");
+            assert!(grad_off <= 1e-4, "{what}, {threads} threads: the gradient of {name} off by {grad_off} of its largest");
+        }
+        // One thread does not split.
+        assert!(task.split(&batch, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7), 1).unwrap().is_none(), "{what}");
+    }
+}
+
+#[test]
+fn an_ensemble_predicts_the_mean_of_its_members_probabilities() {
+    let set = series_majority(20, 11, true, 51);
+    let settings = SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) };
+    let cfg = train_cfg(2, 51);
+    let (model, p) = setup(&set, &settings, &cfg);
+    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
+    let weights = model.params.snapshot().unwrap();
+    assert_eq!(weights.len(), 3 * weights.keys().filter(|k| !k.starts_with("member")).count(), "three copies");
+    let ensemble = model.probabilities(&p.train).unwrap();
+    // Each member alone: a one-network model holding that member's weights.
+    let single = SequenceConfig { members: 1, ..model.config.clone() };
+    let mut mean = vec![vec![0f32; ensemble[0].len()]; ensemble.len()];
+    for k in 0..3 {
+        let prefix = if k == 0 { String::new() } else { format!("member{k}.") };
+        let own: std::collections::BTreeMap<String, candle_core::Tensor> = weights
+            .iter()
+            .filter_map(|(name, t)| {
+                let plain = name.strip_prefix(&prefix)?;
+                (k > 0 || !name.starts_with("member")).then(|| (plain.to_string(), t.clone()))
+            })
+            .collect();
+        let alone = SequenceModel::new(single.clone(), 99).unwrap();
+        alone.params.load(&own).unwrap();
+        for (m, row) in mean.iter_mut().zip(alone.probabilities(&p.train).unwrap()) {
+            m.iter_mut().zip(row).for_each(|(a, x)| *a += x / 3.0);
+        }
+    }
+    for (i, (e, m)) in ensemble.iter().zip(&mean).enumerate() {
+        for (a, b) in e.iter().zip(m) {
+            assert!((a - b).abs() < 1e-5, "sequence {i}: ensemble {e:?}, mean of members {m:?}");
+        }
+    }
+    // Regression: the mean of the members' numbers, in the data's units, through a checkpoint.
+    let set = as_regression(series_majority(20, 11, false, 52));
+    let (model, p) = setup(&set, &SequenceConfig { members: 2, ..small(Pooling::Mean) }, &cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions { checkpoint_dir: Some(dir.path()), ..RunOptions::default() };
+    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
+    let loaded = attend::checkpoint::load::<SequenceModel>(dir.path()).unwrap();
+    assert_eq!(loaded.model.members(), 2);
+    assert_eq!(loaded.model.predict(&p.train, &loaded.data).unwrap(), model.predict(&p.train, &p.spec).unwrap());
 }
 
 fn accuracy(report: &attend::models::sequence::eval::SeriesReport) -> f64 {

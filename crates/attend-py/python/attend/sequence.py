@@ -31,6 +31,7 @@ from ._base import (
 MODEL_KEYS = (
     "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "attention_dropout", "position",
     "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem", "stem_kernel",
+    "members",
 )  # fmt: skip
 TRAIN_KEYS = (
     "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
@@ -41,7 +42,8 @@ RENAMED = {"batch_vectors": "batch_tokens"}
 # time, as `attend train sequence` chooses them (one label per series; with
 # one per time point, the CLI's fixed defaults): attend's `auto` rules.
 ADAPTIVE = (
-    "patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction", "batch_vectors", "epochs", "warmup_steps", "lr",
+    "patch", "stem", "stem_kernel", "sequence_norm", "members", "dev_fraction", "batch_vectors", "epochs",
+    "warmup_steps", "lr",
 )  # fmt: skip
 
 
@@ -113,6 +115,7 @@ class _SequenceBase(BaseEstimator):
         sequence_norm: bool | None = None,
         stem: int | None = None,
         stem_kernel: int | None = None,
+        members: int | None = None,
         epochs: int | None = None,
         max_minutes: float | None = None,
         lr: float | None = None,
@@ -148,6 +151,7 @@ class _SequenceBase(BaseEstimator):
         self.sequence_norm = sequence_norm
         self.stem = stem
         self.stem_kernel = stem_kernel
+        self.members = members
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.lr = lr
@@ -247,13 +251,16 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
         Scale each series by its own statistics (and give them as inputs).
     stem, stem_kernel : int or None
         A convolutional stem of ``stem`` features over ``stem_kernel`` steps (0: off).
+    members : int or None
+        An ensemble of this many networks trained side by side (in parallel
+        with several threads); predictions average their probabilities.
     epochs, max_minutes, lr, warmup_steps, min_lr_ratio, weight_decay, beta1, beta2, clip, batch_vectors, label_smoothing, patience, dev_fraction, crop, random_crop
         Training, as the CLI's flags; ``dev_fraction`` of the series
         (stratified) is held out to choose the epoch (0: none, the last
         epoch is kept).
 
     The settings that default to None (``patch``, ``stem``,
-    ``stem_kernel``, ``sequence_norm``, ``dev_fraction``, ``batch_vectors``,
+    ``stem_kernel``, ``sequence_norm``, ``members``, ``dev_fraction``, ``batch_vectors``,
     ``epochs``, ``warmup_steps``, ``lr``) are chosen from the training
     data at fit time, as ``attend train sequence`` chooses them
     (docs/sequences.md); ``fit_report_["adaptive"]`` lists each choice

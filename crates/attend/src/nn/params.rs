@@ -33,17 +33,26 @@ pub struct ParamStore {
     vars: BTreeMap<String, Var>,
     rng: ChaCha8Rng,
     device: Device,
+    /// Put before every name [`add`](Self::add) is given (several copies of one network in one store).
+    prefix: String,
 }
 
 impl ParamStore {
     /// An empty store whose initial values are drawn from `seed`.
     pub fn new(seed: u64) -> Self {
-        ParamStore { vars: BTreeMap::new(), rng: ChaCha8Rng::seed_from_u64(seed), device: Device::Cpu }
+        ParamStore { vars: BTreeMap::new(), rng: ChaCha8Rng::seed_from_u64(seed), device: Device::Cpu, prefix: String::new() }
+    }
+
+    /// From now on, parameters are named `prefix` + the name given to
+    /// [`add`](Self::add) (`""`: the names as given).
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_string();
     }
 
     /// Creates a parameter. Names must be unique.
     pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-        if self.vars.contains_key(name) {
+        let name = format!("{}{name}", self.prefix);
+        if self.vars.contains_key(&name) {
             candle_core::bail!("parameter {name} defined twice");
         }
         let n: usize = shape.iter().product();
@@ -62,7 +71,7 @@ impl ParamStore {
         };
         let var = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
         let t = var.as_tensor().clone();
-        self.vars.insert(name.to_string(), var);
+        self.vars.insert(name, var);
         Ok(t)
     }
 

@@ -7,6 +7,9 @@ use crate::nn::head::Pooling;
 use crate::nn::sequence::EncoderConfig;
 use serde::{Deserialize, Serialize};
 
+/// Most copies of the network in one ensemble.
+pub const MAX_MEMBERS: usize = 64;
+
 /// Architecture of a model over vector sequences: the shared encoder's
 /// settings (nested, written flat: one TOML table, one set of flags), then
 /// how vectors become the encoder's inputs and one label per sequence.
@@ -35,6 +38,12 @@ pub struct SequenceConfig {
     pub stem: usize,
     /// Width of the stem's window, odd.
     pub stem_kernel: usize,
+    /// An ensemble: this many copies of the network (stem, encoder, head),
+    /// each from its own initial weights and dropout, trained side by side
+    /// on the same batches, each on its own loss; predictions average the
+    /// copies' class probabilities (regression: their numbers). With more
+    /// than one thread the copies train in parallel.
+    pub members: usize,
     /// Set from the training data: the file's vector width, whether it has
     /// missing values (then each value gets an indicator input), what the
     /// labels are, and how many outputs the head has (classes, or 1).
@@ -61,6 +70,7 @@ impl Default for SequenceConfig {
             sequence_norm: false,
             stem: 0,
             stem_kernel: 9,
+            members: 1,
             dims: 0,
             missing_indicators: false,
             target: Target::SequenceClass,
@@ -113,6 +123,9 @@ impl SequenceConfig {
         if self.patch == 0 {
             return Err("patch must be at least 1".into());
         }
+        if !(1..=MAX_MEMBERS).contains(&self.members) {
+            return Err(format!("members must be 1 to {MAX_MEMBERS}, got {}", self.members));
+        }
         if self.stem > 0 && self.stem_kernel.is_multiple_of(2) {
             return Err(format!("stem_kernel must be odd, got {}", self.stem_kernel));
         }
@@ -145,7 +158,7 @@ impl SequenceConfig {
     pub fn parameter_count(&self) -> u128 {
         let head = (self.encoder.d_model as u128 + 1) * self.outputs as u128;
         let stem = if self.stem > 0 { (self.slot_width() as u128 + 1) * self.stem as u128 } else { 0 };
-        self.encoder.parameter_count(self.encoder_input_width()) + head + stem
+        (self.encoder.parameter_count(self.encoder_input_width()) + head + stem) * self.members as u128
     }
 }
 

@@ -28,37 +28,29 @@ enum Head {
     Pooled(PooledHead),
 }
 
-/// The model.
-pub struct SequenceModel {
-    pub config: SequenceConfig,
-    pub params: ParamStore,
+/// One copy of the network: stem, encoder, head.
+struct Member {
     /// The convolutional stem (`stem.*`), if any.
     stem: Option<Linear>,
     encoder: SequenceEncoder,
     head: Head,
 }
 
-impl SequenceModel {
-    pub fn new(config: SequenceConfig, seed: u64) -> Result<Self> {
-        config.validate().map_err(candle_core::Error::msg)?;
-        let mut p = ParamStore::new(seed);
-        let stem = if config.stem > 0 { Some(Linear::new(&mut p, "stem", config.slot_width(), config.stem, true)?) } else { None };
-        let encoder = SequenceEncoder::new(&mut p, config.encoder_input_width(), &config.encoder)?;
+impl Member {
+    fn new(p: &mut ParamStore, config: &SequenceConfig) -> Result<Self> {
+        let stem = if config.stem > 0 { Some(Linear::new(p, "stem", config.slot_width(), config.stem, true)?) } else { None };
+        let encoder = SequenceEncoder::new(p, config.encoder_input_width(), &config.encoder)?;
         let head = match config.target {
-            Target::VectorClass => Head::PerVector(PerVectorHead::new(&mut p, "head", config.encoder.d_model, config.outputs)?),
-            _ => Head::Pooled(PooledHead::new(&mut p, "head", config.encoder.d_model, config.outputs, config.pooling)?),
+            Target::VectorClass => Head::PerVector(PerVectorHead::new(p, "head", config.encoder.d_model, config.outputs)?),
+            _ => Head::Pooled(PooledHead::new(p, "head", config.encoder.d_model, config.outputs, config.pooling)?),
         };
-        Ok(SequenceModel { config, params: p, stem, encoder, head })
-    }
-
-    fn per_vector(&self) -> bool {
-        matches!(self.head, Head::PerVector(_))
+        Ok(Member { stem, encoder, head })
     }
 
     /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
     /// sequence; the batch starts at position `first` of a longer sequence.
-    fn forward_from(&self, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
-        let x = self.stem_forward(&batch.x)?;
+    fn forward(&self, config: &SequenceConfig, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+        let x = self.stem_forward(config, &batch.x)?;
         let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
         match &self.head {
             Head::PerVector(head) => head.forward(&h),
@@ -66,36 +58,107 @@ impl SequenceModel {
         }
     }
 
-    /// The batch's mean loss: cross-entropy, or the squared error of the
-    /// standardised target.
-    pub fn loss(&self, batch: &SeriesBatch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
-        self.loss_of(&self.forward_from(batch, 0, ctx)?, batch, label_smoothing)
-    }
-
-    fn loss_of(&self, scores: &Tensor, batch: &SeriesBatch, label_smoothing: f32) -> Result<Tensor> {
-        match &self.head {
-            Head::PerVector(head) => head.loss(scores, &batch.classes, label_smoothing),
-            Head::Pooled(_) if self.config.target == Target::SequenceValue => mean_squared_error(scores, &batch.values),
-            Head::Pooled(_) => {
-                let targets = Tensor::from_slice(&batch.classes, batch.classes.len(), scores.device())?;
-                ops::cross_entropy(scores, &targets, label_smoothing)
-            }
-        }
-    }
-
     /// The stem over each slot of each patch (a convolution: every slot
     /// holds the window around its vector), then GELU; the statistics and
     /// the summary flag pass through. Without a stem, the inputs as they are.
-    fn stem_forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn stem_forward(&self, config: &SequenceConfig, x: &Tensor) -> Result<Tensor> {
         let Some(stem) = &self.stem else { return Ok(x.clone()) };
         let (b, t, w) = x.dims3()?;
-        let (p, slot) = (self.config.patch, self.config.slot_width());
+        let (p, slot) = (config.patch, config.slot_width());
         let body = x.narrow(2, 0, p * slot)?.contiguous()?.reshape((b, t * p, slot))?;
-        let h = stem.forward_gelu(&body)?.reshape((b, t, p * self.config.stem))?;
+        let h = stem.forward_gelu(&body)?.reshape((b, t, p * config.stem))?;
         if w == p * slot {
             return Ok(h);
         }
         Tensor::cat(&[&h, &x.narrow(2, p * slot, w - p * slot)?], 2)
+    }
+}
+
+/// The model: one network, or an ensemble of
+/// [`members`](SequenceConfig::members) copies whose predictions are averaged.
+pub struct SequenceModel {
+    pub config: SequenceConfig,
+    pub params: ParamStore,
+    /// The copies: the first's parameters have the plain names (`stem.*`,
+    /// `encoder.*`, `head.*`), copy `k` > 0 has them under `member{k}.`.
+    members: Vec<Member>,
+}
+
+impl SequenceModel {
+    pub fn new(config: SequenceConfig, seed: u64) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let mut p = ParamStore::new(seed);
+        let mut members = Vec::with_capacity(config.members);
+        for k in 0..config.members {
+            p.set_prefix(&if k == 0 { String::new() } else { format!("member{k}.") });
+            members.push(Member::new(&mut p, &config)?);
+        }
+        p.set_prefix("");
+        Ok(SequenceModel { config, params: p, members })
+    }
+
+    fn per_vector(&self) -> bool {
+        self.config.target == Target::VectorClass
+    }
+
+    /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
+    /// sequence; the batch starts at position `first` of a longer sequence.
+    /// An ensemble's are the log of its members' mean class probabilities
+    /// (regression: the mean of their numbers).
+    fn forward_from(&self, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
+        if let [one] = &self.members[..] {
+            return one.forward(&self.config, batch, first, ctx);
+        }
+        let scores = self.members.iter().map(|m| m.forward(&self.config, batch, first, ctx)).collect::<Result<Vec<_>>>()?;
+        let all = Tensor::stack(&scores, 0)?;
+        if self.config.target == Target::SequenceValue {
+            return all.mean(0);
+        }
+        let log_probs = all.broadcast_sub(&all.log_sum_exp(D::Minus1)?.unsqueeze(D::Minus1)?)?;
+        log_probs.log_sum_exp(0)? - (self.members.len() as f64).ln()
+    }
+
+    /// The batch's mean loss: cross-entropy, or the squared error of the
+    /// standardised target. An ensemble's is the mean of its members' own
+    /// losses (each member learns alone, as if trained by itself).
+    pub fn loss(&self, batch: &SeriesBatch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
+        let mut total: Option<Tensor> = None;
+        for k in 0..self.members.len() {
+            let l = self.member_loss(k, batch, ctx, label_smoothing)?;
+            total = Some(match total {
+                None => l,
+                Some(t) => (t + l)?,
+            });
+        }
+        Ok(total.expect("at least one member"))
+    }
+
+    /// Member `k`'s share of [`loss`](Self::loss): its own loss over the
+    /// batch divided by the number of members.
+    pub fn member_loss(&self, k: usize, batch: &SeriesBatch, ctx: &mut Ctx, label_smoothing: f32) -> Result<Tensor> {
+        let scores = self.members[k].forward(&self.config, batch, 0, ctx)?;
+        let loss = self.loss_of(&scores, batch, label_smoothing)?;
+        if self.members.len() == 1 {
+            return Ok(loss);
+        }
+        loss.affine(1.0 / self.members.len() as f64, 0.0)
+    }
+
+    /// Copies of the network in the model (1: no ensemble).
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    fn loss_of(&self, scores: &Tensor, batch: &SeriesBatch, label_smoothing: f32) -> Result<Tensor> {
+        match self.config.target {
+            Target::SequenceValue => mean_squared_error(scores, &batch.values),
+            // Per vector, the scores `[batch, seq, outputs]` against one class per row.
+            _ => {
+                let rows = batch.classes.len();
+                let targets = Tensor::from_slice(&batch.classes, rows, scores.device())?;
+                ops::cross_entropy(&scores.reshape((rows, self.config.outputs))?, &targets, label_smoothing)
+            }
+        }
     }
 
     pub fn batch(&self, data: &[Encoded], indices: &[usize]) -> Result<SeriesBatch> {
@@ -104,19 +167,21 @@ impl SequenceModel {
 
     /// Positions each output can see on either side (truncated attention).
     pub fn receptive_field(&self) -> Option<usize> {
-        self.encoder.receptive_field()
+        self.members[0].encoder.receptive_field()
     }
 
     /// Truncated attention from now on (`None`: whole sequences); a BiLSTM refuses.
     pub fn set_window(&mut self, window: Option<usize>) -> crate::Result<()> {
-        self.encoder.set_window(window).map_err(crate::Error::Input)?;
+        for m in &mut self.members {
+            m.encoder.set_window(window).map_err(crate::Error::Input)?;
+        }
         self.config.encoder.window = window;
         Ok(())
     }
 
     /// Refuses sequences longer than `limit` under dense attention, with the remedy.
     pub fn check_dense_length(&self, longest: usize, limit: usize) -> crate::Result<()> {
-        self.encoder.check_dense_length(longest, limit)
+        self.members[0].encoder.check_dense_length(longest, limit)
     }
 
     fn outputs(&self, scores: &Tensor, lengths: &[usize], spec: &DataSpec) -> Result<Vec<Output>> {
@@ -242,9 +307,11 @@ impl SequenceModel {
         Ok((eval::score(data, &predicted, spec), loss))
     }
 
-    /// Attention weights per layer `[1, heads, seq, seq]` for one sequence.
+    /// Attention weights per layer `[1, heads, seq, seq]` for one sequence
+    /// (an ensemble's first member's).
     pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
-        self.encoder.attention_weights(&self.stem_forward(&batch.x)?, &batch.lengths)
+        let first = &self.members[0];
+        first.encoder.attention_weights(&first.stem_forward(&self.config, &batch.x)?, &batch.lengths)
     }
 }

@@ -5,7 +5,7 @@
 
 use super::config::SequenceConfig;
 use super::eval::SeriesReport;
-use super::input::{self, DataSpec, Encoded};
+use super::input::{self, DataSpec, Encoded, SeriesBatch};
 use super::SequenceModel;
 use crate::checkpoint::{self, Checkpoint, Contents, Loaded, Saveable};
 use crate::config::TrainConfig;
@@ -13,9 +13,11 @@ use crate::data::batch::bucket;
 use crate::data::series::{SeriesSet, Target};
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::train::{self, Evaluation, LoopConfig, Observer, RunOptions, Selection, Task, TrainSummary};
+use crate::train::{self, Evaluation, LoopConfig, Observer, Piece, RunOptions, Selection, Split, Task, TrainSummary};
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
+use std::ops::Range;
 
 /// A sequence model with its training and dev data.
 pub struct SeriesTask<'a> {
@@ -55,6 +57,38 @@ impl<'a> SeriesTask<'a> {
     }
 }
 
+impl SeriesTask<'_> {
+    /// The sequences `batch` as model inputs; with `random_crop`, a random
+    /// window of each (drawn from `rng`).
+    fn batch(&self, batch: &[usize], rng: &mut ChaCha8Rng) -> Result<SeriesBatch> {
+        let whole = std::iter::once(0..batch.len()).collect::<Vec<_>>();
+        Ok(self.batch_parts(batch, rng, &whole)?.remove(0))
+    }
+
+    /// [`batch`](Self::batch) cut into the given runs of its sequences
+    /// (drawing from `rng` exactly as `batch` does).
+    fn batch_parts(&self, batch: &[usize], rng: &mut ChaCha8Rng, runs: &[Range<usize>]) -> Result<Vec<SeriesBatch>> {
+        let config = &self.model.config;
+        let (data, indices): (Cow<[Encoded]>, Vec<usize>) = if self.cfg.random_crop < 1.0 && config.target.per_sequence() {
+            let summary = usize::from(config.summary());
+            let width = config.input_width();
+            let cropped = batch.iter().map(|&i| random_window(&self.train[i], summary, self.cfg.random_crop, width, rng)).collect();
+            (Cow::Owned(cropped), (0..batch.len()).collect())
+        } else {
+            (Cow::Borrowed(&self.train[..]), batch.to_vec())
+        };
+        Ok(runs.iter().map(|r| self.model.batch(&data, &indices[r.clone()])).collect::<candle_core::Result<_>>()?)
+    }
+}
+
+/// How many runs to cut a batch of `sequences` into so that `members`
+/// times that many pieces keep `threads` busy: the fewest runs with the
+/// least work on the busiest thread (rounds of pieces times a piece's share).
+fn shards_for(members: usize, threads: usize, sequences: usize) -> usize {
+    let busiest = |s: usize| (members * s).div_ceil(threads) as f64 / s as f64;
+    (1..=threads.min(sequences).max(1)).fold(1, |best, s| if busiest(s) < busiest(best) - 1e-9 { s } else { best })
+}
+
 impl Task for SeriesTask<'_> {
     type Report = SeriesReport;
 
@@ -67,18 +101,49 @@ impl Task for SeriesTask<'_> {
     }
 
     fn loss(&self, batch: &[usize], rng: &mut ChaCha8Rng, ctx: &mut Ctx) -> Result<(Tensor, usize)> {
-        let batch = if self.cfg.random_crop < 1.0 && self.model.config.target.per_sequence() {
-            let summary = usize::from(self.model.config.summary());
-            let cropped: Vec<Encoded> = batch
-                .iter()
-                .map(|&i| random_window(&self.train[i], summary, self.cfg.random_crop, self.model.config.input_width(), rng))
-                .collect();
-            self.model.batch(&cropped, &(0..cropped.len()).collect::<Vec<_>>())?
-        } else {
-            self.model.batch(&self.train, batch)?
-        };
+        let batch = self.batch(batch, rng)?;
         let units = batch.units(self.model.config.target == Target::VectorClass);
         Ok((self.model.loss(&batch, ctx, self.cfg.label_smoothing)?, units))
+    }
+
+    /// The batch cut into runs of sequences (data parallel) and, for an
+    /// ensemble, by member: each piece is one member's loss over one run,
+    /// weighted by the run's share of the batch's labelled units. Members
+    /// share no parameter, and the runs' weighted means add up to the
+    /// batch's mean, so the pieces' gradients add up to the whole batch's.
+    fn split(&self, batch: &[usize], rng: &mut ChaCha8Rng, parts: usize) -> Result<Option<Split<'_>>> {
+        let members = self.model.members();
+        let shards = shards_for(members, parts, batch.len());
+        if parts < 2 || members * shards < 2 {
+            return Ok(None);
+        }
+        let per_vector = self.model.config.target == Target::VectorClass;
+        let runs = train::even_runs(&batch.iter().map(|&i| self.lengths[i]).collect::<Vec<_>>(), shards);
+        let parts = self.batch_parts(batch, rng, &runs)?;
+        // Units the loss averages over: labelled classes, or every sequence for regression.
+        let labelled = |b: &SeriesBatch| match self.model.config.target {
+            Target::SequenceValue => b.lengths.len(),
+            _ => b.classes.iter().filter(|&&c| c != attend_kernels::loss::IGNORE).count(),
+        };
+        let total: usize = parts.iter().map(labelled).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        let units = parts.iter().map(|b| b.units(per_vector)).sum();
+        let smoothing = self.cfg.label_smoothing;
+        let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(members * parts.len());
+        for part in parts.into_iter().filter(|b| labelled(b) > 0) {
+            let share = labelled(&part) as f64 / total as f64;
+            let part = std::sync::Arc::new(part);
+            for k in 0..members {
+                let part = part.clone();
+                pieces.push(Box::new(move |ctx: &mut Ctx| {
+                    let loss = self.model.member_loss(k, &part, ctx, smoothing)?;
+                    Ok(if shards == 1 { loss } else { loss.affine(share, 0.0)? })
+                }));
+            }
+        }
+        Ok(Some(Split { units, pieces }))
     }
 
     /// Scores the dev data; with none (nothing held out), the training data.
