@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::models::tagger::config::TaggerSettings;
 use crate::models::tagger::eval::{check_gold_tags, EvalReport};
 use crate::models::tagger::task::{train_tagger_with, TaggerRun};
-use crate::models::tagger::{Tagger, EVAL_BATCH_TOKENS};
+use crate::models::tagger::{Tagger, TAG_BATCH_TOKENS};
 use crate::train::{self, Observer, Resume, RunOptions, TrainSummary};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -108,6 +108,6 @@ impl TaggerJob {
 pub fn evaluate(tagger: &Loaded<Tagger>, gold: &[Sentence], path: &Path) -> Result<(EvalReport, f64)> {
     check_gold_tags(gold, &tagger.data, path)?;
     let t = Instant::now();
-    let report = tagger.model.evaluate(gold, &tagger.data, EVAL_BATCH_TOKENS)?;
+    let report = tagger.model.evaluate(gold, &tagger.data, TAG_BATCH_TOKENS)?;
     Ok((report, t.elapsed().as_secs_f64()))
 }

@@ -3,7 +3,7 @@
 //! with `vocab.json`.
 
 use super::eval::EvalReport;
-use super::{Tagger, EVAL_BATCH_TOKENS};
+use super::{Tagger, TAG_BATCH_TOKENS};
 use crate::checkpoint::Contents;
 use crate::config::TrainConfig;
 use crate::data::batch::{bucket, encode, Batch, EncodedSentence};
@@ -65,7 +65,7 @@ impl Task for TaggerTask<'_> {
     }
 
     fn evaluate(&self) -> Result<Evaluation<EvalReport>> {
-        let report = self.model.evaluate(self.dev, self.vocab, EVAL_BATCH_TOKENS)?;
+        let report = self.model.evaluate(self.dev, self.vocab, TAG_BATCH_TOKENS)?;
         Ok(Evaluation { accuracy: report.selection_score(), loss: None, report })
     }
 
