@@ -44,6 +44,11 @@ pub struct EncoderArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     dropout: Option<f32>,
+    /// Dropout on the input features before their projection (tagger: as
+    /// --dropout; sequence models: 0, raw signal values keep their scale)
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_dropout: Option<f32>,
     /// Dropout on attention weights
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]

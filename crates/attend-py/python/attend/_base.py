@@ -192,7 +192,9 @@ def params_of(saved_json: str, keys: tuple[tuple[str, ...], tuple[str, ...]], re
     :func:`estimator_settings`; the seed becomes ``random_state``)."""
     s = json.loads(saved_json)
     model_keys, train_keys = keys
-    params = {k: s["model"][renamed.get(k, k)] for k in model_keys}
+    # A key the saved model does not have (written before it existed)
+    # leaves the constructor's default.
+    params = {k: s["model"][renamed.get(k, k)] for k in model_keys if renamed.get(k, k) in s["model"]}
     params.update({k: s["train"][renamed.get(k, k)] for k in train_keys})
     params["random_state"] = s["train"]["seed"]
     return params

@@ -29,9 +29,9 @@ from ._base import (
 # `d_model`); `random_state` is the CLI's `--seed`, `batch_vectors` its
 # `--batch-vectors` (the settings file's `batch_tokens`).
 MODEL_KEYS = (
-    "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "attention_dropout", "position",
-    "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem", "stem_kernel",
-    "members",
+    "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "input_dropout", "attention_dropout",
+    "position", "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem",
+    "stem_kernel", "members",
 )  # fmt: skip
 TRAIN_KEYS = (
     "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
@@ -105,6 +105,7 @@ class _SequenceBase(BaseEstimator):
         layers: int = 2,
         ff_dim: int = 128,
         dropout: float = 0.1,
+        input_dropout: float = 0.0,
         attention_dropout: float = 0.0,
         position: str = "rope",
         max_positions: int = 4096,
@@ -141,6 +142,7 @@ class _SequenceBase(BaseEstimator):
         self.layers = layers
         self.ff_dim = ff_dim
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.attention_dropout = attention_dropout
         self.position = position
         self.max_positions = max_positions
@@ -239,10 +241,12 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
 
     Parameters
     ----------
-    encoder, d_model, heads, layers, ff_dim, dropout, attention_dropout, position, max_positions, window, attention_kernel
+    encoder, d_model, heads, layers, ff_dim, dropout, input_dropout, attention_dropout, position, max_positions, window, attention_kernel
         The encoder, as ``attend train sequence`` flags of the same names
         (``window``: truncated attention over this many time points each
-        side; None: whole series).
+        side; None: whole series; ``input_dropout``: dropout on the series'
+        values before the encoder's projection, 0 so that they keep their
+        scale between training and prediction).
     pooling : {"mean", "summary"}
         How the outputs become one vector per series.
     patch : int or None

@@ -60,6 +60,7 @@ impl SegmenterConfig {
             layers: self.layers,
             ff_dim: self.ff_dim,
             dropout: self.dropout,
+            input_dropout: None,
             attention_dropout: 0.0,
             position: PositionKind::Rope,
             max_positions: 1,

@@ -61,6 +61,7 @@ impl Default for SequenceConfig {
                 heads: 4,
                 ff_dim: 128,
                 dropout: 0.1,
+                input_dropout: Some(0.0),
                 attention_dropout: 0.0,
                 max_positions: 4096,
                 ..EncoderConfig::default()
@@ -189,5 +190,26 @@ impl Settings for SequenceSettings {
     fn validate(&self) -> Result<(), String> {
         self.model.validate_settings()?;
         self.train.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_models_do_not_drop_their_inputs_unless_told() {
+        let c = SequenceConfig::default();
+        assert_eq!((c.encoder.input_dropout(), c.encoder.dropout), (0.0, 0.1));
+        // A user's value wins; a config written before the key existed
+        // (none in the file) drops inputs as before, at `dropout`.
+        let given: SequenceConfig = serde_json::from_str(r#"{"input_dropout": 0.3}"#).unwrap();
+        assert_eq!(given.encoder.input_dropout(), 0.3);
+        let old: SequenceConfig = serde_json::from_str(r#"{"dropout": 0.2}"#).unwrap();
+        assert_eq!((old.encoder.input_dropout, old.encoder.input_dropout()), (None, 0.2));
+        let tagger = EncoderConfig::default();
+        assert_eq!(tagger.input_dropout(), tagger.dropout);
+        let bad = SequenceConfig { encoder: EncoderConfig { input_dropout: Some(1.0), ..c.encoder.clone() }, ..c };
+        assert!(bad.validate_settings().unwrap_err().contains("input_dropout"));
     }
 }
