@@ -66,7 +66,8 @@ pub struct EncoderConfig {
     pub layers: usize,
     /// Hidden width of each feed-forward layer.
     pub ff_dim: usize,
-    /// Dropout on the input, after the positions, and on residual branches.
+    /// Dropout after the positions and on residual branches, and on the
+    /// input features unless `input_dropout` says otherwise.
     pub dropout: f32,
     /// Dropout on the input features before their projection, if not
     /// `dropout` (`None`). Sequence models set 0: dropping raw signal
