@@ -102,6 +102,16 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     stem_kernel: Option<usize>,
+    /// Convolutional layers in the stem: the first over raw vectors, each
+    /// further one over the --stem-deep-kernel feature vectors around each
+    /// step (then layer norm and GELU)
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stem_layers: Option<usize>,
+    /// Width of the further stem layers' windows, odd
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stem_deep_kernel: Option<usize>,
     /// An ensemble of N copies of the network (own initial weights and
     /// dropout, same batches, trained side by side, in parallel with
     /// several threads); predictions average their class probabilities

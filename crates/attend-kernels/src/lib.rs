@@ -33,6 +33,7 @@ pub mod softmax;
 pub mod sparse;
 #[cfg(test)]
 mod testing;
+pub mod window;
 
 pub use dense::{flash_backward, flash_forward, AttentionDropout, AttentionParams, FlashBackward, FlashForward};
 pub use pattern::AttentionPattern;

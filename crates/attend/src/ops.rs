@@ -619,6 +619,90 @@ pub fn masked_max(x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaskedMaxOp { lengths: lengths.to_vec(), arg: Mutex::new(Vec::new()) })
 }
 
+// ------------------------------------------------------ convolution windows
+
+struct WindowsOp {
+    valid: Vec<usize>,
+    kernel: usize,
+}
+
+impl CustomOp1 for WindowsOp {
+    fn name(&self) -> &'static str {
+        "attend-windows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let (items, steps, features) = l.shape().dims3()?;
+        if items != self.valid.len() {
+            bail!("windows: {items} items but {} lengths", self.valid.len());
+        }
+        let y = attend_kernels::window::windows_forward(x, &self.valid, steps, features, self.kernel);
+        Ok((CpuStorage::F32(y), Shape::from((items, steps, self.kernel * features))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (_, steps, features) = arg.dims3()?;
+        let dx = with_f32(grad, |g| attend_kernels::window::windows_backward(g, &self.valid, steps, features, self.kernel))?;
+        Ok(Some(tensor_like(dx, arg)?))
+    }
+}
+
+/// The `kernel` (odd) steps around each step of `x` `[batch, steps,
+/// features]`, side by side: `[batch, steps, kernel * features]`, step
+/// `t - kernel / 2` first; zeros beyond both ends and at or past
+/// `valid[b]` steps of item `b` (padding never leaks into a window). A
+/// linear layer over these is a convolution with "same" padding.
+pub fn windows(x: &Tensor, valid: &[usize], kernel: usize) -> Result<Tensor> {
+    if kernel.is_multiple_of(2) {
+        bail!("windows: the kernel must be odd, got {kernel}");
+    }
+    x.contiguous()?.apply_op1(WindowsOp { valid: valid.to_vec(), kernel })
+}
+
+/// [`windows`] in candle's own ops (pad, narrow, cat, a mask): its
+/// reference twin.
+pub fn windows_reference(x: &Tensor, valid: &[usize], kernel: usize) -> Result<Tensor> {
+    let (b, steps, _) = x.dims3()?;
+    let keep: Vec<f32> = valid.iter().flat_map(|&n| (0..steps).map(move |i| f32::from(u8::from(i < n)))).collect();
+    let x = x.broadcast_mul(&Tensor::from_vec(keep, (b, steps, 1), x.device())?)?;
+    let padded = x.pad_with_zeros(1, kernel / 2, kernel / 2)?;
+    let taps = (0..kernel).map(|j| padded.narrow(1, j, steps)).collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&taps, 2)
+}
+
+// ------------------------------------------------------------------ GELU
+
+struct GeluOp;
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "attend-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let z = f32_slice(s, l, self.name())?;
+        let mut y = vec![0f32; z.len()];
+        attend_kernels::activation::gelu_forward(z, &mut y);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let dz = with_f32s(&[arg, grad], |d| {
+            let mut dz = vec![0f32; d[0].len()];
+            attend_kernels::activation::gelu_backward(d[0], d[1], &mut dz);
+            dz
+        })?;
+        Ok(Some(tensor_like(dz, arg)?))
+    }
+}
+
+/// Exact (erf) GELU, vectorised, with its backward (candle's `gelu_erf`
+/// is its reference twin).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(GeluOp)
+}
+
 // ------------------------------------------------------------ dense layer
 
 pub use attend_kernels::linear::Activation;
@@ -865,6 +949,38 @@ mod tests {
             let d = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(d < 1e-4, "gradient differs by {d}");
         }
+    }
+
+    #[test]
+    fn windows_match_their_candle_twin_and_hold_the_steps_around_each_step() {
+        // One sequence of 3 steps with 2 features: step t is [t, 10 t].
+        let x = Var::from_tensor(&t(&[1.0, 10.0, 2.0, 20.0, 3.0, 30.0], &[1, 3, 2])).unwrap();
+        let rows = windows(&x, &[3], 3).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(rows, [[0.0, 0.0, 1.0, 10.0, 2.0, 20.0], [1.0, 10.0, 2.0, 20.0, 3.0, 30.0], [2.0, 20.0, 3.0, 30.0, 0.0, 0.0]]);
+        assert!(windows(&x, &[3], 2).is_err());
+        // Against the twin, outputs and gradients, with items shorter than the batch.
+        let x = Var::from_tensor(&t(&(0..3 * 9 * 4).map(|i| ((i * 7 % 13) as f32) * 0.3 - 1.0).collect::<Vec<_>>(), &[3, 9, 4])).unwrap();
+        let valid = [9, 5, 1];
+        let w = t(&(0..3 * 9 * 20).map(|i| ((i * 5 % 11) as f32) - 5.0).collect::<Vec<_>>(), &[3, 9, 20]);
+        let fast = windows(&x, &valid, 5).unwrap();
+        let twin = windows_reference(&x, &valid, 5).unwrap();
+        assert_eq!(fast.to_vec3::<f32>().unwrap(), twin.to_vec3::<f32>().unwrap());
+        let gf = (&fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = (&twin * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(gf.get(&x).unwrap().to_vec3::<f32>().unwrap(), gt.get(&x).unwrap().to_vec3::<f32>().unwrap());
+    }
+
+    #[test]
+    fn gelu_matches_candle_gelu_erf_and_its_gradient() {
+        let x = Var::from_tensor(&t(&(0..64).map(|i| (i as f32 - 32.0) * 0.17).collect::<Vec<_>>(), &[4, 16])).unwrap();
+        let w = t(&(0..64).map(|i| ((i * 3 % 7) as f32) - 3.0).collect::<Vec<_>>(), &[4, 16]);
+        let (fast, twin) = (gelu(&x).unwrap(), x.gelu_erf().unwrap());
+        let d = (&fast - &twin).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-5, "output off by {d}");
+        let gf = (&fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = (&twin * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let d = (gf.get(&x).unwrap() - gt.get(&x).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "gradient off by {d}");
     }
 
     #[test]

@@ -57,6 +57,11 @@ fn every_parameter_gets_a_gradient_for_each_head() {
             SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, sequence_norm: true, ..small(Pooling::Summary) },
         ),
         (series_far_context(6, 9, 6), SequenceConfig { stem: 8, stem_kernel: 5, ..small(Pooling::Mean) }),
+        // A deeper stem: every layer's convolution and norm learn.
+        (
+            series_majority(6, 11, true, 9),
+            SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, stem_layers: 3, stem_deep_kernel: 3, ..small(Pooling::Mean) },
+        ),
         // An ensemble: every member's parameters learn.
         (series_majority(6, 11, true, 7), SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) }),
         (series_far_context(6, 9, 8), SequenceConfig { members: 2, ..small(Pooling::Mean) }),
@@ -98,6 +103,14 @@ fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
             series_majority(12, 11, true, 42),
             SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) },
             train_cfg(1, 42),
+        ),
+        (
+            // Unequal lengths re-padded per piece: a deeper stem's padding is
+            // zero before every layer, or the pieces would not add up.
+            "deeper stem, patches",
+            series_majority(12, 11, true, 46),
+            SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, stem_layers: 3, stem_deep_kernel: 5, ..small(Pooling::Mean) },
+            train_cfg(1, 46),
         ),
         ("ensemble, per vector", series_far_context(12, 9, 43), SequenceConfig { members: 2, ..small(Pooling::Mean) }, train_cfg(1, 43)),
         (

@@ -31,7 +31,7 @@ from ._base import (
 MODEL_KEYS = (
     "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "input_dropout", "attention_dropout",
     "position", "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem",
-    "stem_kernel", "members",
+    "stem_kernel", "stem_layers", "stem_deep_kernel", "members",
 )  # fmt: skip
 TRAIN_KEYS = (
     "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
@@ -116,6 +116,8 @@ class _SequenceBase(BaseEstimator):
         sequence_norm: bool | None = None,
         stem: int | None = None,
         stem_kernel: int | None = None,
+        stem_layers: int = 1,
+        stem_deep_kernel: int = 5,
         members: int | None = None,
         epochs: int | None = None,
         max_minutes: float | None = None,
@@ -153,6 +155,8 @@ class _SequenceBase(BaseEstimator):
         self.sequence_norm = sequence_norm
         self.stem = stem
         self.stem_kernel = stem_kernel
+        self.stem_layers = stem_layers
+        self.stem_deep_kernel = stem_deep_kernel
         self.members = members
         self.epochs = epochs
         self.max_minutes = max_minutes
@@ -255,6 +259,12 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
         Scale each series by its own statistics (and give them as inputs).
     stem, stem_kernel : int or None
         A convolutional stem of ``stem`` features over ``stem_kernel`` steps (0: off).
+    stem_layers : int
+        Convolutional layers in the stem (with ``stem`` > 0); each after the first runs over
+        ``stem_deep_kernel`` steps of the previous one's features (then
+        layer norm and GELU).
+    stem_deep_kernel : int
+        Width of those further layers' windows, odd.
     members : int or None
         An ensemble of this many networks trained side by side (in parallel
         with several threads); predictions average their probabilities.

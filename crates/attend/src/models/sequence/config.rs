@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// Most copies of the network in one ensemble.
 pub const MAX_MEMBERS: usize = 64;
+/// Most convolutional layers in a stem.
+pub const MAX_STEM_LAYERS: usize = 16;
 
 /// Architecture of a model over vector sequences: the shared encoder's
 /// settings (nested, written flat: one TOML table, one set of flags), then
@@ -38,6 +40,14 @@ pub struct SequenceConfig {
     pub stem: usize,
     /// Width of the stem's window, odd.
     pub stem_kernel: usize,
+    /// Convolutional layers in the stem (with `stem` > 0): the first over
+    /// the windows of raw vectors, each further one over the
+    /// `stem_deep_kernel` feature vectors around each step (`stem` to
+    /// `stem` features), then a layer norm and GELU. Padding beyond a
+    /// sequence's end is zero for every layer, as for the first.
+    pub stem_layers: usize,
+    /// Width of the further stem layers' windows, odd.
+    pub stem_deep_kernel: usize,
     /// An ensemble: this many copies of the network (stem, encoder, head),
     /// each from its own initial weights and dropout, trained side by side
     /// on the same batches, each on its own loss; predictions average the
@@ -71,6 +81,8 @@ impl Default for SequenceConfig {
             sequence_norm: false,
             stem: 0,
             stem_kernel: 9,
+            stem_layers: 1,
+            stem_deep_kernel: 5,
             members: 1,
             dims: 0,
             missing_indicators: false,
@@ -130,6 +142,12 @@ impl SequenceConfig {
         if self.stem > 0 && self.stem_kernel.is_multiple_of(2) {
             return Err(format!("stem_kernel must be odd, got {}", self.stem_kernel));
         }
+        if self.stem_layers == 0 || self.stem_layers > MAX_STEM_LAYERS {
+            return Err(format!("stem_layers must be 1 to {MAX_STEM_LAYERS}, got {}", self.stem_layers));
+        }
+        if self.stem > 0 && self.stem_layers > 1 && self.stem_deep_kernel.is_multiple_of(2) {
+            return Err(format!("stem_deep_kernel must be odd, got {}", self.stem_deep_kernel));
+        }
         Ok(())
     }
 
@@ -158,7 +176,14 @@ impl SequenceConfig {
     /// Trainable scalars (in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
         let head = (self.encoder.d_model as u128 + 1) * self.outputs as u128;
-        let stem = if self.stem > 0 { (self.slot_width() as u128 + 1) * self.stem as u128 } else { 0 };
+        let stem = if self.stem > 0 {
+            let first = (self.slot_width() as u128 + 1) * self.stem as u128;
+            // Each further layer: its convolution and its norm's gain and shift.
+            let deep = (self.stem_deep_kernel as u128 * self.stem as u128 + 3) * self.stem as u128;
+            first + deep * (self.stem_layers as u128 - 1)
+        } else {
+            0
+        };
         (self.encoder.parameter_count(self.encoder_input_width()) + head + stem) * self.members as u128
     }
 }

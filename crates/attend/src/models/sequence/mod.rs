@@ -14,7 +14,7 @@ use crate::data::batch::bucket;
 use crate::data::series::Target;
 use crate::nn::head::{mean_squared_error, PerVectorHead, PooledHead};
 use crate::nn::sequence::{slices, SequenceEncoder};
-use crate::nn::{Ctx, Linear, ParamStore};
+use crate::nn::{Ctx, LayerNorm, Linear, ParamStore};
 use crate::ops;
 use candle_core::{Result, Tensor, D};
 use config::SequenceConfig;
@@ -32,6 +32,8 @@ enum Head {
 struct Member {
     /// The convolutional stem (`stem.*`), if any.
     stem: Option<Linear>,
+    /// Its further layers (`stem{k}.conv.*`, `stem{k}.norm.*`, k >= 1).
+    stem_deep: Vec<(Linear, LayerNorm)>,
     encoder: SequenceEncoder,
     head: Head,
 }
@@ -39,18 +41,25 @@ struct Member {
 impl Member {
     fn new(p: &mut ParamStore, config: &SequenceConfig) -> Result<Self> {
         let stem = if config.stem > 0 { Some(Linear::new(p, "stem", config.slot_width(), config.stem, true)?) } else { None };
+        let deep = if config.stem > 0 { config.stem_layers - 1 } else { 0 };
+        let stem_deep = (1..=deep)
+            .map(|k| {
+                let conv = Linear::new(p, &format!("stem{k}.conv"), config.stem_deep_kernel * config.stem, config.stem, true)?;
+                Ok((conv, LayerNorm::new(p, &format!("stem{k}.norm"), config.stem)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let encoder = SequenceEncoder::new(p, config.encoder_input_width(), &config.encoder)?;
         let head = match config.target {
             Target::VectorClass => Head::PerVector(PerVectorHead::new(p, "head", config.encoder.d_model, config.outputs)?),
             _ => Head::Pooled(PooledHead::new(p, "head", config.encoder.d_model, config.outputs, config.pooling)?),
         };
-        Ok(Member { stem, encoder, head })
+        Ok(Member { stem, stem_deep, encoder, head })
     }
 
     /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
     /// sequence; the batch starts at position `first` of a longer sequence.
     fn forward(&self, config: &SequenceConfig, batch: &SeriesBatch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
-        let x = self.stem_forward(config, &batch.x)?;
+        let x = self.stem_forward(config, &batch.x, &batch.lengths)?;
         let h = self.encoder.forward(&x, &batch.lengths, first, ctx)?;
         match &self.head {
             Head::PerVector(head) => head.forward(&h),
@@ -59,14 +68,26 @@ impl Member {
     }
 
     /// The stem over each slot of each patch (a convolution: every slot
-    /// holds the window around its vector), then GELU; the statistics and
-    /// the summary flag pass through. Without a stem, the inputs as they are.
-    fn stem_forward(&self, config: &SequenceConfig, x: &Tensor) -> Result<Tensor> {
+    /// holds the window around its vector), then GELU, then the further
+    /// layers; the statistics and the summary flag pass through. Without a
+    /// stem, the inputs as they are. `lengths`: each sequence's inputs.
+    fn stem_forward(&self, config: &SequenceConfig, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let Some(stem) = &self.stem else { return Ok(x.clone()) };
         let (b, t, w) = x.dims3()?;
         let (p, slot) = (config.patch, config.slot_width());
         let body = x.narrow(2, 0, p * slot)?.contiguous()?.reshape((b, t * p, slot))?;
-        let h = stem.forward_gelu(&body)?.reshape((b, t, p * config.stem))?;
+        let mut h = stem.forward_gelu(&body)?;
+        if !self.stem_deep.is_empty() {
+            // Steps past a sequence's last input read as zeros in every
+            // layer's windows, as the raw padding does for the first: a
+            // sequence's features never depend on what it was batched with.
+            let valid: Vec<usize> = lengths.iter().map(|&n| n * p).collect();
+            for (conv, norm) in &self.stem_deep {
+                let windows = ops::windows(&h, &valid, config.stem_deep_kernel)?;
+                h = ops::gelu(&norm.forward(&conv.forward(&windows)?)?)?;
+            }
+        }
+        let h = h.reshape((b, t, p * config.stem))?;
         if w == p * slot {
             return Ok(h);
         }
@@ -312,6 +333,6 @@ impl SequenceModel {
     pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
         let first = &self.members[0];
-        first.encoder.attention_weights(&first.stem_forward(&self.config, &batch.x)?, &batch.lengths)
+        first.encoder.attention_weights(&first.stem_forward(&self.config, &batch.x, &batch.lengths)?, &batch.lengths)
     }
 }
