@@ -60,14 +60,12 @@ pub fn map<T: Sync, R: Send, E: Send>(items: &[T], f: impl Fn(&T) -> Result<R, E
         }
         results.lock().expect("a shard worker panicked")[i] = Some(r);
     };
-    // Each of the current pool's threads hands the loop to a one-thread
-    // pool of the team and waits for it: no thread is started per call.
+    // The calling thread hands the loop to every worker of the team at
+    // once and waits for all of them: each starts as soon as its own
+    // thread wakes, not after a thread of the current pool has woken to
+    // hand it over (no thread is started per call either).
     let team = team(workers);
-    rayon::scope(|s| {
-        for pool in &team {
-            s.spawn(|_| pool.install(work));
-        }
-    });
+    on_each(&team, &work);
     let mut out = Vec::with_capacity(items.len());
     let mut skipped = false;
     for r in results.into_inner().expect("a shard worker panicked") {
@@ -80,6 +78,18 @@ pub fn map<T: Sync, R: Send, E: Send>(items: &[T], f: impl Fn(&T) -> Result<R, E
     }
     assert!(!skipped, "an item was skipped without a failure");
     Ok(out)
+}
+
+/// Runs `work` once on each pool of `team`, all started before any is
+/// waited for (nested in-place scopes: the caller spawns into each pool and
+/// blocks until every one has finished).
+fn on_each(team: &[Arc<rayon::ThreadPool>], work: &(impl Fn() + Sync)) {
+    if let Some((pool, rest)) = team.split_first() {
+        pool.in_place_scope(|s| {
+            s.spawn(|_| work());
+            on_each(rest, work);
+        });
+    }
 }
 
 #[cfg(test)]
