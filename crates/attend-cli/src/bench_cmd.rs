@@ -51,6 +51,12 @@ pub struct TaggerArgs {
     /// for a twin implementation.
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
+    /// With a list of --threads counts: run the list this many times,
+    /// interleaved (1,2,1,2,...), and report each count's median run (of
+    /// an even number, the faster middle one), so that a shared, noisy
+    /// machine moves every count alike. Also with one count.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     json: bool,
@@ -142,7 +148,7 @@ impl IsaChoice {
 /// count only for `bench tagger`).
 pub fn run(command: BenchCommand, threads: &[usize]) -> Result<()> {
     match command {
-        BenchCommand::Tagger(args) if threads.len() > 1 => tagger_scaling(args, threads),
+        BenchCommand::Tagger(args) if threads.len() > 1 || args.rounds > 1 => tagger_scaling(args, threads),
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Graph(args) => graph(args),
         BenchCommand::Serve(args) => crate::serve::bench(args),
@@ -203,24 +209,53 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
     if counts.contains(&0) {
         bail!("--threads counts must be at least 1");
     }
+    // `--rounds` without --threads: this process's count.
+    let counts = if counts.is_empty() { vec![attend::rayon::current_num_threads()] } else { counts.to_vec() };
+    let counts = &counts[..];
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let exe = std::env::current_exe().context("finding this program to run it once per thread count")?;
-    let mut runs: Vec<(usize, TaggerBenchResult)> = Vec::new();
-    for &n in counts {
-        eprintln!("--threads {n}:");
-        let out = std::process::Command::new(&exe)
-            .args(["--threads", &n.to_string(), "bench", "tagger", "--json"])
-            .arg("--treebank")
-            .arg(&args.treebank)
-            .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
-            .args(["--tag-runs", &args.tag_runs.to_string(), "--seed", &args.seed.to_string()])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", exe.display()))?;
-        if !out.status.success() {
-            bail!("the run with --threads {n} failed ({})", out.status);
+    // Every run of every count, the rounds interleaved.
+    let mut all: Vec<Vec<TaggerBenchResult>> = vec![Vec::new(); counts.len()];
+    for round in 1..=args.rounds {
+        for (i, &n) in counts.iter().enumerate() {
+            if args.rounds > 1 {
+                eprintln!("round {round} of {}, --threads {n}:", args.rounds);
+            } else {
+                eprintln!("--threads {n}:");
+            }
+            let out = std::process::Command::new(&exe)
+                .args(["--threads", &n.to_string(), "bench", "tagger", "--json"])
+                .arg("--treebank")
+                .arg(&args.treebank)
+                .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
+                .args(["--tag-runs", &args.tag_runs.to_string(), "--seed", &args.seed.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("running {}", exe.display()))?;
+            if !out.status.success() {
+                bail!("the run with --threads {n} failed ({})", out.status);
+            }
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading a run's JSON")?;
+            all[i].push(serde_json::from_value(doc["result"].clone()).context("reading a run's result")?);
         }
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading a run's JSON")?;
-        runs.push((n, serde_json::from_value(doc["result"].clone()).context("reading a run's result")?));
+    }
+    // Per count: the run with the median training speed (its tagging and
+    // phases with it), and the median tagging speed over the rounds.
+    let spread = |xs: Vec<f64>| (xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(0.0, f64::max));
+    let mut runs: Vec<(usize, TaggerBenchResult)> = Vec::new();
+    let mut spreads: Vec<((f64, f64), (f64, f64))> = Vec::new();
+    for (&n, mut rs) in counts.iter().zip(all) {
+        spreads.push((
+            spread(rs.iter().map(|r| r.train_words_per_second).collect()),
+            spread(rs.iter().map(|r| r.tag_words_per_second).collect()),
+        ));
+        let tag = median(rs.iter().map(|r| r.tag_words_per_second).collect());
+        rs.sort_by(|a, b| a.train_words_per_second.total_cmp(&b.train_words_per_second));
+        let mut r = rs.swap_remove(rs.len() / 2);
+        r.tag_words_per_second = tag;
+        runs.push((n, r));
     }
     let train = Scaling::fit(&runs.iter().map(|(n, r)| (*n, r.train_words_per_second)).collect::<Vec<_>>());
     let tag = Scaling::fit(&runs.iter().map(|(n, r)| (*n, r.tag_words_per_second)).collect::<Vec<_>>());
@@ -229,6 +264,7 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
             "bench": "tagger-scaling",
             "machine": cpu_model(),
             "isa": format!("{:?}", Isa::detect()),
+            "rounds": args.rounds,
             "runs": runs.iter().map(|(n, r)| serde_json::json!({ "threads": n, "result": r })).collect::<Vec<_>>(),
             "train": train,
             "tag": tag,
@@ -237,14 +273,20 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
         return Ok(());
     }
     println!("default tagger, {} + {} training steps, {} ({:?})", args.warmup_steps, args.steps, cpu_model(), Isa::detect());
+    if args.rounds > 1 {
+        println!("medians of {} interleaved rounds (each count's range after its speed-up)", args.rounds);
+    }
     println!(
         "{:>7} {:>13} {:>8} {:>8} {:>13} {:>8} {:>8} {:>9}",
         "threads", "train words/s", "speed-up", "Amdahl", "tag words/s", "speed-up", "Amdahl", "peak RSS"
     );
     for (i, (n, r)) in runs.iter().enumerate() {
         let rss = r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB"));
+        let ((train_lo, train_hi), (tag_lo, tag_hi)) = spreads[i];
+        let range =
+            if args.rounds > 1 { format!("  train {train_lo:.0}-{train_hi:.0}, tag {tag_lo:.0}-{tag_hi:.0}") } else { String::new() };
         println!(
-            "{n:>7} {:>13.0} {:>7.2}x {:>7.2}x {:>13.0} {:>7.2}x {:>7.2}x {rss:>9}",
+            "{n:>7} {:>13.0} {:>7.2}x {:>7.2}x {:>13.0} {:>7.2}x {:>7.2}x {rss:>9}{range}",
             r.train_words_per_second,
             train.speedups[i],
             train.predicted(*n),
@@ -273,6 +315,17 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let k = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[k]
+    } else {
+        (xs[k - 1] + xs[k]) / 2.0
+    }
 }
 
 fn attention(args: AttentionArgs) -> Result<()> {

@@ -678,3 +678,29 @@ fn long_inputs_need_a_window_under_dense_attention() {
     assert!(stderr(&o).contains("200 words (longest 200)") && stderr(&o).contains("peak RSS"), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.split('\t').nth(3).is_some_and(|t| t != "_")).count(), 200);
 }
+
+#[test]
+fn bench_tagger_rounds_interleave_thread_counts_and_report_medians() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("toy");
+    attend::data::synthetic::write_toy_treebank(&bank, 120, 20, 30).unwrap();
+    let args = ["--threads", "1,2", "bench", "tagger", "--treebank", bank.to_str().unwrap(), "--steps", "2", "--warmup-steps", "0"];
+    let o = attend(&[&args[..], &["--tag-runs", "1", "--rounds", "3", "--json"]].concat());
+    let log = stderr(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The counts alternate round by round.
+    let order: Vec<&str> = log.lines().filter(|l| l.starts_with("round ")).map(|l| l.trim_end_matches(':')).collect::<Vec<_>>();
+    let want: Vec<String> = (1..=3).flat_map(|r| [1, 2].map(|n| format!("round {r} of 3, --threads {n}"))).collect();
+    assert_eq!(order, want);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["rounds"], 3);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.iter().map(|r| r["threads"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    let speedup = doc["train"]["speedups"][1].as_f64().unwrap();
+    let ratio =
+        runs[1]["result"]["train_words_per_second"].as_f64().unwrap() / runs[0]["result"]["train_words_per_second"].as_f64().unwrap();
+    assert!((speedup - ratio).abs() < 1e-9, "the speed-up is that of the reported runs: {speedup} vs {ratio}");
+    // Zero rounds is refused by name.
+    let o = attend(&[&args[..], &["--rounds", "0"]].concat());
+    assert!(!o.status.success() && stderr(&o).contains("--rounds"), "{}", stderr(&o));
+}
