@@ -118,6 +118,12 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     members: Option<usize>,
+    /// Of the members, how many are convolutional (a stem of at least 3
+    /// layers, no attention); with both kinds, each kind has half the say
+    /// in predictions. Default: one in three on small sets
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conv_members: Option<usize>,
 }
 
 impl SequenceModelArgs {
@@ -257,11 +263,18 @@ pub fn train(args: TrainSequenceArgs) -> Result<()> {
                 Some(n) => format!("{n} sequences held out of train ({:.0}%, seed {})", 100.0 * cfg.dev_fraction, cfg.seed),
                 None => format!("{} sequences", p.dev.len()),
             };
+            let c = &model.config;
+            let networks = match (c.members, c.conv_members) {
+                (1, 0) => String::new(),
+                (n, 0) => format!(" in {n} networks"),
+                (n, k) if k == n => format!(" in {n} convolutional networks"),
+                (n, k) => format!(" in {n} networks ({} with attention, {k} convolutional)", n - k),
+            };
             eprintln!(
-                "model: inputs {} wide ({}) -> {} outputs; {} parameters; dev: {dev}; {} threads",
-                model.config.input_width(),
-                if model.config.patch > 1 { format!("patches of {} vectors", model.config.patch) } else { "one per vector".into() },
-                model.config.outputs,
+                "model: inputs {} wide ({}) -> {} outputs; {} parameters{networks}; dev: {dev}; {} threads",
+                c.input_width(),
+                if c.patch > 1 { format!("patches of {} vectors", c.patch) } else { "one per vector".into() },
+                c.outputs,
                 model.params.num_scalars(),
                 attend::rayon::current_num_threads()
             );

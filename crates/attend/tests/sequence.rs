@@ -65,6 +65,8 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         // An ensemble: every member's parameters learn.
         (series_majority(6, 11, true, 7), SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) }),
         (series_far_context(6, 9, 8), SequenceConfig { members: 2, ..small(Pooling::Mean) }),
+        // A mixed ensemble: the convolutional member's deep stem learns too.
+        (series_majority(6, 11, true, 10), SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members: 1, ..small(Pooling::Mean) }),
     ];
     for (set, settings) in cases {
         let cfg = train_cfg(1, 5);
@@ -114,6 +116,12 @@ fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
         ),
         ("ensemble, per vector", series_far_context(12, 9, 43), SequenceConfig { members: 2, ..small(Pooling::Mean) }, train_cfg(1, 43)),
         (
+            "mixed ensemble",
+            series_majority(12, 11, true, 47),
+            SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members: 1, ..small(Pooling::Mean) },
+            train_cfg(1, 47),
+        ),
+        (
             "ensemble, regression",
             as_regression(series_majority(12, 11, false, 44)),
             SequenceConfig { members: 2, ..small(Pooling::Summary) },
@@ -147,48 +155,69 @@ fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
     }
 }
 
+/// Member `k` of a trained ensemble alone: a one-network model of its own
+/// architecture holding its weights; its class probabilities on `data`.
+fn member_alone(model: &SequenceModel, k: usize, data: &[attend::models::sequence::input::Encoded]) -> Vec<Vec<f32>> {
+    let weights = model.params.snapshot().unwrap();
+    let prefix = if k == 0 { String::new() } else { format!("member{k}.") };
+    let own: std::collections::BTreeMap<String, candle_core::Tensor> = weights
+        .iter()
+        .filter_map(|(name, t)| {
+            let plain = name.strip_prefix(&prefix)?;
+            (k > 0 || !name.starts_with("member")).then(|| (plain.to_string(), t.clone()))
+        })
+        .collect();
+    let alone = SequenceModel::new(model.config.member(k), 99).unwrap();
+    alone.params.load(&own).unwrap();
+    alone.probabilities(data).unwrap()
+}
+
 #[test]
 fn an_ensemble_predicts_the_mean_of_its_members_probabilities() {
     let set = series_majority(20, 11, true, 51);
-    let settings = SequenceConfig { stem: 8, stem_kernel: 3, members: 3, ..small(Pooling::Mean) };
     let cfg = train_cfg(2, 51);
-    let (model, p) = setup(&set, &settings, &cfg);
-    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
-    let weights = model.params.snapshot().unwrap();
-    assert_eq!(weights.len(), 3 * weights.keys().filter(|k| !k.starts_with("member")).count(), "three copies");
-    let ensemble = model.probabilities(&p.train).unwrap();
-    // Each member alone: a one-network model holding that member's weights.
-    let single = SequenceConfig { members: 1, ..model.config.clone() };
-    let mut mean = vec![vec![0f32; ensemble[0].len()]; ensemble.len()];
-    for k in 0..3 {
-        let prefix = if k == 0 { String::new() } else { format!("member{k}.") };
-        let own: std::collections::BTreeMap<String, candle_core::Tensor> = weights
-            .iter()
-            .filter_map(|(name, t)| {
-                let plain = name.strip_prefix(&prefix)?;
-                (k > 0 || !name.starts_with("member")).then(|| (plain.to_string(), t.clone()))
-            })
-            .collect();
-        let alone = SequenceModel::new(single.clone(), 99).unwrap();
-        alone.params.load(&own).unwrap();
-        for (m, row) in mean.iter_mut().zip(alone.probabilities(&p.train).unwrap()) {
-            m.iter_mut().zip(row).for_each(|(a, x)| *a += x / 3.0);
+    // Three alike: equal weights. Two with attention and one convolutional:
+    // each kind half.
+    for (conv_members, share) in [(0, [1.0 / 3.0; 3]), (1, [0.25, 0.25, 0.5])] {
+        let settings = SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members, ..small(Pooling::Mean) };
+        let (model, p) = setup(&set, &settings, &cfg);
+        train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
+        let weights = model.params.snapshot().unwrap();
+        let first = weights.keys().filter(|k| !k.starts_with("member")).count();
+        let last = weights.keys().filter(|k| k.starts_with("member2.")).count();
+        assert_eq!(weights.len(), 2 * first + last, "three copies");
+        let deep_stem = weights.keys().any(|k| k.starts_with("member2.stem1."));
+        let attention = weights.keys().any(|k| k.starts_with("member2.encoder.layers."));
+        assert_eq!((deep_stem, attention), (conv_members == 1, conv_members == 0), "{:?}", weights.keys().collect::<Vec<_>>());
+        assert_eq!(model.params.num_scalars() as u128, model.config.parameter_count());
+        let ensemble = model.probabilities(&p.train).unwrap();
+        let mut mean = vec![vec![0f32; ensemble[0].len()]; ensemble.len()];
+        for (k, w) in share.iter().enumerate() {
+            for (m, row) in mean.iter_mut().zip(member_alone(&model, k, &p.train)) {
+                m.iter_mut().zip(row).for_each(|(a, x)| *a += x * w);
+            }
+        }
+        for (i, (e, m)) in ensemble.iter().zip(&mean).enumerate() {
+            for (a, b) in e.iter().zip(m) {
+                assert!((a - b).abs() < 1e-5, "{conv_members} convolutional, sequence {i}: ensemble {e:?}, members {m:?}");
+            }
         }
     }
-    for (i, (e, m)) in ensemble.iter().zip(&mean).enumerate() {
-        for (a, b) in e.iter().zip(m) {
-            assert!((a - b).abs() < 1e-5, "sequence {i}: ensemble {e:?}, mean of members {m:?}");
-        }
-    }
-    // Regression: the mean of the members' numbers, in the data's units, through a checkpoint.
+    // Regression: the mean of the members' numbers, in the data's units,
+    // through a checkpoint (which keeps the mix).
     let set = as_regression(series_majority(20, 11, false, 52));
-    let (model, p) = setup(&set, &SequenceConfig { members: 2, ..small(Pooling::Mean) }, &cfg);
-    let dir = tempfile::tempdir().unwrap();
-    let options = RunOptions { checkpoint_dir: Some(dir.path()), ..RunOptions::default() };
-    train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
-    let loaded = attend::checkpoint::load::<SequenceModel>(dir.path()).unwrap();
-    assert_eq!(loaded.model.members(), 2);
-    assert_eq!(loaded.model.predict(&p.train, &loaded.data).unwrap(), model.predict(&p.train, &p.spec).unwrap());
+    for settings in [
+        SequenceConfig { members: 2, ..small(Pooling::Mean) },
+        SequenceConfig { stem: 8, stem_kernel: 3, members: 2, conv_members: 1, ..small(Pooling::Mean) },
+    ] {
+        let (model, p) = setup(&set, &settings, &cfg);
+        let dir = tempfile::tempdir().unwrap();
+        let options = RunOptions { checkpoint_dir: Some(dir.path()), ..RunOptions::default() };
+        train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
+        let loaded = attend::checkpoint::load::<SequenceModel>(dir.path()).unwrap();
+        assert_eq!((loaded.model.members(), loaded.model.config.conv_members), (2, settings.conv_members));
+        assert_eq!(loaded.model.predict(&p.train, &loaded.data).unwrap(), model.predict(&p.train, &p.spec).unwrap());
+    }
 }
 
 fn accuracy(report: &attend::models::sequence::eval::SeriesReport) -> f64 {
@@ -380,4 +409,32 @@ fn data_that_does_not_fit_the_model_is_refused_by_name() {
 
 fn load_run(dir: &std::path::Path) -> attend::models::sequence::task::SequenceRun {
     attend::train::load_run(dir).unwrap()
+}
+
+#[test]
+fn a_mixed_ensemble_is_checked_and_shows_no_attention_when_all_convolutional() {
+    let with = |members, conv_members, stem| SequenceConfig {
+        stem,
+        stem_kernel: 3,
+        members,
+        conv_members,
+        dims: 1,
+        outputs: 2,
+        ..small(Pooling::Mean)
+    };
+    assert!(with(3, 1, 8).validate().is_ok());
+    let e = with(2, 3, 8).validate().unwrap_err();
+    assert!(e.contains("conv_members") && e.contains("members"), "{e}");
+    let e = with(3, 1, 0).validate().unwrap_err();
+    assert!(e.contains("conv_members") && e.contains("stem"), "{e}");
+    // Member architectures: attention first, then the deep stem without attention.
+    let c = with(3, 1, 8);
+    assert_eq!((c.member(0).encoder.layers, c.member(0).stem_layers, c.member(0).members), (2, 1, 1));
+    assert_eq!((c.member(2).encoder.layers, c.member(2).stem_layers), (0, attend::models::sequence::config::CONV_MEMBER_STEM_LAYERS));
+    // Every member convolutional: no attention weights to show.
+    let set = series_majority(6, 11, true, 12);
+    let (model, p) =
+        setup(&set, &SequenceConfig { stem: 8, stem_kernel: 3, members: 2, conv_members: 2, ..small(Pooling::Mean) }, &train_cfg(1, 12));
+    let e = model.attention_weights(&p.train[0]).unwrap_err().to_string();
+    assert!(e.contains("convolutional"), "{e}");
 }

@@ -67,6 +67,11 @@ pub fn sequence_maps(model: &Loaded<SequenceModel>, set: &SeriesSet, index: usiz
             "this model has no attention layers (`layers` 0: its stem's features are averaged), so no attention weights to show".into(),
         ));
     }
+    if model.config.attention_members() == 0 {
+        return Err(Error::Input(
+            "every member of this ensemble is convolutional (`conv_members` = `members`): no attention weights to show".into(),
+        ));
+    }
     let Some(series) = set.series.get(index) else {
         return Err(Error::Input(format!("{} has {} sequences; `index` {index} is out of range", set.path.display(), set.series.len())));
     };

@@ -29,6 +29,12 @@
 //!   points with its initial weights, and the average of a few swings less
 //!   and is better than the typical one (InceptionTime averages five). The
 //!   members train side by side, in parallel with several threads.
+//! - **conv_members**: in such an ensemble (with a stem and attention
+//!   layers), one member in [`CONV_SHARE`] is convolutional: the stem
+//!   with three layers and no attention. The two kinds fail on different
+//!   sets (the convolutional network reads the shape of a leaf's outline,
+//!   attention the order of a gesture's parts), and predictions give each
+//!   kind an equal say.
 //! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
 //!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
 //!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
@@ -57,6 +63,8 @@ pub const STEM_SPAN: usize = 12;
 pub const SMALL_SET: usize = 1000;
 /// Networks averaged on a small set.
 pub const SMALL_SET_MEMBERS: usize = 3;
+/// One member in this many of a small set's ensemble is convolutional.
+pub const CONV_SHARE: usize = 3;
 /// Optimizer steps a run aims at.
 pub const TARGET_STEPS: usize = 6000;
 pub const MIN_EPOCHS: usize = 30;
@@ -129,8 +137,19 @@ impl std::fmt::Display for Choice {
 }
 
 /// The settings keys this module may choose, in the order it decides them.
-pub const KEYS: &[&str] =
-    &["patch", "stem", "stem_kernel", "sequence_norm", "members", "dev_fraction", "batch_tokens", "epochs", "warmup_steps", "lr"];
+pub const KEYS: &[&str] = &[
+    "patch",
+    "stem",
+    "stem_kernel",
+    "sequence_norm",
+    "members",
+    "conv_members",
+    "dev_fraction",
+    "batch_tokens",
+    "epochs",
+    "warmup_steps",
+    "lr",
+];
 
 /// Fills every adaptive setting of `settings` that is not in `given`
 /// (names as in a config file; what the user set explicitly always
@@ -183,6 +202,22 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
             format!("{} sequences: one network", profile.sequences)
         };
         choose("members", m.members.into(), why);
+    }
+    if free("conv_members") {
+        let small = profile.sequences < SMALL_SET;
+        let mixed = small && m.stem > 0 && m.encoder.layers > 0 && m.members >= CONV_SHARE;
+        m.conv_members = if mixed { m.members / CONV_SHARE } else { 0 };
+        let why = if mixed {
+            format!(
+                "{} of the {} networks convolutional (a 3-layer stem, no attention); each kind has half the say in predictions",
+                m.conv_members, m.members
+            )
+        } else if !small {
+            format!("{} sequences: attention only", profile.sequences)
+        } else {
+            format!("attention only (mixed ensembles need a stem, attention layers and at least {CONV_SHARE} members)")
+        };
+        choose("conv_members", m.conv_members.into(), why);
     }
     if free("dev_fraction") && !dev_file && profile.sequences < SMALL_SET {
         t.dev_fraction = 0.0;
@@ -249,6 +284,7 @@ mod tests {
         let (wider, _) = chosen(&profile(50, 1, (251, 251, 251), 2), &[]);
         assert_eq!(wider.model.stem_kernel, 21, "251 / 12 = 20, made odd");
         assert_eq!((s.train.dev_fraction, s.model.members), (0.0, SMALL_SET_MEMBERS), "a small set: an ensemble");
+        assert_eq!(s.model.conv_members, 1, "one of its three networks convolutional");
         // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 6,000 steps would be 667 epochs.
         assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps, s.train.lr), (6 * 24, MAX_EPOCHS, 270, LR));
     }
@@ -303,9 +339,29 @@ mod tests {
     fn a_large_set_holds_out_dev_data_and_runs_fewer_epochs() {
         let (s, keys) = chosen(&profile(5000, 3, (50, 50, 50), 20), &[]);
         assert!(!keys.contains(&"dev_fraction".to_string()));
-        assert_eq!((s.train.dev_fraction, s.model.members), (0.2, 1), "a large set: one network");
+        assert_eq!((s.train.dev_fraction, s.model.members, s.model.conv_members), (0.2, 1, 0), "a large set: one attention network");
         // 4,000 learning sequences in batches of 8: 500 steps per epoch, 12 epochs at least 30.
         assert_eq!((s.train.batch_tokens, s.train.epochs), (8 * 50, MIN_EPOCHS));
+    }
+
+    #[test]
+    fn a_mixed_ensemble_needs_a_stem_attention_and_three_members() {
+        let small = profile(50, 1, (100, 100, 100), 2);
+        let conv = |given: &[&str], f: &dyn Fn(&mut SequenceSettings)| {
+            let mut s = SequenceSettings::default();
+            f(&mut s);
+            adapt(&mut s, &given.iter().map(|k| k.to_string()).collect(), &small, false);
+            (s.model.members, s.model.conv_members)
+        };
+        assert_eq!(conv(&["members"], &|s| s.model.members = 6), (6, 2), "a third of a larger ensemble");
+        assert_eq!(conv(&["members"], &|s| s.model.members = 2), (2, 0), "fewer than three: attention only");
+        assert_eq!(conv(&["stem"], &|s| s.model.stem = 0), (3, 0), "no stem: attention only");
+        assert_eq!(
+            conv(&["layers"], &|s| s.model.encoder.layers = 0),
+            (3, 0),
+            "no attention layers: every member is convolutional already"
+        );
+        assert_eq!(conv(&["conv_members"], &|s| s.model.conv_members = 3), (3, 3), "the user's count wins");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_MEMBERS: usize = 64;
 /// Most convolutional layers in a stem.
 pub const MAX_STEM_LAYERS: usize = 16;
+/// Stem layers of a convolutional member of an ensemble (at least).
+pub const CONV_MEMBER_STEM_LAYERS: usize = 3;
 
 /// Architecture of a model over vector sequences: the shared encoder's
 /// settings (nested, written flat: one TOML table, one set of flags), then
@@ -54,6 +56,13 @@ pub struct SequenceConfig {
     /// copies' class probabilities (regression: their numbers). With more
     /// than one thread the copies train in parallel.
     pub members: usize,
+    /// Of the `members`, how many (the last ones) are convolutional: the
+    /// stem with at least [`CONV_MEMBER_STEM_LAYERS`] layers and no
+    /// attention (its features projected to `d_model`, then the head).
+    /// With both kinds in an ensemble, predictions average each kind's
+    /// mean class probabilities, so the two kinds have an equal say
+    /// whatever their counts. Needs a stem.
+    pub conv_members: usize,
     /// Set from the training data: the file's vector width, whether it has
     /// missing values (then each value gets an indicator input), what the
     /// labels are, and how many outputs the head has (classes, or 1).
@@ -84,6 +93,7 @@ impl Default for SequenceConfig {
             stem_layers: 1,
             stem_deep_kernel: 5,
             members: 1,
+            conv_members: 0,
             dims: 0,
             missing_indicators: false,
             target: Target::SequenceClass,
@@ -139,6 +149,9 @@ impl SequenceConfig {
         if !(1..=MAX_MEMBERS).contains(&self.members) {
             return Err(format!("members must be 1 to {MAX_MEMBERS}, got {}", self.members));
         }
+        if self.conv_members > self.members {
+            return Err(format!("conv_members ({}) cannot exceed members ({})", self.conv_members, self.members));
+        }
         if self.stem > 0 && self.stem_kernel.is_multiple_of(2) {
             return Err(format!("stem_kernel must be odd, got {}", self.stem_kernel));
         }
@@ -157,6 +170,9 @@ impl SequenceConfig {
         if self.dims == 0 {
             return Err("dims must be at least 1 (set from the data)".into());
         }
+        if self.conv_members > 0 && self.stem == 0 {
+            return Err(format!("conv_members ({}) needs a convolutional stem: set `stem` above 0", self.conv_members));
+        }
         match self.target {
             Target::Unlabelled => return Err("a model needs labelled training data".into()),
             Target::VectorClass if self.patch > 1 => {
@@ -173,8 +189,34 @@ impl SequenceConfig {
         Ok(())
     }
 
+    /// Members with attention layers (the first ones of the ensemble).
+    pub fn attention_members(&self) -> usize {
+        self.members - self.conv_members
+    }
+
+    /// The architecture of member `k`: this one, or for a convolutional
+    /// member the stem with at least [`CONV_MEMBER_STEM_LAYERS`] layers and
+    /// no attention layers (as a network alone: one member).
+    pub fn member(&self, k: usize) -> SequenceConfig {
+        let one = SequenceConfig { members: 1, conv_members: 0, ..self.clone() };
+        if k < self.attention_members() {
+            return one;
+        }
+        SequenceConfig {
+            stem_layers: self.stem_layers.max(CONV_MEMBER_STEM_LAYERS),
+            encoder: EncoderConfig { layers: 0, ..self.encoder.clone() },
+            ..one
+        }
+    }
+
     /// Trainable scalars (in u128: fits any config).
     pub fn parameter_count(&self) -> u128 {
+        // The members are the attention ones, then the convolutional ones.
+        (0..self.members).map(|k| self.member(k).network_parameter_count()).sum()
+    }
+
+    /// Trainable scalars of one copy of this network (stem, encoder, head).
+    fn network_parameter_count(&self) -> u128 {
         let head = (self.encoder.d_model as u128 + 1) * self.outputs as u128;
         let stem = if self.stem > 0 {
             let first = (self.slot_width() as u128 + 1) * self.stem as u128;
@@ -184,7 +226,7 @@ impl SequenceConfig {
         } else {
             0
         };
-        (self.encoder.parameter_count(self.encoder_input_width()) + head + stem) * self.members as u128
+        self.encoder.parameter_count(self.encoder_input_width()) + head + stem
     }
 }
 

@@ -112,7 +112,7 @@ impl SequenceModel {
         let mut members = Vec::with_capacity(config.members);
         for k in 0..config.members {
             p.set_prefix(&if k == 0 { String::new() } else { format!("member{k}.") });
-            members.push(Member::new(&mut p, &config)?);
+            members.push(Member::new(&mut p, &config.member(k))?);
         }
         p.set_prefix("");
         Ok(SequenceModel { config, params: p, members })
@@ -132,11 +132,26 @@ impl SequenceModel {
         }
         let scores = self.members.iter().map(|m| m.forward(&self.config, batch, first, ctx)).collect::<Result<Vec<_>>>()?;
         let all = Tensor::stack(&scores, 0)?;
+        let weights = self.member_weights();
+        let shape: Vec<usize> = std::iter::once(weights.len()).chain(std::iter::repeat_n(1, all.rank() - 1)).collect();
         if self.config.target == Target::SequenceValue {
-            return all.mean(0);
+            return all.broadcast_mul(&Tensor::from_slice(&weights, shape, all.device())?)?.sum(0);
         }
+        let log_weights: Vec<f32> = weights.iter().map(|w| w.ln()).collect();
         let log_probs = all.broadcast_sub(&all.log_sum_exp(D::Minus1)?.unsqueeze(D::Minus1)?)?;
-        log_probs.log_sum_exp(0)? - (self.members.len() as f64).ln()
+        log_probs.broadcast_add(&Tensor::from_slice(&log_weights, shape, all.device())?)?.log_sum_exp(0)
+    }
+
+    /// Each member's weight in a prediction: equal, or with both kinds in
+    /// the ensemble, half the weight shared among the attention members and
+    /// half among the convolutional ones.
+    fn member_weights(&self) -> Vec<f32> {
+        let (attention, conv) = (self.config.attention_members(), self.config.conv_members);
+        if attention == 0 || conv == 0 {
+            return vec![1.0 / self.members.len() as f32; self.members.len()];
+        }
+        let share = |n: usize| std::iter::repeat_n(0.5 / n as f32, n);
+        share(attention).chain(share(conv)).collect()
     }
 
     /// The batch's mean loss: cross-entropy, or the squared error of the
@@ -331,6 +346,9 @@ impl SequenceModel {
     /// Attention weights per layer `[1, heads, seq, seq]` for one sequence
     /// (an ensemble's first member's).
     pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
+        if self.config.attention_members() == 0 {
+            candle_core::bail!("every member of this ensemble is convolutional (no attention layers)");
+        }
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
         let first = &self.members[0];
         first.encoder.attention_weights(&first.stem_forward(&self.config, &batch.x, &batch.lengths)?, &batch.lengths)
