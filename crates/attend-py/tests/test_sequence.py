@@ -97,7 +97,7 @@ def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
     assert "epochs" not in chosen, "given"
     # 300 steps: patches of 4 (75 inputs), a 25-wide stem window, nothing held out.
     assert (chosen["patch"], chosen["stem_kernel"], chosen["sequence_norm"], chosen["dev_fraction"]) == (4, 25, True, 0.0)
-    assert chosen["members"] == 3, "a small set: an ensemble of three"
+    assert (chosen["members"], chosen["conv_members"]) == (3, 1), "a small set: an ensemble of three, one convolutional"
     assert all(c["why"] for c in clf.fit_report_["adaptive"])
     assert clf.get_params()["patch"] is None, "the estimator's parameters stay as given (scikit-learn's rule)"
     saved = json.loads(clf.handle_.settings_json)
@@ -106,6 +106,10 @@ def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
     chosen = {c["key"] for c in fixed.fit_report_["adaptive"]}
     assert not chosen & {"patch", "stem", "stem_kernel", "epochs"}, chosen
     assert json.loads(fixed.handle_.settings_json)["model"]["patch"] == 2
+    # No stem: attention only, and asking for convolutional members is refused by name.
+    assert json.loads(fixed.handle_.settings_json)["model"]["conv_members"] == 0
+    with pytest.raises(ValueError, match="conv_members"):
+        attend.SequenceClassifier(d_model=16, heads=2, ff_dim=32, epochs=1, stem=0, conv_members=1).fit(X, y)
 
 
 def test_layouts_unequal_lengths_and_channels():

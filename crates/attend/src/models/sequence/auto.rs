@@ -38,7 +38,9 @@
 //! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
 //!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
 //!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
-//!   and [`MAX_EPOCHS`]), a tenth of them warm-up, and a peak learning
+//!   and [`MAX_EPOCHS`]; fewer where the epochs would pass more than
+//!   [`MAX_VECTOR_PASSES`] vectors through the networks: a time budget
+//!   that binds on long series), a tenth of them warm-up, and a peak learning
 //!   rate of [`LR`] (measured better than 0.001 on PLAID, ArrowHead and
 //!   GunPoint, worse on OSULeaf).
 //!
@@ -69,6 +71,11 @@ pub const CONV_SHARE: usize = 3;
 pub const TARGET_STEPS: usize = 6000;
 pub const MIN_EPOCHS: usize = 30;
 pub const MAX_EPOCHS: usize = 300;
+/// Vectors (training sequences x their median length x epochs) a run may
+/// pass through the networks: a time budget. The mixed ensemble of three
+/// trains ACSF1 (100 series of 1,460 steps) at about 0.83 s an epoch on 2
+/// cores of a Zen 4; this holds such a set to about 2.5 minutes.
+pub const MAX_VECTOR_PASSES: usize = 25_000_000;
 /// Peak learning rate of the adaptive schedule.
 pub const LR: f32 = 0.003;
 /// Sequences per batch, at least and at most.
@@ -243,8 +250,20 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
     }
     let per_epoch = learning.div_ceil((t.batch_tokens / inputs).max(1));
     if free("epochs") {
-        t.epochs = TARGET_STEPS.div_ceil(per_epoch).clamp(MIN_EPOCHS, MAX_EPOCHS);
-        choose("epochs", t.epochs.into(), format!("about {per_epoch} steps per epoch: {} steps", t.epochs * per_epoch));
+        let by_steps = TARGET_STEPS.div_ceil(per_epoch).clamp(MIN_EPOCHS, MAX_EPOCHS);
+        let by_time = (MAX_VECTOR_PASSES / (learning * median)).max(MIN_EPOCHS);
+        t.epochs = by_steps.min(by_time);
+        let why = if by_time < by_steps {
+            format!(
+                "about {per_epoch} steps per epoch: {} steps (fewer than {}: {learning} sequences of about {median} vectors, at most {}M vectors in all)",
+                t.epochs * per_epoch,
+                by_steps * per_epoch,
+                MAX_VECTOR_PASSES / 1_000_000
+            )
+        } else {
+            format!("about {per_epoch} steps per epoch: {} steps", t.epochs * per_epoch)
+        };
+        choose("epochs", t.epochs.into(), why);
     }
     if free("warmup_steps") {
         t.warmup_steps = (t.epochs * per_epoch / 10).max(1);
@@ -300,6 +319,9 @@ mod tests {
     fn a_long_set_is_patched_to_at_most_128_inputs() {
         let (s, _) = chosen(&profile(100, 1, (1460, 1460, 1460), 10), &[]);
         assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
+        assert_eq!(s.train.epochs, MAX_VECTOR_PASSES / (100 * 1460), "146,000 vectors an epoch: 171 epochs, not 300");
+        assert_eq!(chosen(&profile(100, 1, (200, 200, 200), 10), &[]).0.train.epochs, MAX_EPOCHS, "short series: the budget does not bind");
+        assert_eq!(chosen(&profile(900, 1, (9000, 9000, 9000), 10), &[]).0.train.epochs, MIN_EPOCHS, "never below the fewest epochs");
         assert_eq!(s.model.stem_kernel, MAX_STEM_KERNEL, "a twelfth of 1460 is 121: the widest window");
         assert_eq!(s.train.batch_tokens, 8 * 92);
         let (s, _) = chosen(&profile(100, 1, (128, 128, 128), 10), &[]);
