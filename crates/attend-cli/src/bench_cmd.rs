@@ -148,7 +148,7 @@ impl IsaChoice {
 /// count only for `bench tagger`).
 pub fn run(command: BenchCommand, threads: &[usize]) -> Result<()> {
     match command {
-        BenchCommand::Tagger(args) if threads.len() > 1 || args.rounds > 1 => tagger_scaling(args, threads),
+        BenchCommand::Tagger(args) if threads.len() > 1 || args.rounds != 1 => tagger_scaling(args, threads),
         BenchCommand::Attention(args) => attention(args),
         BenchCommand::Graph(args) => graph(args),
         BenchCommand::Serve(args) => crate::serve::bench(args),

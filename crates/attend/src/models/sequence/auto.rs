@@ -32,9 +32,9 @@
 //! - **conv_members**: in such an ensemble (with a stem and attention
 //!   layers), one member in [`CONV_SHARE`] is convolutional: the stem
 //!   with three layers and no attention. The two kinds fail on different
-//!   sets (the convolutional network reads the shape of a leaf's outline,
-//!   attention the order of a gesture's parts), and predictions give each
-//!   kind an equal say.
+//!   development sets (the convolutional one wins on leaf outlines,
+//!   attention on gestures), the mean of both beat either alone, and
+//!   predictions give each kind an equal say.
 //! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
 //!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
 //!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
@@ -48,6 +48,7 @@
 
 use super::config::SequenceSettings;
 use crate::data::series::{SeriesSet, Target};
+use crate::nn::sequence::EncoderKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -212,7 +213,8 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
     }
     if free("conv_members") {
         let small = profile.sequences < SMALL_SET;
-        let mixed = small && m.stem > 0 && m.encoder.layers > 0 && m.members >= CONV_SHARE;
+        let attention = m.encoder.kind == EncoderKind::Attention && m.encoder.layers > 0;
+        let mixed = small && m.stem > 0 && attention && m.members >= CONV_SHARE;
         m.conv_members = if mixed { m.members / CONV_SHARE } else { 0 };
         let why = if mixed {
             format!(
@@ -383,6 +385,7 @@ mod tests {
             (3, 0),
             "no attention layers: every member is convolutional already"
         );
+        assert_eq!(conv(&["encoder"], &|s| s.model.encoder.kind = EncoderKind::Rnn), (3, 0), "a BiLSTM: not mixed");
         assert_eq!(conv(&["conv_members"], &|s| s.model.conv_members = 3), (3, 3), "the user's count wins");
     }
 

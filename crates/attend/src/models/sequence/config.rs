@@ -191,7 +191,7 @@ impl SequenceConfig {
 
     /// Members with attention layers (the first ones of the ensemble).
     pub fn attention_members(&self) -> usize {
-        self.members - self.conv_members
+        self.members.saturating_sub(self.conv_members)
     }
 
     /// The architecture of member `k`: this one, or for a convolutional
