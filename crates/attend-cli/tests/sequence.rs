@@ -88,7 +88,9 @@ fn train_eval_predict_and_show_a_per_sequence_model() {
     }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train_report.json")).unwrap()).unwrap();
     let keys: Vec<&str> = report["run"]["adaptive"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["patch", "stem", "stem_kernel", "sequence_norm", "dev_fraction"], "{report}");
+    assert_eq!(keys, ["patch", "stem", "stem_kernel", "sequence_norm", "conv_members", "dev_fraction"], "{report}");
+    // Two members given: fewer than a mixed ensemble needs, so attention only.
+    assert!(log.contains("  conv_members = 0: attention only"), "{log}");
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!((config["model"]["stem"].as_u64(), config["train"]["dev_fraction"].as_f64()), (Some(64), Some(0.0)), "{config}");
     assert_eq!(config["model"]["members"].as_u64(), Some(2), "an ensemble of two, as given: {config}");
