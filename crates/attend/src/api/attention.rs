@@ -62,15 +62,8 @@ pub fn sequence_maps(model: &Loaded<SequenceModel>, set: &SeriesSet, index: usiz
     if model.config.encoder.kind == EncoderKind::Rnn {
         return Err(Error::Input("a BiLSTM model has no attention weights to show".into()));
     }
-    if model.config.encoder.layers == 0 {
-        return Err(Error::Input(
-            "this model has no attention layers (`layers` 0: its stem's features are averaged), so no attention weights to show".into(),
-        ));
-    }
-    if model.config.attention_members() == 0 {
-        return Err(Error::Input(
-            "every member of this ensemble is convolutional (`conv_members` = `members`): no attention weights to show".into(),
-        ));
+    if let Some(why) = model.config.no_attention() {
+        return Err(Error::Input(why.into()));
     }
     let Some(series) = set.series.get(index) else {
         return Err(Error::Input(format!("{} has {} sequences; `index` {index} is out of range", set.path.display(), set.series.len())));

@@ -194,6 +194,18 @@ impl SequenceConfig {
         self.members.saturating_sub(self.conv_members)
     }
 
+    /// Why this model has no attention weights to show (no attention
+    /// layers, or no member with them), or `None` when it has some.
+    pub fn no_attention(&self) -> Option<&'static str> {
+        if self.encoder.layers == 0 {
+            Some("this model has no attention layers (`layers` 0: its stem's features are averaged), so no attention weights to show")
+        } else if self.attention_members() == 0 {
+            Some("every member of this ensemble is convolutional (`conv_members` = `members`): no attention weights to show")
+        } else {
+            None
+        }
+    }
+
     /// The architecture of member `k`: this one, or for a convolutional
     /// member the stem with at least [`CONV_MEMBER_STEM_LAYERS`] layers and
     /// no attention layers (as a network alone: one member).

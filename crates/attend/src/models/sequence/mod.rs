@@ -346,8 +346,8 @@ impl SequenceModel {
     /// Attention weights per layer `[1, heads, seq, seq]` for one sequence
     /// (an ensemble's first member's).
     pub fn attention_weights(&self, e: &Encoded) -> Result<Vec<Tensor>> {
-        if self.config.attention_members() == 0 {
-            candle_core::bail!("every member of this ensemble is convolutional (no attention layers)");
+        if let Some(why) = self.config.no_attention() {
+            candle_core::bail!("{why}");
         }
         let batch = self.batch(std::slice::from_ref(e), &[0])?;
         let first = &self.members[0];
