@@ -220,3 +220,40 @@ impl LayerNorm {
         ops::layer_norm(x, &self.gamma, &self.beta, self.eps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The vendored candle builds an embedding's gradient in one pass (see
+    /// vendor/candle-core/ATTEND-PATCH.md): it must equal candle's own
+    /// `zeros + index_add` bit for bit, with repeated ids, for a table
+    /// looked up once and twice (the second lookup adds through
+    /// `index_add`).
+    #[test]
+    fn an_embedding_gradient_equals_index_add_onto_zeros() {
+        let dev = Device::Cpu;
+        let table = Var::from_tensor(&Tensor::randn(0f32, 1.0, (7, 5), &dev).unwrap()).unwrap();
+        let ids = Tensor::new(&[3u32, 0, 3, 6, 3, 1], &dev).unwrap();
+        let upstream = Tensor::randn(0f32, 1.0, (6, 5), &dev).unwrap();
+        let once = table.index_select(&ids, 0).unwrap();
+        let grads = (once * &upstream).unwrap().sum_all().unwrap().backward().unwrap();
+        let reference = table.zeros_like().unwrap().index_add(&ids, &upstream, 0).unwrap();
+        let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(grads.get(&table).unwrap()), bits(&reference));
+        assert!(bits(&reference).iter().any(|&b| b != 0));
+
+        let other = Tensor::new(&[2u32, 3], &dev).unwrap();
+        let second = Tensor::randn(0f32, 1.0, (2, 5), &dev).unwrap();
+        let loss = ((table.index_select(&ids, 0).unwrap() * &upstream).unwrap().sum_all().unwrap()
+            + (table.index_select(&other, 0).unwrap() * &second).unwrap().sum_all().unwrap())
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        let both = reference.index_add(&other, &second, 0).unwrap();
+        let got = grads.get(&table).unwrap();
+        // The two lookups reach the table in either order: equal up to rounding.
+        let diff = (got - &both).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{diff}");
+    }
+}
