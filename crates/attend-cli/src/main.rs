@@ -222,19 +222,13 @@ pub(crate) fn cli_command() -> clap::Command {
 /// All parallel work in one pool of `threads` workers, the command itself
 /// running on one of them: our kernels, the GEMMs (rayon's current pool)
 /// and candle's matmul (told the same count through `RAYON_NUM_THREADS`).
-/// candle's own element-wise pool (a second set of threads that spin for a
-/// while after each op, fighting the GEMM workers for the cores) is turned
-/// off with `CANDLE_NUM_THREADS=1` unless the environment sets it: the few
-/// element-wise candle ops left run on the calling worker. Measured on the
-/// default tagger (2-core Zen 3): training +15-20%, tagging +12%.
+/// candle's own element-wise pool is off in our vendored candle unless
+/// `CANDLE_NUM_THREADS` asks for it (`vendor/candle-core/ATTEND-PATCH.md`).
 fn one_pool(threads: usize) -> Result<attend::rayon::ThreadPool> {
     if threads == 0 {
         anyhow::bail!("--threads must be at least 1");
     }
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
     // Threads started outside the pool (the web server's) that call into
     // rayon get a global pool of the same size.
     let _ = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();

@@ -363,8 +363,17 @@ impl Drop for BarrierPool {
 static BARRIER_POOL: OnceLock<BarrierPool> = OnceLock::new();
 
 /// Persistent barrier pool
+///
+/// attend: no workers unless `CANDLE_NUM_THREADS` asks for them. attend
+/// runs its own kernels and the matmuls on the caller's rayon pool; a
+/// second set of threads here spins after each element-wise op and fights
+/// that pool (and, in a process per core, the other processes) for the
+/// cores, so the few element-wise candle ops left run on the calling thread.
 pub fn barrier_pool() -> &'static BarrierPool {
-    BARRIER_POOL.get_or_init(|| BarrierPool::new(candle_num_threads().saturating_sub(1)))
+    BARRIER_POOL.get_or_init(|| {
+        let asked = std::env::var_os("CANDLE_NUM_THREADS").is_some();
+        BarrierPool::new(if asked { candle_num_threads().saturating_sub(1) } else { 0 })
+    })
 }
 
 pub fn with_threadpool<F: FnOnce() -> R + Send, R: Send>(f: F) -> R {

@@ -256,4 +256,20 @@ mod tests {
         let diff = (got - &both).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-6, "{diff}");
     }
+
+    /// The vendored candle starts no element-wise pool of its own unless
+    /// `CANDLE_NUM_THREADS` asks for one (see its ATTEND-PATCH.md): its
+    /// spinning threads would fight attend's pool, in every front end. A
+    /// large element-wise op (past the size candle splits) still computes
+    /// on the calling thread.
+    #[test]
+    fn candle_runs_element_wise_ops_on_the_calling_thread() {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            assert_eq!(candle_core::utils::barrier_pool().n_workers(), 0);
+        }
+        let n = 200_000;
+        let x = Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap();
+        let y = ((&x + &x).unwrap().sqrt().unwrap()).to_vec1::<f32>().unwrap();
+        assert!(y.iter().enumerate().all(|(i, &v)| v == (2.0 * i as f32).sqrt()));
+    }
 }
