@@ -97,7 +97,7 @@ def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
     assert "epochs" not in chosen, "given"
     # 300 steps: patches of 4 (75 inputs), a 25-wide stem window, nothing held out.
     assert (chosen["patch"], chosen["stem_kernel"], chosen["sequence_norm"], chosen["dev_fraction"]) == (4, 25, True, 0.0)
-    assert (chosen["members"], chosen["conv_members"]) == (3, 1), "a small set: an ensemble of three, one convolutional"
+    assert (chosen["members"], chosen["conv_members"]) == (6, 2), "a small set of short runs: six networks, two convolutional"
     assert all(c["why"] for c in clf.fit_report_["adaptive"])
     assert clf.get_params()["patch"] is None, "the estimator's parameters stay as given (scikit-learn's rule)"
     saved = json.loads(clf.handle_.settings_json)

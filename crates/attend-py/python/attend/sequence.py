@@ -270,6 +270,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
     members : int or None
         An ensemble of this many networks trained side by side (in parallel
         with several threads); predictions average their probabilities.
+        None: below 1,000 series 6, or 3 where each network's run is long
+        (more than 6.25 M vector passes); else 1.
     conv_members : int or None
         Of the members, how many are convolutional (a stem of at least 3
         layers, no attention); with both kinds, each kind has half the say.

@@ -27,8 +27,13 @@
 //!   [`SMALL_SET_MEMBERS`] networks whose class probabilities are
 //!   averaged: on small sets one network's accuracy swings by several
 //!   points with its initial weights, and the average of a few swings less
-//!   and is better than the typical one (InceptionTime averages five). The
-//!   members train side by side, in parallel with several threads.
+//!   and is better than the typical one (InceptionTime averages five).
+//!   Where each network's run is short (at most [`LARGE_ENSEMBLE_PASSES`]
+//!   vectors: training sequences x median length x epochs), twice as many
+//!   ([`LARGE_ENSEMBLE_MEMBERS`]): the time stays well inside the budget
+//!   and the average swings less again. The members train side by side,
+//!   in parallel with several threads. Decided after the epochs (on which
+//!   it depends), reported in [`KEYS`] order.
 //! - **conv_members**: in such an ensemble (with a stem and attention
 //!   layers), one member in [`CONV_SHARE`] is convolutional: the stem
 //!   with three layers and no attention. The two kinds fail on different
@@ -77,6 +82,15 @@ pub const MAX_EPOCHS: usize = 300;
 /// trains ACSF1 (100 series of 1,460 steps) at about 0.83 s an epoch on 2
 /// cores of a Zen 4; this holds such a set to about 2.5 minutes.
 pub const MAX_VECTOR_PASSES: usize = 25_000_000;
+/// Networks averaged on a small set whose networks each pass at most
+/// [`LARGE_ENSEMBLE_PASSES`] vectors: twice as many cost twice the time of
+/// a run that is short anyway (6 networks: PickupGestureWiimoteZ 51 s a
+/// seed), and the average of six swings less again.
+pub const LARGE_ENSEMBLE_MEMBERS: usize = 6;
+/// A quarter of [`MAX_VECTOR_PASSES`]: six networks of this many vectors
+/// each stay near the time of three at the full budget, even on short
+/// series, whose vectors cost the most each (per-sequence overheads).
+pub const LARGE_ENSEMBLE_PASSES: usize = MAX_VECTOR_PASSES / 4;
 /// Peak learning rate of the adaptive schedule.
 pub const LR: f32 = 0.003;
 /// Sequences per batch, at least and at most.
@@ -201,33 +215,6 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
         };
         choose("sequence_norm", m.sequence_norm.into(), why.into());
     }
-    if free("members") {
-        let small = profile.sequences < SMALL_SET;
-        m.members = if small { SMALL_SET_MEMBERS } else { 1 };
-        let why = if small {
-            format!("{} sequences (< {SMALL_SET}): the average of {SMALL_SET_MEMBERS} networks varies less than one", profile.sequences)
-        } else {
-            format!("{} sequences: one network", profile.sequences)
-        };
-        choose("members", m.members.into(), why);
-    }
-    if free("conv_members") {
-        let small = profile.sequences < SMALL_SET;
-        let attention = m.encoder.kind == EncoderKind::Attention && m.encoder.layers > 0;
-        let mixed = small && m.stem > 0 && attention && m.members >= CONV_SHARE;
-        m.conv_members = if mixed { m.members / CONV_SHARE } else { 0 };
-        let why = if mixed {
-            format!(
-                "{} of the {} networks convolutional (a 3-layer stem, no attention); each kind has half the say in predictions",
-                m.conv_members, m.members
-            )
-        } else if !small {
-            format!("{} sequences: attention only", profile.sequences)
-        } else {
-            format!("attention only (mixed ensembles need a stem, attention layers and at least {CONV_SHARE} members)")
-        };
-        choose("conv_members", m.conv_members.into(), why);
-    }
     if free("dev_fraction") && !dev_file && profile.sequences < SMALL_SET {
         t.dev_fraction = 0.0;
         choose(
@@ -277,6 +264,50 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
         let shown: f64 = LR.to_string().parse().unwrap_or(f64::from(LR));
         choose("lr", shown.into(), format!("peak learning rate for batches of at most {MAX_BATCH} sequences"));
     }
+    // Decided last (they depend on the epochs), reported in KEYS order.
+    let passes = learning * median * settings.train.epochs;
+    let m = &mut settings.model;
+    if free("members") {
+        let small = profile.sequences < SMALL_SET;
+        let room = passes <= LARGE_ENSEMBLE_PASSES;
+        m.members = match (small, room) {
+            (true, true) => LARGE_ENSEMBLE_MEMBERS,
+            (true, false) => SMALL_SET_MEMBERS,
+            (false, _) => 1,
+        };
+        let why = if small {
+            format!(
+                "{} sequences (< {SMALL_SET}): the average of {} networks varies less than one; {} ({:.2}M vectors per network, {} {:.2}M)",
+                profile.sequences,
+                m.members,
+                if room { "twice as many fit the time" } else { "a long run" },
+                passes as f64 / 1e6,
+                if room { "<=" } else { ">" },
+                LARGE_ENSEMBLE_PASSES as f64 / 1e6,
+            )
+        } else {
+            format!("{} sequences: one network", profile.sequences)
+        };
+        choose("members", m.members.into(), why);
+    }
+    if free("conv_members") {
+        let small = profile.sequences < SMALL_SET;
+        let attention = m.encoder.kind == EncoderKind::Attention && m.encoder.layers > 0;
+        let mixed = small && m.stem > 0 && attention && m.members >= CONV_SHARE;
+        m.conv_members = if mixed { m.members / CONV_SHARE } else { 0 };
+        let why = if mixed {
+            format!(
+                "{} of the {} networks convolutional (a 3-layer stem, no attention); each kind has half the say in predictions",
+                m.conv_members, m.members
+            )
+        } else if !small {
+            format!("{} sequences: attention only", profile.sequences)
+        } else {
+            format!("attention only (mixed ensembles need a stem, attention layers and at least {CONV_SHARE} members)")
+        };
+        choose("conv_members", m.conv_members.into(), why);
+    }
+    choices.sort_by_key(|c| KEYS.iter().position(|k| *k == c.key));
     choices
 }
 
@@ -304,8 +335,8 @@ mod tests {
         assert_eq!((s.model.patch, s.model.stem, s.model.stem_kernel, s.model.sequence_norm), (1, STEM_FEATURES, STEM_KERNEL, true));
         let (wider, _) = chosen(&profile(50, 1, (251, 251, 251), 2), &[]);
         assert_eq!(wider.model.stem_kernel, 21, "251 / 12 = 20, made odd");
-        assert_eq!((s.train.dev_fraction, s.model.members), (0.0, SMALL_SET_MEMBERS), "a small set: an ensemble");
-        assert_eq!(s.model.conv_members, 1, "one of its three networks convolutional");
+        assert_eq!((s.train.dev_fraction, s.model.members), (0.0, LARGE_ENSEMBLE_MEMBERS), "a small set of short runs: six networks");
+        assert_eq!(s.model.conv_members, 2, "two of its six networks convolutional");
         // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 6,000 steps would be 667 epochs.
         assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps, s.train.lr), (6 * 24, MAX_EPOCHS, 270, LR));
     }
@@ -322,6 +353,7 @@ mod tests {
         let (s, _) = chosen(&profile(100, 1, (1460, 1460, 1460), 10), &[]);
         assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
         assert_eq!(s.train.epochs, MAX_VECTOR_PASSES / (100 * 1460), "146,000 vectors an epoch: 171 epochs, not 300");
+        assert_eq!((s.model.members, s.model.conv_members), (SMALL_SET_MEMBERS, 1), "a long run: three networks");
         assert_eq!(chosen(&profile(100, 1, (200, 200, 200), 10), &[]).0.train.epochs, MAX_EPOCHS, "short series: the budget does not bind");
         assert_eq!(chosen(&profile(900, 1, (9000, 9000, 9000), 10), &[]).0.train.epochs, MIN_EPOCHS, "never below the fewest epochs");
         assert_eq!(s.model.stem_kernel, MAX_STEM_KERNEL, "a twelfth of 1460 is 121: the widest window");
@@ -369,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn short_runs_get_six_networks_long_ones_three() {
+        let members = |sequences: usize, length: usize, given: &[&str], f: &dyn Fn(&mut SequenceSettings)| {
+            let mut s = SequenceSettings::default();
+            f(&mut s);
+            let why =
+                adapt(&mut s, &given.iter().map(|k| k.to_string()).collect(), &profile(sequences, 1, (length, length, length), 5), false)
+                    .into_iter()
+                    .find(|c| c.key == "members")
+                    .map(|c| c.why);
+            (s.model.members, s.model.conv_members, why)
+        };
+        // 100 sequences in batches of 8: 13 steps an epoch, 300 epochs.
+        // 100 x 208 x 300 = 6.24M vectors per network: six fit; 209 steps: 6.27M, three.
+        let (m, c, why) = members(100, 208, &[], &|_| {});
+        assert_eq!((m, c), (6, 2));
+        let why = why.unwrap();
+        assert!(why.contains("6.24M vectors per network, <= 6.25M"), "{why}");
+        assert_eq!(members(100, 209, &[], &|_| {}).0, 3);
+        // The epochs the user gives count: 100 epochs of 600 steps is 6M.
+        assert_eq!(members(100, 600, &["epochs"], &|s| s.train.epochs = 100).0, 6);
+        assert_eq!(members(5000, 20, &[], &|_| {}).0, 1, "a large set: one network");
+    }
+
+    #[test]
     fn a_mixed_ensemble_needs_a_stem_attention_and_three_members() {
         let small = profile(50, 1, (100, 100, 100), 2);
         let conv = |given: &[&str], f: &dyn Fn(&mut SequenceSettings)| {
@@ -379,14 +435,14 @@ mod tests {
         };
         assert_eq!(conv(&["members"], &|s| s.model.members = 6), (6, 2), "a third of a larger ensemble");
         assert_eq!(conv(&["members"], &|s| s.model.members = 2), (2, 0), "fewer than three: attention only");
-        assert_eq!(conv(&["stem"], &|s| s.model.stem = 0), (3, 0), "no stem: attention only");
+        assert_eq!(conv(&["stem"], &|s| s.model.stem = 0), (6, 0), "no stem: attention only");
         assert_eq!(
             conv(&["layers"], &|s| s.model.encoder.layers = 0),
-            (3, 0),
+            (6, 0),
             "no attention layers: every member is convolutional already"
         );
-        assert_eq!(conv(&["encoder"], &|s| s.model.encoder.kind = EncoderKind::Rnn), (3, 0), "a BiLSTM: not mixed");
-        assert_eq!(conv(&["conv_members"], &|s| s.model.conv_members = 3), (3, 3), "the user's count wins");
+        assert_eq!(conv(&["encoder"], &|s| s.model.encoder.kind = EncoderKind::Rnn), (6, 0), "a BiLSTM: not mixed");
+        assert_eq!(conv(&["conv_members"], &|s| s.model.conv_members = 3), (6, 3), "the user's count wins");
     }
 
     #[test]
