@@ -4,9 +4,12 @@
 # 2 worker processes of 1 thread each: words per second, the speed-ups the
 # issue asks for (2 workers >= 1.8x 1 worker, >= 0.85x the CLI on as many
 # cores) and peak memory per worker; checks that every engine's CoNLL-U is
-# byte-equal to the CLI's. Builds the release binary and wheel into
+# byte-equal to the CLI's, and where each cluster's CPU time went (workers,
+# nannies, client and scheduler). With --write, each cluster also runs with
+# its workers writing CoNLL-U files (one per partition) instead of sending
+# the text back to the client. Builds the release binary and wheel into
 # target/bench-venv with dask[distributed] (scripts/bench-venv.sh), then runs
-# scripts/bench_dask.py (its --help: model, words, workers, partitions). Not
+# scripts/bench_dask.py (its --help: model, words, workers, partitions, --write). Not
 # a test: a benchmark to run by hand (about 6 minutes on 2 cores with the
 # README's model in runs/ewt).
 set -euo pipefail

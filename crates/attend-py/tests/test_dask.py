@@ -1,6 +1,7 @@
 """attend.dask on a LocalCluster of 2 worker processes of 1 thread each:
-tagging split into partitions gives `attend tag`'s output byte for byte,
-models load once per worker, bad documents become error records, a worker
+tagging split into partitions gives `attend tag`'s output byte for byte
+(gathered, or written to files by the workers), models load once per
+worker, bad documents become error records, a worker
 killed mid-run loses nothing, and sequence models predict over dask arrays
 and bags as they do in one process."""
 
@@ -72,7 +73,30 @@ def test_partitions_tag_as_the_cli_does(client, small_tagger, ewt_text):  # type
     assert all(set(r) == set(ad.RECORD_COLUMNS) and r["error"] is None for r in records)
 
 
-def test_a_dataframe_column(client, small_tagger, ewt_text):  # type: ignore[no-untyped-def]
+def test_written_files_join_to_the_cli_output(client, small_tagger, ewt_text, tmp_path):  # type: ignore[no-untyped-def]
+    paragraphs = ewt_text.split("\n\n")
+    tagged = ad.tag(db.from_sequence(paragraphs, npartitions=12), small_tagger)
+    paths = ad.write_conllu(tagged, tmp_path / "out")
+    # Names sort in partition order past ten partitions; no temporary file is left.
+    assert len(paths) == tagged.npartitions > 10 and paths == sorted(paths)
+    assert sorted(os.listdir(tmp_path / "out")) == [Path(p).name for p in paths]
+    assert "".join(Path(p).read_text(encoding="utf-8") for p in paths) == cli_tag(small_tagger, ewt_text)
+    with pytest.raises(FileExistsError, match="part-00000.conllu"):
+        ad.write_conllu(tagged, tmp_path / "out")
+    # Lazily: nothing is written until computed.
+    lazy = ad.write_conllu(ad.tag(db.from_sequence(paragraphs[:40], npartitions=3), small_tagger), tmp_path / "lazy", compute=False)
+    assert len(lazy) == 3 and not (tmp_path / "lazy").exists()
+    written = client.gather(client.compute(lazy))
+    assert "".join(Path(p).read_text(encoding="utf-8") for p in written) == "".join(ad.tag(db.from_sequence(paragraphs[:40]), small_tagger).compute())
+    records = ad.tag(db.from_sequence(paragraphs[:4], npartitions=1), small_tagger, output="records")
+    with pytest.raises(TypeError, match="CoNLL-U strings"):
+        ad.write_conllu(records, tmp_path / "records")
+    assert not list((tmp_path / "records").glob("*")), "a failed write leaves no file"
+    with pytest.raises(TypeError, match="tag\\(\\)"):
+        ad.write_conllu(paragraphs, tmp_path / "list")
+
+
+def test_a_dataframe_column(client, small_tagger, ewt_text, tmp_path):  # type: ignore[no-untyped-def]
     dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe needs dask[dataframe] (pandas, pyarrow)")
     import pandas as pd
 
@@ -82,6 +106,8 @@ def test_a_dataframe_column(client, small_tagger, ewt_text):  # type: ignore[no-
     out = ad.tag(ddf["text"], small_tagger).compute()
     assert list(out.index) == list(frame.index)
     assert "".join(out) == cli_tag(small_tagger, "\n\n".join(paragraphs) + "\n")
+    paths = ad.write_conllu(ad.tag(ddf["text"], small_tagger), tmp_path / "out")
+    assert len(paths) == 4 and "".join(Path(p).read_text(encoding="utf-8") for p in paths) == "".join(out)
     words = ad.tag(ddf["text"], small_tagger, output="records").compute()
     assert list(words.columns) == list(ad.RECORD_COLUMNS)
     assert words["doc"].iloc[0] == 1000 and words["doc"].is_monotonic_increasing

@@ -8,6 +8,9 @@ file system) and return a lazy collection of the results:
   a ``dask.dataframe`` column) to CoNLL-U, one string per document, or to
   records, one per word (``doc``, ``sentence``, ``token``, ``token_form``,
   ``word``, ``form``, ``upos``, ``xpos``, ``feats``, ``error``).
+- :func:`write_conllu`: that CoNLL-U to files, one per partition, each
+  written by the worker that tagged it; joined in name order they are
+  ``attend tag``'s output.
 - :func:`predict`: series (a ``dask.array`` chunked along its first axis,
   or a ``dask.bag`` of arrays of any length) to labels or probabilities.
 
@@ -28,6 +31,7 @@ is ``attend tag``'s output on the documents joined by blank lines.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from typing import Any
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 
 try:
+    import dask
     import dask.array as da
     import dask.bag as db
     from dask import delayed
@@ -45,7 +50,7 @@ from . import _cache
 from ._base import threads
 from ._corpus import DOC, MAX_TOKEN_CHARS, RECORD_COLUMNS, error_record, renumber, tag_documents, word_records
 
-__all__ = ["MAX_TOKEN_CHARS", "RECORD_COLUMNS", "predict", "renumber", "tag"]
+__all__ = ["MAX_TOKEN_CHARS", "RECORD_COLUMNS", "predict", "renumber", "tag", "write_conllu"]
 
 def tag(
     texts: Any,
@@ -98,6 +103,69 @@ def tag(
             return dd.from_delayed(parts, meta=_records_frame([], texts.index.dtype))
         return dd.from_delayed(parts, meta=pd.Series([], dtype=object, name=texts.name), divisions=texts.divisions)
     raise TypeError(f"texts must be a dask.bag.Bag or a dask.dataframe.Series, got {type(texts).__name__}")
+
+
+def write_conllu(tagged: Any, path: str | os.PathLike[str], *, compute: bool = True) -> Any:
+    """Writes the CoNLL-U of :func:`tag` to files in folder ``path``, one per
+    partition, each written by the worker that holds the partition (nothing
+    passes through the client).
+
+    The files are named ``part-00000.conllu``, ``part-00001.conllu``, ...
+    (wide enough for every partition), so that their names sort in
+    partition order, and hold each document's CoNLL-U as it is: joined in
+    name order (``cat path/*.conllu``) they equal ``"".join(tagged.compute())``,
+    ``attend tag``'s output on the same text. (A bag's ``to_textfiles``
+    does not: it puts a newline between elements, a second blank line
+    between documents, and names its files ``0``, ``1``, ..., ``10``, which
+    sort out of order.) Each file is written under a temporary name and
+    renamed when complete, so a worker that dies leaves no partial file.
+
+    Parameters
+    ----------
+    tagged : dask.bag.Bag or dask.dataframe.Series
+        :func:`tag`'s result with ``output="conllu"``.
+    path : path
+        The folder, made if missing, on a file system every worker writes
+        to. It must not already hold ``part-*.conllu`` files (they would mix
+        with these when joined).
+    compute : bool
+        False: return one ``dask.delayed`` per partition instead of writing
+        now (each gives its file's path).
+
+    Returns
+    -------
+    The files' paths in partition order (``compute=False``: the delayed
+    writes, in the same order).
+    """
+    if not (isinstance(tagged, db.Bag) or _is_dask_series(tagged)):
+        raise TypeError(f"tagged must be the dask.bag.Bag or dask.dataframe.Series of tag(), got {type(tagged).__name__}")
+    folder = os.path.abspath(os.fspath(path))
+    old = sorted(glob.glob(os.path.join(glob.escape(folder), "part-*.conllu")))
+    if old:
+        raise FileExistsError(f"{folder} already holds {len(old)} part-*.conllu file(s) ({os.path.basename(old[0])}, ...): write to another folder or remove them")
+    parts = tagged.to_delayed()
+    width = max(5, len(str(len(parts) - 1)))
+    paths = [os.path.join(folder, f"part-{i:0{width}d}.conllu") for i in range(len(parts))]
+    writes = [delayed(_write_part, pure=False)(part, p) for part, p in zip(parts, paths)]
+    return list(dask.compute(*writes)) if compute else writes
+
+
+def _write_part(docs: Any, path: str) -> str:
+    """Writes one partition's CoNLL-U strings to ``path``, through a
+    temporary file renamed when complete."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            for doc in docs.tolist() if hasattr(docs, "tolist") else docs:
+                if not isinstance(doc, str):
+                    raise TypeError(f"write_conllu writes the CoNLL-U strings of tag(output='conllu'), got {type(doc).__name__}")
+                f.write(doc)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def _is_dask_series(x: Any) -> bool:
