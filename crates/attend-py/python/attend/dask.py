@@ -118,7 +118,9 @@ def write_conllu(tagged: Any, path: str | os.PathLike[str], *, compute: bool = T
     does not: it puts a newline between elements, a second blank line
     between documents, and names its files ``0``, ``1``, ..., ``10``, which
     sort out of order.) Each file is written under a temporary name and
-    renamed when complete, so a worker that dies leaves no partial file.
+    renamed when complete, so a worker that dies never leaves a partial
+    ``.conllu`` (at most a ``.tmp`` file, which ``*.conllu`` does not match);
+    the retried partition writes the whole file.
 
     Parameters
     ----------
