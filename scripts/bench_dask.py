@@ -135,20 +135,19 @@ def main() -> None:
             rows.append((f"CLI, {threads} thread{'s' * (threads > 1)}", threads, words / secs, f"{rss:.0f}"))
             print(f"  {rows[-1][0]}: {secs:.1f} s", flush=True)
         reference = want.read_text()
-        for workers in sorted({1, args.workers}):
-            secs, out, rss, where = dask_tag(os.path.abspath(args.model), paragraphs, workers, args.partitions)
-            if out != reference:
-                sys.exit(f"Dask with {workers} worker(s) wrote other CoNLL-U than the CLI")
-            rows.append((f"Dask, {workers} worker{'s' * (workers > 1)} x 1 thread", workers, words / secs, " / ".join(f"{r:.0f}" for r in rss)))
-            print(f"  {rows[-1][0]}: {secs:.1f} s, output equal to the CLI's; {where}", flush=True)
+        model = os.path.abspath(args.model)
+        # Each way of getting the output: its name's suffix and its run.
+        ways = [("", lambda n: dask_tag(model, paragraphs, n, args.partitions))]
         if args.write:
+            ways.append((", writing files", lambda n: dask_write(model, paragraphs, n, args.partitions, Path(tmp, f"written-{n}"))))
+        for suffix, run in ways:
             for workers in sorted({1, args.workers}):
-                secs, out, rss, where = dask_write(os.path.abspath(args.model), paragraphs, workers, args.partitions, Path(tmp, f"written-{workers}"))
+                secs, out, rss, where = run(workers)
+                name = f"Dask, {workers} worker{'s' * (workers > 1)} x 1 thread{suffix}"
                 if out != reference:
-                    sys.exit(f"Dask with {workers} worker(s) writing files wrote other CoNLL-U than the CLI")
-                name = f"Dask, {workers} worker{'s' * (workers > 1)} x 1 thread, writing files"
+                    sys.exit(f"{name}: other CoNLL-U than the CLI's")
                 rows.append((name, workers, words / secs, " / ".join(f"{r:.0f}" for r in rss)))
-                print(f"  {name}: {secs:.1f} s, files equal to the CLI's output; {where}", flush=True)
+                print(f"  {name}: {secs:.1f} s, output equal to the CLI's; {where}", flush=True)
     cli_rate = {cores_: rate for name, cores_, rate, _ in rows if name.startswith("CLI")}
     # Each Dask way is compared with its own 1-worker run.
     one_worker = {name.endswith("writing files"): rate for name, n, rate, _ in rows if name.startswith("Dask") and n == 1}

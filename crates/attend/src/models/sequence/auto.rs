@@ -267,8 +267,8 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
     // Decided last (they depend on the epochs), reported in KEYS order.
     let passes = learning * median * settings.train.epochs;
     let m = &mut settings.model;
+    let small = profile.sequences < SMALL_SET;
     if free("members") {
-        let small = profile.sequences < SMALL_SET;
         let room = passes <= LARGE_ENSEMBLE_PASSES;
         m.members = match (small, room) {
             (true, true) => LARGE_ENSEMBLE_MEMBERS,
@@ -291,7 +291,6 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
         choose("members", m.members.into(), why);
     }
     if free("conv_members") {
-        let small = profile.sequences < SMALL_SET;
         let attention = m.encoder.kind == EncoderKind::Attention && m.encoder.layers > 0;
         let mixed = small && m.stem > 0 && attention && m.members >= CONV_SHARE;
         m.conv_members = if mixed { m.members / CONV_SHARE } else { 0 };
