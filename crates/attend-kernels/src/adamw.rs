@@ -45,37 +45,58 @@ impl<'a> Coefficients<'a> {
     }
 }
 
-/// The gradient of one chunk: `parts[0]` alone, or the parts added in
-/// order into `buf` (((a + b) + c) ..., as adding them one tensor at a time).
+/// The gradient parts of one chunk added in order into `buf`
+/// (((a + b) + c) ..., as adding them one tensor at a time).
 #[inline(always)]
-fn summed<'a>(parts: &[&'a [f32]], range: std::ops::Range<usize>, buf: &'a mut [f32; CHUNK]) -> &'a [f32] {
-    match parts {
-        [one] => &one[range],
-        [first, rest @ ..] => {
-            let out = &mut buf[..range.len()];
-            out.copy_from_slice(&first[range.clone()]);
-            for part in rest {
-                for (o, &x) in out.iter_mut().zip(&part[range.clone()]) {
-                    *o += x;
-                }
-            }
-            out
+fn summed<'a>(parts: &[&[f32]], range: std::ops::Range<usize>, buf: &'a mut [f32; CHUNK]) -> &'a [f32] {
+    let out = &mut buf[..range.len()];
+    out.copy_from_slice(&parts[0][range.clone()]);
+    for part in &parts[1..] {
+        for (o, &x) in out.iter_mut().zip(&part[range.clone()]) {
+            *o += x;
         }
-        [] => &[],
     }
+    out
 }
 
-/// The update of the chunk of `p` that starts at element `at` of the
-/// summed gradient parts. Zipped (no indexing), so the loop compiles to
-/// vector code for the instruction set of the function it is inlined into.
-/// Rust never contracts `a * b + c` into a fused multiply-add, so every
-/// path gives the same bits.
+/// Runs `$body` with `$g` bound to an iterator over the chunk `$range` of
+/// the summed gradient parts `$parts`: one part as it is, two added as
+/// they are read (no extra pass), more added into a buffer first. Every
+/// way adds in part order, so all give the same bits. (A macro: each arm
+/// binds an iterator of a different type.)
+macro_rules! with_gradient {
+    ($parts:expr, $range:expr, |$g:ident| $body:expr) => {{
+        let (parts, range): (&[&[f32]], std::ops::Range<usize>) = ($parts, $range);
+        match parts {
+            [] => {
+                let $g = std::iter::empty::<f32>();
+                $body
+            }
+            [a] => {
+                let $g = a[range].iter().copied();
+                $body
+            }
+            [a, b] => {
+                let $g = a[range.clone()].iter().zip(&b[range]).map(|(&x, &y)| x + y);
+                $body
+            }
+            _ => {
+                let mut buf = [0f32; CHUNK];
+                let $g = summed(parts, range, &mut buf).iter().copied();
+                $body
+            }
+        }
+    }};
+}
+
+/// AdamW on one chunk of `p`, `m`, `v` from its gradient `g`. Zipped (no
+/// indexing), so the loop compiles to vector code for the instruction set
+/// of the function it is inlined into. Rust never contracts `a * b + c`
+/// into a fused multiply-add, so every path gives the same bits.
 #[inline(always)]
-fn update_chunk(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
-    let mut buf = [0f32; CHUNK];
-    let g = summed(g, at..at + p.len(), &mut buf);
+fn update_from(p: &mut [f32], g: impl Iterator<Item = f32>, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
     let s = k.s;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+    for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = g * s.grad_scale + s.l2 * *p;
         *m = s.beta1 * *m + (1.0 - s.beta1) * g;
         *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
@@ -84,22 +105,66 @@ fn update_chunk(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [
     }
 }
 
-/// Sum of squares of one chunk of the summed gradient parts, in f64 with
-/// eight running sums (one f64 add chain is latency-bound at a quarter of
-/// the machine's speed).
+/// The update of the chunk of `p` that starts at element `at` of the
+/// summed gradient parts.
 #[inline(always)]
-fn squares_chunk(g: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
-    let mut buf = [0f32; CHUNK];
-    let g = summed(g, range, &mut buf);
-    let mut acc = [0f64; 8];
-    let mut lanes = g.chunks_exact(8);
-    for c in &mut lanes {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x as f64 * x as f64;
+fn update_chunk(p: &mut [f32], g: &[&[f32]], at: usize, m: &mut [f32], v: &mut [f32], k: &Coefficients) {
+    with_gradient!(g, at..at + p.len(), |g| update_from(p, g, m, v, k))
+}
+
+/// Running sums of squares: enough independent f64 add chains that the
+/// adds' latency does not bound the loop (one chain runs at a fraction of
+/// the machine's speed).
+const LANES: usize = 32;
+
+/// `acc` plus the squares of `g` in f64, element `i` into running sum
+/// `i % LANES`. Blocks of `LANES` passed by value keep the sums in
+/// registers (a slice of them in memory made every add wait on a store).
+#[inline(always)]
+fn add_squares(acc: [f64; LANES], g: impl Iterator<Item = [f32; LANES]>) -> [f64; LANES] {
+    g.fold(acc, |mut acc, x| {
+        for i in 0..LANES {
+            acc[i] += x[i] as f64 * x[i] as f64;
+        }
+        acc
+    })
+}
+
+/// Sum of squares in f64 of the summed gradient parts over `range` (one
+/// part read as it is, two added as read, more added into a buffer
+/// first): element `i` goes into running sum `i % LANES` and the sums are
+/// then added pairwise in a fixed order.
+#[inline(always)]
+fn squares_chunk(parts: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
+    let block = |x: &[f32]| -> [f32; LANES] { x.try_into().expect("a block of LANES") };
+    // The last, short block with zeros after it.
+    let padded = |tail: &[f32]| -> [f32; LANES] { std::array::from_fn(|i| tail.get(i).copied().unwrap_or(0.0)) };
+    // (The tail is added on its own: a chained iterator does not vectorise.)
+    let one = |g: &[f32]| {
+        let blocks = g.chunks_exact(LANES);
+        let tail = padded(blocks.remainder());
+        add_squares(add_squares([0.0; LANES], blocks.map(block)), std::iter::once(tail))
+    };
+    let sum = |x: [f32; LANES], y: [f32; LANES]| -> [f32; LANES] { std::array::from_fn(|i| x[i] + y[i]) };
+    let mut acc = match parts {
+        [] => [0.0; LANES],
+        [a] => one(&a[range]),
+        [a, b] => {
+            let (a, b) = (a[range.clone()].chunks_exact(LANES), b[range].chunks_exact(LANES));
+            let tail = sum(padded(a.remainder()), padded(b.remainder()));
+            let acc = add_squares([0.0; LANES], a.zip(b).map(|(x, y)| sum(block(x), block(y))));
+            add_squares(acc, std::iter::once(tail))
+        }
+        _ => one(summed(parts, range, &mut [0f32; CHUNK])),
+    };
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] += acc[i + width];
         }
     }
-    let tail: f64 = lanes.remainder().iter().map(|&x| x as f64 * x as f64).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    acc[0]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -250,8 +315,11 @@ mod tests {
         assert!((want.3 - plain).abs() <= 1e-12 * plain, "{} vs {plain}", want.3);
         assert_ne!(want.0, p0, "the weights moved");
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // Two parts (added as read) and three (added into a buffer) take
+        // different paths from one.
+        let ab: Vec<f32> = a.iter().zip(&b).map(|(a, b)| a + b).collect();
         for isa in Isa::available() {
-            for got in [run(isa, &[&whole]), run(isa, &[&a, &b, &c])] {
+            for got in [run(isa, &[&whole]), run(isa, &[&a, &b, &c]), run(isa, &[&ab, &c])] {
                 assert_eq!(bits(&got.0), bits(&want.0), "{isa:?} weights");
                 assert_eq!(bits(&got.1), bits(&want.1), "{isa:?} first moment");
                 assert_eq!(bits(&got.2), bits(&want.2), "{isa:?} second moment");

@@ -76,27 +76,60 @@ pub struct Split<'a> {
     pub pieces: Vec<Piece<'a>>,
 }
 
-/// Cuts items of the given sizes, in order, into at most `parts`
-/// contiguous non-empty runs of about equal total size (for
-/// [`Task::split`]): a run ends once the sizes so far reach its share of
-/// the total.
+/// Cuts items of the given sizes, in order, into `parts` contiguous
+/// non-empty runs (fewer only when there are fewer items) for
+/// [`Task::split`], so that the costliest run costs as little as
+/// possible. A run's cost is what its padded batch holds: its items times
+/// its largest size. Each run goes to its own thread and the step waits
+/// for the slowest, so the largest cost is what counts (runs are filled
+/// from the left up to it).
 pub fn even_runs(sizes: &[usize], parts: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = parts.clamp(1, sizes.len().max(1));
-    let total: usize = sizes.iter().sum();
-    let mut runs = Vec::with_capacity(parts);
-    let (mut start, mut sum) = (0, 0);
-    for (i, &size) in sizes.iter().enumerate() {
-        sum += size;
-        let k = runs.len() + 1;
-        // Leave at least one item for each run still to come.
-        let must_end = sizes.len() - (i + 1) == parts - k;
-        if k < parts && (sum * parts >= total * k || must_end) {
-            runs.push(start..i + 1);
-            start = i + 1;
+    let n = sizes.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let parts = parts.clamp(1, n);
+    let cost = |r: &std::ops::Range<usize>| r.len() * sizes[r.clone()].iter().copied().max().unwrap_or(0);
+    // The fewest runs, filled from the left, none costing more than `limit`
+    // (every single item must fit).
+    let greedy = |limit: usize| {
+        let mut runs = Vec::new();
+        let (mut start, mut longest) = (0, 0);
+        for (i, &size) in sizes.iter().enumerate() {
+            longest = longest.max(size);
+            if (i + 1 - start) * longest > limit {
+                runs.push(start..i);
+                (start, longest) = (i, size);
+            }
+        }
+        runs.push(start..n);
+        runs
+    };
+    // The least limit that `parts` runs can keep to (the runs' count only
+    // falls as the limit grows, so a binary search finds it).
+    let (mut lo, mut hi) = (sizes.iter().copied().max().unwrap_or(0), cost(&(0..n)));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if greedy(mid).len() <= parts {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    if start < sizes.len() {
-        runs.push(start..sizes.len());
+    let mut runs = greedy(lo);
+    // Fewer runs than parts: cut the costliest run that has two items
+    // where its halves' larger cost is least, until there are `parts`
+    // (a cut never raises the largest cost).
+    while runs.len() < parts {
+        let (at, run) = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.len() > 1)
+            .max_by_key(|(i, r)| (cost(r), std::cmp::Reverse(*i)))
+            .map(|(i, r)| (i, r.clone()))
+            .expect("fewer runs than items: one has two");
+        let cut = (run.start + 1..run.end).min_by_key(|&c| cost(&(run.start..c)).max(cost(&(c..run.end)))).expect("a run of two or more");
+        runs.splice(at..at + 1, [run.start..cut, cut..run.end]);
     }
     runs
 }
@@ -788,9 +821,23 @@ mod tests {
             assert_eq!(flat, (0..sizes.len()).collect::<Vec<_>>(), "{sizes:?} in {parts}");
             assert!(runs.iter().all(|r| !r.is_empty()));
         }
-        let totals = |sizes: &[usize], parts| even_runs(sizes, parts).iter().map(|r| sizes[r.clone()].iter().sum()).collect::<Vec<usize>>();
-        assert_eq!(totals(&[5; 10], 2), [25, 25]);
-        let sums = totals(&(1..40).collect::<Vec<_>>(), 3);
-        assert!(sums.iter().all(|&s| s.abs_diff(780 / 3) <= 39), "{sums:?}");
+        // A run's cost: its items times its largest (its padded batch).
+        let costs = |sizes: &[usize], parts| {
+            even_runs(sizes, parts).iter().map(|r| r.len() * sizes[r.clone()].iter().max().unwrap()).collect::<Vec<usize>>()
+        };
+        assert_eq!(costs(&[5; 10], 2), [25, 25]);
+        // Filled from the left: the largest cost is what counts.
+        assert_eq!(costs(&[5; 10], 3), [20, 20, 10]);
+        // Sorted lengths, as a bucket holds them: twelve sentences of 75 to
+        // 86 words cut after the sixth (6 x 80 = 480, 6 x 86 = 516), not after
+        // the first run to pass half the words (7 x 81 = 567, 5 x 86 = 430).
+        let bucket: Vec<usize> = (75..87).collect();
+        assert_eq!(even_runs(&bucket, 2), [0..6, 6..12]);
+        assert_eq!(costs(&[1, 1, 10], 2), [2, 10]);
+        // Against every cut into three: none has a smaller largest cost.
+        let sizes: Vec<usize> = (0..23).map(|i| 1 + (i * 7919) % 31).collect();
+        let cost = |r: std::ops::Range<usize>| r.len() * sizes[r].iter().max().unwrap();
+        let best = (1..23).flat_map(|a| (a + 1..23).map(move |b| (a, b))).map(|(a, b)| cost(0..a).max(cost(a..b)).max(cost(b..23))).min();
+        assert_eq!(costs(&sizes, 3).into_iter().max(), best);
     }
 }

@@ -226,7 +226,7 @@ impl Segmenter {
 
     /// The loss of a batch of `items` (as [`CharBatch::new`] takes them)
     /// for a data-parallel step ([`crate::train::Task::split`]): contiguous
-    /// runs of about equal characters, each piece's mean weighted by its
+    /// runs of about equal padded size ([`even_runs`]), each piece's mean weighted by its
     /// share of the labelled characters, so the pieces add up to
     /// [`loss`](Self::loss) of the whole batch.
     pub fn split<'a>(&'a self, items: &[(&[u32], &[u32], &[u32])], parts: usize) -> Result<Split<'a>> {

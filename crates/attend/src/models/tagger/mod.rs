@@ -159,7 +159,7 @@ impl Tagger {
 
     /// `batch`'s [`loss`](Self::loss) for a data-parallel step
     /// ([`crate::train::Task::split`]): its sentences cut into at most
-    /// `parts` contiguous runs of about equal words, each a
+    /// `parts` contiguous runs of about equal padded size ([`even_runs`]), each a
     /// [`piece_loss`](Self::piece_loss).
     pub fn split(&self, batch: &Batch, parts: usize, label_smoothing: f32) -> Split<'_> {
         let pieces: Vec<Batch> = even_runs(&batch.lengths, parts).into_iter().map(|r| batch.rows(r)).collect();

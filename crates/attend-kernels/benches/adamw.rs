@@ -1,0 +1,61 @@
+//! `cargo bench -p attend-kernels --bench adamw`
+//!
+//! The optimizer's pass over the default tagger's 3,260,136 parameters:
+//! the gradient's sum of squares (for clipping) and the fused AdamW update,
+//! from one gradient (one thread's step) and from two parts added as they
+//! are read (a two-thread data-parallel step), on one thread and on two.
+//! Beside them, in the same run, "memory only": a pass that moves the
+//! bytes a one-part update moves (reads the weights, both moments and the
+//! gradient, writes the first three back) with an add for all its work;
+//! the update's line over it is how close the update runs to the memory's
+//! speed. Throughput is in parameters per second.
+
+use attend_kernels::adamw::{adamw_update, sum_of_squares, AdamWStep};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::Duration;
+
+const PARAMETERS: usize = 3_260_136;
+
+fn values(seed: u32) -> Vec<f32> {
+    (0..PARAMETERS as u32)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) >> 8) as f32 / (1 << 24) as f32 - 0.5)
+        .collect()
+}
+
+fn optimizer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("optimizer");
+    group.throughput(Throughput::Elements(PARAMETERS as u64)).sample_size(20).measurement_time(Duration::from_secs(3));
+    let (g1, g2) = (values(1), values(2));
+    let (mut p, mut m, mut v) = (values(3), vec![0.0f32; PARAMETERS], vec![0.0f32; PARAMETERS]);
+    let step = AdamWStep { lr: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: 0.01, step: 3, grad_scale: 0.5, l2: 0.0 };
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+        for parts in [1, 2] {
+            let grad: Vec<&[f32]> = [&g1[..], &g2[..]][..parts].to_vec();
+            let id = format!("{threads} threads, {parts} parts");
+            group.bench_function(BenchmarkId::new("sum of squares", &id), |b| b.iter(|| pool.install(|| black_box(sum_of_squares(&grad)))));
+            group.bench_function(BenchmarkId::new("adamw", &id), |b| {
+                b.iter(|| pool.install(|| adamw_update(&mut p, &grad, &mut m, &mut v, &step)))
+            });
+        }
+        group.bench_function(BenchmarkId::new("memory only", format!("{threads} threads")), |b| {
+            use rayon::prelude::*;
+            let (mut p, mut m, mut v) = (p.clone(), m.clone(), v.clone());
+            b.iter(|| {
+                pool.install(|| {
+                    let chunks = p.par_chunks_mut(4096).zip(m.par_chunks_mut(4096).zip(v.par_chunks_mut(4096))).zip(g1.par_chunks(4096));
+                    chunks.for_each(|((p, (m, v)), g)| {
+                        for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                            (*p, *m, *v) = (*p + g, *m + g, *v + g);
+                        }
+                    })
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, optimizer);
+criterion_main!(benches);
