@@ -10,7 +10,7 @@
 //! the update's line over it is how close the update runs to the memory's
 //! speed. Throughput is in parameters per second.
 
-use attend_kernels::adamw::{adamw_update, sum_of_squares, AdamWStep};
+use attend_kernels::adamw::{adamw_update, sum_of_squares, AdamWStep, CHUNK};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -44,7 +44,8 @@ fn optimizer(c: &mut Criterion) {
             let (mut p, mut m, mut v) = (p.clone(), m.clone(), v.clone());
             b.iter(|| {
                 pool.install(|| {
-                    let chunks = p.par_chunks_mut(4096).zip(m.par_chunks_mut(4096).zip(v.par_chunks_mut(4096))).zip(g1.par_chunks(4096));
+                    let chunks =
+                        p.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).zip(g1.par_chunks(CHUNK));
                     chunks.for_each(|((p, (m, v)), g)| {
                         for (((p, m), v), g) in p.iter_mut().zip(m).zip(v).zip(g) {
                             (*p, *m, *v) = (*p + g, *m + g, *v + g);
