@@ -181,7 +181,16 @@ fn tagger(args: TaggerArgs) -> Result<()> {
             "train           {:.0} words/s ({} words in {:.2} s; loss {:.3} -> {:.3})",
             r.train_words_per_second, r.train_words, r.train_seconds, r.first_loss, r.last_loss
         );
-        println!("tag             {:.0} words/s ({} words in {:.3} s, median)", r.tag_words_per_second, r.tag_words, r.tag_seconds);
+        println!(
+            "tag             {:.0} words/s ({} words in {:.3} s, median; {} products)",
+            r.tag_words_per_second, r.tag_words, r.tag_seconds, r.tag_precision
+        );
+        if let Some(f32_speed) = r.tag_f32_words_per_second {
+            println!(
+                "tag, f32        {f32_speed:.0} words/s (the same runs with f32 products: bf16 is {:.2}x)",
+                r.tag_words_per_second / f32_speed
+            );
+        }
         println!("peak RSS        {}", r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
     }
     Ok(())
@@ -195,6 +204,15 @@ fn peak_line(p: &attend_cli::bench::FmaPeak) -> String {
         _ => String::new(),
     };
     format!("FMA peak {:.1} GFLOP/s measured now ({} thread(s), {} FMA loop{per_cycle})", p.gflops, p.threads, p.isa)
+}
+
+/// This process's `--precision`, for the runs it starts.
+fn precision_flag() -> &'static str {
+    match attend::precision::get() {
+        attend::precision::Precision::Auto => "auto",
+        attend::precision::Precision::F32 => "f32",
+        attend::precision::Precision::Bf16 => "bf16",
+    }
 }
 
 /// `attend bench tagger --threads 1,2,4`: the benchmark once per count, each
@@ -226,7 +244,7 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
                 eprintln!("--threads {n}:");
             }
             let out = std::process::Command::new(&exe)
-                .args(["--threads", &n.to_string(), "bench", "tagger", "--json"])
+                .args(["--threads", &n.to_string(), "--precision", precision_flag(), "bench", "tagger", "--json"])
                 .arg("--treebank")
                 .arg(&args.treebank)
                 .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
@@ -297,6 +315,19 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
     }
     for (what, fit) in [("training", &train), ("tagging", &tag)] {
         println!("{what}: {}", fit.describe());
+    }
+    if let Some((_, first)) = runs.first() {
+        let baselines: Vec<String> = runs
+            .iter()
+            .filter_map(|(n, r)| {
+                r.tag_f32_words_per_second.map(|f| format!("{n} threads {f:.0} words/s ({:.2}x)", r.tag_words_per_second / f))
+            })
+            .collect();
+        if baselines.is_empty() {
+            println!("tagging ran {} products", first.tag_precision);
+        } else {
+            println!("tagging ran {} products; with f32 products in the same runs: {}", first.tag_precision, baselines.join(", "));
+        }
     }
     println!("a training step's time, ms per step (waiting: threads idle while the longest piece of a split batch runs; update: adding the pieces' gradients, their norm and AdamW, one pass)");
     println!("{:>7} {:>8} {:>8} {:>16} {:>8} {:>8}", "threads", "total", "prepare", "forward+backward", "waiting", "update");

@@ -11,6 +11,7 @@
 //! trains and tags exactly the same inputs; `scripts/bench-torch.sh` runs
 //! both and prints the ratios.
 
+use attend::attend_kernels::matmul::Precision as Products;
 use attend::config::TrainConfig;
 use attend::data::batch::{bucket, encode, Batch};
 use attend::data::conllu::Sentence;
@@ -19,6 +20,7 @@ use attend::models::tagger::config::TaggerConfig;
 use attend::models::tagger::task::TaggerTask;
 use attend::models::tagger::{Tagger, TAG_BATCH_TOKENS};
 use attend::nn::Ctx;
+use attend::precision::Precision;
 use attend::train::{Evaluation, LoopConfig, Split, StepTiming, Stepper, Task};
 use candle_core::Tensor;
 use rand::SeedableRng;
@@ -61,6 +63,14 @@ pub struct TaggerBenchResult {
     /// Median over the tagging runs.
     pub tag_seconds: f64,
     pub tag_words_per_second: f64,
+    /// What the tagging runs' matrix products ran in (`--precision`):
+    /// `f32` or `bf16`.
+    #[serde(default)]
+    pub tag_precision: String,
+    /// With bf16 products: the same tagging runs with f32 products, in the
+    /// same process (the baseline of the bf16 speed-up).
+    #[serde(default)]
+    pub tag_f32_words_per_second: Option<f64>,
     /// The process's peak resident set (Linux `VmHWM`), MiB.
     pub peak_rss_mib: Option<f64>,
     /// Where the timed training steps' time went.
@@ -159,14 +169,27 @@ pub fn bench_tagger(
     let train_seconds = start.elapsed().as_secs_f64();
 
     let tag_words: usize = test_lengths.iter().sum();
-    let mut times = Vec::new();
-    for _ in 0..cfg.tag_runs.max(1) {
-        let start = Instant::now();
-        std::hint::black_box(model.predict_columns(test, &vocab, TAG_BATCH_TOKENS)?);
-        times.push(start.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let tag_seconds = times[times.len() / 2];
+    // Median seconds of tagging the test set, as the process is set.
+    let tag = || -> attend::Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..cfg.tag_runs.max(1) {
+            let start = Instant::now();
+            std::hint::black_box(model.predict_columns(test, &vocab, TAG_BATCH_TOKENS)?);
+            times.push(start.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    let setting = attend::precision::get();
+    let tag_seconds = tag()?;
+    let f32_seconds = if setting.products() == Products::F32 {
+        None
+    } else {
+        attend::precision::set(Precision::F32)?;
+        let seconds = tag();
+        attend::precision::set(setting)?;
+        Some(seconds?)
+    };
     Ok(TaggerBenchResult {
         parameters: model.params.num_scalars(),
         train_steps: cfg.steps,
@@ -178,6 +201,8 @@ pub fn bench_tagger(
         tag_words,
         tag_seconds,
         tag_words_per_second: tag_words as f64 / tag_seconds,
+        tag_precision: setting.name().to_string(),
+        tag_f32_words_per_second: f32_seconds.map(|s| tag_words as f64 / s),
         peak_rss_mib: attend::memory::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64),
         train_phases: stepper.timing,
     })

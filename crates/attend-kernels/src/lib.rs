@@ -15,6 +15,7 @@
 
 pub mod activation;
 pub mod adamw;
+pub mod bf16;
 pub mod charcnn;
 pub mod dense;
 pub mod dropout;

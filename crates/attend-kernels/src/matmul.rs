@@ -1,12 +1,78 @@
 //! Plain f32 matrix products through the `gemm` crate (the GEMM candle
-//! uses), with explicit strides so transposes cost nothing.
+//! uses), with explicit strides so transposes cost nothing; and, where a
+//! caller asks for it and the CPU has it, the same product from bf16 inputs
+//! ([`Precision`], [`crate::bf16`]).
+
+use std::cell::Cell;
+
+/// The precision of [`gemm_acc`]'s products on the current thread, the
+/// way `torch.set_float32_matmul_precision` sets PyTorch's: [`F32`](Self::F32)
+/// unless a caller runs code inside [`with_precision`]. Inference may ask
+/// for [`Bf16`](Self::Bf16); training never does (its backward must see the
+/// products its forward used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16, sums in f32 ([`crate::bf16`]), on CPUs
+    /// with AVX-512 BF16; elsewhere the f32 product runs instead.
+    Bf16,
+}
+
+thread_local! {
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+}
+
+/// Runs `f` with the products of [`gemm_acc`] on this thread at `precision`
+/// (restored afterwards, also on a panic). Only this thread's own calls are
+/// affected, and a row-major product with contiguous columns is the only one
+/// that changes: transposed operands stay f32.
+pub fn with_precision<R>(precision: Precision, f: impl FnOnce() -> R) -> R {
+    struct Restore(Precision);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PRECISION.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PRECISION.with(|p| p.replace(precision)));
+    f()
+}
+
+/// The precision [`gemm_acc`] uses on this thread now.
+pub fn precision() -> Precision {
+    PRECISION.with(|p| p.get())
+}
+
+/// `dst[m, n] += a[m, k] b[k, n]`: [`gemm_acc_f32`], or the bf16 product
+/// where this thread runs at [`Precision::Bf16`], the CPU has it and both
+/// operands have contiguous columns.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_acc(
+    dst: &mut [f32],
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    parallel: bool,
+) {
+    if precision() == Precision::Bf16 && a_cs == 1 && b_cs == 1 && crate::bf16::available() {
+        crate::bf16::gemm_acc_bf16(dst, a, a_rs, b, b_rs, m, k, n, parallel);
+    } else {
+        gemm_acc_f32(dst, a, a_rs, a_cs, b, b_rs, b_cs, m, k, n, parallel);
+    }
+}
 
 /// `dst[m, n] += a[m, k] b[k, n]` with explicit strides (row stride, column
 /// stride) for `a` and `b`; `dst` is row-major. `parallel` splits the
 /// product over rayon's current pool (the split is over output tiles, so
 /// the result does not depend on the thread count).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_acc(
+pub fn gemm_acc_f32(
     dst: &mut [f32],
     a: &[f32],
     a_rs: usize,

@@ -19,6 +19,7 @@
 //!   sentences out; sequence and graph models trained and run from files or
 //!   from data in memory; multi-seed runs.
 //! - [`memory`]: what the system says about memory.
+//! - [`precision`]: f32 or bf16 matrix products at inference.
 //!
 //! Train a small tagger into a model directory (as `attend train tagger`
 //! writes one), load it, and tag sentences: UPOS, XPOS and FEATS.
@@ -64,6 +65,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod precision;
 pub mod shard;
 pub mod train;
 

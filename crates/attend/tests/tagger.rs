@@ -456,7 +456,8 @@ fn sliced_long_inputs_match_the_whole_sequence_pass() {
         let model = Tagger::new(config, 2).unwrap();
         assert_eq!(model.receptive_field(), Some(6));
         let data = encode(&long, &all_columns, model.config.max_word_chars);
-        let whole = model.forward_columns(&Batch::new(&data, &[0]), &mut Ctx::eval()).unwrap();
+        // at the products' precision inference runs at, as long_logits does
+        let whole = attend::precision::inference(|| model.forward_columns(&Batch::new(&data, &[0]), &mut Ctx::eval())).unwrap();
         assert_eq!(whole.len(), 3, "UPOS, XPOS and FEATS scores");
         for core in [1, 3, 50, 333, 700, 1000] {
             let sliced = model.long_logits(&data[0], core).unwrap();
@@ -624,5 +625,35 @@ fn tagging_on_more_threads_gives_one_threads_labels() {
     assert_eq!(one.len(), test.len());
     for threads in [2, 3] {
         assert!(on(threads) == one, "{threads} threads tag otherwise than 1");
+    }
+}
+
+/// bf16 products (inference only, where the CPU has AVX-512 BF16) against
+/// the f32 reference on a whole forward pass, character CNN and dense
+/// layers included: close, but not equal (so the bf16 path really ran).
+#[test]
+fn bf16_inference_stays_close_to_f32() {
+    use attend::attend_kernels::matmul::{with_precision, Precision};
+    if !attend::attend_kernels::bf16::available() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let train = toy_treebank(40, 2);
+    let vocab = TaggerVocab::build_for(&train, &Column::ALL);
+    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 6).unwrap();
+    let test = toy_treebank(50, 9);
+    let data = encode(&test, &vocab, model.config.max_word_chars);
+    let batch = Batch::new(&data, &(0..data.len()).collect::<Vec<_>>());
+    let run = |p: Precision| -> Vec<Vec<f32>> {
+        let logits = with_precision(p, || model.forward_columns(&batch, &mut Ctx::eval())).unwrap();
+        logits.iter().map(|l| l.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    };
+    let (reference, bf16) = (run(Precision::F32), run(Precision::Bf16));
+    assert_eq!(reference.len(), 3, "UPOS, XPOS and FEATS columns");
+    for (column, (r, b)) in reference.iter().zip(&bf16).enumerate() {
+        let scale = r.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = r.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 0.02 * scale, "column {column}: bf16 differs from f32 by {worst} (largest score {scale})");
+        assert!(worst > 0.0, "column {column}: bf16 gave f32's scores exactly: the bf16 path did not run");
     }
 }

@@ -138,7 +138,8 @@ impl Tagger {
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); self.other_heads.len() + 1];
         for s in slices(sentence.len(), core, halo) {
             let slice = sentence.slice(s.lo..s.hi);
-            let logits = self.forward_from(&Batch::new(std::slice::from_ref(&slice), &[0]), s.lo, &mut Ctx::eval())?;
+            let batch = Batch::new(std::slice::from_ref(&slice), &[0]);
+            let logits = crate::precision::inference(|| self.forward_from(&batch, s.lo, &mut Ctx::eval()))?;
             for (part, l) in parts.iter_mut().zip(logits) {
                 part.push(l.squeeze(0)?.narrow(0, s.start - s.lo, s.end - s.start)?.detach());
             }
@@ -217,15 +218,17 @@ impl Tagger {
 
     /// Best UPOS index per word, one vector per sequence.
     pub fn predict_batch(&self, batch: &Batch) -> Result<Vec<Vec<u32>>> {
-        let logits = self.forward(batch, &mut Ctx::eval())?;
+        let logits = crate::precision::inference(|| self.forward(batch, &mut Ctx::eval()))?;
         best_per_word(&logits, &batch.lengths)
     }
 
     /// Best label index per word for every column, per sequence.
     fn predict_batch_columns(&self, batch: &Batch, vocab: &TaggerVocab) -> Result<Vec<SentenceLabels>> {
         let rows = batch.batch * batch.seq;
-        let logits: Vec<Tensor> =
-            self.forward_columns(batch, &mut Ctx::eval())?.iter().map(|l| l.reshape((rows, ()))).collect::<Result<_>>()?;
+        let logits: Vec<Tensor> = crate::precision::inference(|| self.forward_columns(batch, &mut Ctx::eval()))?
+            .iter()
+            .map(|l| l.reshape((rows, ())))
+            .collect::<Result<_>>()?;
         // the real words only, not the padding
         let words: Vec<usize> = (0..batch.batch).flat_map(|b| (b * batch.seq..).take(batch.lengths[b])).collect();
         let flat = decode(&logits, self.combinations(vocab), &words)?;
