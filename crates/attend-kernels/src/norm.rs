@@ -7,11 +7,43 @@
 use crate::ROW_CHUNK;
 use rayon::prelude::*;
 
+/// Running sums of a row reduction: one chain of adds per lane, so the
+/// compiler vectorises it (a single f32 sum is one chain of dependent adds,
+/// which it must keep in order: 256 adds at the add's latency each).
+const LANES: usize = 16;
+
+/// `sum_c f(a[c], b[c], c2[c])` over three rows of equal length, in
+/// [`LANES`] running sums added in a fixed order at the end (the same bits
+/// on every thread count and machine).
+#[inline]
+fn lane_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    debug_assert!(a.len() == b.len() && a.len() == c.len());
+    let mut acc = [0f32; LANES];
+    let (ac, bc, cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    let mut tail = 0f32;
+    for ((x, y), z) in ac.remainder().iter().zip(bc.remainder()).zip(cc.remainder()) {
+        tail += f(*x, *y, *z);
+    }
+    for ((x, y), z) in ac.zip(bc).zip(cc) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l], z[l]);
+        }
+    }
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
+}
+
 #[inline]
 fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = lane_sum(x, x, x, |v, _, _| v) / n;
+    let var = lane_sum(x, x, x, |v, _, _| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -24,8 +56,8 @@ pub fn layer_norm_forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> V
     y.par_chunks_mut(dim * ROW_CHUNK).zip(x.par_chunks(dim * ROW_CHUNK)).for_each(|(yc, xc)| {
         for (yr, xr) in yc.chunks_mut(dim).zip(xc.chunks(dim)) {
             let (mean, rstd) = row_stats(xr, eps);
-            for c in 0..dim {
-                yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+            for (((y, &x), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
+                *y = (x - mean) * rstd * g + b;
             }
         }
     });
@@ -47,21 +79,16 @@ pub fn layer_norm_backward(x: &[f32], gamma: &[f32], dy: &[f32], eps: f32) -> (V
             for ((dxr, xr), dyr) in dxc.chunks_mut(dim).zip(xc.chunks(dim)).zip(dyc.chunks(dim)) {
                 let (mean, rstd) = row_stats(xr, eps);
                 // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-                let mut sum_dxhat = 0f32;
-                let mut sum_dxhat_xhat = 0f32;
-                for c in 0..dim {
-                    let xhat = (xr[c] - mean) * rstd;
-                    let dxhat = dyr[c] * gamma[c];
-                    sum_dxhat += dxhat;
-                    sum_dxhat_xhat += dxhat * xhat;
-                    dg[c] += dyr[c] * xhat;
-                    db[c] += dyr[c];
+                let sum_dxhat = lane_sum(dyr, gamma, xr, |d, g, _| d * g);
+                let sum_dxhat_xhat = lane_sum(dyr, gamma, xr, |d, g, x| d * g * ((x - mean) * rstd));
+                for (((g, b), &x), &d) in dg.iter_mut().zip(db.iter_mut()).zip(xr).zip(dyr) {
+                    *g += d * ((x - mean) * rstd);
+                    *b += d;
                 }
                 let m1 = sum_dxhat / dim as f32;
                 let m2 = sum_dxhat_xhat / dim as f32;
-                for c in 0..dim {
-                    let xhat = (xr[c] - mean) * rstd;
-                    dxr[c] = rstd * (dyr[c] * gamma[c] - m1 - xhat * m2);
+                for (((dx, &x), &d), &g) in dxr.iter_mut().zip(xr).zip(dyr).zip(gamma) {
+                    *dx = rstd * (d * g - m1 - ((x - mean) * rstd) * m2);
                 }
             }
             (dg, db)
@@ -81,6 +108,17 @@ pub fn layer_norm_backward(x: &[f32], gamma: &[f32], dy: &[f32], eps: f32) -> (V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_sums_match_a_plain_sum() {
+        for n in 0..70 {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3).collect();
+            let y: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
+            let want: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64 + 1.0).sum();
+            let got = lane_sum(&x, &y, &x, |a, b, _| a * b + 1.0) as f64;
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "{n}: {got} vs {want}");
+        }
+    }
 
     #[test]
     fn normalizes_rows() {
