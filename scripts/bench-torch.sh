@@ -55,7 +55,7 @@ flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
 isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
 print(f"default tagger, {cpu} ({isa}), {threads} threads{', one busy process beside' if busy else ''}")
 print(f"{'run':>3} {'impl':<16} {'train w/s':>10} {'tag w/s':>10} {'peak RSS MiB':>13} {'loss first->last':>18}")
-ratios = []
+ratios, f32_ratios = [], []
 for run in range(1, runs + 1):
     a = json.load(open(os.path.join(out, f"attend-{run}.json")))
     t = json.load(open(os.path.join(out, f"torch-{run}.json")))
@@ -64,8 +64,14 @@ for run in range(1, runs + 1):
         print(f"{run:>3} {name:<16} {r['train_words_per_second']:>10.0f} {r['tag_words_per_second']:>10.0f} {r['peak_rss_mib']:>13.0f} {r['first_loss']:>8.3f} -> {r['last_loss']:.3f}")
     ar, tr = a["result"], t["result"]
     ratios.append((ar["train_words_per_second"] / tr["train_words_per_second"], ar["tag_words_per_second"] / tr["tag_words_per_second"], ar["peak_rss_mib"] / tr["peak_rss_mib"]))
+    if ar.get("tag_f32_words_per_second"):
+        f32_ratios.append(ar["tag_f32_words_per_second"] / tr["tag_words_per_second"])
 for label, i in (("training", 0), ("tagging", 1), ("peak RSS", 2)):
     vals = [r[i] for r in ratios]
     spread = f" (runs: {', '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else ""
     print(f"attend / pytorch {label}: {statistics.median(vals):.2f}x{spread}")
+precision = a["result"].get("tag_precision") or "f32"
+print(f"attend tagged with {precision} matrix products (attend --precision; auto: bf16 where the CPU has AVX-512 BF16)")
+if f32_ratios:
+    print(f"attend / pytorch tagging with f32 products (the same runs): {statistics.median(f32_ratios):.2f}x (runs: {', '.join(f'{v:.2f}' for v in f32_ratios)})")
 PY
