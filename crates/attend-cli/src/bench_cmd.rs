@@ -206,15 +206,6 @@ fn peak_line(p: &attend_cli::bench::FmaPeak) -> String {
     format!("FMA peak {:.1} GFLOP/s measured now ({} thread(s), {} FMA loop{per_cycle})", p.gflops, p.threads, p.isa)
 }
 
-/// This process's `--precision`, for the runs it starts.
-fn precision_flag() -> &'static str {
-    match attend::precision::get() {
-        attend::precision::Precision::Auto => "auto",
-        attend::precision::Precision::F32 => "f32",
-        attend::precision::Precision::Bf16 => "bf16",
-    }
-}
-
 /// `attend bench tagger --threads 1,2,4`: the benchmark once per count, each
 /// in a fresh process of this program (its own thread pool and peak RSS),
 /// then speed-ups over the first count and Amdahl's law fitted to them.
@@ -244,7 +235,7 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
                 eprintln!("--threads {n}:");
             }
             let out = std::process::Command::new(&exe)
-                .args(["--threads", &n.to_string(), "--precision", precision_flag(), "bench", "tagger", "--json"])
+                .args(["--threads", &n.to_string(), "--precision", attend::precision::get().as_str(), "bench", "tagger", "--json"])
                 .arg("--treebank")
                 .arg(&args.treebank)
                 .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])

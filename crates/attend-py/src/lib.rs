@@ -65,6 +65,21 @@ fn settings<S: serde::Serialize + serde::de::DeserializeOwned + attend::config::
     Ok(s)
 }
 
+/// Sets the precision of inference's matrix products for the whole
+/// process: `auto` (bf16 where the CPU has AVX-512 BF16), `f32` or `bf16`.
+#[pyfunction]
+fn set_precision(name: &str) -> PyResult<()> {
+    attend::precision::set(attend::precision::Precision::parse(name).map_err(py_err)?).map_err(py_err)
+}
+
+/// The precision setting (`auto`, `f32` or `bf16`) and what it runs on this
+/// CPU (`f32` or `bf16`).
+#[pyfunction]
+fn get_precision() -> (&'static str, &'static str) {
+    let p = attend::precision::get();
+    (p.as_str(), p.name())
+}
+
 /// The sequence settings chosen from the data when not given
 /// (`models::sequence::auto::KEYS`, config-file names).
 #[pyfunction]
@@ -752,6 +767,8 @@ fn _attend(m: &Bound<'_, PyModule>) -> PyResult<()> {
     for f in [
         wrap_pyfunction!(default_settings, m)?,
         wrap_pyfunction!(adaptive_keys, m)?,
+        wrap_pyfunction!(set_precision, m)?,
+        wrap_pyfunction!(get_precision, m)?,
         wrap_pyfunction!(fit_sequence, m)?,
         wrap_pyfunction!(fit_graph, m)?,
         wrap_pyfunction!(fit_tagger, m)?,

@@ -84,3 +84,31 @@ def test_main_job_model_tags_as_the_cli_does():
     assert tagger.tag(TEXT, conllu=True) == want
     words = [r.split("\t") for r in want.splitlines() if r and not r.startswith("#") and r.split("\t")[0].isdigit()]
     assert [(w.form, w.upos, w.xpos, w.feats or "_") for s in tagger.tag(TEXT) for w in s.words] == [(r[1], r[3], r[4], r[5]) for r in words]
+
+
+def test_precision_is_the_clis(small_tagger):
+    """set_precision chooses what `attend --precision` chooses: the same
+    tags as the CLI under each setting; a wrong name is refused and leaves
+    the setting as it was."""
+    import subprocess
+
+    before = attend.get_precision()
+    assert before[0] == "auto" and before[1] in ("f32", "bf16")
+    tagger = attend.load(small_tagger)
+    try:
+        for setting in ("f32", "auto"):
+            attend.set_precision(setting)
+            assert attend.get_precision()[0] == setting
+            want = subprocess.run(
+                [attend_bin(), "--precision", setting, "tag", "--model", str(small_tagger), "--threads", "2"],
+                input=TEXT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert tagger.tag(TEXT, conllu=True) == want
+        with pytest.raises(attend.AttendError, match="auto, f32 or bf16"):
+            attend.set_precision("fp8")
+        assert attend.get_precision()[0] == "auto"
+    finally:
+        attend.set_precision(before[0])

@@ -35,6 +35,25 @@ impl Precision {
         }
     }
 
+    /// The setting's name: `auto`, `f32` or `bf16`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The setting named `auto`, `f32` or `bf16`.
+    pub fn parse(name: &str) -> crate::Result<Precision> {
+        match name {
+            "auto" => Ok(Precision::Auto),
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(crate::Error::Input(format!("no precision {other:?}: auto, f32 or bf16"))),
+        }
+    }
+
     /// `f32` or `bf16`: what [`products`](Self::products) resolves to.
     pub fn name(self) -> &'static str {
         match self.products() {
@@ -81,6 +100,14 @@ pub fn inference<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in [Precision::Auto, Precision::F32, Precision::Bf16] {
+            assert_eq!(Precision::parse(p.as_str()).unwrap(), p);
+        }
+        assert!(Precision::parse("fp8").unwrap_err().to_string().contains("auto, f32 or bf16"));
+    }
 
     #[test]
     fn settings_resolve_as_documented() {

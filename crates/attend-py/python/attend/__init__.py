@@ -9,7 +9,8 @@ numpy arrays in, labels out, in the conventions of scikit-learn (``fit``,
 - :class:`SequenceLabeler`: one class per time point;
 - :class:`GraphClassifier`: one class per graph node (graph attention);
 - :class:`Tagger`: raw text or CoNLL-U in, sentences with UPOS, XPOS and FEATS out;
-- :func:`load`: a model directory the ``attend`` CLI (or ``save``) wrote.
+- :func:`load`: a model directory the ``attend`` CLI (or ``save``) wrote;
+- :func:`set_precision`: f32 or bf16 matrix products at inference.
 
 Models pickle (to their checkpoint's bytes). Each estimator computes on its
 own ``n_threads`` threads with the GIL released; Ctrl-C stops ``fit``.
@@ -38,9 +39,11 @@ __all__ = [
     "Token",
     "Word",
     "__version__",
+    "get_precision",
     "load",
     "read_graph",
     "read_series",
+    "set_precision",
 ]
 
 
@@ -55,3 +58,18 @@ def load(path: str | os.PathLike[str]) -> Any:
     if isinstance(handle, _attend.GraphModelHandle):
         return GraphClassifier._from_handle(handle)
     return (SequenceLabeler if handle.per_vector else SequenceClassifier)._from_handle(handle)
+
+
+def set_precision(precision: str) -> None:
+    """Sets the matrix products of inference (tagging; never training) for
+    the whole process, as ``attend --precision`` does: ``"auto"`` (the
+    default: bf16 where the CPU has AVX-512 BF16, f32 elsewhere), ``"f32"``
+    (the reference) or ``"bf16"`` (inputs rounded to bfloat16, sums in f32;
+    an :class:`AttendError` on a CPU without AVX-512 BF16)."""
+    _attend.set_precision(precision)
+
+
+def get_precision() -> tuple[str, str]:
+    """The setting of :func:`set_precision` and what it runs on this CPU:
+    ``("auto", "bf16")`` on a Zen 4, for example."""
+    return _attend.get_precision()
