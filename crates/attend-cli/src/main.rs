@@ -37,11 +37,12 @@ struct Cli {
     /// count.
     #[arg(long, global = true, value_delimiter = ',', value_name = "N")]
     threads: Vec<usize>,
-    /// Matrix products at inference (tagging, segmenting, scoring; never
-    /// training): auto is bf16 where the CPU has AVX-512 BF16 and f32
-    /// elsewhere; f32 is the reference; bf16 rounds the products' inputs to
-    /// bfloat16 and sums in f32 (the dense layers and character CNN about
-    /// 1.7-2x as fast; attention, norms and softmax stay f32).
+    /// Matrix products when a tagger tags or is scored (never in training;
+    /// the segmenter, sequence and graph models stay f32): auto is bf16
+    /// where the CPU has AVX-512 BF16 and f32 elsewhere; f32 is the
+    /// reference; bf16 rounds the products' inputs to bfloat16 and sums in
+    /// f32 (the dense layers and character CNN about 1.7-2x as fast;
+    /// attention, norms and softmax stay f32).
     #[arg(long, global = true, value_enum, default_value_t = PrecisionChoice::Auto)]
     precision: PrecisionChoice,
     #[command(subcommand)]

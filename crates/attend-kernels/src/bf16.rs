@@ -19,6 +19,8 @@
 //! 6 rows x 4 vectors (6 x 64 outputs) in 24 registers. Every output is
 //! summed in the same order whatever the thread count.
 
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
+
 use rayon::prelude::*;
 
 /// Rows per parallel task and per packed block of `a`. Fixed, so the work
@@ -112,11 +114,10 @@ pub fn gemm_acc_bf16(dst: &mut [f32], a: &[f32], a_rs: usize, b: &[f32], b_rs: u
                 x86::block(rows, &ap, k2, &packed, n, mr);
             }
         };
-        let chunks = dst[..m * n].chunks_mut(ROW_BLOCK * n).enumerate();
         if parallel && rayon::current_num_threads() > 1 && m > ROW_BLOCK {
             dst[..m * n].par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(block);
         } else {
-            chunks.for_each(block);
+            dst[..m * n].chunks_mut(ROW_BLOCK * n).enumerate().for_each(block);
         }
     }
 }
