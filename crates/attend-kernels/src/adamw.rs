@@ -146,7 +146,7 @@ fn squares_chunk(parts: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
         add_squares(add_squares([0.0; LANES], blocks.map(block)), std::iter::once(tail))
     };
     let sum = |x: [f32; LANES], y: [f32; LANES]| -> [f32; LANES] { std::array::from_fn(|i| x[i] + y[i]) };
-    let mut acc = match parts {
+    let acc = match parts {
         [] => [0.0; LANES],
         [a] => one(&a[range]),
         [a, b] => {
@@ -157,14 +157,7 @@ fn squares_chunk(parts: &[&[f32]], range: std::ops::Range<usize>) -> f64 {
         }
         _ => one(summed(parts, range, &mut [0f32; CHUNK])),
     };
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-    }
-    acc[0]
+    crate::pairwise_sum(acc)
 }
 
 #[cfg(target_arch = "x86_64")]

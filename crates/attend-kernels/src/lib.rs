@@ -43,3 +43,20 @@ pub use simd::Isa;
 /// Number of rows handed to one rayon task. Fixed (never derived from the
 /// thread count) so reductions are bitwise reproducible.
 pub(crate) const ROW_CHUNK: usize = 64;
+
+/// The sum of running sums `acc` (`N` a power of two), added pairwise in a
+/// fixed order: `acc[i] += acc[i + N/2]`, then the first half likewise,
+/// down to one. The same bits on every machine and thread count.
+#[inline(always)]
+pub(crate) fn pairwise_sum<T: Copy + std::ops::AddAssign, const N: usize>(mut acc: [T; N]) -> T {
+    const { assert!(N.is_power_of_two(), "a power of two of running sums") };
+    let mut width = N;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            let x = acc[i + width];
+            acc[i] += x;
+        }
+    }
+    acc[0]
+}

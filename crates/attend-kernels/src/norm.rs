@@ -29,14 +29,7 @@ fn lane_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -
             acc[l] += f(x[l], y[l], z[l]);
         }
     }
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
+    crate::pairwise_sum(acc) + tail
 }
 
 #[inline]
