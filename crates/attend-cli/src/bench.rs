@@ -213,7 +213,7 @@ pub fn bench_graph_model(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(looped.seed);
     let batch = task.batches(&mut rng).remove(0);
     let mut stepper =
-        Stepper::new(Default::default(), Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed) });
+        Stepper::new(Default::default(), Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(looped.dropout_seed), rows: None });
     let mut step = || stepper.step(&task, &batch, &mut rng, looped.schedule.lr, &looped.optimizer).map(|_| ());
     step()?; // warm-up, and the optimizer state exists before measuring memory
     let before = crate::memory::live();

@@ -321,18 +321,22 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
         }
     }
     println!("a training step's time, ms per step (waiting: threads idle while the longest piece of a split batch runs; update: adding the pieces' gradients, their norm and AdamW, one pass)");
-    println!("{:>7} {:>8} {:>8} {:>16} {:>8} {:>8}", "threads", "total", "prepare", "forward+backward", "waiting", "update");
+    println!(
+        "{:>7} {:>8} {:>8} {:>16} {:>8} {:>8} {:>8}",
+        "threads", "total", "prepare", "forward+backward", "waiting", "starting", "update"
+    );
     for (n, r) in &runs {
         let p = &r.train_phases;
         let ms = |s: f64| 1e3 * s / p.steps.max(1) as f64;
         // Thread time not spent on a piece, as wall time over the threads.
         let waiting = if p.pieces_busy > 0.0 { (p.forward_backward * *n as f64 - p.pieces_busy).max(0.0) / *n as f64 } else { 0.0 };
         println!(
-            "{n:>7} {:>8.1} {:>8.1} {:>16.1} {:>8.1} {:>8.1}",
+            "{n:>7} {:>8.1} {:>8.1} {:>16.1} {:>8.1} {:>8.2} {:>8.1}",
             ms(p.total()),
             ms(p.prepare),
             ms(p.forward_backward),
             ms(waiting),
+            ms(p.pieces_starting / *n as f64),
             ms(p.update)
         );
     }

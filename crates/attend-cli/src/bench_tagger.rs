@@ -151,7 +151,8 @@ pub fn bench_tagger(
     }
 
     let task = Prepared { model: &model, batches: &batches, label_smoothing: train_cfg.label_smoothing };
-    let mut stepper = Stepper::new(Default::default(), Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed) });
+    let mut stepper =
+        Stepper::new(Default::default(), Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(looped.dropout_seed), rows: None });
     for (i, &lr) in lrs.iter().enumerate().take(cfg.warmup_steps) {
         stepper.step(&task, &[i], &mut rng, lr, &looped.optimizer)?;
     }

@@ -857,8 +857,14 @@ pub fn char_cnn(table: &Tensor, w: &Tensor, b: &Tensor, ids: &[u32], lengths: &[
 
 // ------------------------------------------------------------------- AdamW
 
+/// A gradient as [`AdamWOp`] takes it: dense parts, or rows of a table.
+enum AdamWGrad<'a> {
+    Dense(&'a [&'a [f32]]),
+    Rows(&'a [adamw::Rows<'a>]),
+}
+
 struct AdamWOp<'a> {
-    grad: &'a [&'a [f32]],
+    grad: AdamWGrad<'a>,
     m: Mutex<&'a mut [f32]>,
     v: Mutex<&'a mut [f32]>,
     step: AdamWStep,
@@ -870,21 +876,23 @@ impl InplaceOp1 for AdamWOp<'_> {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout) -> Result<()> {
-        let (a, b) = match l1.contiguous_offsets() {
-            Some(r) => r,
-            None => bail!("adamw: parameter must be contiguous"),
-        };
-        let param = match s1 {
-            CpuStorage::F32(p) => &mut p[a..b],
-            _ => bail!("adamw: parameter must be f32"),
-        };
+        let Some((a, b)) = l1.contiguous_offsets() else { bail!("adamw: parameter must be contiguous") };
+        let CpuStorage::F32(p) = s1 else { bail!("adamw: parameter must be f32") };
+        let param = &mut p[a..b];
         let mut m = self.m.lock().expect("adamw state lock");
         let mut v = self.v.lock().expect("adamw state lock");
         let n = param.len();
-        if self.grad.is_empty() || self.grad.iter().any(|g| g.len() != n) || m.len() != n || v.len() != n {
+        let fits = match &self.grad {
+            AdamWGrad::Dense(g) => !g.is_empty() && g.iter().all(|g| g.len() == n),
+            AdamWGrad::Rows(g) => g.iter().all(|g| g.width > 0 && n.is_multiple_of(g.width)),
+        };
+        if !fits || m.len() != n || v.len() != n {
             bail!("adamw: parameter, gradient and state sizes differ");
         }
-        adamw::adamw_update(param, self.grad, &mut m, &mut v, &self.step);
+        match &self.grad {
+            AdamWGrad::Dense(g) => adamw::adamw_update(param, g, &mut m, &mut v, &self.step),
+            AdamWGrad::Rows(g) => adamw::adamw_update_rows(param, g, &mut m, &mut v, &self.step),
+        }
         Ok(())
     }
 }
@@ -904,11 +912,141 @@ fn with_f32s<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<R> {
     Ok(f(&slices))
 }
 
+// ------------------------------------------------------- embedding by rows
+
+/// The gradient of a table that is zero but in the rows a batch looked up
+/// ([`adamw::Rows`], owned): increasing row ids, each once, and their
+/// values, `width` each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowGrad {
+    pub ids: Vec<u32>,
+    pub values: Vec<f32>,
+    pub width: usize,
+}
+
+impl RowGrad {
+    pub fn as_rows(&self) -> adamw::Rows<'_> {
+        adamw::Rows { ids: &self.ids, values: &self.values, width: self.width }
+    }
+
+    /// The sum of two gradients of one table (rows of either, in order).
+    pub fn add(&self, other: &RowGrad) -> RowGrad {
+        assert_eq!(self.width, other.width, "row gradients of different tables");
+        let w = self.width;
+        let (mut ids, mut values) = (Vec::new(), Vec::new());
+        let (mut i, mut j) = (0, 0);
+        while i < self.ids.len() || j < other.ids.len() {
+            let (a, b) = (self.ids.get(i), other.ids.get(j));
+            match (a, b) {
+                (Some(&x), Some(&y)) if x == y => {
+                    ids.push(x);
+                    values.extend(self.values[i * w..][..w].iter().zip(&other.values[j * w..][..w]).map(|(p, q)| p + q));
+                    (i, j) = (i + 1, j + 1);
+                }
+                (Some(&x), Some(&y)) if x < y => {
+                    ids.push(x);
+                    values.extend_from_slice(&self.values[i * w..][..w]);
+                    i += 1;
+                }
+                (Some(&x), None) => {
+                    ids.push(x);
+                    values.extend_from_slice(&self.values[i * w..][..w]);
+                    i += 1;
+                }
+                (_, Some(&y)) => {
+                    ids.push(y);
+                    values.extend_from_slice(&other.values[j * w..][..w]);
+                    j += 1;
+                }
+                (None, None) => unreachable!("the loop runs while either has rows"),
+            }
+        }
+        RowGrad { ids, values, width: w }
+    }
+
+    /// The whole table (`rows` rows), zeros where no row was looked up.
+    pub fn to_dense(&self, rows: usize) -> Result<Tensor> {
+        let mut table = vec![0f32; rows * self.width];
+        for (&r, row) in self.ids.iter().zip(self.values.chunks_exact(self.width.max(1))) {
+            table[r as usize * self.width..][..self.width].copy_from_slice(row);
+        }
+        Tensor::from_vec(table, (rows, self.width), &candle_core::Device::Cpu)
+    }
+}
+
+/// Where [`embedding_rows`] lookups leave their tables' gradients during a
+/// backward pass, by the table's tensor id, in the order the lookups'
+/// backward ran.
+#[derive(Debug, Default)]
+pub struct RowGrads(Mutex<Vec<(candle_core::TensorId, RowGrad)>>);
+
+impl RowGrads {
+    /// What was collected, emptying the collection.
+    pub fn take(&self) -> Vec<(candle_core::TensorId, RowGrad)> {
+        std::mem::take(&mut *self.0.lock().expect("row gradients lock"))
+    }
+}
+
+struct EmbeddingRowsOp {
+    ids: Vec<u32>,
+    sink: std::sync::Arc<RowGrads>,
+}
+
+impl CustomOp1 for EmbeddingRowsOp {
+    fn name(&self) -> &'static str {
+        "attend-embedding-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let table = f32_slice(s, l, self.name())?;
+        let (rows, width) = l.shape().dims2()?;
+        let mut out = Vec::with_capacity(self.ids.len() * width);
+        for &id in &self.ids {
+            if id as usize >= rows {
+                bail!("embedding: id {id} past a table of {rows} rows");
+            }
+            out.extend_from_slice(&table[id as usize * width..][..width]);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((self.ids.len(), width))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let width = arg.dim(1)?;
+        let (ids, values) = with_f32(grad, |g| adamw::rows_of(&self.ids, g, width))?;
+        self.sink.0.lock().expect("row gradients lock").push((arg.id(), RowGrad { ids, values, width }));
+        // The table gets no dense gradient: its rows are in the sink.
+        Ok(None)
+    }
+}
+
+/// Rows `ids` of `table` (`[rows, width]`): `[ids.len(), width]`, as
+/// `table.index_select(ids, 0)`, except that backward leaves the table's
+/// gradient in `sink` as rows ([`RowGrad`]) instead of building the whole
+/// table of zeros with the rows added (9 MiB for the tagger's words, per
+/// data-parallel piece of every step, and read again by the update).
+pub fn embedding_rows(table: &Tensor, ids: &[u32], sink: &std::sync::Arc<RowGrads>) -> Result<Tensor> {
+    table.contiguous()?.apply_op1(EmbeddingRowsOp { ids: ids.to_vec(), sink: sink.clone() })
+}
+
+/// AdamW on `param` (a table) from a gradient given as rows (parts to add
+/// in order), as [`adamw_step`] with the dense table would, bit for bit.
+pub fn adamw_step_rows(param: &Tensor, grad: &[&RowGrad], m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
+    let rows: Vec<adamw::Rows> = grad.iter().map(|g| g.as_rows()).collect();
+    param.inplace_op1(&AdamWOp { grad: AdamWGrad::Rows(&rows), m: Mutex::new(m), v: Mutex::new(v), step })
+}
+
+/// Sum of squares (f64) of a table's gradient given as rows, as
+/// [`sum_of_squares`] of the dense table would give, bit for bit.
+pub fn sum_of_squares_rows(elements: usize, grad: &[&RowGrad]) -> f64 {
+    let rows: Vec<adamw::Rows> = grad.iter().map(|g| g.as_rows()).collect();
+    adamw::sum_of_squares_rows(elements, &rows)
+}
+
 /// One fused AdamW update of `param` in place, with moments `m` and `v`,
 /// from a gradient given as parts to add in order (the pieces of a
 /// data-parallel step; usually one).
 pub fn adamw_step(param: &Tensor, grad: &[&Tensor], m: &mut [f32], v: &mut [f32], step: AdamWStep) -> Result<()> {
-    with_f32s(grad, |grad| param.inplace_op1(&AdamWOp { grad, m: Mutex::new(m), v: Mutex::new(v), step }))?
+    with_f32s(grad, |grad| param.inplace_op1(&AdamWOp { grad: AdamWGrad::Dense(grad), m: Mutex::new(m), v: Mutex::new(v), step }))?
 }
 
 /// Sum of squares (f64) of a gradient given as parts to add in order, as

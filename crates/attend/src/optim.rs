@@ -17,7 +17,7 @@ use crate::nn::ParamStore;
 use crate::ops;
 use attend_kernels::adamw::AdamWStep;
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor, TensorId, Var};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
@@ -68,31 +68,118 @@ pub struct AdamW {
     pub step: u64,
 }
 
+/// The gradients of one backward pass: candle's store, and the tables
+/// whose gradients came back as rows ([`ops::embedding_rows`]: a training
+/// step's word embedding), by the table's tensor id.
+#[derive(Debug, Default)]
+pub struct Gradients {
+    pub dense: GradStore,
+    pub rows: HashMap<TensorId, ops::RowGrad>,
+}
+
+impl From<GradStore> for Gradients {
+    fn from(dense: GradStore) -> Self {
+        Gradients { dense, rows: HashMap::new() }
+    }
+}
+
+impl Gradients {
+    /// `dense` with the row gradients a backward pass left in a sink
+    /// ([`ops::RowGrads::take`]). A table looked up more than once gets the
+    /// sum of its lookups' rows.
+    pub fn new(dense: GradStore, rows: Vec<(TensorId, ops::RowGrad)>) -> Self {
+        let mut by_table: HashMap<TensorId, ops::RowGrad> = HashMap::new();
+        for (id, g) in rows {
+            match by_table.entry(id) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(g);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let sum = e.get().add(&g);
+                    e.insert(sum);
+                }
+            }
+        }
+        Gradients { dense, rows: by_table }
+    }
+}
+
+/// One parameter's gradient over the parts of a step.
+enum Grad<'a> {
+    /// Dense tensors, to add in order.
+    Dense(Vec<&'a Tensor>),
+    /// Rows of a table, to add in order.
+    Rows(Vec<&'a ops::RowGrad>),
+    /// A table with both (not made by attend's models): the rows made dense.
+    Mixed(Vec<Tensor>),
+}
+
+impl Grad<'_> {
+    fn sum_of_squares(&self, elements: usize) -> Result<f64> {
+        Ok(match self {
+            Grad::Dense(g) => ops::sum_of_squares(g)?,
+            Grad::Rows(g) => ops::sum_of_squares_rows(elements, g),
+            Grad::Mixed(g) => ops::sum_of_squares(&g.iter().collect::<Vec<_>>())?,
+        })
+    }
+}
+
 impl AdamW {
     /// Applies one update from `grads` at learning rate `lr`; returns the
     /// gradient norm before clipping. Parameters without a gradient are left alone.
     pub fn update(&mut self, params: &ParamStore, grads: &GradStore, lr: f32, h: &AdamWConfig) -> Result<f32> {
-        self.update_sum(params, std::slice::from_ref(grads), lr, h)
+        self.update_parts(params, &[(grads, None)], lr, h)
     }
 
-    /// [`update`](Self::update) from the sum of several gradient stores
+    /// [`update`](Self::update) from the sum of several passes' gradients
     /// (the pieces of a data-parallel step), added in order element by
-    /// element inside the update's own pass, never stored: one store gives
-    /// exactly [`update`](Self::update). The parameters are updated in
-    /// parallel (and each large one in fixed chunks); the gradient norm adds
-    /// each parameter's sum of squares in parameter order, so the result
-    /// does not depend on the thread count.
-    pub fn update_sum(&mut self, params: &ParamStore, parts: &[GradStore], lr: f32, h: &AdamWConfig) -> Result<f32> {
+    /// element inside the update's own pass, never stored: one part gives
+    /// exactly [`update`](Self::update). A table's rows
+    /// ([`Gradients::rows`]) count as the dense table with zeros elsewhere,
+    /// bit for bit. The parameters are updated in parallel (and each large
+    /// one in fixed chunks); the gradient norm adds each parameter's sum of
+    /// squares in parameter order, so the result does not depend on the
+    /// thread count.
+    pub fn update_sum(&mut self, params: &ParamStore, parts: &[Gradients], lr: f32, h: &AdamWConfig) -> Result<f32> {
+        let parts: Vec<_> = parts.iter().map(|g| (&g.dense, Some(&g.rows))).collect();
+        self.update_parts(params, &parts, lr, h)
+    }
+
+    fn update_parts(
+        &mut self,
+        params: &ParamStore,
+        parts: &[(&GradStore, Option<&HashMap<TensorId, ops::RowGrad>>)],
+        lr: f32,
+        h: &AdamWConfig,
+    ) -> Result<f32> {
         self.step += 1;
         // Each parameter with a gradient in some part, with those parts in order.
-        let work: Vec<(&String, &Var, Vec<&Tensor>)> = params
-            .vars()
-            .filter_map(|(name, var)| {
-                let grad: Vec<&Tensor> = parts.iter().filter_map(|p| p.get(var)).collect();
-                (!grad.is_empty()).then_some((name, var, grad))
-            })
-            .collect();
-        let squares = work.par_iter().map(|(_, _, grad)| ops::sum_of_squares(grad)).collect::<candle_core::Result<Vec<f64>>>()?;
+        let mut work: Vec<(&String, &Var, Grad)> = Vec::new();
+        for (name, var) in params.vars() {
+            let dense: Vec<&Tensor> = parts.iter().filter_map(|p| p.0.get(var)).collect();
+            let rows: Vec<&ops::RowGrad> = parts.iter().filter_map(|p| p.1.and_then(|r| r.get(&var.id()))).collect();
+            let grad = match (dense.is_empty(), rows.is_empty()) {
+                (true, true) => continue,
+                (false, true) => Grad::Dense(dense),
+                (true, false) => Grad::Rows(rows),
+                (false, false) => {
+                    let table = var.dim(0)?;
+                    let mut mixed = Vec::new();
+                    for p in parts {
+                        let d = p.0.get(var);
+                        let r = p.1.and_then(|r| r.get(&var.id())).map(|r| r.to_dense(table)).transpose()?;
+                        mixed.extend(match (d, r) {
+                            (Some(d), Some(r)) => Some((d + r)?),
+                            (Some(d), None) => Some(d.clone()),
+                            (None, r) => r,
+                        });
+                    }
+                    Grad::Mixed(mixed)
+                }
+            };
+            work.push((name, var, grad));
+        }
+        let squares = work.par_iter().map(|(_, var, grad)| grad.sum_of_squares(var.elem_count())).collect::<Result<Vec<f64>>>()?;
         let norm = squares.iter().sum::<f64>().sqrt() as f32;
         let grad_scale = if h.clip > 0.0 && norm > h.clip { h.clip / norm } else { 1.0 };
         for (name, var, _) in &work {
@@ -111,7 +198,7 @@ impl AdamW {
             })
             .collect();
         let step = self.step;
-        jobs.into_par_iter().try_for_each(|(var, grad, m, v)| {
+        jobs.into_par_iter().try_for_each(|(var, grad, m, v)| -> Result<()> {
             let matrix = var.rank() >= 2;
             let step = AdamWStep {
                 lr,
@@ -123,7 +210,12 @@ impl AdamW {
                 grad_scale,
                 l2: if matrix { h.l2 } else { 0.0 },
             };
-            ops::adamw_step(var.as_tensor(), grad, m, v, step)
+            match grad {
+                Grad::Dense(g) => ops::adamw_step(var.as_tensor(), g, m, v, step)?,
+                Grad::Rows(g) => ops::adamw_step_rows(var.as_tensor(), g, m, v, step)?,
+                Grad::Mixed(g) => ops::adamw_step(var.as_tensor(), &g.iter().collect::<Vec<_>>(), m, v, step)?,
+            }
+            Ok(())
         })?;
         Ok(norm)
     }
@@ -212,7 +304,7 @@ mod tests {
         let loss =
             |w: &Tensor, b: &Tensor, k: f64| (w.sin().unwrap() * k).unwrap().broadcast_add(b).unwrap().sqr().unwrap().sum_all().unwrap();
         let (s1, w1, b1) = make();
-        let parts = vec![loss(&w1, &b1, 1.0).backward().unwrap(), loss(&w1, &b1, -0.3).backward().unwrap()];
+        let parts: Vec<Gradients> = vec![loss(&w1, &b1, 1.0).backward().unwrap().into(), loss(&w1, &b1, -0.3).backward().unwrap().into()];
         let (s2, w2, b2) = make();
         let whole = (loss(&w2, &b2, 1.0) + loss(&w2, &b2, -0.3)).unwrap().backward().unwrap();
         let (mut o1, mut o2) = (AdamW::default(), AdamW::default());
@@ -228,5 +320,40 @@ mod tests {
         }
         assert_eq!(o1.step, 3);
         assert_eq!(o1.m.keys().collect::<Vec<_>>(), o2.m.keys().collect::<Vec<_>>());
+    }
+
+    /// A table looked up twice in one pass gets the sum of both lookups'
+    /// rows, and the update from rows matches the update from the dense
+    /// gradient candle builds for the same lookups.
+    #[test]
+    fn rows_of_two_lookups_add_up_and_update_as_the_dense_table() {
+        use std::sync::Arc;
+        let make = || {
+            let mut store = ParamStore::new(3);
+            let t = store.add("t", &[9, 4], Init::Normal(1.0)).unwrap();
+            (store, t)
+        };
+        let (a, b): (Vec<u32>, Vec<u32>) = (vec![1, 5, 1, 8], vec![5, 0, 2]);
+        let h = AdamWConfig { beta1: 0.9, beta2: 0.98, clip: 0.5, weight_decay: 0.01, l2: 0.0 };
+        let loss =
+            |x: Tensor, y: Tensor| (x.sin().unwrap().sum_all().unwrap() + (y * 3.0).unwrap().sqr().unwrap().sum_all().unwrap()).unwrap();
+        let (s1, t1) = make();
+        let sink = Arc::new(ops::RowGrads::default());
+        let l = loss(ops::embedding_rows(&t1, &a, &sink).unwrap(), ops::embedding_rows(&t1, &b, &sink).unwrap());
+        let grads = Gradients::new(l.backward().unwrap(), sink.take());
+        assert!(grads.dense.get(&t1).is_none());
+        assert_eq!(grads.rows[&t1.id()].ids, vec![0, 1, 2, 5, 8]);
+        let (s2, t2) = make();
+        let idx = |ids: &[u32]| Tensor::from_slice(ids, ids.len(), &Device::Cpu).unwrap();
+        let dense = loss(t2.index_select(&idx(&a), 0).unwrap(), t2.index_select(&idx(&b), 0).unwrap()).backward().unwrap();
+        let want = dense.get(&t2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = grads.rows[&t1.id()].to_dense(9).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(want.iter().zip(&got).all(|(x, y)| (x - y).abs() <= 1e-6 * x.abs().max(1.0)), "{want:?} vs {got:?}");
+        let (mut o1, mut o2) = (AdamW::default(), AdamW::default());
+        let n1 = o1.update_sum(&s1, std::slice::from_ref(&grads), 0.01, &h).unwrap();
+        let n2 = o2.update(&s2, &dense, 0.01, &h).unwrap();
+        assert!((n1 - n2).abs() <= 1e-5 * n2, "{n1} vs {n2}");
+        let (w1, w2) = (t1.flatten_all().unwrap().to_vec1::<f32>().unwrap(), t2.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert!(w1.iter().zip(&w2).all(|(x, y)| (x - y).abs() <= 1e-6), "{w1:?} vs {w2:?}");
     }
 }

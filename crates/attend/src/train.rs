@@ -15,8 +15,7 @@ use crate::checkpoint::{self, Contents, Loaded, ResumeFiles, Saveable};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::nn::{Ctx, ParamStore};
-use crate::optim::{AdamW, AdamWConfig, Schedule};
-use candle_core::backprop::GradStore;
+use crate::optim::{AdamW, AdamWConfig, Gradients, Schedule};
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -484,11 +483,21 @@ pub struct Stepper {
     pub ctx: Ctx,
     /// Where the steps' time went, summed over steps.
     pub timing: StepTiming,
+    /// Embedding tables' gradients as rows (the default): the same update,
+    /// bit for bit, as the dense tables (`false`, the reference), without
+    /// building a table of zeros per pass or reading it in the update.
+    pub row_gradients: bool,
 }
 
 impl Stepper {
     pub fn new(optimizer: AdamW, ctx: Ctx) -> Self {
-        Stepper { optimizer, ctx, timing: StepTiming::default() }
+        Stepper { optimizer, ctx, timing: StepTiming::default(), row_gradients: true }
+    }
+
+    /// A sink for the row gradients of embedding lookups
+    /// ([`crate::ops::embedding_rows`]) in one training pass, if they are on.
+    fn row_sink(&self) -> Option<std::sync::Arc<crate::ops::RowGrads>> {
+        self.row_gradients.then(Default::default)
     }
 }
 
@@ -505,6 +514,10 @@ pub struct StepTiming {
     /// summed over pieces (`forward_backward` times the threads, less
     /// this, is time threads waited).
     pub pieces_busy: f64,
+    /// Data-parallel steps: from handing the pieces out to each piece's
+    /// start, summed over pieces (threads waking up; part of the waiting).
+    #[serde(default)]
+    pub pieces_starting: f64,
     /// The optimizer update (gradient norm, clipping, AdamW; data-parallel
     /// steps: adding the pieces' gradients too, inside the same pass).
     pub update: f64,
@@ -539,12 +552,16 @@ impl Stepper {
                 return self.step_split(task, split, lr, cfg);
             }
         }
-        let (loss, tokens) = task.loss(batch, rng, &mut self.ctx)?;
+        let sink = self.row_sink();
+        self.ctx.rows = sink.clone();
+        let loss = task.loss(batch, rng, &mut self.ctx);
+        self.ctx.rows = None;
+        let (loss, tokens) = loss?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
         }
-        let grads = loss.backward()?;
+        let grads = gradients(&loss, sink.as_deref())?;
         self.timing.forward_backward += t.elapsed().as_secs_f64();
         self.update(task, std::slice::from_ref(&grads), lr, cfg, tokens, value)
     }
@@ -552,7 +569,7 @@ impl Stepper {
     fn update<T: Task>(
         &mut self,
         task: &T,
-        grads: &[GradStore],
+        grads: &[Gradients],
         lr: f32,
         cfg: &AdamWConfig,
         tokens: usize,
@@ -568,26 +585,37 @@ impl Stepper {
         use rand::Rng;
         let tokens = split.units;
         let t = Instant::now();
+        let rows = self.row_gradients;
         let pieces: Vec<_> = split.pieces.into_iter().map(|p| (self.ctx.rng.random::<u64>(), std::sync::Mutex::new(Some(p)))).collect();
-        let done = crate::shard::map(&pieces, |(seed, piece)| -> Result<(f32, GradStore, f64)> {
+        let done = crate::shard::map(&pieces, |(seed, piece)| -> Result<(f32, Gradients, f64, f64)> {
             let start = Instant::now();
+            let starting = start.duration_since(t).as_secs_f64();
             let piece = piece.lock().expect("no piece panicked").take().expect("shard::map runs each piece once");
-            let loss = piece(&mut Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(*seed) })?;
+            let sink = rows.then(|| std::sync::Arc::new(crate::ops::RowGrads::default()));
+            let loss = piece(&mut Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(*seed), rows: sink.clone() })?;
             let value = loss.to_scalar::<f32>()?;
             // A piece whose loss is not finite makes the step's loss not
             // finite: its gradients are never used.
-            let grads = if value.is_finite() { loss.backward()? } else { GradStore::default() };
-            Ok((value, grads, start.elapsed().as_secs_f64()))
+            let grads = if value.is_finite() { gradients(&loss, sink.as_deref())? } else { Gradients::default() };
+            Ok((value, grads, start.elapsed().as_secs_f64(), starting))
         })?;
         self.timing.forward_backward += t.elapsed().as_secs_f64();
         self.timing.pieces_busy += done.iter().map(|d| d.2).sum::<f64>();
+        self.timing.pieces_starting += done.iter().map(|d| d.3).sum::<f64>();
         let value: f32 = done.iter().map(|d| d.0).sum();
         if !value.is_finite() {
             return Ok(StepOutcome { loss: value, grad_norm: f32::NAN, tokens });
         }
-        let parts: Vec<GradStore> = done.into_iter().map(|d| d.1).collect();
+        let parts: Vec<Gradients> = done.into_iter().map(|d| d.1).collect();
         self.update(task, &parts, lr, cfg, tokens, value)
     }
+}
+
+/// The gradients of `loss`: candle's backward, and the row gradients its
+/// lookups left in `sink`.
+fn gradients(loss: &Tensor, sink: Option<&crate::ops::RowGrads>) -> Result<Gradients> {
+    let dense = loss.backward()?;
+    Ok(Gradients::new(dense, sink.map(|s| s.take()).unwrap_or_default()))
 }
 
 pub struct StepOutcome {
@@ -620,7 +648,7 @@ pub fn fit<T: Task>(
     let mut last_saved = resumed.then(|| format!("epoch {}, after batch {}", state.epoch, state.next_batch));
     let earlier_sec = state.elapsed_sec;
     let elapsed = |start: &Instant| earlier_sec + start.elapsed().as_secs_f64();
-    let mut stepper = Stepper::new(optimizer, Ctx { train: true, rng: state.ctx_rng.restore()? });
+    let mut stepper = Stepper::new(optimizer, Ctx { train: true, rng: state.ctx_rng.restore()?, rows: None });
     let contents = match options.checkpoint_dir {
         Some(_) => Some(task.contents()?),
         None => None,

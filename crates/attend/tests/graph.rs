@@ -34,7 +34,7 @@ fn config(data: &GraphData, score: GraphScoreType, kernel: AttentionKernel, resi
 
 /// Loss over the training nodes with dropout on, and its gradients by name.
 fn loss_and_grads(model: &GraphClassifier, input: &GraphInput, data: &GraphData) -> (f32, Vec<(String, Vec<f32>)>) {
-    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(3) };
+    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(3), rows: None };
     let logits = model.forward(&input.features, &input.graph, &mut ctx).unwrap();
     let idx =
         Tensor::from_vec(data.train.iter().map(|&i| i as u32).collect::<Vec<_>>(), data.train.len(), &candle_core::Device::Cpu).unwrap();

@@ -47,7 +47,7 @@ fn every_parameter_gets_a_gradient() {
     let items = encoded(&p, 4);
     let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
     let batch = CharBatch::new(&refs).unwrap();
-    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+    let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1), rows: None };
     let grads = model.loss(&batch, &mut ctx).unwrap().backward().unwrap();
     for (name, var) in model.params.vars() {
         let g = grads.get(var).unwrap_or_else(|| panic!("{name} got no gradient"));
@@ -65,7 +65,7 @@ fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
     let items = encoded(&p, 9);
     let refs: Vec<(&[u32], &[u32], &[u32])> = items.iter().map(|(a, b, c)| (&a[..], &b[..], *c)).collect();
     let batch = CharBatch::new(&refs).unwrap();
-    let ctx = || Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+    let ctx = || Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1), rows: None };
     for parts in [2, 3, 9] {
         let split = model.split(&refs, parts).unwrap();
         assert_eq!(split.units, batch.lengths.iter().sum::<usize>());

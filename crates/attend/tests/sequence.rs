@@ -74,7 +74,7 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         assert_eq!(model.config.missing_indicators, set.missing() > 0);
         let idx: Vec<usize> = (0..p.train.len()).collect();
         let batch = model.batch(&p.train, &idx).unwrap();
-        let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) };
+        let mut ctx = Ctx { train: true, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1), rows: None };
         let grads = model.loss(&batch, &mut ctx, 0.0).unwrap().backward().unwrap();
         for (name, var) in model.params.vars() {
             let g = grads.get(var).unwrap_or_else(|| panic!("{:?} {:?}: {name} got no gradient", settings.pooling, set.target));
@@ -138,7 +138,7 @@ fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
         let (model, p) = setup(&set, &settings, &cfg);
         let task = task::SeriesTask::new(&model, &p.spec, p.train.clone(), &p.dev, &cfg).unwrap();
         let batch: Vec<usize> = (0..p.train.len()).collect();
-        let eval = || Ctx { train: false, rng: rand_chacha::ChaCha8Rng::seed_from_u64(0) };
+        let eval = || Ctx { train: false, rng: rand_chacha::ChaCha8Rng::seed_from_u64(0), rows: None };
         for threads in [2, 3, 5] {
             // The same data generator state for both: random crops are drawn alike.
             let rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);

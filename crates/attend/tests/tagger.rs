@@ -61,7 +61,7 @@ fn every_parameter_gets_a_nonzero_gradient() {
         assert_eq!(model.columns(), Column::ALL);
         let data = encode(&train, &vocab, 20);
         let batch = Batch::new(&data, &(0..40).collect::<Vec<_>>());
-        let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
+        let mut ctx = Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1), rows: None };
         let grads = model.loss(&batch, &mut ctx, 0.0).unwrap().backward().unwrap();
         for (name, var) in model.params.vars() {
             let g = grads.get(var).unwrap_or_else(|| panic!("{position:?}: no gradient for {name}"));
@@ -359,7 +359,7 @@ fn split_batch_losses_and_gradients_add_up_to_the_whole_batch() {
     }
     let labelled = batch.labelled();
     assert!(labelled[0] < batch.tokens() && labelled[1] < labelled[0], "{labelled:?}");
-    let ctx = || Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1) };
+    let ctx = || Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1), rows: None };
     for parts in [2, 3, 7] {
         let whole = model.loss(&batch, &mut ctx(), 0.1).unwrap();
         let split = model.split(&batch, parts, 0.1);
@@ -655,5 +655,65 @@ fn bf16_inference_stays_close_to_f32() {
         let worst = r.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(worst <= 0.02 * scale, "column {column}: bf16 differs from f32 by {worst} (largest score {scale})");
         assert!(worst > 0.0, "column {column}: bf16 gave f32's scores exactly: the bf16 path did not run");
+    }
+}
+
+/// In a training step the word table's gradient comes back as rows (no
+/// table of zeros per pass): the rows hold the dense gradient's values bit
+/// for bit, the table gets no dense gradient, and whole training steps
+/// (one thread: the whole batch; three: pieces whose rows overlap) leave
+/// the same weights and optimizer state as the dense gradient, bit for bit.
+#[test]
+fn row_gradients_of_the_word_table_equal_the_dense_ones() {
+    use attend::ops::RowGrads;
+    use attend::optim::{AdamW, AdamWConfig};
+    use attend::train::{Stepper, Task};
+    use std::sync::Arc;
+    let (train, dev) = (toy_treebank(60, 1), toy_treebank(10, 2));
+    let vocab = TaggerVocab::build(&train);
+    let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
+    let table = model.params.get("words.weight").expect("the word table").clone();
+    let data = encode(&train, &vocab, 20);
+    let batch = Batch::new(&data, &(0..30).collect::<Vec<_>>());
+    let ctx = |rows: Option<Arc<RowGrads>>| Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(1), rows };
+    let dense = model.loss(&batch, &mut ctx(None), 0.1).unwrap().backward().unwrap();
+    let sink = Arc::new(RowGrads::default());
+    let by_rows = model.loss(&batch, &mut ctx(Some(sink.clone())), 0.1).unwrap().backward().unwrap();
+    assert!(by_rows.get(&table).is_none(), "no dense table when rows are collected");
+    let rows = sink.take();
+    assert_eq!(rows.len(), 1, "one lookup of one table");
+    assert_eq!(rows[0].0, table.id());
+    let looked_up: std::collections::BTreeSet<u32> = batch.word_ids.iter().copied().collect();
+    assert_eq!(rows[0].1.ids, looked_up.into_iter().collect::<Vec<_>>(), "one row per word the batch looked up");
+    let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&rows[0].1.to_dense(table.dim(0).unwrap()).unwrap()), bits(dense.get(&table).unwrap()));
+    for (name, var) in model.params.vars().filter(|(name, _)| name.as_str() != "words.weight") {
+        assert_eq!(bits(by_rows.get(var).unwrap()), bits(dense.get(var).unwrap()), "{name}");
+    }
+
+    // Whole steps, dropout and word dropout on.
+    let cfg = TrainConfig { word_dropout: 0.3, ..tiny_train() };
+    let h = AdamWConfig { beta1: 0.9, beta2: 0.98, clip: 1.0, weight_decay: 0.01, l2: 0.0 };
+    let steps = |threads: usize, row_gradients: bool| {
+        let model = Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap();
+        let task = attend::models::tagger::task::TaggerTask::new(&model, &vocab, &train, &dev, &cfg).unwrap();
+        let mut stepper = Stepper::new(AdamW::default(), ctx(None));
+        stepper.row_gradients = row_gradients;
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let pool = attend::rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            for batch in task.batches(&mut rng.clone()).iter().take(4) {
+                stepper.step(&task, batch, &mut rng, 3e-3, &h).unwrap();
+            }
+        });
+        (weights(&model.params), stepper.optimizer)
+    };
+    for threads in [1, 3] {
+        let (w_rows, o_rows) = steps(threads, true);
+        let (w_dense, o_dense) = steps(threads, false);
+        let start = weights(&Tagger::new(tiny_config(&vocab, PositionKind::Rope), 11).unwrap().params);
+        assert_ne!(w_rows, start, "{threads} threads: the weights moved");
+        assert_eq!(w_rows, w_dense, "{threads} threads: weights");
+        assert_eq!((o_rows.m, o_rows.v), (o_dense.m, o_dense.v), "{threads} threads: moments");
     }
 }

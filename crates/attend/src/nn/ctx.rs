@@ -9,12 +9,17 @@ use rand_chacha::ChaCha8Rng;
 pub struct Ctx {
     pub train: bool,
     pub rng: ChaCha8Rng,
+    /// Where embedding tables leave their gradients as rows in backward
+    /// (a training step sets it: [`crate::ops::embedding_rows`]); `None`:
+    /// lookups differentiate as candle's `index_select`, into a dense
+    /// table.
+    pub rows: Option<std::sync::Arc<crate::ops::RowGrads>>,
 }
 
 impl Ctx {
     pub fn eval() -> Self {
         use rand::SeedableRng;
-        Ctx { train: false, rng: ChaCha8Rng::seed_from_u64(0) }
+        Ctx { train: false, rng: ChaCha8Rng::seed_from_u64(0), rows: None }
     }
 
     /// Inverted dropout: zero each element with probability `p` in training,

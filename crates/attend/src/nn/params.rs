@@ -1,6 +1,7 @@
 //! Parameters: a named, ordered store with seeded initialisation, and the
 //! small layers built on it.
 
+use crate::nn::ctx::Ctx;
 use crate::ops;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -197,6 +198,19 @@ impl Embedding {
         let mut shape = ids.dims().to_vec();
         shape.push(self.table.dim(1)?);
         self.table.index_select(&ids.flatten_all()?, 0)?.reshape(shape)
+    }
+
+    /// Rows of the table for `ids` (`[..shape, dim]`), under `ctx`: in a
+    /// training step that collects row gradients (`ctx.rows`), backward
+    /// leaves the table's gradient there as rows
+    /// ([`ops::embedding_rows`]); otherwise as [`forward`](Self::forward).
+    pub fn forward_in(&self, ids: &[u32], shape: &[usize], ctx: &Ctx) -> Result<Tensor> {
+        let mut dims = shape.to_vec();
+        dims.push(self.table.dim(1)?);
+        match &ctx.rows {
+            Some(sink) if ctx.train => ops::embedding_rows(&self.table, ids, sink)?.reshape(dims),
+            _ => self.forward(&Tensor::from_slice(ids, shape, &Device::Cpu)?),
+        }
     }
 }
 

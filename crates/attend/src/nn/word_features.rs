@@ -5,6 +5,7 @@
 use super::char_encoder::CharEncoder;
 use super::params::{Embedding, ParamStore};
 use crate::data::batch::Batch;
+use crate::nn::ctx::Ctx;
 use candle_core::{Device, Result, Tensor, D};
 
 /// Word embedding + character CNN, concatenated.
@@ -40,9 +41,9 @@ impl WordFeatures {
     }
 
     /// Word vectors `[batch, seq, width]`.
-    pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
+    pub fn forward(&self, batch: &Batch, ctx: &Ctx) -> Result<Tensor> {
         let (b, t, device) = (batch.batch, batch.seq, &Device::Cpu);
-        let w = self.words.forward(&Tensor::from_slice(&batch.word_ids, (b, t), device)?)?; //      [B, T, word_dim]
+        let w = self.words.forward_in(&batch.word_ids, &[b, t], ctx)?; //                           [B, T, word_dim]
         let c = self.chars.forward(&batch.spellings, &batch.spelling_lengths, batch.max_chars)?; // [S, filters]
         let of = Tensor::from_slice(&batch.spelling_of, b * t, device)?;
         let c = c.index_select(&of, 0)?.reshape((b, t, self.filters))?; //                            [B, T, filters]

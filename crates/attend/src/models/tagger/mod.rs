@@ -97,7 +97,7 @@ impl Tagger {
 
     /// The encoder's output `[batch, seq, d_model]`.
     fn encode(&self, batch: &Batch, first: usize, ctx: &mut Ctx) -> Result<Tensor> {
-        let mut x = self.features.forward(batch)?;
+        let mut x = self.features.forward(batch, ctx)?;
         if !ctx.train {
             x = x.detach(); // inference: the character encoder's intermediates can go now
         }
@@ -245,7 +245,7 @@ impl Tagger {
 
     /// Attention weights per layer `[batch, heads, seq, seq]` for a batch.
     pub fn attention_weights(&self, batch: &Batch) -> Result<Vec<Tensor>> {
-        self.encoder.attention_weights(&self.features.forward(batch)?, &batch.lengths)
+        self.encoder.attention_weights(&self.features.forward(batch, &Ctx::eval())?, &batch.lengths)
     }
 
     /// Whether the encoder is self-attention or the BiLSTM.
