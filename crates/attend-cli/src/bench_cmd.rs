@@ -57,6 +57,14 @@ pub struct TaggerArgs {
     /// machine moves every count alike. Also with one count.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// With a list of --threads counts: also run, for each count N above
+    /// one, N one-thread benchmarks at the same time (in each round) and
+    /// report their summed words/s over the one-thread run's. That is what
+    /// this machine gives N independent jobs that share nothing: the
+    /// ceiling for N-way data parallelism here (shared caches, memory
+    /// bandwidth, clock limits and the host's other load all lower it).
+    #[arg(long)]
+    independent: bool,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     json: bool,
@@ -224,9 +232,36 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    if args.independent && !counts.contains(&1) {
+        bail!("--independent compares with the one-thread run: put 1 among the --threads counts");
+    }
     let exe = std::env::current_exe().context("finding this program to run it once per thread count")?;
+    // One benchmark process with `n` threads, started (stdout captured).
+    let start = |n: usize| -> Result<std::process::Child> {
+        std::process::Command::new(&exe)
+            .args(["--threads", &n.to_string(), "--precision", attend::precision::get().as_str(), "bench", "tagger", "--json"])
+            .arg("--treebank")
+            .arg(&args.treebank)
+            .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
+            .args(["--tag-runs", &args.tag_runs.to_string(), "--seed", &args.seed.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("running {}", exe.display()))
+    };
+    let finish = |child: std::process::Child, what: &str| -> Result<TaggerBenchResult> {
+        let out = child.wait_with_output().with_context(|| format!("waiting for {what}"))?;
+        if !out.status.success() {
+            bail!("{what} failed ({})", out.status);
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading a run's JSON")?;
+        serde_json::from_value(doc["result"].clone()).context("reading a run's result")
+    };
     // Every run of every count, the rounds interleaved.
     let mut all: Vec<Vec<TaggerBenchResult>> = vec![Vec::new(); counts.len()];
+    // With --independent: per count, the summed training words/s of that
+    // many one-thread runs at once, per round.
+    let mut together: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
     for round in 1..=args.rounds {
         for (i, &n) in counts.iter().enumerate() {
             if args.rounds > 1 {
@@ -234,20 +269,16 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
             } else {
                 eprintln!("--threads {n}:");
             }
-            let out = std::process::Command::new(&exe)
-                .args(["--threads", &n.to_string(), "--precision", attend::precision::get().as_str(), "bench", "tagger", "--json"])
-                .arg("--treebank")
-                .arg(&args.treebank)
-                .args(["--steps", &args.steps.to_string(), "--warmup-steps", &args.warmup_steps.to_string()])
-                .args(["--tag-runs", &args.tag_runs.to_string(), "--seed", &args.seed.to_string()])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("running {}", exe.display()))?;
-            if !out.status.success() {
-                bail!("the run with --threads {n} failed ({})", out.status);
+            all[i].push(finish(start(n)?, &format!("the run with --threads {n}"))?);
+            if args.independent && n > 1 {
+                eprintln!("{n} one-thread runs at once:");
+                let children = (0..n).map(|_| start(1)).collect::<Result<Vec<_>>>()?;
+                let mut sum = 0.0;
+                for child in children {
+                    sum += finish(child, "a one-thread run beside others")?.train_words_per_second;
+                }
+                together[i].push(sum);
             }
-            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading a run's JSON")?;
-            all[i].push(serde_json::from_value(doc["result"].clone()).context("reading a run's result")?);
         }
     }
     // Per count: the run with the median training speed (its tagging and
@@ -277,6 +308,9 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
             "runs": runs.iter().map(|(n, r)| serde_json::json!({ "threads": n, "result": r })).collect::<Vec<_>>(),
             "train": train,
             "tag": tag,
+            "independent": counts.iter().zip(&together).filter(|(_, s)| !s.is_empty())
+                .map(|(n, s)| serde_json::json!({ "runs": n, "train_words_per_second_together": median(s.clone()) }))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -306,6 +340,19 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
     }
     for (what, fit) in [("training", &train), ("tagging", &tag)] {
         println!("{what}: {}", fit.describe());
+    }
+    if let Some(one) = runs.iter().find(|(n, _)| *n == 1).map(|(_, r)| r.train_words_per_second) {
+        for ((&n, sums), (_, r)) in counts.iter().zip(&together).zip(&runs) {
+            if !sums.is_empty() {
+                let ceiling = median(sums.clone()) / one;
+                println!(
+                    "{n} one-thread runs at once: {:.0} training words/s together, {ceiling:.2}x one alone (the ceiling here for {n} threads); {n} threads reached {:.2}x, {:.0}% of it",
+                    median(sums.clone()),
+                    r.train_words_per_second / one,
+                    100.0 * r.train_words_per_second / one / ceiling
+                );
+            }
+        }
     }
     if let Some((_, first)) = runs.first() {
         let baselines: Vec<String> = runs

@@ -703,4 +703,16 @@ fn bench_tagger_rounds_interleave_thread_counts_and_report_medians() {
     // Zero rounds is refused by name.
     let o = attend(&[&args[..], &["--rounds", "0"]].concat());
     assert!(!o.status.success() && stderr(&o).contains("--rounds"), "{}", stderr(&o));
+    // --independent: two one-thread runs at once beside the two-thread run,
+    // their sum reported; it needs the one-thread run to compare with.
+    let o = attend(&[&args[..], &["--tag-runs", "1", "--independent", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("2 one-thread runs at once").count(), 1, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let together = doc["independent"].as_array().unwrap();
+    assert_eq!(together.len(), 1);
+    assert_eq!(together[0]["runs"], 2);
+    assert!(together[0]["train_words_per_second_together"].as_f64().unwrap() > 0.0);
+    let o = attend(&["--threads", "2,4", "bench", "tagger", "--treebank", bank.to_str().unwrap(), "--independent"]);
+    assert!(!o.status.success() && stderr(&o).contains("put 1 among the --threads counts"), "{}", stderr(&o));
 }
