@@ -367,7 +367,7 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
             println!("tagging ran {} products; with f32 products in the same runs: {}", first.tag_precision, baselines.join(", "));
         }
     }
-    println!("a training step's time, ms per step (waiting: threads idle while the longest piece of a split batch runs; update: adding the pieces' gradients, their norm and AdamW, one pass)");
+    println!("a training step's time, ms per step (waiting: threads outside a piece of their own while a split batch's longest piece runs, idle or helping it; starting: from handing the pieces out to each one's start; update: adding the pieces' gradients, their norm and AdamW, one pass)");
     println!(
         "{:>7} {:>8} {:>8} {:>16} {:>8} {:>8} {:>8}",
         "threads", "total", "prepare", "forward+backward", "waiting", "starting", "update"

@@ -45,9 +45,9 @@ pub trait Task {
 
     /// For a parallel step on `parts` threads: the batch's loss written as
     /// a sum of pieces (over disjoint examples, or, for an ensemble, over
-    /// disjoint parameters too), each run (forward and backward) on one
-    /// thread with its own dropout generator; the threads take the pieces
-    /// in turn. The pieces' losses must add up to what [`loss`](Self::loss)
+    /// disjoint parameters too), each run (forward and backward) by one
+    /// thread with its own dropout generator (idle threads help with its
+    /// ops' parallel parts); the threads take the pieces in turn. The pieces' losses must add up to what [`loss`](Self::loss)
     /// would return for the batch (so each piece scales its own mean by its
     /// share of the batch), and `rng` must be drawn from exactly as `loss`
     /// draws from it.
@@ -534,14 +534,16 @@ impl Stepper {
     /// loss is returned as is, with the weights untouched.
     ///
     /// With more than one thread in the current pool and a task that
-    /// splits ([`Task::split`]), the step is data-parallel: each piece of
-    /// the batch runs forward and backward start to end on one thread (a
-    /// pool of one, so every op inside runs serially), with a dropout
+    /// splits ([`Task::split`]), the step is data-parallel: the pieces of
+    /// the batch are tasks of the current pool, each thread running a
+    /// piece's forward and backward (its ops' parallel parts stay on that
+    /// thread unless another thread is idle and takes them: a thread done
+    /// with its piece helps with one still running), with a dropout
     /// generator seeded from the step's own in piece order, and the
     /// pieces' gradients are added in piece order (inside the update's
-    /// pass: [`AdamW::update_sum`]). The result depends on
-    /// the seed and the thread count, never on timing; one thread runs the
-    /// unsplit batch as before.
+    /// pass: [`AdamW::update_sum`]). The result depends on the seed and
+    /// the thread count, never on timing or on which thread ran what; one
+    /// thread runs the unsplit batch as before.
     pub fn step<T: Task>(&mut self, task: &T, batch: &[usize], rng: &mut ChaCha8Rng, lr: f32, cfg: &AdamWConfig) -> Result<StepOutcome> {
         self.timing.steps += 1;
         let threads = rayon::current_num_threads();
@@ -587,10 +589,10 @@ impl Stepper {
         let t = Instant::now();
         let rows = self.row_gradients;
         let pieces: Vec<_> = split.pieces.into_iter().map(|p| (self.ctx.rng.random::<u64>(), std::sync::Mutex::new(Some(p)))).collect();
-        let done = crate::shard::map(&pieces, |(seed, piece)| -> Result<(f32, Gradients, f64, f64)> {
+        let run = |(seed, piece): &(u64, std::sync::Mutex<Option<Piece<'_>>>)| -> Result<(f32, Gradients, f64, f64)> {
             let start = Instant::now();
             let starting = start.duration_since(t).as_secs_f64();
-            let piece = piece.lock().expect("no piece panicked").take().expect("shard::map runs each piece once");
+            let piece = piece.lock().expect("no piece panicked").take().expect("each piece runs once");
             let sink = rows.then(|| std::sync::Arc::new(crate::ops::RowGrads::default()));
             let loss = piece(&mut Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(*seed), rows: sink.clone() })?;
             let value = loss.to_scalar::<f32>()?;
@@ -598,7 +600,18 @@ impl Stepper {
             // finite: its gradients are never used.
             let grads = if value.is_finite() { gradients(&loss, sink.as_deref())? } else { Gradients::default() };
             Ok((value, grads, start.elapsed().as_secs_f64(), starting))
-        })?;
+        };
+        // The pieces as tasks of the current pool: each thread takes a
+        // piece and runs its ops' parallel parts itself while the other
+        // threads are busy with theirs, and a thread that finishes early
+        // steals parts of a piece still running instead of waiting for it.
+        // (Every op gives the same bits however its parts are shared out.)
+        let done: Vec<Result<_>> = {
+            use rayon::prelude::*;
+            pieces.par_iter().with_max_len(1).map(run).collect()
+        };
+        // The first failure by piece, as a one-thread run would meet it.
+        let done = done.into_iter().collect::<Result<Vec<_>>>()?;
         self.timing.forward_backward += t.elapsed().as_secs_f64();
         self.timing.pieces_busy += done.iter().map(|d| d.2).sum::<f64>();
         self.timing.pieces_starting += done.iter().map(|d| d.3).sum::<f64>();
