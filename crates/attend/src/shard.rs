@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One-thread pools kept for the life of the process: [`map`]'s workers.
-/// Starting threads at every call cost a training step of a small model a
-/// few percent; calls from several threads at once share these pools
-/// (correct, only slower).
+/// Starting threads at every call cost a few percent when training steps
+/// still ran their pieces here (they are now tasks of the current pool:
+/// `train::Stepper::step`); calls from several threads at once share
+/// these pools (correct, only slower).
 static TEAM: Mutex<Vec<Arc<rayon::ThreadPool>>> = Mutex::new(Vec::new());
 
 /// The first `n` pools of the team, started on first use.

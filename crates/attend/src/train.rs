@@ -47,8 +47,9 @@ pub trait Task {
     /// a sum of pieces (over disjoint examples, or, for an ensemble, over
     /// disjoint parameters too), each run (forward and backward) by one
     /// thread with its own dropout generator (idle threads help with its
-    /// ops' parallel parts); the threads take the pieces in turn. The pieces' losses must add up to what [`loss`](Self::loss)
-    /// would return for the batch (so each piece scales its own mean by its
+    /// ops' parallel parts); the threads take the pieces in turn. The
+    /// pieces' losses must add up to what [`loss`](Self::loss) would
+    /// return for the batch (so each piece scales its own mean by its
     /// share of the batch), and `rng` must be drawn from exactly as `loss`
     /// draws from it.
     /// `None` (the default) when the task does not split: the step then
@@ -512,7 +513,8 @@ pub struct StepTiming {
     pub forward_backward: f64,
     /// Data-parallel steps: the pieces' own forward and backward time,
     /// summed over pieces (`forward_backward` times the threads, less
-    /// this, is time threads waited).
+    /// this, is time threads spent outside a piece of their own: idle, or
+    /// helping with a piece still running).
     pub pieces_busy: f64,
     /// Data-parallel steps: from handing the pieces out to each piece's
     /// start, summed over pieces (threads waking up; part of the waiting).
