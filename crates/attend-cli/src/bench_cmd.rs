@@ -344,10 +344,10 @@ fn tagger_scaling(args: TaggerArgs, counts: &[usize]) -> Result<()> {
     if let Some(one) = runs.iter().find(|(n, _)| *n == 1).map(|(_, r)| r.train_words_per_second) {
         for ((&n, sums), (_, r)) in counts.iter().zip(&together).zip(&runs) {
             if !sums.is_empty() {
-                let ceiling = median(sums.clone()) / one;
+                let together = median(sums.clone());
+                let ceiling = together / one;
                 println!(
-                    "{n} one-thread runs at once: {:.0} training words/s together, {ceiling:.2}x one alone (the ceiling here for {n} threads); {n} threads reached {:.2}x, {:.0}% of it",
-                    median(sums.clone()),
+                    "{n} one-thread runs at once: {together:.0} training words/s together, {ceiling:.2}x one alone (the ceiling here for {n} threads); {n} threads reached {:.2}x, {:.0}% of it",
                     r.train_words_per_second / one,
                     100.0 * r.train_words_per_second / one / ceiling
                 );

@@ -929,39 +929,14 @@ impl RowGrad {
         adamw::Rows { ids: &self.ids, values: &self.values, width: self.width }
     }
 
-    /// The sum of two gradients of one table (rows of either, in order).
+    /// The sum of two gradients of one table: `other`'s rows added after
+    /// `self`'s, as [`adamw::rows_of`] adds the lookups of one row.
     pub fn add(&self, other: &RowGrad) -> RowGrad {
         assert_eq!(self.width, other.width, "row gradients of different tables");
-        let w = self.width;
-        let (mut ids, mut values) = (Vec::new(), Vec::new());
-        let (mut i, mut j) = (0, 0);
-        while i < self.ids.len() || j < other.ids.len() {
-            let (a, b) = (self.ids.get(i), other.ids.get(j));
-            match (a, b) {
-                (Some(&x), Some(&y)) if x == y => {
-                    ids.push(x);
-                    values.extend(self.values[i * w..][..w].iter().zip(&other.values[j * w..][..w]).map(|(p, q)| p + q));
-                    (i, j) = (i + 1, j + 1);
-                }
-                (Some(&x), Some(&y)) if x < y => {
-                    ids.push(x);
-                    values.extend_from_slice(&self.values[i * w..][..w]);
-                    i += 1;
-                }
-                (Some(&x), None) => {
-                    ids.push(x);
-                    values.extend_from_slice(&self.values[i * w..][..w]);
-                    i += 1;
-                }
-                (_, Some(&y)) => {
-                    ids.push(y);
-                    values.extend_from_slice(&other.values[j * w..][..w]);
-                    j += 1;
-                }
-                (None, None) => unreachable!("the loop runs while either has rows"),
-            }
-        }
-        RowGrad { ids, values, width: w }
+        let ids: Vec<u32> = self.ids.iter().chain(&other.ids).copied().collect();
+        let values: Vec<f32> = self.values.iter().chain(&other.values).copied().collect();
+        let (ids, values) = adamw::rows_of(&ids, &values, self.width);
+        RowGrad { ids, values, width: self.width }
     }
 
     /// The whole table (`rows` rows), zeros where no row was looked up.

@@ -494,12 +494,12 @@ impl Stepper {
     pub fn new(optimizer: AdamW, ctx: Ctx) -> Self {
         Stepper { optimizer, ctx, timing: StepTiming::default(), row_gradients: true }
     }
+}
 
-    /// A sink for the row gradients of embedding lookups
-    /// ([`crate::ops::embedding_rows`]) in one training pass, if they are on.
-    fn row_sink(&self) -> Option<std::sync::Arc<crate::ops::RowGrads>> {
-        self.row_gradients.then(Default::default)
-    }
+/// A sink for the row gradients of embedding lookups
+/// ([`crate::ops::embedding_rows`]) in one training pass, if they are `on`.
+fn row_sink(on: bool) -> Option<std::sync::Arc<crate::ops::RowGrads>> {
+    on.then(Default::default)
 }
 
 /// Seconds spent in each phase of [`Stepper::step`], summed over steps.
@@ -556,7 +556,7 @@ impl Stepper {
                 return self.step_split(task, split, lr, cfg);
             }
         }
-        let sink = self.row_sink();
+        let sink = row_sink(self.row_gradients);
         self.ctx.rows = sink.clone();
         let loss = task.loss(batch, rng, &mut self.ctx);
         self.ctx.rows = None;
@@ -595,7 +595,7 @@ impl Stepper {
             let start = Instant::now();
             let starting = start.duration_since(t).as_secs_f64();
             let piece = piece.lock().expect("no piece panicked").take().expect("each piece runs once");
-            let sink = rows.then(|| std::sync::Arc::new(crate::ops::RowGrads::default()));
+            let sink = row_sink(rows);
             let loss = piece(&mut Ctx { train: true, rng: ChaCha8Rng::seed_from_u64(*seed), rows: sink.clone() })?;
             let value = loss.to_scalar::<f32>()?;
             // A piece whose loss is not finite makes the step's loss not
