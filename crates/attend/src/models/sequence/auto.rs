@@ -73,6 +73,9 @@ pub const SMALL_SET: usize = 1000;
 pub const SMALL_SET_MEMBERS: usize = 3;
 /// One member in this many of a small set's ensemble is convolutional.
 pub const CONV_SHARE: usize = 3;
+/// A convolutional network max-pools over at most this many vectors
+/// after its first layer.
+pub const CONV_POOL: usize = 4;
 /// Optimizer steps a run aims at.
 pub const TARGET_STEPS: usize = 6000;
 pub const MIN_EPOCHS: usize = 30;
@@ -166,6 +169,7 @@ pub const KEYS: &[&str] = &[
     "sequence_norm",
     "members",
     "conv_members",
+    "conv_pool",
     "dev_fraction",
     "batch_tokens",
     "epochs",
@@ -305,6 +309,20 @@ pub fn adapt(settings: &mut SequenceSettings, given: &BTreeSet<String>, profile:
             format!("attention only (mixed ensembles need a stem, attention layers and at least {CONV_SHARE} members)")
         };
         choose("conv_members", m.conv_members.into(), why);
+    }
+    let convolutional = m.stem > 0 && (m.conv_members > 0 || m.encoder.layers == 0);
+    if free("conv_pool") && convolutional {
+        // The largest divisor of the patch up to CONV_POOL.
+        m.conv_pool = (1..=CONV_POOL.min(m.patch)).rev().find(|k| m.patch.is_multiple_of(*k)).unwrap_or(1);
+        let why = if m.conv_pool > 1 {
+            format!(
+                "the convolutional networks keep the maximum of each {} vectors after their first layer (their deeper layers run over {} times fewer steps; the maximum keeps peaks a mean would blur)",
+                m.conv_pool, m.conv_pool
+            )
+        } else {
+            "patch 1: the convolutional networks' deeper layers run over every vector".to_string()
+        };
+        choose("conv_pool", m.conv_pool.into(), why);
     }
     choices.sort_by_key(|c| KEYS.iter().position(|k| *k == c.key));
     choices

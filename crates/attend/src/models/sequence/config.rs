@@ -50,6 +50,13 @@ pub struct SequenceConfig {
     pub stem_layers: usize,
     /// Width of the further stem layers' windows, odd.
     pub stem_deep_kernel: usize,
+    /// In a network without attention layers (a convolutional member of
+    /// an ensemble, or `layers` 0), the stem's first-layer features are
+    /// max-pooled over runs of this many vectors (1: none; a divisor of
+    /// `patch`) before the further layers, which then run over that many
+    /// times fewer steps (each window as many times wider in vectors); the
+    /// encoder gets `patch / conv_pool x stem` features per input.
+    pub conv_pool: usize,
     /// An ensemble: this many copies of the network (stem, encoder, head),
     /// each from its own initial weights and dropout, trained side by side
     /// on the same batches, each on its own loss; predictions average the
@@ -92,6 +99,7 @@ impl Default for SequenceConfig {
             stem_kernel: 9,
             stem_layers: 1,
             stem_deep_kernel: 5,
+            conv_pool: 1,
             members: 1,
             conv_members: 0,
             dims: 0,
@@ -134,9 +142,19 @@ impl SequenceConfig {
     /// Width of what the encoder receives (after the stem).
     pub fn encoder_input_width(&self) -> usize {
         if self.stem > 0 {
-            self.stem * self.patch + self.extra_width()
+            self.stem * (self.patch / self.stem_pool()) + self.extra_width()
         } else {
             self.input_width()
+        }
+    }
+
+    /// Vectors the stem max-pools over after its first layer: `conv_pool`
+    /// in a network without attention layers, else 1.
+    pub fn stem_pool(&self) -> usize {
+        if self.encoder.layers == 0 {
+            self.conv_pool
+        } else {
+            1
         }
     }
 
@@ -157,6 +175,9 @@ impl SequenceConfig {
         }
         if self.stem_layers == 0 || self.stem_layers > MAX_STEM_LAYERS {
             return Err(format!("stem_layers must be 1 to {MAX_STEM_LAYERS}, got {}", self.stem_layers));
+        }
+        if self.conv_pool == 0 || !self.patch.is_multiple_of(self.conv_pool) {
+            return Err(format!("conv_pool must divide patch ({}), got {}", self.patch, self.conv_pool));
         }
         if self.stem > 0 && self.stem_layers > 1 && self.stem_deep_kernel.is_multiple_of(2) {
             return Err(format!("stem_deep_kernel must be odd, got {}", self.stem_deep_kernel));

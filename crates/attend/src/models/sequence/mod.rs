@@ -34,6 +34,8 @@ struct Member {
     stem: Option<Linear>,
     /// Its further layers (`stem{k}.conv.*`, `stem{k}.norm.*`, k >= 1).
     stem_deep: Vec<(Linear, LayerNorm)>,
+    /// Vectors the stem max-pools over after its first layer (1: none).
+    pool: usize,
     encoder: SequenceEncoder,
     head: Head,
 }
@@ -53,7 +55,7 @@ impl Member {
             Target::VectorClass => Head::PerVector(PerVectorHead::new(p, "head", config.encoder.d_model, config.outputs)?),
             _ => Head::Pooled(PooledHead::new(p, "head", config.encoder.d_model, config.outputs, config.pooling)?),
         };
-        Ok(Member { stem, stem_deep, encoder, head })
+        Ok(Member { stem, stem_deep, pool: config.stem_pool(), encoder, head })
     }
 
     /// Scores: `[batch, seq, outputs]` per vector, `[batch, outputs]` per
@@ -68,8 +70,9 @@ impl Member {
     }
 
     /// The stem over each slot of each patch (a convolution: every slot
-    /// holds the window around its vector), then GELU, then the further
-    /// layers; the statistics and the summary flag pass through. Without a
+    /// holds the window around its vector), then GELU, then (in a network
+    /// without attention) the maximum over runs of `pool` vectors, then the
+    /// further layers; the statistics and the summary flag pass through. Without a
     /// stem, the inputs as they are. `lengths`: each sequence's inputs.
     fn stem_forward(&self, config: &SequenceConfig, x: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let Some(stem) = &self.stem else { return Ok(x.clone()) };
@@ -77,17 +80,23 @@ impl Member {
         let (p, slot) = (config.patch, config.slot_width());
         let body = x.narrow(2, 0, p * slot)?.contiguous()?.reshape((b, t * p, slot))?;
         let mut h = stem.forward_gelu(&body)?;
+        // Without attention layers, the maximum over runs of `pool` vectors:
+        // the further layers run over `pool` times fewer steps.
+        let pool = self.pool;
+        if pool > 1 {
+            h = h.reshape((b, t * p / pool, pool, config.stem))?.max(2)?;
+        }
         if !self.stem_deep.is_empty() {
             // Steps past a sequence's last input read as zeros in every
             // layer's windows, as the raw padding does for the first: a
             // sequence's features never depend on what it was batched with.
-            let valid: Vec<usize> = lengths.iter().map(|&n| n * p).collect();
+            let valid: Vec<usize> = lengths.iter().map(|&n| n * p / pool).collect();
             for (conv, norm) in &self.stem_deep {
                 let windows = ops::windows(&h, &valid, config.stem_deep_kernel)?;
                 h = ops::gelu(&norm.forward(&conv.forward(&windows)?)?)?;
             }
         }
-        let h = h.reshape((b, t, p * config.stem))?;
+        let h = h.reshape((b, t, p / pool * config.stem))?;
         if w == p * slot {
             return Ok(h);
         }
