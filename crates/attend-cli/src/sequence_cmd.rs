@@ -126,6 +126,13 @@ pub struct SequenceModelArgs {
     #[arg(long, help_heading = "Model")]
     #[serde(skip_serializing_if = "Option::is_none")]
     conv_members: Option<usize>,
+    /// A convolutional network (member, or --layers 0) keeps the maximum
+    /// of each N vectors after its stem's first layer (a divisor of
+    /// --patch); its deeper layers run over N times fewer steps. Default:
+    /// the largest divisor of the patch up to 4
+    #[arg(long, help_heading = "Model")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conv_pool: Option<usize>,
 }
 
 impl SequenceModelArgs {

@@ -67,6 +67,11 @@ fn every_parameter_gets_a_gradient_for_each_head() {
         (series_far_context(6, 9, 8), SequenceConfig { members: 2, ..small(Pooling::Mean) }),
         // A mixed ensemble: the convolutional member's deep stem learns too.
         (series_majority(6, 11, true, 10), SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members: 1, ..small(Pooling::Mean) }),
+        // Its stem max-pooled over pairs of vectors: the gradient passes the maximum.
+        (
+            series_majority(6, 11, true, 11),
+            SequenceConfig { patch: 4, stem: 8, stem_kernel: 3, members: 3, conv_members: 1, conv_pool: 2, ..small(Pooling::Mean) },
+        ),
     ];
     for (set, settings) in cases {
         let cfg = train_cfg(1, 5);
@@ -120,6 +125,13 @@ fn a_split_step_adds_up_to_the_whole_batch_for_one_network_and_an_ensemble() {
             series_majority(12, 11, true, 47),
             SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members: 1, ..small(Pooling::Mean) },
             train_cfg(1, 47),
+        ),
+        (
+            // Unequal lengths: the pooled steps' padding is zero too.
+            "mixed ensemble, pooled stem",
+            series_majority(12, 11, true, 48),
+            SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, members: 3, conv_members: 1, conv_pool: 2, ..small(Pooling::Mean) },
+            train_cfg(1, 48),
         ),
         (
             "ensemble, regression",
@@ -178,8 +190,9 @@ fn an_ensemble_predicts_the_mean_of_its_members_probabilities() {
     let cfg = train_cfg(2, 51);
     // Three alike: equal weights. Two with attention and one convolutional:
     // each kind half.
-    for (conv_members, share) in [(0, [1.0 / 3.0; 3]), (1, [0.25, 0.25, 0.5])] {
-        let settings = SequenceConfig { stem: 8, stem_kernel: 3, members: 3, conv_members, ..small(Pooling::Mean) };
+    // The convolutional one also with its stem max-pooled over pairs.
+    for (conv_members, conv_pool, share) in [(0, 1, [1.0 / 3.0; 3]), (1, 1, [0.25, 0.25, 0.5]), (1, 2, [0.25, 0.25, 0.5])] {
+        let settings = SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, members: 3, conv_members, conv_pool, ..small(Pooling::Mean) };
         let (model, p) = setup(&set, &settings, &cfg);
         train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, RunOptions::default(), &mut Silent).unwrap();
         let weights = model.params.snapshot().unwrap();
@@ -209,13 +222,15 @@ fn an_ensemble_predicts_the_mean_of_its_members_probabilities() {
     for settings in [
         SequenceConfig { members: 2, ..small(Pooling::Mean) },
         SequenceConfig { stem: 8, stem_kernel: 3, members: 2, conv_members: 1, ..small(Pooling::Mean) },
+        SequenceConfig { patch: 2, stem: 8, stem_kernel: 3, members: 2, conv_members: 1, conv_pool: 2, ..small(Pooling::Mean) },
     ] {
         let (model, p) = setup(&set, &settings, &cfg);
         let dir = tempfile::tempdir().unwrap();
         let options = RunOptions { checkpoint_dir: Some(dir.path()), ..RunOptions::default() };
         train_sequence(&model, &p.spec, p.train.clone(), &p.dev, &cfg, options, &mut Silent).unwrap();
         let loaded = attend::checkpoint::load::<SequenceModel>(dir.path()).unwrap();
-        assert_eq!((loaded.model.members(), loaded.model.config.conv_members), (2, settings.conv_members));
+        let c = &loaded.model.config;
+        assert_eq!((loaded.model.members(), c.conv_members, c.conv_pool), (2, settings.conv_members, settings.conv_pool));
         assert_eq!(loaded.model.predict(&p.train, &loaded.data).unwrap(), model.predict(&p.train, &p.spec).unwrap());
     }
 }
@@ -427,10 +442,17 @@ fn a_mixed_ensemble_is_checked_and_shows_no_attention_when_all_convolutional() {
     assert!(e.contains("conv_members") && e.contains("members"), "{e}");
     let e = with(3, 1, 0).validate().unwrap_err();
     assert!(e.contains("conv_members") && e.contains("stem"), "{e}");
-    // Member architectures: attention first, then the deep stem without attention.
-    let c = with(3, 1, 8);
-    assert_eq!((c.member(0).encoder.layers, c.member(0).stem_layers, c.member(0).members), (2, 1, 1));
-    assert_eq!((c.member(2).encoder.layers, c.member(2).stem_layers), (0, attend::models::sequence::config::CONV_MEMBER_STEM_LAYERS));
+    // Member architectures: attention first, then the deep stem without
+    // attention, which alone pools (over a divisor of the patch).
+    let c = SequenceConfig { patch: 4, conv_pool: 2, ..with(3, 1, 8) };
+    assert_eq!((c.member(0).encoder.layers, c.member(0).stem_layers, c.member(0).members, c.member(0).stem_pool()), (2, 1, 1, 1));
+    assert_eq!(
+        (c.member(2).encoder.layers, c.member(2).stem_layers, c.member(2).stem_pool()),
+        (0, attend::models::sequence::config::CONV_MEMBER_STEM_LAYERS, 2)
+    );
+    assert_eq!((c.member(0).encoder_input_width(), c.member(2).encoder_input_width()), (4 * 8, 2 * 8), "pairs of the patch's 4 vectors");
+    let e = SequenceConfig { conv_pool: 3, ..c.clone() }.validate().unwrap_err();
+    assert!(e.contains("conv_pool must divide patch (4), got 3"), "{e}");
     // Every member convolutional: no attention weights to show.
     let set = series_majority(6, 11, true, 12);
     let (model, p) =

@@ -31,7 +31,7 @@ from ._base import (
 MODEL_KEYS = (
     "encoder", "d_model", "heads", "layers", "ff_dim", "dropout", "input_dropout", "attention_dropout",
     "position", "max_positions", "window", "attention_kernel", "pooling", "patch", "sequence_norm", "stem",
-    "stem_kernel", "stem_layers", "stem_deep_kernel", "members", "conv_members",
+    "stem_kernel", "stem_layers", "stem_deep_kernel", "members", "conv_members", "conv_pool",
 )  # fmt: skip
 TRAIN_KEYS = (
     "epochs", "max_minutes", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "beta1", "beta2", "clip",
@@ -42,8 +42,8 @@ RENAMED = {"batch_vectors": "batch_tokens"}
 # time, as `attend train sequence` chooses them (one label per series; with
 # one per time point, the CLI's fixed defaults): attend's `auto` rules.
 ADAPTIVE = (
-    "patch", "stem", "stem_kernel", "sequence_norm", "members", "conv_members", "dev_fraction", "batch_vectors",
-    "epochs", "warmup_steps", "lr",
+    "patch", "stem", "stem_kernel", "sequence_norm", "members", "conv_members", "conv_pool", "dev_fraction",
+    "batch_vectors", "epochs", "warmup_steps", "lr",
 )  # fmt: skip
 
 
@@ -120,6 +120,7 @@ class _SequenceBase(BaseEstimator):
         stem_deep_kernel: int = 5,
         members: int | None = None,
         conv_members: int | None = None,
+        conv_pool: int | None = None,
         epochs: int | None = None,
         max_minutes: float | None = None,
         lr: float | None = None,
@@ -160,6 +161,7 @@ class _SequenceBase(BaseEstimator):
         self.stem_deep_kernel = stem_deep_kernel
         self.members = members
         self.conv_members = conv_members
+        self.conv_pool = conv_pool
         self.epochs = epochs
         self.max_minutes = max_minutes
         self.lr = lr
@@ -275,13 +277,19 @@ class SequenceClassifier(ClassifierMixin, _SequenceBase):
     conv_members : int or None
         Of the members, how many are convolutional (a stem of at least 3
         layers, no attention); with both kinds, each kind has half the say.
+    conv_pool : int or None
+        A convolutional network (member, or ``layers=0``) keeps the maximum
+        of each ``conv_pool`` time points after its stem's first layer (a
+        divisor of ``patch``); its deeper layers run over that many times
+        fewer steps. None: the largest divisor of the patch up to 4.
     epochs, max_minutes, lr, warmup_steps, min_lr_ratio, weight_decay, beta1, beta2, clip, batch_vectors, label_smoothing, patience, dev_fraction, crop, random_crop
         Training, as the CLI's flags; ``dev_fraction`` of the series
         (stratified) is held out to choose the epoch (0: none, the last
         epoch is kept).
 
     The settings that default to None (``patch``, ``stem``,
-    ``stem_kernel``, ``sequence_norm``, ``members``, ``conv_members``, ``dev_fraction``, ``batch_vectors``,
+    ``stem_kernel``, ``sequence_norm``, ``members``, ``conv_members``, ``conv_pool``, ``dev_fraction``,
+    ``batch_vectors``,
     ``epochs``, ``warmup_steps``, ``lr``) are chosen from the training
     data at fit time, as ``attend train sequence`` chooses them
     (docs/sequences.md); ``fit_report_["adaptive"]`` lists each choice

@@ -353,7 +353,7 @@ mod tests {
         let (wider, _) = chosen(&profile(50, 1, (251, 251, 251), 2), &[]);
         assert_eq!(wider.model.stem_kernel, 21, "251 / 12 = 20, made odd");
         assert_eq!((s.train.dev_fraction, s.model.members), (0.0, LARGE_ENSEMBLE_MEMBERS), "a small set of short runs: six networks");
-        assert_eq!(s.model.conv_members, 2, "two of its six networks convolutional");
+        assert_eq!((s.model.conv_members, s.model.conv_pool), (2, 1), "two of its six networks convolutional; patch 1: no pooling");
         // 50 / 8 = 6 sequences of 24 inputs; 9 steps per epoch; 6,000 steps would be 667 epochs.
         assert_eq!((s.train.batch_tokens, s.train.epochs, s.train.warmup_steps, s.train.lr), (6 * 24, MAX_EPOCHS, 270, LR));
     }
@@ -371,6 +371,7 @@ mod tests {
         assert_eq!(s.model.patch, 16, "1460 / 16 = 92 inputs; 8 would leave 183");
         assert_eq!(s.train.epochs, MAX_VECTOR_PASSES / (100 * 1460), "146,000 vectors an epoch: 171 epochs, not 300");
         assert_eq!((s.model.members, s.model.conv_members), (SMALL_SET_MEMBERS, 1), "a long run: three networks");
+        assert_eq!(s.model.conv_pool, CONV_POOL, "patch 16: the convolutional network pools over 4");
         assert_eq!(chosen(&profile(100, 1, (200, 200, 200), 10), &[]).0.train.epochs, MAX_EPOCHS, "short series: the budget does not bind");
         assert_eq!(chosen(&profile(900, 1, (9000, 9000, 9000), 10), &[]).0.train.epochs, MIN_EPOCHS, "never below the fewest epochs");
         assert_eq!(s.model.stem_kernel, MAX_STEM_KERNEL, "a twelfth of 1460 is 121: the widest window");
@@ -378,7 +379,7 @@ mod tests {
         let (s, _) = chosen(&profile(100, 1, (128, 128, 128), 10), &[]);
         assert_eq!(s.model.patch, 1, "128 inputs fit");
         let (s, _) = chosen(&profile(100, 1, (129, 129, 129), 10), &[]);
-        assert_eq!(s.model.patch, 2);
+        assert_eq!((s.model.patch, s.model.conv_pool), (2, 2), "pooled over the whole patch");
     }
 
     #[test]
@@ -411,8 +412,27 @@ mod tests {
     #[test]
     fn a_large_set_holds_out_dev_data_and_runs_fewer_epochs() {
         let (s, keys) = chosen(&profile(5000, 3, (50, 50, 50), 20), &[]);
-        assert!(!keys.contains(&"dev_fraction".to_string()));
+        assert!(!keys.contains(&"dev_fraction".to_string()) && !keys.contains(&"conv_pool".to_string()), "{keys:?}");
         assert_eq!((s.train.dev_fraction, s.model.members, s.model.conv_members), (0.2, 1, 0), "a large set: one attention network");
+        // One convolutional network (no attention layers) pools; a user's pool wins.
+        let (one, _) = chosen(&profile(5000, 1, (400, 400, 400), 2), &[]);
+        assert_eq!((one.model.patch, one.model.conv_pool), (4, 1), "attention: no pooling");
+        let conv = |given: &[&str], f: &dyn Fn(&mut SequenceSettings)| {
+            let mut s = SequenceSettings::default();
+            f(&mut s);
+            adapt(&mut s, &given.iter().map(|k| k.to_string()).collect(), &profile(5000, 1, (400, 400, 400), 2), false);
+            s.model.conv_pool
+        };
+        assert_eq!(conv(&["layers"], &|s| s.model.encoder.layers = 0), CONV_POOL);
+        assert_eq!(conv(&["layers", "conv_pool"], &|s| s.model.encoder.layers = 0), 1, "the user's pool wins");
+        assert_eq!(
+            conv(&["layers", "patch"], &|s| {
+                s.model.encoder.layers = 0;
+                s.model.patch = 6
+            }),
+            3,
+            "the largest divisor up to 4"
+        );
         // 4,000 learning sequences in batches of 8: 500 steps per epoch, 12 epochs at least 30.
         assert_eq!((s.train.batch_tokens, s.train.epochs), (8 * 50, MIN_EPOCHS));
     }
