@@ -98,6 +98,7 @@ def test_settings_not_given_are_chosen_from_the_data_as_the_cli_chooses():
     # 300 steps: patches of 4 (75 inputs), a 25-wide stem window, nothing held out.
     assert (chosen["patch"], chosen["stem_kernel"], chosen["sequence_norm"], chosen["dev_fraction"]) == (4, 25, True, 0.0)
     assert (chosen["members"], chosen["conv_members"]) == (6, 2), "a small set of short runs: six networks, two convolutional"
+    assert chosen["conv_pool"] == 4, "the convolutional ones pool over the whole patch of 4"
     assert all(c["why"] for c in clf.fit_report_["adaptive"])
     assert clf.get_params()["patch"] is None, "the estimator's parameters stay as given (scikit-learn's rule)"
     saved = json.loads(clf.handle_.settings_json)

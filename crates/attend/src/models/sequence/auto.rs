@@ -40,6 +40,12 @@
 //!   development sets (the convolutional one wins on leaf outlines,
 //!   attention on gestures), the mean of both beat either alone, and
 //!   predictions give each kind an equal say.
+//! - **conv_pool**: a convolutional network (such a member, or a model
+//!   with no attention layers) keeps the maximum of each run of
+//!   `conv_pool` vectors after its stem's first layer, the largest divisor
+//!   of the patch up to [`CONV_POOL`]: its deeper layers run over that
+//!   many times fewer steps (OSULeaf 2.7x faster) and the network alone
+//!   was more accurate on all six sets tried (max beat mean pooling).
 //! - **batch_tokens, epochs, warmup_steps**: batches of about an eighth of
 //!   the set ([`MIN_BATCH`] to [`MAX_BATCH`] sequences), as many epochs as
 //!   give about [`TARGET_STEPS`] optimizer steps (between [`MIN_EPOCHS`]
@@ -82,8 +88,11 @@ pub const MIN_EPOCHS: usize = 30;
 pub const MAX_EPOCHS: usize = 300;
 /// Vectors (training sequences x their median length x epochs) a run may
 /// pass through the networks: a time budget. The mixed ensemble of three
-/// trains ACSF1 (100 series of 1,460 steps) at about 0.83 s an epoch on 2
-/// cores of a Zen 4; this holds such a set to about 2.5 minutes.
+/// trained ACSF1 (100 series of 1,460 steps) at about 0.8 s an epoch on 2
+/// cores of a Zen 4, its convolutional member over all 1,460 steps; this
+/// held such a set to about 2.2 minutes. With that member's stem pooled
+/// ([`CONV_POOL`]) an epoch takes about 0.37 s: the budget has room left,
+/// but 300 epochs did not beat 171 on ACSF1 (90-91% both).
 pub const MAX_VECTOR_PASSES: usize = 25_000_000;
 /// Networks averaged on a small set whose networks each pass at most
 /// [`LARGE_ENSEMBLE_PASSES`] vectors: twice as many cost twice the time of
