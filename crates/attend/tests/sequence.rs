@@ -453,6 +453,9 @@ fn a_mixed_ensemble_is_checked_and_shows_no_attention_when_all_convolutional() {
     assert_eq!((c.member(0).encoder_input_width(), c.member(2).encoder_input_width()), (4 * 8, 2 * 8), "pairs of the patch's 4 vectors");
     let e = SequenceConfig { conv_pool: 3, ..c.clone() }.validate().unwrap_err();
     assert!(e.contains("conv_pool must divide patch (4), got 3"), "{e}");
+    // A pool given before the data chooses the patch is checked after it.
+    assert_eq!(SequenceConfig { conv_pool: 2, ..SequenceConfig::default() }.validate_settings(), Ok(()));
+    assert!(SequenceConfig { conv_pool: 0, ..c.clone() }.validate_settings().unwrap_err().contains("conv_pool must be at least 1"));
     // Every member convolutional: no attention weights to show.
     let set = series_majority(6, 11, true, 12);
     let (model, p) =

@@ -176,8 +176,8 @@ impl SequenceConfig {
         if self.stem_layers == 0 || self.stem_layers > MAX_STEM_LAYERS {
             return Err(format!("stem_layers must be 1 to {MAX_STEM_LAYERS}, got {}", self.stem_layers));
         }
-        if self.conv_pool == 0 || !self.patch.is_multiple_of(self.conv_pool) {
-            return Err(format!("conv_pool must divide patch ({}), got {}", self.patch, self.conv_pool));
+        if self.conv_pool == 0 {
+            return Err("conv_pool must be at least 1".into());
         }
         if self.stem > 0 && self.stem_layers > 1 && self.stem_deep_kernel.is_multiple_of(2) {
             return Err(format!("stem_deep_kernel must be odd, got {}", self.stem_deep_kernel));
@@ -188,6 +188,11 @@ impl SequenceConfig {
     /// Checks everything, including what the data set.
     pub fn validate(&self) -> Result<(), String> {
         self.validate_settings()?;
+        // Here, not in validate_settings: the patch may be chosen from the
+        // data after the user gave the pool.
+        if !self.patch.is_multiple_of(self.conv_pool) {
+            return Err(format!("conv_pool must divide patch ({}), got {}", self.patch, self.conv_pool));
+        }
         if self.dims == 0 {
             return Err("dims must be at least 1 (set from the data)".into());
         }
